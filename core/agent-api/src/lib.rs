@@ -1,0 +1,104 @@
+//! What the controller and a satellite say to each other, over HTTP/JSON on the satellite's
+//! port (3366 by default).
+//!
+//! - `GET  /v1/hello`   -> [`Hello`]: version, capabilities, what the satellite last applied.
+//! - `PUT  /v1/config`  with [`NodeConfig`] -> [`Report`]: the whole desired state of the node.
+//!   The satellite makes it true and answers with what it observes. A configuration older
+//!   than the one it applied last is not applied; the answer then carries the newer state.
+//! - `GET  /v1/report`  -> [`Report`]: observed state, for polling.
+//! - `POST /v1/pools/probe` with [`PoolConfig`] -> [`PoolProbe`]: can this pool be used
+//!   (asked before the controller records a new pool).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use strata_model::kinds::{LayerKind, ProviderKind};
+use strata_model::observed::{Capabilities, PoolState, ResourceState};
+
+/// Version of this protocol; both sides refuse a peer that speaks another.
+pub const AGENT_API_VERSION: u32 = 1;
+
+pub const PATH_HELLO: &str = "/v1/hello";
+pub const PATH_CONFIG: &str = "/v1/config";
+pub const PATH_REPORT: &str = "/v1/report";
+pub const PATH_POOL_PROBE: &str = "/v1/pools/probe";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub agent_api: u32,
+    pub version: String,
+    /// The node name the satellite was given by its controller, if any yet.
+    pub node_name: Option<String>,
+    /// The cluster the satellite belongs to, if it has been configured.
+    pub cluster_id: Option<String>,
+    pub applied_generation: u64,
+    pub capabilities: Capabilities,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// The pool's properties (`StorDriver/...` select the backing pool).
+    pub props: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeConfig {
+    pub number: u32,
+    /// Net size users get, in KiB.
+    pub size_kib: u64,
+    /// Storage pool the volume lives in.
+    pub pool: String,
+    /// Name of the backing volume (`<resource>_<nnnnn>` unless overridden).
+    pub backing_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceConfig {
+    pub name: String,
+    pub layers: Vec<LayerKind>,
+    pub diskless: bool,
+    pub volumes: Vec<VolumeConfig>,
+}
+
+/// Everything a node should have. Whatever the satellite created and is not in here goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub generation: u64,
+    pub cluster_id: String,
+    pub node_name: String,
+    pub pools: Vec<PoolConfig>,
+    pub resources: Vec<ResourceConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub node_name: Option<String>,
+    pub applied_generation: u64,
+    pub pools: BTreeMap<String, PoolState>,
+    pub resources: Vec<ResourceState>,
+    /// Problems that concern the node as a whole (e.g. its own record could not be read).
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    pub fn resource(&self, name: &str) -> Option<&ResourceState> {
+        self.resources
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolProbe {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub state: Option<PoolState>,
+}
+
+/// An error answer of the satellite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentError {
+    pub message: String,
+}

@@ -1,0 +1,12 @@
+//! The LINSTOR REST API v1 as this project speaks it: wire types, ApiCallRc with its
+//! masked return codes, and conversion between the wire and the domain model.
+
+pub mod convert;
+mod lenient;
+pub mod rc;
+pub mod types;
+
+pub use rc::ApiCallRc;
+
+/// The REST API version this implementation is compatible with.
+pub const REST_API_VERSION: &str = "1.28.0";

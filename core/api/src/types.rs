@@ -1,0 +1,737 @@
+//! Request and response bodies of the LINSTOR REST API v1, field for field.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lenient;
+use crate::rc::ApiCallRc;
+
+pub type Props = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ControllerVersion {
+    pub version: String,
+    pub git_hash: String,
+    pub build_time: String,
+    pub rest_api_version: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetInterface {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub satellite_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satellite_encryption_type: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub is_active: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub node_type: String,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub net_interfaces: Vec<NetInterface>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default)]
+    pub storage_providers: Vec<String>,
+    #[serde(default)]
+    pub resource_layers: Vec<String>,
+    #[serde(default)]
+    pub unsupported_providers: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub unsupported_layers: BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eviction_timestamp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_variant: Option<String>,
+}
+
+/// Modification of properties, as every `*Modify` body carries it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PropsModify {
+    #[serde(default, skip_serializing_if = "Props::is_empty")]
+    pub override_props: Props,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub delete_props: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub delete_namespaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeModify {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_type: Option<String>,
+    #[serde(flatten)]
+    pub props: PropsModify,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoragePoolDefinition {
+    #[serde(default)]
+    pub storage_pool_name: String,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoragePool {
+    #[serde(default)]
+    pub storage_pool_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(default)]
+    pub provider_kind: String,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default)]
+    pub static_traits: Props,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_capacity: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_capacity: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_space_mgr_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default)]
+    pub reports: Vec<ApiCallRc>,
+    #[serde(default)]
+    pub supports_snapshots: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_space: Option<String>,
+    #[serde(default)]
+    pub external_locking: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrbdResourceDefinitionLayer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name_suffix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_slots: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub al_stripes: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub al_stripe_size_kib: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceDefinitionLayer {
+    #[serde(rename = "type")]
+    pub layer_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DrbdResourceDefinitionLayer>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceDefinition {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub flags: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub layer_data: Vec<ResourceDefinitionLayer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_definitions: Option<Vec<VolumeDefinition>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceDefinitionCreate {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub drbd_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drbd_secret: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub drbd_peer_slots: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drbd_transport_type: Option<String>,
+    #[serde(default)]
+    pub resource_definition: ResourceDefinition,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceDefinitionModify {
+    #[serde(flatten)]
+    pub props: PropsModify,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub drbd_port: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub drbd_peer_slots: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_stack: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrbdVolumeDefinition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name_suffix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_number: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor_number: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeDefinitionLayer {
+    #[serde(rename = "type")]
+    pub layer_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DrbdVolumeDefinition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeDefinition {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub volume_number: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub size_kib: Option<i64>,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub flags: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub layer_data: Vec<VolumeDefinitionLayer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeDefinitionCreate {
+    #[serde(default)]
+    pub volume_definition: VolumeDefinition,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub drbd_minor_number: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeDefinitionModify {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub size_kib: Option<i64>,
+    #[serde(flatten)]
+    pub props: PropsModify,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StorageVolume {
+    pub volume_number: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated_size_kib: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usable_size_kib: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_state: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StorageResource {
+    #[serde(default)]
+    pub storage_volumes: Vec<StorageVolume>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrbdConnection {
+    #[serde(default)]
+    pub connected: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrbdVolume {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drbd_volume_definition: Option<DrbdVolumeDefinition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backing_device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_disk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated_size_kib: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usable_size_kib: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_meta_stor_pool: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrbdResource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drbd_resource_definition: Option<DrbdResourceDefinitionLayer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp_ports: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_slots: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub al_stripes: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub al_size: Option<i64>,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub drbd_volumes: Vec<DrbdVolume>,
+    #[serde(default)]
+    pub connections: BTreeMap<String, DrbdConnection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_score: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_promote: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceLayer {
+    #[serde(default)]
+    pub children: Vec<ResourceLayer>,
+    #[serde(default)]
+    pub resource_name_suffix: String,
+    #[serde(rename = "type")]
+    pub layer_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drbd: Option<DrbdResource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageResource>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub node_name: String,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_object: Option<ResourceLayer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ResourceState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_timestamp: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeLayer {
+    #[serde(rename = "type")]
+    pub layer_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_percentage: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_state: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replication_states: BTreeMap<String, ReplicationState>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Volume {
+    pub volume_number: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_pool_name: Option<String>,
+    #[serde(default)]
+    pub provider_kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated_size_kib: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usable_size_kib: Option<i64>,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<VolumeState>,
+    #[serde(default)]
+    pub layer_data_list: Vec<VolumeLayer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default)]
+    pub reports: Vec<ApiCallRc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceWithVolumes {
+    #[serde(flatten)]
+    pub resource: Resource,
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceCreate {
+    #[serde(default)]
+    pub resource: Resource,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub layer_list: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub drbd_node_id: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub drbd_tcp_port_count: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub drbd_tcp_ports: Vec<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub snap_names: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub copy_all_snaps: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub drbd_client: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceMakeAvailable {
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub layer_list: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub diskful: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceModify {
+    #[serde(flatten)]
+    pub props: PropsModify,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drbd_tiebreaker: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drbd_client: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeModify {
+    #[serde(flatten)]
+    pub props: PropsModify,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoSelectFilter {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub place_count: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub additional_place_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name_list: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_pool_list: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_pool_diskless_list: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_place_with_rsc: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_place_with_rsc_regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas_on_same: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas_on_different: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_replicas_on_different_map: Option<BTreeMap<String, i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_stack: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_list: Option<Vec<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub diskless_on_remaining: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diskless_type: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_f64"
+    )]
+    pub overprovision: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub port_count: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoPlaceRequest {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub diskless_on_remaining: Option<bool>,
+    #[serde(default)]
+    pub select_filter: AutoSelectFilter,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_list: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceGroup {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default)]
+    pub select_filter: AutoSelectFilter,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub peer_slots: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceGroupModify {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(flatten)]
+    pub props: PropsModify,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_filter: Option<AutoSelectFilter>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub peer_slots: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceGroupSpawn {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_definition_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_definition_external_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub volume_sizes: Vec<i64>,
+    #[serde(default)]
+    pub select_filter: AutoSelectFilter,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    pub partial: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    pub definitions_only: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub peer_slots: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub volume_passphrases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Props::is_empty")]
+    pub resource_definition_props: Props,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeGroup {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub volume_number: Option<i64>,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeGroupModify {
+    #[serde(flatten)]
+    pub props: PropsModify,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub storage_pool: String,
+    pub max_volume_size_kib: i64,
+    pub node_names: Vec<String>,
+    pub all_thin: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MaxVolumeSizes {
+    pub candidates: Vec<Candidate>,
+    pub default_max_oversubscription_ratio: f64,
+}

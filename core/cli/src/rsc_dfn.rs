@@ -1,0 +1,861 @@
+//! `resource-definition` (`rd`) and `volume-definition` (`vd`).
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Map, Value};
+use strata_api::types::ResourceDefinition;
+use strata_client::QueryBuilder;
+use strata_model::size::{DefaultUnit, HumanKib};
+
+use crate::common::{
+    parse_layer_list, parse_place_count, parse_provider_list, prop_cell, ranged, seg,
+    show_prop_columns, size_kib, FilterArgs, LayerList, ListOpts, ProviderList, Request,
+    SelectFilter, SetPropArgs,
+};
+use crate::context::{parse, Ctx};
+use crate::error::CliError;
+use crate::output::{color, Style};
+use crate::table::{Cell, Table};
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum RdCmd {
+    /// Defines a resource.
+    #[command(visible_alias = "c")]
+    Create(RdCreate),
+    /// Places a resource definition on nodes the auto-placer picks.
+    #[command(visible_alias = "ap")]
+    AutoPlace(RdAutoPlace),
+    /// Changes a resource definition.
+    #[command(visible_alias = "m")]
+    Modify {
+        /// DRBD peer slots for new resources.
+        #[arg(long = "peer-slots", value_parser = ranged(1, 31))]
+        peer_slots: Option<i64>,
+        /// Move the resource definition to this resource group.
+        #[arg(long = "resource-group")]
+        resource_group: Option<String>,
+        name: String,
+    },
+    /// Lists the resource definitions.
+    #[command(visible_alias = "l")]
+    List(RdList),
+    /// Removes resource definitions with all their resources.
+    #[command(visible_alias = "d")]
+    Delete {
+        /// Deprecated, kept for compatibility.
+        #[arg(long = "async")]
+        async_: bool,
+        #[arg(required = true)]
+        name: Vec<String>,
+    },
+    /// Sets a property of a resource definition.
+    #[command(visible_alias = "sp")]
+    SetProperty {
+        name: String,
+        #[command(flatten)]
+        prop: SetPropArgs,
+    },
+    /// Prints the properties of a resource definition.
+    #[command(visible_alias = "lp")]
+    ListProperties {
+        #[arg(short = 'p', long)]
+        pastable: bool,
+        resource_name: String,
+    },
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct RdCreate {
+    /// DRBD TCP port.
+    #[arg(short = 'p', long = "port", value_parser = ranged(1, 65535))]
+    pub port: Option<i64>,
+    /// A name of any characters; the resource name is derived from it.
+    #[arg(short = 'e', long = "external-name")]
+    pub external_name: Option<String>,
+    /// Comma separated layer list, top-most layer first.
+    #[arg(short = 'l', long = "layer-list", value_parser = parse_layer_list)]
+    pub layer_list: Option<LayerList>,
+    /// DRBD peer slots for new resources.
+    #[arg(long = "peer-slots", value_parser = ranged(1, 31))]
+    pub peer_slots: Option<i64>,
+    /// Attach the resource definition to this resource group.
+    #[arg(long = "resource-group")]
+    pub resource_group: Option<String>,
+    /// Name of the new resource definition (ignored with --external-name).
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct RdAutoPlace {
+    /// Storage pool name(s) to use.
+    #[arg(short = 's', long = "storage-pool", num_args = 0..)]
+    pub storage_pool: Option<Vec<String>>,
+    /// Number of replicas: N, +N for additional ones, or max.
+    #[arg(long = "place-count", value_name = "REPLICA_COUNT")]
+    pub place_count: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Comma separated provider kinds the storage pools must have.
+    #[arg(short = 'p', long = "providers", value_parser = parse_provider_list)]
+    pub providers: Option<ProviderList>,
+    /// Mark additional resources as NVMe initiators.
+    #[arg(long = "nvme-initiator")]
+    pub nvme_initiator: bool,
+    /// Mark additional resources as DRBD diskless.
+    #[arg(long = "drbd-diskless")]
+    pub drbd_diskless: bool,
+    pub resource_definition_name: String,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct RdList {
+    #[command(flatten)]
+    pub list: ListOpts,
+    /// Filter by resource definitions.
+    #[arg(short = 'r', long = "resource-definitions", num_args = 1..)]
+    pub resource_definitions: Vec<String>,
+    /// Show the external names.
+    #[arg(short = 'e', long = "external-name")]
+    pub external_name: bool,
+    /// Filter by properties.
+    #[arg(long = "props", num_args = 1..)]
+    pub props: Vec<String>,
+    /// Show these properties as columns (KEY or KEY=HEADER).
+    #[arg(short = 's', long = "show-props", num_args = 1..)]
+    pub show_props: Vec<String>,
+}
+
+pub fn create_request(a: &RdCreate) -> Result<Request, CliError> {
+    let mut rd = Map::new();
+    match (&a.external_name, &a.name) {
+        (Some(ext), _) if !ext.is_empty() => {
+            rd.insert("external_name".into(), json!(ext));
+        }
+        (_, Some(name)) => {
+            rd.insert("name".into(), json!(name));
+        }
+        _ => {
+            return Err(CliError::usage(
+                "At least resource name or external name has to be specified.",
+            ))
+        }
+    }
+    if let Some(l) = a.layer_list.as_ref().filter(|l| !l.0.is_empty()) {
+        let layers: Vec<Value> = l.0.iter().map(|t| json!({"type": t})).collect();
+        rd.insert("layer_data".into(), Value::Array(layers));
+    }
+    if let Some(rg) = &a.resource_group {
+        rd.insert("resource_group_name".into(), json!(rg));
+    }
+    let mut body = Map::new();
+    body.insert("resource_definition".into(), Value::Object(rd));
+    if let Some(p) = a.port {
+        body.insert("drbd_port".into(), json!(p));
+    }
+    if let Some(p) = a.peer_slots {
+        body.insert("drbd_peer_slots".into(), json!(p));
+    }
+    Ok(Request::post(
+        "/v1/resource-definitions",
+        Value::Object(body),
+    ))
+}
+
+/// The body of an auto-place request as python-linstor builds it.
+pub fn autoplace_body(filter: &SelectFilter, layer_list: &Option<LayerList>) -> Value {
+    let mut body = Map::new();
+    body.insert(
+        "diskless_on_remaining".into(),
+        json!(filter.diskless_on_remaining),
+    );
+    body.insert("select_filter".into(), filter.to_json());
+    if let Some(l) = layer_list.as_ref().filter(|l| !l.0.is_empty()) {
+        body.insert("layer_list".into(), json!(l.0));
+    }
+    Value::Object(body)
+}
+
+pub fn autoplace_request(rsc: &str, body: Value) -> Request {
+    Request::post(
+        format!("/v1/resource-definitions/{}/autoplace", seg(rsc)),
+        body,
+    )
+}
+
+pub fn rd_requests(cmd: &RdCmd) -> Result<Option<Vec<Request>>, CliError> {
+    let path = |n: &str| format!("/v1/resource-definitions/{}", seg(n));
+    Ok(Some(match cmd {
+        RdCmd::Create(a) => vec![create_request(a)?],
+        RdCmd::AutoPlace(a) => {
+            let mut f = SelectFilter::from_args(&a.filter, &a.storage_pool, &a.providers);
+            if let Some(pc) = &a.place_count {
+                let (p, add) = parse_place_count(pc)?;
+                f.place_count = p;
+                f.additional_place_count = add;
+            }
+            f.diskless_type = if a.drbd_diskless {
+                Some("DRBD_DISKLESS".into())
+            } else if a.nvme_initiator {
+                Some("NVME_INITIATOR".into())
+            } else {
+                None
+            };
+            vec![autoplace_request(
+                &a.resource_definition_name,
+                autoplace_body(&f, &a.filter.layer_list),
+            )]
+        }
+        RdCmd::Modify {
+            peer_slots,
+            resource_group,
+            name,
+        } => {
+            let mut body = Map::new();
+            if let Some(p) = peer_slots {
+                body.insert("drbd_peer_slots".into(), json!(p));
+            }
+            if let Some(rg) = resource_group.as_ref().filter(|r| !r.is_empty()) {
+                body.insert("resource_group".into(), json!(rg));
+            }
+            vec![Request::put(path(name), Value::Object(body))]
+        }
+        RdCmd::Delete { name, .. } => name.iter().map(|n| Request::delete(path(n))).collect(),
+        RdCmd::SetProperty { name, prop } => vec![Request::put(path(name), prop.modify_body())],
+        _ => return Ok(None),
+    }))
+}
+
+pub fn list_path(names: &[String], props: &[String], with_vds: bool) -> String {
+    let q = QueryBuilder::new()
+        .list("resource_definitions", names)
+        .flag("with_volume_definitions", with_vds)
+        .list("props", props)
+        .build();
+    format!("/v1/resource-definitions{q}")
+}
+
+pub async fn run_rd(ctx: &mut Ctx, cmd: RdCmd) -> Result<i32, CliError> {
+    if let Some(reqs) = rd_requests(&cmd)? {
+        return ctx.send(reqs).await;
+    }
+    match cmd {
+        RdCmd::List(a) => {
+            let raw = ctx
+                .fetch(&list_path(&a.resource_definitions, &a.props, false))
+                .await?;
+            let style = ctx.style(a.list.pastable);
+            ctx.show_list(&raw, || {
+                let rds: Vec<ResourceDefinition> = parse(&raw, "resource definition list")?;
+                Ok(render_rds(&rds, &a, style))
+            })
+        }
+        RdCmd::ListProperties {
+            pastable,
+            resource_name,
+        } => {
+            let raw = ctx
+                .fetch(&list_path(std::slice::from_ref(&resource_name), &[], false))
+                .await?;
+            let rds: Vec<ResourceDefinition> = parse(&raw, "resource definition list")?;
+            let found = rds
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(&resource_name));
+            Ok(ctx.show_props(found.map(|r| &r.props), pastable))
+        }
+        _ => unreachable!("write commands are handled by rd_requests()"),
+    }
+}
+
+/// The layers of a resource definition, top-most first: `DRBD,STORAGE`.
+pub fn rd_layers(rd: &ResourceDefinition) -> String {
+    rd.layer_data
+        .iter()
+        .map(|l| l.layer_type.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn render_rds(rds: &[ResourceDefinition], a: &RdList, style: Style) -> String {
+    let mut t = Table::new(style);
+    t.column("ResourceName");
+    if a.external_name {
+        t.column("External");
+    }
+    t.column("ResourceGroup").column("Layers").column_with(
+        "State",
+        Some(color::DARKGREEN),
+        crate::table::Just::Left,
+    );
+    let extra = show_prop_columns(&a.show_props);
+    for (_, h) in &extra {
+        t.column(h);
+    }
+    for rd in rds {
+        let mut row: Vec<Cell> = vec![rd.name.as_str().into()];
+        if a.external_name {
+            row.push(rd.external_name.clone().unwrap_or_default().into());
+        }
+        row.push(rd.resource_group_name.clone().unwrap_or_default().into());
+        row.push(rd_layers(rd).into());
+        row.push(if rd.flags.iter().any(|f| f == "DELETE") {
+            t.cell("DELETING", Some(color::RED))
+        } else {
+            t.cell("ok", Some(color::DARKGREEN))
+        });
+        for (k, _) in &extra {
+            row.push(prop_cell(&rd.props, k).into());
+        }
+        t.row(row);
+    }
+    if a.list.groupby.is_empty() {
+        t.sort_by_first();
+    } else {
+        t.sort_by(&a.list.groupby);
+    }
+    t.render()
+}
+
+// --- volume-definition ---
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum VdCmd {
+    /// Adds a volume of the given size to a resource definition.
+    #[command(visible_alias = "c")]
+    Create(VdCreate),
+    /// Lists the volume definitions.
+    #[command(visible_alias = "l")]
+    List(VdList),
+    /// Removes a volume definition.
+    #[command(visible_alias = "d")]
+    Delete {
+        #[arg(long = "async")]
+        async_: bool,
+        resource_name: String,
+        volume_nr: u32,
+    },
+    /// Changes the size of a volume.
+    #[command(visible_alias = "size")]
+    SetSize {
+        resource_name: String,
+        volume_nr: u32,
+        /// New size; a number without unit is GiB.
+        size: String,
+        /// The size is the gross size.
+        #[arg(long)]
+        gross: bool,
+    },
+    /// Sets a property of a volume definition.
+    #[command(visible_alias = "sp")]
+    SetProperty {
+        resource_name: String,
+        volume_nr: u32,
+        #[command(flatten)]
+        prop: SetPropArgs,
+    },
+    /// Prints the properties of a volume definition.
+    #[command(visible_alias = "lp")]
+    ListProperties {
+        #[arg(short = 'p', long)]
+        pastable: bool,
+        resource_definition: String,
+        volume_nr: u32,
+    },
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct VdCreate {
+    /// Storage pool name to use.
+    #[arg(short = 's', long = "storage-pool")]
+    pub storage_pool: Option<String>,
+    /// Volume number.
+    #[arg(short = 'n', long = "vlmnr")]
+    pub vlmnr: Option<u32>,
+    /// DRBD minor number.
+    #[arg(short = 'm', long = "minor")]
+    pub minor: Option<u32>,
+    /// Deprecated: use a LUKS layer instead.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// The size is the gross size.
+    #[arg(long)]
+    pub gross: bool,
+    /// Passphrase for encrypted volumes.
+    #[arg(long)]
+    pub passphrase: Option<String>,
+    /// Name of an existing resource definition.
+    pub resource_name: String,
+    /// Size of the volume; a number without unit is GiB (e.g. 150M, 2G, 1371956KiB).
+    pub size: String,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct VdList {
+    #[command(flatten)]
+    pub list: ListOpts,
+    /// Filter by resource definitions.
+    #[arg(short = 'r', long = "resource-definitions", num_args = 1..)]
+    pub resource_definitions: Vec<String>,
+    /// Show the external names.
+    #[arg(short = 'e', long = "external-name")]
+    pub external_name: bool,
+    /// Show these properties as columns (KEY or KEY=HEADER).
+    #[arg(short = 's', long = "show-props", num_args = 1..)]
+    pub show_props: Vec<String>,
+}
+
+pub fn vd_create_request(a: &VdCreate) -> Result<Request, CliError> {
+    let size = size_kib(&a.size, DefaultUnit::GiB)?;
+    let mut flags = Vec::new();
+    if a.encrypt {
+        flags.push("ENCRYPTED");
+    }
+    if a.gross {
+        flags.push("GROSS_SIZE");
+    }
+    let mut vd = Map::new();
+    vd.insert("size_kib".into(), json!(size));
+    vd.insert("flags".into(), json!(flags));
+    if let Some(n) = a.vlmnr {
+        vd.insert("volume_number".into(), json!(n));
+    }
+    if let Some(sp) = &a.storage_pool {
+        vd.insert("props".into(), json!({"StorPoolName": sp}));
+    }
+    let mut body = Map::new();
+    body.insert("volume_definition".into(), Value::Object(vd));
+    if let Some(m) = a.minor {
+        body.insert("drbd_minor_number".into(), json!(m));
+    }
+    if let Some(p) = &a.passphrase {
+        body.insert("passphrase".into(), json!(p));
+    }
+    Ok(Request::post(
+        format!(
+            "/v1/resource-definitions/{}/volume-definitions",
+            seg(&a.resource_name)
+        ),
+        Value::Object(body),
+    ))
+}
+
+pub fn vd_requests(cmd: &VdCmd) -> Result<Option<Vec<Request>>, CliError> {
+    let path =
+        |r: &str, n: u32| format!("/v1/resource-definitions/{}/volume-definitions/{n}", seg(r));
+    Ok(Some(match cmd {
+        VdCmd::Create(a) => vec![vd_create_request(a)?],
+        VdCmd::Delete {
+            resource_name,
+            volume_nr,
+            ..
+        } => vec![Request::delete(path(resource_name, *volume_nr))],
+        VdCmd::SetSize {
+            resource_name,
+            volume_nr,
+            size,
+            gross,
+        } => {
+            let mut body = json!({"size_kib": size_kib(size, DefaultUnit::GiB)?});
+            if *gross {
+                body["flags"] = json!(["GROSS_SIZE"]);
+            }
+            vec![Request::put(path(resource_name, *volume_nr), body)]
+        }
+        VdCmd::SetProperty {
+            resource_name,
+            volume_nr,
+            prop,
+        } => vec![Request::put(
+            path(resource_name, *volume_nr),
+            prop.modify_body(),
+        )],
+        _ => return Ok(None),
+    }))
+}
+
+pub async fn run_vd(ctx: &mut Ctx, cmd: VdCmd) -> Result<i32, CliError> {
+    if let Some(reqs) = vd_requests(&cmd)? {
+        return ctx.send(reqs).await;
+    }
+    match cmd {
+        VdCmd::List(a) => {
+            let raw = ctx
+                .fetch(&list_path(&a.resource_definitions, &[], true))
+                .await?;
+            let style = ctx.style(a.list.pastable);
+            ctx.show_list(&raw, || {
+                let rds: Vec<ResourceDefinition> = parse(&raw, "resource definition list")?;
+                Ok(render_vds(&rds, &a, style))
+            })
+        }
+        VdCmd::ListProperties {
+            pastable,
+            resource_definition,
+            volume_nr,
+        } => {
+            let raw = ctx
+                .fetch(&list_path(
+                    std::slice::from_ref(&resource_definition),
+                    &[],
+                    true,
+                ))
+                .await?;
+            let rds: Vec<ResourceDefinition> = parse(&raw, "resource definition list")?;
+            let found = rds
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(&resource_definition))
+                .and_then(|r| r.volume_definitions.as_ref())
+                .and_then(|vds| {
+                    vds.iter()
+                        .find(|v| v.volume_number == Some(volume_nr as i64))
+                });
+            Ok(ctx.show_props(found.map(|v| &v.props), pastable))
+        }
+        _ => unreachable!("write commands are handled by vd_requests()"),
+    }
+}
+
+pub fn render_vds(rds: &[ResourceDefinition], a: &VdList, style: Style) -> String {
+    let mut t = Table::new(style);
+    t.column("ResourceName");
+    if a.external_name {
+        t.column("External");
+    }
+    t.column("VolumeNr")
+        .column("VolumeMinor")
+        .column("Size")
+        .column("Gross")
+        .column_with("State", Some(color::DARKGREEN), crate::table::Just::Left);
+    let extra = show_prop_columns(&a.show_props);
+    for (_, h) in &extra {
+        t.column(h);
+    }
+    for rd in rds {
+        for vd in rd.volume_definitions.iter().flatten() {
+            let state = if vd.flags.iter().any(|f| f == "DELETE") {
+                t.cell("DELETING", Some(color::RED))
+            } else if vd.flags.iter().any(|f| f == "RESIZE") {
+                t.cell("resizing", Some(color::DARKPINK))
+            } else {
+                t.cell("ok", Some(color::DARKGREEN))
+            };
+            let minor = vd
+                .layer_data
+                .iter()
+                .find(|l| l.layer_type == "DRBD")
+                .and_then(|l| l.data.as_ref())
+                .and_then(|d| d.minor_number)
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let mut row: Vec<Cell> = vec![rd.name.as_str().into()];
+            if a.external_name {
+                row.push(rd.external_name.clone().unwrap_or_default().into());
+            }
+            row.push(
+                vd.volume_number
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+                    .into(),
+            );
+            row.push(minor.into());
+            row.push(
+                HumanKib(vd.size_kib.unwrap_or(0).max(0) as u64)
+                    .to_string()
+                    .into(),
+            );
+            row.push(
+                if vd.flags.iter().any(|f| f == "GROSS_SIZE") {
+                    "+"
+                } else {
+                    ""
+                }
+                .into(),
+            );
+            row.push(state);
+            for (k, _) in &extra {
+                row.push(prop_cell(&vd.props, k).into());
+            }
+            t.row(row);
+        }
+    }
+    if a.list.groupby.is_empty() {
+        t.sort_by_first();
+    } else {
+        t.sort_by(&a.list.groupby);
+    }
+    t.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_line, Command};
+
+    fn rd(args: &[&str]) -> RdCmd {
+        match parse_line(args).unwrap().command {
+            Some(Command::ResourceDfn(c)) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn vd(args: &[&str]) -> VdCmd {
+        match parse_line(args).unwrap().command {
+            Some(Command::VolumeDfn(c)) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rd_create_with_layer_list() {
+        let r = rd_requests(&rd(&[
+            "linstor",
+            "resource-definition",
+            "create",
+            "--layer-list",
+            "storage",
+            "LocalData",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r,
+            vec![Request::post(
+                "/v1/resource-definitions",
+                json!({"resource_definition": {"name": "LocalData", "layer_data": [{"type": "storage"}]}})
+            )]
+        );
+    }
+
+    #[test]
+    fn rd_create_options() {
+        let r = rd_requests(&rd(&[
+            "linstor",
+            "rd",
+            "c",
+            "-p",
+            "7001",
+            "--peer-slots",
+            "4",
+            "--resource-group",
+            "rg1",
+            "-l",
+            "drbd,storage",
+            "r1",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r[0].body,
+            Some(json!({
+                "resource_definition": {"name": "r1", "resource_group_name": "rg1",
+                                        "layer_data": [{"type": "drbd"}, {"type": "storage"}]},
+                "drbd_port": 7001,
+                "drbd_peer_slots": 4
+            }))
+        );
+        let r = rd_requests(&rd(&["linstor", "rd", "c", "-e", "Ünïcode name"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r[0].body,
+            Some(json!({"resource_definition": {"external_name": "Ünïcode name"}}))
+        );
+        let e = rd_requests(&rd(&["linstor", "rd", "c"])).unwrap_err();
+        assert_eq!(e.code, crate::error::ARGPARSE_ERROR);
+        assert!(parse_line(&["linstor", "rd", "c", "-l", "drbd,zfs", "r1"]).is_err());
+        assert!(parse_line(&["linstor", "rd", "c", "--peer-slots", "32", "r1"]).is_err());
+    }
+
+    #[test]
+    fn rd_other_writes() {
+        let r = rd_requests(&rd(&["linstor", "rd", "d", "a", "b"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r,
+            vec![
+                Request::delete("/v1/resource-definitions/a"),
+                Request::delete("/v1/resource-definitions/b")
+            ]
+        );
+        let r = rd_requests(&rd(&["linstor", "rd", "m", "--resource-group", "rg2", "a"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r[0],
+            Request::put(
+                "/v1/resource-definitions/a",
+                json!({"resource_group": "rg2"})
+            )
+        );
+        let r = rd_requests(&rd(&[
+            "linstor",
+            "rd",
+            "sp",
+            "a",
+            "DrbdOptions/Net/protocol",
+            "C",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r[0].body,
+            Some(json!({"override_props": {"DrbdOptions/Net/protocol": "C"}}))
+        );
+        let r = rd_requests(&rd(&[
+            "linstor",
+            "rd",
+            "ap",
+            "--place-count",
+            "3",
+            "a",
+            "-s",
+            "p1",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r[0],
+            Request::post(
+                "/v1/resource-definitions/a/autoplace",
+                json!({"diskless_on_remaining": null, "select_filter": {"place_count": 3, "storage_pool_list": ["p1"]}})
+            )
+        );
+    }
+
+    #[test]
+    fn vd_create_sizes() {
+        let r = vd_requests(&vd(&[
+            "linstor",
+            "volume-definition",
+            "create",
+            "LocalData",
+            "150m",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r,
+            vec![Request::post(
+                "/v1/resource-definitions/LocalData/volume-definitions",
+                json!({"volume_definition": {"size_kib": 153600, "flags": []}})
+            )]
+        );
+        let size = |s: &str| {
+            vd_requests(&vd(&["linstor", "vd", "c", "r", s]))
+                .unwrap()
+                .unwrap()[0]
+                .body
+                .clone()
+                .unwrap()["volume_definition"]["size_kib"]
+                .as_i64()
+                .unwrap()
+        };
+        assert_eq!(size("2G"), 2_097_152);
+        assert_eq!(size("250M"), 256_000);
+        assert_eq!(size("1371956KiB"), 1_371_956);
+        assert_eq!(size("40G"), 41_943_040);
+        assert_eq!(size("10"), 10_485_760); // a plain number is GiB, as upstream
+        for bad in ["0", "big", "12X", "1.2.3G"] {
+            let e = vd_requests(&vd(&["linstor", "vd", "c", "r", bad])).unwrap_err();
+            assert_eq!(e.code, crate::error::ARGPARSE_ERROR, "{bad}");
+            assert!(e.message.unwrap().starts_with("Invalid size"), "{bad}");
+        }
+        let e = parse_line(&["linstor", "vd", "c", "r", "-1G"]).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::ARGPARSE_ERROR);
+        assert!(e.to_string().contains("'-1G' is negative"), "{e}");
+    }
+
+    #[test]
+    fn vd_create_options_and_writes() {
+        let r = vd_requests(&vd(&[
+            "linstor",
+            "vd",
+            "c",
+            "-n",
+            "1",
+            "-m",
+            "1001",
+            "--storage-pool",
+            "pool_ssd",
+            "--gross",
+            "r",
+            "1G",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r[0].body,
+            Some(json!({
+                "volume_definition": {"size_kib": 1048576, "flags": ["GROSS_SIZE"], "volume_number": 1,
+                                      "props": {"StorPoolName": "pool_ssd"}},
+                "drbd_minor_number": 1001
+            }))
+        );
+        let r = vd_requests(&vd(&["linstor", "vd", "set-size", "r", "0", "20G"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r[0],
+            Request::put(
+                "/v1/resource-definitions/r/volume-definitions/0",
+                json!({"size_kib": 20971520})
+            )
+        );
+        assert!(vd_requests(&vd(&["linstor", "vd", "size", "r", "0", "0"])).is_err());
+        let r = vd_requests(&vd(&["linstor", "vd", "d", "r", "1"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r[0],
+            Request::delete("/v1/resource-definitions/r/volume-definitions/1")
+        );
+        let r = vd_requests(&vd(&["linstor", "vd", "sp", "r", "0", "--aux", "k", "v"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r[0].body, Some(json!({"override_props": {"Aux/k": "v"}})));
+    }
+
+    #[test]
+    fn tables() {
+        let rds: Vec<ResourceDefinition> = serde_json::from_value(json!([
+            {"name": "r2", "resource_group_name": "DfltRscGrp", "layer_data": [{"type": "DRBD", "data": {"port": 7000}}, {"type": "STORAGE"}],
+             "volume_definitions": [{"volume_number": 0, "size_kib": 153600, "flags": [],
+                                     "layer_data": [{"type": "DRBD", "data": {"minor_number": 1000}}]}]},
+            {"name": "r1", "resource_group_name": "DfltRscGrp", "flags": ["DELETE"], "layer_data": [{"type": "STORAGE"}],
+             "volume_definitions": [{"volume_number": 0, "size_kib": 1048576, "flags": ["GROSS_SIZE"]}]}
+        ]))
+        .unwrap();
+        let RdCmd::List(a) = rd(&["linstor", "rd", "l"]) else {
+            panic!()
+        };
+        let expected = "\
++--------------------------------------------------------+
+| ResourceName | ResourceGroup | Layers       | State    |
+|========================================================|
+| r1           | DfltRscGrp    | STORAGE      | DELETING |
+| r2           | DfltRscGrp    | DRBD,STORAGE | ok       |
++--------------------------------------------------------+
+";
+        assert_eq!(render_rds(&rds, &a, Style::PLAIN), expected);
+        let VdCmd::List(v) = vd(&["linstor", "vd", "l"]) else {
+            panic!()
+        };
+        let out = render_vds(&rds, &v, Style::PLAIN);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[1],
+            "| ResourceName | VolumeNr | VolumeMinor | Size    | Gross | State |"
+        );
+        assert_eq!(
+            lines[3],
+            "| r1           | 0        |             | 1 GiB   | +     | ok    |"
+        );
+        assert_eq!(
+            lines[4],
+            "| r2           | 0        | 1000        | 150 MiB |       | ok    |"
+        );
+        assert_eq!(
+            list_path(&["a".into()], &[], true),
+            "/v1/resource-definitions?resource_definitions=a&with_volume_definitions=true"
+        );
+    }
+}

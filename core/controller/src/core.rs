@@ -1,0 +1,607 @@
+//! The controller's core: the desired state in memory, what satellites observed, the database,
+//! and the one path every mutation takes: plan -> commit -> apply -> dispatch -> answer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use strata_agent_api::{NodeConfig, PoolConfig, PoolProbe, Report, PATH_POOL_PROBE};
+use strata_model::error::code;
+use strata_model::kinds::ConnectionStatus;
+use strata_model::objects::{ResourceGroup, SelectFilter, DEFAULT_RSC_GRP};
+use strata_model::observed::Capabilities;
+use strata_model::plan::{self, Env, Observed, Op, Plan, PlanResult, Reply};
+use strata_model::{ApiError, Change, Cluster, NodeName, ObjKind, ResourceGroupName};
+use strata_store::Persistence;
+
+use crate::config::Settings;
+use crate::link::{self, LinkHandle, Outcome};
+use crate::nodecfg;
+use crate::observed::ObservedState;
+
+/// Fresh ids from the OS and the wall clock.
+pub struct RealEnv;
+
+impl Env for RealEnv {
+    fn uuid(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+pub struct Core {
+    pub cluster: RwLock<Cluster>,
+    pub observed: RwLock<ObservedState>,
+    store: Box<dyn Persistence>,
+    /// Serialises plan + commit + apply; readers only ever take the cluster read lock.
+    writer: Mutex<()>,
+    pub cluster_id: String,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    links: Mutex<HashMap<NodeName, Arc<LinkHandle>>>,
+}
+
+/// The answer of a mutation: what to say, and whether it created something.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub replies: Vec<Reply>,
+}
+
+impl Answer {
+    pub fn has_errors(&self) -> bool {
+        self.replies
+            .iter()
+            .any(|r| r.severity == plan::Severity::Error)
+    }
+}
+
+/// What a committed mutation leaves to do: answer, and bring these nodes to this generation.
+struct Committed {
+    replies: Vec<Reply>,
+    generation: u64,
+    nodes: BTreeSet<NodeName>,
+    changes: Vec<Change>,
+}
+
+fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
+    e.into_inner()
+}
+
+/// Nodes whose configuration a set of changes touches.
+fn affected_nodes(cluster: &Cluster, changes: &[Change]) -> BTreeSet<NodeName> {
+    let mut out = BTreeSet::new();
+    for c in changes {
+        match c {
+            Change::PutStorPool(sp) => {
+                out.insert(sp.node.clone());
+            }
+            Change::DelStorPool(n, _) => {
+                out.insert(n.clone());
+            }
+            Change::PutRsc(r) => {
+                out.insert(r.node.clone());
+            }
+            Change::DelRsc(_, n) => {
+                out.insert(n.clone());
+            }
+            Change::PutRscDfn(rd) => {
+                out.extend(cluster.resources_of(&rd.name).map(|r| r.node.clone()));
+            }
+            Change::DelRscDfn(rd) => {
+                out.extend(cluster.resources_of(rd).map(|r| r.node.clone()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Core {
+    pub fn new(
+        store: Box<dyn Persistence>,
+        cluster_id: String,
+        settings: Settings,
+    ) -> anyhow::Result<Arc<Core>> {
+        let cluster = store.load()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        let core = Arc::new(Core {
+            cluster: RwLock::new(cluster),
+            observed: RwLock::new(ObservedState::default()),
+            store,
+            writer: Mutex::new(()),
+            cluster_id,
+            settings,
+            http,
+            links: Mutex::new(HashMap::new()),
+        });
+        core.bootstrap()?;
+        Ok(core)
+    }
+
+    /// Creates what every cluster has: the default resource group.
+    fn bootstrap(&self) -> anyhow::Result<()> {
+        let name = ResourceGroupName::new(DEFAULT_RSC_GRP).expect("valid default name");
+        if self
+            .cluster
+            .read()
+            .unwrap_or_else(poisoned)
+            .rsc_grps
+            .contains_key(&name)
+        {
+            return Ok(());
+        }
+        let mut env = RealEnv;
+        let rg = ResourceGroup {
+            name,
+            description: String::new(),
+            props: Default::default(),
+            select_filter: SelectFilter::default(),
+            peer_slots: None,
+            volume_groups: BTreeMap::new(),
+            uuid: env.uuid(),
+        };
+        let plan = Plan {
+            changes: vec![Change::PutRscGrp(rg)],
+            replies: Vec::new(),
+        };
+        self.commit_plan(plan).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    }
+
+    /// Starts a link for every node. Called once the runtime runs.
+    pub fn start_links(self: &Arc<Self>) {
+        let nodes: Vec<NodeName> = self
+            .cluster
+            .read()
+            .unwrap_or_else(poisoned)
+            .nodes
+            .keys()
+            .cloned()
+            .collect();
+        for n in nodes {
+            self.link_for(&n);
+        }
+    }
+
+    fn link_for(self: &Arc<Self>, node: &NodeName) -> Option<Arc<LinkHandle>> {
+        let exists = self
+            .cluster
+            .read()
+            .unwrap_or_else(poisoned)
+            .nodes
+            .contains_key(node);
+        let mut links = self.links.lock().unwrap_or_else(poisoned);
+        if !exists {
+            if let Some(h) = links.remove(node) {
+                h.stop();
+            }
+            self.observed.write().unwrap_or_else(poisoned).forget(node);
+            return None;
+        }
+        Some(
+            links
+                .entry(node.clone())
+                .or_insert_with(|| Arc::new(link::spawn(self.clone(), node.clone())))
+                .clone(),
+        )
+    }
+
+    pub fn satellite_addr(&self, node: &NodeName) -> Option<SocketAddr> {
+        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let n = cluster.nodes.get(node)?;
+        let nif = n.satellite_interface()?;
+        let ip = nif.address.parse().ok()?;
+        Some(SocketAddr::new(ip, nif.satellite_port?))
+    }
+
+    pub fn node_config(&self, node: &NodeName) -> NodeConfig {
+        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        nodecfg::build(&cluster, &self.cluster_id, node)
+    }
+
+    pub fn set_node_online(&self, node: &NodeName, caps: Capabilities) {
+        self.observed
+            .write()
+            .unwrap_or_else(poisoned)
+            .set_online(node, caps);
+    }
+
+    pub fn set_node_status(&self, node: &NodeName, status: ConnectionStatus, why: Option<String>) {
+        self.observed
+            .write()
+            .unwrap_or_else(poisoned)
+            .set_status(node, status, why);
+    }
+
+    /// Stores a node's report and finishes deletions it confirms.
+    pub async fn record_report(self: &Arc<Self>, node: &NodeName, report: &Report) {
+        self.observed
+            .write()
+            .unwrap_or_else(poisoned)
+            .apply_report(node, report);
+        let core = self.clone();
+        let node = node.clone();
+        let report = report.clone();
+        let _ = tokio::task::spawn_blocking(move || core.finish_deletions(&node, &report)).await;
+    }
+
+    /// Whether a node's report shows work to try again: a failed volume, or a resource it
+    /// should have removed.
+    pub fn needs_retry(&self, node: &NodeName, report: &Report) -> bool {
+        if report.resources.iter().any(|r| r.first_error().is_some()) {
+            return true;
+        }
+        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let pending = cluster
+            .resources_on(node)
+            .filter(|r| r.is_deleting())
+            .any(|r| report.resource(r.name.as_str()).is_some());
+        pending
+    }
+
+    fn finish_deletions(&self, node: &NodeName, report: &Report) {
+        let present = |rsc: &strata_model::ResourceName| -> Option<Vec<u32>> {
+            report
+                .resource(rsc.as_str())
+                .map(|r| r.volumes.iter().map(|v| v.volume_number).collect())
+        };
+        let _w = self.writer.lock().unwrap_or_else(poisoned);
+        let plan = {
+            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            plan::rsc::finish_deletions(&cluster, node, report.applied_generation, &present)
+        };
+        if plan.changes.is_empty() {
+            return;
+        }
+        if let Err(e) = self.commit_locked(plan) {
+            tracing::error!("finishing deletions on {node}: {e}");
+        }
+    }
+
+    fn commit_locked(&self, plan: Plan) -> Result<Vec<Reply>, ApiError> {
+        let generation = self.cluster.read().unwrap_or_else(poisoned).generation + 1;
+        self.store.commit(generation, &plan.changes).map_err(|e| {
+            tracing::error!("database commit failed: {e}");
+            ApiError::new(code::FAIL_SQL, ObjKind::CtrlConf, "The change could not be saved")
+                .cause(e.to_string())
+                .correction("Nothing was changed. Check the controller's data directory (disk space, permissions) and retry")
+        })?;
+        let mut cluster = self.cluster.write().unwrap_or_else(poisoned);
+        for c in plan.changes {
+            cluster.apply(c);
+        }
+        cluster.generation = generation;
+        Ok(plan.replies)
+    }
+
+    fn commit_plan(&self, plan: Plan) -> Result<Vec<Reply>, ApiError> {
+        let _w = self.writer.lock().unwrap_or_else(poisoned);
+        self.commit_locked(plan)
+    }
+
+    /// Plans against the current state and commits the result; returns the replies, the
+    /// generation reached and the nodes to update.
+    fn plan_and_commit<F>(&self, f: F) -> Result<Committed, ApiError>
+    where
+        F: FnOnce(&Cluster, &mut dyn Env, &dyn Observed) -> PlanResult,
+    {
+        let _w = self.writer.lock().unwrap_or_else(poisoned);
+        let plan = {
+            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let observed = self.observed.read().unwrap_or_else(poisoned);
+            let mut env = RealEnv;
+            f(&cluster, &mut env, &*observed)?
+        };
+        if plan.changes.is_empty() {
+            let generation = self.cluster.read().unwrap_or_else(poisoned).generation;
+            return Ok(Committed {
+                replies: plan.replies,
+                generation,
+                nodes: BTreeSet::new(),
+                changes: Vec::new(),
+            });
+        }
+        let before = {
+            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            affected_nodes(&cluster, &plan.changes)
+        };
+        let changes = plan.changes.clone();
+        let replies = self.commit_locked(plan)?;
+        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let mut nodes = before;
+        nodes.extend(affected_nodes(&cluster, &changes));
+        Ok(Committed {
+            replies,
+            generation: cluster.generation,
+            nodes,
+            changes,
+        })
+    }
+
+    /// Runs one mutation end to end.
+    pub async fn mutate<F>(self: &Arc<Self>, f: F) -> Result<Answer, ApiError>
+    where
+        F: FnOnce(&Cluster, &mut dyn Env, &dyn Observed) -> PlanResult + Send + 'static,
+    {
+        let core = self.clone();
+        let Committed {
+            mut replies,
+            generation,
+            nodes,
+            changes,
+        } = tokio::task::spawn_blocking(move || core.plan_and_commit(f))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    code::FAIL_IMPL_ERROR,
+                    ObjKind::CtrlConf,
+                    format!("internal error: {e}"),
+                )
+            })??;
+        // Links follow the node list.
+        for c in &changes {
+            match c {
+                Change::PutNode(n) => {
+                    self.link_for(&n.name);
+                }
+                Change::DelNode(n) => {
+                    self.link_for(n);
+                }
+                _ => {}
+            }
+        }
+        let outcomes = self.dispatch(&nodes, generation).await;
+        for (node, outcome) in &outcomes {
+            replies.extend(self.outcome_replies(node, outcome, &changes));
+            if let Outcome::Applied(report) = outcome {
+                // The link may have finished these already; either way the state below tells.
+                let core = self.clone();
+                let n = node.clone();
+                let r = report.clone();
+                let _ = tokio::task::spawn_blocking(move || core.finish_deletions(&n, &r)).await;
+            }
+        }
+        replies.extend(self.deletion_replies(&changes, &outcomes));
+        Ok(Answer { replies })
+    }
+
+    /// Says, for every deletion this change started, whether it is finished.
+    fn deletion_replies(&self, changes: &[Change], outcomes: &[(NodeName, Outcome)]) -> Vec<Reply> {
+        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let answered = |node: &NodeName| {
+            outcomes
+                .iter()
+                .any(|(n, o)| n == node && matches!(o, Outcome::Applied(_)))
+        };
+        let mut out = Vec::new();
+        for c in changes {
+            match c {
+                Change::PutRsc(r) if r.is_deleting() => {
+                    if cluster.resource(&r.name, &r.node).is_none() {
+                        out.push(Reply::deleted(
+                            ObjKind::Rsc,
+                            format!("Resource '{}' on node '{}' deleted.", r.name, r.node),
+                        ));
+                    } else if answered(&r.node) {
+                        let why = outcomes
+                            .iter()
+                            .find_map(|(n, o)| match o {
+                                Outcome::Applied(rep) if n == &r.node => {
+                                    rep.resource(r.name.as_str()).and_then(|s| s.first_error())
+                                }
+                                _ => None,
+                            })
+                            .unwrap_or_else(|| "the node still reports it".into());
+                        out.push(Reply::from_error(
+                            Op::Delete,
+                            ApiError::new(
+                                code::FAIL_UNKNOWN_ERROR,
+                                ObjKind::Rsc,
+                                format!("(Node: '{}') Resource '{}' could not be removed yet", r.node, r.name),
+                            )
+                            .cause(why)
+                            .correction("Stop using the volume on that node (unmount it, close it); the deletion is retried with every change and on reconnect"),
+                        ));
+                    }
+                }
+                Change::PutRscDfn(rd)
+                    if rd.is_deleting() && !cluster.rsc_dfns.contains_key(&rd.name) =>
+                {
+                    out.push(
+                        Reply::deleted(
+                            ObjKind::RscDfn,
+                            format!("Resource definition '{}' deleted.", rd.name),
+                        )
+                        .with_ref("RscDfn", rd.name.as_str()),
+                    );
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Pushes generation `gen` to `nodes` and waits (bounded) for their answers.
+    async fn dispatch(
+        self: &Arc<Self>,
+        nodes: &BTreeSet<NodeName>,
+        gen: u64,
+    ) -> Vec<(NodeName, Outcome)> {
+        let mut waits = Vec::new();
+        for node in nodes {
+            let Some(link) = self.link_for(node) else {
+                continue;
+            };
+            link.want(gen);
+            let limit = self.settings.satellite_timeout;
+            let n = node.clone();
+            waits.push(async move { (n, link.wait(gen, limit).await) });
+        }
+        let mut out = Vec::new();
+        for w in waits {
+            out.push(w.await);
+        }
+        out
+    }
+
+    /// Waits for the first contact with a node that was just created.
+    pub async fn first_contact(self: &Arc<Self>, node: &NodeName) -> Option<Reply> {
+        let link = self.link_for(node)?;
+        link.first_contact(Duration::from_secs(5)).await;
+        let status = link.status();
+        if status.online {
+            None
+        } else {
+            Some(
+                Reply::warning(
+                    Op::Create,
+                    ObjKind::Node,
+                    code::WARN_NOT_CONNECTED,
+                    format!("Node '{node}' is not reachable yet; it will be configured when its satellite answers."),
+                )
+                .with_cause(status.error.unwrap_or_else(|| "no answer yet".into()))
+                .with_correction("Start the satellite on the node (linstor-satellite) and check the address and port"),
+            )
+        }
+    }
+
+    fn outcome_replies(
+        &self,
+        node: &NodeName,
+        outcome: &Outcome,
+        changes: &[Change],
+    ) -> Vec<Reply> {
+        let touched: Vec<(String, bool)> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::PutRsc(r) if &r.node == node => Some((r.name.to_string(), r.is_deleting())),
+                _ => None,
+            })
+            .collect();
+        match outcome {
+            Outcome::Applied(report) => {
+                let mut out = Vec::new();
+                for (rsc, deleting) in touched {
+                    if deleting {
+                        continue;
+                    }
+                    match report.resource(&rsc) {
+                        Some(state) => match state.first_error() {
+                            Some(err) => out.push(Reply::from_error(
+                                Op::Create,
+                                ApiError::new(
+                                    code::FAIL_UNKNOWN_ERROR,
+                                    ObjKind::Rsc,
+                                    format!("(Node: '{node}') Resource '{rsc}' could not be set up"),
+                                )
+                                .cause(err)
+                                .correction("Fix the cause on the node, then delete and re-create the resource, or retry by changing it"),
+                            )),
+                            None => {
+                                let devices: Vec<String> = state
+                                    .volumes
+                                    .iter()
+                                    .filter_map(|v| v.device_path.clone())
+                                    .collect();
+                                let mut msg = format!("(Node: '{node}') Resource '{rsc}' is ready");
+                                if !devices.is_empty() {
+                                    msg.push_str(&format!(" ({})", devices.join(", ")));
+                                }
+                                out.push(Reply::info(Op::Create, ObjKind::Rsc, 0, msg));
+                            }
+                        },
+                        None => out.push(Reply::warning(
+                            Op::Create,
+                            ObjKind::Rsc,
+                            code::WARN_STLT_NOT_UPDATED,
+                            format!("(Node: '{node}') did not report resource '{rsc}' yet"),
+                        )),
+                    }
+                }
+                for (pool, state) in &report.pools {
+                    let new_pool = changes.iter().any(|c| {
+                        matches!(c, Change::PutStorPool(sp) if &sp.node == node && sp.name.as_str().eq_ignore_ascii_case(pool))
+                    });
+                    if new_pool {
+                        if let Some(e) = state.errors.first() {
+                            out.push(Reply::warning(
+                                Op::Create,
+                                ObjKind::StorPool,
+                                code::WARN_STORAGE_ERROR,
+                                format!("(Node: '{node}') storage pool '{pool}' reports a problem: {e}"),
+                            ));
+                        }
+                    }
+                }
+                out
+            }
+            Outcome::Offline(why) => vec![Reply::warning(
+                Op::None,
+                ObjKind::Node,
+                code::WARN_NOT_CONNECTED,
+                format!("No connection to satellite '{node}'; the change is recorded and will be applied when it reconnects."),
+            )
+            .with_cause(why.clone())],
+            Outcome::TimedOut => vec![Reply::warning(
+                Op::None,
+                ObjKind::Node,
+                code::WARN_STLT_NOT_UPDATED,
+                format!(
+                    "Satellite '{node}' did not confirm the change within {}s; it will be applied when it does.",
+                    self.settings.satellite_timeout.as_secs()
+                ),
+            )],
+            Outcome::Rejected(msg) => vec![Reply::from_error(
+                Op::None,
+                ApiError::new(
+                    code::FAIL_NOT_CONNECTED,
+                    ObjKind::Node,
+                    format!("Satellite '{node}' refused its configuration"),
+                )
+                .cause(msg.clone())
+                .correction("Check that the node's address points at the right satellite"),
+            )],
+        }
+    }
+
+    /// Asks a node's satellite whether a pool can be used; `None` when the node is offline.
+    pub async fn probe_pool(&self, node: &NodeName, pool: &PoolConfig) -> Option<PoolProbe> {
+        if !self
+            .observed
+            .read()
+            .unwrap_or_else(poisoned)
+            .is_online(node)
+        {
+            return None;
+        }
+        let addr = self.satellite_addr(node)?;
+        let resp = self
+            .http
+            .post(format!("http://{addr}{PATH_POOL_PROBE}"))
+            .json(pool)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .ok()?;
+        resp.json::<PoolProbe>().await.ok()
+    }
+
+    /// Reconnects a node's link (drops the connection and connects again).
+    pub fn reconnect(self: &Arc<Self>, node: &NodeName) -> bool {
+        let handle = self.links.lock().unwrap_or_else(poisoned).remove(node);
+        if let Some(h) = handle {
+            h.stop();
+        }
+        self.link_for(node).is_some()
+    }
+}

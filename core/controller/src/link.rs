@@ -1,0 +1,323 @@
+//! Links to satellites: one task per node that connects, pushes the node's whole configuration
+//! whenever the wanted generation is ahead of what the node applied, and polls its report.
+//!
+//! Requests never wait on a socket of an offline node: a change bumps the wanted generation,
+//! wakes the task and waits (bounded) for the outcome; an offline node answers "offline" after
+//! one quick connection attempt, and the task pushes again when the node returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_agent_api::{
+    AgentError, Hello, NodeConfig, Report, AGENT_API_VERSION, PATH_CONFIG, PATH_HELLO, PATH_REPORT,
+};
+use strata_model::kinds::ConnectionStatus;
+use strata_model::NodeName;
+use tokio::sync::watch;
+
+use crate::core::Core;
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Latest state of a link, published to waiting requests.
+#[derive(Debug, Clone, Default)]
+pub struct LinkStatus {
+    /// Counts finished attempts (connect or push), so waiters can tell a fresh outcome from an
+    /// old one.
+    pub seq: u64,
+    pub online: bool,
+    pub applied: u64,
+    pub report: Option<Arc<Report>>,
+    pub error: Option<String>,
+    /// The satellite answered but refused the configuration.
+    pub rejected: Option<String>,
+}
+
+/// How a node answered a change.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Applied(Arc<Report>),
+    Offline(String),
+    Rejected(String),
+    TimedOut,
+}
+
+pub struct LinkHandle {
+    wanted: watch::Sender<u64>,
+    status: watch::Receiver<LinkStatus>,
+    stop: watch::Sender<bool>,
+}
+
+impl LinkHandle {
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Asks for generation `gen` at least; wakes the task.
+    pub fn want(&self, gen: u64) {
+        self.wanted.send_modify(|w| *w = (*w).max(gen));
+    }
+
+    pub fn status(&self) -> LinkStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the node applied `gen`, went or stayed offline, refused, or `limit` passed.
+    pub async fn wait(&self, gen: u64, limit: Duration) -> Outcome {
+        let mut rx = self.status.clone();
+        let start = rx.borrow().seq;
+        let fut = async {
+            loop {
+                {
+                    let s = rx.borrow_and_update();
+                    if s.applied >= gen {
+                        if let Some(r) = &s.report {
+                            return Outcome::Applied(r.clone());
+                        }
+                    }
+                    if s.seq > start {
+                        if let Some(msg) = &s.rejected {
+                            return Outcome::Rejected(msg.clone());
+                        }
+                        if !s.online {
+                            return Outcome::Offline(
+                                s.error.clone().unwrap_or_else(|| "not connected".into()),
+                            );
+                        }
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return Outcome::Offline("the link to the node was closed".into());
+                }
+            }
+        };
+        tokio::time::timeout(limit, fut)
+            .await
+            .unwrap_or(Outcome::TimedOut)
+    }
+
+    /// Waits for the first connection attempt to finish (for a node just created).
+    pub async fn first_contact(&self, limit: Duration) {
+        let mut rx = self.status.clone();
+        let _ = tokio::time::timeout(limit, async {
+            while rx.borrow_and_update().seq == 0 {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+#[derive(Debug)]
+enum CallError {
+    /// Could not talk to the satellite at all.
+    Network(String),
+    /// The satellite answered with an error.
+    Refused(String),
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+async fn call<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+    limit: Duration,
+) -> Result<T, CallError> {
+    let resp = req
+        .timeout(limit)
+        .send()
+        .await
+        .map_err(|e| CallError::Network(describe(&e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let msg = resp
+            .json::<AgentError>()
+            .await
+            .map(|e| e.message)
+            .unwrap_or_else(|_| format!("HTTP status {status}"));
+        return Err(if status.is_server_error() {
+            CallError::Network(msg)
+        } else {
+            CallError::Refused(msg)
+        });
+    }
+    resp.json::<T>()
+        .await
+        .map_err(|e| CallError::Network(format!("unreadable answer: {}", describe(&e))))
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+pub fn spawn(core: Arc<Core>, node: NodeName) -> LinkHandle {
+    let (wanted_tx, wanted_rx) = watch::channel(0u64);
+    let (status_tx, status_rx) = watch::channel(LinkStatus::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(run(core, node, wanted_rx, status_tx, stop_rx));
+    LinkHandle {
+        wanted: wanted_tx,
+        status: status_rx,
+        stop: stop_tx,
+    }
+}
+
+async fn run(
+    core: Arc<Core>,
+    node: NodeName,
+    mut wanted: watch::Receiver<u64>,
+    status: watch::Sender<LinkStatus>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let http = core.http.clone();
+    let poll = core.settings.poll_interval;
+    let push_timeout = core.settings.satellite_timeout;
+    let mut online = false;
+    let mut need_push = true;
+    let mut pushed: u64 = 0;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(addr) = core.satellite_addr(&node) else {
+            return;
+        };
+        if !online {
+            let hello = call::<Hello>(http.get(url(addr, PATH_HELLO)), HELLO_TIMEOUT).await;
+            match hello {
+                Ok(h) if h.agent_api != AGENT_API_VERSION => {
+                    let why = format!(
+                        "satellite {addr} speaks agent protocol {}, the controller {AGENT_API_VERSION}",
+                        h.agent_api
+                    );
+                    core.set_node_status(
+                        &node,
+                        ConnectionStatus::VersionMismatch,
+                        Some(why.clone()),
+                    );
+                    status.send_modify(|s| {
+                        s.seq += 1;
+                        s.online = false;
+                        s.error = Some(why);
+                    });
+                }
+                Ok(h) => {
+                    online = true;
+                    need_push = true;
+                    backoff = Duration::from_millis(500);
+                    core.set_node_online(&node, h.capabilities);
+                    tracing::info!(node = %node, %addr, "satellite connected");
+                    continue;
+                }
+                Err(CallError::Network(e)) | Err(CallError::Refused(e)) => {
+                    let why = format!("cannot reach satellite at {addr}: {e}");
+                    core.set_node_status(&node, ConnectionStatus::Offline, Some(why.clone()));
+                    status.send_modify(|s| {
+                        s.seq += 1;
+                        s.online = false;
+                        s.error = Some(why);
+                        s.rejected = None;
+                    });
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {},
+                r = wanted.changed() => { if r.is_err() { return; } },
+                _ = stop.changed() => {},
+            }
+            backoff = (backoff * 2).min(poll);
+            continue;
+        }
+        let want = *wanted.borrow_and_update();
+        if need_push || want > pushed {
+            let cfg: NodeConfig = core.node_config(&node);
+            let generation = cfg.generation;
+            match call::<Report>(http.put(url(addr, PATH_CONFIG)).json(&cfg), push_timeout).await {
+                Ok(report) => {
+                    need_push = false;
+                    pushed = pushed.max(generation);
+                    let report = Arc::new(report);
+                    core.record_report(&node, &report).await;
+                    status.send_modify(|s| {
+                        s.seq += 1;
+                        s.online = true;
+                        s.applied = report.applied_generation;
+                        s.report = Some(report.clone());
+                        s.error = None;
+                        s.rejected = None;
+                    });
+                }
+                Err(CallError::Refused(msg)) => {
+                    tracing::warn!(node = %node, "satellite refused its configuration: {msg}");
+                    core.set_node_status(
+                        &node,
+                        ConnectionStatus::OtherController,
+                        Some(msg.clone()),
+                    );
+                    need_push = false;
+                    pushed = pushed.max(generation);
+                    status.send_modify(|s| {
+                        s.seq += 1;
+                        s.online = true;
+                        s.rejected = Some(msg);
+                    });
+                }
+                Err(CallError::Network(e)) => {
+                    online = false;
+                    let why = format!("lost satellite at {addr}: {e}");
+                    tracing::warn!(node = %node, "{why}");
+                    core.set_node_status(&node, ConnectionStatus::Offline, Some(why.clone()));
+                    status.send_modify(|s| {
+                        s.seq += 1;
+                        s.online = false;
+                        s.error = Some(why);
+                    });
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            r = wanted.changed() => { if r.is_err() { return; } },
+            _ = stop.changed() => {},
+            _ = tokio::time::sleep(poll) => {
+                match call::<Report>(http.get(url(addr, PATH_REPORT)), REPORT_TIMEOUT).await {
+                    Ok(report) => {
+                        if report.applied_generation < pushed || core.needs_retry(&node, &report) {
+                            // The node lost what it had applied (e.g. its record), or still
+                            // has work that failed before: push again.
+                            need_push = true;
+                        }
+                        let report = Arc::new(report);
+                        core.record_report(&node, &report).await;
+                        status.send_modify(|s| {
+                            s.report = Some(report.clone());
+                        });
+                    }
+                    Err(CallError::Network(e)) | Err(CallError::Refused(e)) => {
+                        online = false;
+                        let why = format!("lost satellite at {addr}: {e}");
+                        tracing::warn!(node = %node, "{why}");
+                        core.set_node_status(&node, ConnectionStatus::Offline, Some(why.clone()));
+                        status.send_modify(|s| {
+                            s.seq += 1;
+                            s.online = false;
+                            s.error = Some(why);
+                        });
+                    }
+                }
+            },
+        }
+    }
+}

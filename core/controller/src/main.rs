@@ -1,0 +1,88 @@
+//! `linstor-controller`: the cluster's controller and REST API server.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use strata_controller::config::{self, Overrides};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "linstor-controller",
+    version,
+    about = "Controller of the storage cluster; serves the LINSTOR REST API v1"
+)]
+struct Args {
+    /// Configuration file (LINSTOR's linstor.toml format).
+    #[arg(long, env = "LINSTOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// REST API port (default 3370).
+    #[arg(long, env = "LINSTOR_REST_PORT")]
+    port: Option<u16>,
+    /// Address the REST API listens on (default all).
+    #[arg(long, env = "LINSTOR_REST_LISTEN_ADDR")]
+    listen_addr: Option<IpAddr>,
+    /// Directory of the embedded database (default /var/lib/linstor).
+    #[arg(long, env = "LINSTOR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database location: a path or sqlite:/path (default <data-dir>/linstor.sqlite).
+    #[arg(long, env = "LINSTOR_DB")]
+    db: Option<String>,
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let named = args.config.is_some();
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG));
+    let file = config::load(&path, named)?;
+    let settings = config::resolve(
+        &file,
+        &Overrides {
+            port: args.port,
+            listen_addr: args.listen_addr,
+            data_dir: args.data_dir,
+            db: args.db,
+        },
+    )?;
+    let listen = settings.listen;
+    let started = std::time::Instant::now();
+    let core = strata_controller::start(settings)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    {
+        let c = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        tracing::info!(
+            nodes = c.nodes.len(),
+            resource_definitions = c.rsc_dfns.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "controller ready on {listen}"
+        );
+    }
+    axum::serve(listener, strata_controller::rest::router(core))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}

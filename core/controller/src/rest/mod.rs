@@ -1,0 +1,399 @@
+//! The LINSTOR REST API v1 over axum.
+//!
+//! Bodies are read as JSON whatever the Content-Type says (python-linstor sends none); every
+//! answer is JSON with `application/json`. Errors are lists of ApiCallRc: 404 when the named
+//! object does not exist, 400 for bad input, 500 when a node or the database failed.
+
+mod ctrl;
+mod nodes;
+mod rd;
+mod rg;
+mod view;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use strata_api::ApiCallRc;
+use strata_model::error::code;
+use strata_model::plan::{Env, Observed, Op, PlanResult, Reply, Severity};
+use strata_model::{ApiError, Cluster, ObjKind};
+
+use crate::core::{Answer, Core};
+
+pub type AppState = Arc<Core>;
+
+pub fn router(core: Arc<Core>) -> Router {
+    Router::new()
+        .route("/health", get(ctrl::health))
+        .route("/v1/controller/version", get(ctrl::version))
+        .route(
+            "/v1/controller/properties",
+            get(ctrl::props_list).post(ctrl::props_modify),
+        )
+        .route(
+            "/v1/controller/properties/{*key}",
+            delete(ctrl::props_delete),
+        )
+        .route("/v1/nodes", get(nodes::list).post(nodes::create))
+        .route(
+            "/v1/nodes/{node}",
+            get(nodes::get_one)
+                .put(nodes::modify)
+                .delete(nodes::delete_one),
+        )
+        .route("/v1/nodes/{node}/lost", delete(nodes::lost))
+        .route("/v1/nodes/{node}/reconnect", put(nodes::reconnect))
+        .route(
+            "/v1/nodes/{node}/net-interfaces",
+            get(nodes::netif_list).post(nodes::netif_create),
+        )
+        .route(
+            "/v1/nodes/{node}/net-interfaces/{netif}",
+            get(nodes::netif_get)
+                .put(nodes::netif_modify)
+                .delete(nodes::netif_delete),
+        )
+        .route(
+            "/v1/nodes/{node}/storage-pools",
+            get(nodes::sp_list).post(nodes::sp_create),
+        )
+        .route(
+            "/v1/nodes/{node}/storage-pools/{pool}",
+            get(nodes::sp_get)
+                .put(nodes::sp_modify)
+                .delete(nodes::sp_delete),
+        )
+        .route(
+            "/v1/storage-pool-definitions",
+            get(nodes::spd_list).post(nodes::spd_create),
+        )
+        .route(
+            "/v1/storage-pool-definitions/{pool}",
+            get(nodes::spd_get)
+                .put(nodes::spd_modify)
+                .delete(nodes::spd_delete),
+        )
+        .route("/v1/resource-definitions", get(rd::list).post(rd::create))
+        .route(
+            "/v1/resource-definitions/{rsc}",
+            get(rd::get_one).put(rd::modify).delete(rd::delete_one),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/volume-definitions",
+            get(rd::vd_list).post(rd::vd_create),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/volume-definitions/{vnr}",
+            get(rd::vd_get).put(rd::vd_modify).delete(rd::vd_delete),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resources",
+            get(rd::rsc_list).post(rd::rsc_create),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resources/{node}",
+            get(rd::rsc_get)
+                .post(rd::rsc_create_on_node)
+                .put(rd::rsc_modify)
+                .delete(rd::rsc_delete),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resources/{node}/make-available",
+            post(rd::make_available),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resources/{node}/volumes",
+            get(rd::vlm_list),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resources/{node}/volumes/{vnr}",
+            get(rd::vlm_get).put(rd::vlm_modify),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/autoplace",
+            post(rd::autoplace),
+        )
+        .route("/v1/resource-groups", get(rg::list).post(rg::create))
+        .route(
+            "/v1/resource-groups/{rg}",
+            get(rg::get_one).put(rg::modify).delete(rg::delete_one),
+        )
+        .route("/v1/resource-groups/{rg}/spawn", post(rg::spawn))
+        .route(
+            "/v1/resource-groups/{rg}/volume-groups",
+            get(rg::vg_list).post(rg::vg_create),
+        )
+        .route(
+            "/v1/resource-groups/{rg}/volume-groups/{vnr}",
+            get(rg::vg_get).put(rg::vg_modify).delete(rg::vg_delete),
+        )
+        .route(
+            "/v1/resource-groups/{rg}/query-max-volume-size",
+            get(rg::query_max_volume_size),
+        )
+        .route(
+            "/v1/query-max-volume-size",
+            axum::routing::options(rg::query_max_volume_size_filter)
+                .post(rg::query_max_volume_size_filter),
+        )
+        .route("/v1/view/resources", get(view::resources))
+        .route("/v1/view/storage-pools", get(view::storage_pools))
+        .route("/v1/view/snapshots", get(view::snapshots))
+        .fallback(unknown_call)
+        .with_state(core)
+}
+
+/// A JSON body read regardless of its Content-Type; an empty body reads as `{}`.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| bad_body(format!("the request body could not be read: {e}")))?;
+        let text: &[u8] = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text)
+            .map(Body)
+            .map_err(|e| bad_body(format!("the request body is not valid for this call: {e}")))
+    }
+}
+
+fn bad_body(msg: String) -> Response {
+    error(
+        Op::None,
+        ApiError::new(code::FAIL_INVLD_REQUEST, ObjKind::CtrlConf, msg)
+            .correction("Send a JSON object as described by the LINSTOR REST API v1"),
+    )
+}
+
+/// JSON with the content type set, for data answers.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).expect("answers always serialize");
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub fn ok<T: Serialize>(value: &T) -> Response {
+    json(StatusCode::OK, value)
+}
+
+fn is_server_side(code: u64) -> bool {
+    matches!(
+        code,
+        code::FAIL_SQL
+            | code::FAIL_UNKNOWN_ERROR
+            | code::FAIL_IMPL_ERROR
+            | code::FAIL_NOT_CONNECTED
+    )
+}
+
+fn status_for(replies: &[Reply], success: StatusCode) -> StatusCode {
+    let errors: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.severity == Severity::Error)
+        .collect();
+    if errors.is_empty() {
+        success
+    } else if errors.iter().any(|r| is_server_side(r.code)) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if errors.iter().any(|r| (300..400).contains(&r.code)) {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::BAD_REQUEST
+    }
+}
+
+pub fn replies(replies: &[Reply], success: StatusCode) -> Response {
+    let status = status_for(replies, success);
+    let rcs: Vec<ApiCallRc> = replies.iter().map(ApiCallRc::from).collect();
+    json(status, &rcs)
+}
+
+pub fn error(op: Op, err: ApiError) -> Response {
+    replies(&[Reply::from_error(op, err)], StatusCode::OK)
+}
+
+pub fn answer(result: Result<Answer, ApiError>, op: Op, success: StatusCode) -> Response {
+    match result {
+        Ok(a) => replies(&a.replies, success),
+        Err(e) => error(op, e),
+    }
+}
+
+/// Plans, commits and dispatches a mutation and answers with its replies.
+pub async fn run<F>(core: &Arc<Core>, op: Op, success: StatusCode, f: F) -> Response
+where
+    F: FnOnce(&Cluster, &mut dyn Env, &dyn Observed) -> PlanResult + Send + 'static,
+{
+    answer(core.mutate(f).await, op, success)
+}
+
+pub fn not_found(code: u64, object: ObjKind, what: &str, name: &str) -> Response {
+    error(Op::None, ApiError::not_found(code, object, what, name))
+}
+
+async fn unknown_call(req: Request) -> Response {
+    let msg = format!("No API call {} {}", req.method(), req.uri().path());
+    let rc = ApiCallRc {
+        ret_code: (strata_api::rc::MASK_ERROR | 0x0FFF_FFFF_FFFF_FFFF) as i64,
+        message: msg,
+        cause: None,
+        details: None,
+        correction: Some("Check the path against the LINSTOR REST API v1".into()),
+        error_report_ids: vec![],
+        obj_refs: Default::default(),
+        created_at: None,
+    };
+    json(StatusCode::NOT_FOUND, &vec![rc])
+}
+
+/// Query parameters, with repeated keys and comma-separated lists.
+#[derive(Debug, Default)]
+pub struct Query(Vec<(String, String)>);
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        let Some(raw) = raw else {
+            return Query::default();
+        };
+        Query(
+            raw.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (percent_decode(k), percent_decode(v)),
+                    None => (percent_decode(p), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    /// All values of `key`, also split at commas; upper-cased for name matching.
+    pub fn names(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split(','))
+            .map(|v| v.trim().to_ascii_uppercase())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    pub fn values(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        self.0
+            .iter()
+            .any(|(k, v)| k == key && (v.is_empty() || v.eq_ignore_ascii_case("true") || v == "1"))
+    }
+
+    fn number(&self, key: &str) -> Option<usize> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+    }
+
+    /// Applies `offset` and `limit` (a limit of 0 means all).
+    pub fn page<T>(&self, items: Vec<T>) -> Vec<T> {
+        let offset = self.number("offset").unwrap_or(0);
+        let limit = self.number("limit").filter(|l| *l > 0);
+        let it = items.into_iter().skip(offset);
+        match limit {
+            Some(l) => it.take(l).collect(),
+            None => it.collect(),
+        }
+    }
+}
+
+/// Whether `name` passes a name filter (empty filter: everything).
+pub fn wanted(filter: &[String], key: &str) -> bool {
+    filter.is_empty() || filter.iter().any(|f| f == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        let q = Query::parse(Some("nodes=alpha&nodes=Beta,gamma&props=Aux%2Fsite%3Da&with_volume_definitions=true&limit=2"));
+        assert_eq!(q.names("nodes"), vec!["ALPHA", "BETA", "GAMMA"]);
+        assert_eq!(q.values("props"), vec!["Aux/site=a"]);
+        assert!(q.flag("with_volume_definitions"));
+        assert!(!q.flag("nope"));
+        assert_eq!(q.page(vec![1, 2, 3]), vec![1, 2]);
+        assert!(Query::parse(None).names("nodes").is_empty());
+    }
+
+    #[test]
+    fn status_classes() {
+        let nf = Reply::from_error(Op::Create, ApiError::new(300, ObjKind::Node, "x"));
+        assert_eq!(
+            status_for(&[nf], StatusCode::CREATED),
+            StatusCode::NOT_FOUND
+        );
+        let bad = Reply::from_error(Op::Create, ApiError::new(202, ObjKind::RscDfn, "x"));
+        assert_eq!(
+            status_for(&[bad], StatusCode::CREATED),
+            StatusCode::BAD_REQUEST
+        );
+        let sat = Reply::from_error(
+            Op::Create,
+            ApiError::new(code::FAIL_UNKNOWN_ERROR, ObjKind::Rsc, "x"),
+        );
+        assert_eq!(
+            status_for(&[sat], StatusCode::CREATED),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let warn = Reply::warning(Op::Create, ObjKind::Node, 1002, "x");
+        assert_eq!(
+            status_for(&[warn], StatusCode::CREATED),
+            StatusCode::CREATED
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! Nodes, their network interfaces and storage pools, and storage pool definitions.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use strata_agent_api::PoolConfig;
+use strata_api::convert;
+use strata_api::types::{
+    NetInterface, Node, NodeModify, PropsModify, StoragePool, StoragePoolDefinition,
+};
+use strata_model::error::code;
+use strata_model::plan::{
+    self, node as pn, pool as pp, NetIfCreate, NodeCreate, Op, Reply, StorPoolCreate,
+};
+use strata_model::props::matches_filter;
+use strata_model::{ApiError, Change, ObjKind};
+
+use super::{error, json, not_found, ok, replies, run, wanted, AppState, Body, Query};
+
+fn node_view(core: &AppState, n: &strata_model::objects::Node) -> Node {
+    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    let obs = observed.nodes.get(&n.name);
+    convert::node(
+        n,
+        observed.status(&n.name),
+        obs.and_then(|o| o.caps.as_ref()),
+    )
+}
+
+pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let names = q.names("nodes");
+    let props = q.values("props");
+    let nodes: Vec<strata_model::objects::Node> = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        cluster
+            .nodes
+            .values()
+            .filter(|n| wanted(&names, n.name.key()) && matches_filter(&n.props, &props))
+            .cloned()
+            .collect()
+    };
+    let views: Vec<Node> = nodes.iter().map(|n| node_view(&core, n)).collect();
+    ok(&q.page(views))
+}
+
+fn find_node(core: &AppState, name: &str) -> Option<strata_model::objects::Node> {
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    cluster
+        .nodes
+        .values()
+        .find(|n| n.name.as_str().eq_ignore_ascii_case(name))
+        .cloned()
+}
+
+pub async fn get_one(State(core): State<AppState>, Path(node): Path<String>) -> Response {
+    match find_node(&core, &node) {
+        Some(n) => ok(&node_view(&core, &n)),
+        None => not_found(code::FAIL_NOT_FOUND_NODE, ObjKind::Node, "node", &node),
+    }
+}
+
+pub async fn create(State(core): State<AppState>, Body(req): Body<Node>) -> Response {
+    let plan_req = NodeCreate {
+        name: req.name.clone(),
+        node_type: Some(req.node_type.clone()).filter(|t| !t.is_empty()),
+        net_interfaces: req
+            .net_interfaces
+            .iter()
+            .map(|n| NetIfCreate {
+                name: n.name.clone(),
+                address: n.address.clone(),
+                satellite_port: n.satellite_port,
+                encryption: n.satellite_encryption_type.clone(),
+                is_active: n.is_active,
+            })
+            .collect(),
+        props: req.props.clone(),
+    };
+    let result = core
+        .mutate(move |c, env, _| pn::create_node(c, env, &plan_req))
+        .await;
+    match result {
+        Ok(mut answer) => {
+            if let Ok(name) = plan::parse_node_name(&req.name) {
+                if let Some(w) = core.first_contact(&name).await {
+                    answer.replies.push(w);
+                }
+            }
+            replies(&answer.replies, StatusCode::CREATED)
+        }
+        Err(e) => error(Op::Create, e),
+    }
+}
+
+pub async fn modify(
+    State(core): State<AppState>,
+    Path(node): Path<String>,
+    Body(req): Body<NodeModify>,
+) -> Response {
+    let change = convert::props_change(&req.props);
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, _| {
+        pn::modify_node(c, &node, req.node_type.as_deref(), &change)
+    })
+    .await
+}
+
+pub async fn delete_one(State(core): State<AppState>, Path(node): Path<String>) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        pn::delete_node(c, &node)
+    })
+    .await
+}
+
+/// Removes a node that will never come back, with everything it had, without its satellite.
+pub async fn lost(State(core): State<AppState>, Path(node): Path<String>) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        let name = plan::parse_node_name(&node)?;
+        let Some(n) = c.nodes.get(&name) else {
+            return Err(ApiError::not_found(
+                code::FAIL_NOT_FOUND_NODE,
+                ObjKind::Node,
+                "node",
+                &node,
+            ));
+        };
+        let mut p = plan::Plan::new();
+        for r in c.resources_on(&name) {
+            p.change(Change::DelRsc(r.name.clone(), name.clone()));
+        }
+        // Definitions that were waiting only for this node to confirm their deletion go too.
+        for r in c.resources_on(&name) {
+            if let Some(rd) = c.rsc_dfns.get(&r.name) {
+                let others = c.resources_of(&rd.name).any(|o| o.node != name);
+                if rd.is_deleting() && !others {
+                    p.change(Change::DelRscDfn(rd.name.clone()));
+                }
+            }
+        }
+        for sp in c.pools_on(&name) {
+            p.change(Change::DelStorPool(name.clone(), sp.name.clone()));
+        }
+        p.change(Change::DelNode(name.clone()));
+        p.reply(
+            Reply::deleted(
+                ObjKind::Node,
+                format!("Node '{}' and its resources removed as lost.", n.name),
+            )
+            .with_ref("Node", n.name.as_str()),
+        );
+        Ok(p)
+    })
+    .await
+}
+
+pub async fn reconnect(State(core): State<AppState>, Path(node): Path<String>) -> Response {
+    let Ok(name) = plan::parse_node_name(&node) else {
+        return not_found(code::FAIL_NOT_FOUND_NODE, ObjKind::Node, "node", &node);
+    };
+    if !core.reconnect(&name) {
+        return not_found(code::FAIL_NOT_FOUND_NODE, ObjKind::Node, "node", &node);
+    }
+    replies(
+        &[Reply::modified(
+            ObjKind::Node,
+            format!("Node '{node}' is reconnecting."),
+        )],
+        StatusCode::OK,
+    )
+}
+
+pub async fn netif_list(
+    State(core): State<AppState>,
+    Path(node): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = Query::parse(q.as_deref());
+    match find_node(&core, &node) {
+        Some(n) => ok(&q.page(
+            n.net_interfaces
+                .iter()
+                .map(convert::net_interface)
+                .collect::<Vec<_>>(),
+        )),
+        None => not_found(code::FAIL_NOT_FOUND_NODE, ObjKind::Node, "node", &node),
+    }
+}
+
+pub async fn netif_get(
+    State(core): State<AppState>,
+    Path((node, netif)): Path<(String, String)>,
+) -> Response {
+    let Some(n) = find_node(&core, &node) else {
+        return not_found(code::FAIL_NOT_FOUND_NODE, ObjKind::Node, "node", &node);
+    };
+    match n
+        .net_interfaces
+        .iter()
+        .find(|i| i.name.as_str().eq_ignore_ascii_case(&netif))
+    {
+        Some(i) => ok(&convert::net_interface(i)),
+        None => not_found(
+            code::FAIL_NOT_FOUND_NET_IF,
+            ObjKind::NetIf,
+            "network interface",
+            &netif,
+        ),
+    }
+}
+
+fn netif_req(n: &NetInterface) -> NetIfCreate {
+    NetIfCreate {
+        name: n.name.clone(),
+        address: n.address.clone(),
+        satellite_port: n.satellite_port,
+        encryption: n.satellite_encryption_type.clone(),
+        is_active: n.is_active,
+    }
+}
+
+pub async fn netif_create(
+    State(core): State<AppState>,
+    Path(node): Path<String>,
+    Body(req): Body<NetInterface>,
+) -> Response {
+    let r = netif_req(&req);
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, _| {
+        pn::create_netif(c, env, &node, &r)
+    })
+    .await
+}
+
+pub async fn netif_modify(
+    State(core): State<AppState>,
+    Path((node, netif)): Path<(String, String)>,
+    Body(req): Body<NetInterface>,
+) -> Response {
+    let r = netif_req(&req);
+    run(&core, Op::Modify, StatusCode::OK, move |c, env, _| {
+        pn::modify_netif(c, env, &node, &netif, &r)
+    })
+    .await
+}
+
+pub async fn netif_delete(
+    State(core): State<AppState>,
+    Path((node, netif)): Path<(String, String)>,
+) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        pn::delete_netif(c, &node, &netif)
+    })
+    .await
+}
+
+pub fn pool_view(core: &AppState, sp: &strata_model::objects::StorPool) -> StoragePool {
+    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    let state = observed
+        .nodes
+        .get(&sp.node)
+        .filter(|_| observed.status(&sp.node) == strata_model::ConnectionStatus::Online)
+        .and_then(|n| n.pools.get(sp.name.key()));
+    convert::stor_pool(sp, state)
+}
+
+pub async fn sp_list(
+    State(core): State<AppState>,
+    Path(node): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = Query::parse(q.as_deref());
+    let pools_filter = q.names("storage_pools");
+    let Some(n) = find_node(&core, &node) else {
+        return not_found(code::FAIL_NOT_FOUND_NODE, ObjKind::Node, "node", &node);
+    };
+    let pools: Vec<_> = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        cluster
+            .pools_on(&n.name)
+            .filter(|sp| wanted(&pools_filter, sp.name.key()))
+            .cloned()
+            .collect()
+    };
+    ok(&q.page(
+        pools
+            .iter()
+            .map(|sp| pool_view(&core, sp))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+pub async fn sp_get(
+    State(core): State<AppState>,
+    Path((node, pool)): Path<(String, String)>,
+) -> Response {
+    let found = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        cluster
+            .stor_pools
+            .iter()
+            .find(|(n, _)| n.as_str().eq_ignore_ascii_case(&node))
+            .and_then(|(_, pools)| {
+                pools
+                    .values()
+                    .find(|sp| sp.name.as_str().eq_ignore_ascii_case(&pool))
+                    .cloned()
+            })
+    };
+    match found {
+        Some(sp) => ok(&pool_view(&core, &sp)),
+        None => not_found(
+            code::FAIL_NOT_FOUND_STOR_POOL,
+            ObjKind::StorPool,
+            "storage pool",
+            &format!("{pool}' on node '{node}"),
+        ),
+    }
+}
+
+pub async fn sp_create(
+    State(core): State<AppState>,
+    Path(node): Path<String>,
+    Body(req): Body<StoragePool>,
+) -> Response {
+    let plan_req = StorPoolCreate {
+        name: req.storage_pool_name.clone(),
+        provider_kind: req.provider_kind.clone(),
+        props: req.props.clone(),
+        free_space_mgr_name: req.free_space_mgr_name.clone().filter(|s| !s.is_empty()),
+        external_locking: req.external_locking,
+    };
+    // Validate first, then ask the satellite whether the pool is usable before recording it.
+    let planned = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+        pp::create_stor_pool(
+            &cluster,
+            &mut crate::core::RealEnv,
+            &*observed,
+            &node,
+            &plan_req,
+        )
+    };
+    let planned = match planned {
+        Ok(p) => p,
+        Err(e) => return error(Op::Create, e),
+    };
+    let new_pool = planned.changes.iter().find_map(|c| match c {
+        Change::PutStorPool(sp) => Some(sp.clone()),
+        _ => None,
+    });
+    if let Some(sp) = new_pool {
+        let cfg = PoolConfig {
+            name: sp.name.to_string(),
+            kind: sp.kind,
+            props: sp.props.clone(),
+        };
+        if let Some(probe) = core.probe_pool(&sp.node, &cfg).await {
+            if !probe.ok {
+                return error(
+                    Op::Create,
+                    ApiError::new(
+                        code::FAIL_STOR_POOL_CONFIGURATION_ERROR,
+                        ObjKind::StorPool,
+                        format!(
+                            "Storage pool '{}' cannot be used on node '{}'",
+                            sp.name, sp.node
+                        ),
+                    )
+                    .cause(probe.error.unwrap_or_default())
+                    .correction("Create the backing pool on the node first (directory, volume group or zpool) or correct its name; nothing was recorded"),
+                );
+            }
+        }
+    }
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
+        pp::create_stor_pool(c, env, o, &node, &plan_req)
+    })
+    .await
+}
+
+pub async fn sp_modify(
+    State(core): State<AppState>,
+    Path((node, pool)): Path<(String, String)>,
+    Body(req): Body<PropsModify>,
+) -> Response {
+    let change = convert::props_change(&req);
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, _| {
+        pp::modify_stor_pool(c, &node, &pool, &change)
+    })
+    .await
+}
+
+pub async fn sp_delete(
+    State(core): State<AppState>,
+    Path((node, pool)): Path<(String, String)>,
+) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        pp::delete_stor_pool(c, &node, &pool)
+    })
+    .await
+}
+
+pub async fn spd_list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let names = q.names("storage_pools");
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let list: Vec<StoragePoolDefinition> = cluster
+        .stor_pool_dfns
+        .values()
+        .filter(|d| wanted(&names, d.name.key()))
+        .map(convert::stor_pool_dfn)
+        .collect();
+    json(StatusCode::OK, &q.page(list))
+}
+
+pub async fn spd_get(State(core): State<AppState>, Path(pool): Path<String>) -> Response {
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    match cluster
+        .stor_pool_dfns
+        .values()
+        .find(|d| d.name.as_str().eq_ignore_ascii_case(&pool))
+    {
+        Some(d) => ok(&convert::stor_pool_dfn(d)),
+        None => not_found(
+            code::FAIL_NOT_FOUND_STOR_POOL_DFN,
+            ObjKind::StorPoolDfn,
+            "storage pool definition",
+            &pool,
+        ),
+    }
+}
+
+pub async fn spd_create(
+    State(core): State<AppState>,
+    Body(req): Body<StoragePoolDefinition>,
+) -> Response {
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, _| {
+        pp::create_spd(c, env, &req.storage_pool_name, &req.props)
+    })
+    .await
+}
+
+pub async fn spd_modify(
+    State(core): State<AppState>,
+    Path(pool): Path<String>,
+    Body(req): Body<PropsModify>,
+) -> Response {
+    let change = convert::props_change(&req);
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, _| {
+        pp::modify_spd(c, &pool, &change)
+    })
+    .await
+}
+
+pub async fn spd_delete(State(core): State<AppState>, Path(pool): Path<String>) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        pp::delete_spd(c, &pool)
+    })
+    .await
+}

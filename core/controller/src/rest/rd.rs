@@ -1,0 +1,402 @@
+//! Resource definitions, volume definitions, resources and their volumes, autoplace.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use strata_api::convert;
+use strata_api::types::{
+    AutoPlaceRequest, ResourceCreate, ResourceDefinition, ResourceDefinitionCreate,
+    ResourceDefinitionModify, ResourceMakeAvailable, ResourceModify, ResourceWithVolumes,
+    VolumeDefinitionCreate, VolumeDefinitionModify, VolumeModify,
+};
+use strata_model::error::code;
+use strata_model::plan::rd::{self as prd, RscDfnCreate, RscDfnModify, VlmDfnCreate, VlmDfnModify};
+use strata_model::plan::rsc::{self as prsc, AutoplaceRequest, RscCreate};
+use strata_model::plan::Op;
+use strata_model::props::matches_filter;
+use strata_model::ObjKind;
+
+use super::view::resource_view;
+use super::{error, not_found, ok, run, wanted, AppState, Body, Query};
+
+fn find_rd(core: &AppState, rsc: &str) -> Option<strata_model::objects::ResourceDefinition> {
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let name = strata_model::ResourceName::new(rsc).ok()?;
+    cluster.rsc_dfns.get(&name).cloned()
+}
+
+pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let names = q.names("resource_definitions");
+    let props = q.values("props");
+    let with_vds = q.flag("with_volume_definitions");
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let list: Vec<ResourceDefinition> = cluster
+        .rsc_dfns
+        .values()
+        .filter(|d| wanted(&names, d.name.key()) && matches_filter(&d.props, &props))
+        .map(|d| convert::resource_definition(d, with_vds))
+        .collect();
+    ok(&q.page(list))
+}
+
+pub async fn get_one(State(core): State<AppState>, Path(rsc): Path<String>) -> Response {
+    match find_rd(&core, &rsc) {
+        Some(d) => ok(&convert::resource_definition(&d, true)),
+        None => not_found(
+            code::FAIL_NOT_FOUND_RSC_DFN,
+            ObjKind::RscDfn,
+            "resource definition",
+            &rsc,
+        ),
+    }
+}
+
+pub async fn create(
+    State(core): State<AppState>,
+    Body(req): Body<ResourceDefinitionCreate>,
+) -> Response {
+    let rd = &req.resource_definition;
+    let layer_stack: Vec<String> = rd.layer_data.iter().map(|l| l.layer_type.clone()).collect();
+    let plan_req = RscDfnCreate {
+        name: Some(rd.name.clone()).filter(|n| !n.is_empty()),
+        external_name: rd.external_name.clone(),
+        props: rd.props.clone(),
+        resource_group: rd.resource_group_name.clone(),
+        layer_stack,
+        drbd_port: req.drbd_port,
+        drbd_secret: req.drbd_secret.clone(),
+        drbd_peer_slots: req.drbd_peer_slots,
+        drbd_transport: req.drbd_transport_type.clone(),
+    };
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, _| {
+        prd::create_rd(c, env, &plan_req)
+    })
+    .await
+}
+
+pub async fn modify(
+    State(core): State<AppState>,
+    Path(rsc): Path<String>,
+    Body(req): Body<ResourceDefinitionModify>,
+) -> Response {
+    let plan_req = RscDfnModify {
+        props: convert::props_change(&req.props),
+        drbd_port: req.drbd_port,
+        drbd_peer_slots: req.drbd_peer_slots,
+        layer_stack: req.layer_stack.clone(),
+        resource_group: req.resource_group.clone(),
+    };
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, _| {
+        prd::modify_rd(c, &rsc, &plan_req)
+    })
+    .await
+}
+
+pub async fn delete_one(State(core): State<AppState>, Path(rsc): Path<String>) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        prd::delete_rd(c, &rsc)
+    })
+    .await
+}
+
+pub async fn vd_list(
+    State(core): State<AppState>,
+    Path(rsc): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = Query::parse(q.as_deref());
+    match find_rd(&core, &rsc) {
+        Some(d) => ok(&q.page(
+            d.volume_definitions
+                .values()
+                .map(|vd| convert::volume_definition(vd, &d.layer_stack))
+                .collect::<Vec<_>>(),
+        )),
+        None => not_found(
+            code::FAIL_NOT_FOUND_RSC_DFN,
+            ObjKind::RscDfn,
+            "resource definition",
+            &rsc,
+        ),
+    }
+}
+
+pub async fn vd_get(
+    State(core): State<AppState>,
+    Path((rsc, vnr)): Path<(String, u32)>,
+) -> Response {
+    let Some(d) = find_rd(&core, &rsc) else {
+        return not_found(
+            code::FAIL_NOT_FOUND_RSC_DFN,
+            ObjKind::RscDfn,
+            "resource definition",
+            &rsc,
+        );
+    };
+    match d.volume_definitions.get(&vnr) {
+        Some(vd) => ok(&convert::volume_definition(vd, &d.layer_stack)),
+        None => not_found(
+            code::FAIL_NOT_FOUND_VLM_DFN,
+            ObjKind::VlmDfn,
+            "volume definition",
+            &format!("{vnr}' of resource '{rsc}"),
+        ),
+    }
+}
+
+pub async fn vd_create(
+    State(core): State<AppState>,
+    Path(rsc): Path<String>,
+    Body(req): Body<VolumeDefinitionCreate>,
+) -> Response {
+    let vd = &req.volume_definition;
+    let Some(size) = vd.size_kib else {
+        return error(
+            Op::Create,
+            strata_model::ApiError::new(
+                code::FAIL_INVLD_VLM_SIZE,
+                ObjKind::VlmDfn,
+                "The volume definition has no size",
+            )
+            .correction("Give size_kib (the CLI takes sizes such as 2G or 150M)"),
+        );
+    };
+    let plan_req = VlmDfnCreate {
+        volume_number: vd.volume_number,
+        size_kib: size,
+        props: vd.props.clone(),
+        flags: vd.flags.clone(),
+        minor: req.drbd_minor_number,
+    };
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
+        prd::create_vd(c, env, o, &rsc, &plan_req)
+    })
+    .await
+}
+
+pub async fn vd_modify(
+    State(core): State<AppState>,
+    Path((rsc, vnr)): Path<(String, i64)>,
+    Body(req): Body<VolumeDefinitionModify>,
+) -> Response {
+    let plan_req = VlmDfnModify {
+        size_kib: req.size_kib,
+        props: convert::props_change(&req.props),
+        flags: req.flags.clone(),
+    };
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, o| {
+        prd::modify_vd(c, o, &rsc, vnr, &plan_req)
+    })
+    .await
+}
+
+pub async fn vd_delete(
+    State(core): State<AppState>,
+    Path((rsc, vnr)): Path<(String, i64)>,
+) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        prd::delete_vd(c, &rsc, vnr)
+    })
+    .await
+}
+
+pub async fn rsc_list(
+    State(core): State<AppState>,
+    Path(rsc): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = Query::parse(q.as_deref());
+    let Some(d) = find_rd(&core, &rsc) else {
+        return not_found(
+            code::FAIL_NOT_FOUND_RSC_DFN,
+            ObjKind::RscDfn,
+            "resource definition",
+            &rsc,
+        );
+    };
+    let rscs: Vec<_> = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let all: Vec<_> = cluster.resources_of(&d.name).cloned().collect();
+        all
+    };
+    let views: Vec<_> = rscs.iter().map(|r| resource_view(&core, r, &d)).collect();
+    ok(&q.page(views))
+}
+
+fn find_rsc(core: &AppState, rsc: &str, node: &str) -> Result<ResourceWithVolumes, Box<Response>> {
+    let Some(d) = find_rd(core, rsc) else {
+        return Err(Box::new(not_found(
+            code::FAIL_NOT_FOUND_RSC_DFN,
+            ObjKind::RscDfn,
+            "resource definition",
+            rsc,
+        )));
+    };
+    let r = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let found = cluster
+            .resources_of(&d.name)
+            .find(|r| r.node.as_str().eq_ignore_ascii_case(node))
+            .cloned();
+        found
+    };
+    match r {
+        Some(r) => Ok(resource_view(core, &r, &d)),
+        None => Err(Box::new(not_found(
+            code::FAIL_NOT_FOUND_RSC,
+            ObjKind::Rsc,
+            "resource",
+            &format!("{rsc}' on node '{node}"),
+        ))),
+    }
+}
+
+pub async fn rsc_get(
+    State(core): State<AppState>,
+    Path((rsc, node)): Path<(String, String)>,
+) -> Response {
+    match find_rsc(&core, &rsc, &node) {
+        Ok(r) => ok(&r),
+        Err(resp) => *resp,
+    }
+}
+
+fn rsc_req(node: String, r: &ResourceCreate) -> RscCreate {
+    let mut flags = r.resource.flags.clone();
+    if r.drbd_client == Some(true) {
+        flags.push("DRBD_DISKLESS".into());
+    }
+    RscCreate {
+        node,
+        props: r.resource.props.clone(),
+        flags,
+        layer_list: r.layer_list.clone(),
+        drbd_node_id: r.drbd_node_id,
+    }
+}
+
+pub async fn rsc_create(
+    State(core): State<AppState>,
+    Path(rsc): Path<String>,
+    Body(reqs): Body<Vec<ResourceCreate>>,
+) -> Response {
+    let plan_reqs: Vec<RscCreate> = reqs
+        .iter()
+        .map(|r| rsc_req(r.resource.node_name.clone(), r))
+        .collect();
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
+        prsc::create_resources(c, env, o, &rsc, &plan_reqs)
+    })
+    .await
+}
+
+pub async fn rsc_create_on_node(
+    State(core): State<AppState>,
+    Path((rsc, node)): Path<(String, String)>,
+    Body(req): Body<ResourceCreate>,
+) -> Response {
+    let plan_req = rsc_req(node, &req);
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
+        prsc::create_resources(c, env, o, &rsc, &[plan_req])
+    })
+    .await
+}
+
+pub async fn rsc_modify(
+    State(core): State<AppState>,
+    Path((rsc, node)): Path<(String, String)>,
+    Body(req): Body<ResourceModify>,
+) -> Response {
+    let change = convert::props_change(&req.props);
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, _| {
+        prsc::modify_resource(c, &rsc, &node, &change)
+    })
+    .await
+}
+
+pub async fn rsc_delete(
+    State(core): State<AppState>,
+    Path((rsc, node)): Path<(String, String)>,
+) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        prsc::delete_resource(c, &rsc, &node)
+    })
+    .await
+}
+
+pub async fn make_available(
+    State(core): State<AppState>,
+    Path((rsc, node)): Path<(String, String)>,
+    Body(req): Body<ResourceMakeAvailable>,
+) -> Response {
+    let diskful = req.diskful.unwrap_or(false);
+    let layers = req.layer_list.clone();
+    run(&core, Op::Create, StatusCode::OK, move |c, env, o| {
+        prsc::make_available(c, env, o, &rsc, &node, diskful, &layers)
+    })
+    .await
+}
+
+pub async fn vlm_list(
+    State(core): State<AppState>,
+    Path((rsc, node)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = Query::parse(q.as_deref());
+    match find_rsc(&core, &rsc, &node) {
+        Ok(r) => ok(&q.page(r.volumes)),
+        Err(resp) => *resp,
+    }
+}
+
+pub async fn vlm_get(
+    State(core): State<AppState>,
+    Path((rsc, node, vnr)): Path<(String, String, i32)>,
+) -> Response {
+    let r = match find_rsc(&core, &rsc, &node) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    match r.volumes.into_iter().find(|v| v.volume_number == vnr) {
+        Some(v) => ok(&v),
+        None => not_found(
+            code::FAIL_NOT_FOUND_VLM,
+            ObjKind::Vlm,
+            "volume",
+            &format!("{vnr}' of resource '{rsc}' on node '{node}"),
+        ),
+    }
+}
+
+pub async fn vlm_modify(
+    State(core): State<AppState>,
+    Path((rsc, node, vnr)): Path<(String, String, i64)>,
+    Body(req): Body<VolumeModify>,
+) -> Response {
+    let change = convert::props_change(&req.props);
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, _| {
+        prsc::modify_volume(c, &rsc, &node, vnr, &change)
+    })
+    .await
+}
+
+pub async fn autoplace(
+    State(core): State<AppState>,
+    Path(rsc): Path<String>,
+    Body(req): Body<AutoPlaceRequest>,
+) -> Response {
+    let filter = match convert::select_filter_in(&req.select_filter) {
+        Ok(f) => f,
+        Err(e) => return error(Op::Create, e),
+    };
+    let plan_req = AutoplaceRequest {
+        filter,
+        diskless_on_remaining: req.diskless_on_remaining,
+        layer_list: req.layer_list.clone().unwrap_or_default(),
+    };
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
+        prsc::autoplace(c, env, o, &rsc, &plan_req)
+    })
+    .await
+}

@@ -1,0 +1,258 @@
+//! Resource groups, volume groups, spawning, and maximum volume size queries.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use strata_api::convert;
+use strata_api::types::{
+    AutoSelectFilter, Candidate, MaxVolumeSizes, ResourceGroup, ResourceGroupModify,
+    ResourceGroupSpawn, VolumeGroup, VolumeGroupModify,
+};
+use strata_model::error::code;
+use strata_model::plan::autoplace::DEFAULT_OVERSUBSCRIPTION;
+use strata_model::plan::rg::{self as prg, RscGrpCreate, RscGrpModify, Spawn, VlmGrpCreate};
+use strata_model::plan::Op;
+use strata_model::props::matches_filter;
+use strata_model::ObjKind;
+
+use super::{error, not_found, ok, run, wanted, AppState, Body, Query};
+
+fn find_rg(core: &AppState, name: &str) -> Option<strata_model::objects::ResourceGroup> {
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let n = strata_model::ResourceGroupName::new(name).ok()?;
+    cluster.rsc_grps.get(&n).cloned()
+}
+
+pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let names = q.names("resource_groups");
+    let props = q.values("props");
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let list: Vec<ResourceGroup> = cluster
+        .rsc_grps
+        .values()
+        .filter(|g| wanted(&names, g.name.key()) && matches_filter(&g.props, &props))
+        .map(convert::resource_group)
+        .collect();
+    ok(&q.page(list))
+}
+
+pub async fn get_one(State(core): State<AppState>, Path(rg): Path<String>) -> Response {
+    match find_rg(&core, &rg) {
+        Some(g) => ok(&convert::resource_group(&g)),
+        None => not_found(
+            code::FAIL_NOT_FOUND_RSC_GRP,
+            ObjKind::RscGrp,
+            "resource group",
+            &rg,
+        ),
+    }
+}
+
+pub async fn create(State(core): State<AppState>, Body(req): Body<ResourceGroup>) -> Response {
+    let filter = match convert::select_filter_in(&req.select_filter) {
+        Ok(f) => f,
+        Err(e) => return error(Op::Create, e),
+    };
+    let plan_req = RscGrpCreate {
+        name: req.name.clone(),
+        description: req.description.clone(),
+        props: req.props.clone(),
+        select_filter: filter,
+        peer_slots: req.peer_slots,
+    };
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, _| {
+        prg::create_rg(c, env, &plan_req)
+    })
+    .await
+}
+
+pub async fn modify(
+    State(core): State<AppState>,
+    Path(rg): Path<String>,
+    Body(req): Body<ResourceGroupModify>,
+) -> Response {
+    let patch = match req
+        .select_filter
+        .as_ref()
+        .map(convert::select_filter_patch)
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => return error(Op::Modify, e),
+    };
+    let plan_req = RscGrpModify {
+        description: req.description.clone(),
+        props: convert::props_change(&req.props),
+        select_filter: patch,
+        peer_slots: req.peer_slots,
+    };
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, _| {
+        prg::modify_rg(c, &rg, &plan_req)
+    })
+    .await
+}
+
+pub async fn delete_one(State(core): State<AppState>, Path(rg): Path<String>) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        prg::delete_rg(c, &rg)
+    })
+    .await
+}
+
+pub async fn spawn(
+    State(core): State<AppState>,
+    Path(rg): Path<String>,
+    Body(req): Body<ResourceGroupSpawn>,
+) -> Response {
+    let filter = match convert::select_filter_in(&req.select_filter) {
+        Ok(f) => f,
+        Err(e) => return error(Op::Create, e),
+    };
+    let plan_req = Spawn {
+        rsc_name: req
+            .resource_definition_name
+            .clone()
+            .filter(|n| !n.is_empty()),
+        external_name: req
+            .resource_definition_external_name
+            .clone()
+            .filter(|n| !n.is_empty()),
+        volume_sizes: req.volume_sizes.clone(),
+        select_filter: filter,
+        partial: req.partial.unwrap_or(false),
+        definitions_only: req.definitions_only.unwrap_or(false),
+        peer_slots: req.peer_slots,
+        rd_props: req.resource_definition_props.clone(),
+    };
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
+        prg::spawn(c, env, o, &rg, &plan_req)
+    })
+    .await
+}
+
+pub async fn vg_list(
+    State(core): State<AppState>,
+    Path(rg): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = Query::parse(q.as_deref());
+    match find_rg(&core, &rg) {
+        Some(g) => ok(&q.page(
+            g.volume_groups
+                .values()
+                .map(convert::volume_group)
+                .collect::<Vec<_>>(),
+        )),
+        None => not_found(
+            code::FAIL_NOT_FOUND_RSC_GRP,
+            ObjKind::RscGrp,
+            "resource group",
+            &rg,
+        ),
+    }
+}
+
+pub async fn vg_get(
+    State(core): State<AppState>,
+    Path((rg, vnr)): Path<(String, u32)>,
+) -> Response {
+    let Some(g) = find_rg(&core, &rg) else {
+        return not_found(
+            code::FAIL_NOT_FOUND_RSC_GRP,
+            ObjKind::RscGrp,
+            "resource group",
+            &rg,
+        );
+    };
+    match g.volume_groups.get(&vnr) {
+        Some(vg) => ok(&convert::volume_group(vg)),
+        None => not_found(
+            code::FAIL_NOT_FOUND_VLM_GRP,
+            ObjKind::VlmGrp,
+            "volume group",
+            &format!("{vnr}' of resource group '{rg}"),
+        ),
+    }
+}
+
+pub async fn vg_create(
+    State(core): State<AppState>,
+    Path(rg): Path<String>,
+    Body(req): Body<VolumeGroup>,
+) -> Response {
+    let plan_req = VlmGrpCreate {
+        volume_number: req.volume_number,
+        props: req.props.clone(),
+        flags: req.flags.clone(),
+    };
+    run(&core, Op::Create, StatusCode::CREATED, move |c, env, _| {
+        prg::create_vg(c, env, &rg, &plan_req)
+    })
+    .await
+}
+
+pub async fn vg_modify(
+    State(core): State<AppState>,
+    Path((rg, vnr)): Path<(String, i64)>,
+    Body(req): Body<VolumeGroupModify>,
+) -> Response {
+    let change = convert::props_change(&req.props);
+    let flags = req.flags.clone();
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, _| {
+        prg::modify_vg(c, &rg, vnr, &change, &flags)
+    })
+    .await
+}
+
+pub async fn vg_delete(
+    State(core): State<AppState>,
+    Path((rg, vnr)): Path<(String, i64)>,
+) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        prg::delete_vg(c, &rg, vnr)
+    })
+    .await
+}
+
+fn max_sizes(core: &AppState, filter: &strata_model::objects::SelectFilter) -> MaxVolumeSizes {
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    MaxVolumeSizes {
+        candidates: prg::max_volume_sizes(&cluster, &*observed, filter)
+            .into_iter()
+            .map(|c| Candidate {
+                storage_pool: c.storage_pool,
+                max_volume_size_kib: c.max_volume_size_kib.min(i64::MAX as u64) as i64,
+                node_names: c.node_names,
+                all_thin: c.all_thin,
+            })
+            .collect(),
+        default_max_oversubscription_ratio: DEFAULT_OVERSUBSCRIPTION,
+    }
+}
+
+pub async fn query_max_volume_size(
+    State(core): State<AppState>,
+    Path(rg): Path<String>,
+) -> Response {
+    match find_rg(&core, &rg) {
+        Some(g) => ok(&max_sizes(&core, &g.select_filter)),
+        None => not_found(
+            code::FAIL_NOT_FOUND_RSC_GRP,
+            ObjKind::RscGrp,
+            "resource group",
+            &rg,
+        ),
+    }
+}
+
+pub async fn query_max_volume_size_filter(
+    State(core): State<AppState>,
+    Body(req): Body<AutoSelectFilter>,
+) -> Response {
+    match convert::select_filter_in(&req) {
+        Ok(f) => ok(&max_sizes(&core, &f)),
+        Err(e) => error(Op::None, e),
+    }
+}

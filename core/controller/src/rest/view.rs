@@ -1,0 +1,103 @@
+//! The `/v1/view/*` overviews, answered from memory.
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use strata_api::convert;
+use strata_api::types::ResourceWithVolumes;
+use strata_model::objects::{Resource, ResourceDefinition};
+use strata_model::props::matches_filter;
+
+use super::nodes::pool_view;
+use super::{ok, wanted, AppState, Query};
+
+/// One resource joined with its node's report.
+pub fn resource_view(
+    core: &AppState,
+    r: &Resource,
+    rd: &ResourceDefinition,
+) -> ResourceWithVolumes {
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    let online = observed.status(&r.node) == strata_model::ConnectionStatus::Online;
+    let state = if online {
+        observed.resource(&r.node, r.name.as_str())
+    } else {
+        None
+    };
+    convert::resource_with_volumes(r, rd, state, &|pool| {
+        cluster.stor_pool(&r.node, pool).map(|sp| sp.kind)
+    })
+}
+
+pub async fn resources(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let nodes = q.names("nodes");
+    let rscs = q.names("resources");
+    let pools = q.names("storage_pools");
+    let props = q.values("props");
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::new();
+    // With a resource filter only those definitions are visited, so a filtered list stays a
+    // lookup however many resources exist.
+    let names: Vec<&ResourceDefinition> = if rscs.is_empty() {
+        cluster.rsc_dfns.values().collect()
+    } else {
+        rscs.iter()
+            .filter_map(|n| strata_model::ResourceName::new(n).ok())
+            .filter_map(|n| cluster.rsc_dfns.get(&n))
+            .collect()
+    };
+    for rd in names {
+        for r in cluster.resources_of(&rd.name) {
+            if !wanted(&nodes, r.node.key()) || !matches_filter(&r.props, &props) {
+                continue;
+            }
+            if !pools.is_empty()
+                && !r
+                    .volumes
+                    .values()
+                    .any(|v| wanted(&pools, v.storage_pool.key()))
+            {
+                continue;
+            }
+            let state = if observed.status(&r.node) == strata_model::ConnectionStatus::Online {
+                observed.resource(&r.node, r.name.as_str())
+            } else {
+                None
+            };
+            out.push(convert::resource_with_volumes(r, rd, state, &|pool| {
+                cluster.stor_pool(&r.node, pool).map(|sp| sp.kind)
+            }));
+        }
+    }
+    ok(&q.page(out))
+}
+
+pub async fn storage_pools(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let nodes = q.names("nodes");
+    let pools = q.names("storage_pools");
+    let props = q.values("props");
+    let list: Vec<_> = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        cluster
+            .stor_pools
+            .iter()
+            .filter(|(n, _)| wanted(&nodes, n.key()))
+            .flat_map(|(_, p)| p.values())
+            .filter(|sp| wanted(&pools, sp.name.key()) && matches_filter(&sp.props, &props))
+            .cloned()
+            .collect()
+    };
+    ok(&q.page(
+        list.iter()
+            .map(|sp| pool_view(&core, sp))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Snapshots are not kept by this version, so the overview is empty.
+pub async fn snapshots() -> Response {
+    ok(&Vec::<serde_json::Value>::new())
+}

@@ -1,0 +1,309 @@
+//! The whole desired state in memory, and the unit of change the store persists.
+//!
+//! The controller answers every read from a `Cluster`. A mutation is planned against it
+//! (without touching it), the resulting `Change`s are committed to the database in one
+//! transaction, and only then applied here, so memory never holds what the disk does not.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::{NodeName, ResourceGroupName, ResourceName, StorPoolName};
+use crate::objects::{
+    Node, Resource, ResourceDefinition, ResourceGroup, StorPool, StorPoolDefinition,
+};
+use crate::props::Props;
+
+/// One persisted modification. `Put*` inserts or replaces the whole object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    CtrlProps(Props),
+    PutNode(Node),
+    DelNode(NodeName),
+    PutStorPoolDfn(StorPoolDefinition),
+    DelStorPoolDfn(StorPoolName),
+    PutStorPool(StorPool),
+    DelStorPool(NodeName, StorPoolName),
+    PutRscGrp(ResourceGroup),
+    DelRscGrp(ResourceGroupName),
+    PutRscDfn(ResourceDefinition),
+    DelRscDfn(ResourceName),
+    PutRsc(Resource),
+    DelRsc(ResourceName, NodeName),
+}
+
+/// How a change is keyed in the store: object class and a unique key within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectClass {
+    Ctrl,
+    Node,
+    StorPoolDfn,
+    StorPool,
+    RscGrp,
+    RscDfn,
+    Rsc,
+}
+
+impl ObjectClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectClass::Ctrl => "ctrl",
+            ObjectClass::Node => "node",
+            ObjectClass::StorPoolDfn => "spd",
+            ObjectClass::StorPool => "sp",
+            ObjectClass::RscGrp => "rg",
+            ObjectClass::RscDfn => "rd",
+            ObjectClass::Rsc => "rsc",
+        }
+    }
+}
+
+fn pair_key(a: &str, b: &str) -> String {
+    // Names cannot contain ':' so the pair key is unambiguous.
+    format!("{a}:{b}")
+}
+
+impl Change {
+    /// The object class and the case-folded key the change applies to.
+    pub fn store_key(&self) -> (ObjectClass, String) {
+        match self {
+            Change::CtrlProps(_) => (ObjectClass::Ctrl, "props".into()),
+            Change::PutNode(n) => (ObjectClass::Node, n.name.key().into()),
+            Change::DelNode(n) => (ObjectClass::Node, n.key().into()),
+            Change::PutStorPoolDfn(s) => (ObjectClass::StorPoolDfn, s.name.key().into()),
+            Change::DelStorPoolDfn(s) => (ObjectClass::StorPoolDfn, s.key().into()),
+            Change::PutStorPool(p) => (ObjectClass::StorPool, pair_key(p.node.key(), p.name.key())),
+            Change::DelStorPool(n, s) => (ObjectClass::StorPool, pair_key(n.key(), s.key())),
+            Change::PutRscGrp(g) => (ObjectClass::RscGrp, g.name.key().into()),
+            Change::DelRscGrp(g) => (ObjectClass::RscGrp, g.key().into()),
+            Change::PutRscDfn(d) => (ObjectClass::RscDfn, d.name.key().into()),
+            Change::DelRscDfn(d) => (ObjectClass::RscDfn, d.key().into()),
+            Change::PutRsc(r) => (ObjectClass::Rsc, pair_key(r.name.key(), r.node.key())),
+            Change::DelRsc(r, n) => (ObjectClass::Rsc, pair_key(r.key(), n.key())),
+        }
+    }
+
+    /// The object as JSON for `Put*` and controller props, `None` for deletions.
+    pub fn payload(&self) -> Option<serde_json::Value> {
+        let v = match self {
+            Change::CtrlProps(p) => serde_json::to_value(p),
+            Change::PutNode(o) => serde_json::to_value(o),
+            Change::PutStorPoolDfn(o) => serde_json::to_value(o),
+            Change::PutStorPool(o) => serde_json::to_value(o),
+            Change::PutRscGrp(o) => serde_json::to_value(o),
+            Change::PutRscDfn(o) => serde_json::to_value(o),
+            Change::PutRsc(o) => serde_json::to_value(o),
+            _ => return None,
+        };
+        Some(v.expect("model objects always serialize"))
+    }
+
+    /// Rebuilds a `Put*` change from a stored row.
+    pub fn from_row(class: ObjectClass, data: &str) -> Result<Change, serde_json::Error> {
+        Ok(match class {
+            ObjectClass::Ctrl => Change::CtrlProps(serde_json::from_str(data)?),
+            ObjectClass::Node => Change::PutNode(serde_json::from_str(data)?),
+            ObjectClass::StorPoolDfn => Change::PutStorPoolDfn(serde_json::from_str(data)?),
+            ObjectClass::StorPool => Change::PutStorPool(serde_json::from_str(data)?),
+            ObjectClass::RscGrp => Change::PutRscGrp(serde_json::from_str(data)?),
+            ObjectClass::RscDfn => Change::PutRscDfn(serde_json::from_str(data)?),
+            ObjectClass::Rsc => Change::PutRsc(serde_json::from_str(data)?),
+        })
+    }
+}
+
+/// The cluster's desired state.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    /// Bumped with every committed transaction; satellites refuse older configurations.
+    pub generation: u64,
+    pub ctrl_props: Props,
+    pub nodes: BTreeMap<NodeName, Node>,
+    pub stor_pool_dfns: BTreeMap<StorPoolName, StorPoolDefinition>,
+    pub stor_pools: BTreeMap<NodeName, BTreeMap<StorPoolName, StorPool>>,
+    pub rsc_grps: BTreeMap<ResourceGroupName, ResourceGroup>,
+    pub rsc_dfns: BTreeMap<ResourceName, ResourceDefinition>,
+    pub rscs: BTreeMap<ResourceName, BTreeMap<NodeName, Resource>>,
+    /// Index: which resources each node has.
+    pub node_rscs: BTreeMap<NodeName, BTreeSet<ResourceName>>,
+    /// Index: external name -> resource definition.
+    pub ext_names: BTreeMap<String, ResourceName>,
+}
+
+impl Cluster {
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::CtrlProps(p) => self.ctrl_props = p,
+            Change::PutNode(n) => {
+                self.nodes.insert(n.name.clone(), n);
+            }
+            Change::DelNode(n) => {
+                self.nodes.remove(&n);
+                self.stor_pools.remove(&n);
+                self.node_rscs.remove(&n);
+            }
+            Change::PutStorPoolDfn(s) => {
+                self.stor_pool_dfns.insert(s.name.clone(), s);
+            }
+            Change::DelStorPoolDfn(s) => {
+                self.stor_pool_dfns.remove(&s);
+            }
+            Change::PutStorPool(p) => {
+                self.stor_pools
+                    .entry(p.node.clone())
+                    .or_default()
+                    .insert(p.name.clone(), p);
+            }
+            Change::DelStorPool(n, s) => {
+                if let Some(pools) = self.stor_pools.get_mut(&n) {
+                    pools.remove(&s);
+                    if pools.is_empty() {
+                        self.stor_pools.remove(&n);
+                    }
+                }
+            }
+            Change::PutRscGrp(g) => {
+                self.rsc_grps.insert(g.name.clone(), g);
+            }
+            Change::DelRscGrp(g) => {
+                self.rsc_grps.remove(&g);
+            }
+            Change::PutRscDfn(d) => {
+                if let Some(old) = self.rsc_dfns.get(&d.name) {
+                    if let Some(ext) = &old.external_name {
+                        self.ext_names.remove(ext);
+                    }
+                }
+                if let Some(ext) = &d.external_name {
+                    self.ext_names.insert(ext.clone(), d.name.clone());
+                }
+                self.rsc_dfns.insert(d.name.clone(), d);
+            }
+            Change::DelRscDfn(d) => {
+                if let Some(old) = self.rsc_dfns.remove(&d) {
+                    if let Some(ext) = &old.external_name {
+                        self.ext_names.remove(ext);
+                    }
+                }
+                if let Some(rscs) = self.rscs.remove(&d) {
+                    for node in rscs.keys() {
+                        if let Some(set) = self.node_rscs.get_mut(node) {
+                            set.remove(&d);
+                        }
+                    }
+                }
+            }
+            Change::PutRsc(r) => {
+                self.node_rscs
+                    .entry(r.node.clone())
+                    .or_default()
+                    .insert(r.name.clone());
+                self.rscs
+                    .entry(r.name.clone())
+                    .or_default()
+                    .insert(r.node.clone(), r);
+            }
+            Change::DelRsc(r, n) => {
+                if let Some(by_node) = self.rscs.get_mut(&r) {
+                    by_node.remove(&n);
+                    if by_node.is_empty() {
+                        self.rscs.remove(&r);
+                    }
+                }
+                if let Some(set) = self.node_rscs.get_mut(&n) {
+                    set.remove(&r);
+                }
+            }
+        }
+    }
+
+    pub fn resources_of<'a>(
+        &'a self,
+        rsc: &ResourceName,
+    ) -> impl Iterator<Item = &'a Resource> + 'a {
+        self.rscs.get(rsc).into_iter().flat_map(|m| m.values())
+    }
+
+    pub fn resource(&self, rsc: &ResourceName, node: &NodeName) -> Option<&Resource> {
+        self.rscs.get(rsc).and_then(|m| m.get(node))
+    }
+
+    pub fn resources_on<'a>(&'a self, node: &NodeName) -> impl Iterator<Item = &'a Resource> + 'a {
+        let rscs = self.node_rscs.get(node);
+        let by_node = node.clone();
+        rscs.into_iter()
+            .flat_map(|set| set.iter())
+            .filter_map(move |r| self.resource(r, &by_node))
+    }
+
+    pub fn stor_pool(&self, node: &NodeName, pool: &StorPoolName) -> Option<&StorPool> {
+        self.stor_pools.get(node).and_then(|m| m.get(pool))
+    }
+
+    pub fn pools_on<'a>(&'a self, node: &NodeName) -> impl Iterator<Item = &'a StorPool> + 'a {
+        self.stor_pools
+            .get(node)
+            .into_iter()
+            .flat_map(|m| m.values())
+    }
+
+    /// Every (node, volume) that uses storage pool `pool` on `node`.
+    pub fn volumes_in_pool<'a>(
+        &'a self,
+        node: &'a NodeName,
+        pool: &'a StorPoolName,
+    ) -> impl Iterator<Item = (&'a Resource, u32)> + 'a {
+        self.resources_on(node).flat_map(move |r| {
+            r.volumes
+                .values()
+                .filter(move |v| &v.storage_pool == pool)
+                .map(move |v| (r, v.number))
+        })
+    }
+
+    /// The property value that applies to a resource's volume, looking from the most specific
+    /// object to the most general: volume, resource, volume definition, resource definition,
+    /// volume group, resource group, node, controller.
+    pub fn effective_prop(
+        &self,
+        key: &str,
+        rsc: Option<&Resource>,
+        rd: Option<&ResourceDefinition>,
+        vlm_nr: Option<u32>,
+        node: Option<&NodeName>,
+    ) -> Option<String> {
+        if let (Some(r), Some(nr)) = (rsc, vlm_nr) {
+            if let Some(v) = r.volumes.get(&nr).and_then(|v| v.props.get(key)) {
+                return Some(v.clone());
+            }
+        }
+        if let Some(v) = rsc.and_then(|r| r.props.get(key)) {
+            return Some(v.clone());
+        }
+        if let (Some(d), Some(nr)) = (rd, vlm_nr) {
+            if let Some(v) = d.volume_definitions.get(&nr).and_then(|v| v.props.get(key)) {
+                return Some(v.clone());
+            }
+        }
+        if let Some(v) = rd.and_then(|d| d.props.get(key)) {
+            return Some(v.clone());
+        }
+        if let Some(g) = rd.and_then(|d| self.rsc_grps.get(&d.resource_group)) {
+            if let Some(nr) = vlm_nr {
+                if let Some(v) = g.volume_groups.get(&nr).and_then(|v| v.props.get(key)) {
+                    return Some(v.clone());
+                }
+            }
+            if let Some(v) = g.props.get(key) {
+                return Some(v.clone());
+            }
+        }
+        if let Some(v) = node
+            .and_then(|n| self.nodes.get(n))
+            .and_then(|n| n.props.get(key))
+        {
+            return Some(v.clone());
+        }
+        self.ctrl_props.get(key).cloned()
+    }
+}

@@ -1,0 +1,326 @@
+//! The cluster's desired state: what users asked for. Every type here is persisted by the
+//! store and rebuilt from it at start-up; nothing here is observed from a node.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::kinds::{EncryptionType, LayerKind, NodeType, ProviderKind};
+use crate::name::{NetIfName, NodeName, ResourceGroupName, ResourceName, StorPoolName};
+use crate::props::Props;
+
+/// The storage pool a resource uses when nothing names one.
+pub const DEFAULT_STOR_POOL: &str = "DfltStorPool";
+/// The diskless pool every node gets.
+pub const DEFAULT_DISKLESS_STOR_POOL: &str = "DfltDisklessStorPool";
+/// The resource group of resource definitions created without one.
+pub const DEFAULT_RSC_GRP: &str = "DfltRscGrp";
+/// Name of a node's first network interface.
+pub const DEFAULT_NETIF: &str = "default";
+/// Default satellite port (plain).
+pub const DEFAULT_SATELLITE_PORT: u16 = 3366;
+/// Highest DRBD volume number; 65535 is reserved by the DRBD protocol.
+pub const MAX_VOLUME_NUMBER: u32 = 65534;
+
+pub type VolumeNumber = u32;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetInterface {
+    pub name: NetIfName,
+    pub address: String,
+    pub satellite_port: Option<u16>,
+    pub encryption: Option<EncryptionType>,
+    pub is_active: bool,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: NodeName,
+    pub node_type: NodeType,
+    pub props: Props,
+    pub flags: BTreeSet<String>,
+    /// In creation order; the active one carries the satellite connection.
+    pub net_interfaces: Vec<NetInterface>,
+    pub uuid: String,
+}
+
+impl Node {
+    /// The interface the controller uses to reach the satellite.
+    pub fn satellite_interface(&self) -> Option<&NetInterface> {
+        self.net_interfaces
+            .iter()
+            .find(|n| n.is_active && n.satellite_port.is_some())
+            .or_else(|| {
+                self.net_interfaces
+                    .iter()
+                    .find(|n| n.satellite_port.is_some())
+            })
+    }
+
+    pub fn net_interface(&self, name: &NetIfName) -> Option<&NetInterface> {
+        self.net_interfaces.iter().find(|n| &n.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorPoolDefinition {
+    pub name: StorPoolName,
+    pub props: Props,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorPool {
+    pub node: NodeName,
+    pub name: StorPoolName,
+    pub kind: ProviderKind,
+    pub props: Props,
+    pub free_space_mgr_name: Option<String>,
+    pub external_locking: bool,
+    pub uuid: String,
+}
+
+impl StorPool {
+    /// What the backing pool is called on the node (volume group, zpool, directory).
+    pub fn backing_pool(&self) -> Option<String> {
+        match self.kind {
+            ProviderKind::LvmThin => {
+                let vg = self.props.get("StorDriver/LvmVg")?;
+                let thin = self.props.get("StorDriver/ThinPool")?;
+                Some(format!("{vg}/{thin}"))
+            }
+            k => k
+                .pool_name_key()
+                .and_then(|key| self.props.get(key).cloned()),
+        }
+    }
+}
+
+/// The placement rules of resource groups and of autoplace requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelectFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_place_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_name_list: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage_pool_list: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage_pool_diskless_list: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_place_with_rsc: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_place_with_rsc_regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas_on_same: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas_on_different: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub x_replicas_on_different_map: BTreeMap<String, u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layer_stack: Vec<LayerKind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_list: Vec<ProviderKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diskless_on_remaining: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diskless_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overprovision: Option<f64>,
+}
+
+impl SelectFilter {
+    /// This filter with every unset field taken from `base` (request over group).
+    pub fn over(&self, base: &SelectFilter) -> SelectFilter {
+        fn pick<T: Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
+            a.clone().or_else(|| b.clone())
+        }
+        fn pick_vec<T: Clone>(a: &[T], b: &[T]) -> Vec<T> {
+            if a.is_empty() {
+                b.to_vec()
+            } else {
+                a.to_vec()
+            }
+        }
+        SelectFilter {
+            place_count: pick(&self.place_count, &base.place_count),
+            additional_place_count: pick(
+                &self.additional_place_count,
+                &base.additional_place_count,
+            ),
+            node_name_list: pick_vec(&self.node_name_list, &base.node_name_list),
+            storage_pool_list: pick_vec(&self.storage_pool_list, &base.storage_pool_list),
+            storage_pool_diskless_list: pick_vec(
+                &self.storage_pool_diskless_list,
+                &base.storage_pool_diskless_list,
+            ),
+            not_place_with_rsc: pick_vec(&self.not_place_with_rsc, &base.not_place_with_rsc),
+            not_place_with_rsc_regex: pick(
+                &self.not_place_with_rsc_regex,
+                &base.not_place_with_rsc_regex,
+            ),
+            replicas_on_same: pick_vec(&self.replicas_on_same, &base.replicas_on_same),
+            replicas_on_different: pick_vec(
+                &self.replicas_on_different,
+                &base.replicas_on_different,
+            ),
+            x_replicas_on_different_map: if self.x_replicas_on_different_map.is_empty() {
+                base.x_replicas_on_different_map.clone()
+            } else {
+                self.x_replicas_on_different_map.clone()
+            },
+            layer_stack: pick_vec(&self.layer_stack, &base.layer_stack),
+            provider_list: pick_vec(&self.provider_list, &base.provider_list),
+            diskless_on_remaining: pick(&self.diskless_on_remaining, &base.diskless_on_remaining),
+            diskless_type: pick(&self.diskless_type, &base.diskless_type),
+            overprovision: pick(&self.overprovision, &base.overprovision),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeGroup {
+    pub number: VolumeNumber,
+    pub props: Props,
+    pub flags: BTreeSet<String>,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceGroup {
+    pub name: ResourceGroupName,
+    pub description: String,
+    pub props: Props,
+    pub select_filter: SelectFilter,
+    pub peer_slots: Option<u32>,
+    pub volume_groups: BTreeMap<VolumeNumber, VolumeGroup>,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeDefinition {
+    pub number: VolumeNumber,
+    pub size_kib: u64,
+    pub props: Props,
+    pub flags: BTreeSet<String>,
+    /// DRBD minor number, when one was asked for or allocated.
+    pub minor: Option<u32>,
+    #[serde(default)]
+    pub delete_generation: Option<u64>,
+    pub uuid: String,
+}
+
+impl VolumeDefinition {
+    pub fn is_deleting(&self) -> bool {
+        self.flags.contains(flag::DELETE)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceDefinition {
+    pub name: ResourceName,
+    pub external_name: Option<String>,
+    pub props: Props,
+    pub flags: BTreeSet<String>,
+    /// Empty until the first resource fixes it (or the user names one).
+    pub layer_stack: Vec<LayerKind>,
+    pub resource_group: ResourceGroupName,
+    pub volume_definitions: BTreeMap<VolumeNumber, VolumeDefinition>,
+    /// DRBD settings asked for at creation; used by the DRBD layer.
+    pub drbd_port: Option<u16>,
+    pub drbd_secret: Option<String>,
+    pub drbd_peer_slots: Option<u32>,
+    pub drbd_transport: Option<String>,
+    /// Generation at which deletion was requested; the definition goes once every node has
+    /// applied a configuration at least that new without it.
+    #[serde(default)]
+    pub delete_generation: Option<u64>,
+    pub uuid: String,
+}
+
+impl ResourceDefinition {
+    pub fn is_deleting(&self) -> bool {
+        self.flags.contains(flag::DELETE)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Volume {
+    pub number: VolumeNumber,
+    pub storage_pool: StorPoolName,
+    pub props: Props,
+    pub flags: BTreeSet<String>,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    pub name: ResourceName,
+    pub node: NodeName,
+    pub props: Props,
+    pub flags: BTreeSet<String>,
+    pub volumes: BTreeMap<VolumeNumber, Volume>,
+    /// DRBD node id, when the DRBD layer is used.
+    pub node_id: Option<u32>,
+    pub create_timestamp: i64,
+    #[serde(default)]
+    pub delete_generation: Option<u64>,
+    pub uuid: String,
+}
+
+impl Resource {
+    pub fn is_diskless(&self) -> bool {
+        self.flags.contains(flag::DISKLESS) || self.flags.contains(flag::DRBD_DISKLESS)
+    }
+
+    pub fn is_deleting(&self) -> bool {
+        self.flags.contains(flag::DELETE)
+    }
+}
+
+/// Flag names as LINSTOR shows them.
+pub mod flag {
+    pub const DELETE: &str = "DELETE";
+    pub const DISKLESS: &str = "DISKLESS";
+    pub const DRBD_DISKLESS: &str = "DRBD_DISKLESS";
+    pub const TIE_BREAKER: &str = "TIE_BREAKER";
+    pub const INACTIVE: &str = "INACTIVE";
+    pub const EVICTED: &str = "EVICTED";
+    pub const GROSS_SIZE: &str = "GROSS_SIZE";
+}
+
+/// Name of the backing volume of a resource's volume: `<resource>_<5-digit volume number>`.
+pub fn backing_volume_name(rsc: &ResourceName, vlm: VolumeNumber) -> String {
+    format!("{}_{:05}", rsc.as_str(), vlm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backing_names() {
+        let r = ResourceName::new("my_ssd_res").unwrap();
+        assert_eq!(backing_volume_name(&r, 0), "my_ssd_res_00000");
+        assert_eq!(backing_volume_name(&r, 12), "my_ssd_res_00012");
+    }
+
+    #[test]
+    fn filter_overlay() {
+        let group = SelectFilter {
+            place_count: Some(2),
+            storage_pool_list: vec!["pool1".into()],
+            ..Default::default()
+        };
+        let req = SelectFilter {
+            place_count: Some(3),
+            ..Default::default()
+        };
+        let eff = req.over(&group);
+        assert_eq!(eff.place_count, Some(3));
+        assert_eq!(eff.storage_pool_list, vec!["pool1".to_string()]);
+    }
+}

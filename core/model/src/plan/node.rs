@@ -1,0 +1,604 @@
+//! Nodes, their network interfaces, and controller properties.
+
+use std::net::IpAddr;
+
+use super::{
+    parse_netif_name, parse_node_name, parse_pool_name, prop_error, Env, Op, Plan, PlanResult,
+    Reply,
+};
+use crate::cluster::{Change, Cluster};
+use crate::error::{code, ApiError, ObjKind};
+use crate::kinds::{EncryptionType, NodeType, ProviderKind};
+use crate::objects::{
+    NetInterface, Node, StorPool, StorPoolDefinition, DEFAULT_DISKLESS_STOR_POOL, DEFAULT_NETIF,
+    DEFAULT_SATELLITE_PORT,
+};
+use crate::props::{Props, PropsChange, PropsOwner};
+
+#[derive(Debug, Clone, Default)]
+pub struct NetIfCreate {
+    pub name: String,
+    pub address: String,
+    pub satellite_port: Option<i64>,
+    pub encryption: Option<String>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NodeCreate {
+    pub name: String,
+    pub node_type: Option<String>,
+    pub net_interfaces: Vec<NetIfCreate>,
+    pub props: Props,
+}
+
+fn parse_port(port: i64, object: ObjKind) -> Result<u16, ApiError> {
+    if !(1..=65535).contains(&port) {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_NET_PORT,
+            object,
+            format!("Invalid satellite port {port}"),
+        )
+        .correction("Use a TCP port from 1 to 65535 (the satellite default is 3366)"));
+    }
+    Ok(port as u16)
+}
+
+fn build_netif(
+    req: &NetIfCreate,
+    env: &mut dyn Env,
+    only_one: bool,
+) -> Result<NetInterface, ApiError> {
+    let name = parse_netif_name(if req.name.is_empty() {
+        DEFAULT_NETIF
+    } else {
+        &req.name
+    })?;
+    let address = req.address.trim();
+    let ip: IpAddr = address.parse().map_err(|_| {
+        ApiError::new(
+            code::FAIL_INVLD_NET_ADDR,
+            ObjKind::NetIf,
+            format!("Invalid IP address '{address}'"),
+        )
+        .correction("Give an IPv4 or IPv6 address, e.g. 192.0.2.10")
+    })?;
+    let encryption = match &req.encryption {
+        Some(e) if !e.is_empty() => Some(e.parse::<EncryptionType>().map_err(|err| {
+            ApiError::new(
+                code::FAIL_INVLD_ENCRYPT_TYPE,
+                ObjKind::NetIf,
+                format!("Invalid satellite encryption type '{e}'"),
+            )
+            .cause(err)
+        })?),
+        _ => None,
+    };
+    if encryption == Some(EncryptionType::Ssl) {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_ENCRYPT_TYPE,
+            ObjKind::NetIf,
+            "SSL connections to satellites are not supported",
+        )
+        .correction("Use the PLAIN connection type, inside a trusted network"));
+    }
+    let mut port = match req.satellite_port {
+        Some(p) => Some(parse_port(p, ObjKind::NetIf)?),
+        None => None,
+    };
+    let mut enc = encryption;
+    if only_one && port.is_none() {
+        port = Some(DEFAULT_SATELLITE_PORT);
+    }
+    if port.is_some() && enc.is_none() {
+        enc = Some(EncryptionType::Plain);
+    }
+    Ok(NetInterface {
+        name,
+        address: ip.to_string(),
+        satellite_port: port,
+        encryption: enc,
+        is_active: req.is_active.unwrap_or(port.is_some()),
+        uuid: env.uuid(),
+    })
+}
+
+fn check_endpoint_unused(
+    cluster: &Cluster,
+    except: Option<&crate::name::NodeName>,
+    nif: &NetInterface,
+) -> Result<(), ApiError> {
+    let Some(port) = nif.satellite_port else {
+        return Ok(());
+    };
+    for node in cluster.nodes.values() {
+        if Some(&node.name) == except {
+            continue;
+        }
+        if let Some(other) = node
+            .net_interfaces
+            .iter()
+            .find(|o| o.address == nif.address && o.satellite_port == Some(port))
+        {
+            return Err(ApiError::new(
+                code::FAIL_EXISTS_NET_IF,
+                ObjKind::NetIf,
+                format!(
+                    "The satellite address {}:{port} is already used by node '{}' (interface '{}')",
+                    nif.address, node.name, other.name
+                ),
+            )
+            .correction("Each satellite needs its own address and port"));
+        }
+    }
+    Ok(())
+}
+
+pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> PlanResult {
+    let name = parse_node_name(&req.name)?;
+    if let Some(existing) = cluster.nodes.get(&name) {
+        return Err(ApiError::new(
+            code::FAIL_EXISTS_NODE,
+            ObjKind::Node,
+            format!("Node '{}' already exists", existing.name),
+        )
+        .correction("Choose another name, or delete the existing node first"));
+    }
+    let node_type = match req.node_type.as_deref() {
+        None | Some("") => NodeType::Satellite,
+        Some(t) => t.parse::<NodeType>().map_err(|e| {
+            ApiError::new(
+                code::FAIL_INVLD_NODE_TYPE,
+                ObjKind::Node,
+                format!("Invalid node type '{t}'"),
+            )
+            .cause(e)
+        })?,
+    };
+    if req.net_interfaces.is_empty() {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_NET_ADDR,
+            ObjKind::Node,
+            format!("Node '{name}' has no network interface"),
+        )
+        .correction("Give the node an IP address the controller can reach its satellite on"));
+    }
+    let only_one = req.net_interfaces.len() == 1;
+    let mut nifs: Vec<NetInterface> = Vec::new();
+    for r in &req.net_interfaces {
+        let nif = build_netif(r, env, only_one)?;
+        if nifs.iter().any(|n| n.name == nif.name) {
+            return Err(ApiError::new(
+                code::FAIL_EXISTS_NET_IF,
+                ObjKind::NetIf,
+                format!("Network interface '{}' is given twice", nif.name),
+            ));
+        }
+        check_endpoint_unused(cluster, None, &nif)?;
+        nifs.push(nif);
+    }
+    if node_type.hosts_storage() && !nifs.iter().any(|n| n.satellite_port.is_some()) {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_NET_PORT,
+            ObjKind::Node,
+            format!("No network interface of node '{name}' names a satellite port"),
+        )
+        .correction("Give one interface a satellite port (default 3366)"));
+    }
+    let change = PropsChange {
+        set: req.props.clone(),
+        ..Default::default()
+    };
+    let props = change
+        .apply(PropsOwner::Node, &Props::new())
+        .map_err(|e| prop_error(ObjKind::Node, e))?;
+
+    let node = Node {
+        name: name.clone(),
+        node_type,
+        props,
+        flags: Default::default(),
+        net_interfaces: nifs,
+        uuid: env.uuid(),
+    };
+    let mut plan = Plan::new();
+    plan.change(Change::PutNode(node));
+    if node_type.hosts_storage() {
+        let pool_name = parse_pool_name(DEFAULT_DISKLESS_STOR_POOL)?;
+        if !cluster.stor_pool_dfns.contains_key(&pool_name) {
+            plan.change(Change::PutStorPoolDfn(StorPoolDefinition {
+                name: pool_name.clone(),
+                props: Props::new(),
+                uuid: env.uuid(),
+            }));
+        }
+        plan.change(Change::PutStorPool(StorPool {
+            node: name.clone(),
+            name: pool_name,
+            kind: ProviderKind::Diskless,
+            props: Props::new(),
+            free_space_mgr_name: None,
+            external_locking: false,
+            uuid: env.uuid(),
+        }));
+    }
+    plan.reply(
+        Reply::created(ObjKind::Node, format!("New node '{name}' registered."))
+            .with_ref("Node", name.as_str()),
+    );
+    Ok(plan)
+}
+
+pub fn modify_node(
+    cluster: &Cluster,
+    node: &str,
+    node_type: Option<&str>,
+    props: &PropsChange,
+) -> PlanResult {
+    let name = parse_node_name(node)?;
+    let Some(existing) = cluster.nodes.get(&name) else {
+        return Err(ApiError::not_found(
+            code::FAIL_NOT_FOUND_NODE,
+            ObjKind::Node,
+            "node",
+            node,
+        ));
+    };
+    let mut updated = existing.clone();
+    if let Some(t) = node_type.filter(|t| !t.is_empty()) {
+        let nt = t.parse::<NodeType>().map_err(|e| {
+            ApiError::new(
+                code::FAIL_INVLD_NODE_TYPE,
+                ObjKind::Node,
+                format!("Invalid node type '{t}'"),
+            )
+            .cause(e)
+        })?;
+        if !nt.hosts_storage() && cluster.resources_on(&name).next().is_some() {
+            return Err(ApiError::new(
+                code::FAIL_IN_USE,
+                ObjKind::Node,
+                format!("Node '{name}' has resources and cannot become a {nt} node"),
+            ));
+        }
+        updated.node_type = nt;
+    }
+    updated.props = props
+        .apply(PropsOwner::Node, &existing.props)
+        .map_err(|e| prop_error(ObjKind::Node, e))?;
+    let mut plan = Plan::new();
+    plan.change(Change::PutNode(updated));
+    plan.reply(
+        Reply::modified(ObjKind::Node, format!("Node '{name}' modified."))
+            .with_ref("Node", name.as_str()),
+    );
+    Ok(plan)
+}
+
+pub fn delete_node(cluster: &Cluster, node: &str) -> PlanResult {
+    let name = parse_node_name(node)?;
+    let Some(existing) = cluster.nodes.get(&name) else {
+        return Ok(Plan::only(
+            Reply::warning(
+                Op::Delete,
+                ObjKind::Node,
+                code::WARN_NOT_FOUND,
+                format!("Node '{node}' not found; nothing to delete."),
+            )
+            .with_ref("Node", node),
+        ));
+    };
+    let in_use: Vec<String> = cluster
+        .resources_on(&name)
+        .map(|r| r.name.to_string())
+        .collect();
+    if !in_use.is_empty() {
+        return Err(ApiError::new(
+            code::FAIL_IN_USE,
+            ObjKind::Node,
+            format!(
+                "Node '{}' still has {} resource(s) and cannot be deleted",
+                existing.name,
+                in_use.len()
+            ),
+        )
+        .cause(format!("Resources on the node: {}", in_use.join(", ")))
+        .correction(
+            "Delete or move the resources first (linstor resource delete <node> <resource>)",
+        ));
+    }
+    let mut plan = Plan::new();
+    for pool in cluster.pools_on(&name) {
+        plan.change(Change::DelStorPool(name.clone(), pool.name.clone()));
+    }
+    plan.change(Change::DelNode(name.clone()));
+    plan.reply(
+        Reply::deleted(ObjKind::Node, format!("Node '{}' deleted.", existing.name))
+            .with_ref("Node", existing.name.as_str()),
+    );
+    Ok(plan)
+}
+
+fn node_of<'a>(cluster: &'a Cluster, node: &str) -> Result<&'a Node, ApiError> {
+    let name = parse_node_name(node)?;
+    cluster
+        .nodes
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(code::FAIL_NOT_FOUND_NODE, ObjKind::Node, "node", node))
+}
+
+pub fn create_netif(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    node: &str,
+    req: &NetIfCreate,
+) -> PlanResult {
+    let existing = node_of(cluster, node)?;
+    let nif = build_netif(req, env, false)?;
+    if existing.net_interface(&nif.name).is_some() {
+        return Err(ApiError::new(
+            code::FAIL_EXISTS_NET_IF,
+            ObjKind::NetIf,
+            format!(
+                "Node '{}' already has a network interface '{}'",
+                existing.name, nif.name
+            ),
+        ));
+    }
+    check_endpoint_unused(cluster, Some(&existing.name), &nif)?;
+    let mut updated = existing.clone();
+    if nif.is_active && nif.satellite_port.is_some() {
+        for other in &mut updated.net_interfaces {
+            other.is_active = false;
+        }
+    }
+    let reply = Reply::created(
+        ObjKind::NetIf,
+        format!(
+            "Network interface '{}' created on node '{}'.",
+            nif.name, existing.name
+        ),
+    )
+    .with_ref("Node", existing.name.as_str())
+    .with_ref("NetIf", nif.name.as_str());
+    updated.net_interfaces.push(nif);
+    let mut plan = Plan::new();
+    plan.change(Change::PutNode(updated));
+    plan.reply(reply);
+    Ok(plan)
+}
+
+pub fn modify_netif(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    node: &str,
+    netif: &str,
+    req: &NetIfCreate,
+) -> PlanResult {
+    let existing = node_of(cluster, node)?;
+    let nif_name = parse_netif_name(netif)?;
+    let Some(pos) = existing
+        .net_interfaces
+        .iter()
+        .position(|n| n.name == nif_name)
+    else {
+        return Err(ApiError::not_found(
+            code::FAIL_NOT_FOUND_NET_IF,
+            ObjKind::NetIf,
+            "network interface",
+            netif,
+        ));
+    };
+    let old = &existing.net_interfaces[pos];
+    let merged = NetIfCreate {
+        name: old.name.to_string(),
+        address: if req.address.is_empty() {
+            old.address.clone()
+        } else {
+            req.address.clone()
+        },
+        satellite_port: req.satellite_port.or(old.satellite_port.map(i64::from)),
+        encryption: req
+            .encryption
+            .clone()
+            .or(old.encryption.map(|e| e.as_str().to_string())),
+        is_active: req.is_active.or(Some(old.is_active)),
+    };
+    let mut nif = build_netif(&merged, env, false)?;
+    nif.uuid = old.uuid.clone();
+    check_endpoint_unused(cluster, Some(&existing.name), &nif)?;
+    let mut updated = existing.clone();
+    if nif.is_active {
+        for other in &mut updated.net_interfaces {
+            other.is_active = false;
+        }
+    }
+    updated.net_interfaces[pos] = nif;
+    let mut plan = Plan::new();
+    plan.change(Change::PutNode(updated));
+    plan.reply(
+        Reply::modified(
+            ObjKind::NetIf,
+            format!(
+                "Network interface '{nif_name}' on node '{}' modified.",
+                existing.name
+            ),
+        )
+        .with_ref("Node", existing.name.as_str()),
+    );
+    Ok(plan)
+}
+
+pub fn delete_netif(cluster: &Cluster, node: &str, netif: &str) -> PlanResult {
+    let existing = node_of(cluster, node)?;
+    let nif_name = parse_netif_name(netif)?;
+    let Some(pos) = existing
+        .net_interfaces
+        .iter()
+        .position(|n| n.name == nif_name)
+    else {
+        return Ok(Plan::only(Reply::warning(
+            Op::Delete,
+            ObjKind::NetIf,
+            code::WARN_NOT_FOUND,
+            format!(
+                "Network interface '{netif}' not found on node '{}'; nothing to delete.",
+                existing.name
+            ),
+        )));
+    };
+    if existing.net_interfaces.len() == 1 {
+        return Err(ApiError::new(
+            code::FAIL_IN_USE,
+            ObjKind::NetIf,
+            format!(
+                "'{nif_name}' is the only network interface of node '{}'",
+                existing.name
+            ),
+        )
+        .correction("Create another interface first, or delete the node"));
+    }
+    let nif = &existing.net_interfaces[pos];
+    if existing
+        .satellite_interface()
+        .is_some_and(|s| s.name == nif.name)
+    {
+        return Err(ApiError::new(
+            code::FAIL_IN_USE,
+            ObjKind::NetIf,
+            format!(
+                "'{nif_name}' carries the satellite connection of node '{}'",
+                existing.name
+            ),
+        )
+        .correction("Make another interface the active satellite connection first"));
+    }
+    let mut updated = existing.clone();
+    updated.net_interfaces.remove(pos);
+    let mut plan = Plan::new();
+    plan.change(Change::PutNode(updated));
+    plan.reply(Reply::deleted(
+        ObjKind::NetIf,
+        format!(
+            "Network interface '{nif_name}' of node '{}' deleted.",
+            existing.name
+        ),
+    ));
+    Ok(plan)
+}
+
+pub fn modify_ctrl_props(cluster: &Cluster, change: &PropsChange) -> PlanResult {
+    let props = change
+        .apply(PropsOwner::Controller, &cluster.ctrl_props)
+        .map_err(|e| prop_error(ObjKind::CtrlConf, e))?;
+    let mut plan = Plan::new();
+    plan.change(Change::CtrlProps(props));
+    plan.reply(Reply::modified(
+        ObjKind::CtrlConf,
+        "Controller properties applied.",
+    ));
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testenv::{commit, TestEnv};
+    use super::*;
+
+    fn nif(addr: &str, port: Option<i64>) -> NetIfCreate {
+        NetIfCreate {
+            name: "default".into(),
+            address: addr.into(),
+            satellite_port: port,
+            ..Default::default()
+        }
+    }
+
+    fn node_req(name: &str, addr: &str) -> NodeCreate {
+        NodeCreate {
+            name: name.into(),
+            node_type: Some("Satellite".into()),
+            net_interfaces: vec![nif(addr, None)],
+            props: Props::new(),
+        }
+    }
+
+    #[test]
+    fn create_registers_node_and_diskless_pool() {
+        let mut c = Cluster::default();
+        let mut env = TestEnv(0);
+        let plan = create_node(&c, &mut env, &node_req("alpha", "10.0.0.1")).unwrap();
+        commit(&mut c, &plan);
+        let n = c.nodes.values().next().unwrap();
+        assert_eq!(n.node_type, NodeType::Satellite);
+        assert_eq!(n.net_interfaces[0].satellite_port, Some(3366));
+        assert_eq!(n.net_interfaces[0].encryption, Some(EncryptionType::Plain));
+        assert_eq!(c.pools_on(&n.name).count(), 1);
+        assert_eq!(plan.replies[0].obj_refs["Node"], "alpha");
+    }
+
+    #[test]
+    fn duplicates_and_bad_input_change_nothing() {
+        let mut c = Cluster::default();
+        let mut env = TestEnv(0);
+        let plan = create_node(&c, &mut env, &node_req("alpha", "10.0.0.1")).unwrap();
+        commit(&mut c, &plan);
+        let e = create_node(&c, &mut env, &node_req("ALPHA", "10.0.0.2")).unwrap_err();
+        assert_eq!(e.code, code::FAIL_EXISTS_NODE);
+        let e = create_node(&c, &mut env, &node_req("beta", "10.0.0.1")).unwrap_err();
+        assert_eq!(e.code, code::FAIL_EXISTS_NET_IF);
+        let e = create_node(&c, &mut env, &node_req("be ta", "10.0.0.3")).unwrap_err();
+        assert_eq!(e.code, code::FAIL_INVLD_NODE_NAME);
+        let e = create_node(&c, &mut env, &node_req("gamma", "not-an-ip")).unwrap_err();
+        assert_eq!(e.code, code::FAIL_INVLD_NET_ADDR);
+        let mut bad_port = node_req("delta", "10.0.0.4");
+        bad_port.net_interfaces[0].satellite_port = Some(70000);
+        assert_eq!(
+            create_node(&c, &mut env, &bad_port).unwrap_err().code,
+            code::FAIL_INVLD_NET_PORT
+        );
+        let mut bad_type = node_req("delta", "10.0.0.4");
+        bad_type.node_type = Some("Toaster".into());
+        assert_eq!(
+            create_node(&c, &mut env, &bad_type).unwrap_err().code,
+            code::FAIL_INVLD_NODE_TYPE
+        );
+        assert_eq!(c.nodes.len(), 1);
+    }
+
+    #[test]
+    fn delete_missing_node_warns() {
+        let c = Cluster::default();
+        let plan = delete_node(&c, "ghost").unwrap();
+        assert!(plan.changes.is_empty());
+        assert_eq!(plan.replies[0].code, code::WARN_NOT_FOUND);
+    }
+
+    #[test]
+    fn netif_lifecycle() {
+        let mut c = Cluster::default();
+        let mut env = TestEnv(0);
+        let p = create_node(&c, &mut env, &node_req("alpha", "10.0.0.1")).unwrap();
+        commit(&mut c, &p);
+        let p = create_netif(
+            &c,
+            &mut env,
+            "alpha",
+            &NetIfCreate {
+                name: "data".into(),
+                address: "10.1.0.1".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        commit(&mut c, &p);
+        assert_eq!(c.nodes.values().next().unwrap().net_interfaces.len(), 2);
+        assert_eq!(
+            delete_netif(&c, "alpha", "default").unwrap_err().code,
+            code::FAIL_IN_USE
+        );
+        let p = delete_netif(&c, "alpha", "data").unwrap();
+        commit(&mut c, &p);
+        assert_eq!(c.nodes.values().next().unwrap().net_interfaces.len(), 1);
+    }
+}

@@ -1,0 +1,551 @@
+//! Scenario tests of the planners against a small cluster.
+
+use super::node::{create_node, NodeCreate};
+use super::pool::{create_stor_pool, StorPoolCreate, STOR_POOL_NAME_KEY};
+use super::rd::{create_rd, create_vd, delete_rd, delete_vd, modify_vd};
+use super::rg::{create_rg, create_vg, delete_rg, max_volume_sizes, spawn};
+use super::rsc::{autoplace, create_resources, delete_resource, finish_deletions, make_available};
+use super::testenv::{commit, TestEnv, TestObserved};
+use super::*;
+use crate::cluster::Cluster;
+use crate::kinds::{LayerKind, ProviderKind};
+use crate::name::ResourceGroupName;
+use crate::objects::{ResourceGroup, SelectFilter, DEFAULT_RSC_GRP};
+use crate::observed::{Capabilities, PoolState};
+use crate::props::Props;
+
+const GIB: u64 = 1 << 20; // in KiB
+
+struct World {
+    c: Cluster,
+    env: TestEnv,
+    obs: TestObserved,
+}
+
+impl World {
+    /// Nodes with a FILE_THIN pool `pool1` each, all online, with the given free space (GiB)
+    /// and DRBD support.
+    fn new(free_gib: &[u64], drbd: bool) -> World {
+        let mut w = World {
+            c: Cluster::default(),
+            env: TestEnv(0),
+            obs: TestObserved::default(),
+        };
+        w.c.apply(Change::PutRscGrp(ResourceGroup {
+            name: ResourceGroupName::new(DEFAULT_RSC_GRP).unwrap(),
+            description: String::new(),
+            props: Props::new(),
+            select_filter: SelectFilter::default(),
+            peer_slots: None,
+            volume_groups: Default::default(),
+            uuid: "rg".into(),
+        }));
+        for (i, free) in free_gib.iter().enumerate() {
+            let name = format!("node{i}");
+            w.add_node(&name, *free, drbd);
+        }
+        w
+    }
+
+    fn add_node(&mut self, name: &str, free_gib: u64, drbd: bool) {
+        let p = create_node(
+            &self.c,
+            &mut self.env,
+            &NodeCreate {
+                name: name.into(),
+                net_interfaces: vec![NetIfCreate {
+                    name: "default".into(),
+                    address: format!("10.0.0.{}", self.c.nodes.len() + 1),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        commit(&mut self.c, &p);
+        let n = NodeName::new(name).unwrap();
+        let mut caps = Capabilities {
+            providers: vec![
+                ProviderKind::Diskless,
+                ProviderKind::File,
+                ProviderKind::FileThin,
+            ],
+            layers: vec![LayerKind::Storage],
+            ..Default::default()
+        };
+        if drbd {
+            caps.layers.push(LayerKind::Drbd);
+        } else {
+            caps.unsupported_layers.insert(
+                LayerKind::Drbd,
+                vec!["DRBD kernel module not loaded".into()],
+            );
+        }
+        self.obs.online.insert(n.clone(), caps);
+        let p = create_stor_pool(
+            &self.c,
+            &mut self.env,
+            &self.obs,
+            name,
+            &StorPoolCreate {
+                name: "pool1".into(),
+                provider_kind: "FILE".into(),
+                props: [(STOR_POOL_NAME_KEY.to_string(), "/srv/pool".to_string())].into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        commit(&mut self.c, &p);
+        self.obs.pools.insert(
+            (n, StorPoolName::new("pool1").unwrap()),
+            PoolState {
+                free_capacity_kib: free_gib * GIB,
+                total_capacity_kib: 100 * GIB,
+                ..Default::default()
+            },
+        );
+    }
+
+    fn apply(&mut self, plan: PlanResult) -> Plan {
+        let plan = plan.unwrap();
+        commit(&mut self.c, &plan);
+        plan
+    }
+
+    fn rd_with_volume(&mut self, name: &str, size_kib: i64) {
+        let p = create_rd(
+            &self.c,
+            &mut self.env,
+            &RscDfnCreate {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+        );
+        self.apply(p);
+        let p = create_vd(
+            &self.c,
+            &mut self.env,
+            &self.obs,
+            name,
+            &VlmDfnCreate {
+                size_kib,
+                ..Default::default()
+            },
+        );
+        self.apply(p);
+    }
+
+    fn nodes_of(&self, rsc: &str) -> Vec<String> {
+        self.c
+            .resources_of(&ResourceName::new(rsc).unwrap())
+            .map(|r| r.node.to_string())
+            .collect()
+    }
+}
+
+fn place(count: u32) -> AutoplaceRequest {
+    AutoplaceRequest {
+        filter: SelectFilter {
+            place_count: Some(count),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn autoplace_prefers_most_free_space() {
+    let mut w = World::new(&[10, 50, 30], true);
+    w.rd_with_volume("res1", GIB as i64);
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "res1", &place(2));
+    let plan = w.apply(p);
+    assert_eq!(w.nodes_of("res1"), vec!["node1", "node2"]);
+    let rd = w.c.rsc_dfns.values().next().unwrap();
+    assert_eq!(rd.layer_stack, vec![LayerKind::Drbd, LayerKind::Storage]);
+    assert_eq!(
+        plan.replies
+            .iter()
+            .filter(|r| r.object == ObjKind::Rsc)
+            .count(),
+        2
+    );
+    // Placing again with the same count has nothing to do.
+    let again = autoplace(&w.c, &mut w.env, &w.obs, "res1", &place(2)).unwrap();
+    assert!(again.changes.is_empty());
+    assert_eq!(again.replies[0].severity, Severity::Info);
+}
+
+#[test]
+fn autoplace_skips_full_and_offline_nodes_and_explains() {
+    let mut w = World::new(&[1, 50, 30], true);
+    w.obs.online.remove(&NodeName::new("node2").unwrap());
+    w.rd_with_volume("big", 2 * GIB as i64);
+    let err = autoplace(&w.c, &mut w.env, &w.obs, "big", &place(2)).unwrap_err();
+    assert_eq!(err.code, code::FAIL_NOT_ENOUGH_NODES);
+    let details = err.details.unwrap();
+    assert!(
+        details.contains("node 'node2': node is offline"),
+        "{details}"
+    );
+    assert!(details.contains("node0"), "{details}");
+    assert!(w.nodes_of("big").is_empty());
+}
+
+#[test]
+fn without_drbd_only_one_diskful_copy() {
+    let mut w = World::new(&[10, 20], false);
+    w.rd_with_volume("r1", GIB as i64);
+    let err = autoplace(&w.c, &mut w.env, &w.obs, "r1", &place(2)).unwrap_err();
+    assert_eq!(err.code, code::FAIL_INVLD_LAYER_STACK);
+    assert!(err.cause.unwrap().contains("DRBD kernel module not loaded"));
+    // One replica works and gets the storage layer alone.
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "r1", &place(1));
+    w.apply(p);
+    assert_eq!(w.nodes_of("r1"), vec!["node1"]);
+    assert_eq!(
+        w.c.rsc_dfns.values().next().unwrap().layer_stack,
+        vec![LayerKind::Storage]
+    );
+    // A second diskful copy by hand is refused too.
+    let err = create_resources(
+        &w.c,
+        &mut w.env,
+        &w.obs,
+        "r1",
+        &[RscCreate {
+            node: "node0".into(),
+            props: [("StorPoolName".to_string(), "pool1".to_string())].into(),
+            ..Default::default()
+        }],
+    )
+    .unwrap_err();
+    assert_eq!(err.code, code::FAIL_INVLD_LAYER_STACK);
+    // ... and so is make-available, which would need a second copy.
+    let err = make_available(&w.c, &mut w.env, &w.obs, "r1", "node0", false, &[]).unwrap_err();
+    assert_eq!(err.code, code::FAIL_INVLD_LAYER_STACK);
+}
+
+#[test]
+fn placement_rules() {
+    let mut w = World::new(&[], true);
+    for (name, site, free) in [
+        ("a1", "a", 90),
+        ("a2", "a", 80),
+        ("b1", "b", 70),
+        ("b2", "b", 10),
+    ] {
+        w.add_node(name, free, true);
+        let n = NodeName::new(name).unwrap();
+        let mut node = w.c.nodes[&n].clone();
+        node.props.insert("Aux/site".into(), site.into());
+        w.c.apply(Change::PutNode(node));
+    }
+    w.rd_with_volume("diff", GIB as i64);
+    let mut req = place(2);
+    req.filter.replicas_on_different = vec!["site".into()];
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "diff", &req);
+    w.apply(p);
+    assert_eq!(w.nodes_of("diff"), vec!["a1", "b1"]);
+
+    w.rd_with_volume("same", GIB as i64);
+    let mut req = place(2);
+    req.filter.replicas_on_same = vec!["Aux/site=b".into()];
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "same", &req);
+    w.apply(p);
+    assert_eq!(w.nodes_of("same"), vec!["b1", "b2"]);
+
+    w.rd_with_volume("avoid", GIB as i64);
+    let mut req = place(1);
+    req.filter.not_place_with_rsc = vec!["diff".into(), "same".into()];
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "avoid", &req);
+    w.apply(p);
+    assert_eq!(w.nodes_of("avoid"), vec!["a2"]);
+
+    w.rd_with_volume("listed", GIB as i64);
+    let mut req = place(1);
+    req.filter.node_name_list = vec!["b2".into()];
+    req.diskless_on_remaining = Some(true);
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "listed", &req);
+    w.apply(p);
+    let rscs: Vec<_> =
+        w.c.resources_of(&ResourceName::new("listed").unwrap())
+            .map(|r| (r.node.to_string(), r.is_diskless()))
+            .collect();
+    assert_eq!(
+        rscs,
+        vec![
+            ("a1".into(), true),
+            ("a2".into(), true),
+            ("b1".into(), true),
+            ("b2".into(), false)
+        ]
+    );
+}
+
+#[test]
+fn explicit_create_checks_pool_and_space() {
+    let mut w = World::new(&[1, 20], true);
+    w.rd_with_volume("rr", 2 * GIB as i64);
+    let req = |node: &str, pool: &str| RscCreate {
+        node: node.into(),
+        props: [("StorPoolName".to_string(), pool.to_string())].into(),
+        ..Default::default()
+    };
+    let e = create_resources(&w.c, &mut w.env, &w.obs, "rr", &[req("node0", "pool1")]).unwrap_err();
+    assert_eq!(e.code, code::FAIL_NOT_ENOUGH_FREE_SPACE);
+    let e =
+        create_resources(&w.c, &mut w.env, &w.obs, "rr", &[req("node1", "nopool")]).unwrap_err();
+    assert_eq!(e.code, code::FAIL_NOT_FOUND_STOR_POOL);
+    let e = create_resources(
+        &w.c,
+        &mut w.env,
+        &w.obs,
+        "rr",
+        &[RscCreate {
+            node: "node1".into(),
+            ..Default::default()
+        }],
+    )
+    .unwrap_err();
+    assert_eq!(e.code, code::FAIL_NOT_FOUND_DFLT_STOR_POOL);
+    let e = create_resources(&w.c, &mut w.env, &w.obs, "rr", &[req("ghost", "pool1")]).unwrap_err();
+    assert_eq!(e.code, code::FAIL_NOT_FOUND_NODE);
+    let e =
+        create_resources(&w.c, &mut w.env, &w.obs, "nope", &[req("node1", "pool1")]).unwrap_err();
+    assert_eq!(e.code, code::FAIL_NOT_FOUND_RSC_DFN);
+    assert!(w.nodes_of("rr").is_empty());
+
+    let p = create_resources(
+        &w.c,
+        &mut w.env,
+        &w.obs,
+        "rr",
+        &[
+            req("node1", "pool1"),
+            RscCreate {
+                node: "node0".into(),
+                flags: vec!["DRBD_DISKLESS".into()],
+                ..Default::default()
+            },
+        ],
+    );
+    w.apply(p);
+    assert_eq!(w.nodes_of("rr"), vec!["node0", "node1"]);
+    let e = create_resources(&w.c, &mut w.env, &w.obs, "rr", &[req("node1", "pool1")]).unwrap_err();
+    assert_eq!(e.code, code::FAIL_EXISTS_RSC);
+}
+
+#[test]
+fn spawn_is_all_or_nothing() {
+    let mut w = World::new(&[10], false);
+    let p = create_rg(
+        &w.c,
+        &mut w.env,
+        &RscGrpCreate {
+            name: "my_ssd_group".into(),
+            select_filter: SelectFilter {
+                place_count: Some(1),
+                storage_pool_list: vec!["pool1".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    w.apply(p);
+    // Without a volume group the sizes do not match.
+    let req = Spawn {
+        rsc_name: Some("my_ssd_res".into()),
+        volume_sizes: vec![2 * GIB as i64],
+        ..Default::default()
+    };
+    let e = spawn(&w.c, &mut w.env, &w.obs, "my_ssd_group", &req).unwrap_err();
+    assert_eq!(e.code, code::FAIL_INVLD_VLM_COUNT);
+    let p = create_vg(&w.c, &mut w.env, "my_ssd_group", &VlmGrpCreate::default());
+    w.apply(p);
+    let p = spawn(&w.c, &mut w.env, &w.obs, "my_ssd_group", &req);
+    let plan = w.apply(p);
+    assert_eq!(w.nodes_of("my_ssd_res"), vec!["node0"]);
+    let rd = &w.c.rsc_dfns[&ResourceName::new("my_ssd_res").unwrap()];
+    assert_eq!(rd.volume_definitions[&0].size_kib, 2 * GIB);
+    assert_eq!(rd.layer_stack, vec![LayerKind::Storage]);
+    assert!(plan.replies.iter().any(|r| r.object == ObjKind::Rsc));
+
+    // A spawn whose placement fails creates no definition either.
+    let big = Spawn {
+        rsc_name: Some("too_big".into()),
+        volume_sizes: vec![500 * GIB as i64],
+        ..Default::default()
+    };
+    let e = spawn(&w.c, &mut w.env, &w.obs, "my_ssd_group", &big).unwrap_err();
+    assert_eq!(e.code, code::FAIL_NOT_ENOUGH_NODES);
+    assert!(!w
+        .c
+        .rsc_dfns
+        .contains_key(&ResourceName::new("too_big").unwrap()));
+
+    // Definitions only.
+    let defs = Spawn {
+        rsc_name: Some("defs".into()),
+        volume_sizes: vec![GIB as i64],
+        definitions_only: true,
+        ..Default::default()
+    };
+    let p = spawn(&w.c, &mut w.env, &w.obs, "my_ssd_group", &defs);
+    w.apply(p);
+    assert!(w.nodes_of("defs").is_empty());
+    assert_eq!(
+        delete_rg(&w.c, "my_ssd_group").unwrap_err().code,
+        code::FAIL_IN_USE
+    );
+}
+
+#[test]
+fn external_names_generate_valid_names() {
+    let mut w = World::new(&[], false);
+    let p = create_rd(
+        &w.c,
+        &mut w.env,
+        &RscDfnCreate {
+            external_name: Some("hlres".into()),
+            ..Default::default()
+        },
+    );
+    let plan = w.apply(p);
+    assert_eq!(plan.replies[0].obj_refs["RscDfn"], "hlres");
+    let p = create_rd(
+        &w.c,
+        &mut w.env,
+        &RscDfnCreate {
+            external_name: Some("my volume/01 (ünïcode)".into()),
+            ..Default::default()
+        },
+    );
+    let plan = w.apply(p);
+    let generated = plan.replies[0].obj_refs["RscDfn"].clone();
+    assert!(ResourceName::new(&generated).is_ok(), "{generated}");
+    assert_eq!(generated, "my_volume_01___n_code_");
+    let p = create_rd(
+        &w.c,
+        &mut w.env,
+        &RscDfnCreate {
+            external_name: Some("123".into()),
+            ..Default::default()
+        },
+    );
+    let plan = w.apply(p);
+    assert_eq!(plan.replies[0].obj_refs["RscDfn"], "rsc_123");
+    // The same external name twice is refused.
+    let e = create_rd(
+        &w.c,
+        &mut w.env,
+        &RscDfnCreate {
+            external_name: Some("123".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.code, code::FAIL_EXISTS_EXT_NAME);
+}
+
+#[test]
+fn deletion_waits_for_the_node() {
+    let mut w = World::new(&[10], false);
+    w.rd_with_volume("gone", GIB as i64);
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "gone", &place(1));
+    w.apply(p);
+    let node = NodeName::new("node0").unwrap();
+    let p = delete_rd(&w.c, "gone");
+    w.apply(p);
+    let name = ResourceName::new("gone").unwrap();
+    assert!(w.c.rsc_dfns[&name].is_deleting());
+    assert!(w.c.resource(&name, &node).unwrap().is_deleting());
+    let marked = w.c.generation;
+    // A report from before the deletion changes nothing.
+    let plan = finish_deletions(&w.c, &node, marked - 1, &|_| None);
+    assert!(plan.changes.is_empty());
+    // The node still has it.
+    let plan = finish_deletions(&w.c, &node, marked, &|_| Some(vec![0]));
+    assert!(plan.changes.is_empty());
+    let plan = finish_deletions(&w.c, &node, marked, &|_| None);
+    commit(&mut w.c, &plan);
+    assert!(!w.c.rsc_dfns.contains_key(&name));
+    assert!(w.c.resource(&name, &node).is_none());
+    assert!(w.c.resources_on(&node).next().is_none());
+}
+
+#[test]
+fn volume_definition_delete_and_resize() {
+    let mut w = World::new(&[10], false);
+    w.rd_with_volume("vd", GIB as i64);
+    let p = create_vd(
+        &w.c,
+        &mut w.env,
+        &w.obs,
+        "vd",
+        &VlmDfnCreate {
+            size_kib: GIB as i64,
+            volume_number: Some(5),
+            ..Default::default()
+        },
+    );
+    w.apply(p);
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "vd", &place(1));
+    w.apply(p);
+    let name = ResourceName::new("vd").unwrap();
+    let node = NodeName::new("node0").unwrap();
+    assert_eq!(w.c.resource(&name, &node).unwrap().volumes.len(), 2);
+    // Growing is fine, shrinking a deployed volume is not.
+    let grow = VlmDfnModify {
+        size_kib: Some(2 * GIB as i64),
+        ..Default::default()
+    };
+    let p = modify_vd(&w.c, &w.obs, "vd", 0, &grow);
+    w.apply(p);
+    let shrink = VlmDfnModify {
+        size_kib: Some(GIB as i64),
+        ..Default::default()
+    };
+    assert_eq!(
+        modify_vd(&w.c, &w.obs, "vd", 0, &shrink).unwrap_err().code,
+        code::FAIL_INVLD_VLM_SIZE
+    );
+    let too_big = VlmDfnModify {
+        size_kib: Some(50 * GIB as i64),
+        ..Default::default()
+    };
+    assert_eq!(
+        modify_vd(&w.c, &w.obs, "vd", 0, &too_big).unwrap_err().code,
+        code::FAIL_NOT_ENOUGH_FREE_SPACE
+    );
+    // Deleting volume 5 waits for the node, then removes it from the resource too.
+    let p = delete_vd(&w.c, "vd", 5);
+    w.apply(p);
+    let gen = w.c.generation;
+    let plan = finish_deletions(&w.c, &node, gen, &|_| Some(vec![0]));
+    commit(&mut w.c, &plan);
+    assert_eq!(w.c.rsc_dfns[&name].volume_definitions.len(), 1);
+    assert_eq!(w.c.resource(&name, &node).unwrap().volumes.len(), 1);
+    // A single resource delete waits too.
+    let p = delete_resource(&w.c, "vd", "node0");
+    w.apply(p);
+    let gen = w.c.generation;
+    let plan = finish_deletions(&w.c, &node, gen, &|_| None);
+    commit(&mut w.c, &plan);
+    assert!(w.c.resource(&name, &node).is_none());
+    assert!(w.c.rsc_dfns.contains_key(&name), "only the resource goes");
+}
+
+#[test]
+fn max_volume_size_query() {
+    let w = World::new(&[10, 50, 30], false);
+    let filter = SelectFilter {
+        place_count: Some(2),
+        ..Default::default()
+    };
+    let c = max_volume_sizes(&w.c, &w.obs, &filter);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].storage_pool, "pool1");
+    assert_eq!(c[0].max_volume_size_kib, 30 * GIB);
+    assert_eq!(c[0].node_names, vec!["node1", "node2"]);
+    assert!(!c[0].all_thin);
+}

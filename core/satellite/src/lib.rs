@@ -1,0 +1,261 @@
+//! The satellite: an HTTP agent on each storage node. It receives the node's whole desired
+//! state from the controller, makes it true with the node's own tools, and reports what it
+//! observes. After a restart it first converges from its own record, so existing volumes come
+//! back (loop devices re-attached) before any controller connects.
+
+pub mod config;
+pub mod reconcile;
+pub mod record;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{rejection::JsonRejection, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use strata_agent_api::{
+    AgentError, Hello, NodeConfig, PoolConfig, Report, AGENT_API_VERSION, PATH_CONFIG, PATH_HELLO,
+    PATH_POOL_PROBE, PATH_REPORT,
+};
+use strata_model::observed::Capabilities;
+
+use crate::reconcile::ProviderFactory;
+use crate::record::{Record, RecordError, RecordFile};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+struct Inner {
+    factory: Arc<dyn ProviderFactory>,
+    caps: Capabilities,
+    file: RecordFile,
+    record: Mutex<Record>,
+    /// Set when the record could not be read at start-up; reported until a controller
+    /// configures the node again.
+    record_problem: Mutex<Option<String>>,
+}
+
+#[derive(Clone)]
+pub struct Satellite {
+    inner: Arc<Inner>,
+}
+
+fn agent_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(AgentError {
+            message: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+impl Satellite {
+    /// Loads the record from `state_dir` and detects what the host can do.
+    pub fn new(
+        state_dir: PathBuf,
+        factory: Arc<dyn ProviderFactory>,
+        caps: Capabilities,
+    ) -> Satellite {
+        let file = RecordFile::new(&state_dir);
+        let (record, problem) = match file.load() {
+            Ok(r) => (r, None),
+            Err(e @ RecordError::Corrupt { .. }) | Err(e @ RecordError::Read { .. }) => {
+                tracing::error!("{e}; starting without it and waiting for the controller");
+                (Record::default(), Some(e.to_string()))
+            }
+            Err(e) => (Record::default(), Some(e.to_string())),
+        };
+        Satellite {
+            inner: Arc::new(Inner {
+                factory,
+                caps,
+                file,
+                record: Mutex::new(record),
+                record_problem: Mutex::new(problem),
+            }),
+        }
+    }
+
+    fn lock_record(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.inner.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-applies the configuration of the record, as after a reboot.
+    pub fn converge_from_record(&self) -> Option<Report> {
+        let mut record = self.lock_record();
+        let cfg = record.applied.clone()?;
+        let report = reconcile::reconcile(self.inner.factory.as_ref(), &mut record, &cfg);
+        if let Err(e) = self.inner.file.save(&record) {
+            tracing::error!("{e}");
+        }
+        Some(report)
+    }
+
+    pub fn hello(&self) -> Hello {
+        let record = self.lock_record();
+        Hello {
+            agent_api: AGENT_API_VERSION,
+            version: VERSION.to_string(),
+            node_name: record.node_name.clone(),
+            cluster_id: record.cluster_id.clone(),
+            applied_generation: record.applied_generation(),
+            capabilities: self.inner.caps.clone(),
+        }
+    }
+
+    fn add_problems(&self, report: &mut Report) {
+        if let Some(p) = self
+            .inner
+            .record_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            report.errors.push(p);
+        }
+    }
+
+    /// Applies a configuration, unless a newer one was applied already.
+    pub fn apply(&self, cfg: &NodeConfig) -> Result<Report, (StatusCode, String)> {
+        let mut record = self.lock_record();
+        let holds_volumes = !record.volumes.is_empty();
+        if let Some(cluster) = &record.cluster_id {
+            if cluster != &cfg.cluster_id && holds_volumes {
+                return Err((
+                    StatusCode::CONFLICT,
+                    format!(
+                        "this satellite belongs to another cluster ({cluster}) and holds its volumes; it refuses configurations of cluster {}",
+                        cfg.cluster_id
+                    ),
+                ));
+            }
+        }
+        if let Some(name) = &record.node_name {
+            if !name.eq_ignore_ascii_case(&cfg.node_name) && holds_volumes {
+                return Err((
+                    StatusCode::CONFLICT,
+                    format!(
+                        "this satellite is node '{name}' and holds its volumes; it cannot also be node '{}'",
+                        cfg.node_name
+                    ),
+                ));
+            }
+        }
+        if record.cluster_id.as_deref() == Some(cfg.cluster_id.as_str())
+            && cfg.generation < record.applied_generation()
+        {
+            // Stale: a newer configuration already covers this one.
+            let mut report = reconcile::observe(self.inner.factory.as_ref(), &record);
+            self.add_problems(&mut report);
+            return Ok(report);
+        }
+        let mut report = reconcile::reconcile(self.inner.factory.as_ref(), &mut record, cfg);
+        match self.inner.file.save(&record) {
+            Ok(()) => {
+                *self
+                    .inner
+                    .record_problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+            }
+            Err(e) => report.errors.push(e.to_string()),
+        }
+        self.add_problems(&mut report);
+        Ok(report)
+    }
+
+    pub fn report(&self) -> Report {
+        let record = self.lock_record();
+        let mut report = reconcile::observe(self.inner.factory.as_ref(), &record);
+        self.add_problems(&mut report);
+        report
+    }
+
+    pub fn probe(&self, pool: &PoolConfig) -> strata_agent_api::PoolProbe {
+        reconcile::probe(self.inner.factory.as_ref(), pool)
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(PATH_HELLO, get(hello))
+            .route(PATH_CONFIG, put(config))
+            .route(PATH_REPORT, get(report))
+            .route(PATH_POOL_PROBE, post(probe))
+            .with_state(self.clone())
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listen: SocketAddr,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        tracing::info!("satellite listening on {listen}");
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        agent_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}"),
+        )
+    })
+}
+
+async fn hello(State(s): State<Satellite>) -> Json<Hello> {
+    Json(s.hello())
+}
+
+async fn config(
+    State(s): State<Satellite>,
+    body: Result<Json<NodeConfig>, JsonRejection>,
+) -> Response {
+    let Json(cfg) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return agent_error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid configuration: {e}"),
+            )
+        }
+    };
+    match blocking(move || s.apply(&cfg)).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err((status, msg))) => agent_error(status, msg),
+        Err(resp) => resp,
+    }
+}
+
+async fn report(State(s): State<Satellite>) -> Response {
+    match blocking(move || s.report()).await {
+        Ok(r) => Json(r).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+async fn probe(
+    State(s): State<Satellite>,
+    body: Result<Json<PoolConfig>, JsonRejection>,
+) -> Response {
+    let Json(pool) = match body {
+        Ok(b) => b,
+        Err(e) => return agent_error(StatusCode::BAD_REQUEST, format!("invalid pool: {e}")),
+    };
+    match blocking(move || s.probe(&pool)).await {
+        Ok(r) => Json(r).into_response(),
+        Err(resp) => resp,
+    }
+}

@@ -1,0 +1,95 @@
+//! `linstor-satellite`: the storage agent of a node.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use strata_exec::RealRunner;
+use strata_satellite::config;
+use strata_satellite::reconcile::RealProviders;
+use strata_satellite::Satellite;
+use strata_storage::detect::{detect, HostPaths};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "linstor-satellite",
+    version,
+    about = "Storage agent of a node: makes the controller's desired state true with the node's own tools"
+)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, env = "LINSTOR_SATELLITE_CONFIG")]
+    config: Option<PathBuf>,
+    /// TCP port the controller connects to (default 3366).
+    #[arg(long, env = "LINSTOR_SATELLITE_PORT")]
+    port: Option<u16>,
+    /// Address to listen on (default all).
+    #[arg(long, env = "LINSTOR_SATELLITE_LISTEN_ADDR")]
+    listen_addr: Option<IpAddr>,
+    /// Where the satellite keeps its record of what it created.
+    #[arg(long, env = "LINSTOR_SATELLITE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let named = args.config.is_some();
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG));
+    let file = config::load(&path, named)?;
+    let settings = config::resolve(&file, args.port, args.listen_addr, args.state_dir)?;
+    std::fs::create_dir_all(&settings.state_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create state directory {}: {e}",
+            settings.state_dir.display()
+        )
+    })?;
+
+    let runner: Arc<dyn strata_exec::CommandRunner> = Arc::new(RealRunner);
+    let caps = {
+        let r = runner.clone();
+        tokio::task::spawn_blocking(move || detect(r.as_ref(), &HostPaths::default())).await?
+    };
+    tracing::info!(
+        providers = ?caps.providers,
+        layers = ?caps.layers,
+        "detected capabilities"
+    );
+    let factory = Arc::new(RealProviders { runner });
+    let sat = Satellite::new(settings.state_dir.clone(), factory, caps);
+    {
+        let s = sat.clone();
+        let report = tokio::task::spawn_blocking(move || s.converge_from_record()).await?;
+        if let Some(r) = report {
+            let volumes: usize = r.resources.iter().map(|r| r.volumes.len()).sum();
+            tracing::info!(
+                generation = r.applied_generation,
+                volumes,
+                "converged from the local record"
+            );
+        }
+    }
+    sat.serve(settings.listen, shutdown_signal()).await
+}

@@ -1,0 +1,623 @@
+//! Making a node's desired state true, and observing it.
+//!
+//! Reconciliation is level-triggered and idempotent: for every volume of the configuration the
+//! provider is asked to `ensure` it (which does nothing when it already matches), and every
+//! volume this satellite created that is no longer wanted is deleted. Running it twice with the
+//! same configuration runs no changing command the second time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use strata_agent_api::{NodeConfig, PoolConfig, PoolProbe, Report};
+use strata_exec::CommandRunner;
+use strata_model::kinds::LayerKind;
+use strata_model::observed::{ResourceState, VolumeState};
+use strata_storage::{BackingVolume, Provider, StorageError};
+
+use crate::record::{OwnedVolume, Record};
+
+/// Opens providers; the real one builds them from the pool kind, tests substitute fakes.
+pub trait ProviderFactory: Send + Sync {
+    fn open(&self, pool: &PoolConfig) -> Result<Box<dyn Provider>, StorageError>;
+}
+
+pub struct RealProviders {
+    pub runner: Arc<dyn CommandRunner>,
+}
+
+impl ProviderFactory for RealProviders {
+    fn open(&self, pool: &PoolConfig) -> Result<Box<dyn Provider>, StorageError> {
+        strata_storage::open(pool.kind, &pool.props, self.runner.clone())
+    }
+}
+
+pub const DISK_UP_TO_DATE: &str = "UpToDate";
+pub const DISK_DISKLESS: &str = "Diskless";
+pub const DISK_FAILED: &str = "Failed";
+
+/// A pool opened for one pass, with what it holds.
+struct OpenPool {
+    provider: Result<Box<dyn Provider>, String>,
+    volumes: BTreeMap<String, BackingVolume>,
+}
+
+fn open_pools(
+    factory: &dyn ProviderFactory,
+    configs: &[PoolConfig],
+    report: &mut Report,
+) -> BTreeMap<String, OpenPool> {
+    let mut pools = BTreeMap::new();
+    for pc in configs {
+        let opened = factory
+            .open(pc)
+            .and_then(|p| p.check().map(|_| p))
+            .map_err(|e| e.to_string());
+        let mut volumes = BTreeMap::new();
+        let provider = match opened {
+            Ok(p) => match p.list() {
+                Ok(list) => {
+                    volumes = list.into_iter().map(|v| (v.name.clone(), v)).collect();
+                    Ok(p)
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e),
+        };
+        let state = match &provider {
+            Ok(p) => p
+                .state()
+                .unwrap_or_else(|e| strata_model::observed::PoolState {
+                    errors: vec![e.to_string()],
+                    ..Default::default()
+                }),
+            Err(e) => strata_model::observed::PoolState {
+                errors: vec![e.clone()],
+                ..Default::default()
+            },
+        };
+        report.pools.insert(pc.name.clone(), state);
+        pools.insert(pc.name.clone(), OpenPool { provider, volumes });
+    }
+    pools
+}
+
+fn volume_key(pool: &str, backing: &str) -> String {
+    format!("{pool}/{backing}")
+}
+
+/// Reads `<resource>_<nnnnn>` back into its parts, for volumes the record does not know.
+pub fn parse_backing_name(name: &str) -> Option<OwnedVolume> {
+    let (rsc, nr) = name.rsplit_once('_')?;
+    if nr.len() != 5 || !nr.bytes().all(|b| b.is_ascii_digit()) || rsc.is_empty() {
+        return None;
+    }
+    Some(OwnedVolume {
+        resource: rsc.to_string(),
+        volume_number: nr.parse().ok()?,
+    })
+}
+
+fn up_to_date(number: u32, v: &BackingVolume) -> VolumeState {
+    let attached = v.device.is_some();
+    VolumeState {
+        volume_number: number,
+        device_path: v.device.clone(),
+        backing_path: Some(v.path.clone()),
+        allocated_kib: Some(v.allocated_kib),
+        usable_kib: Some(v.size_kib),
+        disk_state: if attached {
+            DISK_UP_TO_DATE
+        } else {
+            DISK_FAILED
+        }
+        .to_string(),
+        error: (!attached).then(|| format!("{} is not attached to a block device", v.path)),
+    }
+}
+
+/// Whether any device of the resource is in use; `None` when it has no device.
+fn in_use(rs: &ResourceState) -> Option<bool> {
+    let devices: Vec<&String> = rs
+        .volumes
+        .iter()
+        .filter_map(|v| v.device_path.as_ref())
+        .collect();
+    if devices.is_empty() {
+        return None;
+    }
+    Some(devices.iter().any(|d| strata_storage::device_in_use(d)))
+}
+
+fn failed(number: u32, error: String) -> VolumeState {
+    VolumeState {
+        volume_number: number,
+        disk_state: DISK_FAILED.into(),
+        error: Some(error),
+        ..Default::default()
+    }
+}
+
+fn unsupported_layers(layers: &[LayerKind]) -> Option<String> {
+    layers
+        .iter()
+        .find(|l| **l != LayerKind::Storage)
+        .map(|l| format!("the {l} layer is not supported by this satellite"))
+}
+
+/// Adds failed leftovers (volumes that should be gone but are not) to the report, so that the
+/// controller does not consider their deletion finished.
+fn report_leftover(report: &mut Report, owner: &OwnedVolume, error: String) {
+    let idx = match report
+        .resources
+        .iter()
+        .position(|r| r.name == owner.resource)
+    {
+        Some(i) => i,
+        None => {
+            report.resources.push(ResourceState {
+                name: owner.resource.clone(),
+                ..Default::default()
+            });
+            report.resources.len() - 1
+        }
+    };
+    report.resources[idx]
+        .volumes
+        .push(failed(owner.volume_number, error));
+}
+
+fn pool_union(cfg: &NodeConfig, record: &Record) -> Vec<PoolConfig> {
+    let mut all = cfg.pools.clone();
+    for old in &record.known_pools {
+        if !all.iter().any(|p| p.name == old.name) {
+            all.push(old.clone());
+        }
+    }
+    all
+}
+
+/// Applies `cfg` and returns what the node looks like afterwards. The record is updated with
+/// what was created and removed; the caller persists it.
+pub fn reconcile(factory: &dyn ProviderFactory, record: &mut Record, cfg: &NodeConfig) -> Report {
+    let mut report = Report {
+        node_name: Some(cfg.node_name.clone()),
+        applied_generation: cfg.generation,
+        ..Default::default()
+    };
+    let all_pools = pool_union(cfg, record);
+    let mut pools = open_pools(factory, &all_pools, &mut report);
+    for old in &record.known_pools {
+        if !cfg.pools.iter().any(|p| p.name == old.name) {
+            report.pools.remove(&old.name);
+        }
+    }
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for r in &cfg.resources {
+        let mut rs = ResourceState {
+            name: r.name.clone(),
+            ..Default::default()
+        };
+        if let Some(e) = unsupported_layers(&r.layers) {
+            rs.error = Some(e);
+            report.resources.push(rs);
+            // Its volumes stay as they are until the resource is fixed or deleted.
+            for v in &r.volumes {
+                wanted.insert(volume_key(&v.pool, &v.backing_name));
+            }
+            continue;
+        }
+        for v in &r.volumes {
+            if r.diskless {
+                rs.volumes.push(VolumeState {
+                    volume_number: v.number,
+                    disk_state: DISK_DISKLESS.into(),
+                    ..Default::default()
+                });
+                continue;
+            }
+            let key = volume_key(&v.pool, &v.backing_name);
+            wanted.insert(key.clone());
+            let Some(pool) = pools.get_mut(&v.pool) else {
+                rs.volumes.push(failed(
+                    v.number,
+                    format!("storage pool '{}' is not configured on this node", v.pool),
+                ));
+                continue;
+            };
+            let provider = match &pool.provider {
+                Ok(p) => p,
+                Err(e) => {
+                    rs.volumes
+                        .push(failed(v.number, format!("storage pool '{}': {e}", v.pool)));
+                    continue;
+                }
+            };
+            let current = pool.volumes.get(&v.backing_name);
+            match provider.ensure(&v.backing_name, v.size_kib, current) {
+                Ok(bv) => {
+                    record.volumes.insert(
+                        key,
+                        OwnedVolume {
+                            resource: r.name.clone(),
+                            volume_number: v.number,
+                        },
+                    );
+                    rs.volumes.push(up_to_date(v.number, &bv));
+                    pool.volumes.insert(bv.name.clone(), bv);
+                }
+                Err(e) => rs.volumes.push(failed(v.number, e.to_string())),
+            }
+        }
+        rs.in_use = in_use(&rs);
+        report.resources.push(rs);
+    }
+    let mut still_holding: BTreeSet<String> = BTreeSet::new();
+    for (pool_name, pool) in &mut pools {
+        let Ok(provider) = &pool.provider else {
+            continue;
+        };
+        let names: Vec<String> = pool.volumes.keys().cloned().collect();
+        for name in names {
+            let key = volume_key(pool_name, &name);
+            if wanted.contains(&key) {
+                continue;
+            }
+            let current = pool.volumes.get(&name).cloned();
+            // Never pull a volume from under a file system or another user.
+            let busy = current
+                .as_ref()
+                .and_then(|c| c.device.as_deref())
+                .filter(|d| strata_storage::device_in_use(d));
+            let result = match busy {
+                Some(dev) => Err(StorageError::Config(format!(
+                    "{dev} is in use (mounted or opened); unmount or close it first"
+                ))),
+                None => provider.delete(&name, current.as_ref()),
+            };
+            match result {
+                Ok(()) => {
+                    record.volumes.remove(&key);
+                    pool.volumes.remove(&name);
+                    tracing::info!(pool = %pool_name, volume = %name, "deleted");
+                }
+                Err(e) => {
+                    let owner = record
+                        .volumes
+                        .get(&key)
+                        .cloned()
+                        .or_else(|| parse_backing_name(&name))
+                        .unwrap_or(OwnedVolume {
+                            resource: name.clone(),
+                            volume_number: 0,
+                        });
+                    report_leftover(&mut report, &owner, format!("could not be deleted: {e}"));
+                    still_holding.insert(pool_name.clone());
+                }
+            }
+        }
+    }
+    record.known_pools = all_pools
+        .into_iter()
+        .filter(|p| cfg.pools.iter().any(|c| c.name == p.name) || still_holding.contains(&p.name))
+        .collect();
+    record.node_name = Some(cfg.node_name.clone());
+    record.cluster_id = Some(cfg.cluster_id.clone());
+    record.applied = Some(cfg.clone());
+    report
+}
+
+/// What the node looks like now, without changing anything.
+pub fn observe(factory: &dyn ProviderFactory, record: &Record) -> Report {
+    let mut report = Report {
+        node_name: record.node_name.clone(),
+        applied_generation: record.applied_generation(),
+        ..Default::default()
+    };
+    let Some(cfg) = &record.applied else {
+        return report;
+    };
+    let all_pools = pool_union(cfg, record);
+    let pools = open_pools(factory, &all_pools, &mut report);
+    report
+        .pools
+        .retain(|name, _| cfg.pools.iter().any(|p| &p.name == name));
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for r in &cfg.resources {
+        let mut rs = ResourceState {
+            name: r.name.clone(),
+            error: unsupported_layers(&r.layers),
+            ..Default::default()
+        };
+        for v in &r.volumes {
+            wanted.insert(volume_key(&v.pool, &v.backing_name));
+            if rs.error.is_some() {
+                continue;
+            }
+            if r.diskless {
+                rs.volumes.push(VolumeState {
+                    volume_number: v.number,
+                    disk_state: DISK_DISKLESS.into(),
+                    ..Default::default()
+                });
+                continue;
+            }
+            let state = match pools.get(&v.pool) {
+                None => failed(
+                    v.number,
+                    format!("storage pool '{}' is not configured on this node", v.pool),
+                ),
+                Some(OpenPool {
+                    provider: Err(e), ..
+                }) => failed(v.number, format!("storage pool '{}': {e}", v.pool)),
+                Some(p) => match p.volumes.get(&v.backing_name) {
+                    Some(bv) => up_to_date(v.number, bv),
+                    None => failed(
+                        v.number,
+                        format!("volume '{}' does not exist", v.backing_name),
+                    ),
+                },
+            };
+            rs.volumes.push(state);
+        }
+        rs.in_use = in_use(&rs);
+        report.resources.push(rs);
+    }
+    for (pool_name, pool) in &pools {
+        for name in pool.volumes.keys() {
+            let key = volume_key(pool_name, name);
+            if wanted.contains(&key) {
+                continue;
+            }
+            let owner = record
+                .volumes
+                .get(&key)
+                .cloned()
+                .or_else(|| parse_backing_name(name))
+                .unwrap_or(OwnedVolume {
+                    resource: name.clone(),
+                    volume_number: 0,
+                });
+            report_leftover(
+                &mut report,
+                &owner,
+                "still present; waiting to be deleted".into(),
+            );
+        }
+    }
+    report
+}
+
+/// Whether a new pool can be used here, asked before the controller records it.
+pub fn probe(factory: &dyn ProviderFactory, pool: &PoolConfig) -> PoolProbe {
+    let result = factory
+        .open(pool)
+        .and_then(|p| p.check().and_then(|_| p.state()));
+    match result {
+        Ok(state) => PoolProbe {
+            ok: true,
+            error: None,
+            state: Some(state),
+        },
+        Err(e) => PoolProbe {
+            ok: false,
+            error: Some(e.to_string()),
+            state: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use strata_agent_api::{ResourceConfig, VolumeConfig};
+    use strata_model::kinds::ProviderKind;
+    use strata_model::observed::PoolState;
+
+    /// An in-memory pool that records the changing calls it receives.
+    #[derive(Default)]
+    struct FakePool {
+        volumes: Mutex<BTreeMap<String, u64>>,
+        changes: Mutex<Vec<String>>,
+        fail_delete: bool,
+    }
+
+    struct FakeProvider(Arc<FakePool>);
+
+    impl Provider for FakeProvider {
+        fn kind(&self) -> ProviderKind {
+            ProviderKind::FileThin
+        }
+        fn check(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn state(&self) -> Result<PoolState, StorageError> {
+            Ok(PoolState {
+                free_capacity_kib: 1000,
+                total_capacity_kib: 2000,
+                ..Default::default()
+            })
+        }
+        fn list(&self) -> Result<Vec<BackingVolume>, StorageError> {
+            Ok(self
+                .0
+                .volumes
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(n, s)| BackingVolume {
+                    name: n.clone(),
+                    path: format!("/pool/{n}.img"),
+                    device: Some(format!("/dev/fake/{n}")),
+                    size_kib: *s,
+                    allocated_kib: 0,
+                })
+                .collect())
+        }
+        fn ensure(
+            &self,
+            name: &str,
+            size: u64,
+            current: Option<&BackingVolume>,
+        ) -> Result<BackingVolume, StorageError> {
+            let mut v = self.0.volumes.lock().unwrap();
+            match current {
+                Some(c) if c.size_kib >= size => {}
+                Some(_) => self
+                    .0
+                    .changes
+                    .lock()
+                    .unwrap()
+                    .push(format!("grow {name} {size}")),
+                None => self
+                    .0
+                    .changes
+                    .lock()
+                    .unwrap()
+                    .push(format!("create {name} {size}")),
+            }
+            let s = v.entry(name.to_string()).or_insert(size);
+            *s = (*s).max(size);
+            Ok(BackingVolume {
+                name: name.into(),
+                path: format!("/pool/{name}.img"),
+                device: Some(format!("/dev/fake/{name}")),
+                size_kib: *s,
+                allocated_kib: 0,
+            })
+        }
+        fn delete(&self, name: &str, _: Option<&BackingVolume>) -> Result<(), StorageError> {
+            if self.0.fail_delete {
+                return Err(StorageError::Config("device busy".into()));
+            }
+            self.0
+                .changes
+                .lock()
+                .unwrap()
+                .push(format!("delete {name}"));
+            self.0.volumes.lock().unwrap().remove(name);
+            Ok(())
+        }
+    }
+
+    struct Factory(Arc<FakePool>);
+    impl ProviderFactory for Factory {
+        fn open(&self, _: &PoolConfig) -> Result<Box<dyn Provider>, StorageError> {
+            Ok(Box::new(FakeProvider(self.0.clone())))
+        }
+    }
+
+    fn config(generation: u64, rscs: &[(&str, u64)]) -> NodeConfig {
+        NodeConfig {
+            generation,
+            cluster_id: "c1".into(),
+            node_name: "alpha".into(),
+            pools: vec![PoolConfig {
+                name: "pool1".into(),
+                kind: ProviderKind::FileThin,
+                props: Default::default(),
+            }],
+            resources: rscs
+                .iter()
+                .map(|(n, size)| ResourceConfig {
+                    name: n.to_string(),
+                    layers: vec![LayerKind::Storage],
+                    diskless: false,
+                    volumes: vec![VolumeConfig {
+                        number: 0,
+                        size_kib: *size,
+                        pool: "pool1".into(),
+                        backing_name: format!("{n}_00000"),
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn second_pass_changes_nothing() {
+        let pool = Arc::new(FakePool::default());
+        let f = Factory(pool.clone());
+        let mut rec = Record::default();
+        let rep = reconcile(&f, &mut rec, &config(1, &[("r1", 100), ("r2", 200)]));
+        assert_eq!(rep.resources.len(), 2);
+        assert_eq!(
+            rep.resources[0].volumes[0].device_path.as_deref(),
+            Some("/dev/fake/r1_00000")
+        );
+        assert_eq!(rep.pools["pool1"].free_capacity_kib, 1000);
+        assert_eq!(pool.changes.lock().unwrap().len(), 2);
+        let rep2 = reconcile(&f, &mut rec, &config(1, &[("r1", 100), ("r2", 200)]));
+        assert_eq!(pool.changes.lock().unwrap().len(), 2, "idempotent");
+        assert_eq!(rep, rep2);
+        assert_eq!(rec.applied_generation(), 1);
+    }
+
+    #[test]
+    fn grows_and_removes_what_is_no_longer_wanted() {
+        let pool = Arc::new(FakePool::default());
+        let f = Factory(pool.clone());
+        let mut rec = Record::default();
+        reconcile(&f, &mut rec, &config(1, &[("r1", 100), ("r2", 200)]));
+        let rep = reconcile(&f, &mut rec, &config(2, &[("r1", 150)]));
+        assert_eq!(
+            *pool.changes.lock().unwrap(),
+            vec![
+                "create r1_00000 100",
+                "create r2_00000 200",
+                "grow r1_00000 150",
+                "delete r2_00000"
+            ]
+        );
+        assert!(rep.resource("r2").is_none());
+        assert_eq!(rec.volumes.len(), 1);
+        // Observation afterwards matches.
+        let obs = observe(&f, &rec);
+        assert_eq!(obs.resources.len(), 1);
+        assert_eq!(obs.resources[0].volumes[0].usable_kib, Some(150));
+    }
+
+    #[test]
+    fn failed_deletion_is_reported_as_still_present() {
+        let pool = Arc::new(FakePool {
+            fail_delete: true,
+            ..Default::default()
+        });
+        let f = Factory(pool.clone());
+        let mut rec = Record::default();
+        reconcile(&f, &mut rec, &config(1, &[("r1", 100)]));
+        let rep = reconcile(&f, &mut rec, &config(2, &[]));
+        let r1 = rep.resource("r1").expect("leftover reported");
+        assert!(r1.volumes[0]
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("device busy"));
+        assert_eq!(rec.known_pools.len(), 1);
+    }
+
+    #[test]
+    fn unsupported_layers_are_refused_per_resource() {
+        let pool = Arc::new(FakePool::default());
+        let f = Factory(pool.clone());
+        let mut rec = Record::default();
+        let mut cfg = config(1, &[("r1", 100)]);
+        cfg.resources[0].layers = vec![LayerKind::Drbd, LayerKind::Storage];
+        let rep = reconcile(&f, &mut rec, &cfg);
+        assert!(rep.resources[0].error.as_ref().unwrap().contains("DRBD"));
+        assert!(pool.changes.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn backing_names() {
+        assert_eq!(
+            parse_backing_name("my_res_00012"),
+            Some(OwnedVolume {
+                resource: "my_res".into(),
+                volume_number: 12
+            })
+        );
+        assert_eq!(parse_backing_name("legacy"), None);
+        assert_eq!(parse_backing_name("_00001"), None);
+    }
+}

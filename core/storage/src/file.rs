@@ -1,0 +1,367 @@
+//! FILE and FILE_THIN: volumes are image files in a directory, used through loop devices.
+//!
+//! FILE preallocates the whole file; FILE_THIN creates it sparse. A volume named `x` is the
+//! file `<dir>/x.img`; the suite marks the files it created with `<dir>/.strata/x.owner`,
+//! written before the image, so that it never touches an image it did not make.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_exec::CommandRunner;
+use strata_model::kinds::ProviderKind;
+use strata_model::observed::PoolState;
+
+use crate::{loopdev, BackingVolume, Provider, StorageError, OWNER_MARK};
+
+const MARKER_DIR: &str = ".strata";
+
+pub struct FilePool {
+    dir: PathBuf,
+    thin: bool,
+    runner: Arc<dyn CommandRunner>,
+}
+
+impl FilePool {
+    pub fn new(dir: PathBuf, thin: bool, runner: Arc<dyn CommandRunner>) -> FilePool {
+        FilePool { dir, thin, runner }
+    }
+
+    fn image(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.img"))
+    }
+
+    fn marker(&self, name: &str) -> PathBuf {
+        self.dir.join(MARKER_DIR).join(format!("{name}.owner"))
+    }
+
+    fn check_name(name: &str) -> Result<(), StorageError> {
+        if name.is_empty() || name.starts_with('.') || name.contains('/') || name.contains('\0') {
+            return Err(StorageError::Config(format!(
+                "'{name}' cannot name a volume file"
+            )));
+        }
+        Ok(())
+    }
+
+    fn write_marker(&self, name: &str) -> Result<(), StorageError> {
+        let path = self.marker(name);
+        let dir = self.dir.join(MARKER_DIR);
+        fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        let tmp = dir.join(format!(".{name}.owner.tmp"));
+        let body = serde_json::json!({ "owner": OWNER_MARK, "volume": name }).to_string();
+        let mut f = File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+        f.write_all(body.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| StorageError::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
+        Ok(())
+    }
+
+    fn volume(
+        &self,
+        name: &str,
+        device: Option<String>,
+    ) -> Result<Option<BackingVolume>, StorageError> {
+        let image = self.image(name);
+        match fs::metadata(&image) {
+            Ok(meta) => {
+                let size_kib = meta.len() / 1024;
+                let allocated_kib = if self.thin {
+                    meta.blocks() * 512 / 1024
+                } else {
+                    size_kib
+                };
+                Ok(Some(BackingVolume {
+                    name: name.to_string(),
+                    path: image.display().to_string(),
+                    device,
+                    size_kib,
+                    allocated_kib,
+                }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(&image, e)),
+        }
+    }
+
+    fn device_of(&self, name: &str) -> Result<Option<String>, StorageError> {
+        let image = self.image(name).display().to_string();
+        Ok(loopdev::list(self.runner.as_ref())?.remove(&image))
+    }
+
+    fn set_size(&self, image: &Path, bytes: u64, create: bool) -> Result<(), StorageError> {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(create)
+            .open(image)
+            .map_err(|e| StorageError::io(image, e))?;
+        f.set_len(bytes).map_err(|e| StorageError::io(image, e))?;
+        if !self.thin {
+            nix::fcntl::posix_fallocate(&f, 0, bytes as i64).map_err(|e| StorageError::Io {
+                path: image.display().to_string(),
+                reason: format!("cannot preallocate {bytes} bytes: {e}"),
+            })?;
+        }
+        f.sync_all().map_err(|e| StorageError::io(image, e))?;
+        Ok(())
+    }
+}
+
+impl Provider for FilePool {
+    fn kind(&self) -> ProviderKind {
+        if self.thin {
+            ProviderKind::FileThin
+        } else {
+            ProviderKind::File
+        }
+    }
+
+    fn check(&self) -> Result<(), StorageError> {
+        fs::create_dir_all(&self.dir).map_err(|e| StorageError::io(&self.dir, e))?;
+        let meta = fs::metadata(&self.dir).map_err(|e| StorageError::io(&self.dir, e))?;
+        if !meta.is_dir() {
+            return Err(StorageError::Config(format!(
+                "{} is not a directory",
+                self.dir.display()
+            )));
+        }
+        let marker_dir = self.dir.join(MARKER_DIR);
+        fs::create_dir_all(&marker_dir).map_err(|e| StorageError::io(&marker_dir, e))?;
+        Ok(())
+    }
+
+    fn state(&self) -> Result<PoolState, StorageError> {
+        let st = nix::sys::statvfs::statvfs(&self.dir).map_err(|e| StorageError::Io {
+            path: self.dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let frag = st.fragment_size() as u64;
+        Ok(PoolState {
+            free_capacity_kib: st.blocks_available() as u64 * frag / 1024,
+            total_capacity_kib: st.blocks() as u64 * frag / 1024,
+            supports_snapshots: false,
+            errors: Vec::new(),
+        })
+    }
+
+    fn list(&self) -> Result<Vec<BackingVolume>, StorageError> {
+        let marker_dir = self.dir.join(MARKER_DIR);
+        let entries = match fs::read_dir(&marker_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StorageError::io(&marker_dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".owner"))
+                    .filter(|n| !n.starts_with('.'))
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut loops = loopdev::list(self.runner.as_ref())?;
+        let mut out = Vec::new();
+        for name in names {
+            let device = loops.remove(&self.image(&name).display().to_string());
+            match self.volume(&name, device)? {
+                Some(v) => out.push(v),
+                // Marked but never completed: report it so that it is finished or removed.
+                None => out.push(BackingVolume {
+                    name: name.clone(),
+                    path: self.image(&name).display().to_string(),
+                    device: None,
+                    size_kib: 0,
+                    allocated_kib: 0,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    fn ensure(
+        &self,
+        name: &str,
+        size_kib: u64,
+        current: Option<&BackingVolume>,
+    ) -> Result<BackingVolume, StorageError> {
+        Self::check_name(name)?;
+        let image = self.image(name);
+        let marked = self.marker(name).exists();
+        let exists = image.exists();
+        if exists && !marked {
+            return Err(StorageError::NotOwned(image.display().to_string()));
+        }
+        let bytes = size_kib * 1024;
+        let mut device = current.and_then(|c| c.device.clone());
+        if !exists {
+            self.write_marker(name)?;
+            self.set_size(&image, bytes, true)?;
+            device = None;
+        } else {
+            let len = fs::metadata(&image)
+                .map_err(|e| StorageError::io(&image, e))?
+                .len();
+            if len < bytes {
+                self.set_size(&image, bytes, false)?;
+                if let Some(dev) = &device {
+                    loopdev::refresh_size(self.runner.as_ref(), dev)?;
+                }
+            }
+        }
+        if device.is_none() && current.is_none() && exists {
+            device = self.device_of(name)?;
+        }
+        let device = match device {
+            Some(d) => d,
+            None => loopdev::attach(self.runner.as_ref(), &image.display().to_string())?,
+        };
+        self.volume(name, Some(device))?
+            .ok_or_else(|| StorageError::Io {
+                path: image.display().to_string(),
+                reason: "the image vanished while it was being set up".into(),
+            })
+    }
+
+    fn delete(&self, name: &str, current: Option<&BackingVolume>) -> Result<(), StorageError> {
+        Self::check_name(name)?;
+        let image = self.image(name);
+        let marker = self.marker(name);
+        if !marker.exists() {
+            if image.exists() {
+                return Err(StorageError::NotOwned(image.display().to_string()));
+            }
+            return Ok(());
+        }
+        let device = match current {
+            Some(c) => c.device.clone(),
+            None => self.device_of(name)?,
+        };
+        if let Some(dev) = device {
+            loopdev::detach(self.runner.as_ref(), &dev)?;
+        }
+        match fs::remove_file(&image) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&image, e)),
+        }
+        fs::remove_file(&marker).map_err(|e| StorageError::io(&marker, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_exec::{Output, ScriptedRunner};
+
+    fn pool(dir: &Path, thin: bool, runner: Arc<ScriptedRunner>) -> FilePool {
+        FilePool::new(dir.to_path_buf(), thin, runner)
+    }
+
+    #[test]
+    fn create_grow_delete_with_scripted_losetup() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("r1_00000.img").display().to_string();
+        let runner = Arc::new(ScriptedRunner::new());
+        runner
+            .expect(
+                &["losetup", "--find", "--show", &img],
+                Output::ok("/dev/loop7\n"),
+            )
+            .expect(&["losetup", "--set-capacity", "/dev/loop7"], Output::ok(""))
+            .expect(
+                &[
+                    "losetup",
+                    "--list",
+                    "--noheadings",
+                    "--raw",
+                    "--output",
+                    "NAME,BACK-FILE",
+                ],
+                Output::ok(format!("/dev/loop7 {img}\n")),
+            )
+            .expect(&["losetup", "--detach", "/dev/loop7"], Output::ok(""));
+        let p = pool(dir.path(), true, runner.clone());
+        p.check().unwrap();
+        let v = p.ensure("r1_00000", 4096, None).unwrap();
+        assert_eq!(v.device.as_deref(), Some("/dev/loop7"));
+        assert_eq!(v.size_kib, 4096);
+        assert!(v.allocated_kib < 4096, "thin files start sparse");
+        // Growing keeps the device and refreshes its size.
+        let v = p.ensure("r1_00000", 8192, Some(&v)).unwrap();
+        assert_eq!(v.size_kib, 8192);
+        // A smaller request never shrinks.
+        let v = p.ensure("r1_00000", 1024, Some(&v)).unwrap();
+        assert_eq!(v.size_kib, 8192);
+        let listed = p.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].device.as_deref(), Some("/dev/loop7"));
+        p.delete("r1_00000", Some(&listed[0])).unwrap();
+        assert!(!dir.path().join("r1_00000.img").exists());
+        assert!(runner.remaining().is_empty());
+    }
+
+    #[test]
+    fn foreign_files_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("theirs_00000.img"), b"precious").unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        let p = pool(dir.path(), false, runner.clone());
+        assert!(p.list().unwrap().is_empty());
+        assert!(matches!(
+            p.ensure("theirs_00000", 4, None),
+            Err(StorageError::NotOwned(_))
+        ));
+        assert!(matches!(
+            p.delete("theirs_00000", None),
+            Err(StorageError::NotOwned(_))
+        ));
+        assert_eq!(
+            fs::read(dir.path().join("theirs_00000.img")).unwrap(),
+            b"precious"
+        );
+        assert!(runner.calls().is_empty());
+    }
+
+    #[test]
+    fn thick_files_are_preallocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("t_00000.img").display().to_string();
+        let runner = Arc::new(ScriptedRunner::new());
+        runner.expect(
+            &["losetup", "--find", "--show", &img],
+            Output::ok("/dev/loop3\n"),
+        );
+        let p = pool(dir.path(), false, runner);
+        let v = p.ensure("t_00000", 2048, None).unwrap();
+        let meta = fs::metadata(&img).unwrap();
+        assert!(meta.blocks() * 512 >= 2048 * 1024, "all blocks allocated");
+        assert_eq!(v.allocated_kib, 2048);
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pool(dir.path(), true, Arc::new(ScriptedRunner::new()));
+        assert!(p.ensure("../escape", 4, None).is_err());
+        assert!(p.ensure(".hidden", 4, None).is_err());
+    }
+
+    #[test]
+    fn capacity_comes_from_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pool(dir.path(), true, Arc::new(ScriptedRunner::new()));
+        let s = p.state().unwrap();
+        assert!(s.total_capacity_kib > 0);
+        assert!(s.free_capacity_kib <= s.total_capacity_kib);
+    }
+}

@@ -1,0 +1,141 @@
+//! Storage providers: one module per kind behind the [`Provider`] trait, with the parsers of
+//! tool output as pure functions tested on captured output.
+//!
+//! Providers only ever list, change or delete what they created: files carry a marker, logical
+//! volumes a tag, ZFS volumes a user property.
+
+pub mod detect;
+pub mod diskless;
+pub mod file;
+pub mod loopdev;
+pub mod lvm;
+pub mod zfs;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use strata_exec::{CommandRunner, ExecError};
+use strata_model::kinds::ProviderKind;
+use strata_model::observed::PoolState;
+
+/// Tag, property and marker value that identify objects this suite created.
+pub const OWNER_MARK: &str = "strata_owned";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("storage pool configuration: {0}")]
+    Config(String),
+    #[error("'{0}' exists but was not created by this system; it is left alone")]
+    NotOwned(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("unexpected output of {tool}: {reason}")]
+    Parse { tool: String, reason: String },
+}
+
+impl StorageError {
+    pub fn io(path: impl AsRef<std::path::Path>, e: std::io::Error) -> StorageError {
+        StorageError::Io {
+            path: path.as_ref().display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// A volume a provider holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackingVolume {
+    pub name: String,
+    /// Where the volume lives: the image file, the LV or the zvol.
+    pub path: String,
+    /// The block device to use; `None` while not activated (e.g. a file without loop device).
+    pub device: Option<String>,
+    /// Size users get, in KiB.
+    pub size_kib: u64,
+    /// Space it takes in the pool, in KiB.
+    pub allocated_kib: u64,
+}
+
+/// One storage pool on this node.
+pub trait Provider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+
+    /// Checks that the backing pool exists and is usable.
+    fn check(&self) -> Result<(), StorageError>;
+
+    /// Capacity of the pool.
+    fn state(&self) -> Result<PoolState, StorageError>;
+
+    /// The volumes of this pool this suite created, with their devices.
+    fn list(&self) -> Result<Vec<BackingVolume>, StorageError>;
+
+    /// Makes volume `name` exist with at least `size_kib` and be usable as a block device.
+    /// `current` is what `list` found for it. Never shrinks.
+    fn ensure(
+        &self,
+        name: &str,
+        size_kib: u64,
+        current: Option<&BackingVolume>,
+    ) -> Result<BackingVolume, StorageError>;
+
+    /// Removes volume `name` if this suite created it; absent volumes are fine.
+    fn delete(&self, name: &str, current: Option<&BackingVolume>) -> Result<(), StorageError>;
+}
+
+/// Whether a block device is in use (mounted, held by a device mapper or DRBD, or opened
+/// exclusively): the kernel refuses an exclusive open of such a device with EBUSY.
+pub fn device_in_use(dev: &str) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_EXCL)
+        .open(dev)
+    {
+        Ok(_) => false,
+        Err(e) => e.raw_os_error() == Some(nix::libc::EBUSY),
+    }
+}
+
+/// Opens the provider for a pool from its kind and properties.
+pub fn open(
+    kind: ProviderKind,
+    props: &BTreeMap<String, String>,
+    runner: Arc<dyn CommandRunner>,
+) -> Result<Box<dyn Provider>, StorageError> {
+    let need = |key: &str| -> Result<String, StorageError> {
+        props
+            .get(key)
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
+            .ok_or_else(|| StorageError::Config(format!("property '{key}' is not set")))
+    };
+    Ok(match kind {
+        ProviderKind::Diskless => Box::new(diskless::Diskless),
+        ProviderKind::File | ProviderKind::FileThin => Box::new(file::FilePool::new(
+            need("StorDriver/FileDir")?.into(),
+            kind == ProviderKind::FileThin,
+            runner,
+        )),
+        ProviderKind::Lvm => Box::new(lvm::LvmPool::thick(need("StorDriver/LvmVg")?, runner)),
+        ProviderKind::LvmThin => Box::new(lvm::LvmPool::thin(
+            need("StorDriver/LvmVg")?,
+            need("StorDriver/ThinPool")?,
+            runner,
+        )),
+        ProviderKind::Zfs => Box::new(zfs::ZfsPool::new(need("StorDriver/ZPool")?, false, runner)),
+        ProviderKind::ZfsThin => Box::new(zfs::ZfsPool::new(
+            need("StorDriver/ZPoolThin")?,
+            true,
+            runner,
+        )),
+        other => {
+            return Err(StorageError::Unsupported(format!(
+                "the {other} provider is not supported"
+            )))
+        }
+    })
+}

@@ -1,0 +1,254 @@
+//! Persistence of the desired state.
+//!
+//! The controller commits every mutation as one transaction of [`Change`]s before it answers,
+//! and loads the whole state once at start-up. Objects are stored one row each, as JSON keyed
+//! by class and case-folded name, so a start-up is a single table scan.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use strata_model::cluster::{Change, Cluster, ObjectClass};
+
+/// Schema version this build writes; newer databases are refused rather than misread.
+pub const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored {class} '{key}' cannot be read: {reason}")]
+    Corrupt {
+        class: String,
+        key: String,
+        reason: String,
+    },
+    #[error("the database was written by a newer version (schema {found}, this build knows {SCHEMA_VERSION}); upgrade this controller")]
+    TooNew { found: i64 },
+}
+
+/// What the controller needs from a database.
+pub trait Persistence: Send + Sync {
+    /// Reads the whole desired state.
+    fn load(&self) -> Result<Cluster, StoreError>;
+    /// Writes `changes` and the new generation in one transaction; all or nothing.
+    fn commit(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError>;
+}
+
+const CLASSES: [ObjectClass; 7] = [
+    ObjectClass::Ctrl,
+    ObjectClass::Node,
+    ObjectClass::StorPoolDfn,
+    ObjectClass::StorPool,
+    ObjectClass::RscGrp,
+    ObjectClass::RscDfn,
+    ObjectClass::Rsc,
+];
+
+/// The embedded default database.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)?;
+        // WAL with full sync: an acknowledged commit survives a crash or a power cut.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        SqliteStore::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        SqliteStore::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (
+                 key   TEXT PRIMARY KEY,
+                 value TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS objects (
+                 class TEXT NOT NULL,
+                 key   TEXT NOT NULL,
+                 data  TEXT NOT NULL,
+                 PRIMARY KEY (class, key)
+             ) WITHOUT ROWID;",
+        )?;
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match version.and_then(|v| v.parse::<i64>().ok()) {
+            None => {
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
+            Some(_) => {}
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Persistence for SqliteStore {
+    fn load(&self) -> Result<Cluster, StoreError> {
+        let conn = self.lock();
+        let mut cluster = Cluster::default();
+        let generation: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        cluster.generation = generation.and_then(|g| g.parse().ok()).unwrap_or(0);
+        let mut stmt = conn.prepare("SELECT key, data FROM objects WHERE class = ?1")?;
+        // Classes load in dependency order so that indexes see their parents first.
+        for class in CLASSES {
+            let rows = stmt.query_map(params![class.as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (key, data) = row?;
+                let change = Change::from_row(class, &data).map_err(|e| StoreError::Corrupt {
+                    class: class.as_str().to_string(),
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?;
+                cluster.apply(change);
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn commit(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO objects (class, key, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (class, key) DO UPDATE SET data = excluded.data",
+            )?;
+            let mut del = tx.prepare_cached("DELETE FROM objects WHERE class = ?1 AND key = ?2")?;
+            for change in changes {
+                let (class, key) = change.store_key();
+                match change.payload() {
+                    Some(json) => {
+                        put.execute(params![class.as_str(), key, json.to_string()])?;
+                    }
+                    None => {
+                        del.execute(params![class.as_str(), key])?;
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('generation', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![generation.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_model::objects::{Node, ResourceGroup};
+    use strata_model::{NodeName, NodeType, ResourceGroupName};
+
+    fn node(name: &str) -> Node {
+        Node {
+            name: NodeName::new(name).unwrap(),
+            node_type: NodeType::Satellite,
+            props: [("Aux/a".to_string(), "1".to_string())].into(),
+            flags: Default::default(),
+            net_interfaces: vec![],
+            uuid: format!("uuid-{name}"),
+        }
+    }
+
+    #[test]
+    fn commit_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store
+                .commit(
+                    1,
+                    &[
+                        Change::PutNode(node("alpha")),
+                        Change::PutNode(node("beta")),
+                        Change::PutRscGrp(ResourceGroup {
+                            name: ResourceGroupName::new("DfltRscGrp").unwrap(),
+                            description: String::new(),
+                            props: Default::default(),
+                            select_filter: Default::default(),
+                            peer_slots: None,
+                            volume_groups: Default::default(),
+                            uuid: "rg".into(),
+                        }),
+                    ],
+                )
+                .unwrap();
+            store
+                .commit(2, &[Change::DelNode(NodeName::new("BETA").unwrap())])
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let c = store.load().unwrap();
+        assert_eq!(c.generation, 2);
+        assert_eq!(c.nodes.len(), 1);
+        let n = c.nodes.values().next().unwrap();
+        assert_eq!(n, &node("alpha"));
+        assert_eq!(c.rsc_grps.len(), 1);
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::TooNew { found: 99 })
+        ));
+    }
+
+    #[test]
+    fn corrupt_rows_are_named() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store
+            .lock()
+            .execute(
+                "INSERT INTO objects (class, key, data) VALUES ('node', 'X', '{not json')",
+                [],
+            )
+            .unwrap();
+        let err = store.load().unwrap_err();
+        assert!(err.to_string().contains("node 'X'"), "{err}");
+    }
+}

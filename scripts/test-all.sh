@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up what the tests need on a fresh machine (as root) and runs every test tier:
+# formatting, lints, unit tests, cluster tests on loop devices, the CLI, and python-linstor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "The cluster tests use loop devices and need root: run it as root." >&2
+    exit 1
+fi
+
+need_apt=()
+command -v losetup >/dev/null || need_apt+=(util-linux)
+command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "== installing ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# Loop devices are created on demand through /dev/loop-control.
+[ -e /dev/loop-control ] || modprobe loop
+
+venv="target/python-linstor-venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import linstor' 2>/dev/null; then
+    echo "== installing python-linstor 1.29.1 into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check python-linstor==1.29.1
+fi
+export STRATA_PYTHON="$PWD/$venv/bin/python"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== build"
+cargo build --workspace --bins --quiet
+echo "== tests"
+cargo test --workspace --quiet
+echo "== all tests passed"

@@ -1,0 +1,429 @@
+//! The one harness for cluster tests: [`TestCluster`] starts a controller and N satellites as
+//! real processes on 127.0.0.1, each satellite with a FILE_THIN pool directory whose volumes
+//! are real loop devices. Everything a test cluster creates lives in its own temporary
+//! directory and is torn down (processes by PID, loop devices of its pools) when it drops.
+//!
+//! The binaries come from the workspace's target directory (`cargo build --bins` first), or
+//! from `STRATA_BIN_DIR`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_client::Client;
+
+pub use strata_api::types;
+pub use strata_api::ApiCallRc;
+
+/// Directory holding `linstor-controller`, `linstor-satellite` and `linstor`.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("STRATA_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} not found: build the binaries first (cargo build --bins) or set STRATA_BIN_DIR",
+        p.display()
+    );
+    p
+}
+
+/// A free TCP port on 127.0.0.1 (bound once and released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "cluster tests need root (loop devices); run them as root, as CI does"
+    );
+}
+
+/// Waits until `port` accepts connections; gives up early if `proc` exits.
+fn wait_tcp(proc: &mut Proc, port: u16, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if let Some(c) = proc.child.as_mut() {
+            if let Ok(Some(_)) = c.try_wait() {
+                return false;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A process the harness started; stopped by its own PID.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, log: &Path) -> Proc {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Proc {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait, as an orderly stop.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Satellite {
+    pub name: String,
+    pub port: u16,
+    pub state_dir: PathBuf,
+    pub pool_dir: PathBuf,
+    pub proc: Proc,
+}
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub controller: Proc,
+    pub satellites: Vec<Satellite>,
+}
+
+impl TestCluster {
+    /// A controller and `n` satellites (nodes not yet registered).
+    pub fn start(n: usize) -> TestCluster {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("strata-test-")
+            .tempdir()
+            .expect("temporary directory");
+        let port = free_port();
+        std::fs::write(dir.path().join("linstor.toml"), "").expect("config file");
+        std::fs::write(dir.path().join("linstor_satellite.toml"), "").expect("config file");
+        let controller = Self::spawn_controller(dir.path(), port);
+        let mut c = TestCluster {
+            dir,
+            port,
+            controller,
+            satellites: Vec::new(),
+        };
+        assert!(
+            wait_tcp(&mut c.controller, port, Duration::from_secs(15)),
+            "controller did not start:\n{}",
+            c.controller.log_text()
+        );
+        for i in 0..n {
+            c.add_satellite(&format!("node{}", i + 1));
+        }
+        c
+    }
+
+    fn spawn_controller(dir: &Path, port: u16) -> Proc {
+        let data = dir.join("controller");
+        std::fs::create_dir_all(&data).expect("controller dir");
+        Proc::spawn(
+            Command::new(bin("linstor-controller"))
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--listen-addr")
+                .arg("127.0.0.1")
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--config")
+                .arg(dir.join("linstor.toml"))
+                .env("RUST_LOG", "info"),
+            &dir.join("controller.log"),
+        )
+    }
+
+    /// Starts one more satellite process (its node is not registered).
+    pub fn add_satellite(&mut self, name: &str) -> usize {
+        let port = free_port();
+        let state_dir = self.dir.path().join(format!("{name}-state"));
+        let pool_dir = self.dir.path().join(format!("{name}-pool"));
+        std::fs::create_dir_all(&state_dir).expect("state dir");
+        let mut proc = Self::spawn_satellite(self.dir.path(), name, port, &state_dir);
+        assert!(
+            wait_tcp(&mut proc, port, Duration::from_secs(15)),
+            "satellite {name} did not start:\n{}",
+            proc.log_text()
+        );
+        self.satellites.push(Satellite {
+            name: name.to_string(),
+            port,
+            state_dir,
+            pool_dir,
+            proc,
+        });
+        self.satellites.len() - 1
+    }
+
+    fn spawn_satellite(dir: &Path, name: &str, port: u16, state_dir: &Path) -> Proc {
+        Proc::spawn(
+            Command::new(bin("linstor-satellite"))
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--listen-addr")
+                .arg("127.0.0.1")
+                .arg("--state-dir")
+                .arg(state_dir)
+                .arg("--config")
+                .arg(dir.join("linstor_satellite.toml"))
+                .env("RUST_LOG", "info"),
+            &dir.join(format!("{name}.log")),
+        )
+    }
+
+    pub fn controller_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&[self.controller_addr()], Duration::from_secs(120)).expect("client")
+    }
+
+    pub fn kill_controller(&mut self) {
+        self.controller.kill9();
+    }
+
+    pub fn start_controller(&mut self) {
+        self.controller = Self::spawn_controller(self.dir.path(), self.port);
+        assert!(
+            wait_tcp(&mut self.controller, self.port, Duration::from_secs(15)),
+            "controller did not restart:\n{}",
+            self.controller.log_text()
+        );
+    }
+
+    pub fn stop_satellite(&mut self, i: usize) {
+        self.satellites[i].proc.stop();
+    }
+
+    pub fn start_satellite(&mut self, i: usize) {
+        let s = &self.satellites[i];
+        let mut proc = Self::spawn_satellite(self.dir.path(), &s.name, s.port, &s.state_dir);
+        assert!(
+            wait_tcp(&mut proc, s.port, Duration::from_secs(15)),
+            "satellite {} did not restart:\n{}",
+            s.name,
+            proc.log_text()
+        );
+        self.satellites[i].proc = proc;
+    }
+
+    /// Runs the `linstor` CLI against this cluster.
+    pub fn linstor(&self, args: &[&str]) -> Output {
+        Command::new(bin("linstor"))
+            .arg("--controllers")
+            .arg(self.controller_addr())
+            .arg("--no-color")
+            .args(args)
+            .env_remove("LS_CONTROLLERS")
+            .output()
+            .expect("run linstor")
+    }
+
+    /// Runs a tokio future to completion (tests are plain #[test] functions).
+    pub fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        runtime().block_on(f)
+    }
+
+    /// Registers every satellite as a node and gives it a FILE_THIN pool `pool_file`.
+    pub fn register_all(&self) {
+        let client = self.client();
+        for s in &self.satellites {
+            let body = serde_json::json!({
+                "name": s.name,
+                "type": "SATELLITE",
+                "net_interfaces": [{
+                    "name": "default",
+                    "address": "127.0.0.1",
+                    "satellite_port": s.port,
+                    "satellite_encryption_type": "PLAIN",
+                    "is_active": true
+                }]
+            });
+            let rcs = self
+                .block(client.write(strata_client::Method::POST, "/v1/nodes", Some(&body)))
+                .expect("node create");
+            assert!(rcs.iter().all(|r| !r.is_error()), "{rcs:?}");
+            let sp = serde_json::json!({
+                "storage_pool_name": "pool_file",
+                "provider_kind": "FILE_THIN",
+                "props": {"StorDriver/StorPoolName": s.pool_dir.display().to_string()}
+            });
+            let path = format!("/v1/nodes/{}/storage-pools", s.name);
+            let rcs = self
+                .block(client.write(strata_client::Method::POST, &path, Some(&sp)))
+                .expect("storage pool create");
+            assert!(rcs.iter().all(|r| !r.is_error()), "{rcs:?}");
+        }
+    }
+
+    /// Polls `cond` until it holds or `limit` passes.
+    pub fn wait_until(&self, limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Loop devices currently backed by files in this cluster's pools.
+    pub fn loop_devices(&self) -> Vec<(String, String)> {
+        let out = Command::new("losetup")
+            .args([
+                "--list",
+                "--noheadings",
+                "--raw",
+                "--output",
+                "NAME,BACK-FILE",
+            ])
+            .output()
+            .expect("losetup");
+        let root = self.dir.path().display().to_string();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, f)| f.starts_with(&root))
+            .map(|(d, f)| (d.to_string(), f.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.controller.kill9();
+        for s in &mut self.satellites {
+            s.proc.kill9();
+        }
+        // Detach what the test's pools left attached, and nothing else.
+        for (dev, _) in self.loop_devices() {
+            let _ = Command::new("umount").arg(&dev).output();
+            let _ = Command::new("losetup").arg("--detach").arg(&dev).output();
+        }
+    }
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// Asserts that no reply is an error and returns them.
+pub fn ok_replies(result: Result<Vec<ApiCallRc>, strata_client::ClientError>) -> Vec<ApiCallRc> {
+    match result {
+        Ok(r) => {
+            assert!(
+                r.iter().all(|x| !x.is_error()),
+                "unexpected error replies: {r:#?}"
+            );
+            r
+        }
+        Err(e) => panic!("request failed: {e}: {:#?}", e.replies()),
+    }
+}
+
+/// The error replies of a request that must fail.
+pub fn err_replies(
+    result: Result<Vec<ApiCallRc>, strata_client::ClientError>,
+) -> (u16, Vec<ApiCallRc>) {
+    match result {
+        Ok(r) => panic!("request should have failed: {r:#?}"),
+        Err(strata_client::ClientError::Api { status, replies }) => (status, replies),
+        Err(e) => panic!("request failed without replies: {e}"),
+    }
+}
+
+/// Writes `data` at offset 0 of a block device and reads it back through a fresh open.
+pub fn write_and_read(dev: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dev)
+        .unwrap_or_else(|e| panic!("open {dev}: {e}"));
+    f.write_all(data).expect("write");
+    f.sync_all().expect("sync");
+    drop(f);
+    let mut buf = vec![0u8; data.len()];
+    std::fs::File::open(dev)
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("read back");
+    buf
+}
