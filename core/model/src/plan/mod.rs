@@ -255,6 +255,81 @@ pub fn parse_snapshot_name(s: &str) -> Result<SnapshotName, ApiError> {
     })
 }
 
+/// The volume number to use for a new volume definition or group: the requested one if it
+/// is valid and free, else the lowest free one. `exists` describes a clash for the message.
+pub(crate) fn volume_number(
+    requested: Option<i64>,
+    taken: impl Fn(u32) -> bool,
+    object: ObjKind,
+    exists_code: u64,
+    exists: impl Fn(i64) -> String,
+) -> Result<u32, ApiError> {
+    use crate::objects::MAX_VOLUME_NUMBER;
+    match requested {
+        Some(n) => {
+            if !(0..=MAX_VOLUME_NUMBER as i64).contains(&n) {
+                return Err(ApiError::new(
+                    code::FAIL_INVLD_VLM_NR,
+                    object,
+                    format!("Invalid volume number {n}"),
+                )
+                .correction(format!("Use a volume number from 0 to {MAX_VOLUME_NUMBER}")));
+            }
+            if taken(n as u32) {
+                return Err(ApiError::new(exists_code, object, exists(n)));
+            }
+            Ok(n as u32)
+        }
+        None => (0..=MAX_VOLUME_NUMBER).find(|n| !taken(*n)).ok_or_else(|| {
+            ApiError::new(
+                code::FAIL_POOL_EXHAUSTED_VLM_NR,
+                object,
+                "No free volume number left",
+            )
+        }),
+    }
+}
+
+/// Parses the flag list of volume definitions and groups: `GROSS_SIZE`, or `-GROSS_SIZE` to
+/// clear it on modification.
+pub(crate) fn volume_flags(
+    flags: &[String],
+    object: ObjKind,
+    what: &str,
+) -> Result<Vec<String>, ApiError> {
+    flags
+        .iter()
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            let up = f.to_ascii_uppercase();
+            if up.trim_start_matches('-') == crate::objects::flag::GROSS_SIZE {
+                Ok(up)
+            } else {
+                Err(ApiError::new(
+                    code::FAIL_INVLD_REQUEST,
+                    object,
+                    format!("Unknown {what} flag '{f}'"),
+                )
+                .correction("The only flag is GROSS_SIZE"))
+            }
+        })
+        .collect()
+}
+
+/// Applies flags parsed by `volume_flags` to a flag set.
+pub(crate) fn apply_volume_flags(set: &mut std::collections::BTreeSet<String>, flags: Vec<String>) {
+    for f in flags {
+        match f.strip_prefix('-') {
+            Some(off) => {
+                set.remove(off);
+            }
+            None => {
+                set.insert(f);
+            }
+        }
+    }
+}
+
 fn prop_error(object: ObjKind, e: crate::props::InvalidProp) -> ApiError {
     ApiError::new(code::FAIL_INVLD_PROP, object, e.message.clone())
         .cause(e.message)

@@ -7,9 +7,7 @@ use super::{
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
 use crate::name::ResourceName;
-use crate::objects::{
-    flag, ResourceDefinition, Volume, VolumeDefinition, DEFAULT_RSC_GRP, MAX_VOLUME_NUMBER,
-};
+use crate::objects::{flag, ResourceDefinition, Volume, VolumeDefinition, DEFAULT_RSC_GRP};
 use crate::props::{Props, PropsChange, PropsOwner};
 
 #[derive(Debug, Clone, Default)]
@@ -397,26 +395,6 @@ fn size_error(size: i64) -> ApiError {
     .correction("Give a size larger than zero, e.g. 2G")
 }
 
-fn parse_vd_flags(flags: &[String]) -> Result<Vec<String>, ApiError> {
-    flags
-        .iter()
-        .filter(|f| !f.is_empty())
-        .map(|f| {
-            let up = f.to_ascii_uppercase();
-            if up.trim_start_matches('-') == flag::GROSS_SIZE {
-                Ok(up)
-            } else {
-                Err(ApiError::new(
-                    code::FAIL_INVLD_REQUEST,
-                    ObjKind::VlmDfn,
-                    format!("Unknown volume definition flag '{f}'"),
-                )
-                .correction("The only flag is GROSS_SIZE"))
-            }
-        })
-        .collect()
-}
-
 /// Builds (without persisting) a volume definition for `rd`, which may be new.
 pub fn build_vd(
     cluster: &Cluster,
@@ -424,38 +402,18 @@ pub fn build_vd(
     rd: &ResourceDefinition,
     req: &VlmDfnCreate,
 ) -> Result<VolumeDefinition, ApiError> {
-    let number = match req.volume_number {
-        Some(n) => {
-            if !(0..=MAX_VOLUME_NUMBER as i64).contains(&n) {
-                return Err(ApiError::new(
-                    code::FAIL_INVLD_VLM_NR,
-                    ObjKind::VlmDfn,
-                    format!("Invalid volume number {n}"),
-                )
-                .correction(format!("Use a volume number from 0 to {MAX_VOLUME_NUMBER}")));
-            }
-            if rd.volume_definitions.contains_key(&(n as u32)) {
-                return Err(ApiError::new(
-                    code::FAIL_EXISTS_VLM_DFN,
-                    ObjKind::VlmDfn,
-                    format!(
-                        "Volume definition {n} of resource '{}' already exists",
-                        rd.name
-                    ),
-                ));
-            }
-            n as u32
-        }
-        None => (0..=MAX_VOLUME_NUMBER)
-            .find(|n| !rd.volume_definitions.contains_key(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    code::FAIL_POOL_EXHAUSTED_VLM_NR,
-                    ObjKind::VlmDfn,
-                    "No free volume number left",
-                )
-            })?,
-    };
+    let number = super::volume_number(
+        req.volume_number,
+        |n| rd.volume_definitions.contains_key(&n),
+        ObjKind::VlmDfn,
+        code::FAIL_EXISTS_VLM_DFN,
+        |n| {
+            format!(
+                "Volume definition {n} of resource '{}' already exists",
+                rd.name
+            )
+        },
+    )?;
     if req.size_kib <= 0 {
         return Err(size_error(req.size_kib));
     }
@@ -465,10 +423,11 @@ pub fn build_vd(
     }
     .apply(PropsOwner::VolumeDefinition, &Props::new())
     .map_err(|e| prop_error(ObjKind::VlmDfn, e))?;
-    let flags = parse_vd_flags(&req.flags)?
-        .into_iter()
-        .filter(|f| !f.starts_with('-'))
-        .collect();
+    let mut flags = Default::default();
+    super::apply_volume_flags(
+        &mut flags,
+        super::volume_flags(&req.flags, ObjKind::VlmDfn, "volume definition")?,
+    );
     let minor = match req.minor {
         Some(m) => {
             if !(0..=1_048_575).contains(&m) {
@@ -603,16 +562,10 @@ pub fn modify_vd(
         .props
         .apply(PropsOwner::VolumeDefinition, &vd.props)
         .map_err(|e| prop_error(ObjKind::VlmDfn, e))?;
-    for f in parse_vd_flags(&req.flags)? {
-        match f.strip_prefix('-') {
-            Some(off) => {
-                updated_vd.flags.remove(off);
-            }
-            None => {
-                updated_vd.flags.insert(f);
-            }
-        }
-    }
+    super::apply_volume_flags(
+        &mut updated_vd.flags,
+        super::volume_flags(&req.flags, ObjKind::VlmDfn, "volume definition")?,
+    );
     let mut plan = Plan::new();
     if let Some(size) = req.size_kib {
         if size <= 0 {

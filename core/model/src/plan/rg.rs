@@ -13,9 +13,7 @@ use super::{
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
 use crate::kinds::ProviderKind;
-use crate::objects::{
-    flag, ResourceGroup, SelectFilter, VolumeGroup, DEFAULT_RSC_GRP, MAX_VOLUME_NUMBER,
-};
+use crate::objects::{ResourceGroup, SelectFilter, VolumeGroup, DEFAULT_RSC_GRP};
 use crate::props::{Props, PropsChange, PropsOwner};
 
 #[derive(Debug, Clone, Default)]
@@ -303,26 +301,6 @@ pub fn delete_rg(cluster: &Cluster, name: &str) -> PlanResult {
     Ok(plan)
 }
 
-fn parse_vg_flags(flags: &[String]) -> Result<Vec<String>, ApiError> {
-    flags
-        .iter()
-        .filter(|f| !f.is_empty())
-        .map(|f| {
-            let up = f.to_ascii_uppercase();
-            if up.trim_start_matches('-') == flag::GROSS_SIZE {
-                Ok(up)
-            } else {
-                Err(ApiError::new(
-                    code::FAIL_INVLD_REQUEST,
-                    ObjKind::VlmGrp,
-                    format!("Unknown volume group flag '{f}'"),
-                )
-                .correction("The only flag is GROSS_SIZE"))
-            }
-        })
-        .collect()
-}
-
 pub fn create_vg(
     cluster: &Cluster,
     env: &mut dyn Env,
@@ -330,48 +308,29 @@ pub fn create_vg(
     req: &VlmGrpCreate,
 ) -> PlanResult {
     let rg = rg_of(cluster, rg_name)?;
-    let number = match req.volume_number {
-        Some(n) => {
-            if !(0..=MAX_VOLUME_NUMBER as i64).contains(&n) {
-                return Err(ApiError::new(
-                    code::FAIL_INVLD_VLM_NR,
-                    ObjKind::VlmGrp,
-                    format!("Invalid volume number {n}"),
-                )
-                .correction(format!("Use a volume number from 0 to {MAX_VOLUME_NUMBER}")));
-            }
-            if rg.volume_groups.contains_key(&(n as u32)) {
-                return Err(ApiError::new(
-                    code::FAIL_EXISTS_VLM_GRP,
-                    ObjKind::VlmGrp,
-                    format!(
-                        "Volume group {n} of resource group '{}' already exists",
-                        rg.name
-                    ),
-                ));
-            }
-            n as u32
-        }
-        None => (0..=MAX_VOLUME_NUMBER)
-            .find(|n| !rg.volume_groups.contains_key(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    code::FAIL_POOL_EXHAUSTED_VLM_NR,
-                    ObjKind::VlmGrp,
-                    "No free volume number left",
-                )
-            })?,
-    };
+    let number = super::volume_number(
+        req.volume_number,
+        |n| rg.volume_groups.contains_key(&n),
+        ObjKind::VlmGrp,
+        code::FAIL_EXISTS_VLM_GRP,
+        |n| {
+            format!(
+                "Volume group {n} of resource group '{}' already exists",
+                rg.name
+            )
+        },
+    )?;
     let props = PropsChange {
         set: req.props.clone(),
         ..Default::default()
     }
     .apply(PropsOwner::VolumeGroup, &Props::new())
     .map_err(|e| prop_error(ObjKind::VlmGrp, e))?;
-    let flags = parse_vg_flags(&req.flags)?
-        .into_iter()
-        .filter(|f| !f.starts_with('-'))
-        .collect();
+    let mut flags = Default::default();
+    super::apply_volume_flags(
+        &mut flags,
+        super::volume_flags(&req.flags, ObjKind::VlmGrp, "volume group")?,
+    );
     let mut u = rg.clone();
     u.volume_groups.insert(
         number,
@@ -421,16 +380,10 @@ pub fn modify_vg(
     uv.props = props
         .apply(PropsOwner::VolumeGroup, &vg.props)
         .map_err(|e| prop_error(ObjKind::VlmGrp, e))?;
-    for f in parse_vg_flags(flags)? {
-        match f.strip_prefix('-') {
-            Some(off) => {
-                uv.flags.remove(off);
-            }
-            None => {
-                uv.flags.insert(f);
-            }
-        }
-    }
+    super::apply_volume_flags(
+        &mut uv.flags,
+        super::volume_flags(flags, ObjKind::VlmGrp, "volume group")?,
+    );
     let mut u = rg.clone();
     u.volume_groups.insert(uv.number, uv);
     let mut plan = Plan::new();

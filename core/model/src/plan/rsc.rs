@@ -702,22 +702,26 @@ pub fn make_available(
     autoplace_rd(cluster, env, observed, rd, &req)
 }
 
+fn rsc_of<'a>(cluster: &'a Cluster, rsc: &str, node: &str) -> Result<&'a Resource, ApiError> {
+    let rd = rd_of(cluster, rsc)?;
+    let node_name = parse_node_name(node)?;
+    cluster.resource(&rd.name, &node_name).ok_or_else(|| {
+        ApiError::not_found(
+            code::FAIL_NOT_FOUND_RSC,
+            ObjKind::Rsc,
+            "resource",
+            &format!("{rsc}' on node '{node}"),
+        )
+    })
+}
+
 pub fn modify_resource(
     cluster: &Cluster,
     rsc: &str,
     node: &str,
     change: &PropsChange,
 ) -> PlanResult {
-    let rd = rd_of(cluster, rsc)?;
-    let node_name = parse_node_name(node)?;
-    let Some(r) = cluster.resource(&rd.name, &node_name) else {
-        return Err(ApiError::not_found(
-            code::FAIL_NOT_FOUND_RSC,
-            ObjKind::Rsc,
-            "resource",
-            &format!("{rsc}' on node '{node}"),
-        ));
-    };
+    let r = rsc_of(cluster, rsc, node)?;
     let mut u = r.clone();
     u.props = change
         .apply(PropsOwner::Resource, &r.props)
@@ -738,16 +742,7 @@ pub fn modify_volume(
     nr: i64,
     change: &PropsChange,
 ) -> PlanResult {
-    let rd = rd_of(cluster, rsc)?;
-    let node_name = parse_node_name(node)?;
-    let Some(r) = cluster.resource(&rd.name, &node_name) else {
-        return Err(ApiError::not_found(
-            code::FAIL_NOT_FOUND_RSC,
-            ObjKind::Rsc,
-            "resource",
-            &format!("{rsc}' on node '{node}"),
-        ));
-    };
+    let r = rsc_of(cluster, rsc, node)?;
     let Some(v) = u32::try_from(nr).ok().and_then(|n| r.volumes.get(&n)) else {
         return Err(ApiError::not_found(
             code::FAIL_NOT_FOUND_VLM,
