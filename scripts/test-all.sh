@@ -12,6 +12,7 @@ fi
 need_apt=()
 command -v losetup >/dev/null || need_apt+=(util-linux)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+command -v fio >/dev/null || need_apt+=(fio)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq
@@ -37,4 +38,6 @@ echo "== build"
 cargo build --workspace --bins --quiet
 echo "== tests"
 cargo test --workspace --quiet
+echo "== benchmark smoke run (debug build, small scale; figures are not meaningful here)"
+target/debug/bench --quick
 echo "== all tests passed"

@@ -21,12 +21,14 @@ pub fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("STRATA_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    // target/<profile>/deps/<test binary> -> target/<profile>
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .to_path_buf()
+    // target/<profile>/deps/<test binary> or target/<profile>/<binary> -> target/<profile>
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target directory").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn bin(name: &str) -> PathBuf {
@@ -78,7 +80,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(cmd: &mut Command, log: &Path) -> Proc {
+    pub fn spawn(cmd: &mut Command, log: &Path) -> Proc {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -181,7 +183,7 @@ impl TestCluster {
         c
     }
 
-    fn spawn_controller(dir: &Path, port: u16) -> Proc {
+    pub fn spawn_controller(dir: &Path, port: u16) -> Proc {
         let data = dir.join("controller");
         std::fs::create_dir_all(&data).expect("controller dir");
         Proc::spawn(
@@ -194,7 +196,10 @@ impl TestCluster {
                 .arg(&data)
                 .arg("--config")
                 .arg(dir.join("linstor.toml"))
-                .env("RUST_LOG", "info"),
+                .env(
+                    "RUST_LOG",
+                    std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                ),
             &dir.join("controller.log"),
         )
     }
@@ -232,7 +237,10 @@ impl TestCluster {
                 .arg(state_dir)
                 .arg("--config")
                 .arg(dir.join("linstor_satellite.toml"))
-                .env("RUST_LOG", "info"),
+                .env(
+                    "RUST_LOG",
+                    std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                ),
             &dir.join(format!("{name}.log")),
         )
     }
@@ -366,6 +374,18 @@ impl Drop for TestCluster {
         self.controller.kill9();
         for s in &mut self.satellites {
             s.proc.kill9();
+        }
+        // For debugging: keep the logs when asked to.
+        if let Ok(to) = std::env::var("STRATA_TEST_LOGS") {
+            let to = PathBuf::from(to);
+            let _ = std::fs::create_dir_all(&to);
+            if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().ends_with(".log") {
+                        let _ = std::fs::copy(e.path(), to.join(e.file_name()));
+                    }
+                }
+            }
         }
         // Detach what the test's pools left attached, and nothing else.
         for (dev, _) in self.loop_devices() {

@@ -383,13 +383,13 @@ pub fn resource_with_volumes(
             };
             layer_data_list.push(VolumeLayer {
                 layer_type: LayerKind::Drbd.to_string(),
-                data: serde_json::to_value(&dv).ok(),
+                data: Some(VolumeLayerData::Drbd(dv.clone())),
             });
             drbd_volumes.push(dv);
         }
         layer_data_list.push(VolumeLayer {
             layer_type: LayerKind::Storage.to_string(),
-            data: serde_json::to_value(&storage).ok(),
+            data: Some(VolumeLayerData::Storage(storage.clone())),
         });
         storage_volumes.push(storage);
         let reports = obs

@@ -304,6 +304,7 @@ pub struct VolumeDefinitionModify {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StorageVolume {
+    #[serde(default)]
     pub volume_number: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_path: Option<String>,
@@ -415,12 +416,68 @@ pub struct Resource {
     pub create_timestamp: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The per-layer data of a volume; which shape it has depends on the layer type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VolumeLayerData {
+    Drbd(DrbdVolume),
+    Storage(StorageVolume),
+    Other(serde_json::Value),
+}
+
+impl VolumeLayerData {
+    pub fn drbd(&self) -> Option<&DrbdVolume> {
+        match self {
+            VolumeLayerData::Drbd(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for VolumeLayerData {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            VolumeLayerData::Drbd(d) => d.serialize(s),
+            VolumeLayerData::Storage(v) => v.serialize(s),
+            VolumeLayerData::Other(v) => v.serialize(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct VolumeLayer {
     #[serde(rename = "type")]
     pub layer_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<VolumeLayerData>,
+}
+
+impl<'de> Deserialize<'de> for VolumeLayer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(rename = "type")]
+            layer_type: String,
+            #[serde(default)]
+            data: Option<serde_json::Value>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let data = match raw.data {
+            None => None,
+            Some(v) => Some(match raw.layer_type.as_str() {
+                "DRBD" => VolumeLayerData::Drbd(
+                    serde_json::from_value(v).map_err(serde::de::Error::custom)?,
+                ),
+                "STORAGE" => VolumeLayerData::Storage(
+                    serde_json::from_value(v).map_err(serde::de::Error::custom)?,
+                ),
+                _ => VolumeLayerData::Other(v),
+            }),
+        };
+        Ok(VolumeLayer {
+            layer_type: raw.layer_type,
+            data,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

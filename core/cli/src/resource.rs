@@ -699,9 +699,9 @@ pub fn render_volumes(rscs: &[ResourceWithVolumes], a: &VList, style: Style) -> 
                 .iter()
                 .find(|l| l.layer_type == "DRBD")
                 .and_then(|l| l.data.as_ref())
-                .and_then(|d| d.get("drbd_volume_definition"))
-                .and_then(|d| d.get("minor_number"))
-                .and_then(Value::as_i64)
+                .and_then(|d| d.drbd())
+                .and_then(|d| d.drbd_volume_definition.as_ref())
+                .and_then(|d| d.minor_number)
                 .map(|m| m.to_string())
                 .unwrap_or_default();
             let allocated = v

@@ -1,7 +1,7 @@
 //! The controller's core: the desired state in memory, what satellites observed, the database,
 //! and the one path every mutation takes: plan -> commit -> apply -> dispatch -> answer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -147,7 +147,7 @@ impl Core {
             props: Default::default(),
             select_filter: SelectFilter::default(),
             peer_slots: None,
-            volume_groups: BTreeMap::new(),
+            volume_groups: Default::default(),
             uuid: env.uuid(),
         };
         let plan = Plan {
@@ -224,15 +224,19 @@ impl Core {
     }
 
     /// Stores a node's report and finishes deletions it confirms.
-    pub async fn record_report(self: &Arc<Self>, node: &NodeName, report: &Report) {
-        self.observed
-            .write()
-            .unwrap_or_else(poisoned)
-            .apply_report(node, report);
-        let core = self.clone();
-        let node = node.clone();
-        let report = report.clone();
-        let _ = tokio::task::spawn_blocking(move || core.finish_deletions(&node, &report)).await;
+    pub async fn record_report(self: &Arc<Self>, node: &NodeName, report: &Arc<Report>) {
+        {
+            let mut observed = self.observed.write().unwrap_or_else(poisoned);
+            let known = observed.node_mut(node).errors();
+            for e in report.errors.iter().filter(|e| !known.contains(e)) {
+                tracing::warn!(node = %node, "satellite reports: {e}");
+            }
+            observed.apply_report(node, report.clone());
+        }
+        if !self.has_deletions_to_finish(node, report) {
+            return;
+        }
+        self.finish_deletions_visible(node, report).await;
     }
 
     /// Whether a node's report shows work to try again: a failed volume, or a resource it
@@ -243,28 +247,84 @@ impl Core {
         }
         let cluster = self.cluster.read().unwrap_or_else(poisoned);
         let pending = cluster
-            .resources_on(node)
+            .pending_deletions()
+            .filter_map(|name| cluster.resource(name, node))
             .filter(|r| r.is_deleting())
             .any(|r| report.resource(r.name.as_str()).is_some());
         pending
     }
 
-    fn finish_deletions(&self, node: &NodeName, report: &Report) {
+    /// A cheap look (read lock only) whether a report lets deletions on `node` finish.
+    fn has_deletions_to_finish(&self, node: &NodeName, report: &Report) -> bool {
+        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let pending = cluster
+            .pending_deletions()
+            .any(|name| cluster.resource(name, node).is_some());
+        drop(cluster);
+        pending && report.applied_generation > 0
+    }
+
+    /// Removes what `report` shows gone of the deletions pending on `node`.
+    ///
+    /// Finishing a deletion is cleanup, not a decision: the deletion itself was saved before
+    /// any satellite acted on it, and a controller that restarts before this cleanup is saved
+    /// simply finishes it again from the next report. So the cleanup takes effect in memory
+    /// first, `applied` fires (the caller may answer its client), and then it is saved, all
+    /// under the writer lock so that no later change can overtake it on disk.
+    fn finish_deletions(
+        &self,
+        node: &NodeName,
+        report: &Report,
+        applied: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
         let present = |rsc: &strata_model::ResourceName| -> Option<Vec<u32>> {
             report
                 .resource(rsc.as_str())
                 .map(|r| r.volumes.iter().map(|v| v.volume_number).collect())
         };
-        let _w = self.writer.lock().unwrap_or_else(poisoned);
-        let plan = {
+        let find = || {
             let cluster = self.cluster.read().unwrap_or_else(poisoned);
             plan::rsc::finish_deletions(&cluster, node, report.applied_generation, &present)
         };
+        // Most reports finish nothing: look without holding up writers first.
+        if find().changes.is_empty() {
+            return;
+        }
+        let _w = self.writer.lock().unwrap_or_else(poisoned);
+        let plan = find();
         if plan.changes.is_empty() {
             return;
         }
-        if let Err(e) = self.commit_locked(plan) {
-            tracing::error!("finishing deletions on {node}: {e}");
+        let generation = {
+            let mut cluster = self.cluster.write().unwrap_or_else(poisoned);
+            for c in plan.changes.iter().cloned() {
+                cluster.apply(c);
+            }
+            cluster.generation += 1;
+            cluster.generation
+        };
+        if let Some(tx) = applied {
+            let _ = tx.send(());
+        }
+        if let Err(e) = self.store.commit(generation, &plan.changes) {
+            tracing::error!(
+                "saving finished deletions on {node} failed ({e}); they are finished again after a restart"
+            );
+        }
+    }
+
+    /// Runs [`Core::finish_deletions`] off the async runtime and returns once the cleanup
+    /// is visible (not necessarily saved yet).
+    async fn finish_deletions_visible(self: &Arc<Self>, node: &NodeName, report: &Arc<Report>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let core = self.clone();
+        let node = node.clone();
+        let report = report.clone();
+        let job =
+            tokio::task::spawn_blocking(move || core.finish_deletions(&node, &report, Some(tx)));
+        // The sender is dropped without a signal when there was nothing to finish.
+        if rx.await.is_err() {
+            let _ = job.await;
         }
     }
 
@@ -333,6 +393,7 @@ impl Core {
     where
         F: FnOnce(&Cluster, &mut dyn Env, &dyn Observed) -> PlanResult + Send + 'static,
     {
+        let started = std::time::Instant::now();
         let core = self.clone();
         let Committed {
             mut replies,
@@ -360,15 +421,26 @@ impl Core {
                 _ => {}
             }
         }
+        let committed = started.elapsed();
         let outcomes = self.dispatch(&nodes, generation).await;
+        tracing::debug!(
+            generation,
+            commit_us = committed.as_micros() as u64,
+            dispatch_us = (started.elapsed() - committed).as_micros() as u64,
+            "mutation"
+        );
         for (node, outcome) in &outcomes {
             replies.extend(self.outcome_replies(node, outcome, &changes));
-            if let Outcome::Applied(report) = outcome {
+            let deletes = changes.iter().any(|c| match c {
+                Change::PutRsc(r) => r.is_deleting(),
+                Change::PutRscDfn(d) => {
+                    d.is_deleting() || d.volume_definitions.values().any(|v| v.is_deleting())
+                }
+                _ => false,
+            });
+            if let (true, Outcome::Applied(report)) = (deletes, outcome) {
                 // The link may have finished these already; either way the state below tells.
-                let core = self.clone();
-                let n = node.clone();
-                let r = report.clone();
-                let _ = tokio::task::spawn_blocking(move || core.finish_deletions(&n, &r)).await;
+                self.finish_deletions_visible(node, report).await;
             }
         }
         replies.extend(self.deletion_replies(&changes, &outcomes));

@@ -4,6 +4,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+
+// The controller churns through many short-lived allocations (node configurations, reports,
+// listings); mimalloc returns that memory instead of letting it fragment.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use strata_controller::config::{self, Overrides};
 
 #[derive(Parser, Debug)]
@@ -40,8 +45,16 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Few blocking threads: they run the serialised writes; each thread keeps its own heap.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -17,13 +17,13 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
         .collect();
     let mut resources = Vec::new();
     for r in cluster.resources_on(node) {
-        if r.is_deleting() {
+        if !r.flags.is_empty() && r.is_deleting() {
             continue;
         }
         let Some(rd) = cluster.rsc_dfns.get(&r.name) else {
             continue;
         };
-        if rd.is_deleting() {
+        if !rd.flags.is_empty() && rd.is_deleting() {
             continue;
         }
         let volumes = r
@@ -34,8 +34,11 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
                 if vd.is_deleting() {
                     return None;
                 }
-                let backing_name = cluster
-                    .effective_prop("OverrideVlmId", Some(r), Some(rd), Some(v.number), None)
+                // OverrideVlmId can only be set on volume definitions.
+                let backing_name = vd
+                    .props
+                    .get("OverrideVlmId")
+                    .cloned()
                     .unwrap_or_else(|| backing_volume_name(&r.name, v.number));
                 Some(VolumeConfig {
                     number: v.number,

@@ -1,6 +1,10 @@
 //! What the satellites reported, kept in memory only and rebuilt after every start.
+//!
+//! A node's last report is shared (the link that received it holds the same copy), with an
+//! index by resource name, so that a report costs one copy however many requests read it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use strata_agent_api::Report;
 use strata_model::kinds::ConnectionStatus;
@@ -12,12 +16,34 @@ use strata_model::{NodeName, StorPoolName};
 pub struct NodeObserved {
     pub status: Option<ConnectionStatus>,
     pub caps: Option<Capabilities>,
-    pub applied_generation: u64,
     pub last_error: Option<String>,
-    pub errors: Vec<String>,
-    pub pools: HashMap<String, PoolState>,
-    /// Keyed by the upper-case resource name.
-    pub resources: HashMap<String, ResourceState>,
+    pub report: Arc<Report>,
+    /// Upper-case pool name -> pool state.
+    pools: HashMap<String, PoolState>,
+    /// Resource name as reported -> position in `report.resources`.
+    resources: HashMap<String, usize>,
+}
+
+impl NodeObserved {
+    pub fn applied_generation(&self) -> u64 {
+        self.report.applied_generation
+    }
+
+    pub fn errors(&self) -> &[String] {
+        &self.report.errors
+    }
+
+    pub fn pool(&self, key: &str) -> Option<&PoolState> {
+        self.pools.get(key)
+    }
+
+    pub fn resource(&self, name: &str) -> Option<&ResourceState> {
+        match self.resources.get(name) {
+            Some(i) => self.report.resources.get(*i),
+            // Names compare case-insensitively; reports normally echo the exact name.
+            None => self.report.resource(name),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,10 +76,8 @@ impl ObservedState {
         n.last_error = why;
     }
 
-    pub fn apply_report(&mut self, node: &NodeName, report: &Report) {
+    pub fn apply_report(&mut self, node: &NodeName, report: Arc<Report>) {
         let n = self.node_mut(node);
-        n.applied_generation = report.applied_generation;
-        n.errors = report.errors.clone();
         n.pools = report
             .pools
             .iter()
@@ -62,14 +86,14 @@ impl ObservedState {
         n.resources = report
             .resources
             .iter()
-            .map(|r| (r.name.to_ascii_uppercase(), r.clone()))
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
             .collect();
+        n.report = report;
     }
 
     pub fn resource(&self, node: &NodeName, rsc: &str) -> Option<&ResourceState> {
-        self.nodes
-            .get(node)
-            .and_then(|n| n.resources.get(&rsc.to_ascii_uppercase()))
+        self.nodes.get(node).and_then(|n| n.resource(rsc))
     }
 
     pub fn forget(&mut self, node: &NodeName) {
@@ -90,6 +114,6 @@ impl Observed for ObservedState {
         if !self.is_online(node) {
             return None;
         }
-        self.nodes.get(node).and_then(|n| n.pools.get(pool.key()))
+        self.nodes.get(node).and_then(|n| n.pool(pool.key()))
     }
 }

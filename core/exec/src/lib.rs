@@ -11,8 +11,6 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 pub use scripted::{Expectation, ScriptedRunner};
@@ -215,12 +213,85 @@ fn find_program(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn read_all(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+/// Feeds stdin and collects stdout and stderr of a child in this thread, with `poll`, until
+/// both pipes close or `deadline` passes. Returns false on timeout.
+fn pump(
+    child: &mut std::process::Child,
+    mut input: Option<(std::process::ChildStdin, Vec<u8>)>,
+    out: &mut Vec<u8>,
+    err: &mut Vec<u8>,
+    deadline: Instant,
+) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let mut written = 0usize;
+    let mut buf = [0u8; 16384];
+    while stdout.is_some() || stderr.is_some() || input.is_some() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut fds = Vec::with_capacity(3);
+        if let Some(s) = &stdout {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(s) = &stderr {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some((s, _)) = &input {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLOUT));
+        }
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut i = 0;
+        if stdout.is_some() {
+            if ready[i] {
+                match stdout.as_mut().map(|s| s.read(&mut buf)) {
+                    Some(Ok(0)) | Some(Err(_)) | None => stdout = None,
+                    Some(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+            i += 1;
+        }
+        if stderr.is_some() {
+            if ready[i] {
+                match stderr.as_mut().map(|s| s.read(&mut buf)) {
+                    Some(Ok(0)) | Some(Err(_)) | None => stderr = None,
+                    Some(Ok(n)) => err.extend_from_slice(&buf[..n]),
+                }
+            }
+            i += 1;
+        }
+        if let Some((pipe, data)) = &mut input {
+            if ready[i] {
+                match pipe.write(&data[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => written = data.len(),
+                }
+                if written >= data.len() {
+                    // Dropping the pipe closes it: end of input for the child.
+                    input = None;
+                }
+            }
+        }
+    }
+    true
 }
 
 impl CommandRunner for RealRunner {
@@ -233,6 +304,7 @@ impl CommandRunner for RealRunner {
             });
         };
         let started = Instant::now();
+        let deadline = started + cmd.timeout;
         let mut child = Command::new(&path)
             .args(&cmd.args)
             .env_clear()
@@ -250,51 +322,61 @@ impl CommandRunner for RealRunner {
                 cmd: shown.clone(),
                 reason: e.to_string(),
             })?;
-        if let (Some(data), Some(mut stdin)) = (cmd.stdin.clone(), child.stdin.take()) {
-            thread::spawn(move || {
-                let _ = stdin.write_all(&data);
-            });
-        }
-        let out = read_all(child.stdout.take().expect("stdout is piped"));
-        let err = read_all(child.stderr.take().expect("stderr is piped"));
-        let pid = child.id();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let status = match rx.recv_timeout(cmd.timeout) {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => {
-                return Err(ExecError::Spawn {
-                    cmd: shown,
-                    reason: e.to_string(),
-                })
+        let input = match (cmd.stdin.clone(), child.stdin.take()) {
+            (Some(data), Some(pipe)) => {
+                // Never block on a full pipe while the child waits for us to read its output.
+                use nix::fcntl::{fcntl, FcntlArg, OFlag};
+                let _ = fcntl(&pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+                Some((pipe, data))
             }
-            Err(_) => {
-                // Kill the command we started (by its own PID) and collect what it said.
-                let _ = Command::new("kill")
-                    .arg("-KILL")
-                    .arg(pid.to_string())
-                    .env_clear()
-                    .env("PATH", SAFE_PATH)
-                    .status();
-                let _ = rx.recv_timeout(Duration::from_secs(5));
-                return Err(ExecError::Timeout {
-                    cmd: shown,
-                    timeout: cmd.timeout,
-                    stdout: out.join().unwrap_or_default(),
-                    stderr: err.join().unwrap_or_default(),
-                });
-            }
+            _ => None,
         };
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut finished = pump(&mut child, input, &mut out, &mut err, deadline);
+        let mut status = None;
+        if finished {
+            // The pipes are closed; the process is exiting (or detached them and lingers).
+            loop {
+                match child.try_wait() {
+                    Ok(Some(s)) => {
+                        status = Some(s);
+                        break;
+                    }
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(1))
+                    }
+                    Ok(None) => {
+                        finished = false;
+                        break;
+                    }
+                    Err(e) => {
+                        return Err(ExecError::Spawn {
+                            cmd: shown,
+                            reason: e.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let Some(status) = status.filter(|_| finished) else {
+            // The command we started, killed by its own handle, and reaped.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ExecError::Timeout {
+                cmd: shown,
+                timeout: cmd.timeout,
+                stdout: text(&out),
+                stderr: text(&err),
+            });
+        };
         let code = status.code().unwrap_or(-1);
-        tracing::debug!(cmd = %shown, status = code, ms = started.elapsed().as_millis() as u64, "ran");
+        tracing::debug!(cmd = %shown, status = code, us = started.elapsed().as_micros() as u64, "ran");
         Ok(Output {
             status: code,
-            stdout,
-            stderr,
+            stdout: text(&out),
+            stderr: text(&err),
         })
     }
 
@@ -371,6 +453,27 @@ mod tests {
     fn stdin_is_fed() {
         let out = RealRunner.run(&Cmd::new("cat").stdin("hello")).unwrap();
         assert_eq!(out.stdout, "hello");
+    }
+
+    #[test]
+    fn large_input_and_output_do_not_deadlock() {
+        // More than a pipe buffer each way at once.
+        let data: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let out = RealRunner
+            .run(
+                &Cmd::new("cat")
+                    .stdin(data.clone())
+                    .timeout(Duration::from_secs(20)),
+            )
+            .unwrap();
+        assert_eq!(out.stdout.as_bytes(), &data[..]);
+        let out = RealRunner
+            .run(&Cmd::new("sh").arg("-c").arg(
+                "head -c 300000 /dev/zero | tr '\\0' x; head -c 300000 /dev/zero | tr '\\0' y >&2",
+            ))
+            .unwrap();
+        assert_eq!(out.stdout.len(), 300_000);
+        assert_eq!(out.stderr.len(), 300_000);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! transaction, and only then applied here, so memory never holds what the disk does not.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -123,9 +124,13 @@ pub struct Cluster {
     pub stor_pools: BTreeMap<NodeName, BTreeMap<StorPoolName, StorPool>>,
     pub rsc_grps: BTreeMap<ResourceGroupName, ResourceGroup>,
     pub rsc_dfns: BTreeMap<ResourceName, ResourceDefinition>,
-    pub rscs: BTreeMap<ResourceName, BTreeMap<NodeName, Resource>>,
-    /// Index: which resources each node has.
-    pub node_rscs: BTreeMap<NodeName, BTreeSet<ResourceName>>,
+    /// Resources by definition, then node; the same objects as `node_rscs` holds.
+    rscs: BTreeMap<ResourceName, BTreeMap<NodeName, Arc<Resource>>>,
+    /// Index: the resources of each node.
+    node_rscs: BTreeMap<NodeName, BTreeMap<ResourceName, Arc<Resource>>>,
+    /// Index: definitions with anything waiting to be deleted (the definition, a volume
+    /// definition or a resource), so that finishing deletions looks only at those.
+    deleting: BTreeSet<ResourceName>,
     /// Index: external name -> resource definition.
     pub ext_names: BTreeMap<String, ResourceName>,
 }
@@ -177,7 +182,9 @@ impl Cluster {
                 if let Some(ext) = &d.external_name {
                     self.ext_names.insert(ext.clone(), d.name.clone());
                 }
+                let name = d.name.clone();
                 self.rsc_dfns.insert(d.name.clone(), d);
+                self.refresh_deleting(&name);
             }
             Change::DelRscDfn(d) => {
                 if let Some(old) = self.rsc_dfns.remove(&d) {
@@ -192,16 +199,20 @@ impl Cluster {
                         }
                     }
                 }
+                self.deleting.remove(&d);
             }
             Change::PutRsc(r) => {
+                let r = Arc::new(r);
+                let name = r.name.clone();
                 self.node_rscs
                     .entry(r.node.clone())
                     .or_default()
-                    .insert(r.name.clone());
+                    .insert(r.name.clone(), r.clone());
                 self.rscs
                     .entry(r.name.clone())
                     .or_default()
                     .insert(r.node.clone(), r);
+                self.refresh_deleting(&name);
             }
             Change::DelRsc(r, n) => {
                 if let Some(by_node) = self.rscs.get_mut(&r) {
@@ -213,27 +224,54 @@ impl Cluster {
                 if let Some(set) = self.node_rscs.get_mut(&n) {
                     set.remove(&r);
                 }
+                self.refresh_deleting(&r);
             }
         }
+    }
+
+    fn refresh_deleting(&mut self, name: &ResourceName) {
+        let pending = self.rsc_dfns.get(name).is_some_and(|d| {
+            d.is_deleting() || d.volume_definitions.values().any(|v| v.is_deleting())
+        }) || self.resources_of(name).any(|r| r.is_deleting());
+        if pending {
+            self.deleting.insert(name.clone());
+        } else {
+            self.deleting.remove(name);
+        }
+    }
+
+    /// Definitions with something waiting to be deleted.
+    pub fn pending_deletions(&self) -> impl Iterator<Item = &ResourceName> {
+        self.deleting.iter()
     }
 
     pub fn resources_of<'a>(
         &'a self,
         rsc: &ResourceName,
     ) -> impl Iterator<Item = &'a Resource> + 'a {
-        self.rscs.get(rsc).into_iter().flat_map(|m| m.values())
+        self.rscs
+            .get(rsc)
+            .into_iter()
+            .flat_map(|m| m.values().map(|r| r.as_ref()))
     }
 
     pub fn resource(&self, rsc: &ResourceName, node: &NodeName) -> Option<&Resource> {
-        self.rscs.get(rsc).and_then(|m| m.get(node))
+        self.rscs
+            .get(rsc)
+            .and_then(|m| m.get(node))
+            .map(|r| r.as_ref())
     }
 
     pub fn resources_on<'a>(&'a self, node: &NodeName) -> impl Iterator<Item = &'a Resource> + 'a {
-        let rscs = self.node_rscs.get(node);
-        let by_node = node.clone();
-        rscs.into_iter()
-            .flat_map(|set| set.iter())
-            .filter_map(move |r| self.resource(r, &by_node))
+        self.node_rscs
+            .get(node)
+            .into_iter()
+            .flat_map(|m| m.values().map(|r| r.as_ref()))
+    }
+
+    /// Number of resources on a node, without walking them.
+    pub fn resource_count_on(&self, node: &NodeName) -> usize {
+        self.node_rscs.get(node).map(|m| m.len()).unwrap_or(0)
     }
 
     pub fn stor_pool(&self, node: &NodeName, pool: &StorPoolName) -> Option<&StorPool> {

@@ -10,6 +10,7 @@ pub mod observed;
 pub mod plan;
 pub mod props;
 pub mod size;
+pub mod vecmap;
 
 pub use cluster::{Change, Cluster, ObjectClass};
 pub use error::{ApiError, ApiResult, ObjKind};

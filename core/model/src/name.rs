@@ -137,20 +137,25 @@ const RESERVED_RESOURCE_WORDS: &[&str] = &["all", "proxy"];
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident, $check:expr) => {
         $(#[$doc])*
+        /// Cheap to clone: the display and case-folded forms are shared.
         #[derive(Clone)]
         pub struct $ty {
-            display: String,
-            key: String,
+            display: std::sync::Arc<str>,
+            key: std::sync::Arc<str>,
         }
 
         impl $ty {
             pub fn new(name: &str) -> Result<Self, InvalidName> {
                 let check: fn(&str) -> Result<(), InvalidName> = $check;
                 check(name)?;
-                Ok(Self {
-                    display: name.to_string(),
-                    key: name.to_ascii_uppercase(),
-                })
+                let display: std::sync::Arc<str> = std::sync::Arc::from(name);
+                let upper = name.to_ascii_uppercase();
+                let key = if upper == name {
+                    display.clone()
+                } else {
+                    std::sync::Arc::from(upper)
+                };
+                Ok(Self { display, key })
             }
 
             /// The name as the user first wrote it.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::kinds::{EncryptionType, LayerKind, NodeType, ProviderKind};
 use crate::name::{NetIfName, NodeName, ResourceGroupName, ResourceName, StorPoolName};
 use crate::props::Props;
+use crate::vecmap::VecMap;
 
 /// The storage pool a resource uses when nothing names one.
 pub const DEFAULT_STOR_POOL: &str = "DfltStorPool";
@@ -196,7 +197,7 @@ pub struct ResourceGroup {
     pub props: Props,
     pub select_filter: SelectFilter,
     pub peer_slots: Option<u32>,
-    pub volume_groups: BTreeMap<VolumeNumber, VolumeGroup>,
+    pub volume_groups: VecMap<VolumeNumber, VolumeGroup>,
     pub uuid: String,
 }
 
@@ -228,7 +229,7 @@ pub struct ResourceDefinition {
     /// Empty until the first resource fixes it (or the user names one).
     pub layer_stack: Vec<LayerKind>,
     pub resource_group: ResourceGroupName,
-    pub volume_definitions: BTreeMap<VolumeNumber, VolumeDefinition>,
+    pub volume_definitions: VecMap<VolumeNumber, VolumeDefinition>,
     /// DRBD settings asked for at creation; used by the DRBD layer.
     pub drbd_port: Option<u16>,
     pub drbd_secret: Option<String>,
@@ -262,7 +263,7 @@ pub struct Resource {
     pub node: NodeName,
     pub props: Props,
     pub flags: BTreeSet<String>,
-    pub volumes: BTreeMap<VolumeNumber, Volume>,
+    pub volumes: VecMap<VolumeNumber, Volume>,
     /// DRBD node id, when the DRBD layer is used.
     pub node_id: Option<u32>,
     pub create_timestamp: i64,

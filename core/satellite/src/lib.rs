@@ -62,11 +62,23 @@ impl Satellite {
         let file = RecordFile::new(&state_dir);
         let (record, problem) = match file.load() {
             Ok(r) => (r, None),
-            Err(e @ RecordError::Corrupt { .. }) | Err(e @ RecordError::Read { .. }) => {
-                tracing::error!("{e}; starting without it and waiting for the controller");
+            Err(e @ RecordError::Corrupt { .. }) => {
+                // Refuse to guess: keep the damaged record aside, touch no volume, and wait
+                // for the controller's configuration, which finds the volumes that exist.
+                let kept = file
+                    .quarantine()
+                    .map(|p| format!("; kept as {}", p.display()))
+                    .unwrap_or_default();
+                let msg = format!(
+                    "{e}{kept}; no volume was changed, waiting for the controller's configuration"
+                );
+                tracing::error!("{msg}");
+                (Record::default(), Some(msg))
+            }
+            Err(e) => {
+                tracing::error!("{e}; waiting for the controller's configuration");
                 (Record::default(), Some(e.to_string()))
             }
-            Err(e) => (Record::default(), Some(e.to_string())),
         };
         Satellite {
             inner: Arc::new(Inner {
@@ -87,7 +99,13 @@ impl Satellite {
     pub fn converge_from_record(&self) -> Option<Report> {
         let mut record = self.lock_record();
         let cfg = record.applied.clone()?;
-        let report = reconcile::reconcile(self.inner.factory.as_ref(), &mut record, &cfg);
+        // The record may be older than what the controller last sent: restore, never remove.
+        let report = reconcile::reconcile_with(
+            self.inner.factory.as_ref(),
+            &mut record,
+            &cfg,
+            reconcile::Removal::Never,
+        );
         if let Err(e) = self.inner.file.save(&record) {
             tracing::error!("{e}");
         }
@@ -152,8 +170,17 @@ impl Satellite {
             self.add_problems(&mut report);
             return Ok(report);
         }
+        let started = std::time::Instant::now();
         let mut report = reconcile::reconcile(self.inner.factory.as_ref(), &mut record, cfg);
-        match self.inner.file.save(&record) {
+        let reconciled = started.elapsed();
+        let saved = self.inner.file.save(&record);
+        tracing::debug!(
+            generation = cfg.generation,
+            reconcile_us = reconciled.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "applied configuration"
+        );
+        match saved {
             Ok(()) => {
                 *self
                     .inner

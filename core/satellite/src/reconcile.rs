@@ -176,9 +176,28 @@ fn pool_union(cfg: &NodeConfig, record: &Record) -> Vec<PoolConfig> {
     all
 }
 
+/// Whether a pass may remove volumes that are not wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// A configuration from the controller: what is not in it goes.
+    Allowed,
+    /// Converging from the satellite's own record, which may be older than what the controller
+    /// last sent: bring wanted volumes back, never remove anything.
+    Never,
+}
+
 /// Applies `cfg` and returns what the node looks like afterwards. The record is updated with
 /// what was created and removed; the caller persists it.
 pub fn reconcile(factory: &dyn ProviderFactory, record: &mut Record, cfg: &NodeConfig) -> Report {
+    reconcile_with(factory, record, cfg, Removal::Allowed)
+}
+
+pub fn reconcile_with(
+    factory: &dyn ProviderFactory,
+    record: &mut Record,
+    cfg: &NodeConfig,
+    removal: Removal,
+) -> Report {
     let mut report = Report {
         node_name: Some(cfg.node_name.clone()),
         applied_generation: cfg.generation,
@@ -263,6 +282,24 @@ pub fn reconcile(factory: &dyn ProviderFactory, record: &mut Record, cfg: &NodeC
                 continue;
             }
             let current = pool.volumes.get(&name).cloned();
+            if removal == Removal::Never {
+                let owner = record
+                    .volumes
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| parse_backing_name(&name))
+                    .unwrap_or(OwnedVolume {
+                        resource: name.clone(),
+                        volume_number: 0,
+                    });
+                report_leftover(
+                    &mut report,
+                    &owner,
+                    "kept until the controller confirms it should go".into(),
+                );
+                still_holding.insert(pool_name.clone());
+                continue;
+            }
             // Never pull a volume from under a file system or another user.
             let busy = current
                 .as_ref()
@@ -575,6 +612,28 @@ mod tests {
         let obs = observe(&f, &rec);
         assert_eq!(obs.resources.len(), 1);
         assert_eq!(obs.resources[0].volumes[0].usable_kib, Some(150));
+    }
+
+    #[test]
+    fn converging_from_a_stale_record_never_removes() {
+        let pool = Arc::new(FakePool::default());
+        let f = Factory(pool.clone());
+        let mut rec = Record::default();
+        reconcile(&f, &mut rec, &config(1, &[("r1", 100), ("r2", 100)]));
+        // The record says only r1 (e.g. it was written before r2 was added).
+        let stale = config(1, &[("r1", 100)]);
+        let rep = reconcile_with(&f, &mut rec, &stale, Removal::Never);
+        assert!(!pool
+            .changes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("delete")));
+        assert!(rep.resource("r2").is_some(), "the kept volume is reported");
+        assert_eq!(pool.volumes.lock().unwrap().len(), 2);
+        // The controller's configuration settles it.
+        reconcile(&f, &mut rec, &stale);
+        assert_eq!(pool.volumes.lock().unwrap().len(), 1);
     }
 
     #[test]

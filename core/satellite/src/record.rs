@@ -81,6 +81,17 @@ impl RecordFile {
         })
     }
 
+    /// Moves a damaged record aside (kept for inspection) so that it is never overwritten or
+    /// read as if it were right; returns where it went.
+    pub fn quarantine(&self) -> Option<PathBuf> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let to = self.path.with_extension(format!("json.damaged-{stamp}"));
+        fs::rename(&self.path, &to).ok().map(|_| to)
+    }
+
     pub fn save(&self, record: &Record) -> Result<(), RecordError> {
         let err = |e: std::io::Error| RecordError::Write {
             path: self.path.display().to_string(),
@@ -94,8 +105,10 @@ impl RecordFile {
         f.write_all(&body).map_err(err)?;
         f.sync_all().map_err(err)?;
         drop(f);
+        // No fsync of the directory: should the rename be lost in a power cut, the previous
+        // record stays, and a record older than the truth is safe (converging from it never
+        // removes anything; the controller's next configuration settles the rest).
         fs::rename(&tmp, &self.path).map_err(err)?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
         Ok(())
     }
 }

@@ -17,16 +17,71 @@ use strata_model::observed::PoolState;
 use crate::{loopdev, BackingVolume, Provider, StorageError, OWNER_MARK};
 
 const MARKER_DIR: &str = ".strata";
+const SYS_BLOCK: &str = "/sys/block";
 
 pub struct FilePool {
     dir: PathBuf,
     thin: bool,
     runner: Arc<dyn CommandRunner>,
+    /// Where attached loop devices are looked up (`/sys/block`).
+    sys_block: PathBuf,
+    /// Attach and detach through the kernel's loop interface (else only through losetup).
+    ioctls: bool,
 }
 
 impl FilePool {
     pub fn new(dir: PathBuf, thin: bool, runner: Arc<dyn CommandRunner>) -> FilePool {
-        FilePool { dir, thin, runner }
+        FilePool {
+            dir,
+            thin,
+            runner,
+            sys_block: PathBuf::from(SYS_BLOCK),
+            ioctls: true,
+        }
+    }
+
+    /// Uses only `losetup` for loop devices (the scripted tests see every call).
+    pub fn with_losetup_only(mut self) -> FilePool {
+        self.ioctls = false;
+        self
+    }
+
+    fn attach(&self, image: &Path) -> Result<String, StorageError> {
+        if self.ioctls {
+            match crate::loopctl::attach(image) {
+                Ok(dev) => return Ok(dev),
+                Err(e) => tracing::debug!("loop ioctl attach failed ({e}); using losetup"),
+            }
+        }
+        loopdev::attach(self.runner.as_ref(), &image.display().to_string())
+    }
+
+    fn detach(&self, dev: &str) -> Result<(), StorageError> {
+        if self.ioctls && crate::loopctl::detach(dev).is_ok() {
+            return Ok(());
+        }
+        loopdev::detach(self.runner.as_ref(), dev)
+    }
+
+    fn refresh(&self, dev: &str) -> Result<(), StorageError> {
+        if self.ioctls && crate::loopctl::refresh_size(dev).is_ok() {
+            return Ok(());
+        }
+        loopdev::refresh_size(self.runner.as_ref(), dev)
+    }
+
+    /// Looks attached loop devices up below `sys_block` instead of `/sys/block` (a path that
+    /// does not exist makes the pool ask `losetup`).
+    pub fn with_sys_block(mut self, sys_block: PathBuf) -> FilePool {
+        self.sys_block = sys_block;
+        self
+    }
+
+    /// Back file -> device of the attached loop devices that have a size: all a volume of
+    /// ours can be attached to, unless its file was emptied behind our back.
+    fn loops(&self) -> Result<std::collections::BTreeMap<String, String>, StorageError> {
+        let quick = self.sys_block == std::path::Path::new(SYS_BLOCK);
+        loopdev::list(self.runner.as_ref(), &self.sys_block, quick)
     }
 
     fn image(&self, name: &str) -> PathBuf {
@@ -87,9 +142,10 @@ impl FilePool {
         }
     }
 
+    /// The loop device of one image, looking at every loop device.
     fn device_of(&self, name: &str) -> Result<Option<String>, StorageError> {
         let image = self.image(name).display().to_string();
-        Ok(loopdev::list(self.runner.as_ref())?.remove(&image))
+        Ok(loopdev::list(self.runner.as_ref(), &self.sys_block, false)?.remove(&image))
     }
 
     fn set_size(&self, image: &Path, bytes: u64, create: bool) -> Result<(), StorageError> {
@@ -104,8 +160,11 @@ impl FilePool {
                 path: image.display().to_string(),
                 reason: format!("cannot preallocate {bytes} bytes: {e}"),
             })?;
+            // The reservation is the point of a thick file: make it survive a power cut.
+            f.sync_all().map_err(|e| StorageError::io(image, e))?;
         }
-        f.sync_all().map_err(|e| StorageError::io(image, e))?;
+        // A sparse file needs no flush of its own: until somebody writes it reads as zeros,
+        // and every flush the user sends through the loop device flushes the file too.
         Ok(())
     }
 }
@@ -168,7 +227,7 @@ impl Provider for FilePool {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let mut loops = loopdev::list(self.runner.as_ref())?;
+        let mut loops = self.loops()?;
         let mut out = Vec::new();
         for name in names {
             let device = loops.remove(&self.image(&name).display().to_string());
@@ -213,7 +272,7 @@ impl Provider for FilePool {
             if len < bytes {
                 self.set_size(&image, bytes, false)?;
                 if let Some(dev) = &device {
-                    loopdev::refresh_size(self.runner.as_ref(), dev)?;
+                    self.refresh(dev)?;
                 }
             }
         }
@@ -222,7 +281,7 @@ impl Provider for FilePool {
         }
         let device = match device {
             Some(d) => d,
-            None => loopdev::attach(self.runner.as_ref(), &image.display().to_string())?,
+            None => self.attach(&image)?,
         };
         self.volume(name, Some(device))?
             .ok_or_else(|| StorageError::Io {
@@ -246,7 +305,7 @@ impl Provider for FilePool {
             None => self.device_of(name)?,
         };
         if let Some(dev) = device {
-            loopdev::detach(self.runner.as_ref(), &dev)?;
+            self.detach(&dev)?;
         }
         match fs::remove_file(&image) {
             Ok(()) => {}
@@ -264,7 +323,10 @@ mod tests {
     use strata_exec::{Output, ScriptedRunner};
 
     fn pool(dir: &Path, thin: bool, runner: Arc<ScriptedRunner>) -> FilePool {
+        // No sysfs here: the scripted losetup answers.
         FilePool::new(dir.to_path_buf(), thin, runner)
+            .with_sys_block(dir.join("no-sysfs"))
+            .with_losetup_only()
     }
 
     #[test]

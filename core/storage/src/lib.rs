@@ -7,6 +7,7 @@
 pub mod detect;
 pub mod diskless;
 pub mod file;
+pub mod loopctl;
 pub mod loopdev;
 pub mod lvm;
 pub mod zfs;

@@ -181,7 +181,14 @@ fn bad_body(msg: String) -> Response {
 
 /// JSON with the content type set, for data answers.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    let body = serde_json::to_vec(value).expect("answers always serialize");
+    json_bytes(
+        status,
+        serde_json::to_vec(value).expect("answers always serialize"),
+    )
+}
+
+/// An already serialised JSON body.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -338,10 +345,17 @@ impl Query {
             .and_then(|(_, v)| v.parse().ok())
     }
 
-    /// Applies `offset` and `limit` (a limit of 0 means all).
+    /// `offset` and `limit` (a limit of 0 means all).
+    pub fn window(&self) -> (usize, Option<usize>) {
+        (
+            self.number("offset").unwrap_or(0),
+            self.number("limit").filter(|l| *l > 0),
+        )
+    }
+
+    /// Applies `offset` and `limit`.
     pub fn page<T>(&self, items: Vec<T>) -> Vec<T> {
-        let offset = self.number("offset").unwrap_or(0);
-        let limit = self.number("limit").filter(|l| *l > 0);
+        let (offset, limit) = self.window();
         let it = items.into_iter().skip(offset);
         match limit {
             Some(l) => it.take(l).collect(),

@@ -258,7 +258,7 @@ pub fn pool_view(core: &AppState, sp: &strata_model::objects::StorPool) -> Stora
         .nodes
         .get(&sp.node)
         .filter(|_| observed.status(&sp.node) == strata_model::ConnectionStatus::Online)
-        .and_then(|n| n.pools.get(sp.name.key()));
+        .and_then(|n| n.pool(sp.name.key()));
     convert::stor_pool(sp, state)
 }
 

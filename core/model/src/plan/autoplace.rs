@@ -177,15 +177,20 @@ pub fn autoplace(
             reject("node is offline".into(), &mut rejected);
             continue;
         }
-        let blocked = cluster.resources_on(name).find(|r| {
-            filter
-                .not_place_with_rsc
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(r.name.as_str()))
-                || not_with_regex
-                    .as_ref()
-                    .is_some_and(|re| re.is_match(r.name.as_str()))
-        });
+        let avoid = !filter.not_place_with_rsc.is_empty() || not_with_regex.is_some();
+        let blocked = avoid
+            .then(|| {
+                cluster.resources_on(name).find(|r| {
+                    filter
+                        .not_place_with_rsc
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(r.name.as_str()))
+                        || not_with_regex
+                            .as_ref()
+                            .is_some_and(|re| re.is_match(r.name.as_str()))
+                })
+            })
+            .flatten();
         if let Some(r) = blocked {
             reject(
                 format!("node has resource '{}' it must not share", r.name),

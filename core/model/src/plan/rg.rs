@@ -196,7 +196,7 @@ pub fn create_rg(cluster: &Cluster, env: &mut dyn Env, req: &RscGrpCreate) -> Pl
         props,
         select_filter: req.select_filter.clone(),
         peer_slots: req.peer_slots.map(check_peer_slots).transpose()?,
-        volume_groups: BTreeMap::new(),
+        volume_groups: Default::default(),
         uuid: env.uuid(),
     };
     let mut plan = Plan::new();

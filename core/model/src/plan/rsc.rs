@@ -816,7 +816,11 @@ pub fn finish_deletions(
 ) -> Plan {
     let mut plan = Plan::new();
     let mut touched_rds: BTreeSet<ResourceName> = BTreeSet::new();
-    for r in cluster.resources_on(node) {
+    let pending: Vec<&Resource> = cluster
+        .pending_deletions()
+        .filter_map(|name| cluster.resource(name, node))
+        .collect();
+    for r in pending {
         let Some(rd) = cluster.rsc_dfns.get(&r.name) else {
             continue;
         };

@@ -1,0 +1,292 @@
+//! Scale: simulated satellites, thousands of resources spawned through the REST API, then the
+//! latency of the listings users run, the controller's memory, its database and a cold start.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use strata_client::{Client, Method};
+use strata_tests::{bin, Proc, TestCluster};
+
+use crate::stats::{ms, percentiles, print, Row};
+
+/// `count` consecutive free ports on 127.0.0.1.
+fn port_range(count: u16) -> u16 {
+    for attempt in 0..50u16 {
+        let first = 20000 + attempt * 400 + (std::process::id() % 200) as u16;
+        if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok()) {
+            return first;
+        }
+    }
+    panic!("no range of {count} free ports");
+}
+
+fn rss_mib(pid: i32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("linstor.sqlite")
+                })
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn get(client: &Client, path: &str) -> (Duration, usize) {
+    let t = Instant::now();
+    let (status, body) = client.raw(Method::GET, path, None).await.expect("request");
+    assert!(status.is_success(), "{path}: {status}");
+    (t.elapsed(), body.len())
+}
+
+pub fn run(quick: bool) -> anyhow::Result<()> {
+    let (mut nodes, mut rds, replicas): (u16, usize, usize) = if quick {
+        (10, 300, 3)
+    } else {
+        (100, 10_000, 3)
+    };
+    // Other sizes for profiling: BENCH_NODES, BENCH_RDS.
+    if let Some(n) = std::env::var("BENCH_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        nodes = n;
+    }
+    if let Some(n) = std::env::var("BENCH_RDS").ok().and_then(|v| v.parse().ok()) {
+        rds = n;
+    }
+    println!("\nscale: {nodes} simulated nodes, {rds} resource definitions x {replicas} replicas");
+    let mut c = TestCluster::start(0);
+    let first = port_range(nodes);
+    let mut sim = Proc::spawn(
+        Command::new(bin("satellite-sim"))
+            .arg(first.to_string())
+            .arg(nodes.to_string()),
+        &c.dir.path().join("sim.log"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let client = c.client();
+    c.block(async {
+        for i in 0..nodes {
+            let name = format!("sim{i:03}");
+            let r = client
+                .write(
+                    Method::POST,
+                    "/v1/nodes",
+                    Some(&json!({"name": name, "type": "SATELLITE", "net_interfaces": [
+                        {"name": "default", "address": "127.0.0.1", "satellite_port": first + i}]})),
+                )
+                .await;
+            assert!(r.is_ok(), "{r:?}");
+            let r = client
+                .write(
+                    Method::POST,
+                    &format!("/v1/nodes/{name}/storage-pools"),
+                    Some(&json!({"storage_pool_name": "pool1", "provider_kind": "FILE_THIN",
+                                 "props": {"StorDriver/StorPoolName": "/sim/pool"}})),
+                )
+                .await;
+            assert!(r.is_ok(), "{r:?}");
+        }
+        client
+            .write(
+                Method::POST,
+                "/v1/resource-groups",
+                Some(&json!({"name": "rg1", "select_filter": {"place_count": replicas, "storage_pool_list": ["pool1"]}})),
+            )
+            .await
+            .expect("rg");
+        client
+            .write(Method::POST, "/v1/resource-groups/rg1/volume-groups", Some(&json!({})))
+            .await
+            .expect("vg");
+    });
+
+    // Spawn with 8 concurrent clients.
+    let started = Instant::now();
+    let spawn_lat: Vec<Duration> = c.block(async {
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let cl = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut i = w;
+                while i < rds {
+                    let t = Instant::now();
+                    let r = cl
+                        .write(
+                            Method::POST,
+                            "/v1/resource-groups/rg1/spawn",
+                            Some(&json!({"resource_definition_name": format!("rsc{i:05}"), "volume_sizes": [1048576]})),
+                        )
+                        .await;
+                    assert!(r.is_ok(), "spawn {i}: {r:?}");
+                    lat.push(t.elapsed());
+                    if i % 1000 == 999 {
+                        eprintln!("  {} definitions spawned", i + 1);
+                    }
+                    i += 8;
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("spawn task"));
+        }
+        all
+    });
+    let spawn_secs = started.elapsed().as_secs_f64();
+    let pid = c.controller.pid().expect("controller pid");
+    let rss_spawned = rss_mib(pid);
+    let (spawn_p50, spawn_p99) = percentiles(spawn_lat);
+
+    let (filtered, nodes_lat, full, full_bytes, count) = c.block(async {
+        let mut filtered = Vec::new();
+        for i in 0..500 {
+            let path = format!("/v1/view/resources?resources=rsc{:05}", (i * 7919) % rds);
+            filtered.push(get(&client, &path).await.0);
+        }
+        let mut nodes_lat = Vec::new();
+        for _ in 0..200 {
+            nodes_lat.push(get(&client, "/v1/nodes").await.0);
+        }
+        let mut full = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..if quick { 5 } else { 10 } {
+            let (d, b) = get(&client, "/v1/view/resources").await;
+            full.push(d);
+            bytes = b;
+        }
+        let all = client.resources(&[], &[], &[], &[]).await.expect("list");
+        (filtered, nodes_lat, full, bytes, all.len())
+    });
+    assert_eq!(count, rds * replicas, "every spawned replica is listed");
+    let rss = rss_mib(pid);
+    std::thread::sleep(Duration::from_secs(10));
+    let rss_idle = rss_mib(pid);
+    let db = dir_size(&c.dir.path().join("controller")) as f64 / (1024.0 * 1024.0);
+
+    // Cold start: stop, start, time until a listing answers with everything loaded.
+    c.controller.stop();
+    let probe = format!("/v1/view/resources?resources=rsc{:05}", rds - 1);
+    let t = Instant::now();
+    c.controller = TestCluster::spawn_controller(c.dir.path(), c.port);
+    let loaded = c.block(async {
+        loop {
+            if let Ok((status, body)) = client.raw(Method::GET, &probe, None).await {
+                if status.is_success() {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    if v.as_array().map(|a| a.len()) == Some(replicas) {
+                        return t.elapsed();
+                    }
+                }
+            }
+            if t.elapsed() > Duration::from_secs(120) {
+                panic!("controller did not come back");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let rss_after = rss_mib(c.controller.pid().expect("pid"));
+    std::thread::sleep(Duration::from_secs(10));
+    let rss_after_idle = rss_mib(c.controller.pid().expect("pid"));
+    sim.stop();
+
+    let (f50, f99) = percentiles(filtered);
+    let (n50, n99) = percentiles(nodes_lat);
+    let (u50, u99) = percentiles(full);
+    print(
+        &format!("scale ({} resources)", rds * replicas),
+        &[
+            Row::new(
+                "spawn throughput (8 clients)",
+                format!("{:.0} rd/s", rds as f64 / spawn_secs),
+                "",
+                None,
+            ),
+            Row::new(
+                "spawn latency p50 / p99",
+                format!("{} / {}", ms(spawn_p50), ms(spawn_p99)),
+                "",
+                None,
+            ),
+            Row::new("GET /v1/view/resources?resources=X p50", ms(f50), "", None),
+            Row::new(
+                "GET /v1/view/resources?resources=X p99",
+                ms(f99),
+                "< 5 ms",
+                Some(f99 < Duration::from_millis(5)),
+            ),
+            Row::new("GET /v1/view/resources (all) p50", ms(u50), "", None),
+            Row::new(
+                "GET /v1/view/resources (all) p99",
+                format!("{} ({:.1} MiB)", ms(u99), full_bytes as f64 / 1048576.0),
+                "< 1 s",
+                Some(u99 < Duration::from_secs(1)),
+            ),
+            Row::new(
+                "GET /v1/nodes p50 / p99",
+                format!("{} / {}", ms(n50), ms(n99)),
+                "",
+                None,
+            ),
+            Row::new(
+                "controller memory after spawning",
+                format!("{rss_spawned:.1} MiB"),
+                "< 200 MiB",
+                Some(rss_spawned < 200.0),
+            ),
+            Row::new(
+                "controller memory after the listings",
+                format!("{rss:.1} MiB"),
+                "< 200 MiB",
+                Some(rss < 200.0),
+            ),
+            Row::new(
+                "controller memory 10 s later",
+                format!("{rss_idle:.1} MiB"),
+                "< 200 MiB",
+                Some(rss_idle < 200.0),
+            ),
+            Row::new(
+                "controller memory after cold start",
+                format!("{rss_after:.1} MiB"),
+                "< 200 MiB",
+                Some(rss_after < 200.0),
+            ),
+            Row::new(
+                "controller memory after cold start, nodes reported",
+                format!("{rss_after_idle:.1} MiB"),
+                "< 200 MiB",
+                Some(rss_after_idle < 200.0),
+            ),
+            Row::new("database size", format!("{db:.1} MiB"), "", None),
+            Row::new(
+                "cold start until everything answers",
+                ms(loaded),
+                "< 2 s",
+                Some(loaded < Duration::from_secs(2)),
+            ),
+        ],
+    );
+    Ok(())
+}

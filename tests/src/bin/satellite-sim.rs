@@ -1,0 +1,161 @@
+//! `satellite-sim`: stands in for many satellites in benchmarks. Every listening port is one
+//! node that speaks the agent API and answers at once: it accepts any configuration, reports
+//! every volume as up to date on a made-up device, and offers large thin pools. It never runs
+//! a command and touches no storage.
+//!
+//! Usage: satellite-sim <first port> <count> [free GiB per pool]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use strata_agent_api::{Hello, NodeConfig, PoolConfig, PoolProbe, Report, AGENT_API_VERSION};
+use strata_model::kinds::{LayerKind, ProviderKind};
+use strata_model::observed::{Capabilities, PoolState, ResourceState, VolumeState};
+
+#[derive(Default)]
+struct Node {
+    config: Option<NodeConfig>,
+    report: Report,
+}
+
+#[derive(Clone)]
+struct Sim {
+    node: Arc<Mutex<Node>>,
+    free_kib: u64,
+}
+
+fn capabilities() -> Capabilities {
+    Capabilities {
+        providers: vec![
+            ProviderKind::Diskless,
+            ProviderKind::File,
+            ProviderKind::FileThin,
+            ProviderKind::Lvm,
+            ProviderKind::LvmThin,
+        ],
+        layers: vec![LayerKind::Drbd, LayerKind::Storage],
+        os_variant: Some("simulated".into()),
+        ..Default::default()
+    }
+}
+
+fn pool_state(free_kib: u64) -> PoolState {
+    PoolState {
+        free_capacity_kib: free_kib,
+        total_capacity_kib: free_kib,
+        supports_snapshots: true,
+        errors: Vec::new(),
+    }
+}
+
+fn report_for(cfg: &NodeConfig, free_kib: u64) -> Report {
+    Report {
+        node_name: Some(cfg.node_name.clone()),
+        applied_generation: cfg.generation,
+        pools: cfg
+            .pools
+            .iter()
+            .map(|p| (p.name.clone(), pool_state(free_kib)))
+            .collect::<BTreeMap<_, _>>(),
+        resources: cfg
+            .resources
+            .iter()
+            .map(|r| ResourceState {
+                name: r.name.clone(),
+                volumes: r
+                    .volumes
+                    .iter()
+                    .map(|v| VolumeState {
+                        volume_number: v.number,
+                        device_path: (!r.diskless).then(|| format!("/dev/sim/{}", v.backing_name)),
+                        backing_path: None,
+                        allocated_kib: Some(0),
+                        usable_kib: Some(v.size_kib),
+                        disk_state: if r.diskless { "Diskless" } else { "UpToDate" }.into(),
+                        error: None,
+                    })
+                    .collect(),
+                in_use: Some(false),
+                error: None,
+            })
+            .collect(),
+        errors: Vec::new(),
+    }
+}
+
+async fn hello(State(s): State<Sim>) -> Json<Hello> {
+    let node = s.node.lock().unwrap();
+    Json(Hello {
+        agent_api: AGENT_API_VERSION,
+        version: "sim".into(),
+        node_name: node.config.as_ref().map(|c| c.node_name.clone()),
+        cluster_id: node.config.as_ref().map(|c| c.cluster_id.clone()),
+        applied_generation: node.report.applied_generation,
+        capabilities: capabilities(),
+    })
+}
+
+async fn config(State(s): State<Sim>, Json(cfg): Json<NodeConfig>) -> Json<Report> {
+    let mut node = s.node.lock().unwrap();
+    if cfg.generation >= node.report.applied_generation {
+        node.report = report_for(&cfg, s.free_kib);
+        node.config = Some(cfg);
+    }
+    Json(node.report.clone())
+}
+
+async fn report(State(s): State<Sim>) -> Json<Report> {
+    Json(s.node.lock().unwrap().report.clone())
+}
+
+async fn probe(State(s): State<Sim>, Json(_): Json<PoolConfig>) -> Json<PoolProbe> {
+    Json(PoolProbe {
+        ok: true,
+        error: None,
+        state: Some(pool_state(s.free_kib)),
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        anyhow::bail!("usage: satellite-sim <first port> <count> [free GiB per pool]");
+    }
+    let first: u16 = args[1].parse()?;
+    let count: u16 = args[2].parse()?;
+    let free_gib: u64 = args
+        .get(3)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10 * 1024);
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let port = first + i;
+        let sim = Sim {
+            node: Arc::new(Mutex::new(Node::default())),
+            free_kib: free_gib * 1024 * 1024,
+        };
+        let app = Router::new()
+            .route(strata_agent_api::PATH_HELLO, get(hello))
+            .route(strata_agent_api::PATH_CONFIG, put(config))
+            .route(strata_agent_api::PATH_REPORT, get(report))
+            .route(strata_agent_api::PATH_POOL_PROBE, post(probe))
+            .with_state(sim);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        tasks.push(tokio::spawn(
+            async move { axum::serve(listener, app).await },
+        ));
+    }
+    println!(
+        "simulating {count} satellites on 127.0.0.1:{first}..{}",
+        first + count - 1
+    );
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
