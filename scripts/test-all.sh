@@ -13,6 +13,7 @@ need_apt=()
 command -v losetup >/dev/null || need_apt+=(util-linux)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
 command -v fio >/dev/null || need_apt+=(fio)
+command -v drbdadm >/dev/null || need_apt+=(drbd-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq

@@ -4,8 +4,12 @@
 //! cleared environment with `LC_ALL=C`, a timeout, and an error that carries the command, its
 //! exit status, stdout and stderr. Tests replace the real runner with [`ScriptedRunner`], fed
 //! with output captured from the real tools.
+//!
+//! Long-lived processes whose output is read line by line while they run (such as
+//! `drbdsetup events2`) go through [`StreamRunner`] and [`LineSource`] (see `stream.rs`).
 
 mod scripted;
+mod stream;
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -14,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use scripted::{Expectation, ScriptedRunner};
+pub use stream::{LineProcess, LineSource, ScriptedLines, StreamRunner};
 
 /// The search path commands run with; the environment is otherwise empty.
 pub const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -142,6 +147,14 @@ pub enum ExecError {
         stdout: String,
         stderr: String,
     },
+    /// A streaming process ended (see [`LineSource`]); for a process meant to run on, any end
+    /// is one, whatever its status.
+    #[error("'{cmd}' ended with exit status {status}: {}", summary(stderr, ""))]
+    Ended {
+        cmd: String,
+        status: i32,
+        stderr: String,
+    },
 }
 
 fn summary(stderr: &str, stdout: &str) -> String {
@@ -162,14 +175,16 @@ impl ExecError {
     /// Stderr of a failed or timed-out command.
     pub fn stderr(&self) -> &str {
         match self {
-            ExecError::Failed { stderr, .. } | ExecError::Timeout { stderr, .. } => stderr,
+            ExecError::Failed { stderr, .. }
+            | ExecError::Timeout { stderr, .. }
+            | ExecError::Ended { stderr, .. } => stderr,
             _ => "",
         }
     }
 
     pub fn status(&self) -> Option<i32> {
         match self {
-            ExecError::Failed { status, .. } => Some(*status),
+            ExecError::Failed { status, .. } | ExecError::Ended { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -450,12 +465,6 @@ mod tests {
     }
 
     #[test]
-    fn stdin_is_fed() {
-        let out = RealRunner.run(&Cmd::new("cat").stdin("hello")).unwrap();
-        assert_eq!(out.stdout, "hello");
-    }
-
-    #[test]
     fn large_input_and_output_do_not_deadlock() {
         // More than a pipe buffer each way at once.
         let data: Vec<u8> = (0..2_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
@@ -474,6 +483,12 @@ mod tests {
             .unwrap();
         assert_eq!(out.stdout.len(), 300_000);
         assert_eq!(out.stderr.len(), 300_000);
+    }
+
+    #[test]
+    fn stdin_is_fed() {
+        let out = RealRunner.run(&Cmd::new("cat").stdin("hello")).unwrap();
+        assert_eq!(out.stdout, "hello");
     }
 
     #[test]

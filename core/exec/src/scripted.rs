@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use crate::stream::{LineSource, ScriptedLines, StreamRunner};
 use crate::{Cmd, CommandRunner, ExecError, Output};
 
 #[derive(Debug, Clone)]
@@ -19,6 +20,7 @@ pub struct ScriptedRunner {
     script: Mutex<VecDeque<Expectation>>,
     calls: Mutex<Vec<Vec<String>>>,
     available: Mutex<Vec<String>>,
+    streams: Mutex<VecDeque<(Vec<String>, ScriptedLines)>>,
 }
 
 impl ScriptedRunner {
@@ -32,6 +34,16 @@ impl ScriptedRunner {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             output,
         });
+        self
+    }
+
+    /// Expects `argv` to be started as a stream next (see [`StreamRunner`]) and answers it
+    /// with `lines`. Streams are scripted apart from ordinary commands.
+    pub fn expect_stream(&self, argv: &[&str], lines: ScriptedLines) -> &Self {
+        self.streams
+            .lock()
+            .unwrap()
+            .push_back((argv.iter().map(|s| s.to_string()).collect(), lines));
         self
     }
 
@@ -87,6 +99,29 @@ impl CommandRunner for ScriptedRunner {
 
     fn available(&self, program: &str) -> bool {
         self.available.lock().unwrap().iter().any(|p| p == program)
+    }
+}
+
+impl StreamRunner for ScriptedRunner {
+    fn stream(&self, cmd: &Cmd) -> Result<Box<dyn LineSource>, ExecError> {
+        let argv: Vec<String> = cmd.argv().iter().map(|s| s.to_string()).collect();
+        self.calls.lock().unwrap().push(argv.clone());
+        let mut streams = self.streams.lock().unwrap();
+        match streams.front() {
+            Some((want, _)) if *want == argv => {
+                let (_, lines) = streams.pop_front().unwrap();
+                Ok(Box::new(lines.named(cmd)))
+            }
+            other => Err(ExecError::Spawn {
+                cmd: cmd.to_string(),
+                reason: match other {
+                    Some((want, _)) => {
+                        format!("unexpected stream; the script expected: {}", want.join(" "))
+                    }
+                    None => "unexpected stream; the script is empty".into(),
+                },
+            }),
+        }
     }
 }
 
