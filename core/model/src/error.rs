@@ -76,11 +76,15 @@ pub mod code {
     pub const FAIL_EXISTS_VLM_GRP: u64 = 523;
     pub const FAIL_MISSING_PROPS: u64 = 600;
     pub const FAIL_POOL_EXHAUSTED_VLM_NR: u64 = 800;
+    pub const FAIL_POOL_EXHAUSTED_MINOR_NR: u64 = 801;
+    pub const FAIL_POOL_EXHAUSTED_TCP_PORT: u64 = 802;
+    pub const FAIL_POOL_EXHAUSTED_NODE_ID: u64 = 803;
     pub const FAIL_NOT_ENOUGH_FREE_SPACE: u64 = 980;
     pub const FAIL_STLT_DOES_NOT_SUPPORT_LAYER: u64 = 988;
     pub const FAIL_STLT_DOES_NOT_SUPPORT_PROVIDER: u64 = 989;
     pub const FAIL_STOR_POOL_CONFIGURATION_ERROR: u64 = 990;
     pub const FAIL_INSUFFICIENT_REPLICA_COUNT: u64 = 991;
+    pub const FAIL_INSUFFICIENT_PEER_SLOTS: u64 = 993;
     pub const FAIL_NOT_CONNECTED: u64 = 995;
     pub const FAIL_NOT_ENOUGH_NODES: u64 = 996;
     pub const FAIL_IN_USE: u64 = 997;
@@ -96,6 +100,8 @@ pub mod code {
     pub const WARN_NO_EFFECT: u64 = 3001;
 
     pub const INFO_NO_RSC_SPAWNED: u64 = 10000;
+    pub const INFO_TIE_BREAKER_CREATED: u64 = 10003;
+    pub const INFO_TIE_BREAKER_DELETING: u64 = 10004;
     pub const INFO_RSC_ALREADY_EXISTS: u64 = 10008;
 }
 

@@ -266,6 +266,12 @@ pub struct Resource {
     pub volumes: VecMap<VolumeNumber, Volume>,
     /// DRBD node id, when the DRBD layer is used.
     pub node_id: Option<u32>,
+    /// DRBD TCP port of this resource on its node.
+    #[serde(default)]
+    pub tcp_port: Option<u16>,
+    /// DRBD peer slots its metadata was created with (fixed for its lifetime).
+    #[serde(default)]
+    pub peer_slots: Option<u32>,
     pub create_timestamp: i64,
     #[serde(default)]
     pub delete_generation: Option<u64>,
@@ -279,6 +285,10 @@ impl Resource {
 
     pub fn is_deleting(&self) -> bool {
         self.flags.contains(flag::DELETE)
+    }
+
+    pub fn is_tiebreaker(&self) -> bool {
+        self.flags.contains(flag::TIE_BREAKER)
     }
 }
 

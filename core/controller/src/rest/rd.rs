@@ -315,12 +315,23 @@ pub async fn rsc_modify(
     .await
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RscDeleteQuery {
+    #[serde(default)]
+    keep_tiebreaker: Option<String>,
+}
+
 pub async fn rsc_delete(
     State(core): State<AppState>,
     Path((rsc, node)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<RscDeleteQuery>,
 ) -> Response {
-    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
-        prsc::delete_resource(c, &rsc, &node)
+    let keep = q
+        .keep_tiebreaker
+        .as_deref()
+        .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true") || v == "1");
+    run(&core, Op::Delete, StatusCode::OK, move |c, env, o| {
+        prsc::delete_resource(c, env, o, &rsc, &node, keep)
     })
     .await
 }

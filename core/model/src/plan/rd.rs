@@ -129,11 +129,19 @@ fn check_port(
         )
         .correction("Use a port from 1 to 65535"));
     }
-    if let Some(other) = cluster
-        .rsc_dfns
-        .values()
-        .find(|d| d.drbd_port == Some(port as u16) && Some(&d.name) != except)
-    {
+    let taken = cluster.rsc_dfns.values().find_map(|d| {
+        if Some(&d.name) == except {
+            return None;
+        }
+        if d.drbd_port == Some(port as u16) {
+            return Some(d.name.clone());
+        }
+        cluster
+            .resources_of(&d.name)
+            .any(|r| r.tcp_port == Some(port as u16))
+            .then(|| d.name.clone())
+    });
+    if let Some(other) = taken.and_then(|n| cluster.rsc_dfns.get(&n)) {
         return Err(ApiError::new(
             code::FAIL_INVLD_RSC_PORT,
             ObjKind::RscDfn,
@@ -478,7 +486,13 @@ pub fn create_vd(
 ) -> PlanResult {
     let rd = rd_of(cluster, rsc)?;
     refuse_if_deleting(rd)?;
-    let vd = build_vd(cluster, env, rd, req)?;
+    let mut vd = build_vd(cluster, env, rd, req)?;
+    if vd.minor.is_none() && rd.layer_stack.contains(&crate::kinds::LayerKind::Drbd) {
+        vd.minor = Some(super::drbd::free_minor(
+            cluster,
+            &super::drbd::used_minors(cluster),
+        )?);
+    }
     let mut plan = Plan::new();
     // Deployed resources get the new volume in the pool their other volumes use.
     for r in cluster.resources_of(&rd.name).filter(|r| !r.is_deleting()) {

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::autoplace::{autoplace as place, pool_room, PlacementRequest};
+use super::drbd;
 use super::rd::{rd_of, refuse_if_deleting};
 use super::{
     parse_layer_stack, parse_node_name, parse_pool_name, prop_error, Env, Observed, Op, Plan,
@@ -255,6 +256,8 @@ fn new_resource(
         flags,
         volumes,
         node_id: None,
+        tcp_port: None,
+        peer_slots: None,
         create_timestamp: env.now_ms(),
         delete_generation: None,
         uuid: env.uuid(),
@@ -280,22 +283,183 @@ fn live_resources<'a>(cluster: &'a Cluster, rd: &ResourceName) -> Vec<&'a Resour
         .collect()
 }
 
-/// Appends the resources (and the definition, when its layer stack gets fixed) to `plan`.
+/// Appends the resources (and the definition, when its layer stack or DRBD numbers change)
+/// to `plan`. With DRBD, the new resources get their node ids, ports and peer slots, the
+/// volume definitions their minors, the definition its secret, and a tie-breaker is added
+/// or dropped as the replica count asks.
+#[allow(clippy::too_many_arguments)]
 fn commit_resources(
     plan: &mut Plan,
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
     rd: &ResourceDefinition,
     layers: Vec<LayerKind>,
-    new: Vec<(Resource, StorPoolName)>,
-) {
-    if rd.layer_stack != layers {
-        let mut u = rd.clone();
-        u.layer_stack = layers;
+    existing: &[&Resource],
+    mut new: Vec<(Resource, StorPoolName)>,
+    requested_ids: Vec<Option<i64>>,
+) -> Result<(), ApiError> {
+    let mut u = rd.clone();
+    u.layer_stack = layers;
+    if u.layer_stack.contains(&LayerKind::Drbd) {
+        if u.drbd_secret.is_none() {
+            u.drbd_secret = Some(drbd::secret_from(&env.uuid()));
+        }
+        let mut used = drbd::used_minors(cluster);
+        for vd in u.volume_definitions.values_mut() {
+            if vd.minor.is_none() && !vd.is_deleting() {
+                let m = drbd::free_minor(cluster, &used)?;
+                used.insert(m);
+                vd.minor = Some(m);
+            }
+        }
+        let mut ids = requested_ids;
+        ids.resize(new.len(), None);
+        let mut live: Vec<&Resource> = existing.to_vec();
+        live.extend(new.iter().map(|(r, _)| r));
+        let tiebreaker = live
+            .iter()
+            .find(|r| r.is_tiebreaker())
+            .map(|r| (*r).clone());
+        let wants = drbd::auto_tiebreaker_enabled(cluster, &u) && drbd::wants_tiebreaker(&live);
+        match tiebreaker {
+            None if wants => {
+                if let Some(tb) = new_tiebreaker(cluster, env, observed, &u, &live) {
+                    plan.reply(tiebreaker_reply(&tb));
+                    new.push((
+                        tb.clone(),
+                        tb.volumes
+                            .values()
+                            .next()
+                            .map(|v| v.storage_pool.clone())
+                            .unwrap_or_else(tb_pool),
+                    ));
+                    ids.push(None);
+                }
+            }
+            Some(tb) if !wants && !existing_new(&new, &tb) => {
+                plan.change(Change::PutRsc(mark_deleting(cluster, &tb)));
+            }
+            _ => {}
+        }
+        let mut rscs: Vec<Resource> = new.iter().map(|(r, _)| r.clone()).collect();
+        drbd::assign_resources(cluster, &u, existing, &mut rscs, &ids)?;
+        for ((r, _), assigned) in new.iter_mut().zip(rscs) {
+            *r = assigned;
+        }
+    }
+    if u != *rd {
         plan.change(Change::PutRscDfn(u));
     }
     for (r, pool) in new {
-        plan.reply(created_reply(&r, &pool));
+        if !r.is_tiebreaker() {
+            plan.reply(created_reply(&r, &pool));
+        }
         plan.change(Change::PutRsc(r));
     }
+    Ok(())
+}
+
+fn existing_new(new: &[(Resource, StorPoolName)], r: &Resource) -> bool {
+    new.iter().any(|(n, _)| n.node == r.node)
+}
+
+fn tb_pool() -> StorPoolName {
+    StorPoolName::new(DEFAULT_DISKLESS_STOR_POOL).expect("the default diskless pool name is valid")
+}
+
+fn mark_deleting(cluster: &Cluster, r: &Resource) -> Resource {
+    let mut u = r.clone();
+    u.flags.insert(flag::DELETE.into());
+    u.delete_generation = Some(cluster.generation + 1);
+    u
+}
+
+fn tiebreaker_reply(tb: &Resource) -> Reply {
+    Reply::info(
+        Op::Create,
+        ObjKind::Rsc,
+        code::INFO_TIE_BREAKER_CREATED,
+        format!(
+            "Tie breaker resource '{}' created on node '{}'",
+            tb.name, tb.node
+        ),
+    )
+    .with_ref("RscDfn", tb.name.as_str())
+    .with_ref("Node", tb.node.as_str())
+}
+
+/// A diskless tie-breaker for `rd` on a node that can take it, if any.
+fn new_tiebreaker(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    live: &[&Resource],
+) -> Option<Resource> {
+    let pool = tb_pool();
+    let node = drbd::tiebreaker_node(cluster, rd, live, &pool, &|n| {
+        drbd_support(observed, n).is_ok()
+    })?;
+    let props: Props = [("StorPoolName".to_string(), pool.to_string())].into();
+    let flags: BTreeSet<String> = [
+        flag::DRBD_DISKLESS.to_string(),
+        flag::TIE_BREAKER.to_string(),
+    ]
+    .into();
+    Some(new_resource(env, rd, &node, &pool, props, flags))
+}
+
+/// After `gone` stop counting, adds or drops the tie-breaker of `rd` as the rules ask;
+/// `keep` keeps an existing tie-breaker.
+pub(crate) fn rebalance_tiebreaker(
+    plan: &mut Plan,
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    gone: &[&Resource],
+    keep: bool,
+) -> Result<(), ApiError> {
+    if !rd.layer_stack.contains(&LayerKind::Drbd) || rd.is_deleting() {
+        return Ok(());
+    }
+    let live: Vec<&Resource> = live_resources(cluster, &rd.name)
+        .into_iter()
+        .filter(|r| !gone.iter().any(|g| g.node == r.node))
+        .collect();
+    let tiebreaker = live.iter().find(|r| r.is_tiebreaker()).copied();
+    let diskful = live.iter().filter(|r| !r.is_diskless()).count();
+    let wants = drbd::auto_tiebreaker_enabled(cluster, rd) && drbd::wants_tiebreaker(&live);
+    match tiebreaker {
+        Some(tb) if !wants && !keep => {
+            plan.change(Change::PutRsc(mark_deleting(cluster, tb)));
+            plan.reply(
+                Reply::info(
+                    Op::Delete,
+                    ObjKind::Rsc,
+                    code::INFO_TIE_BREAKER_DELETING,
+                    format!(
+                        "Tie breaker resource '{}' on node '{}' is no longer needed and is deleted",
+                        tb.name, tb.node
+                    ),
+                )
+                .with_ref("RscDfn", tb.name.as_str()),
+            );
+        }
+        None if wants && diskful > 0 => {
+            if let Some(mut tb) = new_tiebreaker(cluster, env, observed, rd, &live) {
+                let others: Vec<&Resource> = live.clone();
+                let mut one = vec![tb.clone()];
+                drbd::assign_resources(cluster, rd, &others, &mut one, &[None])?;
+                tb = one.remove(0);
+                plan.reply(tiebreaker_reply(&tb));
+                plan.change(Change::PutRsc(tb));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 pub fn create_resources(
@@ -453,7 +617,10 @@ pub fn create_resources(
         + new.iter().filter(|(r, _)| !r.is_diskless()).count();
     let layers = choose_layers(observed, rd, &requested_layers, &nodes, diskful)?;
     let mut plan = Plan::new();
-    commit_resources(&mut plan, rd, layers, new);
+    let ids: Vec<Option<i64>> = reqs.iter().map(|r| r.drbd_node_id).collect();
+    commit_resources(
+        &mut plan, cluster, env, observed, rd, layers, &existing, new, ids,
+    )?;
     Ok(plan)
 }
 
@@ -623,7 +790,17 @@ pub fn autoplace_rd(
             ));
         }
     }
-    commit_resources(&mut plan, rd, layers, new);
+    commit_resources(
+        &mut plan,
+        cluster,
+        env,
+        observed,
+        rd,
+        layers,
+        &existing,
+        new,
+        Vec::new(),
+    )?;
     Ok(plan)
 }
 
@@ -769,7 +946,16 @@ pub fn modify_volume(
     Ok(plan)
 }
 
-pub fn delete_resource(cluster: &Cluster, rsc: &str, node: &str) -> PlanResult {
+/// Marks a resource for deletion; with DRBD, the tie-breaker follows the new replica count
+/// unless `keep_tiebreaker`.
+pub fn delete_resource(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rsc: &str,
+    node: &str,
+    keep_tiebreaker: bool,
+) -> PlanResult {
     let rsc_name = super::parse_rsc_name(rsc)?;
     let node_name = parse_node_name(node)?;
     let Some(r) = cluster.resource(&rsc_name, &node_name) else {
@@ -786,10 +972,10 @@ pub fn delete_resource(cluster: &Cluster, rsc: &str, node: &str) -> PlanResult {
     };
     let mut plan = Plan::new();
     if !r.is_deleting() {
-        let mut u = r.clone();
-        u.flags.insert(flag::DELETE.into());
-        u.delete_generation = Some(cluster.generation + 1);
-        plan.change(Change::PutRsc(u));
+        plan.change(Change::PutRsc(mark_deleting(cluster, r)));
+        if let Some(rd) = cluster.rsc_dfns.get(&r.name) {
+            rebalance_tiebreaker(&mut plan, cluster, env, observed, rd, &[r], keep_tiebreaker)?;
+        }
     }
     plan.reply(
         Reply::deleted(
