@@ -47,6 +47,9 @@ pub struct AdmConfig {
     pub dry_run: bool,
     /// Time each command may take ([`MD_TIMEOUT`] applies to metadata writes if longer).
     pub timeout: Duration,
+    /// The node name the `.res` files use for this host, when it differs from the host
+    /// name (drbdadm takes it from `__DRBD_NODE__`).
+    pub node_name: Option<String>,
 }
 
 impl Default for AdmConfig {
@@ -55,6 +58,7 @@ impl Default for AdmConfig {
             config_file: None,
             dry_run: false,
             timeout: DEFAULT_TIMEOUT,
+            node_name: None,
         }
     }
 }
@@ -68,6 +72,9 @@ impl AdmConfig {
     /// `drbdadm` with this configuration's general options.
     pub fn drbdadm(&self) -> Cmd {
         let mut c = Cmd::new("drbdadm").timeout(self.timeout);
+        if let Some(n) = &self.node_name {
+            c = c.env("__DRBD_NODE__", n.clone());
+        }
         if self.dry_run {
             c = c.arg("-d");
         }

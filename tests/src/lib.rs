@@ -58,9 +58,13 @@ pub fn require_root() {
 
 /// Waits until `port` accepts connections; gives up early if `proc` exits.
 fn wait_tcp(proc: &mut Proc, port: u16, limit: Duration) -> bool {
+    wait_tcp_at(proc, "127.0.0.1", port, limit)
+}
+
+fn wait_tcp_at(proc: &mut Proc, addr: &str, port: u16, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpStream::connect((addr, port)).is_ok() {
             return true;
         }
         if let Some(c) = proc.child.as_mut() {
@@ -141,6 +145,8 @@ impl Drop for Proc {
 
 pub struct Satellite {
     pub name: String,
+    /// Loopback address it listens on (and its node is registered with).
+    pub addr: String,
     pub port: u16,
     pub state_dir: PathBuf,
     pub pool_dir: PathBuf,
@@ -152,11 +158,24 @@ pub struct TestCluster {
     pub port: u16,
     pub controller: Proc,
     pub satellites: Vec<Satellite>,
+    /// Satellites run DRBD as a dry run (`--drbd-dry-run`), each on its own loopback address
+    /// so that DRBD addresses differ as on separate hosts.
+    pub drbd_dry_run: bool,
 }
 
 impl TestCluster {
     /// A controller and `n` satellites (nodes not yet registered).
     pub fn start(n: usize) -> TestCluster {
+        Self::start_with(n, false)
+    }
+
+    /// Like [`TestCluster::start`], with satellites that run DRBD as a dry run: they render
+    /// real `.res` files and run drbdadm with `-d`, on a machine without the DRBD module.
+    pub fn start_drbd_dry_run(n: usize) -> TestCluster {
+        Self::start_with(n, true)
+    }
+
+    fn start_with(n: usize, drbd_dry_run: bool) -> TestCluster {
         require_root();
         let dir = tempfile::Builder::new()
             .prefix("strata-test-")
@@ -171,6 +190,7 @@ impl TestCluster {
             port,
             controller,
             satellites: Vec::new(),
+            drbd_dry_run,
         };
         assert!(
             wait_tcp(&mut c.controller, port, Duration::from_secs(15)),
@@ -209,15 +229,21 @@ impl TestCluster {
         let port = free_port();
         let state_dir = self.dir.path().join(format!("{name}-state"));
         let pool_dir = self.dir.path().join(format!("{name}-pool"));
+        let addr = if self.drbd_dry_run {
+            format!("127.0.0.{}", self.satellites.len() + 2)
+        } else {
+            "127.0.0.1".to_string()
+        };
         std::fs::create_dir_all(&state_dir).expect("state dir");
-        let mut proc = Self::spawn_satellite(self.dir.path(), name, port, &state_dir);
+        let mut proc = self.spawn_satellite(name, &addr, port, &state_dir);
         assert!(
-            wait_tcp(&mut proc, port, Duration::from_secs(15)),
+            wait_tcp_at(&mut proc, &addr, port, Duration::from_secs(15)),
             "satellite {name} did not start:\n{}",
             proc.log_text()
         );
         self.satellites.push(Satellite {
             name: name.to_string(),
+            addr,
             port,
             state_dir,
             pool_dir,
@@ -226,23 +252,27 @@ impl TestCluster {
         self.satellites.len() - 1
     }
 
-    fn spawn_satellite(dir: &Path, name: &str, port: u16, state_dir: &Path) -> Proc {
-        Proc::spawn(
-            Command::new(bin("linstor-satellite"))
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--listen-addr")
-                .arg("127.0.0.1")
-                .arg("--state-dir")
-                .arg(state_dir)
-                .arg("--config")
-                .arg(dir.join("linstor_satellite.toml"))
-                .env(
-                    "RUST_LOG",
-                    std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
-                ),
-            &dir.join(format!("{name}.log")),
-        )
+    fn spawn_satellite(&self, name: &str, addr: &str, port: u16, state_dir: &Path) -> Proc {
+        let dir = self.dir.path();
+        let mut cmd = Command::new(bin("linstor-satellite"));
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .arg("--listen-addr")
+            .arg(addr)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--config")
+            .arg(dir.join("linstor_satellite.toml"))
+            .env(
+                "RUST_LOG",
+                std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            );
+        if self.drbd_dry_run {
+            cmd.arg("--drbd-dry-run")
+                .arg("--drbd-config")
+                .arg(state_dir.join("drbd.conf"));
+        }
+        Proc::spawn(&mut cmd, &dir.join(format!("{name}.log")))
     }
 
     pub fn controller_addr(&self) -> String {
@@ -276,9 +306,9 @@ impl TestCluster {
 
     pub fn start_satellite(&mut self, i: usize) {
         let s = &self.satellites[i];
-        let mut proc = Self::spawn_satellite(self.dir.path(), &s.name, s.port, &s.state_dir);
+        let mut proc = self.spawn_satellite(&s.name, &s.addr, s.port, &s.state_dir);
         assert!(
-            wait_tcp(&mut proc, s.port, Duration::from_secs(15)),
+            wait_tcp_at(&mut proc, &s.addr, s.port, Duration::from_secs(15)),
             "satellite {} did not restart:\n{}",
             s.name,
             proc.log_text()
@@ -312,7 +342,7 @@ impl TestCluster {
                 "type": "SATELLITE",
                 "net_interfaces": [{
                     "name": "default",
-                    "address": "127.0.0.1",
+                    "address": s.addr,
                     "satellite_port": s.port,
                     "satellite_encryption_type": "PLAIN",
                     "is_active": true

@@ -60,6 +60,10 @@ pub struct ResourceConfig {
     pub layers: Vec<LayerKind>,
     pub diskless: bool,
     pub volumes: Vec<VolumeConfig>,
+    /// The DRBD resource every node of it shares, when the DRBD layer is used. Volume sizes
+    /// above are then those of the backing volumes (DRBD's metadata included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drbd: Option<strata_drbd::config::Resource>,
 }
 
 /// Everything a node should have. Whatever the satellite created and is not in here goes.

@@ -138,8 +138,8 @@ fn drbd_rd_layer(rd: &m::ResourceDefinition) -> DrbdResourceDefinitionLayer {
     DrbdResourceDefinitionLayer {
         resource_name_suffix: Some(String::new()),
         peer_slots: rd.drbd_peer_slots.map(|p| p as i32),
-        al_stripes: None,
-        al_stripe_size_kib: None,
+        al_stripes: Some(1),
+        al_stripe_size_kib: Some(32),
         port: rd.drbd_port.map(i32::from),
         transport_type: rd.drbd_transport.clone(),
         secret: rd.drbd_secret.clone(),
@@ -438,7 +438,10 @@ pub fn resource_with_volumes(
             drbd: Some(DrbdResource {
                 drbd_resource_definition: Some(drbd_rd_layer(rd)),
                 node_id: r.node_id.map(|n| n as i32),
-                peer_slots: rd.drbd_peer_slots.map(|p| p as i32),
+                tcp_ports: r.tcp_port.map(i32::from).into_iter().collect(),
+                peer_slots: r.peer_slots.or(rd.drbd_peer_slots).map(|p| p as i32),
+                al_stripes: Some(1),
+                al_size: Some(32),
                 flags: Vec::new(),
                 drbd_volumes,
                 ..Default::default()

@@ -75,6 +75,21 @@ fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
 }
 
 /// Nodes whose configuration a set of changes touches.
+/// The nodes of a DRBD definition (none when it does not use DRBD).
+fn drbd_peers<'a>(
+    cluster: &'a Cluster,
+    rsc: &strata_model::ResourceName,
+) -> impl Iterator<Item = NodeName> + 'a {
+    let drbd = cluster
+        .rsc_dfns
+        .get(rsc)
+        .is_some_and(|d| d.layer_stack.contains(&strata_model::LayerKind::Drbd));
+    cluster
+        .resources_of(rsc)
+        .filter(move |_| drbd)
+        .map(|r| r.node.clone())
+}
+
 fn affected_nodes(cluster: &Cluster, changes: &[Change]) -> BTreeSet<NodeName> {
     let mut out = BTreeSet::new();
     for c in changes {
@@ -85,11 +100,14 @@ fn affected_nodes(cluster: &Cluster, changes: &[Change]) -> BTreeSet<NodeName> {
             Change::DelStorPool(n, _) => {
                 out.insert(n.clone());
             }
+            // With DRBD every peer's configuration names the resource's hosts.
             Change::PutRsc(r) => {
                 out.insert(r.node.clone());
+                out.extend(drbd_peers(cluster, &r.name));
             }
-            Change::DelRsc(_, n) => {
+            Change::DelRsc(rsc, n) => {
                 out.insert(n.clone());
+                out.extend(drbd_peers(cluster, rsc));
             }
             Change::PutRscDfn(rd) => {
                 out.extend(cluster.resources_of(&rd.name).map(|r| r.node.clone()));

@@ -33,6 +33,8 @@ pub struct Cmd {
     pub args: Vec<String>,
     pub timeout: Duration,
     pub stdin: Option<Vec<u8>>,
+    /// Variables set on top of the cleared environment.
+    pub env: Vec<(String, String)>,
 }
 
 impl Cmd {
@@ -42,7 +44,14 @@ impl Cmd {
             args: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             stdin: None,
+            env: Vec::new(),
         }
+    }
+
+    /// Sets `key` in the command's (otherwise cleared) environment.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Cmd {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Cmd {
@@ -325,6 +334,7 @@ impl CommandRunner for RealRunner {
             .env_clear()
             .env("LC_ALL", "C")
             .env("PATH", SAFE_PATH)
+            .envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(if cmd.stdin.is_some() {
                 Stdio::piped()
             } else {

@@ -72,6 +72,7 @@ impl LineProcess {
             .env_clear()
             .env("LC_ALL", "C")
             .env("PATH", SAFE_PATH)
+            .envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

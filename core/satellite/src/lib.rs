@@ -4,6 +4,7 @@
 //! back (loop devices re-attached) before any controller connects.
 
 pub mod config;
+pub mod drbd;
 pub mod reconcile;
 pub mod record;
 

@@ -30,6 +30,74 @@ struct Args {
     /// Where the satellite keeps its record of what it created.
     #[arg(long, env = "LINSTOR_SATELLITE_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Directory of the DRBD `.res` files this satellite writes (default: `drbd.d` in the
+    /// state directory).
+    #[arg(long)]
+    drbd_dir: Option<PathBuf>,
+    /// Include file that pulls those `.res` files into the system's DRBD configuration.
+    #[arg(long, default_value = "/etc/drbd.d/strata-resources.res")]
+    drbd_include: PathBuf,
+    /// Use this drbd.conf of our own (written by the satellite) instead of the system's;
+    /// drbdadm is then run with `-c FILE`.
+    #[arg(long)]
+    drbd_config: Option<PathBuf>,
+    /// Testing aid: report DRBD as available and run drbdadm with `-d` (print, do not run),
+    /// so that configurations can be checked on a machine without the DRBD kernel module.
+    #[arg(long, hide = true)]
+    drbd_dry_run: bool,
+}
+
+/// The DRBD layer of this node, when it can run DRBD (or pretends to, with `--drbd-dry-run`);
+/// records in `caps` what it found either way.
+fn drbd_layer(
+    args: &Args,
+    state_dir: &std::path::Path,
+    runner: Arc<dyn strata_exec::CommandRunner>,
+    caps: &mut strata_model::observed::Capabilities,
+) -> anyhow::Result<Option<strata_satellite::drbd::DrbdDriver>> {
+    use strata_model::LayerKind;
+    let found = strata_drbd::version::detect(runner.as_ref(), std::path::Path::new("/proc/drbd"));
+    caps.drbd_version = found.kernel.as_ref().map(|v| v.to_string());
+    caps.drbd_utils_version = found.utils.as_ref().map(|v| v.to_string());
+    if !found.supported && !args.drbd_dry_run {
+        let why = found
+            .reason
+            .unwrap_or_else(|| "DRBD is not available".to_string());
+        caps.unsupported_layers.insert(LayerKind::Drbd, vec![why]);
+        caps.layers.retain(|l| *l != LayerKind::Drbd);
+        return Ok(None);
+    }
+    if args.drbd_dry_run {
+        tracing::warn!("DRBD dry run: drbdadm only prints what it would do");
+    }
+    caps.unsupported_layers.remove(&LayerKind::Drbd);
+    if !caps.layers.contains(&LayerKind::Drbd) {
+        caps.layers.push(LayerKind::Drbd);
+    }
+    let res_dir = args
+        .drbd_dir
+        .clone()
+        .unwrap_or_else(|| state_dir.join("drbd.d"));
+    let mut adm = strata_drbd::adm::AdmConfig {
+        dry_run: args.drbd_dry_run,
+        ..Default::default()
+    };
+    let include = match &args.drbd_config {
+        Some(conf) => {
+            std::fs::create_dir_all(&res_dir)?;
+            let text = format!(
+                "global {{ usage-count no; }}\n{}",
+                strata_drbd::res::include_file(&res_dir)
+            );
+            std::fs::write(conf, text)?;
+            adm.config_file = Some(conf.clone());
+            None
+        }
+        None => Some(args.drbd_include.as_path()),
+    };
+    Ok(Some(strata_satellite::drbd::DrbdDriver::new(
+        runner, adm, res_dir, include,
+    )?))
 }
 
 async fn shutdown_signal() {
@@ -59,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG));
     let file = config::load(&path, named)?;
-    let settings = config::resolve(&file, args.port, args.listen_addr, args.state_dir)?;
+    let settings = config::resolve(&file, args.port, args.listen_addr, args.state_dir.clone())?;
     std::fs::create_dir_all(&settings.state_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create state directory {}: {e}",
@@ -68,16 +136,17 @@ async fn main() -> anyhow::Result<()> {
     })?;
 
     let runner: Arc<dyn strata_exec::CommandRunner> = Arc::new(RealRunner);
-    let caps = {
+    let mut caps = {
         let r = runner.clone();
         tokio::task::spawn_blocking(move || detect(r.as_ref(), &HostPaths::default())).await?
     };
+    let drbd = drbd_layer(&args, &settings.state_dir, runner.clone(), &mut caps)?;
     tracing::info!(
         providers = ?caps.providers,
         layers = ?caps.layers,
         "detected capabilities"
     );
-    let factory = Arc::new(RealProviders { runner });
+    let factory = Arc::new(RealProviders { runner, drbd });
     let sat = Satellite::new(settings.state_dir.clone(), factory, caps);
     {
         let s = sat.clone();

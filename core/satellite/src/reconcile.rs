@@ -14,20 +14,31 @@ use strata_model::kinds::LayerKind;
 use strata_model::observed::{ResourceState, VolumeState};
 use strata_storage::{BackingVolume, Provider, StorageError};
 
+use crate::drbd::{device_path, DrbdDriver};
 use crate::record::{OwnedVolume, Record};
 
 /// Opens providers; the real one builds them from the pool kind, tests substitute fakes.
 pub trait ProviderFactory: Send + Sync {
     fn open(&self, pool: &PoolConfig) -> Result<Box<dyn Provider>, StorageError>;
+
+    /// The DRBD layer, when this node can run it.
+    fn drbd(&self) -> Option<&DrbdDriver> {
+        None
+    }
 }
 
 pub struct RealProviders {
     pub runner: Arc<dyn CommandRunner>,
+    pub drbd: Option<DrbdDriver>,
 }
 
 impl ProviderFactory for RealProviders {
     fn open(&self, pool: &PoolConfig) -> Result<Box<dyn Provider>, StorageError> {
         strata_storage::open(pool.kind, &pool.props, self.runner.clone())
+    }
+
+    fn drbd(&self) -> Option<&DrbdDriver> {
+        self.drbd.as_ref()
     }
 }
 
@@ -137,10 +148,10 @@ fn failed(number: u32, error: String) -> VolumeState {
     }
 }
 
-fn unsupported_layers(layers: &[LayerKind]) -> Option<String> {
+fn unsupported_layers(layers: &[LayerKind], drbd: bool) -> Option<String> {
     layers
         .iter()
-        .find(|l| **l != LayerKind::Storage)
+        .find(|l| **l != LayerKind::Storage && !(drbd && **l == LayerKind::Drbd))
         .map(|l| format!("the {l} layer is not supported by this satellite"))
 }
 
@@ -188,6 +199,38 @@ pub enum Removal {
 
 /// Applies `cfg` and returns what the node looks like afterwards. The record is updated with
 /// what was created and removed; the caller persists it.
+/// Applies the DRBD resource `d` of `r` over the backing volumes `rs` reports, and makes the
+/// volumes' devices the DRBD devices.
+fn apply_drbd(
+    driver: &DrbdDriver,
+    node: &str,
+    r: &strata_agent_api::ResourceConfig,
+    d: &strata_drbd::config::Resource,
+    rs: &mut ResourceState,
+) {
+    if rs.volumes.iter().any(|v| v.error.is_some()) {
+        return; // the storage errors say what is wrong; DRBD waits for its disks
+    }
+    let disks: BTreeMap<u32, String> = if r.diskless {
+        BTreeMap::new()
+    } else {
+        rs.volumes
+            .iter()
+            .filter_map(|v| Some((v.volume_number, v.device_path.clone()?)))
+            .collect()
+    };
+    if let Err(e) = driver.apply(node, d, &disks) {
+        rs.error = Some(format!("DRBD: {e}"));
+        return;
+    }
+    for v in rs.volumes.iter_mut() {
+        if let Some(dv) = d.volumes.iter().find(|x| x.number == v.volume_number) {
+            v.backing_path = v.device_path.take().or(v.backing_path.take());
+            v.device_path = Some(device_path(dv.minor));
+        }
+    }
+}
+
 pub fn reconcile(factory: &dyn ProviderFactory, record: &mut Record, cfg: &NodeConfig) -> Report {
     reconcile_with(factory, record, cfg, Removal::Allowed)
 }
@@ -216,7 +259,7 @@ pub fn reconcile_with(
             name: r.name.clone(),
             ..Default::default()
         };
-        if let Some(e) = unsupported_layers(&r.layers) {
+        if let Some(e) = unsupported_layers(&r.layers, factory.drbd().is_some()) {
             rs.error = Some(e);
             report.resources.push(rs);
             // Its volumes stay as they are until the resource is fixed or deleted.
@@ -267,8 +310,52 @@ pub fn reconcile_with(
                 Err(e) => rs.volumes.push(failed(v.number, e.to_string())),
             }
         }
+        if let (Some(d), Some(driver)) = (&r.drbd, factory.drbd()) {
+            apply_drbd(driver, &cfg.node_name, r, d, &mut rs);
+        }
         rs.in_use = in_use(&rs);
         report.resources.push(rs);
+    }
+    // DRBD resources that went (or lost the layer) come down before their volumes go.
+    if let (Some(old), Some(driver), Removal::Allowed) = (&record.applied, factory.drbd(), removal)
+    {
+        for gone in old.resources.iter().filter(|o| o.drbd.is_some()) {
+            let still = cfg
+                .resources
+                .iter()
+                .any(|r| r.name == gone.name && r.drbd.is_some());
+            if still {
+                continue;
+            }
+            let disks: BTreeMap<u32, String> = gone
+                .volumes
+                .iter()
+                .filter_map(|v| {
+                    let dev = pools
+                        .get(&v.pool)?
+                        .volumes
+                        .get(&v.backing_name)?
+                        .device
+                        .clone()?;
+                    Some((v.number, dev))
+                })
+                .collect();
+            let d = gone.drbd.as_ref().expect("filtered on drbd");
+            if let Err(e) = driver.remove(&old.node_name, d, &disks) {
+                // Keep the backing volumes: DRBD still holds them.
+                for v in &gone.volumes {
+                    wanted.insert(volume_key(&v.pool, &v.backing_name));
+                    report_leftover(
+                        &mut report,
+                        &OwnedVolume {
+                            resource: gone.name.clone(),
+                            volume_number: v.number,
+                        },
+                        format!("DRBD resource could not be taken down: {e}"),
+                    );
+                }
+            }
+        }
     }
     let mut still_holding: BTreeSet<String> = BTreeSet::new();
     for (pool_name, pool) in &mut pools {
@@ -362,7 +449,7 @@ pub fn observe(factory: &dyn ProviderFactory, record: &Record) -> Report {
     for r in &cfg.resources {
         let mut rs = ResourceState {
             name: r.name.clone(),
-            error: unsupported_layers(&r.layers),
+            error: unsupported_layers(&r.layers, factory.drbd().is_some()),
             ..Default::default()
         };
         for v in &r.volumes {
@@ -557,6 +644,7 @@ mod tests {
             resources: rscs
                 .iter()
                 .map(|(n, size)| ResourceConfig {
+                    drbd: None,
                     name: n.to_string(),
                     layers: vec![LayerKind::Storage],
                     diskless: false,

@@ -533,7 +533,8 @@ pub fn spawn(
     let mut rest = Vec::new();
     for c in placed.changes {
         match c {
-            Change::PutRscDfn(d) if d.name == rd_final.name => rd_final.layer_stack = d.layer_stack,
+            // Placing fixes the layer stack and, with DRBD, the secret and the minors.
+            Change::PutRscDfn(d) if d.name == rd_final.name => rd_final = d,
             other => rest.push(other),
         }
     }

@@ -1,0 +1,138 @@
+//! The DRBD layer on this node: one `.res` file per resource in our own directory (pulled
+//! into the DRBD configuration by an include file), metadata created where a backing volume
+//! has none, and `drbdadm adjust` to make the kernel match; `down` and `wipe-md` when a
+//! resource goes. Every command goes through `strata_drbd::adm` and so through `exec`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_drbd::adm::{self, AdmConfig};
+use strata_drbd::config::{Local, Resource};
+use strata_exec::CommandRunner;
+
+/// Where the DRBD layer keeps its files, and how drbdadm runs.
+pub struct DrbdDriver {
+    runner: Arc<dyn CommandRunner>,
+    adm: AdmConfig,
+    /// Directory of the `.res` files this satellite writes (and only those).
+    res_dir: PathBuf,
+}
+
+/// The device DRBD gives a volume with `minor`.
+pub fn device_path(minor: u32) -> String {
+    format!("/dev/drbd{minor}")
+}
+
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("res.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl DrbdDriver {
+    /// `res_dir` holds our `.res` files; `include` (e.g. `/etc/drbd.d/strata.res`) is
+    /// written to pull them in, unless `None` (drbdadm is then given its own `-c` file).
+    pub fn new(
+        runner: Arc<dyn CommandRunner>,
+        adm: AdmConfig,
+        res_dir: PathBuf,
+        include: Option<&Path>,
+    ) -> std::io::Result<DrbdDriver> {
+        std::fs::create_dir_all(&res_dir)?;
+        if let Some(inc) = include {
+            let want = strata_drbd::res::include_file(&res_dir);
+            if std::fs::read_to_string(inc).ok().as_deref() != Some(want.as_str()) {
+                if let Some(parent) = inc.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                write_atomically(inc, &want)?;
+            }
+        }
+        Ok(DrbdDriver {
+            runner,
+            adm,
+            res_dir,
+        })
+    }
+
+    pub fn res_file(&self, name: &str) -> PathBuf {
+        self.res_dir.join(strata_drbd::res::file_name(name))
+    }
+
+    /// Makes resource `res` true on node `node` whose backing devices are `disks` (by
+    /// volume number; a volume without one is diskless here).
+    pub fn apply(
+        &self,
+        node: &str,
+        res: &Resource,
+        disks: &BTreeMap<u32, String>,
+    ) -> Result<(), String> {
+        let local = Local {
+            node: node.to_string(),
+            disks: disks.clone(),
+        };
+        let text = strata_drbd::res::render(res, &local).map_err(|e| e.to_string())?;
+        let path = self.res_file(&res.name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            write_atomically(&path, &text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        let runner = self.runner.as_ref();
+        // The .res files name hosts by node name, which need not be the host name.
+        let adm = &AdmConfig {
+            node_name: Some(node.to_string()),
+            ..self.adm.clone()
+        };
+        for v in &res.volumes {
+            let Some(dev) = disks.get(&v.number) else {
+                continue;
+            };
+            let has = adm::has_metadata(runner, adm, dev, v.minor)
+                .map_err(|e| format!("cannot tell whether {dev} carries DRBD metadata: {e}"))?;
+            if !has {
+                adm::create_md_striped(
+                    runner,
+                    adm,
+                    &res.name,
+                    v.number,
+                    res.peer_slots,
+                    res.al_stripes,
+                    res.al_stripe_size_kib,
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        adm::adjust(runner, adm, &res.name).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Takes resource `res` down, wipes the metadata of its local volumes (`disks`) and
+    /// removes its `.res` file. Files we did not write are never touched.
+    pub fn remove(
+        &self,
+        node: &str,
+        res: &Resource,
+        disks: &BTreeMap<u32, String>,
+    ) -> Result<(), String> {
+        let path = self.res_file(&res.name);
+        if !path.exists() {
+            return Ok(());
+        }
+        let runner = self.runner.as_ref();
+        let adm = &AdmConfig {
+            node_name: Some(node.to_string()),
+            ..self.adm.clone()
+        };
+        adm::down(runner, adm, &res.name).map_err(|e| e.to_string())?;
+        for v in &res.volumes {
+            if disks.contains_key(&v.number) {
+                adm::wipe_md(runner, adm, &res.name, v.number).map_err(|e| e.to_string())?;
+            }
+        }
+        std::fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))
+    }
+}
