@@ -318,35 +318,43 @@ fn pump(
     true
 }
 
+/// Starts `cmd` the one way every process of ours starts: found on the safe `PATH`, with a
+/// cleared environment (`LC_ALL=C`, the safe `PATH`, the command's own variables), stdout
+/// and stderr piped, stdin as given.
+pub(crate) fn spawn_child(cmd: &Cmd, stdin: Stdio) -> Result<std::process::Child, ExecError> {
+    let Some(path) = find_program(&cmd.program) else {
+        return Err(ExecError::NotFound {
+            cmd: cmd.to_string(),
+            program: cmd.program.clone(),
+        });
+    };
+    Command::new(&path)
+        .args(&cmd.args)
+        .env_clear()
+        .env("LC_ALL", "C")
+        .env("PATH", SAFE_PATH)
+        .envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ExecError::Spawn {
+            cmd: cmd.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 impl CommandRunner for RealRunner {
     fn run_any(&self, cmd: &Cmd) -> Result<Output, ExecError> {
         let shown = cmd.to_string();
-        let Some(path) = find_program(&cmd.program) else {
-            return Err(ExecError::NotFound {
-                cmd: shown,
-                program: cmd.program.clone(),
-            });
-        };
         let started = Instant::now();
         let deadline = started + cmd.timeout;
-        let mut child = Command::new(&path)
-            .args(&cmd.args)
-            .env_clear()
-            .env("LC_ALL", "C")
-            .env("PATH", SAFE_PATH)
-            .envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(if cmd.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| ExecError::Spawn {
-                cmd: shown.clone(),
-                reason: e.to_string(),
-            })?;
+        let stdin = if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        let mut child = spawn_child(cmd, stdin)?;
         let input = match (cmd.stdin.clone(), child.stdin.take()) {
             (Some(data), Some(pipe)) => {
                 // Never block on a full pipe while the child waits for us to read its output.

@@ -10,10 +10,10 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{find_program, Cmd, ExecError, SAFE_PATH};
+use crate::{spawn_child, Cmd, ExecError};
 
 /// How much of a streaming process's stderr is kept (the end of it) for the error at its exit.
 const STDERR_KEEP: usize = 64 * 1024;
@@ -61,26 +61,7 @@ impl LineProcess {
     /// Spawns `cmd` with a cleared environment (`LC_ALL=C`, the safe `PATH`).
     pub fn spawn(cmd: &Cmd) -> Result<LineProcess, ExecError> {
         let shown = cmd.to_string();
-        let Some(path) = find_program(&cmd.program) else {
-            return Err(ExecError::NotFound {
-                cmd: shown,
-                program: cmd.program.clone(),
-            });
-        };
-        let mut child = Command::new(&path)
-            .args(&cmd.args)
-            .env_clear()
-            .env("LC_ALL", "C")
-            .env("PATH", SAFE_PATH)
-            .envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| ExecError::Spawn {
-                cmd: shown.clone(),
-                reason: e.to_string(),
-            })?;
+        let mut child = spawn_child(cmd, Stdio::null())?;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         // Reads never block: waiting happens in poll, bounded by the caller's timeout.
@@ -361,7 +342,7 @@ impl ScriptedLines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{RealRunner, ScriptedRunner};
+    use crate::{RealRunner, ScriptedRunner, SAFE_PATH};
 
     const T: Duration = Duration::from_secs(10);
 
