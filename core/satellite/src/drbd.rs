@@ -9,7 +9,32 @@ use std::sync::Arc;
 
 use strata_drbd::adm::{self, AdmConfig};
 use strata_drbd::config::{Local, Resource};
+use strata_drbd::version::Capability;
 use strata_exec::CommandRunner;
+use strata_model::observed::Capabilities;
+use strata_model::LayerKind;
+
+/// Records in `caps` what DRBD detection `found` (versions, and the layer as supported or
+/// not with its reason) and says whether the node runs the DRBD layer. `dry_run` (a testing
+/// aid: drbdadm only prints) runs it whatever was found.
+pub fn record_capability(found: &Capability, dry_run: bool, caps: &mut Capabilities) -> bool {
+    caps.drbd_version = found.kernel.as_ref().map(|v| v.to_string());
+    caps.drbd_utils_version = found.utils.as_ref().map(|v| v.to_string());
+    if !found.supported && !dry_run {
+        let why = found
+            .reason
+            .clone()
+            .unwrap_or_else(|| "DRBD is not available".to_string());
+        caps.unsupported_layers.insert(LayerKind::Drbd, vec![why]);
+        caps.layers.retain(|l| *l != LayerKind::Drbd);
+        return false;
+    }
+    caps.unsupported_layers.remove(&LayerKind::Drbd);
+    if !caps.layers.contains(&LayerKind::Drbd) {
+        caps.layers.push(LayerKind::Drbd);
+    }
+    true
+}
 
 /// Where the DRBD layer keeps its files, and how drbdadm runs.
 pub struct DrbdDriver {
@@ -134,5 +159,37 @@ impl DrbdDriver {
             }
         }
         std::fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_drbd::version::{capability, parse_drbdadm_version};
+
+    #[test]
+    fn capability_is_recorded_with_its_reason() {
+        // drbd-utils 9.22 installed, no module loaded (this machine).
+        let adm = parse_drbdadm_version("DRBDADM_BUILDTAG=GIT-hash\nDRBDADM_API_VERSION=2\nDRBD_KERNEL_VERSION_CODE=0x000000\nDRBDADM_VERSION_CODE=0x091600\nDRBDADM_VERSION=9.22.0\n");
+        let found = capability(None, Some(adm));
+        let mut caps = Capabilities::default();
+        assert!(!record_capability(&found, false, &mut caps));
+        assert!(!caps.supports_layer(LayerKind::Drbd));
+        assert!(caps
+            .layer_reason(LayerKind::Drbd)
+            .contains("kernel module is not loaded"));
+        assert_eq!(caps.drbd_utils_version.as_deref(), Some("9.22.0"));
+        assert_eq!(caps.drbd_version, None);
+        // The dry run takes the layer on anyway.
+        assert!(record_capability(&found, true, &mut caps));
+        assert!(caps.supports_layer(LayerKind::Drbd));
+        // A loaded DRBD 9 module with its utils.
+        let found = capability(
+            strata_drbd::version::parse_proc_drbd("version: 9.2.12 (api:2/proto:86-122)\n"),
+            Some(adm),
+        );
+        let mut caps = Capabilities::default();
+        assert!(record_capability(&found, false, &mut caps));
+        assert_eq!(caps.drbd_version.as_deref(), Some("9.2.12"));
     }
 }

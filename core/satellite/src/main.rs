@@ -55,24 +55,12 @@ fn drbd_layer(
     runner: Arc<dyn strata_exec::CommandRunner>,
     caps: &mut strata_model::observed::Capabilities,
 ) -> anyhow::Result<Option<strata_satellite::drbd::DrbdDriver>> {
-    use strata_model::LayerKind;
     let found = strata_drbd::version::detect(runner.as_ref(), std::path::Path::new("/proc/drbd"));
-    caps.drbd_version = found.kernel.as_ref().map(|v| v.to_string());
-    caps.drbd_utils_version = found.utils.as_ref().map(|v| v.to_string());
-    if !found.supported && !args.drbd_dry_run {
-        let why = found
-            .reason
-            .unwrap_or_else(|| "DRBD is not available".to_string());
-        caps.unsupported_layers.insert(LayerKind::Drbd, vec![why]);
-        caps.layers.retain(|l| *l != LayerKind::Drbd);
+    if !strata_satellite::drbd::record_capability(&found, args.drbd_dry_run, caps) {
         return Ok(None);
     }
     if args.drbd_dry_run {
         tracing::warn!("DRBD dry run: drbdadm only prints what it would do");
-    }
-    caps.unsupported_layers.remove(&LayerKind::Drbd);
-    if !caps.layers.contains(&LayerKind::Drbd) {
-        caps.layers.push(LayerKind::Drbd);
     }
     let res_dir = args
         .drbd_dir

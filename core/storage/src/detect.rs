@@ -1,10 +1,11 @@
 //! What this host can do: storage providers and device layers, each unsupported one with the
-//! reason a person can act on.
+//! reason a person can act on. DRBD is judged by the satellite's DRBD layer (`strata-drbd`
+//! detection), not here.
 
 use std::fs;
 use std::path::Path;
 
-use strata_exec::{Cmd, CommandRunner};
+use strata_exec::CommandRunner;
 use strata_model::kinds::{LayerKind, ProviderKind};
 use strata_model::observed::Capabilities;
 
@@ -12,7 +13,6 @@ use strata_model::observed::Capabilities;
 #[derive(Debug, Clone)]
 pub struct HostPaths {
     pub proc_misc: String,
-    pub proc_drbd: String,
     pub loop_control: String,
     pub dev_zfs: String,
     pub os_release: String,
@@ -22,7 +22,6 @@ impl Default for HostPaths {
     fn default() -> Self {
         HostPaths {
             proc_misc: "/proc/misc".into(),
-            proc_drbd: "/proc/drbd".into(),
             loop_control: "/dev/loop-control".into(),
             dev_zfs: "/dev/zfs".into(),
             os_release: "/etc/os-release".into(),
@@ -37,30 +36,12 @@ pub fn has_device_mapper(proc_misc: &str) -> bool {
         .any(|l| l.split_whitespace().nth(1) == Some("device-mapper"))
 }
 
-/// The module version from the first line of `/proc/drbd` (`version: 9.2.12 (api:2/proto:86-122)`).
-pub fn parse_proc_drbd_version(text: &str) -> Option<String> {
-    let line = text.lines().find(|l| l.starts_with("version:"))?;
-    line.split_whitespace().nth(1).map(str::to_string)
-}
-
 /// `PRETTY_NAME` from os-release.
 pub fn parse_os_release(text: &str) -> Option<String> {
     text.lines()
         .find_map(|l| l.strip_prefix("PRETTY_NAME="))
         .map(|v| v.trim_matches('"').to_string())
 }
-
-/// The DRBD utilities version from `drbdadm --version` (`DRBDADM_VERSION=9.22.0`).
-pub fn parse_drbdadm_version(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("DRBDADM_VERSION="))
-        .map(|v| v.trim().to_string())
-}
-
-/// Why the suite cannot drive DRBD on this host yet, even where a module is loaded. The DRBD
-/// layer is added by a later part of the suite; until then nodes report it unsupported so that
-/// nothing is ever placed on a layer that would not be built.
-pub const DRBD_LAYER_PENDING: &str = "this satellite does not drive the DRBD layer yet";
 
 pub fn detect(runner: &dyn CommandRunner, paths: &HostPaths) -> Capabilities {
     let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
@@ -129,26 +110,6 @@ pub fn detect(runner: &dyn CommandRunner, paths: &HostPaths) -> Capabilities {
             .insert(kind, vec!["not supported by this implementation".into()]);
     }
 
-    let mut drbd_why = Vec::new();
-    caps.drbd_version = parse_proc_drbd_version(&read(&paths.proc_drbd));
-    if caps.drbd_version.is_none() {
-        drbd_why.push(format!(
-            "DRBD kernel module not loaded ({} is missing)",
-            paths.proc_drbd
-        ));
-    }
-    if runner.available("drbdadm") {
-        caps.drbd_utils_version = runner
-            .run(&Cmd::new("drbdadm").arg("--version"))
-            .ok()
-            .and_then(|o| parse_drbdadm_version(&o.stdout));
-    } else {
-        drbd_why.push("'drbdadm' not found (install drbd-utils)".to_string());
-    }
-    if drbd_why.is_empty() {
-        drbd_why.push(DRBD_LAYER_PENDING.to_string());
-    }
-    caps.unsupported_layers.insert(LayerKind::Drbd, drbd_why);
     for layer in [
         LayerKind::Luks,
         LayerKind::Nvme,
@@ -165,7 +126,7 @@ pub fn detect(runner: &dyn CommandRunner, paths: &HostPaths) -> Capabilities {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_exec::{Output, ScriptedRunner};
+    use strata_exec::ScriptedRunner;
 
     // Captured /proc/misc of a host without device-mapper, and one with it.
     const MISC_NO_DM: &str = "234 btrfs-control\n237 loop-control\n229 fuse\n";
@@ -179,14 +140,6 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(
-            parse_proc_drbd_version("version: 8.4.11 (api:1/proto:86-101)\nsrcversion: X\n"),
-            Some("8.4.11".into())
-        );
-        assert_eq!(
-            parse_drbdadm_version("DRBDADM_BUILDTAG=GIT-hash\nDRBDADM_API_VERSION=2\nDRBD_KERNEL_VERSION_CODE=0x000000\nDRBDADM_VERSION_CODE=0x091600\nDRBDADM_VERSION=9.22.0\n"),
-            Some("9.22.0".into())
-        );
         assert_eq!(
             parse_os_release(
                 "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"
@@ -204,17 +157,12 @@ mod tests {
         fs::write(&loop_control, "").unwrap();
         let paths = HostPaths {
             proc_misc: misc.display().to_string(),
-            proc_drbd: dir.path().join("drbd").display().to_string(),
             loop_control: loop_control.display().to_string(),
             dev_zfs: dir.path().join("zfs").display().to_string(),
             os_release: dir.path().join("os-release").display().to_string(),
         };
         let runner = ScriptedRunner::new();
-        runner.with_programs(&["losetup", "lvm", "drbdadm"]);
-        runner.expect(
-            &["drbdadm", "--version"],
-            Output::ok("DRBDADM_VERSION=9.22.0\n"),
-        );
+        runner.with_programs(&["losetup", "lvm"]);
         let caps = detect(&runner, &paths);
         assert!(caps.supports_provider(ProviderKind::FileThin));
         assert!(caps.supports_provider(ProviderKind::Diskless));
@@ -228,10 +176,5 @@ mod tests {
         assert!(caps
             .provider_reason(ProviderKind::Zfs)
             .contains("'zfs' not found"));
-        assert!(!caps.supports_layer(LayerKind::Drbd));
-        assert!(caps
-            .layer_reason(LayerKind::Drbd)
-            .contains("kernel module not loaded"));
-        assert_eq!(caps.drbd_utils_version.as_deref(), Some("9.22.0"));
     }
 }
