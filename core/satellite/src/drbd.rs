@@ -14,6 +14,8 @@ use strata_exec::CommandRunner;
 use strata_model::observed::Capabilities;
 use strata_model::LayerKind;
 
+use crate::record::write_atomically;
+
 /// Records in `caps` what DRBD detection `found` (versions, and the layer as supported or
 /// not with its reason) and says whether the node runs the DRBD layer. `dry_run` (a testing
 /// aid: drbdadm only prints) runs it whatever was found.
@@ -49,15 +51,6 @@ pub fn device_path(minor: u32) -> String {
     format!("/dev/drbd{minor}")
 }
 
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("res.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 impl DrbdDriver {
     /// `res_dir` holds our `.res` files; `include` (e.g. `/etc/drbd.d/strata.res`) is
     /// written to pull them in, unless `None` (drbdadm is then given its own `-c` file).
@@ -74,7 +67,7 @@ impl DrbdDriver {
                 if let Some(parent) = inc.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                write_atomically(inc, &want)?;
+                write_atomically(inc, want.as_bytes())?;
             }
         }
         Ok(DrbdDriver {
@@ -82,6 +75,15 @@ impl DrbdDriver {
             adm,
             res_dir,
         })
+    }
+
+    /// drbdadm as run for `node`: the `.res` files name hosts by node name, which need not
+    /// be the host name.
+    fn adm_for(&self, node: &str) -> AdmConfig {
+        AdmConfig {
+            node_name: Some(node.to_string()),
+            ..self.adm.clone()
+        }
     }
 
     pub fn res_file(&self, name: &str) -> PathBuf {
@@ -103,15 +105,11 @@ impl DrbdDriver {
         let text = strata_drbd::res::render(res, &local).map_err(|e| e.to_string())?;
         let path = self.res_file(&res.name);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            write_atomically(&path, &text)
+            write_atomically(&path, text.as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
         let runner = self.runner.as_ref();
-        // The .res files name hosts by node name, which need not be the host name.
-        let adm = &AdmConfig {
-            node_name: Some(node.to_string()),
-            ..self.adm.clone()
-        };
+        let adm = &self.adm_for(node);
         for v in &res.volumes {
             let Some(dev) = disks.get(&v.number) else {
                 continue;
@@ -148,10 +146,7 @@ impl DrbdDriver {
             return Ok(());
         }
         let runner = self.runner.as_ref();
-        let adm = &AdmConfig {
-            node_name: Some(node.to_string()),
-            ..self.adm.clone()
-        };
+        let adm = &self.adm_for(node);
         adm::down(runner, adm, &res.name).map_err(|e| e.to_string())?;
         for v in &res.volumes {
             if disks.contains_key(&v.number) {

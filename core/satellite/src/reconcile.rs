@@ -155,6 +155,20 @@ fn unsupported_layers(layers: &[LayerKind], drbd: bool) -> Option<String> {
         .map(|l| format!("the {l} layer is not supported by this satellite"))
 }
 
+/// Which resource volume the backing volume `name` (record key `key`) belongs to: as the
+/// record says, else as its name says, else the name itself.
+fn owner_of(record: &Record, key: &str, name: &str) -> OwnedVolume {
+    record
+        .volumes
+        .get(key)
+        .cloned()
+        .or_else(|| parse_backing_name(name))
+        .unwrap_or(OwnedVolume {
+            resource: name.to_string(),
+            volume_number: 0,
+        })
+}
+
 /// Adds failed leftovers (volumes that should be gone but are not) to the report, so that the
 /// controller does not consider their deletion finished.
 fn report_leftover(report: &mut Report, owner: &OwnedVolume, error: String) {
@@ -370,15 +384,7 @@ pub fn reconcile_with(
             }
             let current = pool.volumes.get(&name).cloned();
             if removal == Removal::Never {
-                let owner = record
-                    .volumes
-                    .get(&key)
-                    .cloned()
-                    .or_else(|| parse_backing_name(&name))
-                    .unwrap_or(OwnedVolume {
-                        resource: name.clone(),
-                        volume_number: 0,
-                    });
+                let owner = owner_of(record, &key, &name);
                 report_leftover(
                     &mut report,
                     &owner,
@@ -405,15 +411,7 @@ pub fn reconcile_with(
                     tracing::info!(pool = %pool_name, volume = %name, "deleted");
                 }
                 Err(e) => {
-                    let owner = record
-                        .volumes
-                        .get(&key)
-                        .cloned()
-                        .or_else(|| parse_backing_name(&name))
-                        .unwrap_or(OwnedVolume {
-                            resource: name.clone(),
-                            volume_number: 0,
-                        });
+                    let owner = owner_of(record, &key, &name);
                     report_leftover(&mut report, &owner, format!("could not be deleted: {e}"));
                     still_holding.insert(pool_name.clone());
                 }

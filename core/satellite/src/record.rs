@@ -99,18 +99,25 @@ impl RecordFile {
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(err)?;
-        let tmp = self.path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(record).expect("the record always serializes");
-        let mut f = File::create(&tmp).map_err(err)?;
-        f.write_all(&body).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        drop(f);
         // No fsync of the directory: should the rename be lost in a power cut, the previous
         // record stays, and a record older than the truth is safe (converging from it never
         // removes anything; the controller's next configuration settles the rest).
-        fs::rename(&tmp, &self.path).map_err(err)?;
-        Ok(())
+        write_atomically(&self.path, &body).map_err(err)
     }
+}
+
+/// Replaces `path` with `body` in one step: written and flushed beside it as `<name>.tmp`,
+/// then renamed over it, so a reader sees the old content or the new, never a part.
+pub(crate) fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut f = File::create(&tmp)?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
