@@ -317,30 +317,14 @@ fn commit_resources(
         ids.resize(new.len(), None);
         let mut live: Vec<&Resource> = existing.to_vec();
         live.extend(new.iter().map(|(r, _)| r));
-        let tiebreaker = live
-            .iter()
-            .find(|r| r.is_tiebreaker())
-            .map(|r| (*r).clone());
-        let wants = drbd::auto_tiebreaker_enabled(cluster, &u) && drbd::wants_tiebreaker(&live);
-        match tiebreaker {
-            None if wants => {
-                if let Some(tb) = new_tiebreaker(cluster, env, observed, &u, &live) {
-                    plan.reply(tiebreaker_reply(&tb));
-                    new.push((
-                        tb.clone(),
-                        tb.volumes
-                            .values()
-                            .next()
-                            .map(|v| v.storage_pool.clone())
-                            .unwrap_or_else(tb_pool),
-                    ));
-                    ids.push(None);
-                }
+        match tiebreaker_move(cluster, env, observed, &u, &live, false) {
+            Some(TieBreakerMove::Add(tb)) => {
+                plan.reply(tiebreaker_reply(&tb));
+                new.push((tb, tb_pool()));
+                ids.push(None);
             }
-            Some(tb) if !wants && !existing_new(&new, &tb) => {
-                plan.change(Change::PutRsc(mark_deleting(cluster, &tb)));
-            }
-            _ => {}
+            Some(TieBreakerMove::Drop(tb)) => drop_tiebreaker(plan, cluster, &tb),
+            None => {}
         }
         let mut rscs: Vec<Resource> = new.iter().map(|(r, _)| r.clone()).collect();
         drbd::assign_resources(cluster, &u, existing, &mut rscs, &ids)?;
@@ -358,10 +342,6 @@ fn commit_resources(
         plan.change(Change::PutRsc(r));
     }
     Ok(())
-}
-
-fn existing_new(new: &[(Resource, StorPoolName)], r: &Resource) -> bool {
-    new.iter().any(|(n, _)| n.node == r.node)
 }
 
 fn tb_pool() -> StorPoolName {
@@ -410,6 +390,46 @@ fn new_tiebreaker(
     Some(new_resource(env, rd, &node, &pool, props, flags))
 }
 
+/// What the tie-breaker of a DRBD definition should do.
+enum TieBreakerMove {
+    Add(Resource),
+    Drop(Resource),
+}
+
+/// Whether a definition with `live` resources needs a tie-breaker added (on a node that can
+/// take one) or its tie-breaker dropped; `keep` keeps an existing one.
+fn tiebreaker_move(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    live: &[&Resource],
+    keep: bool,
+) -> Option<TieBreakerMove> {
+    let wants = drbd::auto_tiebreaker_enabled(cluster, rd) && drbd::wants_tiebreaker(live);
+    match live.iter().find(|r| r.is_tiebreaker()) {
+        Some(tb) if !wants && !keep => Some(TieBreakerMove::Drop((*tb).clone())),
+        None if wants => new_tiebreaker(cluster, env, observed, rd, live).map(TieBreakerMove::Add),
+        _ => None,
+    }
+}
+
+fn drop_tiebreaker(plan: &mut Plan, cluster: &Cluster, tb: &Resource) {
+    plan.change(Change::PutRsc(mark_deleting(cluster, tb)));
+    plan.reply(
+        Reply::info(
+            Op::Delete,
+            ObjKind::Rsc,
+            code::INFO_TIE_BREAKER_DELETING,
+            format!(
+                "Tie breaker resource '{}' on node '{}' is no longer needed and is deleted",
+                tb.name, tb.node
+            ),
+        )
+        .with_ref("RscDfn", tb.name.as_str()),
+    );
+}
+
 /// After `gone` stop counting, adds or drops the tie-breaker of `rd` as the rules ask;
 /// `keep` keeps an existing tie-breaker.
 pub(crate) fn rebalance_tiebreaker(
@@ -428,36 +448,16 @@ pub(crate) fn rebalance_tiebreaker(
         .into_iter()
         .filter(|r| !gone.iter().any(|g| g.node == r.node))
         .collect();
-    let tiebreaker = live.iter().find(|r| r.is_tiebreaker()).copied();
-    let diskful = live.iter().filter(|r| !r.is_diskless()).count();
-    let wants = drbd::auto_tiebreaker_enabled(cluster, rd) && drbd::wants_tiebreaker(&live);
-    match tiebreaker {
-        Some(tb) if !wants && !keep => {
-            plan.change(Change::PutRsc(mark_deleting(cluster, tb)));
-            plan.reply(
-                Reply::info(
-                    Op::Delete,
-                    ObjKind::Rsc,
-                    code::INFO_TIE_BREAKER_DELETING,
-                    format!(
-                        "Tie breaker resource '{}' on node '{}' is no longer needed and is deleted",
-                        tb.name, tb.node
-                    ),
-                )
-                .with_ref("RscDfn", tb.name.as_str()),
-            );
+    match tiebreaker_move(cluster, env, observed, rd, &live, keep) {
+        Some(TieBreakerMove::Drop(tb)) => drop_tiebreaker(plan, cluster, &tb),
+        Some(TieBreakerMove::Add(tb)) => {
+            let mut one = vec![tb];
+            drbd::assign_resources(cluster, rd, &live, &mut one, &[None])?;
+            let tb = one.remove(0);
+            plan.reply(tiebreaker_reply(&tb));
+            plan.change(Change::PutRsc(tb));
         }
-        None if wants && diskful > 0 => {
-            if let Some(mut tb) = new_tiebreaker(cluster, env, observed, rd, &live) {
-                let others: Vec<&Resource> = live.clone();
-                let mut one = vec![tb.clone()];
-                drbd::assign_resources(cluster, rd, &others, &mut one, &[None])?;
-                tb = one.remove(0);
-                plan.reply(tiebreaker_reply(&tb));
-                plan.change(Change::PutRsc(tb));
-            }
-        }
-        _ => {}
+        None => {}
     }
     Ok(())
 }
