@@ -67,16 +67,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     let c = TestCluster::start(1);
     c.register_all();
     let client = c.client();
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups",
-        Some(&json!({"name": "rg1", "select_filter": {"place_count": 1, "storage_pool_list": ["pool_file"]}})),
-    )));
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups/rg1/volume-groups",
-        Some(&json!({})),
-    )));
+    c.create_group("rg1", 1);
     ok_replies(c.block(client.write(
         Method::POST,
         "/v1/resource-groups/rg1/spawn",

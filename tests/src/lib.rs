@@ -365,6 +365,22 @@ impl TestCluster {
         }
     }
 
+    /// Creates resource group `rg` placing `place` replicas in the FILE_THIN pool `pool_file`
+    /// (see [`TestCluster::register_all`]), with one volume group.
+    pub fn create_group(&self, rg: &str, place: u32) {
+        let client = self.client();
+        ok_replies(self.block(client.write(
+            strata_client::Method::POST,
+            "/v1/resource-groups",
+            Some(&serde_json::json!({"name": rg, "select_filter": {"place_count": place, "storage_pool_list": ["pool_file"]}})),
+        )));
+        ok_replies(self.block(client.write(
+            strata_client::Method::POST,
+            &format!("/v1/resource-groups/{rg}/volume-groups"),
+            Some(&serde_json::json!({})),
+        )));
+    }
+
     /// Polls `cond` until it holds or `limit` passes.
     pub fn wait_until(&self, limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         let start = Instant::now();
@@ -462,6 +478,22 @@ pub fn err_replies(
 }
 
 /// Writes `data` at offset 0 of a block device and reads it back through a fresh open.
+/// Makes an ext4 file system on `dev` and mounts it on `mnt` (created if missing); panics
+/// with the tool's error otherwise.
+pub fn mkfs_and_mount(dev: &str, mnt: &Path) {
+    std::fs::create_dir_all(mnt).expect("mount point");
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().expect("run");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("mkfs.ext4").args(["-q", "-F", dev]));
+    run(Command::new("mount").arg(dev).arg(mnt));
+}
+
 pub fn write_and_read(dev: &str, data: &[u8]) -> Vec<u8> {
     use std::io::{Read, Write};
     let mut f = std::fs::OpenOptions::new()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use strata_client::Method;
 use strata_tests::types::ResourceWithVolumes;
-use strata_tests::{err_replies, ok_replies, write_and_read, TestCluster};
+use strata_tests::{err_replies, mkfs_and_mount, ok_replies, write_and_read, TestCluster};
 
 const MIB: u64 = 1024;
 
@@ -49,24 +49,11 @@ fn spawn_one(c: &TestCluster, rg: &str, rsc: &str, size_kib: u64) {
     ));
 }
 
-fn group(c: &TestCluster, rg: &str, place: u32) {
-    ok_replies(post(
-        c,
-        "/v1/resource-groups",
-        json!({"name": rg, "select_filter": {"place_count": place, "storage_pool_list": ["pool_file"]}}),
-    ));
-    ok_replies(post(
-        c,
-        &format!("/v1/resource-groups/{rg}/volume-groups"),
-        json!({}),
-    ));
-}
-
 #[test]
 fn spawned_volume_is_a_usable_block_device() {
     let c = TestCluster::start(2);
     c.register_all();
-    group(&c, "my_ssd_group", 1);
+    c.create_group("my_ssd_group", 1);
     spawn_one(&c, "my_ssd_group", "my_ssd_res", 64 * MIB);
 
     let rs = resources(&c, "my_ssd_res");
@@ -135,7 +122,7 @@ fn spawned_volume_is_a_usable_block_device() {
 fn acknowledged_state_survives_kill9_and_nodes_reconverge() {
     let mut c = TestCluster::start(2);
     c.register_all();
-    group(&c, "rg1", 1);
+    c.create_group("rg1", 1);
     for i in 0..5 {
         spawn_one(&c, "rg1", &format!("res{i}"), 8 * MIB);
     }
@@ -177,7 +164,7 @@ fn acknowledged_state_survives_kill9_and_nodes_reconverge() {
 fn satellite_restart_reattaches_its_volumes_without_the_controller() {
     let mut c = TestCluster::start(1);
     c.register_all();
-    group(&c, "rg1", 1);
+    c.create_group("rg1", 1);
     spawn_one(&c, "rg1", "keep", 16 * MIB);
     let dev = device_of(&c, "keep").expect("device");
     assert_eq!(
@@ -416,22 +403,11 @@ fn a_pool_too_small_is_refused_before_anything_is_created() {
 fn a_mounted_volume_is_never_pulled_away() {
     let c = TestCluster::start(1);
     c.register_all();
-    group(&c, "rg1", 1);
+    c.create_group("rg1", 1);
     spawn_one(&c, "rg1", "busy", 16 * MIB);
     let dev = device_of(&c, "busy").expect("device");
     let mnt = c.dir.path().join("busy-mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    assert!(Command::new("mkfs.ext4")
-        .args(["-q", "-F", &dev])
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new("mount")
-        .arg(&dev)
-        .arg(&mnt)
-        .status()
-        .unwrap()
-        .success());
+    mkfs_and_mount(&dev, &mnt);
     std::fs::write(mnt.join("data"), b"in use").unwrap();
 
     // The node reports the volume as in use.

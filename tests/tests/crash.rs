@@ -9,23 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use strata_client::{Client, ClientError, Method};
-use strata_tests::{ok_replies, TestCluster};
+use strata_tests::{mkfs_and_mount, ok_replies, TestCluster};
 
 const MIB: u64 = 1024;
-
-fn group(c: &TestCluster) {
-    let client = c.client();
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups",
-        Some(&json!({"name": "rg1", "select_filter": {"place_count": 1, "storage_pool_list": ["pool_file"]}})),
-    )));
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups/rg1/volume-groups",
-        Some(&json!({})),
-    )));
-}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Op {
@@ -88,7 +74,7 @@ fn kill9_during_concurrent_mutations_loses_nothing_acknowledged() {
     let (client, runtime_c) = {
         let g = c.lock().unwrap();
         g.register_all();
-        group(&g);
+        g.create_group("rg1", 1);
         (g.client(), g.port)
     };
     let _ = runtime_c;
@@ -295,7 +281,7 @@ fn io_never_stops_while_satellite_and_controller_restart() {
     );
     let mut c = TestCluster::start(1);
     c.register_all();
-    group(&c);
+    c.create_group("rg1", 1);
     let client = c.client();
     ok_replies(c.block(client.write(
         Method::POST,
@@ -310,18 +296,7 @@ fn io_never_stops_while_satellite_and_controller_restart() {
         .clone()
         .unwrap();
     let mnt = c.dir.path().join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    assert!(Command::new("mkfs.ext4")
-        .args(["-q", "-F", &dev])
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new("mount")
-        .arg(&dev)
-        .arg(&mnt)
-        .status()
-        .unwrap()
-        .success());
+    mkfs_and_mount(&dev, &mnt);
     // About 8 s of paced writes, verified afterwards.
     let fio = Command::new("fio")
         .args([
@@ -384,7 +359,7 @@ fn io_never_stops_while_satellite_and_controller_restart() {
 fn damaged_satellite_record_is_not_guessed_at() {
     let mut c = TestCluster::start(1);
     c.register_all();
-    group(&c);
+    c.create_group("rg1", 1);
     let client = c.client();
     for n in ["keep1", "keep2"] {
         ok_replies(c.block(client.write(
