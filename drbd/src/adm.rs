@@ -83,6 +83,12 @@ impl AdmConfig {
         }
         c
     }
+
+    /// [`AdmConfig::drbdadm`] for commands that write metadata across a whole device (they
+    /// get at least [`MD_TIMEOUT`]).
+    pub fn drbdadm_md(&self) -> Cmd {
+        self.drbdadm().timeout(self.timeout.max(MD_TIMEOUT))
+    }
 }
 
 /// A DRBD command failed.
@@ -207,8 +213,7 @@ pub fn create_md_striped(
     al_stripe_size_kib: u32,
 ) -> Result<Printed, AdmError> {
     let mut c = cfg
-        .drbdadm()
-        .timeout(cfg.timeout.max(MD_TIMEOUT))
+        .drbdadm_md()
         .arg("create-md")
         .arg("--force")
         .arg(format!("--max-peers={peer_slots}"));
@@ -244,8 +249,7 @@ pub fn wipe_md(
 ) -> Result<Printed, AdmError> {
     run(
         runner,
-        cfg.drbdadm()
-            .timeout(cfg.timeout.max(MD_TIMEOUT))
+        cfg.drbdadm_md()
             .arg("wipe-md")
             .arg("--force")
             .arg(target(res, vol)),
@@ -305,13 +309,7 @@ pub fn resize(
     res: &str,
     vol: u32,
 ) -> Result<Printed, AdmError> {
-    run(
-        runner,
-        cfg.drbdadm()
-            .timeout(cfg.timeout.max(MD_TIMEOUT))
-            .arg("resize")
-            .arg(target(res, vol)),
-    )
+    run(runner, cfg.drbdadm_md().arg("resize").arg(target(res, vol)))
 }
 
 /// [`resize`] without resyncing the new part (`--assume-clean`): for backing devices whose
@@ -324,8 +322,7 @@ pub fn resize_assume_clean(
 ) -> Result<Printed, AdmError> {
     run(
         runner,
-        cfg.drbdadm()
-            .timeout(cfg.timeout.max(MD_TIMEOUT))
+        cfg.drbdadm_md()
             .arg("resize")
             .arg("--assume-clean")
             .arg(target(res, vol)),
