@@ -678,8 +678,6 @@ mod drbd_numbers {
             1
         );
         // Without it, the tie-breaker goes with the replica count.
-        let p = autoplace(&w.c, &mut w.env, &w.obs, "r1", &place(2));
-        let _ = p; // placement is not the point here
         let mut w2 = World::new(&[10, 10, 10], true);
         w2.rd_with_volume("r1", GIB as i64);
         let p = autoplace(&w2.c, &mut w2.env, &w2.obs, "r1", &place(2));
