@@ -67,6 +67,7 @@ pub enum PropsOwner {
     VolumeGroup,
     Resource,
     Volume,
+    ResourceConnection,
 }
 
 impl PropsOwner {
@@ -81,6 +82,8 @@ impl PropsOwner {
             PropsOwner::VolumeDefinition | PropsOwner::VolumeGroup => Targets::VD,
             PropsOwner::Resource => Targets::RSC,
             PropsOwner::Volume => Targets::VLM,
+            // No catalogued key belongs on a connection: only its DRBD options and `Aux/`.
+            PropsOwner::ResourceConnection => Targets(1 << 8),
         }
     }
 
@@ -96,6 +99,7 @@ impl PropsOwner {
             PropsOwner::VolumeGroup => "a volume group",
             PropsOwner::Resource => "a resource",
             PropsOwner::Volume => "a volume",
+            PropsOwner::ResourceConnection => "a resource connection",
         }
     }
 }
