@@ -23,6 +23,7 @@ pub fn obj_mask(obj: ObjKind) -> u64 {
         ObjKind::StorPool => 0x0014_0000,
         ObjKind::StorPoolDfn => 0x0018_0000,
         ObjKind::NetIf => 0x001C_0000,
+        ObjKind::RscConn => 0x0024_0000,
         ObjKind::Vlm => 0x002C_0000,
         ObjKind::VlmDfn => 0x0030_0000,
         ObjKind::Rsc => 0x0034_0000,

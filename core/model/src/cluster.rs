@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::name::{NodeName, ResourceGroupName, ResourceName, StorPoolName};
 use crate::objects::{
-    Node, Resource, ResourceDefinition, ResourceGroup, StorPool, StorPoolDefinition,
+    Node, Resource, ResourceConnection, ResourceDefinition, ResourceGroup, StorPool,
+    StorPoolDefinition,
 };
 use crate::props::Props;
 
@@ -31,6 +32,9 @@ pub enum Change {
     DelRscDfn(ResourceName),
     PutRsc(Resource),
     DelRsc(ResourceName, NodeName),
+    PutRscConn(ResourceConnection),
+    /// The connection of a definition between two nodes, in either order.
+    DelRscConn(ResourceName, NodeName, NodeName),
 }
 
 /// How a change is keyed in the store: object class and a unique key within it.
@@ -43,6 +47,7 @@ pub enum ObjectClass {
     RscGrp,
     RscDfn,
     Rsc,
+    RscConn,
 }
 
 impl ObjectClass {
@@ -55,6 +60,7 @@ impl ObjectClass {
             ObjectClass::RscGrp => "rg",
             ObjectClass::RscDfn => "rd",
             ObjectClass::Rsc => "rsc",
+            ObjectClass::RscConn => "rconn",
         }
     }
 }
@@ -62,6 +68,11 @@ impl ObjectClass {
 fn pair_key(a: &str, b: &str) -> String {
     // Names cannot contain ':' so the pair key is unambiguous.
     format!("{a}:{b}")
+}
+
+fn rsc_conn_key(rsc: &ResourceName, a: &NodeName, b: &NodeName) -> String {
+    let (a, b) = ResourceConnection::ordered(a.clone(), b.clone());
+    format!("{}:{}:{}", rsc.key(), a.key(), b.key())
 }
 
 impl Change {
@@ -81,6 +92,11 @@ impl Change {
             Change::DelRscDfn(d) => (ObjectClass::RscDfn, d.key().into()),
             Change::PutRsc(r) => (ObjectClass::Rsc, pair_key(r.name.key(), r.node.key())),
             Change::DelRsc(r, n) => (ObjectClass::Rsc, pair_key(r.key(), n.key())),
+            Change::PutRscConn(c) => (
+                ObjectClass::RscConn,
+                rsc_conn_key(&c.name, &c.node_a, &c.node_b),
+            ),
+            Change::DelRscConn(r, a, b) => (ObjectClass::RscConn, rsc_conn_key(r, a, b)),
         }
     }
 
@@ -94,6 +110,7 @@ impl Change {
             Change::PutRscGrp(o) => serde_json::to_value(o),
             Change::PutRscDfn(o) => serde_json::to_value(o),
             Change::PutRsc(o) => serde_json::to_value(o),
+            Change::PutRscConn(o) => serde_json::to_value(o),
             _ => return None,
         };
         Some(v.expect("model objects always serialize"))
@@ -109,6 +126,7 @@ impl Change {
             ObjectClass::RscGrp => Change::PutRscGrp(serde_json::from_str(data)?),
             ObjectClass::RscDfn => Change::PutRscDfn(serde_json::from_str(data)?),
             ObjectClass::Rsc => Change::PutRsc(serde_json::from_str(data)?),
+            ObjectClass::RscConn => Change::PutRscConn(serde_json::from_str(data)?),
         })
     }
 }
@@ -131,6 +149,8 @@ pub struct Cluster {
     /// Index: definitions with anything waiting to be deleted (the definition, a volume
     /// definition or a resource), so that finishing deletions looks only at those.
     deleting: BTreeSet<ResourceName>,
+    /// Resource connections by definition, then by their (ordered) pair of nodes.
+    rsc_conns: BTreeMap<ResourceName, BTreeMap<(NodeName, NodeName), ResourceConnection>>,
     /// Index: external name -> resource definition.
     pub ext_names: BTreeMap<String, ResourceName>,
 }
@@ -200,6 +220,7 @@ impl Cluster {
                     }
                 }
                 self.deleting.remove(&d);
+                self.rsc_conns.remove(&d);
             }
             Change::PutRsc(r) => {
                 let r = Arc::new(r);
@@ -225,6 +246,23 @@ impl Cluster {
                     set.remove(&r);
                 }
                 self.refresh_deleting(&r);
+            }
+            Change::PutRscConn(mut c) => {
+                let (a, b) = ResourceConnection::ordered(c.node_a, c.node_b);
+                c.node_a = a.clone();
+                c.node_b = b.clone();
+                self.rsc_conns
+                    .entry(c.name.clone())
+                    .or_default()
+                    .insert((a, b), c);
+            }
+            Change::DelRscConn(r, a, b) => {
+                if let Some(conns) = self.rsc_conns.get_mut(&r) {
+                    conns.remove(&ResourceConnection::ordered(a, b));
+                    if conns.is_empty() {
+                        self.rsc_conns.remove(&r);
+                    }
+                }
             }
         }
     }
@@ -260,6 +298,26 @@ impl Cluster {
             .get(rsc)
             .and_then(|m| m.get(node))
             .map(|r| r.as_ref())
+    }
+
+    /// The resource connections of a definition, in node order.
+    pub fn connections_of<'a>(
+        &'a self,
+        rsc: &ResourceName,
+    ) -> impl Iterator<Item = &'a ResourceConnection> + 'a {
+        self.rsc_conns.get(rsc).into_iter().flat_map(|m| m.values())
+    }
+
+    /// The connection of a definition between two nodes, given in either order.
+    pub fn connection(
+        &self,
+        rsc: &ResourceName,
+        a: &NodeName,
+        b: &NodeName,
+    ) -> Option<&ResourceConnection> {
+        self.rsc_conns
+            .get(rsc)?
+            .get(&ResourceConnection::ordered(a.clone(), b.clone()))
     }
 
     pub fn resources_on<'a>(&'a self, node: &NodeName) -> impl Iterator<Item = &'a Resource> + 'a {

@@ -19,6 +19,7 @@ pub enum ObjKind {
     CtrlConf,
     Snapshot,
     Kvs,
+    RscConn,
 }
 
 /// LINSTOR failure codes used by this implementation (the low bits of a `ret_code`).
@@ -58,6 +59,7 @@ pub mod code {
     pub const FAIL_NOT_FOUND_VLM_DFN: u64 = 303;
     pub const FAIL_NOT_FOUND_VLM: u64 = 304;
     pub const FAIL_NOT_FOUND_NET_IF: u64 = 305;
+    pub const FAIL_NOT_FOUND_RSC_CONN: u64 = 307;
     pub const FAIL_NOT_FOUND_STOR_POOL_DFN: u64 = 309;
     pub const FAIL_NOT_FOUND_STOR_POOL: u64 = 310;
     pub const FAIL_NOT_FOUND_DFLT_STOR_POOL: u64 = 311;

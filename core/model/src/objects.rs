@@ -292,6 +292,35 @@ impl Resource {
     }
 }
 
+/// What is set on the connection between the resources of one definition on two nodes:
+/// DRBD options for that pair only. The pair is unordered and kept in name order
+/// (`node_a` < `node_b`, compared case-insensitively), so each pair has one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceConnection {
+    pub name: ResourceName,
+    pub node_a: NodeName,
+    pub node_b: NodeName,
+    pub props: Props,
+    pub flags: BTreeSet<String>,
+    pub uuid: String,
+}
+
+impl ResourceConnection {
+    /// Two nodes in the order a connection keeps them.
+    pub fn ordered(a: NodeName, b: NodeName) -> (NodeName, NodeName) {
+        if b < a {
+            (b, a)
+        } else {
+            (a, b)
+        }
+    }
+
+    /// Whether `node` is one end of the connection.
+    pub fn joins(&self, node: &NodeName) -> bool {
+        &self.node_a == node || &self.node_b == node
+    }
+}
+
 /// Flag names as LINSTOR shows them.
 pub mod flag {
     pub const DELETE: &str = "DELETE";

@@ -35,7 +35,7 @@ pub trait Persistence: Send + Sync {
     fn commit(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError>;
 }
 
-const CLASSES: [ObjectClass; 7] = [
+const CLASSES: [ObjectClass; 8] = [
     ObjectClass::Ctrl,
     ObjectClass::Node,
     ObjectClass::StorPoolDfn,
@@ -43,6 +43,7 @@ const CLASSES: [ObjectClass; 7] = [
     ObjectClass::RscGrp,
     ObjectClass::RscDfn,
     ObjectClass::Rsc,
+    ObjectClass::RscConn,
 ];
 
 /// The embedded default database.
@@ -218,6 +219,48 @@ mod tests {
         let n = c.nodes.values().next().unwrap();
         assert_eq!(n, &node("alpha"));
         assert_eq!(c.rsc_grps.len(), 1);
+    }
+
+    #[test]
+    fn resource_connections_persist_under_one_key() {
+        use strata_model::objects::ResourceConnection;
+        use strata_model::ResourceName;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let rsc = ResourceName::new("r1").unwrap();
+        let conn = ResourceConnection {
+            name: rsc.clone(),
+            node_a: NodeName::new("alpha").unwrap(),
+            node_b: NodeName::new("beta").unwrap(),
+            props: [("DrbdOptions/Net/protocol".to_string(), "A".to_string())].into(),
+            flags: Default::default(),
+            uuid: "c1".into(),
+        };
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            let mut other = conn.clone();
+            other.node_b = NodeName::new("gamma").unwrap();
+            store
+                .commit(
+                    1,
+                    &[Change::PutRscConn(conn.clone()), Change::PutRscConn(other)],
+                )
+                .unwrap();
+            // Named the other way round and in other case, it is the same row.
+            store
+                .commit(
+                    2,
+                    &[Change::DelRscConn(
+                        ResourceName::new("R1").unwrap(),
+                        NodeName::new("GAMMA").unwrap(),
+                        NodeName::new("alpha").unwrap(),
+                    )],
+                )
+                .unwrap();
+        }
+        let c = SqliteStore::open(&path).unwrap().load().unwrap();
+        let loaded: Vec<_> = c.connections_of(&rsc).cloned().collect();
+        assert_eq!(loaded, vec![conn]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod autoplace;
 pub mod drbd;
 pub mod node;
 pub mod pool;
+pub mod rconn;
 pub mod rd;
 pub mod rg;
 pub mod rsc;

@@ -361,6 +361,8 @@ pub fn delete_rd(cluster: &Cluster, rsc: &str) -> PlanResult {
     let mut plan = Plan::new();
     let rscs: Vec<_> = cluster.resources_of(&name).collect();
     if rscs.is_empty() {
+        plan.changes
+            .extend(super::rconn::drop_connections(cluster, &name, None));
         plan.change(Change::DelRscDfn(name.clone()));
         plan.reply(
             Reply::deleted(

@@ -1013,6 +1013,11 @@ pub fn finish_deletions(
         let held = present(&r.name);
         if r.is_deleting() {
             if r.delete_generation.is_some_and(|g| g <= applied) && held.is_none() {
+                plan.changes.extend(super::rconn::drop_connections(
+                    cluster,
+                    &r.name,
+                    Some(&r.node),
+                ));
                 plan.change(Change::DelRsc(r.name.clone(), r.node.clone()));
                 plan.reply(Reply::deleted(
                     ObjKind::Rsc,

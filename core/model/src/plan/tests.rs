@@ -872,3 +872,5 @@ mod drbd_numbers {
         assert!(err.message.contains("at most 32"), "{}", err.message);
     }
 }
+
+mod rconn;
