@@ -31,7 +31,7 @@ pub struct Resource {
     pub volumes: Vec<Volume>,
     /// Every node of the resource, the local one included.
     pub hosts: Vec<Host>,
-    /// Per-connection overrides of net options.
+    /// Per-connection overrides of net and peer-device options.
     pub connections: Vec<Connection>,
 }
 
@@ -92,12 +92,15 @@ pub struct Host {
     pub diskless: bool,
 }
 
-/// Net options for the connection between two hosts, overriding the resource's.
+/// Options for the connection between two hosts, overriding the resource's: `net` options
+/// (LINSTOR's `DrbdOptions/Net/...`) and `peer_device` options for every volume of the pair
+/// (`DrbdOptions/PeerDevice/...`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Connection {
     pub hosts: [String; 2],
     pub net: BTreeMap<String, String>,
+    pub peer_device: BTreeMap<String, String>,
 }
 
 /// The option sections, as LINSTOR names them in `DrbdOptions/<Section>/<key>`.
@@ -194,6 +197,7 @@ mod tests {
         r.connections.push(Connection {
             hosts: ["a".into(), "b".into()],
             net: [("protocol".to_string(), "A".to_string())].into(),
+            peer_device: [("c-max-rate".to_string(), "300M".to_string())].into(),
         });
         let back: Resource = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);

@@ -16,6 +16,11 @@
 //! - Without per-connection overrides the connections are one `connection-mesh`. With
 //!   overrides every pair of hosts gets its own `connection` block: drbdadm does not merge an
 //!   explicit `connection` with a mesh covering the same pair, it creates the peer twice.
+//!   A connection's net options go into its `net { }`; its peer-device options go into a
+//!   `volume N { disk { } }` per volume inside the connection, the most specific place
+//!   drbdadm knows. A plain `disk { }` in the connection would do for options the resource
+//!   does not set, but drbdadm refuses it ("ambiguous inheritance") for an option the
+//!   resource's `disk { }` sets too, which is exactly what an override is for.
 //!
 //! Every name and value is written inside double quotes, except numbers the grammar wants bare
 //! (node ids, minors, volume numbers) and addresses. drbd.conf has no escapes we could rely on,
@@ -28,7 +33,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::config::{Host, Local, Resource, SECTIONS};
+use crate::config::{Connection, Host, Local, Resource, SECTIONS};
 
 /// The disk path written for a remote node's diskful volumes.
 pub const REMOTE_DISK_PLACEHOLDER: &str = "/dev/strata/remote-disk-not-used-here";
@@ -197,7 +202,7 @@ pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
     let handlers: Vec<(String, String)> = opts("Handlers").into_iter().collect();
 
     // Connection overrides, by unordered pair.
-    let mut overrides: BTreeMap<(&str, &str), &BTreeMap<String, String>> = BTreeMap::new();
+    let mut overrides: BTreeMap<(&str, &str), &Connection> = BTreeMap::new();
     for c in &res.connections {
         let [a, b] = &c.hosts;
         for h in [a, b] {
@@ -215,7 +220,7 @@ pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
         } else {
             (b.as_str(), a.as_str())
         };
-        if overrides.insert(key, &c.net).is_some() {
+        if overrides.insert(key, c).is_some() {
             return Err(invalid(format!(
                 "the connection {a:?} - {b:?} is listed twice"
             )));
@@ -284,8 +289,15 @@ pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
                 let _ = writeln!(out, "\n    connection {{");
                 let _ = writeln!(out, "        host \"{}\";", a.name);
                 let _ = writeln!(out, "        host \"{}\";", b.name);
-                if let Some(net) = overrides.get(&key) {
-                    section(&mut out, 2, "net", net.iter())?;
+                if let Some(c) = overrides.get(&key) {
+                    section(&mut out, 2, "net", c.net.iter())?;
+                    if !c.peer_device.is_empty() {
+                        for v in &volumes {
+                            let _ = writeln!(out, "        volume {} {{", v.number);
+                            section(&mut out, 3, "disk", c.peer_device.iter())?;
+                            let _ = writeln!(out, "        }}");
+                        }
+                    }
                 }
                 let _ = writeln!(out, "    }}");
             }
@@ -544,6 +556,7 @@ resource "r0" {
         r.connections.push(Connection {
             hosts: ["beta".into(), "alpha".into()],
             net: [("protocol".to_string(), "A".to_string())].into(),
+            ..Default::default()
         });
         let text = render(&r, &local_alpha()).unwrap();
         assert!(!text.contains("connection-mesh"));
@@ -553,6 +566,31 @@ resource "r0" {
         ));
         assert!(text.contains(
             "    connection {\n        host \"beta\";\n        host \"gamma\";\n    }\n"
+        ));
+    }
+
+    #[test]
+    fn peer_device_overrides_go_into_every_volume_of_their_connection() {
+        let mut r = two_volume_resource();
+        r.connections.push(Connection {
+            hosts: ["gamma".into(), "alpha".into()],
+            peer_device: [("c-max-rate".to_string(), "300M".to_string())].into(),
+            ..Default::default()
+        });
+        let text = render(&r, &local_alpha()).unwrap();
+        assert!(text.contains(
+            "    connection {\n        host \"alpha\";\n        host \"gamma\";\n        volume 0 {\n            disk {\n                c-max-rate \"300M\";\n            }\n        }\n        volume 1 {\n            disk {\n                c-max-rate \"300M\";\n            }\n        }\n    }\n"
+        ), "{text}");
+        assert!(text.contains(
+            "    connection {\n        host \"alpha\";\n        host \"beta\";\n    }\n"
+        ));
+        // Checked like every other option.
+        r.connections[0]
+            .peer_device
+            .insert("c-min-rate".into(), "1M; }".into());
+        assert!(matches!(
+            render(&r, &local_alpha()),
+            Err(RenderError::Unsafe { .. })
         ));
     }
 
@@ -685,7 +723,7 @@ resource "r0" {
                 Box::new(|r, _| {
                     r.connections.push(Connection {
                         hosts: ["alpha".into(), "zeta".into()],
-                        net: Default::default(),
+                        ..Default::default()
                     })
                 }),
             ),
@@ -694,7 +732,7 @@ resource "r0" {
                 Box::new(|r, _| {
                     r.connections.push(Connection {
                         hosts: ["alpha".into(), "alpha".into()],
-                        net: Default::default(),
+                        ..Default::default()
                     })
                 }),
             ),
@@ -704,7 +742,7 @@ resource "r0" {
                     for pair in [["alpha", "beta"], ["beta", "alpha"]] {
                         r.connections.push(Connection {
                             hosts: pair.map(String::from),
-                            net: Default::default(),
+                            ..Default::default()
                         })
                     }
                 }),
@@ -873,6 +911,7 @@ mod real_drbdadm {
         r.connections.push(crate::config::Connection {
             hosts: ["beta".into(), "alpha".into()],
             net: [("protocol".to_string(), "A".to_string())].into(),
+            ..Default::default()
         });
         let conf = ConfDir::new();
         conf.write("r0", &render(&r, &local).unwrap());
@@ -889,6 +928,60 @@ mod real_drbdadm {
         );
         assert!(
             peers[1].starts_with("drbdsetup new-peer r0 2 ") && peers[1].contains("--protocol=C")
+        );
+    }
+
+    #[test]
+    fn peer_device_overrides_reach_only_their_peer() {
+        let (mut r, local) = alpha_view();
+        r.connections.push(crate::config::Connection {
+            hosts: ["alpha".into(), "beta".into()],
+            net: [("protocol".to_string(), "A".to_string())].into(),
+            // c-max-rate is set for the whole resource too: the connection's value wins.
+            peer_device: [
+                ("c-max-rate".to_string(), "300M".to_string()),
+                ("c-min-rate".to_string(), "10M".to_string()),
+            ]
+            .into(),
+        });
+        let conf = ConfDir::new();
+        conf.write("r0", &render(&r, &local).unwrap());
+        let out = drbdadm_as("alpha", &conf.conf(), &["-d", "up", "r0"]);
+        assert_eq!(out.status, 0, "{out:?}");
+        let printed = bare(&out.stdout);
+        let options = |peer: u32, vol: u32| -> Vec<String> {
+            let prefix = format!("drbdsetup peer-device-options r0 {peer} {vol} ");
+            let line = printed
+                .lines()
+                .find(|l| l.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} in\n{printed}"));
+            let mut opts: Vec<String> = line[prefix.len()..]
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            opts.sort();
+            opts
+        };
+        for vol in [0, 1] {
+            assert_eq!(
+                options(1, vol),
+                [
+                    "--c-max-rate=300M",
+                    "--c-min-rate=10M",
+                    "--resync-rate=100M"
+                ],
+                "beta, volume {vol}"
+            );
+            assert_eq!(
+                options(2, vol),
+                ["--bitmap=no", "--c-max-rate=200M", "--resync-rate=100M"],
+                "gamma, volume {vol}"
+            );
+        }
+        let dump = squeeze(&drbdadm_as("alpha", &conf.conf(), &["dump", "r0"]).stdout);
+        assert!(
+            dump.contains("host alpha;\nhost beta;\nnet {\n_name beta;\nprotocol A;\n}\nvolume 0 {\ndisk {\nc-max-rate 300M;\nc-min-rate 10M;\n}\n}"),
+            "{dump}"
         );
     }
 
