@@ -2,6 +2,13 @@
 //! override / delete / delete-namespace modification every `PUT` takes.
 
 mod catalog;
+mod drbd;
+mod drbd_catalog;
+
+pub use drbd::{
+    check_drbd_value, drbd_option, drbd_options, parse_drbd_number, DrbdOptionDef, DrbdScale,
+    DrbdSection, DrbdValue,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
@@ -12,8 +19,12 @@ pub type Props = BTreeMap<String, String>;
 
 /// Namespace for user data; anything below it is accepted unchecked.
 pub const AUX_NAMESPACE: &str = "Aux";
-/// DRBD options; their names and values belong to the DRBD layer.
+/// DRBD options: `DrbdOptions/<Section>/<name>` for the DRBD sections (checked against the DRBD
+/// option catalogue), the proxy sections, and LINSTOR's own keys of the main catalogue.
 pub const DRBD_OPTIONS_NAMESPACE: &str = "DrbdOptions";
+/// Sections below [`DRBD_OPTIONS_NAMESPACE`] that belong to DRBD Proxy; their options are not
+/// catalogued and pass with any non-empty value.
+const DRBD_PROXY_SECTIONS: [&str; 2] = ["Proxy", "ProxyCompression"];
 /// Keys the system keeps for itself.
 pub const INTERNAL_NAMESPACE: &str = "Internal";
 
@@ -183,14 +194,7 @@ pub fn validate(owner: PropsOwner, key: &str, value: &str) -> Result<(), Invalid
         });
     }
     if namespace == DRBD_OPTIONS_NAMESPACE && lookup(key).is_none() {
-        // DRBD option names are checked by the DRBD layer against what drbdsetup accepts.
-        if value.is_empty() {
-            return Err(InvalidProp {
-                message: format!("'{key}' needs a value"),
-                correction: "Delete the option instead of setting it to an empty value".into(),
-            });
-        }
-        return Ok(());
+        return validate_drbd_key(key, value);
     }
     let Some(def) = lookup(key) else {
         return Err(InvalidProp {
@@ -207,6 +211,41 @@ pub fn validate(owner: PropsOwner, key: &str, value: &str) -> Result<(), Invalid
         });
     }
     check_value(def, value)
+}
+
+/// A `DrbdOptions/...` key the main catalogue does not know.
+fn validate_drbd_key(key: &str, value: &str) -> Result<(), InvalidProp> {
+    let Some(rest) = key
+        .strip_prefix(DRBD_OPTIONS_NAMESPACE)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return Err(InvalidProp {
+            message: format!("'{key}' names no property"),
+            correction: "Give a DRBD option below the namespace, e.g. 'DrbdOptions/Net/protocol'"
+                .into(),
+        });
+    };
+    let (section, name) = rest.split_once('/').unwrap_or((rest, ""));
+    if let Some(section) = DrbdSection::from_name(section) {
+        return drbd::validate_drbd_option(section, name, value);
+    }
+    // With one segment it is one of LINSTOR's own keys directly below the namespace that the
+    // main catalogue does not list (e.g. auto-block-size), left to the layers that read it.
+    if rest.contains('/') && !DRBD_PROXY_SECTIONS.contains(&section) {
+        return Err(InvalidProp {
+            message: format!(
+                "'{key}' is not a known DRBD option: '{section}' is not a section of DRBD options"
+            ),
+            correction: drbd::suggest_section(section, name),
+        });
+    }
+    if value.is_empty() {
+        return Err(InvalidProp {
+            message: format!("'{key}' needs a value"),
+            correction: "Delete the option instead of setting it to an empty value".into(),
+        });
+    }
+    Ok(())
 }
 
 fn check_value(def: &PropDef, value: &str) -> Result<(), InvalidProp> {
@@ -341,20 +380,164 @@ mod tests {
     }
 
     #[test]
-    fn drbd_options_pass_to_the_drbd_layer() {
-        assert!(validate(
-            PropsOwner::ResourceDefinition,
-            "DrbdOptions/Net/allow-two-primaries",
-            "yes"
-        )
-        .is_ok());
-        // A DRBD option LINSTOR itself catalogues is still checked here.
-        assert!(validate(
-            PropsOwner::ResourceDefinition,
-            "DrbdOptions/auto-quorum",
-            "nope"
-        )
-        .is_err());
+    fn drbd_options_of_the_catalogue_pass() {
+        let rd = PropsOwner::ResourceDefinition;
+        for (k, v) in [
+            ("DrbdOptions/Net/allow-two-primaries", "yes"),
+            ("DrbdOptions/Net/protocol", "C"),
+            // drbdsetup reads the protocol in either case.
+            ("DrbdOptions/Net/protocol", "c"),
+            ("DrbdOptions/Net/max-buffers", "8K"),
+            ("DrbdOptions/Net/transport", "tcp"),
+            ("DrbdOptions/Net/verify-alg", "crc32c"),
+            ("DrbdOptions/Resource/quorum", "majority"),
+            ("DrbdOptions/Resource/quorum", "2"),
+            ("DrbdOptions/Resource/on-no-quorum", "suspend-io"),
+            ("DrbdOptions/Resource/auto-promote", "no"),
+            ("DrbdOptions/Disk/on-io-error", "detach"),
+            ("DrbdOptions/Disk/read-balancing", "1M-striping"),
+            ("DrbdOptions/Disk/resync-after", "other/0"),
+            ("DrbdOptions/PeerDevice/c-max-rate", "4194304"),
+            ("DrbdOptions/PeerDevice/c-fill-target", "1M"),
+            (
+                "DrbdOptions/Handlers/fence-peer",
+                "/usr/lib/drbd/crm-fence-peer.9.sh",
+            ),
+            (
+                "DrbdOptions/Handlers/disconnected",
+                "/usr/local/bin/notify --peer lost",
+            ),
+        ] {
+            let r = validate(rd, k, v);
+            assert!(r.is_ok(), "{k}={v}: {r:?}");
+        }
+        assert!(validate(PropsOwner::Controller, "DrbdOptions/Net/protocol", "A").is_ok());
+    }
+
+    #[test]
+    fn drbd_numbers_take_unit_suffixes_like_drbdsetup() {
+        let rd = PropsOwner::ResourceDefinition;
+        // c-max-rate counts KiB/s: 100M is 102400, 4G the most, 5G too much.
+        assert!(validate(rd, "DrbdOptions/PeerDevice/c-max-rate", "100M").is_ok());
+        assert!(validate(rd, "DrbdOptions/PeerDevice/c-max-rate", "4G").is_ok());
+        let err = validate(rd, "DrbdOptions/PeerDevice/c-max-rate", "5G").unwrap_err();
+        assert!(err.message.contains("5242880 KiB/s"), "{err:?}");
+        assert!(
+            err.correction
+                .contains("from 0 to 4194304, in KiB/s; a suffix K, M or G"),
+            "{err:?}"
+        );
+        // peer-ack-window counts sectors: 1M is 2048 of them, the least allowed.
+        assert!(validate(rd, "DrbdOptions/Resource/peer-ack-window", "1M").is_ok());
+        assert!(validate(rd, "DrbdOptions/Resource/peer-ack-window", "1024").is_err());
+        for bad in ["100MB", "100T", "1.5M", "-1", "ten", ""] {
+            assert!(
+                validate(rd, "DrbdOptions/PeerDevice/c-max-rate", bad).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn drbd_option_values_are_checked_by_type() {
+        let rd = PropsOwner::ResourceDefinition;
+        // Booleans are yes or no, as drbd.conf spells them.
+        for bad in ["true", "false", "YES", "1"] {
+            let err = validate(rd, "DrbdOptions/Net/allow-two-primaries", bad).unwrap_err();
+            assert_eq!(
+                err.correction,
+                "'DrbdOptions/Net/allow-two-primaries' takes yes or no"
+            );
+        }
+        // Ranges.
+        assert!(validate(rd, "DrbdOptions/Net/max-buffers", "131072").is_ok());
+        assert!(validate(rd, "DrbdOptions/Net/max-buffers", "131073").is_err());
+        let err = validate(rd, "DrbdOptions/Net/max-buffers", "1").unwrap_err();
+        assert!(err.correction.contains("from 32 to 131072"), "{err:?}");
+        // Enumerations are case-sensitive, except the protocol.
+        let err = validate(rd, "DrbdOptions/Disk/on-io-error", "Detach").unwrap_err();
+        assert_eq!(
+            err.correction,
+            "'DrbdOptions/Disk/on-io-error' takes one of pass_on, call-local-io-error, detach"
+        );
+        assert!(validate(rd, "DrbdOptions/Net/protocol", "D").is_err());
+        // A number or a symbol.
+        for bad in ["0", "33", "Majority", "most"] {
+            let err = validate(rd, "DrbdOptions/Resource/quorum", bad).unwrap_err();
+            assert!(
+                err.correction
+                    .contains("one of off, majority, all, or a whole number from 1 to 32"),
+                "{err:?}"
+            );
+        }
+        // Texts must be there and fit in a drbd.conf string.
+        assert!(validate(rd, "DrbdOptions/Handlers/split-brain", "")
+            .unwrap_err()
+            .message
+            .contains("needs a value"));
+        let err = validate(rd, "DrbdOptions/Handlers/pri-lost", "halt; reboot").unwrap_err();
+        assert!(err.message.contains("semicolon"), "{err:?}");
+        assert!(validate(rd, "DrbdOptions/Net/shared-secret", "a\"b").is_err());
+    }
+
+    #[test]
+    fn unknown_drbd_options_are_refused_with_a_suggestion() {
+        let rd = PropsOwner::ResourceDefinition;
+        let err = validate(rd, "DrbdOptions/Net/protocoll", "C").unwrap_err();
+        assert_eq!(
+            err.message,
+            "'DrbdOptions/Net/protocoll' is not a known DRBD option"
+        );
+        assert!(
+            err.correction
+                .starts_with("Did you mean 'DrbdOptions/Net/protocol'?"),
+            "{err:?}"
+        );
+        let err = validate(rd, "DrbdOptions/PeerDevice/c-max-rte", "1M").unwrap_err();
+        assert!(
+            err.correction
+                .contains("'DrbdOptions/PeerDevice/c-max-rate'"),
+            "{err:?}"
+        );
+        // drbd.conf writes peer-device options in its disk section; the property does not.
+        let err = validate(rd, "DrbdOptions/Disk/c-max-rate", "100M").unwrap_err();
+        assert_eq!(
+            err.correction,
+            "'c-max-rate' is not a Disk option; use 'DrbdOptions/PeerDevice/c-max-rate'"
+        );
+        let err = validate(rd, "DrbdOptions/Resource/zzzzzz", "1").unwrap_err();
+        assert!(
+            err.correction
+                .contains("`linstor controller drbd-options --help`"),
+            "{err:?}"
+        );
+        // Sections are spelled as LINSTOR spells them.
+        let err = validate(rd, "DrbdOptions/net/protocol", "C").unwrap_err();
+        assert!(
+            err.correction
+                .starts_with("Did you mean 'DrbdOptions/Net/protocol'?"),
+            "{err:?}"
+        );
+        assert!(validate(rd, "DrbdOptions/Options/quorum", "off").is_err());
+        assert!(validate(rd, "DrbdOptions/Net", "C").is_err());
+        assert!(validate(rd, "DrbdOptions/Net/protocol/x", "C").is_err());
+        // Dropped from the catalogue: not settings a property could hold.
+        assert!(validate(rd, "DrbdOptions/Net/_name", "x").is_err());
+        assert!(validate(rd, "DrbdOptions/Disk/set-defaults", "yes").is_err());
+    }
+
+    #[test]
+    fn other_drbd_keys_behave_as_before() {
+        let rd = PropsOwner::ResourceDefinition;
+        // A DRBD option LINSTOR itself catalogues is checked by the main catalogue.
+        assert!(validate(rd, "DrbdOptions/auto-quorum", "nope").is_err());
+        assert!(validate(rd, "DrbdOptions/auto-quorum", "io-error").is_ok());
+        // DRBD Proxy options and LINSTOR keys the catalogue does not list pass with a value.
+        assert!(validate(rd, "DrbdOptions/Proxy/memlimit", "100M").is_ok());
+        assert!(validate(rd, "DrbdOptions/ProxyCompression/level", "9").is_ok());
+        assert!(validate(rd, "DrbdOptions/Proxy/memlimit", "").is_err());
+        assert!(validate(rd, "DrbdOptions/auto-block-size", "4096").is_ok());
+        assert!(validate(rd, "DrbdOptions", "x").is_err());
     }
 
     #[test]
