@@ -4,6 +4,7 @@
 pub mod convert;
 mod lenient;
 pub mod rc;
+pub mod rsc_conn;
 pub mod types;
 
 pub use rc::ApiCallRc;

@@ -792,3 +792,40 @@ pub struct MaxVolumeSizes {
     pub candidates: Vec<Candidate>,
     pub default_max_oversubscription_ratio: f64,
 }
+
+/// The connection between the resources of one definition on two nodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceConnection {
+    #[serde(default)]
+    pub node_a: String,
+    #[serde(default)]
+    pub node_b: String,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub flags: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub port: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub drbd_proxy_port_a: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub drbd_proxy_port_b: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceConnectionModify {
+    #[serde(flatten)]
+    pub props: PropsModify,
+}

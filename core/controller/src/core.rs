@@ -115,6 +115,15 @@ fn affected_nodes(cluster: &Cluster, changes: &[Change]) -> BTreeSet<NodeName> {
             Change::DelRscDfn(rd) => {
                 out.extend(cluster.resources_of(rd).map(|r| r.node.clone()));
             }
+            // A connection's options are in the configuration of its two nodes only.
+            Change::PutRscConn(c) => {
+                out.insert(c.node_a.clone());
+                out.insert(c.node_b.clone());
+            }
+            Change::DelRscConn(_, a, b) => {
+                out.insert(a.clone());
+                out.insert(b.clone());
+            }
             _ => {}
         }
     }

@@ -54,7 +54,7 @@ fn drbd_resource(cluster: &Cluster, rd: &ResourceDefinition, r: &Resource) -> dr
         .resources_of(&rd.name)
         .filter(|p| !p.is_deleting())
         .collect();
-    let hosts = live
+    let hosts: Vec<drbd::Host> = live
         .iter()
         .filter_map(|p| {
             Some(drbd::Host {
@@ -95,9 +95,42 @@ fn drbd_resource(cluster: &Cluster, rd: &ResourceDefinition, r: &Resource) -> dr
         transport: rd.drbd_transport.clone(),
         options,
         volumes,
+        connections: connections(cluster, rd, r, &hosts),
         hosts,
-        connections: Vec::new(),
     }
+}
+
+/// The overrides on the connections of `r`'s node: net and peer-device options set on its
+/// resource connections, with peers among `hosts` (a peer being deleted is not).
+fn connections(
+    cluster: &Cluster,
+    rd: &ResourceDefinition,
+    r: &Resource,
+    hosts: &[drbd::Host],
+) -> Vec<drbd::Connection> {
+    let host = |n: &NodeName| {
+        hosts
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(n.as_str()))
+            .map(|h| h.name.clone())
+    };
+    cluster
+        .connections_of(&rd.name)
+        .filter(|c| c.joins(&r.node))
+        .filter_map(|c| {
+            let hosts = [host(&c.node_a)?, host(&c.node_b)?];
+            let mut options = drbd::Options::from_properties(
+                c.props.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            let net = options.sections.remove("Net").unwrap_or_default();
+            let peer_device = options.sections.remove("PeerDevice").unwrap_or_default();
+            (!net.is_empty() || !peer_device.is_empty()).then_some(drbd::Connection {
+                hosts,
+                net,
+                peer_device,
+            })
+        })
+        .collect()
 }
 
 /// Everything `node` should have at the cluster's current generation. Objects being deleted
@@ -178,5 +211,162 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
         node_name: node.to_string(),
         pools,
         resources,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_model::kinds::{NodeType, ProviderKind};
+    use strata_model::objects::{
+        NetInterface, ResourceConnection, ResourceGroup, StorPool, Volume, VolumeDefinition,
+        DEFAULT_RSC_GRP,
+    };
+    use strata_model::{Change, NetIfName, ResourceGroupName, ResourceName, StorPoolName};
+
+    fn name(n: &str) -> NodeName {
+        NodeName::new(n).unwrap()
+    }
+
+    /// `r1` with DRBD on node1..node3 (node ids 0..2).
+    fn cluster() -> Cluster {
+        let mut c = Cluster::default();
+        let rg = ResourceGroupName::new(DEFAULT_RSC_GRP).unwrap();
+        c.apply(Change::PutRscGrp(ResourceGroup {
+            name: rg.clone(),
+            description: String::new(),
+            props: Default::default(),
+            select_filter: Default::default(),
+            peer_slots: None,
+            volume_groups: Default::default(),
+            uuid: "rg".into(),
+        }));
+        let pool = StorPoolName::new("pool1").unwrap();
+        let rsc = ResourceName::new("r1").unwrap();
+        let mut rd = strata_model::objects::ResourceDefinition {
+            name: rsc.clone(),
+            external_name: None,
+            props: Default::default(),
+            flags: Default::default(),
+            layer_stack: vec![LayerKind::Drbd, LayerKind::Storage],
+            resource_group: rg,
+            volume_definitions: Default::default(),
+            drbd_port: None,
+            drbd_secret: Some("secret".into()),
+            drbd_peer_slots: None,
+            drbd_transport: None,
+            delete_generation: None,
+            uuid: "rd".into(),
+        };
+        rd.volume_definitions.insert(
+            0,
+            VolumeDefinition {
+                number: 0,
+                size_kib: 1 << 20,
+                props: Default::default(),
+                flags: Default::default(),
+                minor: Some(1000),
+                delete_generation: None,
+                uuid: "vd".into(),
+            },
+        );
+        c.apply(Change::PutRscDfn(rd));
+        for i in 0..3u32 {
+            let node = name(&format!("node{}", i + 1));
+            c.apply(Change::PutNode(Node {
+                name: node.clone(),
+                node_type: NodeType::Satellite,
+                props: Default::default(),
+                flags: Default::default(),
+                net_interfaces: vec![NetInterface {
+                    name: NetIfName::new("default").unwrap(),
+                    address: format!("10.0.0.{}", i + 1),
+                    satellite_port: Some(3366),
+                    encryption: None,
+                    is_active: true,
+                    uuid: format!("nif{i}"),
+                }],
+                uuid: format!("n{i}"),
+            }));
+            c.apply(Change::PutStorPool(StorPool {
+                node: node.clone(),
+                name: pool.clone(),
+                kind: ProviderKind::FileThin,
+                props: Default::default(),
+                free_space_mgr_name: None,
+                external_locking: false,
+                uuid: format!("sp{i}"),
+            }));
+            let mut r = Resource {
+                name: rsc.clone(),
+                node,
+                props: Default::default(),
+                flags: Default::default(),
+                volumes: Default::default(),
+                node_id: Some(i),
+                tcp_port: Some(7000),
+                peer_slots: Some(7),
+                create_timestamp: 0,
+                delete_generation: None,
+                uuid: format!("r{i}"),
+            };
+            r.volumes.insert(
+                0,
+                Volume {
+                    number: 0,
+                    storage_pool: pool.clone(),
+                    props: Default::default(),
+                    flags: Default::default(),
+                    uuid: format!("v{i}"),
+                },
+            );
+            c.apply(Change::PutRsc(r));
+        }
+        c
+    }
+
+    fn drbd_of(c: &Cluster, node: &str) -> drbd::Resource {
+        let cfg = build(c, "cluster", &name(node));
+        cfg.resources[0].drbd.clone().unwrap()
+    }
+
+    #[test]
+    fn connection_options_reach_both_ends_only() {
+        let mut c = cluster();
+        assert!(drbd_of(&c, "node1").connections.is_empty());
+        c.apply(Change::PutRscConn(ResourceConnection {
+            name: ResourceName::new("r1").unwrap(),
+            node_a: name("node1"),
+            node_b: name("node3"),
+            props: [
+                ("DrbdOptions/Net/protocol", "A"),
+                ("DrbdOptions/PeerDevice/c-max-rate", "300M"),
+                ("Aux/why", "wan link"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            flags: Default::default(),
+            uuid: "c".into(),
+        }));
+        for node in ["node1", "node3"] {
+            let conns = drbd_of(&c, node).connections;
+            assert_eq!(conns.len(), 1, "{node}");
+            assert_eq!(conns[0].hosts, ["node1".to_string(), "node3".to_string()]);
+            assert_eq!(conns[0].net["protocol"], "A");
+            assert_eq!(conns[0].peer_device["c-max-rate"], "300M");
+            assert_eq!(conns[0].net.len() + conns[0].peer_device.len(), 2);
+        }
+        assert!(drbd_of(&c, "node2").connections.is_empty());
+        // A peer on its way out is no host any more, and no connection either.
+        let mut gone = c
+            .resource(&ResourceName::new("r1").unwrap(), &name("node3"))
+            .unwrap()
+            .clone();
+        gone.flags.insert("DELETE".into());
+        c.apply(Change::PutRsc(gone));
+        let d = drbd_of(&c, "node1");
+        assert_eq!(d.hosts.len(), 2);
+        assert!(d.connections.is_empty());
     }
 }

@@ -5,6 +5,7 @@
 //! object does not exist, 400 for bad input, 500 when a node or the database failed.
 
 mod ctrl;
+mod events;
 mod nodes;
 mod rd;
 mod rg;
@@ -120,6 +121,14 @@ pub fn router(core: Arc<Core>) -> Router {
             "/v1/resource-definitions/{rsc}/autoplace",
             post(rd::autoplace),
         )
+        .route(
+            "/v1/resource-definitions/{rsc}/resource-connections",
+            get(rd::rconn_list),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resource-connections/{node_a}/{node_b}",
+            get(rd::rconn_get).put(rd::rconn_modify),
+        )
         .route("/v1/resource-groups", get(rg::list).post(rg::create))
         .route(
             "/v1/resource-groups/{rg}",
@@ -144,6 +153,7 @@ pub fn router(core: Arc<Core>) -> Router {
                 .post(rg::query_max_volume_size_filter),
         )
         .route("/v1/view/resources", get(view::resources))
+        .route("/v1/events/drbd/promotion", get(events::drbd_promotion))
         .route("/v1/view/storage-pools", get(view::storage_pools))
         .route("/v1/view/snapshots", get(view::snapshots))
         .fallback(unknown_call)

@@ -126,6 +126,8 @@ pub async fn lost(State(core): State<AppState>, Path(node): Path<String>) -> Res
         };
         let mut p = plan::Plan::new();
         for r in c.resources_on(&name) {
+            p.changes
+                .extend(plan::rconn::drop_connections(c, &r.name, Some(&name)));
             p.change(Change::DelRsc(r.name.clone(), name.clone()));
         }
         // Definitions that were waiting only for this node to confirm their deletion go too.

@@ -1,15 +1,18 @@
-//! Resource definitions, volume definitions, resources and their volumes, autoplace.
+//! Resource definitions, volume definitions, resources and their volumes, autoplace, and
+//! resource connections.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use strata_api::convert;
+use strata_api::rsc_conn::resource_connection;
 use strata_api::types::{
-    AutoPlaceRequest, ResourceCreate, ResourceDefinition, ResourceDefinitionCreate,
-    ResourceDefinitionModify, ResourceMakeAvailable, ResourceModify, ResourceWithVolumes,
-    VolumeDefinitionCreate, VolumeDefinitionModify, VolumeModify,
+    AutoPlaceRequest, ResourceConnectionModify, ResourceCreate, ResourceDefinition,
+    ResourceDefinitionCreate, ResourceDefinitionModify, ResourceMakeAvailable, ResourceModify,
+    ResourceWithVolumes, VolumeDefinitionCreate, VolumeDefinitionModify, VolumeModify,
 };
 use strata_model::error::code;
+use strata_model::plan::rconn as prconn;
 use strata_model::plan::rd::{self as prd, RscDfnCreate, RscDfnModify, VlmDfnCreate, VlmDfnModify};
 use strata_model::plan::rsc::{self as prsc, AutoplaceRequest, RscCreate};
 use strata_model::plan::Op;
@@ -408,6 +411,52 @@ pub async fn autoplace(
     };
     run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
         prsc::autoplace(c, env, o, &rsc, &plan_req)
+    })
+    .await
+}
+
+pub async fn rconn_list(
+    State(core): State<AppState>,
+    Path(rsc): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = Query::parse(q.as_deref());
+    let list = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        match prd::rd_of(&cluster, &rsc) {
+            Ok(rd) => cluster
+                .connections_of(&rd.name)
+                .map(resource_connection)
+                .collect::<Vec<_>>(),
+            Err(e) => return error(Op::None, e),
+        }
+    };
+    ok(&q.page(list))
+}
+
+/// One connection, as an object (what LINSTOR answers, although the spec says a list).
+pub async fn rconn_get(
+    State(core): State<AppState>,
+    Path((rsc, node_a, node_b)): Path<(String, String, String)>,
+) -> Response {
+    let found = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        prconn::rsc_conn_of(&cluster, &rsc, &node_a, &node_b).map(resource_connection)
+    };
+    match found {
+        Ok(c) => ok(&c),
+        Err(e) => error(Op::None, e),
+    }
+}
+
+pub async fn rconn_modify(
+    State(core): State<AppState>,
+    Path((rsc, node_a, node_b)): Path<(String, String, String)>,
+    Body(req): Body<ResourceConnectionModify>,
+) -> Response {
+    let change = convert::props_change(&req.props);
+    run(&core, Op::Modify, StatusCode::OK, move |c, env, _| {
+        prconn::modify_rsc_conn(c, env, &rsc, &node_a, &node_b, &change)
     })
     .await
 }
