@@ -8,6 +8,7 @@ use strata_model::size::HumanKib;
 
 use crate::common::{Request, SetPropArgs, AUX};
 use crate::context::{out, parse, Ctx};
+use crate::drbd_opts::{AllSections, DrbdOptionArgs};
 use crate::error::{self, CliError};
 use crate::output::{self, Style};
 use crate::table::{Just, Table};
@@ -54,16 +55,20 @@ pub enum ControllerCmd {
     },
     /// Shows the controller in use.
     Which,
+    /// Sets DRBD options every resource inherits; --unset-<option> removes one.
+    #[command(name = "drbd-options", visible_alias = "opt")]
+    DrbdOptions(DrbdOptionArgs<AllSections>),
 }
 
-pub fn requests(cmd: &ControllerCmd) -> Option<Vec<Request>> {
-    match cmd {
-        ControllerCmd::SetProperty { prop } => Some(vec![Request::post(
-            "/v1/controller/properties",
-            prop.modify_body(),
-        )]),
-        _ => None,
-    }
+pub fn requests(cmd: &ControllerCmd) -> Result<Option<Vec<Request>>, CliError> {
+    const PROPS: &str = "/v1/controller/properties";
+    Ok(Some(match cmd {
+        ControllerCmd::SetProperty { prop } => vec![Request::post(PROPS, prop.modify_body())],
+        ControllerCmd::DrbdOptions(opts) => {
+            vec![Request::post(PROPS, Value::Object(opts.modify_fields()?))]
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// The body of the max-volume-size query, as python-linstor sends it (`OPTIONS`).
@@ -102,7 +107,7 @@ pub fn qmvs_request(
 }
 
 pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
-    if let Some(reqs) = requests(&cmd) {
+    if let Some(reqs) = requests(&cmd)? {
         return ctx.send(reqs).await;
     }
     match cmd {
@@ -169,7 +174,9 @@ pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
             }
             Ok(error::OK)
         }
-        ControllerCmd::SetProperty { .. } => unreachable!("handled by requests()"),
+        ControllerCmd::SetProperty { .. } | ControllerCmd::DrbdOptions(_) => {
+            unreachable!("handled by requests()")
+        }
     }
 }
 
@@ -253,6 +260,7 @@ mod tests {
                 "DrbdOptions/Net/protocol",
                 "C"
             ]))
+            .unwrap()
             .unwrap(),
             vec![Request::post(
                 "/v1/controller/properties",
@@ -260,10 +268,57 @@ mod tests {
             )]
         );
         assert_eq!(
-            requests(&c(&["linstor", "c", "sp", "--aux", "x"])).unwrap()[0].body,
+            requests(&c(&["linstor", "c", "sp", "--aux", "x"]))
+                .unwrap()
+                .unwrap()[0]
+                .body,
             Some(json!({"delete_props": ["Aux/x"]}))
         );
         assert_eq!(c(&["linstor", "c", "v"]), ControllerCmd::Version);
+    }
+
+    #[test]
+    fn drbd_options() {
+        let r = requests(&c(&[
+            "linstor",
+            "controller",
+            "drbd-options",
+            "--quorum",
+            "majority",
+            "--on-no-quorum",
+            "io-error",
+            "--fence-peer",
+            "/usr/lib/drbd/crm-fence-peer.9.sh",
+            "--unset-c-max-rate",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r,
+            vec![Request::post(
+                "/v1/controller/properties",
+                json!({
+                    "override_props": {
+                        "DrbdOptions/Resource/quorum": "majority",
+                        "DrbdOptions/Resource/on-no-quorum": "io-error",
+                        "DrbdOptions/Handlers/fence-peer": "/usr/lib/drbd/crm-fence-peer.9.sh"
+                    },
+                    "delete_props": ["DrbdOptions/PeerDevice/c-max-rate"]
+                })
+            )]
+        );
+        // The upstream client's names for handlers.
+        let r = requests(&c(&["linstor", "c", "opt", "--unset-handler-split-brain"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r[0].body,
+            Some(json!({"delete_props": ["DrbdOptions/Handlers/split-brain"]}))
+        );
+        let e = requests(&c(&["linstor", "c", "drbd-options"])).unwrap_err();
+        assert_eq!(e.code, crate::error::ARGPARSE_ERROR);
+        assert!(parse_line(&["linstor", "c", "drbd-options", "--no-such-option", "1"]).is_err());
+        assert!(parse_line(&["linstor", "c", "drbd-options", "--quorum", "99"]).is_err());
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! line without command starts the interactive mode.
 
 mod common;
+mod connection;
 mod context;
 mod controller;
+mod drbd_opts;
 mod error;
 mod node;
 mod output;
@@ -102,6 +104,12 @@ pub enum Command {
     /// Volume group subcommands.
     #[command(name = "volume-group", visible_alias = "vg", subcommand)]
     VolumeGrp(rsc_grp::VgCmd),
+    /// Resource connection subcommands.
+    #[command(name = "resource-connection", visible_alias = "rc", subcommand)]
+    ResourceConnection(connection::RcCmd),
+    /// Node connection subcommands.
+    #[command(name = "node-connection", visible_alias = "nc", subcommand)]
+    NodeConnection(connection::NcCmd),
     /// Controller subcommands.
     #[command(visible_alias = "c", subcommand)]
     Controller(controller::ControllerCmd),
@@ -272,6 +280,8 @@ async fn execute(ctx: &mut Ctx, cmd: Command) -> Result<i32, CliError> {
         Command::Volume(c) => resource::run_volume(ctx, c).await,
         Command::ResourceGrp(c) => rsc_grp::run_rg(ctx, c).await,
         Command::VolumeGrp(c) => rsc_grp::run_vg(ctx, c).await,
+        Command::ResourceConnection(c) => connection::run_rc(ctx, c).await,
+        Command::NodeConnection(c) => connection::run_nc(ctx, c).await,
         Command::Controller(c) => controller::run(ctx, c).await,
         Command::ListCommands => {
             out(&commands_text());
@@ -482,6 +492,12 @@ mod tests {
             vec!["linstor", "c", "lp"],
             vec!["linstor", "n", "i", "l", "alpha"],
             vec!["linstor", "rg", "qmvs", "g"],
+            vec!["linstor", "rg", "opt", "g", "--protocol", "C"],
+            vec!["linstor", "rd", "opt", "r", "--protocol", "C"],
+            vec!["linstor", "vd", "opt", "r", "0", "--on-io-error", "detach"],
+            vec!["linstor", "rc", "popt", "a", "b", "r", "--protocol", "C"],
+            vec!["linstor", "nc", "popt", "a", "b", "--protocol", "C"],
+            vec!["linstor", "c", "opt", "--protocol", "C"],
             vec!["linstor", "list-commands"],
             vec!["linstor", "quit"],
         ] {

@@ -12,6 +12,7 @@ use crate::common::{
     SelectFilter, SetPropArgs,
 };
 use crate::context::{parse, Ctx};
+use crate::drbd_opts::{AllSections, DrbdOptionArgs, VolumeSections};
 use crate::error::CliError;
 use crate::output::{color, Style};
 use crate::table::{Cell, Table};
@@ -60,6 +61,13 @@ pub enum RdCmd {
         #[arg(short = 'p', long)]
         pastable: bool,
         resource_name: String,
+    },
+    /// Sets DRBD options of a resource definition; --unset-<option> removes one.
+    #[command(name = "drbd-options", visible_alias = "opt")]
+    DrbdOptions {
+        resource_name: String,
+        #[command(flatten)]
+        opts: DrbdOptionArgs<AllSections>,
     },
 }
 
@@ -220,6 +228,13 @@ pub fn rd_requests(cmd: &RdCmd) -> Result<Option<Vec<Request>>, CliError> {
         }
         RdCmd::Delete { name, .. } => name.iter().map(|n| Request::delete(path(n))).collect(),
         RdCmd::SetProperty { name, prop } => vec![Request::put(path(name), prop.modify_body())],
+        RdCmd::DrbdOptions {
+            resource_name,
+            opts,
+        } => vec![Request::put(
+            path(resource_name),
+            Value::Object(opts.modify_fields()?),
+        )],
         _ => return Ok(None),
     }))
 }
@@ -359,6 +374,14 @@ pub enum VdCmd {
         resource_definition: String,
         volume_nr: u32,
     },
+    /// Sets DRBD disk options of a volume definition; --unset-<option> removes one.
+    #[command(name = "drbd-options", visible_alias = "opt")]
+    DrbdOptions {
+        resource_name: String,
+        volume_nr: u32,
+        #[command(flatten)]
+        opts: DrbdOptionArgs<VolumeSections>,
+    },
 }
 
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -466,6 +489,14 @@ pub fn vd_requests(cmd: &VdCmd) -> Result<Option<Vec<Request>>, CliError> {
         } => vec![Request::put(
             path(resource_name, *volume_nr),
             prop.modify_body(),
+        )],
+        VdCmd::DrbdOptions {
+            resource_name,
+            volume_nr,
+            opts,
+        } => vec![Request::put(
+            path(resource_name, *volume_nr),
+            Value::Object(opts.modify_fields()?),
         )],
         _ => return Ok(None),
     }))
@@ -762,6 +793,79 @@ mod tests {
         let e = parse_line(&["linstor", "vd", "c", "r", "-1G"]).unwrap_err();
         assert_eq!(e.exit_code(), crate::error::ARGPARSE_ERROR);
         assert!(e.to_string().contains("'-1G' is negative"), "{e}");
+    }
+
+    #[test]
+    fn rd_drbd_options() {
+        let r = rd_requests(&rd(&[
+            "linstor",
+            "resource-definition",
+            "drbd-options",
+            "backups",
+            "--allow-two-primaries",
+            "yes",
+            "--auto-promote",
+            "no",
+            "--unset-protocol",
+            "--unset-on-io-error",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r,
+            vec![Request::put(
+                "/v1/resource-definitions/backups",
+                json!({
+                    "override_props": {
+                        "DrbdOptions/Net/allow-two-primaries": "yes",
+                        "DrbdOptions/Resource/auto-promote": "no"
+                    },
+                    "delete_props": ["DrbdOptions/Disk/on-io-error", "DrbdOptions/Net/protocol"]
+                })
+            )]
+        );
+        let e = rd_requests(&rd(&["linstor", "rd", "opt", "backups"])).unwrap_err();
+        assert_eq!(e.code, crate::error::ARGPARSE_ERROR);
+        assert!(parse_line(&["linstor", "rd", "opt", "r", "--allow-two-primary", "yes"]).is_err());
+        assert!(
+            parse_line(&["linstor", "rd", "opt", "r", "--allow-two-primaries", "true"]).is_err()
+        );
+    }
+
+    #[test]
+    fn vd_drbd_options() {
+        let r = vd_requests(&vd(&[
+            "linstor",
+            "volume-definition",
+            "drbd-options",
+            "backups",
+            "1",
+            "--on-io-error",
+            "detach",
+            "--al-extents",
+            "6007",
+            "--unset-disk-flushes",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r,
+            vec![Request::put(
+                "/v1/resource-definitions/backups/volume-definitions/1",
+                json!({
+                    "override_props": {
+                        "DrbdOptions/Disk/on-io-error": "detach",
+                        "DrbdOptions/Disk/al-extents": "6007"
+                    },
+                    "delete_props": ["DrbdOptions/Disk/disk-flushes"]
+                })
+            )]
+        );
+        let e = vd_requests(&vd(&["linstor", "vd", "opt", "backups", "0"])).unwrap_err();
+        assert_eq!(e.code, crate::error::ARGPARSE_ERROR);
+        // Only disk options belong to a volume definition.
+        assert!(parse_line(&["linstor", "vd", "opt", "r", "0", "--protocol", "C"]).is_err());
+        assert!(parse_line(&["linstor", "vd", "opt", "r", "0", "--on-io-eror", "detach"]).is_err());
     }
 
     #[test]

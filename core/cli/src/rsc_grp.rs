@@ -15,6 +15,7 @@ use crate::common::{
 };
 use crate::context::{out, parse, Ctx};
 use crate::controller::render_max_sizes;
+use crate::drbd_opts::{AllSections, DrbdOptionArgs};
 use crate::error::{self, CliError};
 use crate::output::Style;
 use crate::table::{Cell, Table};
@@ -46,6 +47,13 @@ pub enum RgCmd {
         #[arg(short = 'p', long)]
         pastable: bool,
         name: String,
+    },
+    /// Sets DRBD options the group's resources inherit; --unset-<option> removes one.
+    #[command(name = "drbd-options", visible_alias = "opt")]
+    DrbdOptions {
+        resource_group_name: String,
+        #[command(flatten)]
+        opts: DrbdOptionArgs<AllSections>,
     },
     /// Spawns a new resource with the settings of the resource group.
     #[command(name = "spawn-resources", visible_alias = "spawn")]
@@ -220,6 +228,14 @@ pub fn rg_requests(cmd: &RgCmd) -> Result<Option<Vec<Request>>, CliError> {
             let mut body = prop.modify_fields();
             body.insert("select_filter".into(), json!({}));
             vec![Request::put(path(name), Value::Object(body))]
+        }
+        RgCmd::DrbdOptions {
+            resource_group_name,
+            opts,
+        } => {
+            let mut body = opts.modify_fields()?;
+            body.insert("select_filter".into(), json!({}));
+            vec![Request::put(path(resource_group_name), Value::Object(body))]
         }
         RgCmd::Spawn(a) => vec![spawn_request(a)?],
         _ => return Ok(None),
@@ -636,6 +652,43 @@ mod tests {
         );
         let e = rg_requests(&rg(&["linstor", "rg", "c", "--place-count", "two", "g"])).unwrap_err();
         assert_eq!(e.code, crate::error::ARGPARSE_ERROR);
+    }
+
+    #[test]
+    fn rg_drbd_options() {
+        let r = rg_requests(&rg(&[
+            "linstor",
+            "resource-group",
+            "drbd-options",
+            "my_ssd_group",
+            "--c-max-rate",
+            "100M",
+            "--quorum",
+            "2",
+            "--unset-verify-alg",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r,
+            vec![Request::put(
+                "/v1/resource-groups/my_ssd_group",
+                json!({
+                    "override_props": {
+                        "DrbdOptions/PeerDevice/c-max-rate": "100M",
+                        "DrbdOptions/Resource/quorum": "2"
+                    },
+                    "delete_props": ["DrbdOptions/Net/verify-alg"],
+                    "select_filter": {}
+                })
+            )]
+        );
+        let e = rg_requests(&rg(&["linstor", "rg", "opt", "g"])).unwrap_err();
+        assert_eq!(e.code, crate::error::ARGPARSE_ERROR);
+        assert!(
+            parse_line(&["linstor", "rg", "opt", "g", "--c-max", "1G", "--bogus", "1"]).is_err()
+        );
+        assert!(parse_line(&["linstor", "rg", "opt", "g", "--c-max-rate", "5G"]).is_err());
     }
 
     #[test]
