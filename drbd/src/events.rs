@@ -386,6 +386,12 @@ impl State {
         self.resources.values()
     }
 
+    /// Puts a fresh picture of one resource (e.g. from a `--now` snapshot) in place of what
+    /// the stream had folded together.
+    pub fn replace_resource(&mut self, res: ResourceState) {
+        self.resources.insert(res.name.clone(), res);
+    }
+
     /// Parses `line` and applies it; returns whether it was a line this parser knows.
     pub fn apply_line(&mut self, line: &str) -> bool {
         match parse_line(line) {

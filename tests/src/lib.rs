@@ -153,6 +153,21 @@ pub struct Satellite {
     pub proc: Proc,
 }
 
+impl Satellite {
+    /// Appends lines to the DRBD event stream a dry-run satellite follows, as the kernel
+    /// would print them through `drbdsetup events2`.
+    pub fn drbd_events(&self, lines: &[&str]) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.state_dir.join("events2"))
+            .expect("events file");
+        for l in lines {
+            writeln!(f, "{l}").expect("event line");
+        }
+    }
+}
+
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub port: u16,
@@ -268,9 +283,16 @@ impl TestCluster {
                 std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
             );
         if self.drbd_dry_run {
+            // DRBD's events come from a file the test writes (see `Satellite::drbd_events`).
+            let events = state_dir.join("events2");
+            if !events.exists() {
+                std::fs::write(&events, "").expect("events file");
+            }
             cmd.arg("--drbd-dry-run")
                 .arg("--drbd-config")
-                .arg(state_dir.join("drbd.conf"));
+                .arg(state_dir.join("drbd.conf"))
+                .arg("--drbd-events-file")
+                .arg(events);
         }
         Proc::spawn(&mut cmd, &dir.join(format!("{name}.log")))
     }

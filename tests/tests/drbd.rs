@@ -140,3 +140,219 @@ fn three_replicas_and_a_diskless_client_agree_on_every_node() {
     assert!(c.wait_until(Duration::from_secs(20), || (0..4)
         .all(|i| !res_file(i).exists())));
 }
+
+/// The node id the controller gave resource `rsc` on `node`.
+fn node_id(c: &TestCluster, rsc: &str, node: &str) -> u32 {
+    let rs = c
+        .block(
+            c.client()
+                .resources(&[node.into()], &[rsc.into()], &[], &[]),
+        )
+        .unwrap();
+    let drbd = rs[0].resource.layer_object.as_ref().unwrap().drbd.as_ref();
+    drbd.unwrap().node_id.unwrap() as u32
+}
+
+/// Reads server-sent events from `path` of the controller until `want` appears in them.
+fn read_events_until(
+    addr: String,
+    path: &str,
+    want: &'static str,
+) -> std::thread::JoinHandle<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains(want) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    })
+}
+
+#[test]
+fn drbd_state_reaches_the_api_the_cli_and_the_event_stream() {
+    let c = TestCluster::start_drbd_dry_run(2);
+    c.register_all();
+    c.create_group("rg2", 2);
+    let client = c.client();
+    ok_replies(c.block(client.write(
+        Method::POST,
+        "/v1/resource-groups/rg2/spawn",
+        Some(&json!({"resource_definition_name": "sync1", "volume_sizes": [32 * MIB]})),
+    )));
+    let (id1, id2) = (node_id(&c, "sync1", "node1"), node_id(&c, "sync1", "node2"));
+    // DRBD is followed but has not brought the resource up yet: its state is unknown.
+    let table = String::from_utf8(c.linstor(&["resource", "list"]).stdout).unwrap();
+    assert!(
+        table
+            .lines()
+            .filter(|l| l.contains("sync1") && l.contains("Unknown"))
+            .count()
+            == 2,
+        "{table}"
+    );
+
+    // Both nodes come up and connect; both disks are new (Inconsistent).
+    let newborn = |peer: u32, peer_name: &str| {
+        vec![
+            "exists resource name:sync1 role:Secondary suspended:no may_promote:no promotion_score:0".to_string(),
+            format!("exists connection name:sync1 peer-node-id:{peer} conn-name:{peer_name} connection:Connected role:Secondary"),
+            "exists device name:sync1 volume:0 minor:1000 disk:Inconsistent client:no quorum:yes open:no".to_string(),
+            format!("exists peer-device name:sync1 peer-node-id:{peer} conn-name:{peer_name} volume:0 replication:Established peer-disk:Inconsistent peer-client:no"),
+            "exists -".to_string(),
+        ]
+    };
+    let as_str = |v: &[String]| {
+        v.iter()
+            .map(String::as_str)
+            .collect::<Vec<&str>>()
+            .join("\n")
+    };
+    c.satellites[0].drbd_events(&[&as_str(&newborn(id2, "node2"))]);
+    c.satellites[1].drbd_events(&[&as_str(&newborn(id1, "node1"))]);
+    // The node with the lower node id declares the new thin volumes in sync (drbdadm runs as a
+    // dry run here), once; the other does nothing.
+    let (first, other) = if id1 < id2 { (0, 1) } else { (1, 0) };
+    assert!(
+        c.wait_until(Duration::from_secs(20), || c.satellites[first]
+            .proc
+            .log_text()
+            .contains("initial state of new resource set")),
+        "no initial sync step on the first node:\n{}",
+        c.satellites[first].proc.log_text()
+    );
+    assert!(!c.satellites[other]
+        .proc
+        .log_text()
+        .contains("initial state of new resource set"));
+
+    // Say instead node1 receives a resync from node2.
+    c.satellites[0].drbd_events(&[&format!(
+        "change peer-device name:sync1 peer-node-id:{id2} conn-name:node2 volume:0 replication:SyncTarget done:45.12"
+    )]);
+    c.satellites[1].drbd_events(&[
+        "change device name:sync1 volume:0 disk:UpToDate",
+        &format!("change peer-device name:sync1 peer-node-id:{id1} conn-name:node1 volume:0 replication:SyncSource peer-disk:Inconsistent done:45.12"),
+        "change resource name:sync1 may_promote:yes promotion_score:10101",
+    ]);
+    let syncing = || {
+        let rs = c
+            .block(client.resources(&["node1".into()], &["sync1".into()], &[], &[]))
+            .unwrap();
+        let st = rs[0].volumes[0].state.clone().unwrap_or_default();
+        st.replication_states.get("node2").is_some_and(|r| {
+            r.replication_state.as_deref() == Some("SyncTarget") && r.done_percentage == Some(45.12)
+        }) && st.disk_state.as_deref() == Some("Inconsistent")
+    };
+    assert!(
+        c.wait_until(Duration::from_secs(10), syncing),
+        "no SyncTarget in the view"
+    );
+    let rs = c
+        .block(client.resources(&["node2".into()], &["sync1".into()], &[], &[]))
+        .unwrap();
+    let d = rs[0]
+        .resource
+        .layer_object
+        .as_ref()
+        .unwrap()
+        .drbd
+        .clone()
+        .unwrap();
+    assert!(d.connections["node1"].connected, "{:?}", d.connections);
+    assert_eq!(d.connections["node1"].message.as_deref(), Some("Connected"));
+    assert_eq!(d.may_promote, Some(true));
+    assert_eq!(d.promotion_score, Some(10101));
+    assert_eq!(rs[0].resource.state.as_ref().unwrap().in_use, Some(false));
+    let table = String::from_utf8(c.linstor(&["resource", "list"]).stdout).unwrap();
+    let row = |node: &str| {
+        table
+            .lines()
+            .find(|l| l.contains("sync1") && l.contains(node))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("node1").contains("SyncTarget(45.12%)"), "{table}");
+    assert!(row("node2").contains("UpToDate"), "{table}");
+    assert!(
+        row("node1").contains("Unused") && row("node1").contains("Ok"),
+        "{table}"
+    );
+
+    // wait-sync waits for the end of the resync; the event stream tells who may promote.
+    let events = read_events_until(
+        c.controller_addr(),
+        "/v1/events/drbd/promotion",
+        "\"node1\"",
+    );
+    let waiter = Command::new(strata_tests::bin("linstor"))
+        .args(["--controllers", &c.controller_addr(), "--no-color"])
+        .args([
+            "resource-definition",
+            "wait-sync",
+            "--wait-timeout",
+            "30",
+            "sync1",
+        ])
+        .env_remove("LS_CONTROLLERS")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    c.satellites[0].drbd_events(&[
+        "change device name:sync1 volume:0 disk:UpToDate",
+        &format!("change peer-device name:sync1 peer-node-id:{id2} conn-name:node2 volume:0 replication:Established peer-disk:UpToDate"),
+        "change resource name:sync1 may_promote:yes promotion_score:10101",
+    ]);
+    c.satellites[1].drbd_events(&[&format!(
+        "change peer-device name:sync1 peer-node-id:{id1} conn-name:node1 volume:0 replication:Established peer-disk:UpToDate"
+    )]);
+    let out = waiter.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("is in sync on 2 node(s)"), "{text}");
+    let seen = events.join().unwrap();
+    assert!(seen.contains("event: may-promote-change"), "{seen}");
+    assert!(
+        seen.contains(r#"{"resource_name":"sync1","node_name":"node1","may_promote":true}"#),
+        "{seen}"
+    );
+    let table = String::from_utf8(c.linstor(&["resource", "list"]).stdout).unwrap();
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.contains("sync1") && l.contains("UpToDate"))
+            .count(),
+        2,
+        "{table}"
+    );
+
+    // A node whose DRBD goes away mid-way (the module unloaded, drbdsetup gone): wait-sync
+    // does not pretend, it times out with what is wrong.
+    c.satellites[1].drbd_events(&["destroy resource name:sync1"]);
+    assert!(c.wait_until(Duration::from_secs(10), || {
+        let t = String::from_utf8(c.linstor(&["resource", "list"]).stdout).unwrap();
+        t.lines()
+            .any(|l| l.contains("sync1") && l.contains("node2") && l.contains("Unknown"))
+    }));
+    let out = c.linstor(&["rd", "wait-sync", "--wait-timeout", "1", "sync1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not in sync") && err.contains("node2"),
+        "{err}"
+    );
+    let unknown = c.linstor(&["rd", "wait-sync", "nope"]);
+    assert!(!unknown.status.success());
+}

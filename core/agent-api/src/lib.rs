@@ -8,12 +8,15 @@
 //! - `GET  /v1/report`  -> [`Report`]: observed state, for polling.
 //! - `POST /v1/pools/probe` with [`PoolConfig`] -> [`PoolProbe`]: can this pool be used
 //!   (asked before the controller records a new pool).
+//! - `GET  /v1/drbd?after=SEQ&wait_ms=MS` -> `Option<DrbdReport>`: the DRBD state of the node,
+//!   answered as soon as it changed after `SEQ` (or after `MS` milliseconds, at most
+//!   [`DRBD_WAIT_MAX_MS`]); `null` when the node has no DRBD layer.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use strata_model::kinds::{LayerKind, ProviderKind};
-use strata_model::observed::{Capabilities, PoolState, ResourceState};
+use strata_model::observed::{Capabilities, DrbdReport, PoolState, ResourceState};
 
 /// Version of this protocol; both sides refuse a peer that speaks another.
 pub const AGENT_API_VERSION: u32 = 1;
@@ -22,6 +25,9 @@ pub const PATH_HELLO: &str = "/v1/hello";
 pub const PATH_CONFIG: &str = "/v1/config";
 pub const PATH_REPORT: &str = "/v1/report";
 pub const PATH_POOL_PROBE: &str = "/v1/pools/probe";
+pub const PATH_DRBD: &str = "/v1/drbd";
+/// Longest a `GET /v1/drbd` waits for a change.
+pub const DRBD_WAIT_MAX_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
@@ -64,6 +70,22 @@ pub struct ResourceConfig {
     /// above are then those of the backing volumes (DRBD's metadata included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drbd: Option<strata_drbd::config::Resource>,
+    /// Set on the one node that starts a new DRBD resource's data: how, once every diskful
+    /// node is connected and every disk is still `Inconsistent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_sync: Option<InitialSync>,
+}
+
+/// How a new DRBD resource gets its first up-to-date data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialSync {
+    /// Every backing volume is new and reads zeroes (thin, sparse or zeroed): declare them in
+    /// sync without copying anything.
+    Skip,
+    /// Backing volumes hold whatever was on the disk before: make this node primary once, by
+    /// force, so that a full sync copies its data to the others.
+    Full,
 }
 
 /// Everything a node should have. Whatever the satellite created and is not in here goes.
@@ -76,7 +98,7 @@ pub struct NodeConfig {
     pub resources: Vec<ResourceConfig>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub node_name: Option<String>,
     pub applied_generation: u64,
@@ -84,6 +106,9 @@ pub struct Report {
     pub resources: Vec<ResourceState>,
     /// Problems that concern the node as a whole (e.g. its own record could not be read).
     pub errors: Vec<String>,
+    /// What DRBD says, on nodes with the DRBD layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drbd: Option<DrbdReport>,
 }
 
 impl Report {

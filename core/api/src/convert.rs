@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use strata_model::kinds::{ConnectionStatus, LayerKind, ProviderKind};
 use strata_model::objects as m;
-use strata_model::observed::{Capabilities, PoolState, ResourceState as ObservedRsc};
+use strata_model::observed::{Capabilities, DrbdObserved, PoolState, ResourceState as ObservedRsc};
 use strata_model::plan::rg::SelectFilterPatch;
 use strata_model::plan::Reply;
 use strata_model::{ApiError, ObjKind, PropsChange, StorPoolName};
@@ -336,13 +336,47 @@ pub fn volume_group(vg: &m::VolumeGroup) -> VolumeGroup {
 
 /// A resource with its volumes as `/v1/view/resources` shows it, joined with what its node
 /// reported.
+/// What is known of a resource's DRBD state on its node.
+#[derive(Debug, Clone, Copy)]
+pub enum DrbdSeen<'a> {
+    /// The node does not follow DRBD events (no DRBD layer, or offline): states come from the
+    /// storage below.
+    NotWatched,
+    /// DRBD is followed but does not know the resource (not up yet).
+    Missing,
+    Seen(&'a DrbdObserved),
+}
+
+fn replication_states(
+    v: &strata_model::observed::DrbdVolumeObserved,
+) -> BTreeMap<String, ReplicationState> {
+    v.peers
+        .iter()
+        .map(|(peer, p)| {
+            (
+                peer.clone(),
+                ReplicationState {
+                    replication_state: Some(p.replication.clone()),
+                    done_percentage: p.done,
+                },
+            )
+        })
+        .collect()
+}
+
 pub fn resource_with_volumes(
     r: &m::Resource,
     rd: &m::ResourceDefinition,
     observed: Option<&ObservedRsc>,
+    seen: DrbdSeen<'_>,
     pool_kind: &dyn Fn(&StorPoolName) -> Option<ProviderKind>,
 ) -> ResourceWithVolumes {
     let drbd = rd.layer_stack.contains(&LayerKind::Drbd);
+    let drbd_seen = match seen {
+        DrbdSeen::Seen(d) if drbd => Some(Some(d)),
+        DrbdSeen::Missing if drbd => Some(None),
+        _ => None,
+    };
     let diskless = r.is_diskless();
     let mut volumes = Vec::new();
     let mut storage_volumes = Vec::new();
@@ -353,13 +387,19 @@ pub fn resource_with_volumes(
         let device = obs.and_then(|o| o.device_path.clone());
         let allocated = obs.and_then(|o| o.allocated_kib).map(|k| k as i64);
         let usable = obs.and_then(|o| o.usable_kib).map(|k| k as i64);
-        let disk_state = obs.map(|o| o.disk_state.clone()).filter(|s| !s.is_empty());
+        let storage_state = obs.map(|o| o.disk_state.clone()).filter(|s| !s.is_empty());
+        // With DRBD followed, the volume's state is DRBD's.
+        let drbd_vlm = drbd_seen.map(|d| d.and_then(|d| d.volumes.get(&v.number)));
+        let disk_state = match drbd_vlm {
+            Some(dv) => dv.and_then(|dv| dv.disk_state.clone()),
+            None => storage_state.clone(),
+        };
         let storage = StorageVolume {
             volume_number: v.number as i32,
             device_path: if diskless { None } else { device.clone() },
             allocated_size_kib: allocated,
             usable_size_kib: usable,
-            disk_state: disk_state.clone(),
+            disk_state: storage_state.clone(),
         };
         let mut layer_data_list = Vec::new();
         if drbd {
@@ -414,9 +454,12 @@ pub fn resource_with_volumes(
             usable_size_kib: usable,
             props: v.props.clone(),
             flags: v.flags.iter().cloned().collect(),
-            state: obs.map(|_| VolumeState {
+            state: (obs.is_some() || drbd_vlm.flatten().is_some()).then(|| VolumeState {
                 disk_state,
-                replication_states: BTreeMap::new(),
+                replication_states: drbd_vlm
+                    .flatten()
+                    .map(replication_states)
+                    .unwrap_or_default(),
             }),
             layer_data_list,
             uuid: Some(v.uuid.clone()),
@@ -444,7 +487,28 @@ pub fn resource_with_volumes(
                 al_size: Some(32),
                 flags: Vec::new(),
                 drbd_volumes,
-                ..Default::default()
+                connections: drbd_seen
+                    .flatten()
+                    .map(|d| {
+                        d.connections
+                            .iter()
+                            .map(|(peer, state)| {
+                                (
+                                    peer.clone(),
+                                    DrbdConnection {
+                                        connected: state == "Connected",
+                                        message: Some(state.clone()),
+                                    },
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                promotion_score: drbd_seen
+                    .flatten()
+                    .and_then(|d| d.promotion_score)
+                    .map(|p| p.min(i32::MAX as u64) as i32),
+                may_promote: drbd_seen.flatten().and_then(|d| d.may_promote),
             }),
             storage: None,
         }
@@ -458,7 +522,11 @@ pub fn resource_with_volumes(
             props: r.props.clone(),
             flags: r.flags.iter().cloned().collect(),
             layer_object: Some(layer_object),
-            state: observed.map(|o| ResourceState { in_use: o.in_use }),
+            state: match drbd_seen {
+                Some(Some(d)) => Some(ResourceState { in_use: d.in_use() }),
+                Some(None) => observed.map(|_| ResourceState { in_use: None }),
+                None => observed.map(|o| ResourceState { in_use: o.in_use }),
+            },
             uuid: Some(r.uuid.clone()),
             create_timestamp: Some(r.create_timestamp),
         },

@@ -16,6 +16,7 @@ mod resource;
 mod rsc_dfn;
 mod rsc_grp;
 mod storpool;
+mod sync;
 mod table;
 
 use std::io::{BufRead, IsTerminal};

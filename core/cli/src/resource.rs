@@ -466,6 +466,23 @@ pub fn volume_state(v: &Volume, rsc_flags: &[String]) -> (String, Option<&'stati
     if !expects_disk_state {
         return (format!("{prefix}Created"), None);
     }
+    // A replica receiving a resync shows how far it got.
+    let receiving = v.state.as_ref().and_then(|s| {
+        s.replication_states.values().find(|r| {
+            matches!(
+                r.replication_state.as_deref(),
+                Some("SyncTarget" | "PausedSyncT")
+            )
+        })
+    });
+    if let Some(r) = receiving {
+        let name = r.replication_state.as_deref().unwrap_or_default();
+        let text = match r.done_percentage {
+            Some(p) => format!("{prefix}{name}({p:.2}%)"),
+            None => format!("{prefix}{name}"),
+        };
+        return (text, Some(color::YELLOW));
+    }
     let disk_state = v
         .state
         .as_ref()
@@ -999,6 +1016,18 @@ ERROR:
         assert_eq!(
             volume_state(&v, &[]),
             ("Inconsistent".to_string(), Some(color::RED))
+        );
+        // Receiving a resync: its progress.
+        v.state.as_mut().unwrap().replication_states.insert(
+            "n2".into(),
+            strata_api::types::ReplicationState {
+                replication_state: Some("SyncTarget".into()),
+                done_percentage: Some(45.123),
+            },
+        );
+        assert_eq!(
+            volume_state(&v, &[]),
+            ("SyncTarget(45.12%)".to_string(), Some(color::YELLOW))
         );
         v.state = None;
         assert_eq!(

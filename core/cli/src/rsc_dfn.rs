@@ -55,6 +55,8 @@ pub enum RdCmd {
         #[command(flatten)]
         prop: SetPropArgs,
     },
+    /// Waits until every replica of a resource definition is in sync.
+    WaitSync(crate::sync::WaitSyncArgs),
     /// Prints the properties of a resource definition.
     #[command(visible_alias = "lp")]
     ListProperties {
@@ -276,6 +278,7 @@ pub async fn run_rd(ctx: &mut Ctx, cmd: RdCmd) -> Result<i32, CliError> {
                 .find(|r| r.name.eq_ignore_ascii_case(&resource_name));
             Ok(ctx.show_props(found.map(|r| &r.props), pastable))
         }
+        RdCmd::WaitSync(a) => crate::sync::run(ctx, a).await,
         _ => unreachable!("write commands are handled by rd_requests()"),
     }
 }

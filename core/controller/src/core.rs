@@ -46,6 +46,16 @@ pub struct Core {
     pub settings: Settings,
     pub http: reqwest::Client,
     links: Mutex<HashMap<NodeName, Arc<LinkHandle>>>,
+    /// Changes of DRBD's `may_promote`, for `GET /v1/events/drbd/promotion`.
+    pub promotions: tokio::sync::broadcast::Sender<MayPromoteChange>,
+}
+
+/// A resource on a node became promotable, or stopped being.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MayPromoteChange {
+    pub resource_name: String,
+    pub node_name: String,
+    pub may_promote: bool,
 }
 
 /// The answer of a mutation: what to say, and whether it created something.
@@ -150,6 +160,7 @@ impl Core {
             settings,
             http,
             links: Mutex::new(HashMap::new()),
+            promotions: tokio::sync::broadcast::channel(1024).0,
         });
         core.bootstrap()?;
         Ok(core)
@@ -258,12 +269,35 @@ impl Core {
             for e in report.errors.iter().filter(|e| !known.contains(e)) {
                 tracing::warn!(node = %node, "satellite reports: {e}");
             }
-            observed.apply_report(node, report.clone());
+            let changed = observed.apply_report(node, report.clone());
+            drop(observed);
+            self.announce_promotions(node, changed);
         }
         if !self.has_deletions_to_finish(node, report) {
             return;
         }
         self.finish_deletions_visible(node, report).await;
+    }
+
+    /// Takes the DRBD state a node's event watcher sent.
+    pub fn record_drbd(&self, node: &NodeName, report: Arc<strata_model::observed::DrbdReport>) {
+        let changed = self
+            .observed
+            .write()
+            .unwrap_or_else(poisoned)
+            .apply_drbd(node, report);
+        self.announce_promotions(node, changed);
+    }
+
+    fn announce_promotions(&self, node: &NodeName, changed: Vec<(String, bool)>) {
+        for (rsc, may_promote) in changed {
+            // Nobody listening is not an error.
+            let _ = self.promotions.send(MayPromoteChange {
+                resource_name: rsc,
+                node_name: node.to_string(),
+                may_promote,
+            });
+        }
     }
 
     /// Whether a node's report shows work to try again: a failed volume, or a resource it

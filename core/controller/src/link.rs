@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_agent_api::{
-    AgentError, Hello, NodeConfig, Report, AGENT_API_VERSION, PATH_CONFIG, PATH_HELLO, PATH_REPORT,
+    AgentError, Hello, NodeConfig, Report, AGENT_API_VERSION, DRBD_WAIT_MAX_MS, PATH_CONFIG,
+    PATH_DRBD, PATH_HELLO, PATH_REPORT,
 };
 use strata_model::kinds::ConnectionStatus;
+use strata_model::observed::DrbdReport;
 use strata_model::NodeName;
 use tokio::sync::watch;
 
@@ -161,6 +163,51 @@ fn url(addr: SocketAddr, path: &str) -> String {
     format!("http://{addr}{path}")
 }
 
+/// A task that ends when its handle goes.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long one wait for DRBD changes may last on the satellite.
+const DRBD_WAIT: Duration = Duration::from_millis(DRBD_WAIT_MAX_MS / 2);
+
+/// Follows the DRBD state of a node while it is online: asks for it, and again as soon as
+/// something changed (the satellite holds the question until then). Ends at once when the
+/// node has no DRBD layer.
+async fn follow_drbd(core: Arc<Core>, node: NodeName, addr: SocketAddr) {
+    let http = core.http.clone();
+    let mut after = 0u64;
+    let mut epoch: Option<u64> = None;
+    loop {
+        let mut path = format!(
+            "{PATH_DRBD}?after={after}&wait_ms={}",
+            DRBD_WAIT.as_millis()
+        );
+        if let Some(e) = epoch {
+            path.push_str(&format!("&epoch={e}"));
+        }
+        let answer =
+            call::<Option<DrbdReport>>(http.get(url(addr, &path)), DRBD_WAIT + HELLO_TIMEOUT * 3)
+                .await;
+        match answer {
+            Ok(None) => return,
+            Ok(Some(report)) => {
+                after = report.seq;
+                epoch = Some(report.epoch);
+                core.record_drbd(&node, Arc::new(report));
+                // Coalesce bursts of events into fewer answers.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // The main loop of the link notices a lost node; try again shortly.
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
 pub fn spawn(core: Arc<Core>, node: NodeName) -> LinkHandle {
     let (wanted_tx, wanted_rx) = watch::channel(0u64);
     let (status_tx, status_rx) = watch::channel(LinkStatus::default());
@@ -187,9 +234,14 @@ async fn run(
     let mut need_push = true;
     let mut pushed: u64 = 0;
     let mut backoff = Duration::from_millis(500);
+    // Held for its effect: dropping it stops following DRBD.
+    let mut _drbd: Option<AbortOnDrop> = None;
     loop {
         if *stop.borrow() {
             return;
+        }
+        if !online {
+            _drbd = None;
         }
         let Some(addr) = core.satellite_addr(&node) else {
             return;
@@ -217,6 +269,11 @@ async fn run(
                     online = true;
                     need_push = true;
                     backoff = Duration::from_millis(500);
+                    _drbd = Some(AbortOnDrop(tokio::spawn(follow_drbd(
+                        core.clone(),
+                        node.clone(),
+                        addr,
+                    ))));
                     core.set_node_online(&node, h.capabilities);
                     tracing::info!(node = %node, %addr, "satellite connected");
                     continue;

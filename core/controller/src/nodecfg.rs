@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use strata_agent_api::{NodeConfig, PoolConfig, ResourceConfig, VolumeConfig};
+use strata_agent_api::{InitialSync, NodeConfig, PoolConfig, ResourceConfig, VolumeConfig};
 use strata_drbd::config as drbd;
 use strata_model::kinds::LayerKind;
 use strata_model::objects::{backing_volume_name, Node, Resource, ResourceDefinition};
@@ -133,6 +133,40 @@ fn connections(
         .collect()
 }
 
+/// Whether `r` is the one resource that starts the data of its (new) DRBD resource, and how:
+/// the diskful resource with the lowest node id does it; without copying when every diskful
+/// backing volume reads zeroes when new, unless `DrbdOptions/ForceInitialSync` says otherwise.
+/// The satellite acts only while every disk is still `Inconsistent`, so once the resource has
+/// data this changes nothing.
+fn initial_sync(cluster: &Cluster, rd: &ResourceDefinition, r: &Resource) -> Option<InitialSync> {
+    if r.is_diskless() {
+        return None;
+    }
+    let diskful: Vec<&Resource> = cluster
+        .resources_of(&rd.name)
+        .filter(|p| !p.is_deleting() && !p.is_diskless() && p.node_id.is_some())
+        .collect();
+    let first = diskful.iter().min_by_key(|p| p.node_id)?;
+    if first.node != r.node {
+        return None;
+    }
+    let force = drbd_props(cluster, rd, r)
+        .get("DrbdOptions/ForceInitialSync")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let zeroed = diskful.iter().all(|p| {
+        p.volumes.values().all(|v| {
+            cluster
+                .stor_pool(&p.node, &v.storage_pool)
+                .is_some_and(|sp| sp.kind.new_volumes_read_zeroes())
+        })
+    });
+    Some(if zeroed && !force {
+        InitialSync::Skip
+    } else {
+        InitialSync::Full
+    })
+}
+
 /// Everything `node` should have at the cluster's current generation. Objects being deleted
 /// are left out, so that the satellite removes them.
 pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig {
@@ -197,12 +231,14 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
                 })
             })
             .collect();
+        let initial_sync = drbd.as_ref().and_then(|_| initial_sync(cluster, rd, r));
         resources.push(ResourceConfig {
             name: r.name.to_string(),
             layers: rd.layer_stack.clone(),
             diskless: r.is_diskless(),
             volumes,
             drbd,
+            initial_sync,
         });
     }
     NodeConfig {

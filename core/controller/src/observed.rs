@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use strata_agent_api::Report;
 use strata_model::kinds::ConnectionStatus;
-use strata_model::observed::{Capabilities, PoolState, ResourceState};
+use strata_model::observed::{Capabilities, DrbdObserved, DrbdReport, PoolState, ResourceState};
 use strata_model::plan::Observed;
 use strata_model::{NodeName, StorPoolName};
 
@@ -22,6 +22,10 @@ pub struct NodeObserved {
     pools: HashMap<String, PoolState>,
     /// Resource name as reported -> position in `report.resources`.
     resources: HashMap<String, usize>,
+    /// What DRBD says on the node (its event watcher's latest state), when it has the layer.
+    pub drbd: Option<Arc<DrbdReport>>,
+    /// Resource name -> position in `drbd.resources`.
+    drbd_index: HashMap<String, usize>,
 }
 
 impl NodeObserved {
@@ -43,6 +47,40 @@ impl NodeObserved {
             // Names compare case-insensitively; reports normally echo the exact name.
             None => self.report.resource(name),
         }
+    }
+
+    /// What DRBD says of resource `name` on this node.
+    pub fn drbd(&self, name: &str) -> Option<&DrbdObserved> {
+        let d = self.drbd.as_ref()?;
+        match self.drbd_index.get(name) {
+            Some(i) => d.resources.get(*i),
+            None => d.resource(name),
+        }
+    }
+
+    /// Takes `report` unless what is held is newer; answers the resources whose `may_promote`
+    /// changed (with the new value), in the order of the report.
+    fn set_drbd(&mut self, report: Arc<DrbdReport>) -> Vec<(String, bool)> {
+        if let Some(old) = &self.drbd {
+            if !report.supersedes(old) {
+                return Vec::new();
+            }
+        }
+        let mut changed = Vec::new();
+        for r in &report.resources {
+            let Some(now) = r.may_promote else { continue };
+            if self.drbd(&r.name).and_then(|o| o.may_promote) != Some(now) {
+                changed.push((r.name.clone(), now));
+            }
+        }
+        self.drbd_index = report
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
+        self.drbd = Some(report);
+        changed
     }
 }
 
@@ -76,8 +114,13 @@ impl ObservedState {
         n.last_error = why;
     }
 
-    pub fn apply_report(&mut self, node: &NodeName, report: Arc<Report>) {
+    /// Takes a node's report; answers the resources whose `may_promote` changed.
+    pub fn apply_report(&mut self, node: &NodeName, report: Arc<Report>) -> Vec<(String, bool)> {
         let n = self.node_mut(node);
+        let changed = match &report.drbd {
+            Some(d) => n.set_drbd(Arc::new(d.clone())),
+            None => Vec::new(),
+        };
         n.pools = report
             .pools
             .iter()
@@ -90,6 +133,17 @@ impl ObservedState {
             .map(|(i, r)| (r.name.clone(), i))
             .collect();
         n.report = report;
+        changed
+    }
+
+    /// Takes a node's DRBD state; answers the resources whose `may_promote` changed.
+    pub fn apply_drbd(&mut self, node: &NodeName, report: Arc<DrbdReport>) -> Vec<(String, bool)> {
+        self.node_mut(node).set_drbd(report)
+    }
+
+    /// What DRBD says of resource `rsc` on `node`.
+    pub fn drbd(&self, node: &NodeName, rsc: &str) -> Option<&DrbdObserved> {
+        self.nodes.get(node).and_then(|n| n.drbd(rsc))
     }
 
     pub fn resource(&self, node: &NodeName, rsc: &str) -> Option<&ResourceState> {

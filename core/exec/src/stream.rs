@@ -316,7 +316,7 @@ impl ScriptedLines {
 }
 
 impl LineSource for ScriptedLines {
-    fn next_line(&mut self, _timeout: Duration) -> Result<Option<String>, ExecError> {
+    fn next_line(&mut self, timeout: Duration) -> Result<Option<String>, ExecError> {
         match self.steps.pop_front() {
             Some(Step::Line(l)) => Ok(Some(l)),
             Some(Step::Idle) => Ok(None),
@@ -326,7 +326,11 @@ impl LineSource for ScriptedLines {
                     status: *status,
                     stderr: stderr.clone(),
                 }),
-                None => Ok(None),
+                None => {
+                    // A live process with nothing to say: the caller waits (briefly, here).
+                    std::thread::sleep(timeout.min(Duration::from_millis(20)));
+                    Ok(None)
+                }
             },
         }
     }

@@ -86,6 +86,13 @@ upper_enum!(
 );
 
 impl ProviderKind {
+    /// A volume this provider creates reads zeroes everywhere until written: thin volumes,
+    /// sparse or allocated files, ZFS volumes. A thick logical volume holds whatever the disk
+    /// held before.
+    pub fn new_volumes_read_zeroes(self) -> bool {
+        !matches!(self, ProviderKind::Lvm)
+    }
+
     /// Thin pools hand out space on write, so they may promise more than they hold.
     pub fn is_thin(self) -> bool {
         matches!(

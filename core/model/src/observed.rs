@@ -92,3 +92,121 @@ impl ResourceState {
             .or_else(|| self.volumes.iter().find_map(|v| v.error.clone()))
     }
 }
+
+/// What DRBD reports of one resource on one node (from its `drbdsetup events2` stream).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrbdObserved {
+    pub name: String,
+    /// `Primary`, `Secondary` or `Unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_promote: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_score: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<bool>,
+    /// Why I/O is suspended (`user`, `no-data`, `fencing`, `quorum`); empty when it is not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspended: Vec<String>,
+    /// Peer node name -> connection state (`Connected`, `Connecting`, `StandAlone`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connections: BTreeMap<String, String>,
+    /// Local volumes by number.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<u32, DrbdVolumeObserved>,
+}
+
+/// One local DRBD volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrbdVolumeObserved {
+    /// `UpToDate`, `Inconsistent`, `Diskless`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_state: Option<String>,
+    /// Intentionally diskless (a DRBD client).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client: bool,
+    /// Opened on this node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
+    /// Peer node name -> replication towards it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peers: BTreeMap<String, PeerReplication>,
+}
+
+/// One volume as replicated to one peer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerReplication {
+    /// `Established`, `SyncSource`, `SyncTarget`, `Off`, ...
+    pub replication: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_disk: Option<String>,
+    /// Resync progress in percent while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<f64>,
+}
+
+/// Replication states in which the data of a volume is being brought up to date.
+pub fn is_resync_state(state: &str) -> bool {
+    matches!(
+        state,
+        "StartingSyncS"
+            | "StartingSyncT"
+            | "WFBitMapS"
+            | "WFBitMapT"
+            | "WFSyncUUID"
+            | "SyncSource"
+            | "SyncTarget"
+            | "PausedSyncS"
+            | "PausedSyncT"
+    )
+}
+
+impl DrbdObserved {
+    /// The resource is in use here (DRBD Primary).
+    pub fn in_use(&self) -> Option<bool> {
+        self.role.as_deref().map(|r| r == "Primary")
+    }
+
+    /// Every local volume is UpToDate (or intentionally diskless) and no resync runs towards
+    /// any peer.
+    pub fn is_synced(&self) -> bool {
+        !self.volumes.is_empty()
+            && self.volumes.values().all(|v| {
+                let disk_ok = match v.disk_state.as_deref() {
+                    Some("UpToDate") => true,
+                    Some("Diskless") => v.client,
+                    _ => false,
+                };
+                disk_ok && v.peers.values().all(|p| !is_resync_state(&p.replication))
+            })
+    }
+}
+
+/// The DRBD state of every DRBD resource of a node, as its satellite last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrbdReport {
+    /// Identifies the satellite's watcher: a new one (after a restart) starts counting again.
+    pub epoch: u64,
+    /// Grows with every change the watcher saw.
+    pub seq: u64,
+    /// The watcher has seen DRBD's complete state (the initial dump of the event stream).
+    pub complete: bool,
+    /// Why the watcher cannot see DRBD's state, when it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub resources: Vec<DrbdObserved>,
+}
+
+impl DrbdReport {
+    /// Whether `self` is newer than `other` (another watcher, or later in the same one).
+    pub fn supersedes(&self, other: &DrbdReport) -> bool {
+        self.epoch != other.epoch || self.seq >= other.seq
+    }
+
+    pub fn resource(&self, name: &str) -> Option<&DrbdObserved> {
+        self.resources
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name))
+    }
+}

@@ -77,6 +77,11 @@ impl DrbdDriver {
         })
     }
 
+    /// How drbdadm runs on this node.
+    pub fn adm(&self) -> &AdmConfig {
+        &self.adm
+    }
+
     /// drbdadm as run for `node`: the `.res` files name hosts by node name, which need not
     /// be the host name.
     fn adm_for(&self, node: &str) -> AdmConfig {

@@ -7,19 +7,20 @@ pub mod config;
 pub mod drbd;
 pub mod reconcile;
 pub mod record;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{rejection::JsonRejection, State};
+use axum::extract::{rejection::JsonRejection, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use strata_agent_api::{
-    AgentError, Hello, NodeConfig, PoolConfig, Report, AGENT_API_VERSION, PATH_CONFIG, PATH_HELLO,
-    PATH_POOL_PROBE, PATH_REPORT,
+    AgentError, Hello, NodeConfig, PoolConfig, Report, AGENT_API_VERSION, DRBD_WAIT_MAX_MS,
+    PATH_CONFIG, PATH_DRBD, PATH_HELLO, PATH_POOL_PROBE, PATH_REPORT,
 };
 use strata_model::observed::Capabilities;
 
@@ -36,6 +37,8 @@ struct Inner {
     /// Set when the record could not be read at start-up; reported until a controller
     /// configures the node again.
     record_problem: Mutex<Option<String>>,
+    /// The DRBD event watcher, on nodes with the DRBD layer.
+    watch: Option<watch::DrbdWatch>,
 }
 
 #[derive(Clone)]
@@ -88,8 +91,31 @@ impl Satellite {
                 file,
                 record: Mutex::new(record),
                 record_problem: Mutex::new(problem),
+                watch: None,
             }),
         }
+    }
+
+    /// The same satellite with a DRBD event watcher (call before serving).
+    pub fn with_watch(self, watch: watch::DrbdWatch) -> Satellite {
+        let mut inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("with_watch is called before the satellite is shared"));
+        if let Some(cfg) = &inner
+            .record
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .applied
+        {
+            watch.configure(cfg);
+        }
+        inner.watch = Some(watch);
+        Satellite {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn watch(&self) -> Option<&watch::DrbdWatch> {
+        self.inner.watch.as_ref()
     }
 
     fn lock_record(&self) -> std::sync::MutexGuard<'_, Record> {
@@ -126,6 +152,9 @@ impl Satellite {
     }
 
     fn add_problems(&self, report: &mut Report) {
+        if let Some(w) = &self.inner.watch {
+            report.drbd = Some(w.report());
+        }
         if let Some(p) = self
             .inner
             .record_problem
@@ -173,6 +202,9 @@ impl Satellite {
         }
         let started = std::time::Instant::now();
         let mut report = reconcile::reconcile(self.inner.factory.as_ref(), &mut record, cfg);
+        if let Some(w) = &self.inner.watch {
+            w.configure(cfg);
+        }
         let reconciled = started.elapsed();
         let saved = self.inner.file.save(&record);
         tracing::debug!(
@@ -212,6 +244,7 @@ impl Satellite {
             .route(PATH_CONFIG, put(config))
             .route(PATH_REPORT, get(report))
             .route(PATH_POOL_PROBE, post(probe))
+            .route(PATH_DRBD, get(drbd))
             .with_state(self.clone())
     }
 
@@ -286,4 +319,25 @@ async fn probe(
         Ok(r) => Json(r).into_response(),
         Err(resp) => resp,
     }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DrbdWait {
+    after: Option<u64>,
+    epoch: Option<u64>,
+    wait_ms: Option<u64>,
+}
+
+/// The node's DRBD state, once it changed after `after` of watcher `epoch` or the wait ran out.
+async fn drbd(State(s): State<Satellite>, Query(q): Query<DrbdWait>) -> Response {
+    let Some(w) = s.watch().cloned() else {
+        return Json(None::<strata_model::observed::DrbdReport>).into_response();
+    };
+    if q.epoch == Some(w.epoch()) {
+        let after = q.after.unwrap_or(0);
+        let wait = std::time::Duration::from_millis(q.wait_ms.unwrap_or(0).min(DRBD_WAIT_MAX_MS));
+        let mut rx = w.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|seq| *seq > after)).await;
+    }
+    Json(Some(w.report())).into_response()
 }

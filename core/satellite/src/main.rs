@@ -45,6 +45,28 @@ struct Args {
     /// so that configurations can be checked on a machine without the DRBD kernel module.
     #[arg(long, hide = true)]
     drbd_dry_run: bool,
+    /// Testing aid: read DRBD events from this file (followed as it grows) instead of
+    /// `drbdsetup events2`.
+    #[arg(long, hide = true)]
+    drbd_events_file: Option<PathBuf>,
+}
+
+/// Where the DRBD event watcher reads from; `None`: nowhere (a dry run without a file).
+fn event_source(args: &Args) -> Option<strata_satellite::watch::EventSource> {
+    match &args.drbd_events_file {
+        Some(file) => Some(strata_satellite::watch::EventSource {
+            // `--pid`: tail ends with the satellite, even one killed outright.
+            cmd: strata_exec::Cmd::new("tail")
+                .arg(format!("--pid={}", std::process::id()))
+                .arg("-n")
+                .arg("+1")
+                .arg("-F")
+                .arg(file.to_string_lossy()),
+            refresh: false,
+        }),
+        None if args.drbd_dry_run => None,
+        None => Some(strata_satellite::watch::EventSource::drbdsetup()),
+    }
 }
 
 /// The DRBD layer of this node, when it can run DRBD (or pretends to, with `--drbd-dry-run`);
@@ -129,13 +151,25 @@ async fn main() -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || detect(r.as_ref(), &HostPaths::default())).await?
     };
     let drbd = drbd_layer(&args, &settings.state_dir, runner.clone(), &mut caps)?;
+    let watch = match (&drbd, event_source(&args)) {
+        (Some(d), Some(source)) => Some(strata_satellite::watch::DrbdWatch::start(
+            Arc::new(RealRunner),
+            runner.clone(),
+            d.adm().clone(),
+            source,
+        )),
+        _ => None,
+    };
     tracing::info!(
         providers = ?caps.providers,
         layers = ?caps.layers,
         "detected capabilities"
     );
     let factory = Arc::new(RealProviders { runner, drbd });
-    let sat = Satellite::new(settings.state_dir.clone(), factory, caps);
+    let mut sat = Satellite::new(settings.state_dir.clone(), factory, caps);
+    if let Some(w) = watch {
+        sat = sat.with_watch(w);
+    }
     {
         let s = sat.clone();
         let report = tokio::task::spawn_blocking(move || s.converge_from_record()).await?;

@@ -643,6 +643,7 @@ mod tests {
                 .iter()
                 .map(|(n, size)| ResourceConfig {
                     drbd: None,
+                    initial_sync: None,
                     name: n.to_string(),
                     layers: vec![LayerKind::Storage],
                     diskless: false,

@@ -83,6 +83,7 @@ fn report_for(cfg: &NodeConfig, free_kib: u64) -> Report {
             })
             .collect(),
         errors: Vec::new(),
+        drbd: None,
     }
 }
 

@@ -12,6 +12,24 @@ use axum::http::StatusCode;
 
 use super::{json_bytes, ok, wanted, AppState, Query};
 
+/// What is known of `r`'s DRBD state on its node.
+fn drbd_seen<'a>(
+    observed: &'a crate::observed::ObservedState,
+    r: &Resource,
+    online: bool,
+) -> convert::DrbdSeen<'a> {
+    if !online {
+        return convert::DrbdSeen::NotWatched;
+    }
+    match observed.nodes.get(&r.node) {
+        Some(n) if n.drbd.is_some() => match n.drbd(r.name.as_str()) {
+            Some(d) => convert::DrbdSeen::Seen(d),
+            None => convert::DrbdSeen::Missing,
+        },
+        _ => convert::DrbdSeen::NotWatched,
+    }
+}
+
 /// One resource joined with its node's report.
 pub fn resource_view(
     core: &AppState,
@@ -26,7 +44,7 @@ pub fn resource_view(
     } else {
         None
     };
-    convert::resource_with_volumes(r, rd, state, &|pool| {
+    convert::resource_with_volumes(r, rd, state, drbd_seen(&observed, r, online), &|pool| {
         cluster.stor_pool(&r.node, pool).map(|sp| sp.kind)
     })
 }
@@ -83,12 +101,14 @@ pub async fn resources(State(core): State<AppState>, RawQuery(q): RawQuery) -> R
             if limit.is_some_and(|l| written >= l) {
                 break 'all;
             }
-            let state = if observed.status(&r.node) == strata_model::ConnectionStatus::Online {
+            let online = observed.status(&r.node) == strata_model::ConnectionStatus::Online;
+            let state = if online {
                 observed.resource(&r.node, r.name.as_str())
             } else {
                 None
             };
-            let view = convert::resource_with_volumes(r, rd, state, &|pool| {
+            let seen = drbd_seen(&observed, r, online);
+            let view = convert::resource_with_volumes(r, rd, state, seen, &|pool| {
                 cluster.stor_pool(&r.node, pool).map(|sp| sp.kind)
             });
             if written > 0 {
