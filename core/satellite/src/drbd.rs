@@ -3,7 +3,7 @@
 //! has none, and `drbdadm adjust` to make the kernel match; `down` and `wipe-md` when a
 //! resource goes. Every command goes through `strata_drbd::adm` and so through `exec`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -96,12 +96,17 @@ impl DrbdDriver {
     }
 
     /// Makes resource `res` true on node `node` whose backing devices are `disks` (by
-    /// volume number; a volume without one is diskless here).
+    /// volume number; a volume without one is diskless here). Metadata is created where a
+    /// backing device has none; volumes in `known_md` are known to carry it (asking drbdmeta
+    /// about a device DRBD holds is refused). Volumes in `grown` got a larger backing device
+    /// and are resized after the adjust.
     pub fn apply(
         &self,
         node: &str,
         res: &Resource,
         disks: &BTreeMap<u32, String>,
+        known_md: &BTreeSet<u32>,
+        grown: &[u32],
     ) -> Result<(), String> {
         let local = Local {
             node: node.to_string(),
@@ -119,8 +124,19 @@ impl DrbdDriver {
             let Some(dev) = disks.get(&v.number) else {
                 continue;
             };
-            let has = adm::has_metadata(runner, adm, dev, v.minor)
-                .map_err(|e| format!("cannot tell whether {dev} carries DRBD metadata: {e}"))?;
+            if known_md.contains(&v.number) {
+                continue;
+            }
+            let has = match adm::has_metadata(runner, adm, dev, v.minor) {
+                Ok(has) => has,
+                // drbdmeta refuses to look at a device DRBD holds: it has metadata.
+                Err(e) if e.stderr().contains("is configured") => true,
+                Err(e) => {
+                    return Err(format!(
+                        "cannot tell whether {dev} carries DRBD metadata: {e}"
+                    ))
+                }
+            };
             if !has {
                 adm::create_md_striped(
                     runner,
@@ -135,6 +151,12 @@ impl DrbdDriver {
             }
         }
         adm::adjust(runner, adm, &res.name).map_err(|e| e.to_string())?;
+        for v in grown {
+            if disks.contains_key(v) {
+                adm::resize(runner, adm, &res.name, *v)
+                    .map_err(|e| format!("volume {v} could not be resized: {e}"))?;
+            }
+        }
         Ok(())
     }
 
@@ -165,7 +187,163 @@ impl DrbdDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_drbd::config::{Host, Volume};
     use strata_drbd::version::{capability, parse_drbdadm_version};
+    use strata_exec::{Output, ScriptedRunner};
+
+    fn resource(hosts: &[(&str, u32)]) -> Resource {
+        Resource {
+            name: "r0".into(),
+            volumes: vec![Volume {
+                number: 0,
+                minor: 1000,
+            }],
+            hosts: hosts
+                .iter()
+                .map(|(n, id)| Host {
+                    name: n.to_string(),
+                    node_id: *id,
+                    address: format!("127.0.0.{}", id + 2),
+                    port: 7000,
+                    diskless: false,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn driver(dir: &Path) -> (Arc<ScriptedRunner>, DrbdDriver) {
+        let runner = Arc::new(ScriptedRunner::new());
+        let d =
+            DrbdDriver::new(runner.clone(), AdmConfig::default(), dir.join("res"), None).unwrap();
+        (runner, d)
+    }
+
+    const DSTATE: &[&str] = &[
+        "drbdmeta",
+        "1000",
+        "v09",
+        "/dev/loop7",
+        "internal",
+        "dstate",
+    ];
+
+    fn disk() -> BTreeMap<u32, String> {
+        [(0, "/dev/loop7".to_string())].into()
+    }
+
+    /// The life of a replica on node alpha, command by command: create, a peer added, a peer
+    /// removed, the backing volume grown, deletion.
+    #[test]
+    fn command_sequences_of_a_replica() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, d) = driver(dir.path());
+        let none = BTreeSet::new();
+        let known: BTreeSet<u32> = [0].into();
+
+        // Create: no metadata yet -> create-md with the peer slots, then adjust.
+        runner
+            .expect(DSTATE, Output::failed(1, "No valid meta data found"))
+            .expect(
+                &["drbdadm", "create-md", "--force", "--max-peers=7", "r0/0"],
+                Output::ok(""),
+            )
+            .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
+        let two = resource(&[("alpha", 0), ("beta", 1)]);
+        d.apply("alpha", &two, &disk(), &none, &[]).unwrap();
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+        let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
+        assert!(text.contains("beta") && !text.contains("gamma"), "{text}");
+
+        // A peer is added: the file grows a host, adjust connects it; metadata is not asked
+        // about again (DRBD holds the device).
+        runner.expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
+        let three = resource(&[("alpha", 0), ("beta", 1), ("gamma", 2)]);
+        d.apply("alpha", &three, &disk(), &known, &[]).unwrap();
+        assert!(runner.remaining().is_empty());
+        let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
+        assert!(text.contains("gamma"), "{text}");
+
+        // A peer is removed: adjust disconnects and forgets it.
+        runner.expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
+        let moved = resource(&[("alpha", 0), ("gamma", 2)]);
+        d.apply("alpha", &moved, &disk(), &known, &[]).unwrap();
+        let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
+        assert!(!text.contains("beta"), "{text}");
+
+        // The backing volume grew: adjust, then resize.
+        runner
+            .expect(&["drbdadm", "adjust", "r0"], Output::ok(""))
+            .expect(&["drbdadm", "resize", "r0/0"], Output::ok(""));
+        d.apply("alpha", &moved, &disk(), &known, &[0]).unwrap();
+        assert!(runner.remaining().is_empty());
+
+        // Deletion: down, wipe the metadata, remove the file.
+        runner
+            .expect(&["drbdadm", "down", "r0"], Output::ok(""))
+            .expect(&["drbdadm", "wipe-md", "--force", "r0/0"], Output::ok(""));
+        d.remove("alpha", &moved, &disk()).unwrap();
+        assert!(runner.remaining().is_empty());
+        assert!(!d.res_file("r0").exists());
+        let drbd_calls: Vec<String> = runner.calls().iter().map(|c| c[..2].join(" ")).collect();
+        assert_eq!(
+            drbd_calls,
+            [
+                "drbdmeta 1000",
+                "drbdadm create-md",
+                "drbdadm adjust",
+                "drbdadm adjust",
+                "drbdadm adjust",
+                "drbdadm adjust",
+                "drbdadm resize",
+                "drbdadm down",
+                "drbdadm wipe-md",
+            ]
+        );
+    }
+
+    #[test]
+    fn existing_metadata_is_kept_and_failures_change_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, d) = driver(dir.path());
+        let none = BTreeSet::new();
+        let two = resource(&[("alpha", 0), ("beta", 1)]);
+        // Metadata already there (an adopted volume, or a lost record): no create-md.
+        runner
+            .expect(DSTATE, Output::ok("UpToDate/DUnknown\n"))
+            .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
+        d.apply("alpha", &two, &disk(), &none, &[]).unwrap();
+        // The record was lost while DRBD holds the device: drbdmeta refuses, which says the
+        // metadata is there.
+        runner
+            .expect(
+                DSTATE,
+                Output::failed(20, "Device '/dev/drbd1000' is configured!"),
+            )
+            .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
+        d.apply("alpha", &two, &disk(), &none, &[]).unwrap();
+        assert!(runner.remaining().is_empty());
+        // drbdmeta cannot read the device: an error naming it, nothing created.
+        runner.expect(DSTATE, Output::failed(20, "open(/dev/loop7) failed"));
+        let e = d.apply("alpha", &two, &disk(), &none, &[]).unwrap_err();
+        assert!(e.contains("/dev/loop7"), "{e}");
+        // A failed resize is an error (the caller keeps the old size and tries again).
+        runner
+            .expect(&["drbdadm", "adjust", "r0"], Output::ok(""))
+            .expect(
+                &["drbdadm", "resize", "r0/0"],
+                Output::failed(10, "peer not connected"),
+            );
+        let e = d
+            .apply("alpha", &two, &disk(), &[0].into(), &[0])
+            .unwrap_err();
+        assert!(e.contains("could not be resized"), "{e}");
+        // A diskless node: no metadata, no resize.
+        runner.expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
+        d.apply("alpha", &two, &BTreeMap::new(), &none, &[0])
+            .unwrap();
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+    }
 
     #[test]
     fn capability_is_recorded_with_its_reason() {

@@ -213,14 +213,20 @@ pub enum Removal {
 
 /// Applies `cfg` and returns what the node looks like afterwards. The record is updated with
 /// what was created and removed; the caller persists it.
-/// Applies the DRBD resource `d` of `r` over the backing volumes `rs` reports, and makes the
-/// volumes' devices the DRBD devices.
+fn drbd_size_key(rsc: &str, vol: u32) -> String {
+    format!("{rsc}/{vol}")
+}
+
+/// Applies the DRBD resource `d` of `r` over the backing volumes `rs` reports, and makes
+/// the volumes' devices the DRBD devices. The record keeps the backing size DRBD was set up
+/// for, to know when a grown backing volume asks for a DRBD resize.
 fn apply_drbd(
     driver: &DrbdDriver,
     node: &str,
     r: &strata_agent_api::ResourceConfig,
     d: &strata_drbd::config::Resource,
     rs: &mut ResourceState,
+    sizes: &mut BTreeMap<String, u64>,
 ) {
     if rs.volumes.iter().any(|v| v.error.is_some()) {
         return; // the storage errors say what is wrong; DRBD waits for its disks
@@ -233,9 +239,29 @@ fn apply_drbd(
             .filter_map(|v| Some((v.volume_number, v.device_path.clone()?)))
             .collect()
     };
-    if let Err(e) = driver.apply(node, d, &disks) {
+    let want = |n: u32| r.volumes.iter().find(|v| v.number == n).map(|v| v.size_kib);
+    let known_md: BTreeSet<u32> = disks
+        .keys()
+        .copied()
+        .filter(|n| sizes.contains_key(&drbd_size_key(&r.name, *n)))
+        .collect();
+    let grown: Vec<u32> = disks
+        .keys()
+        .copied()
+        .filter(|n| {
+            let had = sizes.get(&drbd_size_key(&r.name, *n));
+            matches!((had, want(*n)), (Some(h), Some(w)) if w > *h)
+        })
+        .collect();
+    if let Err(e) = driver.apply(node, d, &disks, &known_md, &grown) {
         rs.error = Some(format!("DRBD: {e}"));
         return;
+    }
+    for n in disks.keys() {
+        if let Some(w) = want(*n) {
+            let slot = sizes.entry(drbd_size_key(&r.name, *n)).or_insert(w);
+            *slot = (*slot).max(w);
+        }
     }
     for v in rs.volumes.iter_mut() {
         if let Some(dv) = d.volumes.iter().find(|x| x.number == v.volume_number) {
@@ -325,7 +351,14 @@ pub fn reconcile_with(
             }
         }
         if let (Some(d), Some(driver)) = (&r.drbd, factory.drbd()) {
-            apply_drbd(driver, &cfg.node_name, r, d, &mut rs);
+            apply_drbd(
+                driver,
+                &cfg.node_name,
+                r,
+                d,
+                &mut rs,
+                &mut record.drbd_sizes,
+            );
         }
         rs.in_use = in_use(&rs);
         report.resources.push(rs);
@@ -355,7 +388,12 @@ pub fn reconcile_with(
                 })
                 .collect();
             let d = gone.drbd.as_ref().expect("filtered on drbd");
-            if let Err(e) = driver.remove(&old.node_name, d, &disks) {
+            let removed = driver.remove(&old.node_name, d, &disks);
+            if removed.is_ok() {
+                let prefix = format!("{}/", gone.name);
+                record.drbd_sizes.retain(|k, _| !k.starts_with(&prefix));
+            }
+            if let Err(e) = removed {
                 // Keep the backing volumes: DRBD still holds them.
                 for v in &gone.volumes {
                     wanted.insert(volume_key(&v.pool, &v.backing_name));

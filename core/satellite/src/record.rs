@@ -30,6 +30,11 @@ pub struct Record {
     pub known_pools: Vec<PoolConfig>,
     /// `<pool>/<backing name>` -> owner.
     pub volumes: BTreeMap<String, OwnedVolume>,
+    /// `<resource>/<volume>` -> backing size (KiB) DRBD was last set up or resized for on this
+    /// node. A volume listed here carries DRBD metadata; a larger size in the configuration
+    /// means its backing volume grew and DRBD must be resized.
+    #[serde(default)]
+    pub drbd_sizes: BTreeMap<String, u64>,
 }
 
 impl Record {
