@@ -104,6 +104,7 @@ pub mod code {
     pub const INFO_NO_RSC_SPAWNED: u64 = 10000;
     pub const INFO_TIE_BREAKER_CREATED: u64 = 10003;
     pub const INFO_TIE_BREAKER_DELETING: u64 = 10004;
+    pub const INFO_TIE_BREAKER_TAKEOVER: u64 = 10006;
     pub const INFO_RSC_ALREADY_EXISTS: u64 = 10008;
 }
 

@@ -482,6 +482,7 @@ pub fn create_resources(
     let size = total_size(rd);
     let mut requested_layers: Vec<LayerKind> = Vec::new();
     let mut new: Vec<(Resource, StorPoolName)> = Vec::new();
+    let mut takeovers: Vec<Resource> = Vec::new();
     for req in reqs {
         let node = parse_node_name(&req.node)?;
         let Some(n) = cluster.nodes.get(&node) else {
@@ -502,7 +503,14 @@ pub fn create_resources(
                 ),
             ));
         }
-        if let Some(r) = cluster.resource(&rd.name, &node) {
+        // A live tie-breaker on the node is taken over by a diskless resource asked for there.
+        let tiebreaker = cluster
+            .resource(&rd.name, &node)
+            .filter(|r| r.is_tiebreaker() && !r.is_deleting());
+        if let Some(r) = cluster
+            .resource(&rd.name, &node)
+            .filter(|_| tiebreaker.is_none())
+        {
             return Err(if r.is_deleting() {
                 ApiError::new(
                     code::FAIL_EXISTS_RSC,
@@ -521,7 +529,7 @@ pub fn create_resources(
                 )
             });
         }
-        if new.iter().any(|(r, _)| r.node == node) {
+        if new.iter().any(|(r, _)| r.node == node) || takeovers.iter().any(|r| r.node == node) {
             return Err(ApiError::new(
                 code::FAIL_EXISTS_RSC,
                 ObjKind::Rsc,
@@ -549,6 +557,23 @@ pub fn create_resources(
             }
         }
         let mut diskless = !flags.is_empty();
+        if tiebreaker.is_some() && !diskless {
+            let diskless_pool = resolve_pool(cluster, rd, &req.props, &node, false)
+                .ok()
+                .and_then(|p| cluster.stor_pool(&node, &p))
+                .is_some_and(|sp| sp.kind == ProviderKind::Diskless);
+            if !diskless_pool {
+                return Err(ApiError::new(
+                    code::FAIL_EXISTS_RSC,
+                    ObjKind::Rsc,
+                    format!(
+                        "Node '{}' holds the diskless tie-breaker of resource '{}'; a diskful replica cannot be created there",
+                        n.name, rd.name
+                    ),
+                )
+                .correction("Create a diskless resource there to take the tie-breaker over, or place the diskful replica on another node"));
+            }
+        }
         let pool = resolve_pool(cluster, rd, &req.props, &node, diskless)?;
         let Some(sp) = cluster.stor_pool(&node, &pool) else {
             let default = pool.as_str() == DEFAULT_STOR_POOL;
@@ -581,6 +606,19 @@ pub fn create_resources(
                     sp.kind
                 ),
             ));
+        }
+        if let Some(tb) = tiebreaker {
+            let mut taken = tb.clone();
+            taken.flags.remove(flag::TIE_BREAKER);
+            taken.flags.insert(flag::DRBD_DISKLESS.to_string());
+            taken.props = PropsChange {
+                set: req.props.clone(),
+                ..Default::default()
+            }
+            .apply(PropsOwner::Resource, &taken.props)
+            .map_err(|e| prop_error(ObjKind::Rsc, e))?;
+            takeovers.push(taken);
+            continue;
         }
         if !diskless {
             check_room(cluster, observed, sp, size)?;
@@ -617,7 +655,36 @@ pub fn create_resources(
         + new.iter().filter(|(r, _)| !r.is_diskless()).count();
     let layers = choose_layers(observed, rd, &requested_layers, &nodes, diskful)?;
     let mut plan = Plan::new();
-    let ids: Vec<Option<i64>> = reqs.iter().map(|r| r.drbd_node_id).collect();
+    // Taken-over tie-breakers count as the diskless resources they become.
+    let existing: Vec<&Resource> = existing
+        .into_iter()
+        .map(|r| takeovers.iter().find(|t| t.node == r.node).unwrap_or(r))
+        .collect();
+    for t in &takeovers {
+        plan.reply(
+            Reply::info(
+                Op::Create,
+                ObjKind::Rsc,
+                code::INFO_TIE_BREAKER_TAKEOVER,
+                format!(
+                    "Tie breaker resource '{}' on node '{}' is now a regular diskless resource",
+                    t.name, t.node
+                ),
+            )
+            .with_ref("RscDfn", t.name.as_str())
+            .with_ref("Node", t.node.as_str()),
+        );
+        plan.change(Change::PutRsc(t.clone()));
+    }
+    let ids: Vec<Option<i64>> = reqs
+        .iter()
+        .filter(|r| {
+            !takeovers
+                .iter()
+                .any(|t| t.node.as_str().eq_ignore_ascii_case(&r.node))
+        })
+        .map(|r| r.drbd_node_id)
+        .collect();
     commit_resources(
         &mut plan, cluster, env, observed, rd, layers, &existing, new, ids,
     )?;

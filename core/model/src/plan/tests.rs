@@ -648,6 +648,49 @@ mod drbd_numbers {
         assert!(!live(&w, "r1").iter().any(|r| r.is_tiebreaker()));
     }
 
+    #[test]
+    fn a_diskless_resource_takes_the_tiebreaker_over() {
+        let mut w = World::new(&[10, 10, 10], true);
+        w.rd_with_volume("r1", GIB as i64);
+        let p = autoplace(&w.c, &mut w.env, &w.obs, "r1", &place(2));
+        w.apply(p);
+        let tb = live(&w, "r1")
+            .into_iter()
+            .find(|r| r.is_tiebreaker())
+            .expect("a tie-breaker")
+            .clone();
+        let req = |flags: &[&str]| RscCreate {
+            node: tb.node.to_string(),
+            props: Default::default(),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            layer_list: Vec::new(),
+            drbd_node_id: None,
+        };
+        // A diskful replica there is refused, saying why and what to do (plans never change
+        // the cluster they read).
+        let e = create_resources(&w.c, &mut w.env, &w.obs, "r1", &[req(&[])]).unwrap_err();
+        assert_eq!(e.code, code::FAIL_EXISTS_RSC);
+        assert!(e.message.contains("tie-breaker"), "{}", e.message);
+        assert!(e.correction.as_deref().unwrap_or("").contains("diskless"));
+        // A diskless one takes it over: same node id and port, no longer a tie-breaker, and
+        // no new tie-breaker elsewhere.
+        let p = create_resources(&w.c, &mut w.env, &w.obs, "r1", &[req(&["DRBD_DISKLESS"])]);
+        let plan = w.apply(p);
+        assert!(plan
+            .replies
+            .iter()
+            .any(|r| r.code == code::INFO_TIE_BREAKER_TAKEOVER));
+        let now = rsc(&w, "r1", tb.node.as_str());
+        assert!(!now.is_tiebreaker() && now.is_diskless() && !now.is_deleting());
+        assert_eq!((now.node_id, now.tcp_port), (tb.node_id, tb.tcp_port));
+        assert_eq!(live(&w, "r1").len(), 3);
+        assert!(!live(&w, "r1").iter().any(|r| r.is_tiebreaker()));
+        // Asked again: now it simply exists.
+        let e = create_resources(&w.c, &mut w.env, &w.obs, "r1", &[req(&["DRBD_DISKLESS"])])
+            .unwrap_err();
+        assert!(e.message.contains("already exists"), "{}", e.message);
+    }
+
     fn tb_node_took_replica(w: &World, node: &str) -> bool {
         !rsc(w, "r1", node).is_diskless()
     }
