@@ -14,6 +14,8 @@ command -v losetup >/dev/null || need_apt+=(util-linux)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
 command -v fio >/dev/null || need_apt+=(fio)
 command -v drbdadm >/dev/null || need_apt+=(drbd-utils)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v tail >/dev/null || need_apt+=(coreutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq

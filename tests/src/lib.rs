@@ -145,12 +145,85 @@ impl Drop for Proc {
 
 pub struct Satellite {
     pub name: String,
-    /// Loopback address it listens on (and its node is registered with).
+    /// Address it listens on (and its node is registered with): loopback, or its network
+    /// namespace's own address.
     pub addr: String,
     pub port: u16,
     pub state_dir: PathBuf,
     pub pool_dir: PathBuf,
     pub proc: Proc,
+    /// The network namespace it runs in, as on a host of its own (dropped after the process).
+    pub netns: Option<NetNs>,
+}
+
+/// A network namespace linked to the host by a veth pair: whatever runs inside has an address
+/// of its own (`10.231.<slot>.2`) that the host reaches through `10.231.<slot>.1`. Deleted
+/// (with its link) when dropped.
+pub struct NetNs {
+    pub name: String,
+    /// The address inside.
+    pub addr: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl NetNs {
+    /// Creates the namespace for slot `slot` (0-255) of this test process.
+    pub fn create(slot: u8) -> NetNs {
+        let pid = std::process::id();
+        let name = format!("strata-{pid}-{slot}");
+        let host_if = format!("stv{pid}x{slot}");
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &name,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.231.{slot}.1/24"),
+            "dev",
+            &host_if,
+        ]);
+        ip(&["link", "set", &host_if, "up"]);
+        let addr = format!("10.231.{slot}.2");
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &name, "link", "set", "eth0", "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        NetNs { name, addr }
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // The veth pair goes with the namespace.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A namespace slot not used by another cluster of this test process.
+fn next_netns_slot() -> u8 {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ((std::process::id() as usize * 16 + n) % 250) as u8
 }
 
 impl Satellite {
@@ -185,7 +258,8 @@ impl TestCluster {
     }
 
     /// Like [`TestCluster::start`], with satellites that run DRBD as a dry run: they render
-    /// real `.res` files and run drbdadm with `-d`, on a machine without the DRBD module.
+    /// real `.res` files and run drbdadm with `-d`, on a machine without the DRBD module. Each
+    /// runs in a network namespace of its own, with its own address.
     pub fn start_drbd_dry_run(n: usize) -> TestCluster {
         Self::start_with(n, true)
     }
@@ -244,13 +318,21 @@ impl TestCluster {
         let port = free_port();
         let state_dir = self.dir.path().join(format!("{name}-state"));
         let pool_dir = self.dir.path().join(format!("{name}-pool"));
-        let addr = if self.drbd_dry_run {
-            format!("127.0.0.{}", self.satellites.len() + 2)
-        } else {
-            "127.0.0.1".to_string()
+        // DRBD clusters put each satellite in a network namespace of its own, as on hosts
+        // of their own.
+        let netns = self.drbd_dry_run.then(|| NetNs::create(next_netns_slot()));
+        let addr = match &netns {
+            Some(ns) => ns.addr.clone(),
+            None => "127.0.0.1".to_string(),
         };
         std::fs::create_dir_all(&state_dir).expect("state dir");
-        let mut proc = self.spawn_satellite(name, &addr, port, &state_dir);
+        let mut proc = self.spawn_satellite(
+            name,
+            &addr,
+            port,
+            &state_dir,
+            netns.as_ref().map(|n| n.name.as_str()),
+        );
         assert!(
             wait_tcp_at(&mut proc, &addr, port, Duration::from_secs(15)),
             "satellite {name} did not start:\n{}",
@@ -263,13 +345,29 @@ impl TestCluster {
             state_dir,
             pool_dir,
             proc,
+            netns,
         });
         self.satellites.len() - 1
     }
 
-    fn spawn_satellite(&self, name: &str, addr: &str, port: u16, state_dir: &Path) -> Proc {
+    fn spawn_satellite(
+        &self,
+        name: &str,
+        addr: &str,
+        port: u16,
+        state_dir: &Path,
+        netns: Option<&str>,
+    ) -> Proc {
         let dir = self.dir.path();
-        let mut cmd = Command::new(bin("linstor-satellite"));
+        // `ip netns exec` execs the satellite: the process id stays the satellite's.
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin("linstor-satellite"));
+                c
+            }
+            None => Command::new(bin("linstor-satellite")),
+        };
         cmd.arg("--port")
             .arg(port.to_string())
             .arg("--listen-addr")
@@ -328,7 +426,13 @@ impl TestCluster {
 
     pub fn start_satellite(&mut self, i: usize) {
         let s = &self.satellites[i];
-        let mut proc = self.spawn_satellite(&s.name, &s.addr, s.port, &s.state_dir);
+        let mut proc = self.spawn_satellite(
+            &s.name,
+            &s.addr,
+            s.port,
+            &s.state_dir,
+            s.netns.as_ref().map(|n| n.name.as_str()),
+        );
         assert!(
             wait_tcp_at(&mut proc, &s.addr, s.port, Duration::from_secs(15)),
             "satellite {} did not restart:\n{}",

@@ -1,6 +1,6 @@
 //! The DRBD layer across nodes, on a machine without the DRBD kernel module: satellites run
-//! drbdadm as a dry run (`-d`), each on its own loopback address as on separate hosts, and
-//! write real `.res` files that the real drbdadm must accept.
+//! drbdadm as a dry run (`-d`), each in a network namespace with its own address as on
+//! separate hosts, and write real `.res` files that the real drbdadm must accept.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -108,9 +108,19 @@ fn three_replicas_and_a_diskless_client_agree_on_every_node() {
         assert!(d.contains("shared-secret"), "{d}");
         assert!(d.contains("minor 1000"), "{d}");
     }
+    let my_netns = std::fs::read_link("/proc/self/ns/net").unwrap();
     for s in &c.satellites {
         let me = first.iter().find(|(h, _, _)| h == &s.name).unwrap();
         assert!(me.2.contains(&s.addr), "{} has address {}", s.name, me.2);
+        // Each satellite lives in a network namespace of its own.
+        let pid = s.proc.pid().unwrap();
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+        assert_ne!(
+            ns, my_netns,
+            "{} runs in the test's network namespace",
+            s.name
+        );
+        assert!(s.addr.starts_with("10.231."), "{}", s.addr);
     }
     // The diskless client has no disk; the others have their backing device.
     let node4 = std::fs::read_to_string(res_file(3)).unwrap();
