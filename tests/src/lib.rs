@@ -494,16 +494,35 @@ impl TestCluster {
     /// Creates resource group `rg` placing `place` replicas in the FILE_THIN pool `pool_file`
     /// (see [`TestCluster::register_all`]), with one volume group.
     pub fn create_group(&self, rg: &str, place: u32) {
+        self.create_group_on(rg, place, &[]);
+    }
+
+    /// [`TestCluster::create_group`] placing only on `nodes` (any node when empty).
+    pub fn create_group_on(&self, rg: &str, place: u32, nodes: &[&str]) {
         let client = self.client();
+        let mut filter =
+            serde_json::json!({"place_count": place, "storage_pool_list": ["pool_file"]});
+        if !nodes.is_empty() {
+            filter["node_name_list"] = serde_json::json!(nodes);
+        }
         ok_replies(self.block(client.write(
             strata_client::Method::POST,
             "/v1/resource-groups",
-            Some(&serde_json::json!({"name": rg, "select_filter": {"place_count": place, "storage_pool_list": ["pool_file"]}})),
+            Some(&serde_json::json!({"name": rg, "select_filter": filter})),
         )));
         ok_replies(self.block(client.write(
             strata_client::Method::POST,
             &format!("/v1/resource-groups/{rg}/volume-groups"),
             Some(&serde_json::json!({})),
+        )));
+    }
+
+    /// Spawns resource definition `rsc` with one volume of `size_kib` from group `rg`.
+    pub fn spawn(&self, rg: &str, rsc: &str, size_kib: u64) {
+        ok_replies(self.block(self.client().write(
+            strata_client::Method::POST,
+            &format!("/v1/resource-groups/{rg}/spawn"),
+            Some(&serde_json::json!({"resource_definition_name": rsc, "volume_sizes": [size_kib]})),
         )));
     }
 

@@ -41,20 +41,12 @@ fn device_of(c: &TestCluster, rsc: &str) -> Option<String> {
         .and_then(|v| v.device_path.clone())
 }
 
-fn spawn_one(c: &TestCluster, rg: &str, rsc: &str, size_kib: u64) {
-    ok_replies(post(
-        c,
-        &format!("/v1/resource-groups/{rg}/spawn"),
-        json!({"resource_definition_name": rsc, "volume_sizes": [size_kib]}),
-    ));
-}
-
 #[test]
 fn spawned_volume_is_a_usable_block_device() {
     let c = TestCluster::start(2);
     c.register_all();
     c.create_group("my_ssd_group", 1);
-    spawn_one(&c, "my_ssd_group", "my_ssd_res", 64 * MIB);
+    c.spawn("my_ssd_group", "my_ssd_res", 64 * MIB);
 
     let rs = resources(&c, "my_ssd_res");
     assert_eq!(rs.len(), 1, "one replica");
@@ -124,7 +116,7 @@ fn acknowledged_state_survives_kill9_and_nodes_reconverge() {
     c.register_all();
     c.create_group("rg1", 1);
     for i in 0..5 {
-        spawn_one(&c, "rg1", &format!("res{i}"), 8 * MIB);
+        c.spawn("rg1", &format!("res{i}"), 8 * MIB);
     }
     let client = c.client();
     let before: Vec<String> = c
@@ -165,7 +157,7 @@ fn satellite_restart_reattaches_its_volumes_without_the_controller() {
     let mut c = TestCluster::start(1);
     c.register_all();
     c.create_group("rg1", 1);
-    spawn_one(&c, "rg1", "keep", 16 * MIB);
+    c.spawn("rg1", "keep", 16 * MIB);
     let dev = device_of(&c, "keep").expect("device");
     assert_eq!(
         write_and_read(&dev, b"survives reboots"),
@@ -404,7 +396,7 @@ fn a_mounted_volume_is_never_pulled_away() {
     let c = TestCluster::start(1);
     c.register_all();
     c.create_group("rg1", 1);
-    spawn_one(&c, "rg1", "busy", 16 * MIB);
+    c.spawn("rg1", "busy", 16 * MIB);
     let dev = device_of(&c, "busy").expect("device");
     let mnt = c.dir.path().join("busy-mnt");
     mkfs_and_mount(&dev, &mnt);

@@ -282,12 +282,8 @@ fn io_never_stops_while_satellite_and_controller_restart() {
     let mut c = TestCluster::start(1);
     c.register_all();
     c.create_group("rg1", 1);
+    c.spawn("rg1", "busy", 128 * MIB);
     let client = c.client();
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups/rg1/spawn",
-        Some(&json!({"resource_definition_name": "busy", "volume_sizes": [128 * MIB]})),
-    )));
     let dev = c
         .block(client.resources(&[], &["busy".into()], &[], &[]))
         .unwrap()[0]

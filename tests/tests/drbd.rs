@@ -67,21 +67,8 @@ fn three_replicas_and_a_diskless_client_agree_on_every_node() {
     let c = TestCluster::start_drbd_dry_run(4);
     c.register_all();
     let client = c.client();
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups",
-        Some(&json!({"name": "rg3", "select_filter": {"place_count": 3, "storage_pool_list": ["pool_file"], "node_name_list": ["node1", "node2", "node3"]}})),
-    )));
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups/rg3/volume-groups",
-        Some(&json!({})),
-    )));
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups/rg3/spawn",
-        Some(&json!({"resource_definition_name": "rep", "volume_sizes": [32 * MIB]})),
-    )));
+    c.create_group_on("rg3", 3, &["node1", "node2", "node3"]);
+    c.spawn("rg3", "rep", 32 * MIB);
     ok_replies(c.block(client.write(
         Method::POST,
         "/v1/resource-definitions/rep/resources",
@@ -195,12 +182,8 @@ fn drbd_state_reaches_the_api_the_cli_and_the_event_stream() {
     let c = TestCluster::start_drbd_dry_run(2);
     c.register_all();
     c.create_group("rg2", 2);
+    c.spawn("rg2", "sync1", 32 * MIB);
     let client = c.client();
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups/rg2/spawn",
-        Some(&json!({"resource_definition_name": "sync1", "volume_sizes": [32 * MIB]})),
-    )));
     let (id1, id2) = (node_id(&c, "sync1", "node1"), node_id(&c, "sync1", "node2"));
     // DRBD is followed but has not brought the resource up yet: its state is unknown.
     let table = String::from_utf8(c.linstor(&["resource", "list"]).stdout).unwrap();

@@ -118,21 +118,8 @@ fn connection_options_reach_both_nodes_for_that_connection_only() {
     let c = TestCluster::start_drbd_dry_run(4);
     c.register_all();
     let client = c.client();
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups",
-        Some(&json!({"name": "rg3", "select_filter": {"place_count": 3, "storage_pool_list": ["pool_file"], "node_name_list": ["node1", "node2", "node3"]}})),
-    )));
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups/rg3/volume-groups",
-        Some(&json!({})),
-    )));
-    ok_replies(c.block(client.write(
-        Method::POST,
-        "/v1/resource-groups/rg3/spawn",
-        Some(&json!({"resource_definition_name": RSC, "volume_sizes": [32 * MIB]})),
-    )));
+    c.create_group_on("rg3", 3, &["node1", "node2", "node3"]);
+    c.spawn("rg3", RSC, 32 * MIB);
     assert!(
         c.wait_until(Duration::from_secs(20), || (0..3)
             .all(|i| res_file(&c, i).matches("node-id").count() == 3)),
