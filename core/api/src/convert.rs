@@ -372,9 +372,10 @@ pub fn resource_with_volumes(
     pool_kind: &dyn Fn(&StorPoolName) -> Option<ProviderKind>,
 ) -> ResourceWithVolumes {
     let drbd = rd.layer_stack.contains(&LayerKind::Drbd);
-    let drbd_seen = match seen {
-        DrbdSeen::Seen(d) if drbd => Some(Some(d)),
-        DrbdSeen::Missing if drbd => Some(None),
+    // Whether DRBD's own state stands for this resource, and what it says.
+    let watched = drbd && !matches!(seen, DrbdSeen::NotWatched);
+    let drbd_obs = match seen {
+        DrbdSeen::Seen(d) if drbd => Some(d),
         _ => None,
     };
     let diskless = r.is_diskless();
@@ -389,10 +390,11 @@ pub fn resource_with_volumes(
         let usable = obs.and_then(|o| o.usable_kib).map(|k| k as i64);
         let storage_state = obs.map(|o| o.disk_state.clone()).filter(|s| !s.is_empty());
         // With DRBD followed, the volume's state is DRBD's.
-        let drbd_vlm = drbd_seen.map(|d| d.and_then(|d| d.volumes.get(&v.number)));
-        let disk_state = match drbd_vlm {
-            Some(dv) => dv.and_then(|dv| dv.disk_state.clone()),
-            None => storage_state.clone(),
+        let drbd_vlm = drbd_obs.and_then(|d| d.volumes.get(&v.number));
+        let disk_state = if watched {
+            drbd_vlm.and_then(|dv| dv.disk_state.clone())
+        } else {
+            storage_state.clone()
         };
         let storage = StorageVolume {
             volume_number: v.number as i32,
@@ -454,12 +456,9 @@ pub fn resource_with_volumes(
             usable_size_kib: usable,
             props: v.props.clone(),
             flags: v.flags.iter().cloned().collect(),
-            state: (obs.is_some() || drbd_vlm.flatten().is_some()).then(|| VolumeState {
+            state: (obs.is_some() || drbd_vlm.is_some()).then(|| VolumeState {
                 disk_state,
-                replication_states: drbd_vlm
-                    .flatten()
-                    .map(replication_states)
-                    .unwrap_or_default(),
+                replication_states: drbd_vlm.map(replication_states).unwrap_or_default(),
             }),
             layer_data_list,
             uuid: Some(v.uuid.clone()),
@@ -487,8 +486,7 @@ pub fn resource_with_volumes(
                 al_size: Some(32),
                 flags: Vec::new(),
                 drbd_volumes,
-                connections: drbd_seen
-                    .flatten()
+                connections: drbd_obs
                     .map(|d| {
                         d.connections
                             .iter()
@@ -504,11 +502,10 @@ pub fn resource_with_volumes(
                             .collect()
                     })
                     .unwrap_or_default(),
-                promotion_score: drbd_seen
-                    .flatten()
+                promotion_score: drbd_obs
                     .and_then(|d| d.promotion_score)
                     .map(|p| p.min(i32::MAX as u64) as i32),
-                may_promote: drbd_seen.flatten().and_then(|d| d.may_promote),
+                may_promote: drbd_obs.and_then(|d| d.may_promote),
             }),
             storage: None,
         }
@@ -522,10 +519,12 @@ pub fn resource_with_volumes(
             props: r.props.clone(),
             flags: r.flags.iter().cloned().collect(),
             layer_object: Some(layer_object),
-            state: match drbd_seen {
-                Some(Some(d)) => Some(ResourceState { in_use: d.in_use() }),
-                Some(None) => observed.map(|_| ResourceState { in_use: None }),
-                None => observed.map(|o| ResourceState { in_use: o.in_use }),
+            state: if watched {
+                drbd_obs
+                    .map(|d| ResourceState { in_use: d.in_use() })
+                    .or_else(|| observed.map(|_| ResourceState { in_use: None }))
+            } else {
+                observed.map(|o| ResourceState { in_use: o.in_use })
             },
             uuid: Some(r.uuid.clone()),
             create_timestamp: Some(r.create_timestamp),

@@ -444,7 +444,8 @@ pub fn layer_names(layer: &ResourceLayer) -> String {
     out.join(",")
 }
 
-fn drbd_layer(layer: &ResourceLayer) -> Option<&strata_api::types::DrbdResource> {
+/// The DRBD layer of a layer tree, wherever it sits.
+pub fn drbd_layer(layer: &ResourceLayer) -> Option<&strata_api::types::DrbdResource> {
     if let Some(d) = &layer.drbd {
         return Some(d);
     }

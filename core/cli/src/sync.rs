@@ -23,10 +23,11 @@ pub struct WaitSyncArgs {
 const POLL: Duration = Duration::from_millis(500);
 
 fn is_drbd(r: &ResourceWithVolumes) -> bool {
-    fn walk(l: &strata_api::types::ResourceLayer) -> bool {
-        l.drbd.is_some() || l.children.iter().any(walk)
-    }
-    r.resource.layer_object.as_ref().is_some_and(walk)
+    r.resource
+        .layer_object
+        .as_ref()
+        .and_then(crate::resource::drbd_layer)
+        .is_some()
 }
 
 /// What keeps volume `v` of a resource with `flags` from being in sync; `None` when it is.
