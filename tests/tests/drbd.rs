@@ -349,3 +349,106 @@ fn drbd_state_reaches_the_api_the_cli_and_the_event_stream() {
     let unknown = c.linstor(&["rd", "wait-sync", "nope"]);
     assert!(!unknown.status.success());
 }
+
+/// The state column of `rsc` on `node` in `linstor resource list`.
+fn listed_state(c: &TestCluster, rsc: &str, node: &str) -> String {
+    let table = String::from_utf8(c.linstor(&["resource", "list"]).stdout).unwrap();
+    table
+        .lines()
+        .find(|l| l.contains(rsc) && l.contains(node))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_replica_moves_without_losing_the_only_up_to_date_copy() {
+    let c = TestCluster::start_drbd_dry_run(2);
+    c.register_all();
+    c.create_group_on("rg1", 1, &["node1"]);
+    c.spawn("rg1", "move1", 32 * MIB);
+    c.satellites[0].drbd_events(&[
+        "exists resource name:move1 role:Secondary suspended:no may_promote:yes promotion_score:10100",
+        "exists device name:move1 volume:0 minor:1000 disk:UpToDate client:no quorum:yes open:no",
+        "exists -",
+    ]);
+    c.satellites[1].drbd_events(&["exists -"]);
+    assert!(c.wait_until(Duration::from_secs(10), || listed_state(
+        &c, "move1", "node1"
+    )
+    .contains("UpToDate")));
+
+    // The new replica on node2 receives the data from node1.
+    let out = c.linstor(&[
+        "resource",
+        "create",
+        "node2",
+        "move1",
+        "--storage-pool",
+        "pool_file",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let (id1, id2) = (node_id(&c, "move1", "node1"), node_id(&c, "move1", "node2"));
+    c.satellites[0].drbd_events(&[
+        &format!("create connection name:move1 peer-node-id:{id2} conn-name:node2 connection:Connected role:Secondary"),
+        &format!("create peer-device name:move1 peer-node-id:{id2} conn-name:node2 volume:0 replication:SyncSource peer-disk:Inconsistent done:12.50"),
+    ]);
+    c.satellites[1].drbd_events(&[
+        "create resource name:move1 role:Secondary suspended:no may_promote:no promotion_score:0",
+        &format!("create connection name:move1 peer-node-id:{id1} conn-name:node1 connection:Connected role:Secondary"),
+        "create device name:move1 volume:0 minor:1000 disk:Inconsistent client:no quorum:yes open:no",
+        &format!("create peer-device name:move1 peer-node-id:{id1} conn-name:node1 volume:0 replication:SyncTarget peer-disk:UpToDate done:12.50"),
+    ]);
+    assert!(
+        c.wait_until(Duration::from_secs(10), || listed_state(
+            &c, "move1", "node2"
+        )
+        .contains("SyncTarget(12.50%)")),
+        "{}",
+        listed_state(&c, "move1", "node2")
+    );
+
+    // Deleting the old replica now would leave only a half-filled copy: refused, with what to do.
+    let out = c.linstor(&["resource", "delete", "node1", "move1"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("holds the only up-to-date copy of volume 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("volume 0 on 'node2': SyncTarget(12.50%)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("linstor resource-definition wait-sync move1"),
+        "{text}"
+    );
+    let row = listed_state(&c, "move1", "node1");
+    assert!(
+        row.contains("UpToDate") && !row.contains("DELETING"),
+        "{row}"
+    );
+
+    // Once the new replica has the data, the old one goes.
+    c.satellites[1].drbd_events(&[
+        "change device name:move1 volume:0 disk:UpToDate",
+        &format!("change peer-device name:move1 peer-node-id:{id1} conn-name:node1 volume:0 replication:Established peer-disk:UpToDate"),
+    ]);
+    c.satellites[0].drbd_events(&[&format!(
+        "change peer-device name:move1 peer-node-id:{id2} conn-name:node2 volume:0 replication:Established peer-disk:UpToDate"
+    )]);
+    let out = c.linstor(&["rd", "wait-sync", "--wait-timeout", "20", "move1"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = c.linstor(&["resource", "delete", "node1", "move1"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(c.wait_until(Duration::from_secs(20), || {
+        let rs = c
+            .block(c.client().resources(&[], &["move1".into()], &[], &[]))
+            .unwrap();
+        rs.len() == 1 && rs[0].resource.node_name == "node2"
+    }));
+}

@@ -10,7 +10,7 @@ use strata_agent_api::Report;
 use strata_model::kinds::ConnectionStatus;
 use strata_model::observed::{Capabilities, DrbdObserved, DrbdReport, PoolState, ResourceState};
 use strata_model::plan::Observed;
-use strata_model::{NodeName, StorPoolName};
+use strata_model::{NodeName, ResourceName, StorPoolName};
 
 #[derive(Debug, Clone, Default)]
 pub struct NodeObserved {
@@ -169,5 +169,17 @@ impl Observed for ObservedState {
             return None;
         }
         self.nodes.get(node).and_then(|n| n.pool(pool.key()))
+    }
+
+    fn drbd_state(&self, node: &NodeName, rsc: &ResourceName) -> Option<&DrbdObserved> {
+        if !self.is_online(node) {
+            return None;
+        }
+        let n = self.nodes.get(node)?;
+        let d = n.drbd.as_ref()?;
+        if !d.complete || d.error.is_some() {
+            return None;
+        }
+        n.drbd(rsc.as_str())
     }
 }

@@ -82,6 +82,7 @@ pub mod code {
     pub const FAIL_POOL_EXHAUSTED_TCP_PORT: u64 = 802;
     pub const FAIL_POOL_EXHAUSTED_NODE_ID: u64 = 803;
     pub const FAIL_NOT_ENOUGH_FREE_SPACE: u64 = 980;
+    pub const FAIL_NOT_ALL_UPTODATE: u64 = 974;
     pub const FAIL_STLT_DOES_NOT_SUPPORT_LAYER: u64 = 988;
     pub const FAIL_STLT_DOES_NOT_SUPPORT_PROVIDER: u64 = 989;
     pub const FAIL_STOR_POOL_CONFIGURATION_ERROR: u64 = 990;

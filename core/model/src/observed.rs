@@ -162,6 +162,29 @@ pub fn is_resync_state(state: &str) -> bool {
     )
 }
 
+impl DrbdVolumeObserved {
+    pub fn is_up_to_date(&self) -> bool {
+        self.disk_state.as_deref() == Some("UpToDate")
+    }
+
+    /// The state as people read it: `SyncTarget(45.12%)` while receiving a resync, the disk
+    /// state otherwise.
+    pub fn summary(&self) -> String {
+        let receiving = self
+            .peers
+            .values()
+            .find(|p| matches!(p.replication.as_str(), "SyncTarget" | "PausedSyncT"));
+        match (receiving, self.disk_state.as_deref()) {
+            (Some(p), _) => match p.done {
+                Some(done) => format!("{}({done:.2}%)", p.replication),
+                None => p.replication.clone(),
+            },
+            (None, Some(d)) => d.to_string(),
+            (None, None) => "Unknown".to_string(),
+        }
+    }
+}
+
 impl DrbdObserved {
     /// The resource is in use here (DRBD Primary).
     pub fn in_use(&self) -> Option<bool> {

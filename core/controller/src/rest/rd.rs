@@ -97,8 +97,8 @@ pub async fn modify(
 }
 
 pub async fn delete_one(State(core): State<AppState>, Path(rsc): Path<String>) -> Response {
-    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
-        prd::delete_rd(c, &rsc)
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, o| {
+        prd::delete_rd(c, o, &rsc)
     })
     .await
 }

@@ -10,6 +10,7 @@ pub mod rconn;
 pub mod rd;
 pub mod rg;
 pub mod rsc;
+pub mod safety;
 
 use std::collections::BTreeMap;
 
@@ -28,7 +29,7 @@ use crate::kinds::LayerKind;
 use crate::name::{
     InvalidName, NetIfName, NodeName, ResourceGroupName, ResourceName, SnapshotName, StorPoolName,
 };
-use crate::observed::{Capabilities, PoolState};
+use crate::observed::{Capabilities, DrbdObserved, PoolState};
 
 /// Sources of the only impure inputs a plan needs: fresh ids and the clock.
 pub trait Env {
@@ -41,6 +42,9 @@ pub trait Observed {
     fn is_online(&self, node: &NodeName) -> bool;
     fn capabilities(&self, node: &NodeName) -> Option<&Capabilities>;
     fn pool_state(&self, node: &NodeName, pool: &StorPoolName) -> Option<&PoolState>;
+    /// What DRBD currently says of resource `rsc` on `node`; `None` when that is not known
+    /// (the node is offline, does not follow DRBD, or has not seen its complete state).
+    fn drbd_state(&self, node: &NodeName, rsc: &ResourceName) -> Option<&DrbdObserved>;
 }
 
 /// The operation class of a reply; it selects the operation bits of a `ret_code`.
@@ -419,6 +423,7 @@ pub(crate) mod testenv {
     pub struct TestObserved {
         pub online: HashMap<NodeName, Capabilities>,
         pub pools: HashMap<(NodeName, StorPoolName), PoolState>,
+        pub drbd: HashMap<(NodeName, ResourceName), DrbdObserved>,
     }
 
     impl Observed for TestObserved {
@@ -430,6 +435,9 @@ pub(crate) mod testenv {
         }
         fn pool_state(&self, node: &NodeName, pool: &StorPoolName) -> Option<&PoolState> {
             self.pools.get(&(node.clone(), pool.clone()))
+        }
+        fn drbd_state(&self, node: &NodeName, rsc: &ResourceName) -> Option<&DrbdObserved> {
+            self.drbd.get(&(node.clone(), rsc.clone()))
         }
     }
 

@@ -345,7 +345,7 @@ pub fn modify_rd(cluster: &Cluster, rsc: &str, req: &RscDfnModify) -> PlanResult
     Ok(plan)
 }
 
-pub fn delete_rd(cluster: &Cluster, rsc: &str) -> PlanResult {
+pub fn delete_rd(cluster: &Cluster, observed: &dyn Observed, rsc: &str) -> PlanResult {
     let name = parse_rsc_name(rsc)?;
     let Some(rd) = cluster.rsc_dfns.get(&name) else {
         return Ok(Plan::only(
@@ -373,6 +373,7 @@ pub fn delete_rd(cluster: &Cluster, rsc: &str) -> PlanResult {
         );
         return Ok(plan);
     }
+    super::safety::check_definition_removal(cluster, observed, rd)?;
     let generation = cluster.generation + 1;
     let mut updated = rd.clone();
     updated.flags.insert(flag::DELETE.into());

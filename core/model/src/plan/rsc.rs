@@ -1039,6 +1039,9 @@ pub fn delete_resource(
     };
     let mut plan = Plan::new();
     if !r.is_deleting() {
+        if let Some(rd) = cluster.rsc_dfns.get(&r.name) {
+            super::safety::check_resource_removal(cluster, observed, rd, r)?;
+        }
         plan.change(Change::PutRsc(mark_deleting(cluster, r)));
         if let Some(rd) = cluster.rsc_dfns.get(&r.name) {
             rebalance_tiebreaker(&mut plan, cluster, env, observed, rd, &[r], keep_tiebreaker)?;

@@ -458,7 +458,7 @@ fn deletion_waits_for_the_node() {
     let p = autoplace(&w.c, &mut w.env, &w.obs, "gone", &place(1));
     w.apply(p);
     let node = NodeName::new("node0").unwrap();
-    let p = delete_rd(&w.c, "gone");
+    let p = delete_rd(&w.c, &w.obs, "gone");
     w.apply(p);
     let name = ResourceName::new("gone").unwrap();
     assert!(w.c.rsc_dfns[&name].is_deleting());
@@ -917,3 +917,4 @@ mod drbd_numbers {
 }
 
 mod rconn;
+mod safety;

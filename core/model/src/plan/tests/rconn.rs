@@ -282,7 +282,7 @@ fn connections_go_with_their_resources_and_definition() {
     assert_eq!(left, vec![("node1".to_string(), "node2".to_string())]);
 
     // Deleting the definition drops the rest once the nodes confirm.
-    let p = delete_rd(&w.c, "r1");
+    let p = delete_rd(&w.c, &w.obs, "r1");
     w.apply(p);
     let gen = w.c.generation;
     for n in ["node1", "node2"] {
