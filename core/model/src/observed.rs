@@ -38,6 +38,14 @@ impl Capabilities {
             .unwrap_or_else(|| "not reported as supported by the satellite".into())
     }
 
+    /// The major version of the loaded DRBD module (8 or 9), when one is loaded.
+    pub fn drbd_major(&self) -> Option<u32> {
+        self.drbd_version
+            .as_deref()
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.trim().parse().ok())
+    }
+
     pub fn layer_reason(&self, layer: LayerKind) -> String {
         self.unsupported_layers
             .get(&layer)

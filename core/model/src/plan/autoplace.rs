@@ -146,6 +146,15 @@ pub fn autoplace(
         .collect();
     let has_rsc = |node: &NodeName| req.existing.iter().any(|r| &r.node == node);
 
+    let uses_drbd = req.layers.contains(&LayerKind::Drbd);
+    // DRBD 8.4 and 9 nodes do not share a resource: every replica runs the DRBD major of
+    // the existing ones, or of the first one chosen.
+    let drbd_major = |node: &NodeName| -> Option<u32> {
+        uses_drbd
+            .then(|| observed.capabilities(node).and_then(|c| c.drbd_major()))
+            .flatten()
+    };
+    let existing_major = req.existing.iter().find_map(|r| drbd_major(&r.node));
     let mut rejected: BTreeMap<String, String> = BTreeMap::new();
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     for (name, node) in &cluster.nodes {
@@ -210,6 +219,18 @@ pub fn autoplace(
                 .unwrap_or_default();
             reject(
                 format!("node does not support {missing}: {reason}"),
+                &mut rejected,
+            );
+            continue;
+        }
+        let drbd8 = uses_drbd && super::drbd84::is_drbd8(observed, name);
+        if drbd8 && req.existing.len() + req.count > super::drbd84::MAX_NODES {
+            let version = observed
+                .capabilities(name)
+                .and_then(|c| c.drbd_version.clone())
+                .unwrap_or_default();
+            reject(
+                format!("node runs DRBD {version}, which replicates between two nodes only"),
                 &mut rejected,
             );
             continue;
@@ -304,6 +325,14 @@ pub fn autoplace(
 
     let fits = |chosen: &[usize], cand: usize| -> bool {
         let node = candidates[cand].node;
+        let major = drbd_major(node);
+        let first_major = chosen.first().and_then(|c| drbd_major(candidates[*c].node));
+        if existing_major
+            .or(first_major)
+            .is_some_and(|m| Some(m) != major)
+        {
+            return false;
+        }
         for (key, value) in &pinned {
             if &prop_of(node, key) != value {
                 return false;

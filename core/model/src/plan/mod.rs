@@ -4,6 +4,7 @@
 
 pub mod autoplace;
 pub mod drbd;
+pub mod drbd84;
 pub mod node;
 pub mod pool;
 pub mod rconn;

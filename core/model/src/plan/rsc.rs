@@ -317,6 +317,13 @@ fn commit_resources(
         ids.resize(new.len(), None);
         let mut live: Vec<&Resource> = existing.to_vec();
         live.extend(new.iter().map(|(r, _)| r));
+        let counted: Vec<&Resource> = live
+            .iter()
+            .copied()
+            .filter(|r| !r.is_tiebreaker())
+            .collect();
+        super::drbd84::check(cluster, observed, &u, &counted)?;
+        let on_drbd8 = super::drbd84::any_drbd8(observed, &counted);
         match tiebreaker_move(cluster, env, observed, &u, &live, false) {
             Some(TieBreakerMove::Add(tb)) => {
                 plan.reply(tiebreaker_reply(&tb));
@@ -328,7 +335,11 @@ fn commit_resources(
         }
         let mut rscs: Vec<Resource> = new.iter().map(|(r, _)| r.clone()).collect();
         drbd::assign_resources(cluster, &u, existing, &mut rscs, &ids)?;
-        for ((r, _), assigned) in new.iter_mut().zip(rscs) {
+        for ((r, _), mut assigned) in new.iter_mut().zip(rscs) {
+            if on_drbd8 {
+                // DRBD 8.4 metadata (v08) has room for exactly one peer.
+                assigned.peer_slots = Some(super::drbd84::PEER_SLOTS);
+            }
             *r = assigned;
         }
     }
@@ -379,7 +390,7 @@ fn new_tiebreaker(
 ) -> Option<Resource> {
     let pool = tb_pool();
     let node = drbd::tiebreaker_node(cluster, rd, live, &pool, &|n| {
-        drbd_support(observed, n).is_ok()
+        drbd_support(observed, n).is_ok() && !super::drbd84::is_drbd8(observed, n)
     })?;
     let props: Props = [("StorPoolName".to_string(), pool.to_string())].into();
     let flags: BTreeSet<String> = [
@@ -406,7 +417,10 @@ fn tiebreaker_move(
     live: &[&Resource],
     keep: bool,
 ) -> Option<TieBreakerMove> {
-    let wants = drbd::auto_tiebreaker_enabled(cluster, rd) && drbd::wants_tiebreaker(live);
+    // DRBD 8.4 knows no tie-breaker (nor a third node).
+    let wants = drbd::auto_tiebreaker_enabled(cluster, rd)
+        && drbd::wants_tiebreaker(live)
+        && !super::drbd84::any_drbd8(observed, live);
     match live.iter().find(|r| r.is_tiebreaker()) {
         Some(tb) if !wants && !keep => Some(TieBreakerMove::Drop((*tb).clone())),
         None if wants => new_tiebreaker(cluster, env, observed, rd, live).map(TieBreakerMove::Add),

@@ -916,5 +916,6 @@ mod drbd_numbers {
     }
 }
 
+mod drbd84;
 mod rconn;
 mod safety;
