@@ -50,6 +50,9 @@ pub struct AdmConfig {
     /// The node name the `.res` files use for this host, when it differs from the host
     /// name (drbdadm takes it from `__DRBD_NODE__`).
     pub node_name: Option<String>,
+    /// The loaded module is DRBD 8.4: drbdadm hands over to its 8.4 tools, metadata is v08
+    /// (one peer, no `--max-peers`).
+    pub drbd84: bool,
 }
 
 impl Default for AdmConfig {
@@ -59,6 +62,7 @@ impl Default for AdmConfig {
             dry_run: false,
             timeout: DEFAULT_TIMEOUT,
             node_name: None,
+            drbd84: false,
         }
     }
 }
@@ -212,11 +216,11 @@ pub fn create_md_striped(
     al_stripes: u32,
     al_stripe_size_kib: u32,
 ) -> Result<Printed, AdmError> {
-    let mut c = cfg
-        .drbdadm_md()
-        .arg("create-md")
-        .arg("--force")
-        .arg(format!("--max-peers={peer_slots}"));
+    let mut c = cfg.drbdadm_md().arg("create-md").arg("--force");
+    // v08 metadata has room for one peer, and drbdadm-84 refuses the option.
+    if !cfg.drbd84 {
+        c = c.arg(format!("--max-peers={peer_slots}"));
+    }
     if (al_stripes, al_stripe_size_kib) != (1, 32) {
         c = c
             .arg(format!("--al-stripes={al_stripes}"))
@@ -393,7 +397,8 @@ fn probe(
     })
 }
 
-/// Whether backing device `dev` carries DRBD 9 internal metadata. `minor` is the DRBD minor
+/// Whether backing device `dev` carries internal metadata of the loaded DRBD (v09, or v08
+/// for DRBD 8.4). `minor` is the DRBD minor
 /// of its volume. Other failures (no such device; the minor attached in the kernel, when
 /// drbdmeta answers "Device '…' is configured!") are errors: ask only about devices not in use.
 pub fn has_metadata(
@@ -402,7 +407,12 @@ pub fn has_metadata(
     dev: &str,
     minor: u32,
 ) -> Result<bool, AdmError> {
-    probe(runner, cfg, dev, minor, MdFormat::V09)
+    let format = if cfg.drbd84 {
+        MdFormat::V08
+    } else {
+        MdFormat::V09
+    };
+    probe(runner, cfg, dev, minor, format)
 }
 
 /// Which DRBD metadata `dev` carries, if any (v09 is asked first).

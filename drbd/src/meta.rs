@@ -319,6 +319,45 @@ mod real_drbdmeta {
         }
     }
 
+    /// DRBD 8.4's metadata (v08) is laid out as v09 with one peer slot: what the planner
+    /// relies on to size the backing volumes of 8.4 resources.
+    #[test]
+    fn drbd84_metadata_is_v09_with_one_peer() {
+        require_tool("drbdmeta");
+        let _forget = ForgetMinor(1997);
+        const MIB: u64 = 1024;
+        for gross in [
+            64 * MIB,
+            100 * MIB + 3,
+            18689,
+            1024 * MIB + 4,
+            10 * 1024 * MIB,
+        ] {
+            let dev = Loop::new(gross);
+            let md = |args: &[&str]| {
+                let mut c = Cmd::new("drbdmeta");
+                for a in args {
+                    c = c.arg(*a);
+                }
+                RealRunner.run(&c).expect("drbdmeta").stdout
+            };
+            md(&["--force", "1997", "v08", &dev.dev, "internal", "create-md"]);
+            let dump = md(&["1997", "v08", &dev.dev, "internal", "dump-md"]);
+            assert!(dump.contains("version \"v08\";"), "{dump}");
+            let case = format!("gross {gross} KiB");
+            assert_eq!(
+                dumped(&dump, "md_size_sect") / 2,
+                md_size_kib(gross, 1, 1, 32),
+                "{case}"
+            );
+            assert_eq!(
+                dumped(&dump, "bm_offset") / 1024,
+                net_kib(gross, 1, 1, 32),
+                "{case}"
+            );
+        }
+    }
+
     #[test]
     fn gross_for_a_net_size_holds_it_on_a_real_device() {
         require_tool("drbdmeta");

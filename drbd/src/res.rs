@@ -89,12 +89,9 @@ pub fn include_file(dir: &Path) -> String {
     format!("include \"{dir}/*.res\";\n")
 }
 
-/// Renders `res` as the node `local.node` writes it.
-pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
-    let invalid = |why: String| RenderError::Invalid {
-        resource: res.name.clone(),
-        why,
-    };
+/// Checks `res` for `local` and puts hosts, volumes and options in order.
+fn prepare<'a>(res: &'a Resource, local: &Local) -> Result<Prepared<'a>, RenderError> {
+    let invalid = |why: String| invalid(res, why);
     name("resource name", &res.name)?;
     name("local node name", &local.node)?;
     if res.hosts.is_empty() {
@@ -227,6 +224,51 @@ pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
         }
     }
 
+    Ok(Prepared {
+        hosts,
+        volumes,
+        resource_opts,
+        net,
+        disk,
+        handlers,
+        overrides,
+    })
+}
+
+/// A resource checked and put in order for writing.
+struct Prepared<'a> {
+    /// By node id.
+    hosts: Vec<&'a Host>,
+    /// By number.
+    volumes: Vec<crate::config::Volume>,
+    resource_opts: BTreeMap<String, String>,
+    net: Vec<(String, String)>,
+    disk: Vec<(String, String)>,
+    handlers: Vec<(String, String)>,
+    /// Connection overrides by unordered pair of host names.
+    overrides: BTreeMap<(&'a str, &'a str), &'a Connection>,
+}
+
+fn invalid(res: &Resource, why: String) -> RenderError {
+    RenderError::Invalid {
+        resource: res.name.clone(),
+        why,
+    }
+}
+
+/// Renders `res` as the node `local.node` writes it, for DRBD 9.
+pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
+    let p = prepare(res, local)?;
+    let invalid = |why: String| invalid(res, why);
+    let Prepared {
+        hosts,
+        volumes,
+        resource_opts,
+        net,
+        disk,
+        handlers,
+        overrides,
+    } = p;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -302,6 +344,81 @@ pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
                 let _ = writeln!(out, "    }}");
             }
         }
+    }
+    let _ = writeln!(out, "}}");
+    Ok(out)
+}
+
+/// Renders `res` as the node `local.node` writes it, for DRBD 8.4 (the in-tree module of
+/// mainstream kernels). 8.4 replicates between two hosts and has no node ids, connection
+/// sections or peer-device sections: hosts carry volumes and an address, a connection
+/// override of the one pair is merged into the resource's `net` and `disk` sections (the
+/// resync controller options are disk options in 8.4). Checked against drbdadm-84 of
+/// drbd-utils 9.22.
+pub fn render84(res: &Resource, local: &Local) -> Result<String, RenderError> {
+    let p = prepare(res, local)?;
+    let invalid = |why: String| invalid(res, why);
+    if p.hosts.len() > 2 {
+        return Err(invalid(format!(
+            "DRBD 8.4 replicates between two hosts, and the resource has {}",
+            p.hosts.len()
+        )));
+    }
+    let mut net = p.net;
+    let mut disk = p.disk;
+    for c in p.overrides.values() {
+        for (k, v) in &c.net {
+            net.retain(|(nk, _)| nk != k);
+            net.push((k.clone(), v.clone()));
+        }
+        for (k, v) in &c.peer_device {
+            disk.retain(|(dk, _)| dk != k);
+            disk.push((k.clone(), v.clone()));
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Written by strata for node \"{}\" (DRBD 8.4); changes here are overwritten.\n",
+        local.node
+    );
+    let _ = writeln!(out, "resource \"{}\" {{", res.name);
+    section(&mut out, 1, "options", p.resource_opts.iter())?;
+    section(&mut out, 1, "net", net.iter().map(|(k, v)| (k, v)))?;
+    section(&mut out, 1, "disk", disk.iter().map(|(k, v)| (k, v)))?;
+    section(
+        &mut out,
+        1,
+        "handlers",
+        p.handlers.iter().map(|(k, v)| (k, v)),
+    )?;
+    for h in &p.hosts {
+        let is_local = h.name == local.node;
+        let _ = writeln!(out, "\n    on \"{}\" {{", h.name);
+        for v in &p.volumes {
+            let _ = writeln!(out, "        volume {} {{", v.number);
+            let _ = writeln!(out, "            device minor {};", v.minor);
+            let disk = if is_local {
+                local.disks.get(&v.number).map(String::as_str)
+            } else if h.diskless {
+                None
+            } else {
+                Some(REMOTE_DISK_PLACEHOLDER)
+            };
+            match disk {
+                Some(d) => {
+                    let _ = writeln!(out, "            disk \"{d}\";");
+                }
+                None => {
+                    let _ = writeln!(out, "            disk none;");
+                }
+            }
+            // 8.4's parser wants a meta-disk for every volume, diskless ones too.
+            let _ = writeln!(out, "            meta-disk internal;");
+            let _ = writeln!(out, "        }}");
+        }
+        let _ = writeln!(out, "        address {};", address(h).map_err(invalid)?);
+        let _ = writeln!(out, "    }}");
     }
     let _ = writeln!(out, "}}");
     Ok(out)
@@ -1144,5 +1261,143 @@ mod real_drbdadm {
             err.stderr().contains("IP 192.0.2.1 not found on this host"),
             "{err}"
         );
+    }
+}
+
+/// DRBD 8.4 files checked by the real drbdadm-84 of drbd-utils 9.22.
+#[cfg(test)]
+mod real_drbdadm84 {
+    use super::*;
+    use crate::config::{Connection, Options, Volume};
+    use crate::testutil::{drbdadm84_as, host, ConfDir};
+
+    fn squeeze(s: &str) -> String {
+        s.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Two nodes, one volume, options 8.4 knows, and an override of the one connection.
+    fn pair(beta_diskless: bool) -> Resource {
+        let mut options = Options::default();
+        options
+            .set("Net", "protocol", "C")
+            .set("Net", "max-buffers", "8000")
+            .set("Disk", "on-io-error", "detach")
+            .set("PeerDevice", "resync-rate", "100M");
+        Resource {
+            name: "r84".into(),
+            peer_slots: 1,
+            secret: Some("s3cr3t+/=".into()),
+            options,
+            volumes: vec![Volume {
+                number: 0,
+                minor: 1000,
+            }],
+            hosts: vec![
+                host("alpha", 0, "10.99.0.1", 7000, false),
+                host("beta", 1, "10.99.0.2", 7000, beta_diskless),
+            ],
+            connections: vec![Connection {
+                hosts: ["alpha".into(), "beta".into()],
+                net: [("max-buffers".to_string(), "10000".to_string())].into(),
+                peer_device: [("c-max-rate".to_string(), "300M".to_string())].into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn alpha() -> Local {
+        Local {
+            node: "alpha".into(),
+            disks: [(0, "/dev/loop20".to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn renders_two_hosts_without_node_ids_or_connection_sections() {
+        let text = render84(&pair(false), &alpha()).unwrap();
+        assert!(!text.contains("node-id"), "{text}");
+        assert!(!text.contains("connection"), "{text}");
+        let conf = ConfDir::new();
+        conf.write("r84", &text);
+        let out = drbdadm84_as("alpha", &conf.conf(), &["dump", "r84"]);
+        assert_eq!(out.status, 0, "{out:?}");
+        let dump = squeeze(&out.stdout);
+        for want in [
+            "on alpha {\nvolume 0 {\ndevice minor 1000;\ndisk /dev/loop20;\nmeta-disk internal;\n}\naddress ipv4 10.99.0.1:7000;",
+            &format!("on beta {{\nvolume 0 {{\ndevice minor 1000;\ndisk {REMOTE_DISK_PLACEHOLDER};"),
+            "address ipv4 10.99.0.2:7000;",
+            "protocol C;",
+            // The connection's override wins over the resource's value.
+            "max-buffers 10000;",
+            "cram-hmac-alg sha1;",
+            "on-io-error detach;",
+            "resync-rate 100M;",
+            "c-max-rate 300M;",
+        ] {
+            assert!(dump.contains(want), "missing {want:?} in\n{dump}");
+        }
+        assert!(!dump.contains("max-buffers 8000"), "{dump}");
+    }
+
+    #[test]
+    fn dry_run_up_drives_the_84_tools() {
+        let conf = ConfDir::new();
+        conf.write("r84", &render84(&pair(false), &alpha()).unwrap());
+        let out = drbdadm84_as("alpha", &conf.conf(), &["-d", "up", "r84"]);
+        assert_eq!(out.status, 0, "{out:?}");
+        let lines: Vec<String> = out
+            .stdout
+            .lines()
+            .map(|l| l.replace("/usr/lib/drbd/", ""))
+            .collect();
+        let find = |prefix: &str| {
+            lines
+                .iter()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} in\n{}", out.stdout))
+                .clone()
+        };
+        assert_eq!(
+            find("drbdsetup-84 new-minor"),
+            "drbdsetup-84 new-minor r84 1000 0"
+        );
+        let attach = find("drbdsetup-84 attach");
+        assert!(
+            attach.starts_with("drbdsetup-84 attach 1000 /dev/loop20 /dev/loop20 internal"),
+            "{attach}"
+        );
+        for opt in [
+            "--on-io-error=detach",
+            "--resync-rate=100M",
+            "--c-max-rate=300M",
+        ] {
+            assert!(attach.contains(opt), "{attach}");
+        }
+        let connect = find("drbdsetup-84 connect");
+        assert!(
+            connect.starts_with("drbdsetup-84 connect r84 ipv4:10.99.0.1:7000 ipv4:10.99.0.2:7000"),
+            "{connect}"
+        );
+        for opt in [
+            "--protocol=C",
+            "--cram-hmac-alg=sha1",
+            "--max-buffers=10000",
+        ] {
+            assert!(connect.contains(opt), "{connect}");
+        }
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("drbdmeta 1000 v08 /dev/loop20 internal apply-al")));
+    }
+
+    #[test]
+    fn a_third_host_is_refused() {
+        let mut r = pair(false);
+        r.hosts.push(host("gamma", 2, "10.99.0.3", 7000, true));
+        let err = render84(&r, &alpha()).unwrap_err();
+        assert!(err.to_string().contains("two hosts"), "{err}");
     }
 }

@@ -117,7 +117,25 @@ pub struct Ran {
 /// the environment on purpose, so this one place spawns drbdadm itself (cleared environment
 /// too, plus that one variable).
 pub fn drbdadm_as(node: &str, conf: &Path, args: &[&str]) -> Ran {
-    let out = std::process::Command::new(require_tool("drbdadm"))
+    adm_as(&require_tool("drbdadm"), node, conf, args)
+}
+
+/// Where drbd-utils keep the drbdadm for DRBD 8.4 kernels; drbdadm hands over to it when
+/// the loaded module is 8.4, so on a host without the module tests call it directly.
+pub const DRBDADM_84: &str = "/usr/lib/drbd/drbdadm-84";
+
+/// [`drbdadm_as`] with the DRBD 8.4 drbdadm.
+pub fn drbdadm84_as(node: &str, conf: &Path, args: &[&str]) -> Ran {
+    require_tool("drbdadm");
+    assert!(
+        Path::new(DRBDADM_84).exists(),
+        "{DRBDADM_84} is missing: drbd-utils are incomplete"
+    );
+    adm_as(Path::new(DRBDADM_84), node, conf, args)
+}
+
+fn adm_as(program: &Path, node: &str, conf: &Path, args: &[&str]) -> Ran {
+    let out = std::process::Command::new(program)
         .arg("-c")
         .arg(conf)
         .args(args)

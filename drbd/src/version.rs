@@ -164,17 +164,20 @@ pub fn capability(kernel: Option<Version>, adm: Option<UtilsVersion>) -> Capabil
         None => {
             let installed = adm.and_then(|a| a.kernel);
             reasons.push(match installed {
-                Some(v) if v.major >= 9 => format!(
+                Some(v) if v.major >= 9 || (v.major == 8 && v.minor >= 4) => format!(
                     "the DRBD kernel module is not loaded (drbdadm knows of {v}; modprobe drbd)"
                 ),
                 Some(v) => format!(
-                    "the DRBD kernel module is not loaded, and the one installed is {v}; DRBD 9 is needed (install drbd-dkms or a kernel with DRBD 9, then modprobe drbd)"
+                    "the DRBD kernel module is not loaded, and the one installed is {v}; DRBD 9 or 8.4 is needed (install drbd-dkms or a kernel with DRBD 9, then modprobe drbd)"
                 ),
                 None => "the DRBD kernel module is not loaded (modprobe drbd)".to_string(),
             });
         }
+        // 8.4 (the in-tree module) runs resources of at most two nodes; the planner keeps
+        // them to that.
+        Some(k) if k.major == 8 && k.minor >= 4 => {}
         Some(k) if k.major != 9 => reasons.push(format!(
-            "the loaded DRBD kernel module is {k}; DRBD 9 is needed (unload it and load a DRBD 9 module, e.g. from drbd-dkms)"
+            "the loaded DRBD kernel module is {k}; DRBD 9 or 8.4 is needed (load a DRBD 9 module, e.g. from drbd-dkms, or the kernel's own DRBD 8.4)"
         )),
         Some(_) => {}
     }
@@ -295,14 +298,19 @@ srcversion: 2AE1F1D0A0B7C3A5F3D8C47
     }
 
     #[test]
-    fn drbd_84_is_reported_but_unsupported() {
+    fn drbd_84_is_supported_and_83_is_not() {
         let p = proc_file(PROC84);
         let c = detect(&runner_with(ADM_HERE), p.path());
-        assert!(!c.supported);
+        assert!(c.supported, "{:?}", c.reason);
         assert_eq!(c.kernel, Some(Version::new(8, 4, 11)));
+        let c = capability(
+            Some(Version::new(8, 3, 16)),
+            Some(parse_drbdadm_version(ADM_HERE)),
+        );
+        assert!(!c.supported);
         let reason = c.reason.unwrap();
-        assert!(reason.contains("8.4.11"), "{reason}");
-        assert!(reason.contains("DRBD 9 is needed"), "{reason}");
+        assert!(reason.contains("8.3.16"), "{reason}");
+        assert!(reason.contains("DRBD 9 or 8.4 is needed"), "{reason}");
     }
 
     #[test]

@@ -112,7 +112,12 @@ impl DrbdDriver {
             node: node.to_string(),
             disks: disks.clone(),
         };
-        let text = strata_drbd::res::render(res, &local).map_err(|e| e.to_string())?;
+        let text = if self.adm.drbd84 {
+            strata_drbd::res::render84(res, &local)
+        } else {
+            strata_drbd::res::render(res, &local)
+        }
+        .map_err(|e| e.to_string())?;
         let path = self.res_file(&res.name);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
             write_atomically(&path, text.as_bytes())
@@ -230,6 +235,54 @@ mod tests {
 
     fn disk() -> BTreeMap<u32, String> {
         [(0, "/dev/loop7".to_string())].into()
+    }
+
+    /// On a DRBD 8.4 node: the file is in 8.4 syntax, metadata is probed and created as v08
+    /// (no `--max-peers`), and the rest is the same drbdadm commands (drbdadm hands them to
+    /// its 8.4 tools).
+    #[test]
+    fn drbd84_node_command_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        let adm = AdmConfig {
+            drbd84: true,
+            ..Default::default()
+        };
+        let d = DrbdDriver::new(runner.clone(), adm, dir.path().join("res"), None).unwrap();
+        runner
+            .expect(
+                &[
+                    "drbdmeta",
+                    "1000",
+                    "v08",
+                    "/dev/loop7",
+                    "internal",
+                    "dstate",
+                ],
+                Output::failed(1, "No valid meta data found"),
+            )
+            .expect(&["drbdadm", "create-md", "--force", "r0/0"], Output::ok(""))
+            .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
+        let mut two = resource(&[("alpha", 0), ("beta", 1)]);
+        two.peer_slots = 1;
+        d.apply("alpha", &two, &disk(), &BTreeSet::new(), &[])
+            .unwrap();
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+        let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
+        assert!(
+            text.contains("(DRBD 8.4)") && !text.contains("node-id"),
+            "{text}"
+        );
+
+        // A third host cannot be written for 8.4: the error says so, nothing runs.
+        let three = resource(&[("alpha", 0), ("beta", 1), ("gamma", 2)]);
+        let err = d
+            .apply("alpha", &three, &disk(), &[0].into(), &[])
+            .unwrap_err();
+        assert!(err.contains("two hosts"), "{err}");
+        assert!(!std::fs::read_to_string(d.res_file("r0"))
+            .unwrap()
+            .contains("gamma"));
     }
 
     /// The life of a replica on node alpha, command by command: create, a peer added, a peer

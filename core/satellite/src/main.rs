@@ -88,8 +88,13 @@ fn drbd_layer(
         .drbd_dir
         .clone()
         .unwrap_or_else(|| state_dir.join("drbd.d"));
+    let drbd84 = found.kernel.is_some_and(|k| k.major == 8);
+    if drbd84 {
+        tracing::info!("DRBD 8.4 module: resources have at most two nodes");
+    }
     let mut adm = strata_drbd::adm::AdmConfig {
         dry_run: args.drbd_dry_run,
+        drbd84,
         ..Default::default()
     };
     let include = match &args.drbd_config {
