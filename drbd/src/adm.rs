@@ -434,11 +434,24 @@ pub fn metadata_format(
 /// full state and statistics on each line (`--full` implies `--statistics`). DRBD sends no
 /// event when only statistics change, so resync progress (`done`) moves only with other
 /// changes; [`status`] (a `--now` snapshot) refreshes it while a resync runs.
-pub fn events2_command() -> Cmd {
+///
+/// DRBD 8.4's drbdsetup has no `--full` (it answers "unrecognized option"); with
+/// `--statistics` its lines carry `out-of-sync`, from which progress is derived (see
+/// [`crate::events::PeerDeviceState::resync_total_kib`]).
+pub fn events2_command(cfg: &AdmConfig) -> Cmd {
     Cmd::new("drbdsetup")
         .arg("events2")
-        .arg("--full")
+        .arg(state_flag(cfg))
         .arg("all")
+}
+
+/// `--full` for DRBD 9, `--statistics` for 8.4 (measured with DRBD 8.4.11, drbd-utils 9.22).
+fn state_flag(cfg: &AdmConfig) -> &'static str {
+    if cfg.drbd84 {
+        "--statistics"
+    } else {
+        "--full"
+    }
 }
 
 /// The current state of `res` from `drbdsetup events2 --now --full RES`; `None` when the
@@ -452,7 +465,7 @@ pub fn status(
         .timeout(cfg.timeout)
         .arg("events2")
         .arg("--now")
-        .arg("--full")
+        .arg(state_flag(cfg))
         .arg(res);
     let out = match runner.run(&cmd) {
         Ok(out) => out,
@@ -659,8 +672,16 @@ mod tests {
             Err(AdmError::NoKernelModule { .. })
         ));
         assert_eq!(
-            events2_command().argv(),
+            events2_command(&AdmConfig::default()).argv(),
             vec!["drbdsetup", "events2", "--full", "all"]
+        );
+        let v84 = AdmConfig {
+            drbd84: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            events2_command(&v84).argv(),
+            vec!["drbdsetup", "events2", "--statistics", "all"]
         );
     }
 }

@@ -52,7 +52,10 @@ struct Args {
 }
 
 /// Where the DRBD event watcher reads from; `None`: nowhere (a dry run without a file).
-fn event_source(args: &Args) -> Option<strata_satellite::watch::EventSource> {
+fn event_source(
+    args: &Args,
+    adm: &strata_drbd::adm::AdmConfig,
+) -> Option<strata_satellite::watch::EventSource> {
     match &args.drbd_events_file {
         Some(file) => Some(strata_satellite::watch::EventSource {
             // `--pid`: tail ends with the satellite, even one killed outright.
@@ -65,7 +68,7 @@ fn event_source(args: &Args) -> Option<strata_satellite::watch::EventSource> {
             refresh: false,
         }),
         None if args.drbd_dry_run => None,
-        None => Some(strata_satellite::watch::EventSource::drbdsetup()),
+        None => Some(strata_satellite::watch::EventSource::drbdsetup(adm)),
     }
 }
 
@@ -156,7 +159,8 @@ async fn main() -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || detect(r.as_ref(), &HostPaths::default())).await?
     };
     let drbd = drbd_layer(&args, &settings.state_dir, runner.clone(), &mut caps)?;
-    let watch = match (&drbd, event_source(&args)) {
+    let source = drbd.as_ref().and_then(|d| event_source(&args, d.adm()));
+    let watch = match (&drbd, source) {
         (Some(d), Some(source)) => Some(strata_satellite::watch::DrbdWatch::start(
             Arc::new(RealRunner),
             runner.clone(),

@@ -39,10 +39,10 @@ pub struct EventSource {
 }
 
 impl EventSource {
-    /// The real one.
-    pub fn drbdsetup() -> EventSource {
+    /// The real one, for the DRBD `adm` says the node runs.
+    pub fn drbdsetup(adm: &AdmConfig) -> EventSource {
         EventSource {
-            cmd: adm::events2_command(),
+            cmd: adm::events2_command(adm),
             refresh: true,
         }
     }
@@ -68,6 +68,8 @@ struct Shared {
     births: BTreeMap<String, Birth>,
     /// The DRBD configuration of each resource, from the node's configuration (names peers).
     configured: HashMap<String, Resource>,
+    /// This node's name, from its configuration.
+    node: String,
 }
 
 struct Inner {
@@ -103,6 +105,24 @@ fn names(res: &Resource) -> HashMap<u32, &str> {
         .collect()
 }
 
+/// DRBD 8.4 reports its one peer as node id 0 named "peer", whatever the configuration
+/// says (recorded with DRBD 8.4.11): the id under which it appears.
+pub const DRBD84_PEER_ID: u32 = 0;
+
+/// How peers appear in the events of `res` on node `local`: by their node ids (DRBD 9), or
+/// as [`DRBD84_PEER_ID`] for the one other host (8.4).
+fn peer_names<'a>(res: &'a Resource, local: &str, drbd84: bool) -> HashMap<u32, &'a str> {
+    if !drbd84 {
+        return names(res);
+    }
+    res.hosts
+        .iter()
+        .find(|h| h.name != local)
+        .map(|h| (DRBD84_PEER_ID, h.name.as_str()))
+        .into_iter()
+        .collect()
+}
+
 fn peer_name(names: &HashMap<u32, &str>, id: u32, conn_name: Option<&str>) -> String {
     names
         .get(&id)
@@ -114,7 +134,11 @@ fn peer_name(names: &HashMap<u32, &str>, id: u32, conn_name: Option<&str>) -> St
 /// What DRBD's state `st` of a resource configured as `res` (if known) says, with peers
 /// named by node name.
 pub fn observe(st: &events::ResourceState, res: Option<&Resource>) -> DrbdObserved {
-    let names = res.map(names).unwrap_or_default();
+    observe_named(st, &res.map(names).unwrap_or_default())
+}
+
+/// [`observe`] with peers named by `names` (node id as DRBD reports it -> node name).
+pub fn observe_named(st: &events::ResourceState, names: &HashMap<u32, &str>) -> DrbdObserved {
     let mut volumes: BTreeMap<u32, DrbdVolumeObserved> = st
         .devices
         .values()
@@ -132,7 +156,7 @@ pub fn observe(st: &events::ResourceState, res: Option<&Resource>) -> DrbdObserv
         .collect();
     let mut connections = BTreeMap::new();
     for c in st.connections.values() {
-        let name = peer_name(&names, c.peer_node_id, c.conn_name.as_deref());
+        let name = peer_name(names, c.peer_node_id, c.conn_name.as_deref());
         if let Some(state) = &c.connection {
             connections.insert(name.clone(), state.to_string());
         }
@@ -205,6 +229,7 @@ impl DrbdWatch {
                 error: None,
                 births: BTreeMap::new(),
                 configured: HashMap::new(),
+                node: String::new(),
             }),
             changed,
             epoch,
@@ -246,7 +271,13 @@ impl DrbdWatch {
                         .hosts
                         .iter()
                         .filter(|h| !h.diskless && Some(h.node_id) != me)
-                        .map(|h| h.node_id)
+                        .map(|h| {
+                            if self.inner.adm.drbd84 {
+                                DRBD84_PEER_ID
+                            } else {
+                                h.node_id
+                            }
+                        })
                         .collect(),
                     failed_at: None,
                 },
@@ -264,6 +295,7 @@ impl DrbdWatch {
             .iter()
             .filter_map(|r| Some((r.name.clone(), r.drbd.clone()?)))
             .collect();
+        s.node = cfg.node_name.clone();
         drop(s);
         self.inner.step_births();
     }
@@ -279,7 +311,14 @@ impl DrbdWatch {
             resources: s
                 .events
                 .resources()
-                .map(|st| observe(st, s.configured.get(&st.name)))
+                .map(|st| {
+                    let names = s
+                        .configured
+                        .get(&st.name)
+                        .map(|r| peer_names(r, &s.node, self.inner.adm.drbd84))
+                        .unwrap_or_default();
+                    observe_named(st, &names)
+                })
                 .collect(),
         }
     }
@@ -532,18 +571,65 @@ mod tests {
     }
 
     fn start(runner: &Arc<ScriptedRunner>, lines: ScriptedLines) -> DrbdWatch {
-        let cmd = adm::events2_command();
-        let argv: Vec<&str> = cmd.argv().to_vec();
+        start_with(runner, lines, AdmConfig::default())
+    }
+
+    fn start_with(runner: &Arc<ScriptedRunner>, lines: ScriptedLines, adm: AdmConfig) -> DrbdWatch {
+        let source = EventSource {
+            refresh: false,
+            ..EventSource::drbdsetup(&adm)
+        };
+        let argv: Vec<&str> = source.cmd.argv().to_vec();
         runner.expect_stream(&argv, lines);
-        DrbdWatch::start(
-            runner.clone(),
-            runner.clone(),
-            AdmConfig::default(),
-            EventSource {
-                cmd,
-                refresh: false,
-            },
-        )
+        DrbdWatch::start(runner.clone(), runner.clone(), adm, source)
+    }
+
+    /// On DRBD 8.4 the one peer shows up as node id 0 named "peer" (lines as recorded from
+    /// DRBD 8.4.11): it is named by the configuration's other host, also when this node is
+    /// node id 0 itself, and the birth waits for it as for a DRBD 9 peer.
+    #[test]
+    fn drbd84_peer_is_named_and_awaited() {
+        let runner = Arc::new(ScriptedRunner::new());
+        let lines = ScriptedLines::new([
+            "exists -",
+            "create resource name:r0 role:Secondary suspended:no",
+            "create device name:r0 volume:0 minor:1000 disk:Inconsistent",
+            "create connection name:r0 peer-node-id:0 conn-name:peer connection:StandAlone role:Unknown",
+            "create peer-device name:r0 peer-node-id:0 conn-name:peer volume:0 replication:Off peer-disk:DUnknown resync-suspended:no",
+        ])
+        .idle()
+        .idle()
+        .line("change connection name:r0 peer-node-id:0 conn-name:peer connection:Connected")
+        .line("change peer-device name:r0 peer-node-id:0 conn-name:peer volume:0 replication:Established peer-disk:Inconsistent")
+        .idle()
+        .idle()
+        .line("change device name:r0 volume:0 minor:1000 disk:UpToDate")
+        .line("change peer-device name:r0 peer-node-id:0 conn-name:peer volume:0 peer-disk:UpToDate");
+        runner.expect(
+            &["drbdadm", "new-current-uuid", "--clear-bitmap", "r0/0"],
+            Output::ok(""),
+        );
+        let adm = AdmConfig {
+            drbd84: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            EventSource::drbdsetup(&adm).cmd.argv(),
+            ["drbdsetup", "events2", "--statistics", "all"]
+        );
+        let w = start_with(&runner, lines, adm);
+        w.configure(&config(Some(InitialSync::Skip)));
+        wait_until("the skip", || runner.remaining().is_empty());
+        wait_until("UpToDate", || {
+            w.report().resource("r0").is_some_and(|r| r.is_synced())
+        });
+        let r = w.report();
+        let o = r.resource("r0").unwrap();
+        assert_eq!(o.connections.keys().collect::<Vec<_>>(), ["beta"]);
+        assert_eq!(
+            o.volumes[&0].peers["beta"].peer_disk.as_deref(),
+            Some("UpToDate")
+        );
     }
 
     #[test]
@@ -630,7 +716,7 @@ mod tests {
         .idle()
         .ends(0, "");
         // Second stream: beta is there.
-        let cmd = adm::events2_command();
+        let cmd = adm::events2_command(&AdmConfig::default());
         let argv: Vec<&str> = cmd.argv().to_vec();
         runner.expect_stream(&argv, alone);
         runner.expect_stream(&argv, ScriptedLines::new(NEWBORN.iter().copied()));
