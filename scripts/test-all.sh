@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the tests need on a fresh machine (as root) and runs every test tier:
-# formatting, lints, unit tests, cluster tests on loop devices, the CLI, and python-linstor.
+# formatting, lints, unit tests, cluster tests on loop devices, the CLI, python-linstor, and
+# the virtual-machine tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,11 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== build"
 cargo build --workspace --bins --quiet
+# The VM tier (device-mapper and DRBD live only in guests): qemu, a Debian kernel and an
+# initramfs from Debian packages, cached under STRATA_VMLAB_DIR.
+echo "== VM image (tests/vmlab/build-image.sh, cached)"
+tests/vmlab/build-image.sh "${STRATA_VMLAB_DIR:-/var/cache/strata-vmlab}" >target/vmlab-build.log 2>&1 \
+    || { tail -n 40 target/vmlab-build.log >&2; echo "building the VM image failed" >&2; exit 1; }
 echo "== tests"
 cargo test --workspace --quiet
 echo "== benchmark smoke run (debug build, small scale; figures are not meaningful here)"

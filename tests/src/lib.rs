@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use strata_client::Client;
 
+pub mod vm;
+
 pub use strata_api::types;
 pub use strata_api::ApiCallRc;
 

@@ -1,0 +1,266 @@
+//! Virtual machines for what the host kernel cannot do (device-mapper, DRBD): guests booted
+//! with `tests/vmlab/boot.sh` from the image `tests/vmlab/build-image.sh` builds out of
+//! Debian packages (a Debian kernel and a busybox initramfs with lvm2, thin-provisioning-tools
+//! and drbd-utils). A test drives each guest over its serial console: [`Vm::run`] writes a
+//! command and reads up to a numbered end marker that carries the exit status.
+//!
+//! The image is not built here: `scripts/test-all.sh` builds it (cached) before the tests,
+//! and a missing image fails the test with what to run. Guests are stopped by PID when their
+//! [`Vm`] drops.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a guest may take from qemu's start to its ready marker (software emulation
+/// boots in 8-14 s when the machine is idle; a loaded CI machine is slower).
+pub const BOOT_LIMIT: Duration = Duration::from_secs(180);
+
+/// The directory of the built image.
+pub fn image_dir() -> PathBuf {
+    std::env::var_os("STRATA_VMLAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/strata-vmlab"))
+}
+
+/// `tests/vmlab` of the source tree.
+pub fn vmlab_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("vmlab")
+}
+
+/// Panics with what to do when the image has not been built.
+pub fn require_image() {
+    let dir = image_dir();
+    for f in ["env.sh", "vmlinuz", "initramfs.cpio.gz"] {
+        assert!(
+            dir.join(f).is_file(),
+            "the VM image is missing ({} not found): run tests/vmlab/build-image.sh {} first \
+             (scripts/test-all.sh does)",
+            dir.join(f).display(),
+            dir.display()
+        );
+    }
+}
+
+/// How to boot one guest.
+#[derive(Debug, Clone, Default)]
+pub struct VmSpec {
+    /// Host name of the guest (DRBD's `on NAME` must match it).
+    pub name: String,
+    /// Address of the data NIC, e.g. `10.99.0.1/24`.
+    pub addr: Option<String>,
+    /// The data link: listen on this loopback port (the first guest of a pair)...
+    pub listen: Option<u16>,
+    /// ... or connect to the guest listening there.
+    pub connect: Option<u16>,
+    /// Host port forwarded to the guest's port 3366 (its satellite).
+    pub forward: Option<u16>,
+    /// A raw disk image (`/dev/vda` in the guest), created sparse with `disk_size` if missing.
+    pub disk: Option<PathBuf>,
+    pub disk_size: Option<String>,
+    /// gzip'ed newc cpio archives laid over the image (files, `etc/vmlab.d/` start hooks).
+    pub extras: Vec<PathBuf>,
+}
+
+/// A running guest.
+pub struct Vm {
+    pub name: String,
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    /// Everything the console printed, for failure messages.
+    log: Arc<Mutex<String>>,
+    next: u64,
+}
+
+impl Vm {
+    /// Boots a guest and waits for its ready marker.
+    pub fn boot(spec: &VmSpec) -> Vm {
+        require_image();
+        let mut cmd = Command::new(vmlab_dir().join("boot.sh"));
+        cmd.arg("--batch")
+            .arg("--name")
+            .arg(&spec.name)
+            .arg("--dir")
+            .arg(image_dir());
+        if let Some(a) = &spec.addr {
+            cmd.arg("--addr").arg(a);
+        }
+        if let Some(p) = spec.listen {
+            cmd.arg("--listen").arg(p.to_string());
+        }
+        if let Some(p) = spec.connect {
+            cmd.arg("--connect").arg(p.to_string());
+        }
+        if let Some(p) = spec.forward {
+            cmd.arg("--fwd").arg(p.to_string());
+        }
+        if let Some(d) = &spec.disk {
+            let size = spec.disk_size.as_deref().unwrap_or("1G");
+            cmd.arg("--disk").arg(format!("{}:{size}", d.display()));
+        }
+        for e in &spec.extras {
+            cmd.arg("--extra").arg(e);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tests/vmlab/boot.sh starts");
+        let stdin = child.stdin.take().expect("console input");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, lines) = channel();
+        let out = child.stdout.take().expect("console output");
+        let err = child.stderr.take().expect("qemu errors");
+        for (stream, tx, log) in [
+            (
+                Box::new(out) as Box<dyn std::io::Read + Send>,
+                tx.clone(),
+                log.clone(),
+            ),
+            (Box::new(err), tx, log.clone()),
+        ] {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let line = line.trim_end_matches('\r').to_string();
+                    if let Ok(mut l) = log.lock() {
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut vm = Vm {
+            name: spec.name.clone(),
+            child,
+            stdin,
+            lines,
+            log,
+            next: 0,
+        };
+        vm.wait_for(|l| l == "VMLAB-READY", BOOT_LIMIT)
+            .unwrap_or_else(|why| panic!("guest {} did not boot: {why}", vm.name));
+        // The console shell greets first; one empty command takes the greeting away.
+        vm.sh("true");
+        vm
+    }
+
+    /// What the console printed so far.
+    pub fn console(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn wait_for(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> Result<(), String> {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if want(&l) => return Ok(()),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "nothing after {limit:?}; console:\n{}",
+                        self.console()
+                    ))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(format!("qemu ended; console:\n{}", self.console()))
+                }
+            }
+        }
+    }
+
+    /// Runs `command` in the guest's shell (stdout and stderr together) and answers its exit
+    /// status and output, waiting at most `limit`.
+    pub fn run_for(&mut self, command: &str, limit: Duration) -> (i32, String) {
+        self.next += 1;
+        let marker = format!("@@END-{}-{} ", self.name, self.next);
+        // The marker is split in the command so that an echoing console cannot fake it.
+        let line = format!(
+            "{{ {command}\n}} </dev/null 2>&1; echo \"@@END-{}-\"'{} '\"$?\"\n",
+            self.name, self.next
+        );
+        self.stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| self.stdin.flush())
+            .unwrap_or_else(|e| panic!("console of {} closed: {e}", self.name));
+        let end = Instant::now() + limit;
+        let mut out = String::new();
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    if let Some(pos) = l.find(&marker) {
+                        out.push_str(&l[..pos]);
+                        let status = l[pos + marker.len()..].trim().parse().unwrap_or(-1);
+                        return (status, out);
+                    }
+                    out.push_str(&l);
+                    out.push('\n');
+                }
+                Err(_) => panic!(
+                    "{}: `{command}` did not finish within {limit:?}; output so far:\n{out}\nconsole:\n{}",
+                    self.name,
+                    self.console()
+                ),
+            }
+        }
+    }
+
+    /// [`Vm::run_for`] with a minute's limit.
+    pub fn run(&mut self, command: &str) -> (i32, String) {
+        self.run_for(command, Duration::from_secs(60))
+    }
+
+    /// Runs `command`, which must succeed; answers its output.
+    pub fn sh(&mut self, command: &str) -> String {
+        let (status, out) = self.run(command);
+        assert_eq!(
+            status, 0,
+            "{}: `{command}` failed with {status}:\n{out}",
+            self.name
+        );
+        out
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        // boot.sh execs qemu: the child's PID is qemu's.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A gzip'ed newc cpio archive of `files` (path in the guest, content, mode), to lay over the
+/// image with [`VmSpec::extras`]. Directories are created as needed.
+pub fn overlay(dir: &Path, name: &str, files: &[(&str, &[u8], u32)]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let root = dir.join(format!("{name}.root"));
+    let _ = std::fs::remove_dir_all(&root);
+    for (path, content, mode) in files {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().expect("a parent directory")).expect("overlay dir");
+        std::fs::write(&p, content).expect("overlay file");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).expect("overlay mode");
+    }
+    let archive = dir.join(format!("{name}.cpio.gz"));
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$1\" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -1 > \"$2\"")
+        .arg("sh")
+        .arg(&root)
+        .arg(&archive)
+        .status()
+        .expect("cpio runs");
+    assert!(status.success(), "cannot build {}", archive.display());
+    archive
+}
