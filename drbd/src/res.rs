@@ -889,16 +889,8 @@ resource "r0" {
 mod real_drbdadm {
     use super::*;
     use crate::adm::{self, AdmConfig};
-    use crate::testutil::{self, drbdadm_as, two_volume_resource, ConfDir};
+    use crate::testutil::{self, drbdadm_as, squeeze, two_volume_resource, ConfDir};
     use strata_exec::RealRunner;
-
-    /// Collapses runs of blanks so that assertions do not depend on drbdadm's column layout.
-    fn squeeze(s: &str) -> String {
-        s.lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 
     /// drbdadm names the tools it runs by the directory it was started from (the runners start
     /// programs by absolute path: `/usr/sbin/drbdsetup ...`); tests compare bare names.
@@ -1269,14 +1261,7 @@ mod real_drbdadm {
 mod real_drbdadm84 {
     use super::*;
     use crate::config::{Connection, Options, Volume};
-    use crate::testutil::{drbdadm84_as, host, ConfDir};
-
-    fn squeeze(s: &str) -> String {
-        s.lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
+    use crate::testutil::{drbdadm84_as, host, squeeze, ConfDir};
 
     /// Two nodes, one volume, options 8.4 knows, and an override of the one connection.
     fn pair(beta_diskless: bool) -> Resource {

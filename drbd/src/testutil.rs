@@ -103,6 +103,14 @@ impl ConfDir {
     }
 }
 
+/// Collapses runs of blanks so that assertions do not depend on drbdadm's column layout.
+pub fn squeeze(s: &str) -> String {
+    s.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// What a tool printed.
 #[derive(Debug)]
 pub struct Ran {

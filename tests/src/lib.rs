@@ -229,6 +229,26 @@ fn next_netns_slot() -> u8 {
 }
 
 impl Satellite {
+    /// `drbdadm dump` of resource `rsc` as this satellite's node sees it: its own
+    /// configuration through the real parser, which must accept it.
+    pub fn drbdadm_dump(&self, rsc: &str) -> String {
+        let out = Command::new("drbdadm")
+            .env("__DRBD_NODE__", &self.name)
+            .arg("-c")
+            .arg(self.state_dir.join("drbd.conf"))
+            .arg("dump")
+            .arg(rsc)
+            .output()
+            .expect("drbd-utils are needed (scripts/test-all.sh installs them)");
+        assert!(
+            out.status.success(),
+            "drbdadm refused the configuration of {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Appends lines to the DRBD event stream a dry-run satellite follows, as the kernel
     /// would print them through `drbdsetup events2`.
     pub fn drbd_events(&self, lines: &[&str]) {

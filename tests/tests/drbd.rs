@@ -16,26 +16,6 @@ fn drbdadm_available() -> bool {
     Command::new("drbdadm").arg("--version").output().is_ok()
 }
 
-/// `drbdadm dump` of resource `rsc` as node `node` sees it, through the real parser.
-fn dump(c: &TestCluster, i: usize, rsc: &str) -> String {
-    let s = &c.satellites[i];
-    let out = Command::new("drbdadm")
-        .env("__DRBD_NODE__", &s.name)
-        .arg("-c")
-        .arg(s.state_dir.join("drbd.conf"))
-        .arg("dump")
-        .arg(rsc)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "drbdadm refused the configuration of {}: {}",
-        s.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// (host, node id, address) triples of a dump, in order.
 fn hosts(dump: &str) -> BTreeSet<(String, u32, String)> {
     let mut out = BTreeSet::new();
@@ -84,7 +64,9 @@ fn three_replicas_and_a_diskless_client_agree_on_every_node() {
         })),
         "not every node has the four hosts in rep.res"
     );
-    let dumps: Vec<String> = (0..4).map(|i| dump(&c, i, "rep")).collect();
+    let dumps: Vec<String> = (0..4)
+        .map(|i| c.satellites[i].drbdadm_dump("rep"))
+        .collect();
     let first = hosts(&dumps[0]);
     assert_eq!(first.len(), 4, "{}", dumps[0]);
     let ids: BTreeSet<u32> = first.iter().map(|(_, id, _)| *id).collect();

@@ -3,7 +3,6 @@
 //! drbdadm reads them; bad requests are refused with LINSTOR's codes and change nothing.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -13,26 +12,6 @@ use strata_tests::{ok_replies, ApiCallRc, TestCluster};
 const MIB: u64 = 1024; // KiB
 const RSC: &str = "rconn";
 const CONNS: &str = "/v1/resource-definitions/rconn/resource-connections";
-
-/// `drbdadm dump` of the resource as satellite `i` sees it, through the real parser.
-fn dump(c: &TestCluster, i: usize) -> String {
-    let s = &c.satellites[i];
-    let out = Command::new("drbdadm")
-        .env("__DRBD_NODE__", &s.name)
-        .arg("-c")
-        .arg(s.state_dir.join("drbd.conf"))
-        .arg("dump")
-        .arg(RSC)
-        .output()
-        .expect("drbd-utils are needed (scripts/test-all.sh installs them)");
-    assert!(
-        out.status.success(),
-        "drbdadm refused the configuration of {}: {}",
-        s.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The `connection { ... }` blocks of a dump: their two hosts and their text with blanks
 /// collapsed.
@@ -155,7 +134,7 @@ fn connection_options_reach_both_nodes_for_that_connection_only() {
         "the connection's option did not reach node1 and node2"
     );
     for i in 0..2 {
-        let d = dump(&c, i);
+        let d = c.satellites[i].drbdadm_dump(RSC);
         let conns = connections(&d);
         assert_eq!(conns.len(), 3, "every pair of hosts: {d}");
         for (hosts, text) in &conns {
@@ -167,7 +146,7 @@ fn connection_options_reach_both_nodes_for_that_connection_only() {
             }
         }
     }
-    let node3 = dump(&c, 2);
+    let node3 = c.satellites[2].drbdadm_dump(RSC);
     assert!(!node3.contains("protocol"), "{node3}");
     assert!(!res_file(&c, 2).contains("protocol"));
 
@@ -237,6 +216,6 @@ fn connection_options_reach_both_nodes_for_that_connection_only() {
         "the deleted option is still in a node's file"
     );
     for i in 0..2 {
-        assert!(!dump(&c, i).contains("protocol"));
+        assert!(!c.satellites[i].drbdadm_dump(RSC).contains("protocol"));
     }
 }
