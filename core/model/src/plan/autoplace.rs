@@ -151,7 +151,7 @@ pub fn autoplace(
     // the existing ones, or of the first one chosen.
     let drbd_major = |node: &NodeName| -> Option<u32> {
         uses_drbd
-            .then(|| observed.capabilities(node).and_then(|c| c.drbd_major()))
+            .then(|| super::drbd84::version(observed, node).map(|(m, _)| m))
             .flatten()
     };
     let existing_major = req.existing.iter().find_map(|r| drbd_major(&r.node));
@@ -223,12 +223,12 @@ pub fn autoplace(
             );
             continue;
         }
-        let drbd8 = uses_drbd && super::drbd84::is_drbd8(observed, name);
-        if drbd8 && req.existing.len() + req.count > super::drbd84::MAX_NODES {
-            let version = observed
-                .capabilities(name)
-                .and_then(|c| c.drbd_version.clone())
-                .unwrap_or_default();
+        let drbd8 = uses_drbd
+            .then(|| super::drbd84::drbd8_version(observed, name))
+            .flatten();
+        if let Some(version) =
+            drbd8.filter(|_| req.existing.len() + req.count > super::drbd84::MAX_NODES)
+        {
             reject(
                 format!("node runs DRBD {version}, which replicates between two nodes only"),
                 &mut rejected,

@@ -19,15 +19,20 @@ pub const PEER_SLOTS: u32 = 1;
 /// The DRBD option that switches quorum on.
 pub const PROP_QUORUM: &str = "DrbdOptions/Resource/quorum";
 
-/// The DRBD version `node` runs, when it reported one.
-fn version(observed: &dyn Observed, node: &NodeName) -> Option<(u32, String)> {
+/// The DRBD major and version `node` runs, when it reported one.
+pub fn version<'a>(observed: &'a dyn Observed, node: &NodeName) -> Option<(u32, &'a str)> {
     let caps = observed.capabilities(node)?;
-    Some((caps.drbd_major()?, caps.drbd_version.clone()?))
+    Some((caps.drbd_major()?, caps.drbd_version.as_deref()?))
+}
+
+/// The DRBD version of `node` when it is an 8.x one.
+pub fn drbd8_version<'a>(observed: &'a dyn Observed, node: &NodeName) -> Option<&'a str> {
+    version(observed, node).and_then(|(major, v)| (major < 9).then_some(v))
 }
 
 /// Whether `node` runs DRBD 8 (false when it runs 9 or has not said).
 pub fn is_drbd8(observed: &dyn Observed, node: &NodeName) -> bool {
-    version(observed, node).is_some_and(|(major, _)| major < 9)
+    drbd8_version(observed, node).is_some()
 }
 
 /// Whether a resource with `live` resources (every one it will have) is on DRBD 8.4 nodes.
@@ -44,19 +49,20 @@ fn limit_error(message: String) -> ApiError {
 }
 
 /// Checks that the resources `live` (every one `rd` will have, tie-breaker not counted as
-/// it is never added for 8.4) are something their DRBD versions can run together.
+/// it is never added for 8.4) are something their DRBD versions can run together; answers
+/// whether they are on DRBD 8.4 nodes.
 pub fn check(
     cluster: &Cluster,
     observed: &dyn Observed,
     rd: &ResourceDefinition,
     live: &[&Resource],
-) -> Result<(), ApiError> {
-    let known: Vec<(&Resource, u32, String)> = live
+) -> Result<bool, ApiError> {
+    let known: Vec<(&Resource, u32, &str)> = live
         .iter()
         .filter_map(|r| version(observed, &r.node).map(|(m, v)| (*r, m, v)))
         .collect();
     let Some((old, _, old_version)) = known.iter().find(|(_, m, _)| *m < 9) else {
-        return Ok(());
+        return Ok(false);
     };
     if let Some((new, _, new_version)) = known.iter().find(|(_, m, _)| *m >= 9) {
         return Err(limit_error(format!(
@@ -91,5 +97,5 @@ pub fn check(
             rd.name
         )));
     }
-    Ok(())
+    Ok(true)
 }

@@ -322,8 +322,7 @@ fn commit_resources(
             .copied()
             .filter(|r| !r.is_tiebreaker())
             .collect();
-        super::drbd84::check(cluster, observed, &u, &counted)?;
-        let on_drbd8 = super::drbd84::any_drbd8(observed, &counted);
+        let on_drbd8 = super::drbd84::check(cluster, observed, &u, &counted)?;
         match tiebreaker_move(cluster, env, observed, &u, &live, false) {
             Some(TieBreakerMove::Add(tb)) => {
                 plan.reply(tiebreaker_reply(&tb));
@@ -1053,11 +1052,12 @@ pub fn delete_resource(
     };
     let mut plan = Plan::new();
     if !r.is_deleting() {
-        if let Some(rd) = cluster.rsc_dfns.get(&r.name) {
+        let rd = cluster.rsc_dfns.get(&r.name);
+        if let Some(rd) = rd {
             super::safety::check_resource_removal(cluster, observed, rd, r)?;
         }
         plan.change(Change::PutRsc(mark_deleting(cluster, r)));
-        if let Some(rd) = cluster.rsc_dfns.get(&r.name) {
+        if let Some(rd) = rd {
             rebalance_tiebreaker(&mut plan, cluster, env, observed, rd, &[r], keep_tiebreaker)?;
         }
     }
