@@ -131,14 +131,9 @@ fn peer_name(names: &HashMap<u32, &str>, id: u32, conn_name: Option<&str>) -> St
         .unwrap_or_else(|| format!("node-id:{id}"))
 }
 
-/// What DRBD's state `st` of a resource configured as `res` (if known) says, with peers
-/// named by node name.
-pub fn observe(st: &events::ResourceState, res: Option<&Resource>) -> DrbdObserved {
-    observe_named(st, &res.map(names).unwrap_or_default())
-}
-
-/// [`observe`] with peers named by `names` (node id as DRBD reports it -> node name).
-pub fn observe_named(st: &events::ResourceState, names: &HashMap<u32, &str>) -> DrbdObserved {
+/// What DRBD's state `st` of a resource says, with peers named by `names` (node id as DRBD
+/// reports it -> node name; see [`peer_names`]).
+pub fn observe(st: &events::ResourceState, names: &HashMap<u32, &str>) -> DrbdObserved {
     let mut volumes: BTreeMap<u32, DrbdVolumeObserved> = st
         .devices
         .values()
@@ -317,7 +312,7 @@ impl DrbdWatch {
                         .get(&st.name)
                         .map(|r| peer_names(r, &s.node, self.inner.adm.drbd84))
                         .unwrap_or_default();
-                    observe_named(st, &names)
+                    observe(st, &names)
                 })
                 .collect(),
         }
@@ -647,7 +642,7 @@ mod tests {
         }
         let cfg = config(None);
         let res = cfg.resources[0].drbd.as_ref();
-        let o = observe(st.resource("r0").unwrap(), res);
+        let o = observe(st.resource("r0").unwrap(), &names(res.unwrap()));
         assert_eq!(o.role.as_deref(), Some("Primary"));
         assert_eq!(o.in_use(), Some(true));
         assert_eq!(o.may_promote, Some(false));
@@ -659,11 +654,11 @@ mod tests {
         assert_eq!(v.peers["beta"].done, Some(45.12));
         assert!(!o.is_synced());
         // Without the configuration peers keep DRBD's connection name.
-        let o = observe(st.resource("r0").unwrap(), None);
+        let o = observe(st.resource("r0").unwrap(), &HashMap::new());
         assert!(o.connections.contains_key("beta"));
         // The resync ends.
         st.apply_line("change peer-device name:r0 peer-node-id:1 conn-name:beta volume:0 replication:Established peer-disk:UpToDate");
-        let o = observe(st.resource("r0").unwrap(), res);
+        let o = observe(st.resource("r0").unwrap(), &names(res.unwrap()));
         assert_eq!(o.volumes[&0].peers["beta"].done, None);
         assert!(o.is_synced());
     }
