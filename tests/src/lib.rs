@@ -513,6 +513,36 @@ impl TestCluster {
         }
     }
 
+    /// Registers node `name` whose satellite runs in a guest and is reached at 127.0.0.1:`port`
+    /// (the port the guest's qemu forwards to its satellite). With `data`, the node gets a
+    /// second interface `data` with that address, made its `PrefNic`: DRBD then replicates
+    /// over the guests' own link, not the forwarded one.
+    pub fn register_guest(&self, name: &str, port: u16, data: Option<&str>) {
+        let mut nics = vec![serde_json::json!({
+            "name": "default",
+            "address": "127.0.0.1",
+            "satellite_port": port,
+            "satellite_encryption_type": "PLAIN",
+            "is_active": true
+        })];
+        let mut props = serde_json::Map::new();
+        if let Some(addr) = data {
+            nics.push(serde_json::json!({"name": "data", "address": addr}));
+            props.insert("PrefNic".into(), "data".into());
+        }
+        let body = serde_json::json!({
+            "name": name,
+            "type": "SATELLITE",
+            "net_interfaces": nics,
+            "props": props,
+        });
+        ok_replies(self.block(self.client().write(
+            strata_client::Method::POST,
+            "/v1/nodes",
+            Some(&body),
+        )));
+    }
+
     /// Creates resource group `rg` placing `place` replicas in the FILE_THIN pool `pool_file`
     /// (see [`TestCluster::register_all`]), with one volume group.
     pub fn create_group(&self, rg: &str, place: u32) {

@@ -264,3 +264,87 @@ pub fn overlay(dir: &Path, name: &str, files: &[(&str, &[u8], u32)]) -> PathBuf 
     assert!(status.success(), "cannot build {}", archive.display());
     archive
 }
+
+/// Where a guest's satellite keeps its state, and its log.
+pub const GUEST_STATE_DIR: &str = "/var/lib/linstor-satellite";
+pub const GUEST_SATELLITE_LOG: &str = "/var/log/linstor-satellite.log";
+
+/// The start script of the guest's satellite: in the background, its own session, output in
+/// the log; the PID in /run/linstor-satellite.pid.
+const SATELLITE_START: &str = "#!/bin/sh
+# Starts linstor-satellite in the background (port 3366 on every address).
+mkdir -p /var/lib/linstor-satellite /var/log
+RUST_LOG=${RUST_LOG:-info} setsid linstor-satellite --state-dir /var/lib/linstor-satellite \\
+    </dev/null >>/var/log/linstor-satellite.log 2>&1 &
+echo $! >/run/linstor-satellite.pid
+";
+
+/// An archive that puts our satellite into a guest (stripped: the debug build is ~40 MB, the
+/// guest keeps its initramfs in memory) and starts it at boot: `/usr/local/bin/linstor-satellite`,
+/// `/usr/local/bin/strata-satellite-start` and the hook `/etc/vmlab.d/50-satellite`.
+pub fn satellite_overlay(dir: &Path) -> PathBuf {
+    let stripped = dir.join("linstor-satellite.stripped");
+    let out = Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(crate::bin("linstor-satellite"))
+        .output()
+        .expect("strip runs (binutils)");
+    assert!(
+        out.status.success(),
+        "strip failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let binary = std::fs::read(&stripped).expect("stripped satellite");
+    overlay(
+        dir,
+        "satellite",
+        &[
+            ("usr/local/bin/linstor-satellite", &binary, 0o755),
+            (
+                "usr/local/bin/strata-satellite-start",
+                SATELLITE_START.as_bytes(),
+                0o755,
+            ),
+            (
+                "etc/vmlab.d/50-satellite",
+                b"#!/bin/sh\nexec /usr/local/bin/strata-satellite-start\n",
+                0o755,
+            ),
+        ],
+    )
+}
+
+impl Vm {
+    /// Waits until the guest's satellite listens on port 3366 (0x0D26 in /proc/net/tcp).
+    pub fn wait_satellite(&mut self) {
+        let (status, out) = self.run_for(
+            "i=0; until grep -q ':0D26 00000000:0000 0A' /proc/net/tcp; do \
+               i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; done",
+            Duration::from_secs(90),
+        );
+        if status != 0 {
+            let log = self.sh(&format!("cat {GUEST_SATELLITE_LOG}"));
+            panic!("{}: the satellite does not listen: {out}\n{log}", self.name);
+        }
+    }
+
+    /// Stops the guest's satellite (SIGTERM, then waits for it to end).
+    pub fn stop_satellite(&mut self) {
+        self.sh(
+            "pid=$(cat /run/linstor-satellite.pid); kill $pid; i=0; \
+             while kill -0 $pid 2>/dev/null; do i=$((i+1)); [ $i -lt 300 ] || exit 1; sleep 0.1; done",
+        );
+    }
+
+    /// Starts the guest's satellite again and waits until it listens.
+    pub fn start_satellite(&mut self) {
+        self.sh("/usr/local/bin/strata-satellite-start");
+        self.wait_satellite();
+    }
+
+    /// The satellite's log in the guest.
+    pub fn satellite_log(&mut self) -> String {
+        self.sh(&format!("cat {GUEST_SATELLITE_LOG}"))
+    }
+}

@@ -1,11 +1,72 @@
-//! The virtual-machine tier: guests from `tests/vmlab`, driven over their serial console.
-//! Needs the image that `tests/vmlab/build-image.sh` builds (scripts/test-all.sh does).
+//! The virtual-machine tier: guests from `tests/vmlab`, driven over their serial console, with
+//! our satellite running inside them and the controller on the host. Needs the image that
+//! `tests/vmlab/build-image.sh` builds (scripts/test-all.sh does).
+//!
+//! Scenarios run one at a time (at most two guests at once: the machine has two cores).
 
-use strata_tests::vm::{Vm, VmSpec};
+use std::process::Output;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use strata_tests::vm::{satellite_overlay, Vm, VmSpec};
+use strata_tests::{free_port, TestCluster};
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SLOT: Mutex<()> = Mutex::new(());
+    SLOT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs the linstor CLI, which must succeed; answers its output.
+fn linstor(c: &TestCluster, args: &[&str]) -> String {
+    let out = c.linstor(args);
+    let text = texts(&out);
+    assert!(out.status.success(), "linstor {args:?} failed:\n{text}");
+    text
+}
+
+fn texts(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The numbers of a one-line `--noheadings --units k --nosuffix` LVM report.
+fn lvm_numbers(out: &str) -> Vec<f64> {
+    out.split_whitespace()
+        .map(|f| {
+            f.parse()
+                .unwrap_or_else(|_| panic!("not a number: {f} in {out}"))
+        })
+        .collect()
+}
+
+/// A guest with a data disk and our satellite, registered as a node of `c`.
+fn guest_node(c: &TestCluster, name: &str, spec: VmSpec) -> Vm {
+    let port = free_port();
+    // The data link's address (without its prefix length) is the node's DRBD address.
+    let data = spec
+        .addr
+        .as_deref()
+        .map(|a| a.split('/').next().unwrap_or(a).to_string());
+    let mut vm = Vm::boot(&VmSpec {
+        name: name.into(),
+        forward: Some(port),
+        disk: Some(c.dir.path().join(format!("{name}.img"))),
+        disk_size: Some("2G".into()),
+        extras: vec![satellite_overlay(c.dir.path())],
+        ..spec
+    });
+    vm.wait_satellite();
+    c.register_guest(name, port, data.as_deref());
+    vm
+}
 
 #[test]
 fn guest_console_runs_commands_with_their_status() {
     strata_tests::require_root();
+    let _one = one_at_a_time();
     let mut vm = Vm::boot(&VmSpec {
         name: "vmtest1".into(),
         ..Default::default()
@@ -17,4 +78,143 @@ fn guest_console_runs_commands_with_their_status() {
     // The guest kernel has what the host lacks.
     assert!(vm.sh("cat /proc/misc").contains("device-mapper"));
     assert!(vm.sh("cat /proc/drbd").starts_with("version: 8.4"));
+}
+
+/// LVM and LVM_THIN pools on a real volume group: discovery, capacity, create, resize, delete,
+/// ownership (a volume the administrator made is never touched) and a satellite restart.
+#[test]
+fn lvm_and_lvm_thin_pools_in_a_guest() {
+    strata_tests::require_root();
+    let _one = one_at_a_time();
+    let c = TestCluster::start(0);
+    let mut vm = guest_node(&c, "lvmnode", VmSpec::default());
+    // What an administrator prepares: a volume group, a thin pool in it, and a volume of
+    // their own that must survive everything below.
+    vm.sh(
+        "pvcreate -q /dev/vda && vgcreate -q vg0 /dev/vda && lvcreate -q -L 1G -T vg0/thin \
+         && lvcreate -q -L 64M -n foreign vg0 && echo precious >/dev/vg0/foreign",
+    );
+
+    // Pools that name what does not exist are refused, naming it.
+    let out = c.linstor(&["storage-pool", "create", "lvm", "lvmnode", "bad", "novg"]);
+    assert!(!out.status.success(), "{}", texts(&out));
+    assert!(texts(&out).contains("novg"), "{}", texts(&out));
+    linstor(
+        &c,
+        &["storage-pool", "create", "lvm", "lvmnode", "sp_lvm", "vg0"],
+    );
+    linstor(
+        &c,
+        &[
+            "storage-pool",
+            "create",
+            "lvmthin",
+            "lvmnode",
+            "sp_thin",
+            "vg0/thin",
+        ],
+    );
+
+    // Capacity as LVM reports it.
+    let vg = lvm_numbers(&vm.sh("vgs --noheadings --units k --nosuffix -o vg_size,vg_free vg0"));
+    let pools: serde_json::Value = c
+        .block(c.client().get("/v1/nodes/lvmnode/storage-pools"))
+        .expect("pools");
+    let pool = |name: &str| {
+        pools
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|p| p["storage_pool_name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {pools}"))
+            .clone()
+    };
+    assert_eq!(pool("sp_lvm")["total_capacity"].as_f64(), Some(vg[0]));
+    assert_eq!(pool("sp_lvm")["free_capacity"].as_f64(), Some(vg[1]));
+    assert_eq!(
+        pool("sp_thin")["total_capacity"].as_f64(),
+        Some(1024.0 * 1024.0)
+    );
+    assert_eq!(pool("sp_lvm")["provider_kind"], "LVM");
+    assert_eq!(pool("sp_thin")["provider_kind"], "LVM_THIN");
+
+    // A volume in each pool (storage layer only: this is about the providers).
+    for (rsc, pool) in [("thick1", "sp_lvm"), ("thin1", "sp_thin")] {
+        linstor(&c, &["resource-definition", "create", rsc, "-l", "storage"]);
+        linstor(&c, &["volume-definition", "create", rsc, "100M"]);
+        linstor(&c, &["resource", "create", "lvmnode", rsc, "-s", pool]);
+    }
+    let lvs = vm.sh("lvs --noheadings --units k --nosuffix -o lv_name,lv_size,pool_lv,lv_tags vg0");
+    let line = |lv: &str| {
+        lvs.lines()
+            .find(|l| l.split_whitespace().next() == Some(lv))
+            .unwrap_or_else(|| panic!("{lv} not in\n{lvs}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let thick = line("thick1_00000");
+    assert_eq!(thick[1].parse::<f64>().ok(), Some(102400.0), "{lvs}");
+    assert!(thick[2].contains("strata_owned"), "{lvs}");
+    let thin = line("thin1_00000");
+    assert_eq!(thin[1].parse::<f64>().ok(), Some(102400.0), "{lvs}");
+    assert_eq!(thin[2], "thin", "{lvs}");
+    assert!(thin[3].contains("strata_owned"), "{lvs}");
+    let volumes = linstor(&c, &["resource", "list-volumes"]);
+    assert!(volumes.contains("/dev/vg0/thick1_00000"), "{volumes}");
+    assert!(volumes.contains("/dev/vg0/thin1_00000"), "{volumes}");
+    vm.sh("echo thin-data | dd of=/dev/vg0/thin1_00000 conv=fsync 2>/dev/null");
+
+    // Growing: the logical volumes grow, the data stays.
+    linstor(&c, &["volume-definition", "set-size", "thin1", "0", "200M"]);
+    linstor(
+        &c,
+        &["volume-definition", "set-size", "thick1", "0", "160M"],
+    );
+    let size = |vm: &mut Vm, lv: &str| {
+        lvm_numbers(&vm.sh(&format!(
+            "lvs --noheadings --units k --nosuffix -o lv_size vg0/{lv}"
+        )))[0]
+    };
+    assert_eq!(size(&mut vm, "thin1_00000"), 204800.0);
+    assert_eq!(size(&mut vm, "thick1_00000"), 163840.0);
+    assert_eq!(vm.sh("head -c 9 /dev/vg0/thin1_00000"), "thin-data");
+
+    // A satellite restart: the volumes stay and are active again even if deactivated
+    // meanwhile (as after a reboot); a volume deleted while it was down goes when it returns.
+    vm.stop_satellite();
+    linstor(&c, &["resource", "delete", "lvmnode", "thick1"]);
+    vm.sh("lvchange -q -an vg0/thin1_00000");
+    vm.start_satellite();
+    let mut ok = false;
+    for _ in 0..300 {
+        let lvs = vm.sh("lvs --noheadings -o lv_name,lv_active vg0");
+        if !lvs.contains("thick1_00000")
+            && lvs
+                .lines()
+                .any(|l| l.contains("thin1_00000") && l.contains("active"))
+        {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        ok,
+        "after the restart:\n{}\n{}",
+        vm.sh("lvs vg0"),
+        vm.satellite_log()
+    );
+    assert_eq!(vm.sh("head -c 9 /dev/vg0/thin1_00000"), "thin-data");
+    assert!(c.wait_until(Duration::from_secs(30), || {
+        !linstor(&c, &["resource", "list"]).contains("thick1")
+    }));
+
+    // Deleting leaves no volume behind; the administrator's volume is untouched.
+    linstor(&c, &["resource-definition", "delete", "thin1"]);
+    linstor(&c, &["resource-definition", "delete", "thick1"]);
+    let lvs = vm.sh("lvs --noheadings -o lv_name vg0");
+    let names: Vec<&str> = lvs.split_whitespace().collect();
+    assert_eq!(names, ["foreign", "thin"], "{lvs}");
+    assert_eq!(vm.sh("head -c 8 /dev/vg0/foreign"), "precious");
 }
