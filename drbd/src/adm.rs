@@ -11,7 +11,7 @@
 //! | [`up`] | `up r` | `new-resource`, `new-minor`, `new-peer`, `new-path`, `peer-device-options`, `drbdmeta apply-al`, `attach`, `connect` |
 //! | [`adjust`] | `adjust r` | the difference between kernel and file (all of `up` when the kernel knows nothing) |
 //! | [`down`] | `down r` | `drbdsetup down r` |
-//! | [`wipe_md`] | `wipe-md --force r/v` | `drbdmeta MINOR v09 DISK internal wipe-md --force` |
+//! | [`wipe_md`] | `-- --force wipe-md r/v` | `drbdmeta MINOR v09 DISK internal wipe-md --force` |
 //! | [`skip_initial_sync`] | `new-current-uuid --clear-bitmap r/v` | `drbdsetup new-current-uuid MINOR --clear-bitmap` |
 //! | [`primary_force`] | `primary --force r` | `drbdsetup primary r --force` |
 //! | [`secondary`] | `secondary r` | `drbdsetup secondary r` |
@@ -251,11 +251,14 @@ pub fn wipe_md(
     res: &str,
     vol: u32,
 ) -> Result<Printed, AdmError> {
+    // drbdmeta's `--force` goes after `--`: drbdadm 9 also takes it after the command, but
+    // drbdadm-84 refuses it there ("unrecognized option").
     run(
         runner,
         cfg.drbdadm_md()
-            .arg("wipe-md")
+            .arg("--")
             .arg("--force")
+            .arg("wipe-md")
             .arg(target(res, vol)),
     )
 }
@@ -532,7 +535,7 @@ mod tests {
         .expect(&with(&["resize", "r0/0"]), ok())
         .expect(&with(&["resize", "--assume-clean", "r0/1"]), ok())
         .expect(&with(&["down", "r0"]), ok())
-        .expect(&with(&["wipe-md", "--force", "r0/0"]), ok())
+        .expect(&with(&["--", "--force", "wipe-md", "r0/0"]), ok())
         .expect(
             &["drbdadm", "-d", "-c", "/tmp/t/drbd.conf", "up", "r0"],
             ok(),

@@ -1327,6 +1327,43 @@ mod real_drbdadm84 {
         assert!(!dump.contains("max-buffers 8000"), "{dump}");
     }
 
+    /// The metadata commands as our adm functions build them, run by the real drbdadm-84
+    /// (dry run): v08 metadata, and no option drbdadm-84 refuses.
+    #[test]
+    fn metadata_commands_suit_the_84_drbdadm() {
+        let conf = ConfDir::new();
+        conf.write("r84", &render84(&pair(false), &alpha()).unwrap());
+        let run = crate::testutil::As84 {
+            node: "alpha".into(),
+        };
+        let cfg = crate::adm::AdmConfig {
+            config_file: Some(conf.conf()),
+            dry_run: true,
+            drbd84: true,
+            ..Default::default()
+        };
+        let last = |r: Result<String, crate::adm::AdmError>| {
+            let out = r.unwrap_or_else(|e| panic!("{e}"));
+            squeeze(out.lines().last().unwrap_or_default()).replace("/usr/lib/drbd/", "")
+        };
+        assert_eq!(
+            last(crate::adm::create_md(&run, &cfg, "r84", 0, 1)),
+            "drbdmeta 1000 v08 /dev/loop20 internal create-md --force"
+        );
+        assert_eq!(
+            last(crate::adm::wipe_md(&run, &cfg, "r84", 0)),
+            "drbdmeta 1000 v08 /dev/loop20 internal wipe-md --force"
+        );
+        assert_eq!(
+            last(crate::adm::skip_initial_sync(&run, &cfg, "r84", 0)),
+            "drbdsetup-84 new-current-uuid 1000 --clear-bitmap"
+        );
+        assert_eq!(
+            last(crate::adm::down(&run, &cfg, "r84")),
+            "drbdsetup-84 down r84"
+        );
+    }
+
     #[test]
     fn dry_run_up_drives_the_84_tools() {
         let conf = ConfDir::new();

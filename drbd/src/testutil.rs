@@ -161,6 +161,42 @@ fn adm_as(program: &Path, node: &str, conf: &Path, args: &[&str]) -> Ran {
     }
 }
 
+/// A runner that sends `drbdadm` commands to the DRBD 8.4 drbdadm as node `node` (what the
+/// drbdadm of a host with the 8.4 module does), so that the argv our [`crate::adm`] functions
+/// build is checked by the real 8.4 tool. Other programs are refused.
+pub struct As84 {
+    pub node: String,
+}
+
+impl strata_exec::CommandRunner for As84 {
+    fn run_any(
+        &self,
+        cmd: &strata_exec::Cmd,
+    ) -> Result<strata_exec::Output, strata_exec::ExecError> {
+        let argv = cmd.argv();
+        assert_eq!(argv[0], "drbdadm", "As84 runs drbdadm only: {argv:?}");
+        assert!(Path::new(DRBDADM_84).exists(), "{DRBDADM_84} is missing");
+        let out = std::process::Command::new(DRBDADM_84)
+            .args(&argv[1..])
+            .env_clear()
+            .env("LC_ALL", "C")
+            .env("PATH", strata_exec::SAFE_PATH)
+            .env("__DRBD_NODE__", &self.node)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("drbdadm-84 runs");
+        Ok(strata_exec::Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn available(&self, program: &str) -> bool {
+        program == "drbdadm"
+    }
+}
+
 /// A sparse file of `kib` KiB on a loop device, detached again on drop.
 pub struct Loop {
     pub dev: String,

@@ -334,7 +334,10 @@ mod tests {
         // Deletion: down, wipe the metadata, remove the file.
         runner
             .expect(&["drbdadm", "down", "r0"], Output::ok(""))
-            .expect(&["drbdadm", "wipe-md", "--force", "r0/0"], Output::ok(""));
+            .expect(
+                &["drbdadm", "--", "--force", "wipe-md", "r0/0"],
+                Output::ok(""),
+            );
         d.remove("alpha", &moved, &disk()).unwrap();
         assert!(runner.remaining().is_empty());
         assert!(!d.res_file("r0").exists());
