@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use strata_agent_api::{NodeConfig, PoolConfig, PoolProbe, Report};
+use strata_agent_api::{NodeConfig, PoolConfig, PoolProbe, Report, ResourceConfig};
 use strata_exec::CommandRunner;
 use strata_model::kinds::LayerKind;
 use strata_model::observed::{ResourceState, VolumeState};
@@ -364,9 +364,15 @@ pub fn reconcile_with(
         report.resources.push(rs);
     }
     // DRBD resources that went (or lost the layer) come down before their volumes go.
-    if let (Some(old), Some(driver), Removal::Allowed) = (&record.applied, factory.drbd(), removal)
-    {
-        for gone in old.resources.iter().filter(|o| o.drbd.is_some()) {
+    // Those that could not be taken down before are tried again.
+    if let (Some(driver), Removal::Allowed) = (factory.drbd(), removal) {
+        let mut leaving: Vec<ResourceConfig> = std::mem::take(&mut record.drbd_leaving);
+        for r in record.applied.iter().flat_map(|old| old.resources.iter()) {
+            if !leaving.iter().any(|l| l.name == r.name) {
+                leaving.push(r.clone());
+            }
+        }
+        for gone in leaving.iter().filter(|o| o.drbd.is_some()) {
             let still = cfg
                 .resources
                 .iter()
@@ -388,12 +394,13 @@ pub fn reconcile_with(
                 })
                 .collect();
             let d = gone.drbd.as_ref().expect("filtered on drbd");
-            let removed = driver.remove(&old.node_name, d, &disks);
+            let removed = driver.remove(&cfg.node_name, d, &disks);
             if removed.is_ok() {
                 let prefix = format!("{}/", gone.name);
                 record.drbd_sizes.retain(|k, _| !k.starts_with(&prefix));
             }
             if let Err(e) = removed {
+                record.drbd_leaving.push(gone.clone());
                 // Keep the backing volumes: DRBD still holds them.
                 for v in &gone.volumes {
                     wanted.insert(volume_key(&v.pool, &v.backing_name));
@@ -778,6 +785,87 @@ mod tests {
             .unwrap()
             .contains("device busy"));
         assert_eq!(rec.known_pools.len(), 1);
+    }
+
+    struct WithDrbd(Arc<FakePool>, DrbdDriver);
+    impl ProviderFactory for WithDrbd {
+        fn open(&self, _: &PoolConfig) -> Result<Box<dyn Provider>, StorageError> {
+            Ok(Box::new(FakeProvider(self.0.clone())))
+        }
+        fn drbd(&self) -> Option<&DrbdDriver> {
+            Some(&self.1)
+        }
+    }
+
+    /// A DRBD resource that cannot be taken down when it leaves (here: still open) keeps its
+    /// backing volume and is taken down by a later reconcile, even one with no change.
+    #[test]
+    fn a_drbd_resource_that_could_not_go_down_is_retried() {
+        use strata_exec::{Output, ScriptedRunner};
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        let driver = DrbdDriver::new(
+            runner.clone(),
+            strata_drbd::adm::AdmConfig::default(),
+            dir.path().to_path_buf(),
+            None,
+        )
+        .unwrap();
+        let pool = Arc::new(FakePool::default());
+        pool.volumes.lock().unwrap().insert("r1_00000".into(), 100);
+        let f = WithDrbd(pool.clone(), driver);
+        // What the satellite applied before: r1 with DRBD over its volume.
+        let mut before = config(1, &[("r1", 100)]);
+        before.resources[0].layers = vec![LayerKind::Drbd, LayerKind::Storage];
+        before.resources[0].drbd = Some(strata_drbd::config::Resource {
+            name: "r1".into(),
+            volumes: vec![strata_drbd::config::Volume {
+                number: 0,
+                minor: 1000,
+            }],
+            ..Default::default()
+        });
+        std::fs::write(f.1.res_file("r1"), "resource r1 {}\n").unwrap();
+        let mut rec = Record {
+            applied: Some(before),
+            ..Default::default()
+        };
+        rec.volumes.insert(
+            "pool1/r1_00000".into(),
+            OwnedVolume {
+                resource: "r1".into(),
+                volume_number: 0,
+            },
+        );
+
+        runner.expect(
+            &["drbdadm", "down", "r1"],
+            Output::failed(
+                11,
+                "r1: State change failed: (-12) Device is held open by someone",
+            ),
+        );
+        let rep = reconcile(&f, &mut rec, &config(2, &[]));
+        let err = rep.resource("r1").expect("reported").volumes[0]
+            .error
+            .clone();
+        assert!(err.unwrap().contains("held open"));
+        assert!(pool.volumes.lock().unwrap().contains_key("r1_00000"));
+        assert_eq!(rec.drbd_leaving.len(), 1);
+
+        // Closed now: the same configuration again takes it down, then the volume goes.
+        runner
+            .expect(&["drbdadm", "down", "r1"], Output::ok(""))
+            .expect(
+                &["drbdadm", "--", "--force", "wipe-md", "r1/0"],
+                Output::ok(""),
+            );
+        let rep = reconcile(&f, &mut rec, &config(2, &[]));
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+        assert!(rep.resource("r1").is_none(), "{rep:?}");
+        assert!(!pool.volumes.lock().unwrap().contains_key("r1_00000"));
+        assert!(rec.drbd_leaving.is_empty());
+        assert!(!f.1.res_file("r1").exists());
     }
 
     #[test]

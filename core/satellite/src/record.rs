@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use strata_agent_api::{NodeConfig, PoolConfig};
+use strata_agent_api::{NodeConfig, PoolConfig, ResourceConfig};
 
 pub const RECORD_FILE: &str = "satellite-state.json";
 
@@ -35,6 +35,10 @@ pub struct Record {
     /// means its backing volume grew and DRBD must be resized.
     #[serde(default)]
     pub drbd_sizes: BTreeMap<String, u64>,
+    /// DRBD resources that left the configuration but could not be taken down yet (in use,
+    /// or a DRBD tool failed): retried at every reconcile until they are down.
+    #[serde(default)]
+    pub drbd_leaving: Vec<ResourceConfig>,
 }
 
 impl Record {
