@@ -218,3 +218,204 @@ fn lvm_and_lvm_thin_pools_in_a_guest() {
     assert_eq!(names, ["foreign", "thin"], "{lvs}");
     assert_eq!(vm.sh("head -c 8 /dev/vg0/foreign"), "precious");
 }
+
+/// Two guests linked by their own network, booted side by side, each with a volume group and a
+/// thin pool `sp_thin`.
+fn guest_pair(c: &TestCluster) -> (Vm, Vm) {
+    let link = free_port();
+    let (mut a, mut b) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            guest_node(
+                c,
+                "alpha",
+                VmSpec {
+                    addr: Some("10.99.0.1/24".into()),
+                    listen: Some(link),
+                    ..Default::default()
+                },
+            )
+        });
+        // The second guest connects to the first one's link once qemu listens.
+        std::thread::sleep(Duration::from_secs(2));
+        let b = guest_node(
+            c,
+            "bravo",
+            VmSpec {
+                addr: Some("10.99.0.2/24".into()),
+                connect: Some(link),
+                ..Default::default()
+            },
+        );
+        (a.join().expect("first guest"), b)
+    });
+    for vm in [&mut a, &mut b] {
+        vm.sh("pvcreate -q /dev/vda && vgcreate -q vg0 /dev/vda && lvcreate -q -L 1G -T vg0/thin");
+        let name = vm.name.clone();
+        linstor(
+            c,
+            &[
+                "storage-pool",
+                "create",
+                "lvmthin",
+                &name,
+                "sp_thin",
+                "vg0/thin",
+            ],
+        );
+    }
+    (a, b)
+}
+
+/// The `State` column of `resource list` for `rsc` on `node`.
+fn state_of(c: &TestCluster, node: &str, rsc: &str) -> String {
+    let list = linstor(c, &["resource", "list", "-r", rsc]);
+    let cells = |l: &str| -> Vec<String> { l.split('|').map(|f| f.trim().to_string()).collect() };
+    let Some(header) = list.lines().find(|l| l.contains("ResourceName")) else {
+        return String::new();
+    };
+    let col = cells(header).iter().position(|h| h == "State");
+    list.lines()
+        .map(cells)
+        .find(|row| row.get(2).is_some_and(|n| n == node))
+        .and_then(|row| col.and_then(|i| row.get(i).cloned()))
+        .unwrap_or_default()
+}
+
+fn wait_state(c: &TestCluster, rsc: &str, nodes: &[&str], want: &str, limit: Duration) {
+    let ok = c.wait_until(limit, || {
+        nodes.iter().all(|n| state_of(c, n, rsc).contains(want))
+    });
+    assert!(
+        ok,
+        "{rsc} did not reach {want} on {nodes:?}:\n{}",
+        linstor(c, &["resource", "list", "-r", rsc])
+    );
+}
+
+fn md5(vm: &mut Vm, dev: &str, mib: u32) -> String {
+    vm.sh(&format!(
+        "dd if={dev} bs=1M count={mib} 2>/dev/null | md5sum"
+    ))
+    .split_whitespace()
+    .next()
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// DRBD 8.4 (the in-tree module of mainstream kernels) replicating a thin volume between two
+/// guests: spawned by a resource group, no initial sync, data written on one node read on the
+/// other, a resync after a disconnect shown as progress, and nothing left after delete.
+#[test]
+fn drbd84_replicates_between_two_guests() {
+    strata_tests::require_root();
+    let _one = one_at_a_time();
+    let c = TestCluster::start(0);
+    let (mut a, mut b) = guest_pair(&c);
+    let nodes = linstor(&c, &["node", "list"]);
+    assert!(
+        nodes.contains("alpha") && nodes.contains("bravo"),
+        "{nodes}"
+    );
+
+    linstor(
+        &c,
+        &[
+            "resource-group",
+            "create",
+            "rg84",
+            "--place-count",
+            "2",
+            "--storage-pool",
+            "sp_thin",
+        ],
+    );
+    linstor(&c, &["volume-group", "create", "rg84"]);
+    linstor(
+        &c,
+        &["resource-group", "spawn-resources", "rg84", "r84", "64M"],
+    );
+    wait_state(
+        &c,
+        "r84",
+        &["alpha", "bravo"],
+        "UpToDate",
+        Duration::from_secs(60),
+    );
+    // A new thin volume is all zeros on both sides: no initial sync ran.
+    for vm in [&mut a, &mut b] {
+        let proc = vm.sh("cat /proc/drbd");
+        let received: u64 = proc
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("nr:"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no nr: in\n{proc}"));
+        assert!(received < 1024, "{}: initial sync ran:\n{proc}", vm.name);
+        assert!(proc.contains("ds:UpToDate/UpToDate"), "{proc}");
+    }
+    let volumes = linstor(&c, &["resource", "list-volumes", "-r", "r84"]);
+    let dev = volumes
+        .split(|ch: char| ch.is_whitespace() || ch == '|')
+        .find(|w| w.starts_with("/dev/drbd"))
+        .unwrap_or_else(|| panic!("no DRBD device in\n{volumes}"))
+        .to_string();
+
+    // Written on alpha, read on bravo after switching the primary (8.4 has no auto-promote).
+    a.sh("drbdadm primary r84");
+    a.sh(&format!(
+        "dd if=/dev/urandom of={dev} bs=1M count=4 oflag=direct 2>/dev/null"
+    ));
+    let written = md5(&mut a, &dev, 4);
+    a.sh("drbdadm secondary r84");
+    b.sh("drbdadm primary r84");
+    assert_eq!(md5(&mut b, &dev, 4), written);
+    b.sh("drbdadm secondary r84");
+
+    // bravo misses writes while disconnected, then catches up; the listing shows how far.
+    b.sh("drbdadm disconnect r84");
+    a.sh("drbdadm primary r84");
+    a.sh(&format!(
+        "dd if=/dev/urandom of={dev} bs=1M count=24 oflag=direct 2>/dev/null"
+    ));
+    let written = md5(&mut a, &dev, 24);
+    b.sh("drbdadm connect r84");
+    // Right after connecting, both still look UpToDate until the handshake: first wait
+    // for bravo to fall behind, then for the resync to finish.
+    let mut seen: Vec<String> = Vec::new();
+    let mut watch = |want: &dyn Fn(&str, &str) -> bool| {
+        c.wait_until(Duration::from_secs(120), || {
+            let (sa, sb) = (state_of(&c, "alpha", "r84"), state_of(&c, "bravo", "r84"));
+            if seen.last() != Some(&sb) {
+                seen.push(sb.clone());
+            }
+            want(&sa, &sb)
+        })
+    };
+    let behind = watch(&|_, b| b != "UpToDate");
+    let synced = behind && watch(&|a, b| a == "UpToDate" && b == "UpToDate");
+    assert!(
+        synced,
+        "states seen: {seen:?}\n{}",
+        linstor(&c, &["resource", "list", "-r", "r84"])
+    );
+    assert!(
+        seen.iter().any(|s| s.starts_with("SyncTarget(")),
+        "no resync progress was shown: {seen:?}"
+    );
+    a.sh("drbdadm secondary r84");
+    b.sh("drbdadm primary r84");
+    assert_eq!(md5(&mut b, &dev, 24), written, "progress seen: {seen:?}");
+    b.sh("drbdadm secondary r84");
+
+    // Deleting takes DRBD down and leaves no logical volume behind.
+    linstor(&c, &["resource-definition", "delete", "r84"]);
+    for vm in [&mut a, &mut b] {
+        let lvs = vm.sh("lvs --noheadings -o lv_name vg0");
+        assert_eq!(
+            lvs.split_whitespace().collect::<Vec<_>>(),
+            ["thin"],
+            "{lvs}"
+        );
+        let proc = vm.sh("cat /proc/drbd");
+        assert!(!proc.contains(" cs:"), "{}: still up:\n{proc}", vm.name);
+    }
+}
