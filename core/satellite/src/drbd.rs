@@ -353,7 +353,7 @@ mod tests {
                 "drbdadm adjust",
                 "drbdadm resize",
                 "drbdadm down",
-                "drbdadm wipe-md",
+                "drbdadm --",
             ]
         );
     }
