@@ -10,6 +10,7 @@
 //! | [`create_md`] | `create-md --force --max-peers=N r/v` | `drbdmeta MINOR v09 DISK internal create-md N --force` |
 //! | [`up`] | `up r` | `new-resource`, `new-minor`, `new-peer`, `new-path`, `peer-device-options`, `drbdmeta apply-al`, `attach`, `connect` |
 //! | [`adjust`] | `adjust r` | the difference between kernel and file (all of `up` when the kernel knows nothing) |
+//! | [`adjust84_by_plan`] | `-d adjust r`, then its plan without what 8.4 cannot do | (8.4: no peer, or a diskless volume) |
 //! | [`down`] | `down r` | `drbdsetup down r` |
 //! | [`wipe_md`] | `-- --force wipe-md r/v` | `drbdmeta MINOR v09 DISK internal wipe-md --force` |
 //! | [`skip_initial_sync`] | `new-current-uuid --clear-bitmap r/v` | `drbdsetup new-current-uuid MINOR --clear-bitmap` |
@@ -237,6 +238,115 @@ pub fn up(runner: &dyn CommandRunner, cfg: &AdmConfig, res: &str) -> Result<Prin
 /// Makes the kernel's view of `res` match the configuration file (also brings it up).
 pub fn adjust(runner: &dyn CommandRunner, cfg: &AdmConfig, res: &str) -> Result<Printed, AdmError> {
     run(runner, cfg.drbdadm().arg("adjust").arg(res))
+}
+
+/// Where drbd-utils keep the tools for DRBD 8.4 kernels (drbdadm-84, drbdsetup-84, ...).
+pub const TOOLS_84: &str = "/usr/lib/drbd";
+
+/// The drbdsetup commands that configure an 8.4 resource's network; a resource without a peer
+/// has none to configure.
+const NET_COMMANDS_84: &[&str] = &["connect", "net-options"];
+
+/// [`adjust`] for the DRBD 8.4 resources drbdadm-84 cannot adjust itself:
+/// - without a peer (`network: false`; not yet, or no longer), it refuses with "cannot
+///   configure network without knowing my peer";
+/// - with a diskless volume (`disk none`), it tries to attach a disk named "none".
+///
+/// So this asks it what adjust would do (`drbdadm -d adjust`) and runs that plan, leaving out
+/// the network commands when there is no peer and the metadata and attach commands of disks
+/// named "none". A connection left from a peer that went is taken down as the plan says.
+/// Answers the commands it ran (in a dry run: would run).
+pub fn adjust84_by_plan(
+    runner: &dyn CommandRunner,
+    cfg: &AdmConfig,
+    res: &str,
+    network: bool,
+) -> Result<Printed, AdmError> {
+    let dry = AdmConfig {
+        dry_run: true,
+        ..cfg.clone()
+    };
+    let planned = run(runner, dry.drbdadm().arg("adjust").arg(res))?;
+    let bad_plan = |why: String| AdmError::Failed {
+        cmd: format!("drbdadm -d adjust {res}"),
+        status: 0,
+        stdout: planned.clone(),
+        stderr: why,
+    };
+    let mut ran = String::new();
+    for line in planned.lines() {
+        let argv = shell_words(line).map_err(|e| bad_plan(format!("{e}: {line}")))?;
+        let Some((program, args)) = argv.split_first() else {
+            continue;
+        };
+        let base = program.rsplit('/').next().unwrap_or(program);
+        let sub = args.first().map(String::as_str).unwrap_or_default();
+        let skip = match base {
+            "drbdsetup-84" | "drbdsetup" => {
+                (!network && NET_COMMANDS_84.contains(&sub))
+                    || (sub == "attach" && args.get(2).is_some_and(|d| d == "none"))
+            }
+            // drbdmeta MINOR v08 DISK META-DISK COMMAND
+            "drbdmeta" | "drbdmeta-84" => args.get(2).is_some_and(|d| d == "none"),
+            _ => return Err(bad_plan(format!("unexpected command in its plan: {line}"))),
+        };
+        if skip {
+            continue;
+        }
+        if !cfg.dry_run {
+            let timeout = if base.starts_with("drbdmeta") {
+                cfg.timeout.max(MD_TIMEOUT)
+            } else {
+                cfg.timeout
+            };
+            // The 8.4 tools live beside drbdadm-84, outside PATH; drbdadm names them bare
+            // when drbdadm 9 handed over to drbdadm-84.
+            let program = if program.contains('/') || !base.ends_with("-84") {
+                program.clone()
+            } else {
+                format!("{TOOLS_84}/{base}")
+            };
+            run(
+                runner,
+                Cmd::new(program)
+                    .args(args.iter().cloned())
+                    .timeout(timeout),
+            )?;
+        }
+        ran.push_str(line);
+        ran.push('\n');
+    }
+    Ok(ran)
+}
+
+/// Splits a command line as drbdadm prints it (`-d`) into words: blanks separate words,
+/// a backslash takes the next character literally, and single or double quotes group.
+fn shell_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    let mut quote: Option<char> = None;
+    while let Some(ch) = chars.next() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"') | None, '\\') => {
+                let next = chars.next().ok_or("a line ends in a backslash")?;
+                word.get_or_insert_with(String::new).push(next);
+            }
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(ch);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err("unterminated quote".into());
+    }
+    words.extend(word);
+    Ok(words)
 }
 
 /// Takes `res` down (disconnect, detach, remove).
@@ -492,6 +602,27 @@ pub fn status(
 mod tests {
     use super::*;
     use strata_exec::{Output, ScriptedRunner};
+
+    #[test]
+    fn printed_command_lines_split_into_words() {
+        assert_eq!(
+            shell_words(r#"drbdsetup-84 connect r ipv4:1.2.3.4:7000 --shared-secret=s3\ cr\'3t+/= "a b" 'c\d'"#)
+                .unwrap(),
+            [
+                "drbdsetup-84",
+                "connect",
+                "r",
+                "ipv4:1.2.3.4:7000",
+                "--shared-secret=s3 cr'3t+/=",
+                "a b",
+                "c\\d"
+            ]
+        );
+        assert_eq!(shell_words("  ").unwrap(), Vec::<String>::new());
+        assert_eq!(shell_words("x ''").unwrap(), ["x", ""]);
+        assert!(shell_words("x 'open").is_err());
+        assert!(shell_words("x \\").is_err());
+    }
 
     fn conf() -> AdmConfig {
         AdmConfig {

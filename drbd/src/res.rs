@@ -1364,6 +1364,86 @@ mod real_drbdadm84 {
         );
     }
 
+    /// A resource alone on its node (its peer not there yet, or gone): drbdadm-84 cannot
+    /// adjust it, so it runs adjust's plan without the network part.
+    #[test]
+    fn a_resource_without_peer_is_adjusted_without_its_network() {
+        let mut alone = pair(false);
+        alone.hosts.truncate(1);
+        alone.connections.clear();
+        let conf = ConfDir::new();
+        conf.write("r84", &render84(&alone, &alpha()).unwrap());
+        let run = crate::testutil::As84 {
+            node: "alpha".into(),
+        };
+        let cfg = crate::adm::AdmConfig {
+            config_file: Some(conf.conf()),
+            dry_run: true,
+            drbd84: true,
+            ..Default::default()
+        };
+        let plan = crate::adm::adjust84_by_plan(&run, &cfg, "r84", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let steps: Vec<String> = plan
+            .lines()
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().take(2).collect();
+                w.join(" ").replace("/usr/lib/drbd/", "")
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "drbdsetup-84 new-resource",
+                "drbdsetup-84 new-minor",
+                "drbdmeta 1000",
+                "drbdsetup-84 attach"
+            ],
+            "{plan}"
+        );
+        assert!(!plan.contains("connect"), "{plan}");
+    }
+
+    /// A diskless 8.4 node: drbdadm-84 would attach a disk named "none"; the plan runs
+    /// without it and connects with the configured secret.
+    #[test]
+    fn a_diskless_node_is_adjusted_without_attaching() {
+        let conf = ConfDir::new();
+        let beta = Local {
+            node: "beta".into(),
+            disks: Default::default(),
+        };
+        conf.write("r84", &render84(&pair(true), &beta).unwrap());
+        let run = crate::testutil::As84 {
+            node: "beta".into(),
+        };
+        let cfg = crate::adm::AdmConfig {
+            config_file: Some(conf.conf()),
+            dry_run: true,
+            drbd84: true,
+            ..Default::default()
+        };
+        let plan =
+            crate::adm::adjust84_by_plan(&run, &cfg, "r84", true).unwrap_or_else(|e| panic!("{e}"));
+        let steps: Vec<String> = plan
+            .lines()
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().take(2).collect();
+                w.join(" ").replace("/usr/lib/drbd/", "")
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "drbdsetup-84 new-resource",
+                "drbdsetup-84 new-minor",
+                "drbdsetup-84 connect"
+            ],
+            "{plan}"
+        );
+        assert!(plan.contains("--shared-secret=s3cr3t+/="), "{plan}");
+    }
+
     #[test]
     fn dry_run_up_drives_the_84_tools() {
         let conf = ConfDir::new();

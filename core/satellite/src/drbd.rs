@@ -155,7 +155,14 @@ impl DrbdDriver {
                 .map_err(|e| e.to_string())?;
             }
         }
-        adm::adjust(runner, adm, &res.name).map_err(|e| e.to_string())?;
+        let alone = res.hosts.len() < 2;
+        let diskless = res.volumes.iter().any(|v| !disks.contains_key(&v.number));
+        if self.adm.drbd84 && (alone || diskless) {
+            // drbdadm-84 cannot adjust a resource without a peer, nor a diskless volume.
+            adm::adjust84_by_plan(runner, adm, &res.name, !alone).map_err(|e| e.to_string())?;
+        } else {
+            adm::adjust(runner, adm, &res.name).map_err(|e| e.to_string())?;
+        }
         for v in grown {
             if disks.contains_key(v) {
                 adm::resize(runner, adm, &res.name, *v)

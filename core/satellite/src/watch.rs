@@ -383,13 +383,16 @@ impl Inner {
             ..self.adm.clone()
         };
         let runner = self.runner.as_ref();
+        // DRBD 8.4 clears the bitmap only towards a connected peer: alone, a new volume
+        // becomes UpToDate by being made primary once.
+        let alone84 = self.adm.drbd84 && b.peers.is_empty();
         match b.how {
-            InitialSync::Skip => {
+            InitialSync::Skip if !alone84 => {
                 for v in &b.volumes {
                     adm::skip_initial_sync(runner, &adm, name, *v)?;
                 }
             }
-            InitialSync::Full => {
+            InitialSync::Skip | InitialSync::Full => {
                 adm::primary_force(runner, &adm, name)?;
                 adm::secondary(runner, &adm, name)?;
             }
@@ -625,6 +628,39 @@ mod tests {
             o.volumes[&0].peers["beta"].peer_disk.as_deref(),
             Some("UpToDate")
         );
+    }
+
+    /// Alone on DRBD 8.4, a new thin volume cannot skip its sync by clearing the bitmap (8.4
+    /// does that only towards a connected peer): it is made primary once instead.
+    #[test]
+    fn drbd84_alone_is_born_by_one_forced_primary() {
+        let runner = Arc::new(ScriptedRunner::new());
+        let lines = ScriptedLines::new([
+            "exists -",
+            "create resource name:r0 role:Secondary suspended:no",
+            "create device name:r0 volume:0 minor:1000 disk:Inconsistent",
+            "create connection name:r0 peer-node-id:0 conn-name:peer connection:StandAlone role:Unknown",
+        ])
+        .idle()
+        .idle()
+        .line("change device name:r0 volume:0 minor:1000 disk:UpToDate");
+        runner
+            .expect(&["drbdadm", "primary", "--force", "r0"], Output::ok(""))
+            .expect(&["drbdadm", "secondary", "r0"], Output::ok(""));
+        let adm = AdmConfig {
+            drbd84: true,
+            ..Default::default()
+        };
+        let w = start_with(&runner, lines, adm);
+        let mut cfg = config(Some(InitialSync::Skip));
+        if let Some(d) = cfg.resources[0].drbd.as_mut() {
+            d.hosts.truncate(1);
+        }
+        w.configure(&cfg);
+        wait_until("the forced primary", || runner.remaining().is_empty());
+        wait_until("UpToDate", || {
+            w.report().resource("r0").is_some_and(|r| r.is_synced())
+        });
     }
 
     #[test]
