@@ -406,7 +406,60 @@ fn drbd84_replicates_between_two_guests() {
     assert_eq!(md5(&mut b, &dev, 24), written, "progress seen: {seen:?}");
     b.sh("drbdadm secondary r84");
 
+    // One replica goes: the other keeps serving alone (8.4 adjusts a resource without a
+    // peer only without its network part).
+    linstor(&c, &["resource", "delete", "bravo", "r84"]);
+    assert_eq!(
+        b.sh("lvs --noheadings -o lv_name vg0")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["thin"]
+    );
+    // The connection to the node that went is gone (no endless reconnecting).
+    let proc = a.sh("cat /proc/drbd");
+    assert!(proc.contains("cs:StandAlone"), "{proc}");
+    a.sh("drbdadm primary r84");
+    assert_eq!(md5(&mut a, &dev, 24), written);
+    a.sh("drbdadm secondary r84");
+    wait_state(&c, "r84", &["alpha"], "UpToDate", Duration::from_secs(30));
+    let list = linstor(&c, &["resource", "list", "-r", "r84"]);
+    assert!(!list.contains("bravo") && !list.contains("rror"), "{list}");
+
+    // A resource created on one node comes up alone; a diskless client on the other node
+    // then reads and writes through the network.
+    linstor(&c, &["resource-definition", "create", "r84d"]);
+    linstor(&c, &["volume-definition", "create", "r84d", "32M"]);
+    linstor(
+        &c,
+        &["resource", "create", "alpha", "r84d", "-s", "sp_thin"],
+    );
+    wait_state(&c, "r84d", &["alpha"], "UpToDate", Duration::from_secs(60));
+    linstor(
+        &c,
+        &["resource", "create", "bravo", "r84d", "--drbd-diskless"],
+    );
+    wait_state(&c, "r84d", &["bravo"], "Diskless", Duration::from_secs(60));
+    let volumes = linstor(&c, &["resource", "list-volumes", "-r", "r84d"]);
+    let dev_d = volumes
+        .split(|ch: char| ch.is_whitespace() || ch == '|')
+        .find(|w| w.starts_with("/dev/drbd"))
+        .unwrap_or_else(|| panic!("no DRBD device in\n{volumes}"))
+        .to_string();
+    assert!(c.wait_until(Duration::from_secs(60), || b
+        .sh("cat /proc/drbd")
+        .contains("cs:Connected")));
+    b.sh("drbdadm primary r84d");
+    b.sh(&format!(
+        "dd if=/dev/urandom of={dev_d} bs=1M count=2 oflag=direct 2>/dev/null"
+    ));
+    let written_d = md5(&mut b, &dev_d, 2);
+    b.sh("drbdadm secondary r84d");
+    a.sh("drbdadm primary r84d");
+    assert_eq!(md5(&mut a, &dev_d, 2), written_d);
+    a.sh("drbdadm secondary r84d");
+
     // Deleting takes DRBD down and leaves no logical volume behind.
+    linstor(&c, &["resource-definition", "delete", "r84d"]);
     linstor(&c, &["resource-definition", "delete", "r84"]);
     for vm in [&mut a, &mut b] {
         let lvs = vm.sh("lvs --noheadings -o lv_name vg0");
