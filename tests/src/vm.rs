@@ -348,3 +348,61 @@ impl Vm {
         self.sh(&format!("cat {GUEST_SATELLITE_LOG}"))
     }
 }
+
+/// A [`strata_exec::CommandRunner`] that runs commands in a guest over its console, so that
+/// our own code (a storage provider, say) drives the guest's real tools. Commands run one at
+/// a time, with `LC_ALL=C` and the guest's PATH; stdout and stderr come back apart.
+pub struct GuestRunner {
+    vm: Mutex<Vm>,
+}
+
+/// `word` quoted for the guest's shell.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+impl GuestRunner {
+    pub fn new(vm: Vm) -> GuestRunner {
+        GuestRunner { vm: Mutex::new(vm) }
+    }
+
+    /// Runs a shell command line in the guest, which must succeed; answers its output.
+    pub fn sh(&self, command: &str) -> String {
+        self.lock().sh(command)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vm> {
+        self.vm.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl strata_exec::CommandRunner for GuestRunner {
+    fn run_any(
+        &self,
+        cmd: &strata_exec::Cmd,
+    ) -> Result<strata_exec::Output, strata_exec::ExecError> {
+        let line: Vec<String> = cmd.argv().iter().map(|w| shell_quote(w)).collect();
+        let split = "@@STDERR@@";
+        let (status, out) = self.lock().run_for(
+            &format!(
+                "LC_ALL=C {} >/run/guest-runner.out 2>/run/guest-runner.err; st=$?; \
+                 cat /run/guest-runner.out; echo {split}; cat /run/guest-runner.err; (exit $st)",
+                line.join(" ")
+            ),
+            Duration::from_secs(300),
+        );
+        let (stdout, stderr) = out.split_once(&format!("{split}\n")).unwrap_or((&out, ""));
+        Ok(strata_exec::Output {
+            status,
+            stdout: stdout.to_string(),
+            stderr: stderr.to_string(),
+        })
+    }
+
+    fn available(&self, program: &str) -> bool {
+        self.lock()
+            .run(&format!("command -v {}", shell_quote(program)))
+            .0
+            == 0
+    }
+}

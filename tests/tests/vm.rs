@@ -5,10 +5,10 @@
 //! Scenarios run one at a time (at most two guests at once: the machine has two cores).
 
 use std::process::Output;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use strata_tests::vm::{satellite_overlay, Vm, VmSpec};
+use strata_tests::vm::{satellite_overlay, GuestRunner, Vm, VmSpec};
 use strata_tests::{free_port, TestCluster};
 
 fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -217,6 +217,76 @@ fn lvm_and_lvm_thin_pools_in_a_guest() {
     let names: Vec<&str> = lvs.split_whitespace().collect();
     assert_eq!(names, ["foreign", "thin"], "{lvs}");
     assert_eq!(vm.sh("head -c 8 /dev/vg0/foreign"), "precious");
+
+    // Thin snapshots, by the provider itself driving the guest's lvm.
+    vm.stop_satellite();
+    thin_snapshots_of_the_provider(GuestRunner::new(vm));
+}
+
+/// LVM_THIN snapshots as the provider takes, lists, restores and removes them, on the real
+/// thin pool `vg0/thin`; a thick pool refuses them.
+fn thin_snapshots_of_the_provider(guest: GuestRunner) {
+    use strata_storage::lvm::LvmPool;
+    use strata_storage::Provider;
+    let guest = Arc::new(guest);
+    let thin = LvmPool::thin("vg0".into(), "thin".into(), guest.clone());
+    let v = thin.ensure("snapsrc_00000", 65536, None).expect("volume");
+    let dev = v.device.expect("an active volume");
+    guest.sh(&format!("echo before | dd of={dev} conv=fsync 2>/dev/null"));
+    let snap = thin
+        .snapshot_create("snapsrc_00000", "s1")
+        .expect("snapshot");
+    assert_eq!(snap.path, "/dev/vg0/snapsrc_00000_s1");
+    assert_eq!(snap.size_kib, 65536);
+    guest.sh(&format!("echo after0 | dd of={dev} conv=fsync 2>/dev/null"));
+    // Taking it again changes nothing; it is listed as a snapshot, not as a volume.
+    assert_eq!(
+        thin.snapshot_create("snapsrc_00000", "s1").expect("again"),
+        snap
+    );
+    assert_eq!(thin.snapshots().expect("snapshots"), std::slice::from_ref(&snap));
+    let volumes: Vec<String> = thin
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(volumes, ["snapsrc_00000"]);
+
+    // Restored into a new volume: the content at the time of the snapshot.
+    let r = thin
+        .snapshot_restore("snapsrc_00000", "s1", "restored_00000")
+        .expect("restore");
+    let rdev = r.device.expect("an active restored volume");
+    assert_eq!(guest.sh(&format!("head -c 6 {rdev}")), "before");
+    assert_eq!(guest.sh(&format!("head -c 6 {dev}")), "after0");
+    let e = thin
+        .snapshot_restore("snapsrc_00000", "s1", "restored_00000")
+        .unwrap_err();
+    assert!(e.to_string().contains("exists already"), "{e}");
+
+    // The snapshot outlives its volume, and goes when asked.
+    thin.delete("snapsrc_00000", None)
+        .expect("delete the volume");
+    assert_eq!(thin.snapshots().expect("snapshots"), [snap]);
+    thin.snapshot_delete("snapsrc_00000", "s1")
+        .expect("delete the snapshot");
+    thin.snapshot_delete("snapsrc_00000", "s1")
+        .expect("gone already");
+    assert!(thin.snapshots().expect("snapshots").is_empty());
+    assert_eq!(guest.sh(&format!("head -c 6 {rdev}")), "before");
+    thin.delete("restored_00000", None)
+        .expect("delete the restored volume");
+
+    let thick = LvmPool::thick("vg0".into(), guest.clone());
+    let e = thick.snapshot_create("foreign", "s1").unwrap_err();
+    assert!(e.to_string().contains("cannot take snapshots"), "{e}");
+    let lvs = guest.sh("lvs --noheadings -o lv_name vg0");
+    assert_eq!(
+        lvs.split_whitespace().collect::<Vec<_>>(),
+        ["foreign", "thin"],
+        "{lvs}"
+    );
 }
 
 /// Two guests linked by their own network, booted side by side, each with a volume group and a

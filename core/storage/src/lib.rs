@@ -61,6 +61,29 @@ pub struct BackingVolume {
     pub allocated_kib: u64,
 }
 
+/// Tag or marker of a snapshot this suite took (it is not a volume: `list` leaves it out).
+pub const SNAPSHOT_MARK: &str = "strata_snapshot";
+
+/// A snapshot of one volume, held by a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotVolume {
+    /// The volume it was taken of (its backing name); the volume may be gone since.
+    pub volume: String,
+    pub snapshot: String,
+    /// Where it lives: the LV, the file or the ZFS snapshot.
+    pub path: String,
+    /// Size of the volume when the snapshot was taken, in KiB.
+    pub size_kib: u64,
+}
+
+/// The refusal of a provider without snapshots.
+pub fn no_snapshots(kind: ProviderKind) -> StorageError {
+    StorageError::Unsupported(format!(
+        "{kind} storage pools cannot take snapshots; use a pool of kind LVM_THIN, ZFS, \
+         ZFS_THIN or FILE_THIN"
+    ))
+}
+
 /// One storage pool on this node.
 pub trait Provider: Send + Sync {
     fn kind(&self) -> ProviderKind;
@@ -85,6 +108,40 @@ pub trait Provider: Send + Sync {
 
     /// Removes volume `name` if this suite created it; absent volumes are fine.
     fn delete(&self, name: &str, current: Option<&BackingVolume>) -> Result<(), StorageError>;
+
+    /// The snapshots of this pool this suite took.
+    fn snapshots(&self) -> Result<Vec<SnapshotVolume>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    /// Takes snapshot `snapshot` of volume `volume` (a point-in-time copy that does not
+    /// change); an existing one of that volume and name is kept as it is.
+    fn snapshot_create(
+        &self,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<SnapshotVolume, StorageError> {
+        let _ = (volume, snapshot);
+        Err(no_snapshots(self.kind()))
+    }
+
+    /// Removes snapshot `snapshot` of `volume` if this suite took it; absent ones are fine.
+    fn snapshot_delete(&self, volume: &str, snapshot: &str) -> Result<(), StorageError> {
+        let _ = (volume, snapshot);
+        Err(no_snapshots(self.kind()))
+    }
+
+    /// Makes the new volume `target` with the content of snapshot `snapshot` of `volume`.
+    /// The snapshot stays; `target` must not exist.
+    fn snapshot_restore(
+        &self,
+        volume: &str,
+        snapshot: &str,
+        target: &str,
+    ) -> Result<BackingVolume, StorageError> {
+        let _ = (volume, snapshot, target);
+        Err(no_snapshots(self.kind()))
+    }
 }
 
 /// Whether a block device is in use (mounted, held by a device mapper or DRBD, or opened

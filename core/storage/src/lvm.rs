@@ -16,13 +16,16 @@ use strata_exec::{Cmd, CommandRunner, Output};
 use strata_model::kinds::ProviderKind;
 use strata_model::observed::PoolState;
 
-use crate::{BackingVolume, Provider, StorageError, OWNER_MARK};
+use crate::{BackingVolume, Provider, SnapshotVolume, StorageError, OWNER_MARK, SNAPSHOT_MARK};
 
 /// Options that make lvm2's reports machine-readable: no header, sizes in KiB without suffix,
 /// columns separated by [`SEPARATOR`].
 const REPORT_OPTIONS: [&str; 5] = ["--noheadings", "--units", "k", "--nosuffix", "--separator"];
 const SEPARATOR: &str = ";";
 const VG_FIELDS: &str = "vg_name,vg_size,vg_free";
+/// Prefix of the tag naming the volume a snapshot was taken of (the LV's own origin field
+/// empties when that volume is removed; the snapshot stays).
+const ORIGIN_TAG: &str = "strata_origin:";
 const LV_FIELDS: &str = "lv_name,lv_size,lv_attr,data_percent,pool_lv,lv_tags";
 
 /// One line of `vgs -o vg_name,vg_size,vg_free`.
@@ -51,6 +54,14 @@ pub struct LvReport {
 impl LvReport {
     pub fn owned(&self) -> bool {
         self.tags.iter().any(|t| t == OWNER_MARK)
+    }
+
+    /// The volume this LV is a snapshot of, when it is a snapshot this suite took.
+    pub fn snapshot_of(&self) -> Option<&str> {
+        if !self.tags.iter().any(|t| t == SNAPSHOT_MARK) {
+            return None;
+        }
+        self.tags.iter().find_map(|t| t.strip_prefix(ORIGIN_TAG))
     }
 
     /// The fifth `lv_attr` character is the state: `a` when active.
@@ -414,6 +425,49 @@ impl LvmPool {
         Ok(())
     }
 
+    /// The LV of snapshot `snapshot` of `volume` (LINSTOR's naming: `<volume>_<snapshot>`).
+    fn snapshot_lv(volume: &str, snapshot: &str) -> String {
+        format!("{volume}_{snapshot}")
+    }
+
+    /// The thin pool's name; snapshots exist only in thin pools.
+    fn thin_only(&self) -> Result<&str, StorageError> {
+        self.thin_pool
+            .as_deref()
+            .ok_or_else(|| crate::no_snapshots(ProviderKind::Lvm))
+    }
+
+    fn snapshot_of_lv(&self, lv: &LvReport) -> Option<SnapshotVolume> {
+        let volume = lv.snapshot_of()?;
+        let snapshot = lv.name.strip_prefix(volume)?.strip_prefix('_')?;
+        Some(SnapshotVolume {
+            volume: volume.to_string(),
+            snapshot: snapshot.to_string(),
+            path: self.lv_path(&lv.name),
+            size_kib: lv.size_kib,
+        })
+    }
+
+    /// Snapshot `snapshot` of `volume` as lvs lists it now; an LV of that name that is not
+    /// our snapshot of that volume is refused.
+    fn find_snapshot(
+        &self,
+        lvs: &[LvReport],
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<Option<SnapshotVolume>, StorageError> {
+        let name = Self::snapshot_lv(volume, snapshot);
+        let Some(lv) = lvs.iter().find(|lv| lv.name == name) else {
+            return Ok(None);
+        };
+        match self.snapshot_of_lv(lv) {
+            Some(s) if s.volume == volume && s.snapshot == snapshot && self.belongs(lv) => {
+                Ok(Some(s))
+            }
+            _ => Err(StorageError::NotOwned(self.lv_id(&name))),
+        }
+    }
+
     /// The volume as lvm reports it after a change; it must be there, ours and active.
     fn read_back(&self, name: &str) -> Result<BackingVolume, StorageError> {
         let lv = self.lookup(name)?.ok_or_else(|| {
@@ -532,6 +586,120 @@ impl Provider for LvmPool {
         self.runner
             .run(&Cmd::new("lvremove").arg("--yes").arg(self.lv_id(name)))?;
         Ok(())
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotVolume>, StorageError> {
+        self.check_config()?;
+        if self.thin_pool.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .lvs()?
+            .iter()
+            .filter(|lv| self.belongs(lv))
+            .filter_map(|lv| self.snapshot_of_lv(lv))
+            .collect())
+    }
+
+    fn snapshot_create(
+        &self,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<SnapshotVolume, StorageError> {
+        self.check_config()?;
+        self.thin_only()?;
+        check_name("logical volume", volume)?;
+        check_name("snapshot", snapshot)?;
+        let lvs = self.lvs()?;
+        if let Some(s) = self.find_snapshot(&lvs, volume, snapshot)? {
+            return Ok(s);
+        }
+        let Some(origin) = lvs.iter().find(|lv| lv.name == volume) else {
+            return Err(StorageError::Config(format!(
+                "volume '{}' not found: there is nothing to take snapshot '{snapshot}' of",
+                self.lv_id(volume)
+            )));
+        };
+        self.ours(origin.clone())?;
+        // A thin snapshot shares the pool's blocks and is created inactive (activation skip).
+        let name = Self::snapshot_lv(volume, snapshot);
+        self.runner.run(
+            &Cmd::new("lvcreate")
+                .args(["--yes", "--snapshot", "--name", name.as_str()])
+                .args(["--addtag", SNAPSHOT_MARK, "--addtag"])
+                .arg(format!("{ORIGIN_TAG}{volume}"))
+                .arg(self.lv_id(volume)),
+        )?;
+        self.find_snapshot(&self.lvs()?, volume, snapshot)?
+            .ok_or_else(|| {
+                parse_error(
+                    "lvs",
+                    format!(
+                        "'{}' is not listed right after it was taken",
+                        self.lv_id(&name)
+                    ),
+                )
+            })
+    }
+
+    fn snapshot_delete(&self, volume: &str, snapshot: &str) -> Result<(), StorageError> {
+        self.check_config()?;
+        self.thin_only()?;
+        check_name("logical volume", volume)?;
+        check_name("snapshot", snapshot)?;
+        if self
+            .find_snapshot(&self.lvs()?, volume, snapshot)?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let name = Self::snapshot_lv(volume, snapshot);
+        self.runner
+            .run(&Cmd::new("lvremove").arg("--yes").arg(self.lv_id(&name)))?;
+        Ok(())
+    }
+
+    fn snapshot_restore(
+        &self,
+        volume: &str,
+        snapshot: &str,
+        target: &str,
+    ) -> Result<BackingVolume, StorageError> {
+        self.check_config()?;
+        self.thin_only()?;
+        check_name("logical volume", volume)?;
+        check_name("snapshot", snapshot)?;
+        check_name("logical volume", target)?;
+        let lvs = self.lvs()?;
+        if lvs.iter().any(|lv| lv.name == target) {
+            return Err(StorageError::Config(format!(
+                "cannot restore into '{}': it exists already",
+                self.lv_id(target)
+            )));
+        }
+        let Some(snap) = self.find_snapshot(&lvs, volume, snapshot)? else {
+            return Err(StorageError::Config(format!(
+                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
+                self.describe()
+            )));
+        };
+        // A writable thin snapshot of the snapshot, activated like any volume of ours.
+        let from = Self::snapshot_lv(&snap.volume, &snap.snapshot);
+        self.runner.run(
+            &Cmd::new("lvcreate")
+                .args([
+                    "--yes",
+                    "--snapshot",
+                    "--setactivationskip",
+                    "n",
+                    "--name",
+                    target,
+                ])
+                .args(["--addtag", OWNER_MARK])
+                .arg(self.lv_id(&from)),
+        )?;
+        self.activate(target)?;
+        self.read_back(target)
     }
 }
 
@@ -1053,5 +1221,151 @@ mod tests {
                 .unwrap();
             self.volume(&lv)
         }
+    }
+
+    /// `LVS_ACTIVE` with snapshot `s1` of `r2_00000` (as lvm2 2.03.16 lists a thin snapshot:
+    /// inactive, activation skip `k`, no data percent).
+    fn lvs_with_snapshot() -> String {
+        lvs_with("r2_00000_s1;20480.00;Vwi---tz-k;;thinpool;strata_origin:r2_00000,strata_snapshot")
+    }
+
+    #[test]
+    fn thin_snapshot_is_taken_tagged_and_not_a_volume() {
+        let runner = Arc::new(ScriptedRunner::new());
+        runner
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE))
+            .expect(
+                &[
+                    "lvcreate",
+                    "--yes",
+                    "--snapshot",
+                    "--name",
+                    "r2_00000_s1",
+                    "--addtag",
+                    "strata_snapshot",
+                    "--addtag",
+                    "strata_origin:r2_00000",
+                    "vg_ssd/r2_00000",
+                ],
+                Output::ok(""),
+            )
+            .expect(&lvs_argv("vg_ssd"), Output::ok(lvs_with_snapshot()))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(lvs_with_snapshot()))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(lvs_with_snapshot()))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(lvs_with_snapshot()));
+        let p = thin(&runner);
+        let snap = p.snapshot_create("r2_00000", "s1").unwrap();
+        let want = SnapshotVolume {
+            volume: "r2_00000".into(),
+            snapshot: "s1".into(),
+            path: "/dev/vg_ssd/r2_00000_s1".into(),
+            size_kib: 20480,
+        };
+        assert_eq!(snap, want);
+        // Taken again: nothing to do.
+        assert_eq!(p.snapshot_create("r2_00000", "s1").unwrap(), want);
+        assert_eq!(p.snapshots().unwrap(), [want]);
+        let names: Vec<String> = p.list().unwrap().into_iter().map(|v| v.name).collect();
+        assert_eq!(names, ["r2_00000"], "a snapshot is not a volume");
+        assert!(runner.remaining().is_empty());
+    }
+
+    #[test]
+    fn thin_snapshot_restores_into_a_new_active_volume() {
+        let restored = format!(
+            "{}  r3_00000;20480.00;Vwi-a-tz--;25.00;thinpool;strata_owned\n",
+            lvs_with_snapshot()
+        );
+        let runner = Arc::new(ScriptedRunner::new());
+        runner
+            .expect(&lvs_argv("vg_ssd"), Output::ok(lvs_with_snapshot()))
+            .expect(
+                &[
+                    "lvcreate",
+                    "--yes",
+                    "--snapshot",
+                    "--setactivationskip",
+                    "n",
+                    "--name",
+                    "r3_00000",
+                    "--addtag",
+                    "strata_owned",
+                    "vg_ssd/r2_00000_s1",
+                ],
+                Output::ok(""),
+            )
+            .expect(
+                &["lvchange", "--activate", "y", "vg_ssd/r3_00000"],
+                Output::ok(""),
+            )
+            .expect(&lvs_argv("vg_ssd"), Output::ok(restored.clone()));
+        let p = thin(&runner);
+        let v = p.snapshot_restore("r2_00000", "s1", "r3_00000").unwrap();
+        assert_eq!(v.device.as_deref(), Some("/dev/vg_ssd/r3_00000"));
+        assert_eq!(v.size_kib, 20480);
+        assert!(runner.remaining().is_empty());
+
+        // Into a volume that exists, or from a snapshot that does not: refused, no change.
+        runner.expect(&lvs_argv("vg_ssd"), Output::ok(restored.clone()));
+        let e = p
+            .snapshot_restore("r2_00000", "s1", "r3_00000")
+            .unwrap_err();
+        assert!(e.to_string().contains("exists already"), "{e}");
+        runner.expect(&lvs_argv("vg_ssd"), Output::ok(restored));
+        let e = p
+            .snapshot_restore("r2_00000", "s9", "r4_00000")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("snapshot 's9' of volume 'r2_00000' not found"),
+            "{e}"
+        );
+        assert!(runner.remaining().is_empty());
+        assert_eq!(runner.calls().len(), 6);
+    }
+
+    #[test]
+    fn thin_snapshot_delete_removes_only_our_snapshot() {
+        let runner = Arc::new(ScriptedRunner::new());
+        runner
+            .expect(&lvs_argv("vg_ssd"), Output::ok(lvs_with_snapshot()))
+            .expect(&["lvremove", "--yes", "vg_ssd/r2_00000_s1"], Output::ok(""))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE));
+        let p = thin(&runner);
+        p.snapshot_delete("r2_00000", "s1").unwrap();
+        // Gone already: fine.
+        p.snapshot_delete("r2_00000", "s1").unwrap();
+        // An LV of the snapshot's name that someone else made is never touched.
+        runner.expect(
+            &lvs_argv("vg_ssd"),
+            Output::ok(lvs_with("r2_00000_s2;20480.00;Vwi-a-tz--;1.00;thinpool;")),
+        );
+        assert!(matches!(
+            p.snapshot_delete("r2_00000", "s2"),
+            Err(StorageError::NotOwned(_))
+        ));
+        assert!(runner.remaining().is_empty());
+        assert_eq!(runner.calls().len(), 4);
+    }
+
+    #[test]
+    fn thick_pools_and_missing_volumes_take_no_snapshot() {
+        let runner = Arc::new(ScriptedRunner::new());
+        let e = thick(&runner)
+            .snapshot_create("r1_00000", "s1")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("LVM storage pools cannot take snapshots"),
+            "{e}"
+        );
+        runner.expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE));
+        let e = thin(&runner).snapshot_create("r9_00000", "s1").unwrap_err();
+        assert!(e.to_string().contains("not found"), "{e}");
+        let e = thin(&runner)
+            .snapshot_create("r2_00000", "bad name")
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot name"), "{e}");
+        assert_eq!(runner.calls().len(), 1);
     }
 }
