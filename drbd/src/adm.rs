@@ -16,6 +16,7 @@
 //! | [`skip_initial_sync`] | `new-current-uuid --clear-bitmap r/v` | `drbdsetup new-current-uuid MINOR --clear-bitmap` |
 //! | [`primary_force`] | `primary --force r` | `drbdsetup primary r --force` |
 //! | [`secondary`] | `secondary r` | `drbdsetup secondary r` |
+//! | [`suspend_io`] / [`resume_io`] | `suspend-io r` / `resume-io r` | `drbdsetup suspend-io MINOR` / `resume-io MINOR` |
 //! | [`resize`] | `resize r/v` | `drbdsetup resize MINOR`, `drbdsetup check-resize MINOR` |
 //!
 //! Two queries bypass drbdadm: [`has_metadata`] asks `drbdmeta` directly (it reads the backing
@@ -416,6 +417,25 @@ pub fn secondary(
     res: &str,
 ) -> Result<Printed, AdmError> {
     run(runner, cfg.drbdadm().arg("secondary").arg(res))
+}
+
+/// Suspends the I/O of `res` on this node (writes wait) until [`resume_io`]: a snapshot of
+/// its backing volumes taken meanwhile is of the same moment on every node.
+pub fn suspend_io(
+    runner: &dyn CommandRunner,
+    cfg: &AdmConfig,
+    res: &str,
+) -> Result<Printed, AdmError> {
+    run(runner, cfg.drbdadm().arg("suspend-io").arg(res))
+}
+
+/// Lets the I/O of `res` run again after [`suspend_io`].
+pub fn resume_io(
+    runner: &dyn CommandRunner,
+    cfg: &AdmConfig,
+    res: &str,
+) -> Result<Printed, AdmError> {
+    run(runner, cfg.drbdadm().arg("resume-io").arg(res))
 }
 
 /// Makes volume `vol` use the size its backing devices now have (after they grew, on every

@@ -51,6 +51,7 @@ fn snapshot(c: &TestCluster) -> String {
         "/v1/view/resources",
         "/v1/resource-groups",
         "/v1/controller/properties",
+        "/v1/view/snapshots",
     ] {
         let (_, body) = c.block(client.raw(Method::GET, path, None)).unwrap();
         let mut v: Value = serde_json::from_slice(&body).unwrap();
@@ -495,4 +496,93 @@ fn concurrent_requests_never_share_a_name_or_port() {
     assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "{results:?}");
     let rds = c.block(client.resource_dfns(&[], &[], false)).unwrap();
     assert_eq!(rds.len(), 2);
+}
+
+#[test]
+fn bad_snapshot_requests_are_refused_and_change_nothing() {
+    use Method as M;
+    let c = setup();
+    ok_replies(call(
+        &c,
+        M::POST,
+        "/v1/resource-definitions",
+        Some(json!({"resource_definition": {"name": "target"}})),
+    ));
+    let before = snapshot(&c);
+    // A pool kind without snapshots (FILE_THIN here) is named in the refusal.
+    let e = refused(
+        &c,
+        M::POST,
+        "/v1/resource-definitions/used/snapshots",
+        Some(json!({"name": "s1"})),
+        400,
+        994,
+    );
+    assert!(e.message.contains("FILE_THIN"), "{e:#?}");
+    assert!(
+        e.correction.as_deref().unwrap_or("").contains("LVM_THIN"),
+        "{e:#?}"
+    );
+    // Bad names, unknown definitions and nodes.
+    refused(
+        &c,
+        M::POST,
+        "/v1/resource-definitions/used/snapshots",
+        Some(json!({"name": "bad name"})),
+        400,
+        218,
+    );
+    refused(
+        &c,
+        M::POST,
+        "/v1/resource-definitions/nosuch/snapshots",
+        Some(json!({"name": "s1"})),
+        404,
+        301,
+    );
+    refused(
+        &c,
+        M::POST,
+        "/v1/resource-definitions/used/snapshots",
+        Some(json!({"name": "s1", "nodes": ["node9"]})),
+        404,
+        302,
+    );
+    // Unknown snapshots: reading and restoring fail, deleting warns.
+    refused(
+        &c,
+        M::GET,
+        "/v1/resource-definitions/used/snapshots/nope",
+        None,
+        404,
+        313,
+    );
+    for path in [
+        "/v1/resource-definitions/used/snapshot-restore-volume-definition/nope",
+        "/v1/resource-definitions/used/snapshot-restore-resource/nope",
+    ] {
+        refused(
+            &c,
+            M::POST,
+            path,
+            Some(json!({"to_resource": "target"})),
+            404,
+            313,
+        );
+    }
+    let r = ok_replies(call(
+        &c,
+        M::DELETE,
+        "/v1/resource-definitions/used/snapshots/nope",
+        None,
+    ));
+    assert!(r[0].message.contains("not found"), "{r:#?}");
+    // The CLI says the same.
+    let out = c.linstor(&["snapshot", "create", "used", "s1"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cannot take snapshots"), "{text}");
+    let list = c.linstor(&["snapshot", "list"]);
+    assert!(list.status.success());
+    assert_eq!(snapshot(&c), before);
 }

@@ -58,6 +58,49 @@ pub struct VolumeConfig {
     pub pool: String,
     /// Name of the backing volume (`<resource>_<nnnnn>` unless overridden).
     pub backing_name: String,
+    /// Make a new volume from this snapshot (in the same pool) instead of empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<VolumeRestore>,
+}
+
+/// The snapshot copy a restored volume is made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeRestore {
+    /// Backing name of the volume the snapshot was taken of.
+    pub volume: String,
+    pub snapshot: String,
+}
+
+/// A snapshot the node should hold (copies of some of its volumes), or be taking now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotConfig {
+    pub resource: String,
+    pub name: String,
+    pub volumes: Vec<SnapshotVolumeConfig>,
+    /// Suspend the resource's DRBD I/O (so that every node's copy is of the same moment).
+    pub suspend_io: bool,
+    /// Take the copies now where missing. Otherwise a missing copy stays missing: taken
+    /// later it would be of another moment.
+    pub take: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotVolumeConfig {
+    pub number: u32,
+    pub pool: String,
+    pub backing_name: String,
+}
+
+/// What the node holds of a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotReport {
+    pub resource: String,
+    pub name: String,
+    /// Volume numbers whose copy exists.
+    pub volumes: Vec<u32>,
+    /// Whether the resource's I/O is suspended for it.
+    pub suspended: bool,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +139,8 @@ pub struct NodeConfig {
     pub node_name: String,
     pub pools: Vec<PoolConfig>,
     pub resources: Vec<ResourceConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<SnapshotConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -109,6 +154,9 @@ pub struct Report {
     /// What DRBD says, on nodes with the DRBD layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drbd: Option<DrbdReport>,
+    /// The snapshots the node holds or was asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<SnapshotReport>,
 }
 
 impl Report {
@@ -116,6 +164,12 @@ impl Report {
         self.resources
             .iter()
             .find(|r| r.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn snapshot(&self, rsc: &str, name: &str) -> Option<&SnapshotReport> {
+        self.snapshots
+            .iter()
+            .find(|s| s.resource.eq_ignore_ascii_case(rsc) && s.name.eq_ignore_ascii_case(name))
     }
 }
 

@@ -533,3 +533,51 @@ pub fn resource_with_volumes(
         shared_name: None,
     }
 }
+
+/// LINSTOR's flags for a snapshot's state: `SUCCESSFUL` once taken, `DELETE` while being
+/// removed, none while being taken.
+fn snapshot_flags(state: m::SnapshotState) -> Vec<String> {
+    match state {
+        m::SnapshotState::Successful => vec!["SUCCESSFUL".into()],
+        m::SnapshotState::Deleting => vec!["DELETE".into()],
+        m::SnapshotState::Suspending | m::SnapshotState::Taking => Vec::new(),
+    }
+}
+
+pub fn snapshot(s: &m::SnapshotDefinition) -> Snapshot {
+    let flags = snapshot_flags(s.state);
+    Snapshot {
+        name: s.name.to_string(),
+        resource_name: s.rsc_name.to_string(),
+        nodes: s.nodes.iter().map(|n| n.node.to_string()).collect(),
+        props: s.props.clone(),
+        flags: flags.clone(),
+        volume_definitions: s
+            .volumes
+            .iter()
+            .map(|v| SnapshotVolumeDefinition {
+                volume_number: v.number as i64,
+                size_kib: v.size_kib as i64,
+            })
+            .collect(),
+        uuid: Some(s.uuid.clone()),
+        snapshots: s
+            .nodes
+            .iter()
+            .map(|n| SnapshotNode {
+                snapshot_name: s.name.to_string(),
+                node_name: n.node.to_string(),
+                create_timestamp: Some(n.create_timestamp),
+                flags: flags.clone(),
+                snapshot_volumes: n
+                    .volumes
+                    .iter()
+                    .map(|v| SnapshotVolumeNode {
+                        vlm_nr: v.number as i64,
+                        state: None,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}

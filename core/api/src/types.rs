@@ -829,3 +829,69 @@ pub struct ResourceConnectionModify {
     #[serde(flatten)]
     pub props: PropsModify,
 }
+
+/// A snapshot of a resource definition (also the body of `POST .../snapshots`: `name` and
+/// optionally `nodes`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub resource_name: String,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub nodes: Vec<String>,
+    #[serde(default)]
+    pub props: Props,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub flags: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub volume_definitions: Vec<SnapshotVolumeDefinition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub snapshots: Vec<SnapshotNode>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotVolumeDefinition {
+    #[serde(default, deserialize_with = "lenient::i64")]
+    pub volume_number: i64,
+    #[serde(default, deserialize_with = "lenient::i64")]
+    pub size_kib: i64,
+}
+
+/// A snapshot's copy on one node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotNode {
+    #[serde(default)]
+    pub snapshot_name: String,
+    #[serde(default)]
+    pub node_name: String,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub create_timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub flags: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub snapshot_volumes: Vec<SnapshotVolumeNode>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotVolumeNode {
+    #[serde(default, deserialize_with = "lenient::i64")]
+    pub vlm_nr: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// Body of the snapshot restore calls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRestore {
+    #[serde(default)]
+    pub to_resource: String,
+    #[serde(default, deserialize_with = "lenient::null_vec")]
+    pub nodes: Vec<String>,
+}

@@ -15,6 +15,7 @@ mod output;
 mod resource;
 mod rsc_dfn;
 mod rsc_grp;
+mod snapshot;
 mod storpool;
 mod sync;
 mod table;
@@ -111,6 +112,9 @@ pub enum Command {
     /// Node connection subcommands.
     #[command(name = "node-connection", visible_alias = "nc", subcommand)]
     NodeConnection(connection::NcCmd),
+    /// Snapshot subcommands.
+    #[command(visible_alias = "s", subcommand)]
+    Snapshot(snapshot::SnapshotCmd),
     /// Controller subcommands.
     #[command(visible_alias = "c", subcommand)]
     Controller(controller::ControllerCmd),
@@ -284,6 +288,7 @@ async fn execute(ctx: &mut Ctx, cmd: Command) -> Result<i32, CliError> {
         Command::ResourceConnection(c) => connection::run_rc(ctx, c).await,
         Command::NodeConnection(c) => connection::run_nc(ctx, c).await,
         Command::Controller(c) => controller::run(ctx, c).await,
+        Command::Snapshot(c) => snapshot::run(ctx, c).await,
         Command::ListCommands => {
             out(&commands_text());
             Ok(error::OK)

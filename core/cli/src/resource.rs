@@ -539,7 +539,7 @@ pub fn replication_cell(v: &Volume) -> (String, Option<&'static str>) {
     }
 }
 
-fn created_on(ms: Option<i64>) -> String {
+pub fn created_on(ms: Option<i64>) -> String {
     use chrono::TimeZone;
     ms.and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())

@@ -62,6 +62,8 @@ pub struct MayPromoteChange {
 #[derive(Debug, Default)]
 pub struct Answer {
     pub replies: Vec<Reply>,
+    /// How each node the change concerned answered.
+    pub outcomes: Vec<(NodeName, Outcome)>,
 }
 
 impl Answer {
@@ -134,6 +136,14 @@ fn affected_nodes(cluster: &Cluster, changes: &[Change]) -> BTreeSet<NodeName> {
                 out.insert(a.clone());
                 out.insert(b.clone());
             }
+            Change::PutSnapshot(snap) => {
+                out.extend(snap.nodes.iter().map(|n| n.node.clone()));
+            }
+            Change::DelSnapshot(r, n) => {
+                if let Some(snap) = cluster.snapshot(r, n) {
+                    out.extend(snap.nodes.iter().map(|n| n.node.clone()));
+                }
+            }
             _ => {}
         }
     }
@@ -166,8 +176,35 @@ impl Core {
         Ok(core)
     }
 
-    /// Creates what every cluster has: the default resource group.
+    /// Creates what every cluster has: the default resource group. Snapshots a previous run
+    /// was taking when it stopped are given up (deleted), so that their nodes resume I/O.
     fn bootstrap(&self) -> anyhow::Result<()> {
+        let unfinished = {
+            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let mut plan = Plan::new();
+            for s in cluster.snapshots.values().flat_map(|m| m.values()) {
+                if matches!(
+                    s.state,
+                    strata_model::objects::SnapshotState::Suspending
+                        | strata_model::objects::SnapshotState::Taking
+                ) {
+                    tracing::warn!(
+                        resource = %s.rsc_name,
+                        snapshot = %s.name,
+                        "snapshot was being taken when the controller stopped; deleting it"
+                    );
+                    plan.extend(
+                        plan::snapshot::delete(&cluster, s.rsc_name.as_str(), s.name.as_str())
+                            .map_err(|e| anyhow::anyhow!("{e}"))?,
+                    );
+                }
+            }
+            plan
+        };
+        if !unfinished.changes.is_empty() {
+            self.commit_plan(unfinished)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         let name = ResourceGroupName::new(DEFAULT_RSC_GRP).expect("valid default name");
         if self
             .cluster
@@ -320,7 +357,8 @@ impl Core {
         let cluster = self.cluster.read().unwrap_or_else(poisoned);
         let pending = cluster
             .pending_deletions()
-            .any(|name| cluster.resource(name, node).is_some());
+            .any(|name| cluster.resource(name, node).is_some())
+            || plan::snapshot::deletions_pending_on(&cluster, node);
         drop(cluster);
         pending && report.applied_generation > 0
     }
@@ -343,9 +381,22 @@ impl Core {
                 .resource(rsc.as_str())
                 .map(|r| r.volumes.iter().map(|v| v.volume_number).collect())
         };
+        let holds = |rsc: &strata_model::ResourceName, snap: &strata_model::SnapshotName| {
+            report
+                .snapshot(rsc.as_str(), snap.as_str())
+                .is_some_and(|s| !s.volumes.is_empty())
+        };
         let find = || {
             let cluster = self.cluster.read().unwrap_or_else(poisoned);
-            plan::rsc::finish_deletions(&cluster, node, report.applied_generation, &present)
+            let mut plan =
+                plan::rsc::finish_deletions(&cluster, node, report.applied_generation, &present);
+            plan.extend(plan::snapshot::finish_deletions(
+                &cluster,
+                node,
+                report.applied_generation,
+                &holds,
+            ));
+            plan
         };
         // Most reports finish nothing: look without holding up writers first.
         if find().changes.is_empty() {
@@ -497,6 +548,9 @@ impl Core {
                 Change::PutRscDfn(d) => {
                     d.is_deleting() || d.volume_definitions.values().any(|v| v.is_deleting())
                 }
+                Change::PutSnapshot(snap) => {
+                    snap.state == strata_model::objects::SnapshotState::Deleting
+                }
                 _ => false,
             });
             if let (true, Outcome::Applied(report)) = (deletes, outcome) {
@@ -505,7 +559,7 @@ impl Core {
             }
         }
         replies.extend(self.deletion_replies(&changes, &outcomes));
-        Ok(Answer { replies })
+        Ok(Answer { replies, outcomes })
     }
 
     /// Says, for every deletion this change started, whether it is finished.
@@ -736,5 +790,130 @@ impl Core {
             h.stop();
         }
         self.link_for(node).is_some()
+    }
+}
+
+impl Core {
+    /// Takes a snapshot in its steps, each a committed change the involved nodes apply:
+    /// with DRBD, I/O suspended on every node, then the copies taken, then I/O resumed;
+    /// without DRBD, the copies taken at once. If any node fails a step (or does not answer),
+    /// the snapshot is deleted: I/O runs again everywhere and partial copies go.
+    pub async fn take_snapshot(
+        self: &Arc<Self>,
+        rsc: String,
+        req: plan::snapshot::SnapshotCreate,
+    ) -> Result<Answer, ApiError> {
+        use strata_model::objects::SnapshotState;
+        let name = req.name.clone();
+        let (r, q) = (rsc.clone(), req);
+        let first = self
+            .mutate(move |c, env, obs| plan::snapshot::create(c, env, obs, &r, &q))
+            .await?;
+        if first.has_errors() {
+            return Ok(first);
+        }
+        let (state, nodes) = {
+            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let s = plan::snapshot::snapshot_of(&cluster, &rsc, &name)?;
+            let nodes: Vec<(NodeName, usize)> = s
+                .nodes
+                .iter()
+                .map(|n| (n.node.clone(), n.volumes.len()))
+                .collect();
+            (s.state, nodes)
+        };
+        let check = |answer: &Answer, suspended: bool| -> Option<String> {
+            let mut problems = Vec::new();
+            for (node, volumes) in &nodes {
+                let outcome = answer.outcomes.iter().find(|(n, _)| n == node);
+                let report = match outcome {
+                    Some((_, Outcome::Applied(rep))) => rep,
+                    Some((_, Outcome::Offline(why))) => {
+                        problems.push(format!("node '{node}' is offline: {why}"));
+                        continue;
+                    }
+                    Some((_, Outcome::TimedOut)) => {
+                        problems.push(format!("node '{node}' did not answer in time"));
+                        continue;
+                    }
+                    Some((_, Outcome::Rejected(why))) => {
+                        problems.push(format!("node '{node}' refused its configuration: {why}"));
+                        continue;
+                    }
+                    None => {
+                        problems.push(format!("node '{node}' was not asked"));
+                        continue;
+                    }
+                };
+                match report.snapshot(&rsc, &name) {
+                    None => problems.push(format!("node '{node}' does not report the snapshot")),
+                    Some(s) => {
+                        if let Some(e) = &s.error {
+                            problems.push(format!("node '{node}': {e}"));
+                        } else if suspended && !s.suspended {
+                            problems.push(format!("node '{node}' did not suspend I/O"));
+                        } else if !suspended && s.volumes.len() < *volumes {
+                            problems.push(format!(
+                                "node '{node}' holds {} of {volumes} volume copies",
+                                s.volumes.len()
+                            ));
+                        }
+                    }
+                }
+            }
+            (!problems.is_empty()).then(|| problems.join("; "))
+        };
+        let mut failure = None;
+        let mut taken = first;
+        if state == SnapshotState::Suspending {
+            failure = check(&taken, true);
+            if failure.is_none() {
+                let (r, n) = (rsc.clone(), name.clone());
+                taken = self
+                    .mutate(move |c, _, _| {
+                        plan::snapshot::advance(c, &r, &n, SnapshotState::Taking)
+                    })
+                    .await?;
+            }
+        }
+        if failure.is_none() {
+            failure = check(&taken, false);
+        }
+        match failure {
+            None => {
+                let (r, n) = (rsc.clone(), name.clone());
+                let done = self
+                    .mutate(move |c, _, _| {
+                        plan::snapshot::advance(c, &r, &n, SnapshotState::Successful)
+                    })
+                    .await?;
+                Ok(Answer {
+                    replies: done.replies,
+                    outcomes: done.outcomes,
+                })
+            }
+            Some(why) => {
+                let (r, n) = (rsc.clone(), name.clone());
+                let cleanup = self
+                    .mutate(move |c, _, _| plan::snapshot::delete(c, &r, &n))
+                    .await;
+                let mut err = ApiError::new(
+                    code::FAIL_UNKNOWN_ERROR,
+                    ObjKind::Snapshot,
+                    format!("Snapshot '{name}' of resource '{rsc}' could not be taken"),
+                )
+                .cause(why);
+                err = match cleanup {
+                    Ok(_) => err.correction(
+                        "Nothing was kept: I/O runs again and partial copies are removed. Fix the cause and retry",
+                    ),
+                    Err(e) => err.correction(format!(
+                        "Removing the partial snapshot failed too ({}); delete it with 'linstor snapshot delete {rsc} {name}'",
+                        e.message
+                    )),
+                };
+                Err(err)
+            }
+        }
     }
 }

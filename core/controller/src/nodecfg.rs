@@ -2,12 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use strata_agent_api::{InitialSync, NodeConfig, PoolConfig, ResourceConfig, VolumeConfig};
+use strata_agent_api::{
+    InitialSync, NodeConfig, PoolConfig, ResourceConfig, SnapshotConfig, SnapshotVolumeConfig,
+    VolumeConfig, VolumeRestore,
+};
 use strata_drbd::config as drbd;
 use strata_model::kinds::LayerKind;
-use strata_model::objects::{backing_volume_name, Node, Resource, ResourceDefinition};
+use strata_model::objects::{
+    backing_volume_name, Node, Resource, ResourceDefinition, SnapshotState,
+};
 use strata_model::plan::drbd as rules;
-use strata_model::{Cluster, NodeName};
+use strata_model::{Cluster, NodeName, ResourceName};
 
 /// The address DRBD uses on `node`: the interface named by its `PrefNic` property, else the
 /// one the satellite is reached on, else the first.
@@ -142,6 +147,8 @@ fn initial_sync(cluster: &Cluster, rd: &ResourceDefinition, r: &Resource) -> Opt
     if r.is_diskless() {
         return None;
     }
+    // Restored from copies of one moment, the replicas hold the same data.
+    let restored = r.restored_from.is_some();
     let diskful: Vec<&Resource> = cluster
         .resources_of(&rd.name)
         .filter(|p| !p.is_deleting() && !p.is_diskless() && p.node_id.is_some())
@@ -160,7 +167,7 @@ fn initial_sync(cluster: &Cluster, rd: &ResourceDefinition, r: &Resource) -> Opt
                 .is_some_and(|sp| sp.kind.new_volumes_read_zeroes())
         })
     });
-    Some(if zeroed && !force {
+    Some(if (zeroed || restored) && !force {
         InitialSync::Skip
     } else {
         InitialSync::Full
@@ -201,12 +208,7 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
                 if vd.is_deleting() {
                     return None;
                 }
-                // OverrideVlmId can only be set on volume definitions.
-                let backing_name = vd
-                    .props
-                    .get("OverrideVlmId")
-                    .cloned()
-                    .unwrap_or_else(|| backing_volume_name(&r.name, v.number));
+                let backing_name = backing_name_of(cluster, &r.name, v.number)?;
                 // With DRBD, the backing volume holds the metadata too; AllowLargerVolumeSize
                 // asks for the net size only (an adopted volume brings its own room).
                 let size_kib = match &drbd {
@@ -223,11 +225,18 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
                     }
                     _ => vd.size_kib,
                 };
+                let restore_from = r.restored_from.as_ref().and_then(|src| {
+                    Some(VolumeRestore {
+                        volume: backing_name_of(cluster, &src.rsc_name, v.number)?,
+                        snapshot: src.snapshot.to_string(),
+                    })
+                });
                 Some(VolumeConfig {
                     number: v.number,
                     size_kib,
                     pool: v.storage_pool.to_string(),
                     backing_name,
+                    restore_from,
                 })
             })
             .collect();
@@ -247,7 +256,54 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
         node_name: node.to_string(),
         pools,
         resources,
+        snapshots: snapshots(cluster, node),
     }
+}
+
+/// Name of the backing volume of volume `number` of `rsc` (OverrideVlmId, which can only be
+/// set on volume definitions, or `<resource>_<nnnnn>`); `None` without the definition.
+fn backing_name_of(cluster: &Cluster, rsc: &ResourceName, number: u32) -> Option<String> {
+    let vd = cluster.rsc_dfns.get(rsc)?.volume_definitions.get(&number)?;
+    Some(
+        vd.props
+            .get("OverrideVlmId")
+            .cloned()
+            .unwrap_or_else(|| backing_volume_name(rsc, number)),
+    )
+}
+
+/// The snapshots `node` should hold or take; those being deleted are left out.
+fn snapshots(cluster: &Cluster, node: &NodeName) -> Vec<SnapshotConfig> {
+    cluster
+        .snapshots
+        .values()
+        .flat_map(|m| m.values())
+        .filter(|s| s.state != SnapshotState::Deleting)
+        .filter_map(|s| {
+            let on = s.on(node)?;
+            let volumes = on
+                .volumes
+                .iter()
+                .filter_map(|v| {
+                    Some(SnapshotVolumeConfig {
+                        number: v.number,
+                        pool: v.storage_pool.to_string(),
+                        backing_name: backing_name_of(cluster, &s.rsc_name, v.number)?,
+                    })
+                })
+                .collect();
+            Some(SnapshotConfig {
+                resource: s.rsc_name.to_string(),
+                name: s.name.to_string(),
+                volumes,
+                suspend_io: s.suspends_io()
+                    && cluster
+                        .resource(&s.rsc_name, node)
+                        .is_some_and(|r| !r.is_deleting()),
+                take: s.state == SnapshotState::Taking,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -345,6 +401,7 @@ mod tests {
                 create_timestamp: 0,
                 delete_generation: None,
                 uuid: format!("r{i}"),
+                restored_from: None,
             };
             r.volumes.insert(
                 0,

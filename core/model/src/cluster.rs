@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::name::{NodeName, ResourceGroupName, ResourceName, StorPoolName};
+use crate::name::{NodeName, ResourceGroupName, ResourceName, SnapshotName, StorPoolName};
 use crate::objects::{
-    Node, Resource, ResourceConnection, ResourceDefinition, ResourceGroup, StorPool,
-    StorPoolDefinition,
+    Node, Resource, ResourceConnection, ResourceDefinition, ResourceGroup, SnapshotDefinition,
+    StorPool, StorPoolDefinition,
 };
 use crate::props::Props;
 
@@ -35,6 +35,8 @@ pub enum Change {
     PutRscConn(ResourceConnection),
     /// The connection of a definition between two nodes, in either order.
     DelRscConn(ResourceName, NodeName, NodeName),
+    PutSnapshot(SnapshotDefinition),
+    DelSnapshot(ResourceName, SnapshotName),
 }
 
 /// How a change is keyed in the store: object class and a unique key within it.
@@ -48,6 +50,7 @@ pub enum ObjectClass {
     RscDfn,
     Rsc,
     RscConn,
+    Snapshot,
 }
 
 impl ObjectClass {
@@ -61,6 +64,7 @@ impl ObjectClass {
             ObjectClass::RscDfn => "rd",
             ObjectClass::Rsc => "rsc",
             ObjectClass::RscConn => "rconn",
+            ObjectClass::Snapshot => "snap",
         }
     }
 }
@@ -97,6 +101,11 @@ impl Change {
                 rsc_conn_key(&c.name, &c.node_a, &c.node_b),
             ),
             Change::DelRscConn(r, a, b) => (ObjectClass::RscConn, rsc_conn_key(r, a, b)),
+            Change::PutSnapshot(d) => (
+                ObjectClass::Snapshot,
+                pair_key(d.rsc_name.key(), d.name.key()),
+            ),
+            Change::DelSnapshot(r, n) => (ObjectClass::Snapshot, pair_key(r.key(), n.key())),
         }
     }
 
@@ -111,6 +120,7 @@ impl Change {
             Change::PutRscDfn(o) => serde_json::to_value(o),
             Change::PutRsc(o) => serde_json::to_value(o),
             Change::PutRscConn(o) => serde_json::to_value(o),
+            Change::PutSnapshot(o) => serde_json::to_value(o),
             _ => return None,
         };
         Some(v.expect("model objects always serialize"))
@@ -127,6 +137,7 @@ impl Change {
             ObjectClass::RscDfn => Change::PutRscDfn(serde_json::from_str(data)?),
             ObjectClass::Rsc => Change::PutRsc(serde_json::from_str(data)?),
             ObjectClass::RscConn => Change::PutRscConn(serde_json::from_str(data)?),
+            ObjectClass::Snapshot => Change::PutSnapshot(serde_json::from_str(data)?),
         })
     }
 }
@@ -153,6 +164,8 @@ pub struct Cluster {
     rsc_conns: BTreeMap<ResourceName, BTreeMap<(NodeName, NodeName), ResourceConnection>>,
     /// Index: external name -> resource definition.
     pub ext_names: BTreeMap<String, ResourceName>,
+    /// Snapshots by definition, then name.
+    pub snapshots: BTreeMap<ResourceName, BTreeMap<SnapshotName, SnapshotDefinition>>,
 }
 
 impl Cluster {
@@ -264,6 +277,20 @@ impl Cluster {
                     }
                 }
             }
+            Change::PutSnapshot(d) => {
+                self.snapshots
+                    .entry(d.rsc_name.clone())
+                    .or_default()
+                    .insert(d.name.clone(), d);
+            }
+            Change::DelSnapshot(r, n) => {
+                if let Some(snaps) = self.snapshots.get_mut(&r) {
+                    snaps.remove(&n);
+                    if snaps.is_empty() {
+                        self.snapshots.remove(&r);
+                    }
+                }
+            }
         }
     }
 
@@ -276,6 +303,18 @@ impl Cluster {
         } else {
             self.deleting.remove(name);
         }
+    }
+
+    /// The snapshots of a definition, by name.
+    pub fn snapshots_of<'a>(
+        &'a self,
+        rsc: &ResourceName,
+    ) -> impl Iterator<Item = &'a SnapshotDefinition> + 'a {
+        self.snapshots.get(rsc).into_iter().flat_map(|m| m.values())
+    }
+
+    pub fn snapshot(&self, rsc: &ResourceName, name: &SnapshotName) -> Option<&SnapshotDefinition> {
+        self.snapshots.get(rsc)?.get(name)
     }
 
     /// Definitions with something waiting to be deleted.

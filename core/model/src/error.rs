@@ -64,12 +64,14 @@ pub mod code {
     pub const FAIL_NOT_FOUND_STOR_POOL: u64 = 310;
     pub const FAIL_NOT_FOUND_DFLT_STOR_POOL: u64 = 311;
     pub const FAIL_NOT_FOUND_SNAPSHOT_DFN: u64 = 313;
+    pub const FAIL_NOT_FOUND_SNAPSHOT: u64 = 315;
     pub const FAIL_NOT_FOUND_RSC_GRP: u64 = 317;
     pub const FAIL_NOT_FOUND_VLM_GRP: u64 = 318;
     pub const FAIL_EXISTS_NODE: u64 = 500;
     pub const FAIL_EXISTS_RSC_DFN: u64 = 501;
     pub const FAIL_EXISTS_RSC: u64 = 502;
     pub const FAIL_EXISTS_VLM_DFN: u64 = 503;
+    pub const FAIL_EXISTS_SNAPSHOT_DFN: u64 = 514;
     pub const FAIL_EXISTS_NET_IF: u64 = 505;
     pub const FAIL_EXISTS_STOR_POOL_DFN: u64 = 509;
     pub const FAIL_EXISTS_STOR_POOL: u64 = 510;
@@ -88,6 +90,7 @@ pub mod code {
     pub const FAIL_STOR_POOL_CONFIGURATION_ERROR: u64 = 990;
     pub const FAIL_INSUFFICIENT_REPLICA_COUNT: u64 = 991;
     pub const FAIL_INSUFFICIENT_PEER_SLOTS: u64 = 993;
+    pub const FAIL_SNAPSHOTS_NOT_SUPPORTED: u64 = 994;
     pub const FAIL_NOT_CONNECTED: u64 = 995;
     pub const FAIL_NOT_ENOUGH_NODES: u64 = 996;
     pub const FAIL_IN_USE: u64 = 997;

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::kinds::{EncryptionType, LayerKind, NodeType, ProviderKind};
-use crate::name::{NetIfName, NodeName, ResourceGroupName, ResourceName, StorPoolName};
+use crate::name::{
+    NetIfName, NodeName, ResourceGroupName, ResourceName, SnapshotName, StorPoolName,
+};
 use crate::props::Props;
 use crate::vecmap::VecMap;
 
@@ -276,6 +278,9 @@ pub struct Resource {
     #[serde(default)]
     pub delete_generation: Option<u64>,
     pub uuid: String,
+    /// The snapshot its volumes were created from, for a restored resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<RestoreSource>,
 }
 
 impl Resource {
@@ -322,6 +327,82 @@ impl ResourceConnection {
 }
 
 /// Flag names as LINSTOR shows them.
+/// Where a snapshot stands. Taking one is three steps, each a committed change the
+/// involved nodes apply: I/O suspended on every node (DRBD only), the snapshots taken, I/O
+/// resumed; so that the copies on all nodes are of the same moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotState {
+    /// DRBD I/O is being suspended on the involved nodes.
+    Suspending,
+    /// The nodes take their snapshots (DRBD I/O stays suspended).
+    Taking,
+    /// Taken everywhere; I/O runs again.
+    Successful,
+    /// Being removed from the nodes.
+    Deleting,
+}
+
+/// A volume of a snapshot on one node: where the copy lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotVolumeOnNode {
+    pub number: VolumeNumber,
+    pub storage_pool: StorPoolName,
+}
+
+/// A snapshot's copies on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotOnNode {
+    pub node: NodeName,
+    pub volumes: Vec<SnapshotVolumeOnNode>,
+    pub create_timestamp: i64,
+}
+
+/// A volume definition as it was when the snapshot was taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotVolumeDefinition {
+    pub number: VolumeNumber,
+    pub size_kib: u64,
+}
+
+/// A snapshot of a resource definition, with its copies on some of the definition's nodes.
+/// It outlives the resources it was taken of and keeps the definition from being deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotDefinition {
+    pub rsc_name: ResourceName,
+    pub name: SnapshotName,
+    pub uuid: String,
+    pub state: SnapshotState,
+    /// Generation of the change that started its deletion.
+    #[serde(default)]
+    pub delete_generation: Option<u64>,
+    pub volumes: Vec<SnapshotVolumeDefinition>,
+    pub nodes: Vec<SnapshotOnNode>,
+    pub props: Props,
+    /// The definition's layers when it was taken.
+    pub layer_stack: Vec<LayerKind>,
+}
+
+impl SnapshotDefinition {
+    pub fn on(&self, node: &NodeName) -> Option<&SnapshotOnNode> {
+        self.nodes.iter().find(|n| &n.node == node)
+    }
+
+    /// Whether DRBD I/O of the resource on the involved nodes should be suspended now.
+    pub fn suspends_io(&self) -> bool {
+        matches!(
+            self.state,
+            SnapshotState::Suspending | SnapshotState::Taking
+        ) && self.layer_stack.contains(&LayerKind::Drbd)
+    }
+}
+
+/// The snapshot a new resource's volumes are restored from (on the same node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreSource {
+    pub rsc_name: ResourceName,
+    pub snapshot: SnapshotName,
+}
+
 pub mod flag {
     pub const DELETE: &str = "DELETE";
     pub const DISKLESS: &str = "DISKLESS";

@@ -106,6 +106,7 @@ impl DrbdDriver {
         res: &Resource,
         disks: &BTreeMap<u32, String>,
         known_md: &BTreeSet<u32>,
+        fresh: &BTreeSet<u32>,
         grown: &[u32],
     ) -> Result<(), String> {
         let local = Local {
@@ -132,7 +133,14 @@ impl DrbdDriver {
             if known_md.contains(&v.number) {
                 continue;
             }
-            let has = match adm::has_metadata(runner, adm, dev, v.minor) {
+            // A volume restored from a snapshot carries the metadata of the resource the
+            // snapshot was taken of: it gets its own.
+            let has = if fresh.contains(&v.number) {
+                Ok(false)
+            } else {
+                adm::has_metadata(runner, adm, dev, v.minor)
+            };
+            let has = match has {
                 Ok(has) => has,
                 // drbdmeta refuses to look at a device DRBD holds: it has metadata.
                 Err(e) if e.stderr().contains("is configured") => true,
@@ -170,6 +178,17 @@ impl DrbdDriver {
             }
         }
         Ok(())
+    }
+
+    /// Suspends (or resumes) the I/O of resource `res` while snapshots of it are taken.
+    pub fn set_io_suspended(&self, node: &str, res: &str, suspended: bool) -> Result<(), String> {
+        let adm = &self.adm_for(node);
+        let done = if suspended {
+            adm::suspend_io(self.runner.as_ref(), adm, res)
+        } else {
+            adm::resume_io(self.runner.as_ref(), adm, res)
+        };
+        done.map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Takes resource `res` down, wipes the metadata of its local volumes (`disks`) and
@@ -272,8 +291,15 @@ mod tests {
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
         let mut two = resource(&[("alpha", 0), ("beta", 1)]);
         two.peer_slots = 1;
-        d.apply("alpha", &two, &disk(), &BTreeSet::new(), &[])
-            .unwrap();
+        d.apply(
+            "alpha",
+            &two,
+            &disk(),
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+            &[],
+        )
+        .unwrap();
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
         let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
         assert!(
@@ -284,7 +310,7 @@ mod tests {
         // A third host cannot be written for 8.4: the error says so, nothing runs.
         let three = resource(&[("alpha", 0), ("beta", 1), ("gamma", 2)]);
         let err = d
-            .apply("alpha", &three, &disk(), &[0].into(), &[])
+            .apply("alpha", &three, &disk(), &[0].into(), &BTreeSet::new(), &[])
             .unwrap_err();
         assert!(err.contains("two hosts"), "{err}");
         assert!(!std::fs::read_to_string(d.res_file("r0"))
@@ -310,7 +336,8 @@ mod tests {
             )
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
         let two = resource(&[("alpha", 0), ("beta", 1)]);
-        d.apply("alpha", &two, &disk(), &none, &[]).unwrap();
+        d.apply("alpha", &two, &disk(), &none, &BTreeSet::new(), &[])
+            .unwrap();
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
         let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
         assert!(text.contains("beta") && !text.contains("gamma"), "{text}");
@@ -319,7 +346,8 @@ mod tests {
         // about again (DRBD holds the device).
         runner.expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
         let three = resource(&[("alpha", 0), ("beta", 1), ("gamma", 2)]);
-        d.apply("alpha", &three, &disk(), &known, &[]).unwrap();
+        d.apply("alpha", &three, &disk(), &known, &BTreeSet::new(), &[])
+            .unwrap();
         assert!(runner.remaining().is_empty());
         let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
         assert!(text.contains("gamma"), "{text}");
@@ -327,7 +355,8 @@ mod tests {
         // A peer is removed: adjust disconnects and forgets it.
         runner.expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
         let moved = resource(&[("alpha", 0), ("gamma", 2)]);
-        d.apply("alpha", &moved, &disk(), &known, &[]).unwrap();
+        d.apply("alpha", &moved, &disk(), &known, &BTreeSet::new(), &[])
+            .unwrap();
         let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
         assert!(!text.contains("beta"), "{text}");
 
@@ -335,7 +364,8 @@ mod tests {
         runner
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""))
             .expect(&["drbdadm", "resize", "r0/0"], Output::ok(""));
-        d.apply("alpha", &moved, &disk(), &known, &[0]).unwrap();
+        d.apply("alpha", &moved, &disk(), &known, &BTreeSet::new(), &[0])
+            .unwrap();
         assert!(runner.remaining().is_empty());
 
         // Deletion: down, wipe the metadata, remove the file.
@@ -375,7 +405,8 @@ mod tests {
         runner
             .expect(DSTATE, Output::ok("UpToDate/DUnknown\n"))
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
-        d.apply("alpha", &two, &disk(), &none, &[]).unwrap();
+        d.apply("alpha", &two, &disk(), &none, &BTreeSet::new(), &[])
+            .unwrap();
         // The record was lost while DRBD holds the device: drbdmeta refuses, which says the
         // metadata is there.
         runner
@@ -384,11 +415,14 @@ mod tests {
                 Output::failed(20, "Device '/dev/drbd1000' is configured!"),
             )
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
-        d.apply("alpha", &two, &disk(), &none, &[]).unwrap();
+        d.apply("alpha", &two, &disk(), &none, &BTreeSet::new(), &[])
+            .unwrap();
         assert!(runner.remaining().is_empty());
         // drbdmeta cannot read the device: an error naming it, nothing created.
         runner.expect(DSTATE, Output::failed(20, "open(/dev/loop7) failed"));
-        let e = d.apply("alpha", &two, &disk(), &none, &[]).unwrap_err();
+        let e = d
+            .apply("alpha", &two, &disk(), &none, &BTreeSet::new(), &[])
+            .unwrap_err();
         assert!(e.contains("/dev/loop7"), "{e}");
         // A failed resize is an error (the caller keeps the old size and tries again).
         runner
@@ -398,13 +432,20 @@ mod tests {
                 Output::failed(10, "peer not connected"),
             );
         let e = d
-            .apply("alpha", &two, &disk(), &[0].into(), &[0])
+            .apply("alpha", &two, &disk(), &[0].into(), &BTreeSet::new(), &[0])
             .unwrap_err();
         assert!(e.contains("could not be resized"), "{e}");
         // A diskless node: no metadata, no resize.
         runner.expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
-        d.apply("alpha", &two, &BTreeMap::new(), &none, &[0])
-            .unwrap();
+        d.apply(
+            "alpha",
+            &two,
+            &BTreeMap::new(),
+            &none,
+            &BTreeSet::new(),
+            &[0],
+        )
+        .unwrap();
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
     }
 

@@ -245,6 +245,12 @@ fn apply_drbd(
         .copied()
         .filter(|n| sizes.contains_key(&drbd_size_key(&r.name, *n)))
         .collect();
+    let fresh: BTreeSet<u32> = r
+        .volumes
+        .iter()
+        .filter(|v| v.restore_from.is_some() && !known_md.contains(&v.number))
+        .map(|v| v.number)
+        .collect();
     let grown: Vec<u32> = disks
         .keys()
         .copied()
@@ -253,7 +259,7 @@ fn apply_drbd(
             matches!((had, want(*n)), (Some(h), Some(w)) if w > *h)
         })
         .collect();
-    if let Err(e) = driver.apply(node, d, &disks, &known_md, &grown) {
+    if let Err(e) = driver.apply(node, d, &disks, &known_md, &fresh, &grown) {
         rs.error = Some(format!("DRBD: {e}"));
         return;
     }
@@ -268,6 +274,144 @@ fn apply_drbd(
             v.backing_path = v.device_path.take().or(v.backing_path.take());
             v.device_path = Some(device_path(dv.minor));
         }
+    }
+}
+
+/// Makes the node's snapshots what `cfg` asks: I/O of DRBD resources suspended where asked,
+/// missing copies taken where asked (only then: a copy taken later would be of another
+/// moment), I/O resumed where no longer asked, and copies this node took that are no longer
+/// wanted removed. Reports, per wanted snapshot, which copies exist.
+fn reconcile_snapshots(
+    factory: &dyn ProviderFactory,
+    cfg: &NodeConfig,
+    record: &mut Record,
+    pools: &BTreeMap<String, OpenPool>,
+    removal: Removal,
+    report: &mut Report,
+) {
+    let mut errors: BTreeMap<(String, String), String> = BTreeMap::new();
+    let want_suspended: BTreeSet<String> = cfg
+        .snapshots
+        .iter()
+        .filter(|s| s.suspend_io)
+        .map(|s| s.resource.clone())
+        .collect();
+    if let Some(driver) = factory.drbd() {
+        for rsc in want_suspended.difference(&record.io_suspended.clone()) {
+            match driver.set_io_suspended(&cfg.node_name, rsc, true) {
+                Ok(()) => {
+                    record.io_suspended.insert(rsc.clone());
+                }
+                Err(e) => {
+                    for s in cfg.snapshots.iter().filter(|s| &s.resource == rsc) {
+                        errors.insert(
+                            (s.resource.clone(), s.name.clone()),
+                            format!("cannot suspend I/O: {e}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Copies exist as the providers list them.
+    let mut held: BTreeMap<String, Vec<strata_storage::SnapshotVolume>> = BTreeMap::new();
+    for (name, pool) in pools {
+        if let Ok(p) = &pool.provider {
+            match p.snapshots() {
+                Ok(list) => {
+                    held.insert(name.clone(), list);
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("storage pool '{name}': cannot list snapshots: {e}")),
+            }
+        }
+    }
+    let has = |held: &BTreeMap<String, Vec<strata_storage::SnapshotVolume>>,
+               pool: &str,
+               volume: &str,
+               snap: &str| {
+        held.get(pool)
+            .is_some_and(|l| l.iter().any(|x| x.volume == volume && x.snapshot == snap))
+    };
+    for s in cfg.snapshots.iter().filter(|s| s.take) {
+        if errors.contains_key(&(s.resource.clone(), s.name.clone())) {
+            continue; // its I/O is not suspended: a copy now would not match the others
+        }
+        for v in &s.volumes {
+            if has(&held, &v.pool, &v.backing_name, &s.name) {
+                continue;
+            }
+            let Some(Ok(p)) = pools.get(&v.pool).map(|p| p.provider.as_ref()) else {
+                errors.insert(
+                    (s.resource.clone(), s.name.clone()),
+                    format!("storage pool '{}' is not usable on this node", v.pool),
+                );
+                continue;
+            };
+            match p.snapshot_create(&v.backing_name, &s.name) {
+                Ok(taken) => held.entry(v.pool.clone()).or_default().push(taken),
+                Err(e) => {
+                    errors.insert(
+                        (s.resource.clone(), s.name.clone()),
+                        format!("volume {}: {e}", v.number),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(driver) = factory.drbd() {
+        for rsc in record.io_suspended.clone().difference(&want_suspended) {
+            match driver.set_io_suspended(&cfg.node_name, rsc, false) {
+                Ok(()) => {
+                    record.io_suspended.remove(rsc);
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("resource '{rsc}': cannot resume I/O: {e}")),
+            }
+        }
+    }
+    if removal == Removal::Allowed {
+        for (pool, list) in &held {
+            let Some(Ok(p)) = pools.get(pool).map(|p| p.provider.as_ref()) else {
+                continue;
+            };
+            for x in list {
+                let wanted = cfg.snapshots.iter().any(|s| {
+                    s.name == x.snapshot
+                        && s.volumes
+                            .iter()
+                            .any(|v| &v.pool == pool && v.backing_name == x.volume)
+                });
+                if wanted {
+                    continue;
+                }
+                match p.snapshot_delete(&x.volume, &x.snapshot) {
+                    Ok(()) => {
+                        tracing::info!(pool = %pool, volume = %x.volume, snapshot = %x.snapshot, "snapshot deleted")
+                    }
+                    Err(e) => report.errors.push(format!(
+                        "snapshot '{}' of '{}' could not be deleted: {e}",
+                        x.snapshot, x.volume
+                    )),
+                }
+            }
+        }
+    }
+    for s in &cfg.snapshots {
+        report.snapshots.push(strata_agent_api::SnapshotReport {
+            resource: s.resource.clone(),
+            name: s.name.clone(),
+            volumes: s
+                .volumes
+                .iter()
+                .filter(|v| has(&held, &v.pool, &v.backing_name, &s.name))
+                .map(|v| v.number)
+                .collect(),
+            suspended: record.io_suspended.contains(&s.resource),
+            error: errors.remove(&(s.resource.clone(), s.name.clone())),
+        });
     }
 }
 
@@ -334,8 +478,23 @@ pub fn reconcile_with(
                     continue;
                 }
             };
-            let current = pool.volumes.get(&v.backing_name);
-            match provider.ensure(&v.backing_name, v.size_kib, current) {
+            let mut current = pool.volumes.get(&v.backing_name).cloned();
+            if let (None, Some(src)) = (&current, &v.restore_from) {
+                match provider.snapshot_restore(&src.volume, &src.snapshot, &v.backing_name) {
+                    Ok(bv) => current = Some(bv),
+                    Err(e) => {
+                        rs.volumes.push(failed(
+                            v.number,
+                            format!(
+                                "cannot restore snapshot '{}' of volume '{}': {e}",
+                                src.snapshot, src.volume
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+            }
+            match provider.ensure(&v.backing_name, v.size_kib, current.as_ref()) {
                 Ok(bv) => {
                     record.volumes.insert(
                         key,
@@ -363,6 +522,7 @@ pub fn reconcile_with(
         rs.in_use = in_use(&rs);
         report.resources.push(rs);
     }
+    reconcile_snapshots(factory, cfg, record, &pools, removal, &mut report);
     // DRBD resources that went (or lost the layer) come down before their volumes go.
     // Those that could not be taken down before are tried again.
     if let (Some(driver), Removal::Allowed) = (factory.drbd(), removal) {
@@ -684,6 +844,7 @@ mod tests {
                 kind: ProviderKind::FileThin,
                 props: Default::default(),
             }],
+            snapshots: Vec::new(),
             resources: rscs
                 .iter()
                 .map(|(n, size)| ResourceConfig {
@@ -697,6 +858,7 @@ mod tests {
                         size_kib: *size,
                         pool: "pool1".into(),
                         backing_name: format!("{n}_00000"),
+                        restore_from: None,
                     }],
                 })
                 .collect(),

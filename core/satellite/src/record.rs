@@ -39,6 +39,9 @@ pub struct Record {
     /// or a DRBD tool failed): retried at every reconcile until they are down.
     #[serde(default)]
     pub drbd_leaving: Vec<ResourceConfig>,
+    /// DRBD resources whose I/O this satellite suspended for a snapshot (and must resume).
+    #[serde(default)]
+    pub io_suspended: std::collections::BTreeSet<String>,
 }
 
 impl Record {

@@ -536,6 +536,7 @@ mod tests {
             cluster_id: "c".into(),
             node_name: "alpha".into(),
             pools: Vec::new(),
+            snapshots: Vec::new(),
             resources: vec![ResourceConfig {
                 name: "r0".into(),
                 layers: vec![LayerKind::Drbd, LayerKind::Storage],
@@ -545,6 +546,7 @@ mod tests {
                     size_kib: 1024,
                     pool: "p".into(),
                     backing_name: "r0_00000".into(),
+                    restore_from: None,
                 }],
                 drbd: Some(Resource {
                     name: "r0".into(),

@@ -35,7 +35,7 @@ pub trait Persistence: Send + Sync {
     fn commit(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError>;
 }
 
-const CLASSES: [ObjectClass; 8] = [
+const CLASSES: [ObjectClass; 9] = [
     ObjectClass::Ctrl,
     ObjectClass::Node,
     ObjectClass::StorPoolDfn,
@@ -44,6 +44,7 @@ const CLASSES: [ObjectClass; 8] = [
     ObjectClass::RscDfn,
     ObjectClass::Rsc,
     ObjectClass::RscConn,
+    ObjectClass::Snapshot,
 ];
 
 /// The embedded default database.

@@ -84,6 +84,18 @@ fn report_for(cfg: &NodeConfig, free_kib: u64) -> Report {
             .collect(),
         errors: Vec::new(),
         drbd: None,
+        // A simulated node holds every snapshot it is asked for.
+        snapshots: cfg
+            .snapshots
+            .iter()
+            .map(|s| strata_agent_api::SnapshotReport {
+                resource: s.resource.clone(),
+                name: s.name.clone(),
+                volumes: s.volumes.iter().map(|v| v.number).collect(),
+                suspended: s.suspend_io,
+                error: None,
+            })
+            .collect(),
     }
 }
 

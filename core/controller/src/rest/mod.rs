@@ -9,6 +9,7 @@ mod events;
 mod nodes;
 mod rd;
 mod rg;
+mod snapshot;
 mod view;
 
 use std::sync::Arc;
@@ -155,7 +156,23 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/v1/view/resources", get(view::resources))
         .route("/v1/events/drbd/promotion", get(events::drbd_promotion))
         .route("/v1/view/storage-pools", get(view::storage_pools))
-        .route("/v1/view/snapshots", get(view::snapshots))
+        .route("/v1/view/snapshots", get(snapshot::view))
+        .route(
+            "/v1/resource-definitions/{rsc}/snapshots",
+            get(snapshot::list).post(snapshot::create),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/snapshots/{snap}",
+            get(snapshot::get_one).delete(snapshot::delete),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/snapshot-restore-volume-definition/{snap}",
+            post(snapshot::restore_volume_definitions),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/snapshot-restore-resource/{snap}",
+            post(snapshot::restore_resources),
+        )
         .fallback(unknown_call)
         .with_state(core)
 }

@@ -144,8 +144,3 @@ pub async fn storage_pools(State(core): State<AppState>, RawQuery(q): RawQuery) 
             .collect::<Vec<_>>(),
     ))
 }
-
-/// Snapshots are not kept by this version, so the overview is empty.
-pub async fn snapshots() -> Response {
-    ok(&Vec::<serde_json::Value>::new())
-}

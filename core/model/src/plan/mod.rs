@@ -12,6 +12,7 @@ pub mod rd;
 pub mod rg;
 pub mod rsc;
 pub mod safety;
+pub mod snapshot;
 
 use std::collections::BTreeMap;
 

@@ -358,6 +358,7 @@ pub fn delete_rd(cluster: &Cluster, observed: &dyn Observed, rsc: &str) -> PlanR
             .with_ref("RscDfn", rsc),
         ));
     };
+    super::snapshot::refuse_rd_delete_with_snapshots(cluster, &name)?;
     let mut plan = Plan::new();
     let rscs: Vec<_> = cluster.resources_of(&name).collect();
     if rscs.is_empty() {

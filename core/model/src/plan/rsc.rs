@@ -261,6 +261,7 @@ fn new_resource(
         create_timestamp: env.now_ms(),
         delete_generation: None,
         uuid: env.uuid(),
+        restored_from: None,
     }
 }
 

@@ -919,3 +919,4 @@ mod drbd_numbers {
 mod drbd84;
 mod rconn;
 mod safety;
+mod snapshot;

@@ -1,0 +1,107 @@
+//! Snapshots: take, list, delete, and restore into another resource definition.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use strata_api::convert;
+use strata_api::types::{Snapshot, SnapshotRestore};
+use strata_model::plan::snapshot::{self as psnap, SnapshotCreate};
+use strata_model::plan::Op;
+
+use super::{answer, error, ok, run, wanted, AppState, Body, Query};
+
+/// `GET /v1/resource-definitions/{rsc}/snapshots`
+pub async fn list(State(core): State<AppState>, Path(rsc): Path<String>) -> Response {
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    match strata_model::plan::rd::rd_of(&cluster, &rsc) {
+        Ok(rd) => {
+            let list: Vec<Snapshot> = cluster
+                .snapshots_of(&rd.name)
+                .map(convert::snapshot)
+                .collect();
+            ok(&list)
+        }
+        Err(e) => error(Op::None, e),
+    }
+}
+
+/// `GET /v1/resource-definitions/{rsc}/snapshots/{snap}`
+pub async fn get_one(
+    State(core): State<AppState>,
+    Path((rsc, snap)): Path<(String, String)>,
+) -> Response {
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    match psnap::snapshot_of(&cluster, &rsc, &snap) {
+        Ok(s) => ok(&convert::snapshot(s)),
+        Err(e) => error(Op::None, e),
+    }
+}
+
+/// `GET /v1/view/snapshots` (filters: `nodes`, `resources`).
+pub async fn view(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let q = Query::parse(q.as_deref());
+    let nodes = q.names("nodes");
+    let resources = q.names("resources");
+    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let list: Vec<Snapshot> = cluster
+        .snapshots
+        .values()
+        .flat_map(|m| m.values())
+        .filter(|s| wanted(&resources, s.rsc_name.key()))
+        .filter(|s| nodes.is_empty() || s.nodes.iter().any(|n| wanted(&nodes, n.node.key())))
+        .map(convert::snapshot)
+        .collect();
+    ok(&q.page(list))
+}
+
+/// `POST /v1/resource-definitions/{rsc}/snapshots`
+pub async fn create(
+    State(core): State<AppState>,
+    Path(rsc): Path<String>,
+    Body(req): Body<Snapshot>,
+) -> Response {
+    let req = SnapshotCreate {
+        name: req.name,
+        nodes: req.nodes,
+    };
+    answer(
+        core.take_snapshot(rsc, req).await,
+        Op::Create,
+        StatusCode::CREATED,
+    )
+}
+
+/// `DELETE /v1/resource-definitions/{rsc}/snapshots/{snap}`
+pub async fn delete(
+    State(core): State<AppState>,
+    Path((rsc, snap)): Path<(String, String)>,
+) -> Response {
+    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
+        psnap::delete(c, &rsc, &snap)
+    })
+    .await
+}
+
+/// `POST /v1/resource-definitions/{rsc}/snapshot-restore-volume-definition/{snap}`
+pub async fn restore_volume_definitions(
+    State(core): State<AppState>,
+    Path((rsc, snap)): Path<(String, String)>,
+    Body(req): Body<SnapshotRestore>,
+) -> Response {
+    run(&core, Op::Create, StatusCode::OK, move |c, env, obs| {
+        psnap::restore_volume_definitions(c, env, obs, &rsc, &snap, &req.to_resource)
+    })
+    .await
+}
+
+/// `POST /v1/resource-definitions/{rsc}/snapshot-restore-resource/{snap}`
+pub async fn restore_resources(
+    State(core): State<AppState>,
+    Path((rsc, snap)): Path<(String, String)>,
+    Body(req): Body<SnapshotRestore>,
+) -> Response {
+    run(&core, Op::Create, StatusCode::OK, move |c, env, obs| {
+        psnap::restore_resources(c, env, obs, &rsc, &snap, &req.to_resource, &req.nodes)
+    })
+    .await
+}

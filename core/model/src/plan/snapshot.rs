@@ -1,0 +1,512 @@
+//! Snapshots of resource definitions: taking one on the definition's diskful nodes (in steps,
+//! see [`SnapshotState`]), deleting it, and restoring it into another definition (volume
+//! definitions first, then resources on nodes that hold the snapshot).
+
+use super::rd::{rd_of, refuse_if_deleting};
+use super::rsc::{create_resources, RscCreate};
+use super::{parse_node_name, parse_snapshot_name, Env, Observed, Op, Plan, PlanResult, Reply};
+use crate::cluster::{Change, Cluster};
+use crate::error::{code, ApiError, ObjKind};
+use crate::kinds::ProviderKind;
+use crate::name::{NodeName, ResourceName, SnapshotName};
+use crate::objects::{
+    RestoreSource, SnapshotDefinition, SnapshotOnNode, SnapshotState, SnapshotVolumeDefinition,
+    SnapshotVolumeOnNode,
+};
+use crate::props::Props;
+
+/// Storage pool kinds whose provider takes snapshots.
+pub const SNAPSHOT_KINDS: &[ProviderKind] = &[ProviderKind::LvmThin];
+
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotCreate {
+    pub name: String,
+    /// Nodes to take it on; empty: every diskful node of the definition.
+    pub nodes: Vec<String>,
+}
+
+fn snapshot_ref(reply: Reply, rsc: &ResourceName, snap: &SnapshotName) -> Reply {
+    reply
+        .with_ref("RscDfn", rsc.as_str())
+        .with_ref("Snapshot", snap.as_str())
+}
+
+fn not_found(rsc: &str, snap: &str) -> ApiError {
+    ApiError::new(
+        code::FAIL_NOT_FOUND_SNAPSHOT_DFN,
+        ObjKind::Snapshot,
+        format!("Snapshot '{snap}' of resource definition '{rsc}' not found"),
+    )
+    .correction("List the snapshots with 'linstor snapshot list'")
+}
+
+/// The snapshot `snap` of `rsc`, which must exist.
+pub fn snapshot_of<'a>(
+    cluster: &'a Cluster,
+    rsc: &str,
+    snap: &str,
+) -> Result<&'a SnapshotDefinition, ApiError> {
+    let rd = rd_of(cluster, rsc)?;
+    let name = parse_snapshot_name(snap)?;
+    cluster
+        .snapshot(&rd.name, &name)
+        .ok_or_else(|| not_found(rsc, snap))
+}
+
+/// Plans a new snapshot in its first state: DRBD I/O suspended on every involved node (or,
+/// without DRBD, taking at once). Every involved node must be online and keep the volumes
+/// in pools that take snapshots.
+pub fn create(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rsc: &str,
+    req: &SnapshotCreate,
+) -> PlanResult {
+    let rd = rd_of(cluster, rsc)?;
+    refuse_if_deleting(rd)?;
+    let name = parse_snapshot_name(&req.name)?;
+    if cluster.snapshot(&rd.name, &name).is_some() {
+        return Err(ApiError::new(
+            code::FAIL_EXISTS_SNAPSHOT_DFN,
+            ObjKind::Snapshot,
+            format!(
+                "Snapshot '{name}' of resource definition '{}' already exists",
+                rd.name
+            ),
+        )
+        .correction("Choose another snapshot name, or delete the existing snapshot first"));
+    }
+    if let Some(busy) = cluster
+        .snapshots_of(&rd.name)
+        .find(|s| matches!(s.state, SnapshotState::Suspending | SnapshotState::Taking))
+    {
+        return Err(ApiError::new(
+            code::FAIL_IN_USE,
+            ObjKind::Snapshot,
+            format!(
+                "Snapshot '{}' of resource definition '{}' is being taken right now",
+                busy.name, rd.name
+            ),
+        )
+        .correction("Retry when it is done"));
+    }
+    let volumes: Vec<SnapshotVolumeDefinition> = rd
+        .volume_definitions
+        .values()
+        .filter(|v| !v.is_deleting())
+        .map(|v| SnapshotVolumeDefinition {
+            number: v.number,
+            size_kib: v.size_kib,
+        })
+        .collect();
+    if volumes.is_empty() {
+        return Err(ApiError::new(
+            code::FAIL_NOT_FOUND_VLM_DFN,
+            ObjKind::Snapshot,
+            format!(
+                "Resource definition '{}' has no volumes to take a snapshot of",
+                rd.name
+            ),
+        ));
+    }
+    let diskful: Vec<_> = cluster
+        .resources_of(&rd.name)
+        .filter(|r| !r.is_deleting() && !r.is_diskless())
+        .collect();
+    let chosen: Vec<_> = if req.nodes.is_empty() {
+        diskful
+    } else {
+        let mut out = Vec::new();
+        for n in &req.nodes {
+            let node = parse_node_name(n)?;
+            let Some(r) = diskful.iter().find(|r| r.node == node) else {
+                return Err(ApiError::new(
+                    code::FAIL_NOT_FOUND_RSC,
+                    ObjKind::Snapshot,
+                    format!(
+                        "Resource definition '{}' has no diskful resource on node '{n}'",
+                        rd.name
+                    ),
+                )
+                .correction("Name nodes that hold the resource's data ('linstor resource list')"));
+            };
+            if !out
+                .iter()
+                .any(|x: &&crate::objects::Resource| x.node == node)
+            {
+                out.push(*r);
+            }
+        }
+        out
+    };
+    if chosen.is_empty() {
+        return Err(ApiError::new(
+            code::FAIL_NOT_FOUND_RSC,
+            ObjKind::Snapshot,
+            format!(
+                "Resource definition '{}' has no diskful resource to take a snapshot on",
+                rd.name
+            ),
+        ));
+    }
+    let mut nodes = Vec::new();
+    for r in chosen {
+        if !observed.is_online(&r.node) {
+            return Err(ApiError::new(
+                code::FAIL_NOT_CONNECTED,
+                ObjKind::Snapshot,
+                format!(
+                    "Node '{}' is not connected; a snapshot needs every node it is taken on",
+                    r.node
+                ),
+            )
+            .correction("Start the node's satellite, or name only connected nodes with --nodes"));
+        }
+        let mut vols = Vec::new();
+        for v in &volumes {
+            let Some(vol) = r.volumes.get(&v.number) else {
+                continue;
+            };
+            let kind = cluster
+                .stor_pools
+                .get(&r.node)
+                .and_then(|p| p.get(&vol.storage_pool))
+                .map(|p| p.kind);
+            if !kind.is_some_and(|k| SNAPSHOT_KINDS.contains(&k)) {
+                let kind = kind
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                return Err(ApiError::new(
+                    code::FAIL_SNAPSHOTS_NOT_SUPPORTED,
+                    ObjKind::Snapshot,
+                    format!(
+                        "Storage pool '{}' on node '{}' ({kind}) cannot take snapshots",
+                        vol.storage_pool, r.node
+                    ),
+                )
+                .correction(
+                    "Snapshots need a pool of kind LVM_THIN; keep the resource in such a pool",
+                ));
+            }
+            vols.push(SnapshotVolumeOnNode {
+                number: v.number,
+                storage_pool: vol.storage_pool.clone(),
+            });
+        }
+        nodes.push(SnapshotOnNode {
+            node: r.node.clone(),
+            volumes: vols,
+            create_timestamp: env.now_ms(),
+        });
+    }
+    let drbd = rd.layer_stack.contains(&crate::kinds::LayerKind::Drbd);
+    let snap = SnapshotDefinition {
+        rsc_name: rd.name.clone(),
+        name: name.clone(),
+        uuid: env.uuid(),
+        state: if drbd {
+            SnapshotState::Suspending
+        } else {
+            SnapshotState::Taking
+        },
+        delete_generation: None,
+        volumes,
+        nodes,
+        props: Props::new(),
+        layer_stack: rd.layer_stack.clone(),
+    };
+    let mut plan = Plan::new();
+    plan.change(Change::PutSnapshot(snap));
+    Ok(plan)
+}
+
+/// Moves a snapshot to its next state (the controller's steps of taking it).
+pub fn advance(cluster: &Cluster, rsc: &str, snap: &str, to: SnapshotState) -> PlanResult {
+    let s = snapshot_of(cluster, rsc, snap)?;
+    let mut plan = Plan::new();
+    if s.state != to {
+        let mut u = s.clone();
+        u.state = to;
+        plan.change(Change::PutSnapshot(u));
+    }
+    if to == SnapshotState::Successful {
+        plan.reply(snapshot_ref(
+            Reply::created(
+                ObjKind::Snapshot,
+                format!(
+                    "Snapshot '{}' of resource '{}' taken on {}.",
+                    s.name,
+                    s.rsc_name,
+                    s.nodes
+                        .iter()
+                        .map(|n| format!("'{}'", n.node))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            &s.rsc_name,
+            &s.name,
+        ));
+    }
+    Ok(plan)
+}
+
+/// Starts deleting a snapshot: its nodes drop their copies (and resume I/O if it was being
+/// taken); it goes once they have all applied that. An unknown snapshot is a warning.
+pub fn delete(cluster: &Cluster, rsc: &str, snap: &str) -> PlanResult {
+    let rd = rd_of(cluster, rsc)?;
+    let name = parse_snapshot_name(snap)?;
+    let Some(s) = cluster.snapshot(&rd.name, &name) else {
+        return Ok(Plan::only(snapshot_ref(
+            Reply::warning(
+                Op::Delete,
+                ObjKind::Snapshot,
+                code::WARN_NOT_FOUND,
+                format!("Snapshot '{snap}' of resource definition '{rsc}' not found; nothing to delete."),
+            ),
+            &rd.name,
+            &name,
+        )));
+    };
+    let mut plan = Plan::new();
+    if s.state != SnapshotState::Deleting {
+        let mut u = s.clone();
+        u.state = SnapshotState::Deleting;
+        u.delete_generation = Some(cluster.generation + 1);
+        if u.nodes.is_empty() {
+            plan.change(Change::DelSnapshot(s.rsc_name.clone(), s.name.clone()));
+        } else {
+            plan.change(Change::PutSnapshot(u));
+        }
+    }
+    Ok(plan)
+}
+
+/// Drops the copies of deleting snapshots that `node` no longer holds (it applied a
+/// configuration at least as new as the deletion and does not report them), and the
+/// snapshots left without copies.
+pub fn finish_deletions(
+    cluster: &Cluster,
+    node: &NodeName,
+    applied_generation: u64,
+    holds: &dyn Fn(&ResourceName, &SnapshotName) -> bool,
+) -> Plan {
+    let mut plan = Plan::new();
+    for s in cluster.snapshots.values().flat_map(|m| m.values()) {
+        let due = s.state == SnapshotState::Deleting
+            && s.delete_generation.is_some_and(|g| applied_generation >= g)
+            && s.on(node).is_some()
+            && !holds(&s.rsc_name, &s.name);
+        if !due {
+            continue;
+        }
+        let mut u = s.clone();
+        u.nodes.retain(|n| &n.node != node);
+        plan.change(if u.nodes.is_empty() {
+            Change::DelSnapshot(s.rsc_name.clone(), s.name.clone())
+        } else {
+            Change::PutSnapshot(u)
+        });
+    }
+    plan
+}
+
+/// Whether deleting snapshots wait for `node`.
+pub fn deletions_pending_on(cluster: &Cluster, node: &NodeName) -> bool {
+    cluster
+        .snapshots
+        .values()
+        .flat_map(|m| m.values())
+        .any(|s| s.state == SnapshotState::Deleting && s.on(node).is_some())
+}
+
+/// The snapshot, which must have been taken (not being taken or deleted).
+fn successful<'a>(
+    cluster: &'a Cluster,
+    rsc: &str,
+    snap: &str,
+) -> Result<&'a SnapshotDefinition, ApiError> {
+    let s = snapshot_of(cluster, rsc, snap)?;
+    if s.state != SnapshotState::Successful {
+        return Err(ApiError::new(
+            code::FAIL_IN_USE,
+            ObjKind::Snapshot,
+            format!(
+                "Snapshot '{}' of resource definition '{}' is {}",
+                s.name,
+                s.rsc_name,
+                match s.state {
+                    SnapshotState::Deleting => "being deleted",
+                    _ => "not taken yet",
+                }
+            ),
+        ));
+    }
+    Ok(s)
+}
+
+/// `snapshot volume-definition restore`: gives the empty definition `to` the volume
+/// definitions (numbers and sizes) the snapshot was taken with.
+pub fn restore_volume_definitions(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rsc: &str,
+    snap: &str,
+    to: &str,
+) -> PlanResult {
+    let s = successful(cluster, rsc, snap)?;
+    let target = rd_of(cluster, to)?;
+    refuse_if_deleting(target)?;
+    if !target.volume_definitions.is_empty() || cluster.resources_of(&target.name).next().is_some()
+    {
+        return Err(ApiError::new(
+            code::FAIL_EXISTS_VLM_DFN,
+            ObjKind::Snapshot,
+            format!(
+                "Resource definition '{}' already has volumes or resources; a snapshot is restored into an empty one",
+                target.name
+            ),
+        )
+        .correction("Create a new resource definition ('linstor resource-definition create') and restore into it"));
+    }
+    let mut plan = Plan::new();
+    let mut work = cluster.clone();
+    for v in &s.volumes {
+        let req = super::rd::VlmDfnCreate {
+            volume_number: Some(v.number as i64),
+            size_kib: v.size_kib as i64,
+            ..Default::default()
+        };
+        let p = super::rd::create_vd(&work, env, observed, target.name.as_str(), &req)?;
+        for c in &p.changes {
+            work.apply(c.clone());
+        }
+        plan.extend(p);
+    }
+    Ok(plan)
+}
+
+/// `snapshot resource restore`: creates the resources of `to` (which has the snapshot's
+/// volume definitions, see [`restore_volume_definitions`]) on `nodes` (default: every node
+/// of the snapshot), each volume made from that node's copy of the snapshot.
+pub fn restore_resources(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rsc: &str,
+    snap: &str,
+    to: &str,
+    nodes: &[String],
+) -> PlanResult {
+    let s = successful(cluster, rsc, snap)?;
+    let target = rd_of(cluster, to)?;
+    if target.name == s.rsc_name {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_REQUEST,
+            ObjKind::Snapshot,
+            "A snapshot is restored into another resource definition, not its own",
+        )
+        .correction("Create a new resource definition and restore into it"));
+    }
+    if let Some(r) = cluster.resources_of(&target.name).next() {
+        return Err(ApiError::new(
+            code::FAIL_EXISTS_RSC,
+            ObjKind::Snapshot,
+            format!(
+                "Resource '{}' already exists on node '{}'; a snapshot is restored only into a definition without resources",
+                target.name, r.node
+            ),
+        ));
+    }
+    for v in &s.volumes {
+        match target.volume_definitions.get(&v.number) {
+            Some(vd) if vd.size_kib >= v.size_kib => {}
+            _ => {
+                return Err(ApiError::new(
+                    code::FAIL_NOT_FOUND_VLM_DFN,
+                    ObjKind::Snapshot,
+                    format!(
+                        "Resource definition '{}' lacks volume {} of at least {} KiB that the snapshot has",
+                        target.name, v.number, v.size_kib
+                    ),
+                )
+                .correction(format!(
+                    "Run 'linstor snapshot volume-definition restore --from-resource {} --from-snapshot {} --to-resource {}' first",
+                    s.rsc_name, s.name, target.name
+                )));
+            }
+        }
+    }
+    let chosen: Vec<&SnapshotOnNode> = if nodes.is_empty() {
+        s.nodes.iter().collect()
+    } else {
+        let mut out = Vec::new();
+        for n in nodes {
+            let node = parse_node_name(n)?;
+            let on = s.on(&node).ok_or_else(|| {
+                ApiError::new(
+                    code::FAIL_NOT_FOUND_SNAPSHOT,
+                    ObjKind::Snapshot,
+                    format!("Snapshot '{}' has no copy on node '{n}'", s.name),
+                )
+                .correction("Restore on nodes that hold the snapshot ('linstor snapshot list')")
+            })?;
+            out.push(on);
+        }
+        out
+    };
+    let reqs: Vec<RscCreate> = chosen
+        .iter()
+        .map(|on| {
+            let mut props = Props::new();
+            if let Some(v) = on.volumes.first() {
+                props.insert("StorPoolName".into(), v.storage_pool.to_string());
+            }
+            RscCreate {
+                node: on.node.to_string(),
+                props,
+                ..Default::default()
+            }
+        })
+        .collect();
+    let mut plan = create_resources(cluster, env, observed, target.name.as_str(), &reqs)?;
+    let source = RestoreSource {
+        rsc_name: s.rsc_name.clone(),
+        snapshot: s.name.clone(),
+    };
+    for c in plan.changes.iter_mut() {
+        if let Change::PutRsc(r) = c {
+            if r.name == target.name && chosen.iter().any(|on| on.node == r.node) {
+                r.restored_from = Some(source.clone());
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// Refuses to delete a definition that still has snapshots.
+pub fn refuse_rd_delete_with_snapshots(
+    cluster: &Cluster,
+    rsc: &ResourceName,
+) -> Result<(), ApiError> {
+    let names: Vec<String> = cluster
+        .snapshots_of(rsc)
+        .map(|s| format!("'{}'", s.name))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        code::FAIL_EXISTS_SNAPSHOT_DFN,
+        ObjKind::RscDfn,
+        format!(
+            "Resource definition '{rsc}' still has snapshots: {}",
+            names.join(", ")
+        ),
+    )
+    .correction(format!(
+        "Delete them first ('linstor snapshot delete {rsc} NAME')"
+    )))
+}
