@@ -244,7 +244,10 @@ fn thin_snapshots_of_the_provider(guest: GuestRunner) {
         thin.snapshot_create("snapsrc_00000", "s1").expect("again"),
         snap
     );
-    assert_eq!(thin.snapshots().expect("snapshots"), std::slice::from_ref(&snap));
+    assert_eq!(
+        thin.snapshots().expect("snapshots"),
+        std::slice::from_ref(&snap)
+    );
     let volumes: Vec<String> = thin
         .list()
         .expect("list")
@@ -475,6 +478,83 @@ fn drbd84_replicates_between_two_guests() {
     b.sh("drbdadm primary r84");
     assert_eq!(md5(&mut b, &dev, 24), written, "progress seen: {seen:?}");
     b.sh("drbdadm secondary r84");
+
+    // A snapshot of both replicas (I/O suspended on both while the thin snapshots are
+    // taken), then new writes; restored into a new resource, it reads the old data.
+    a.sh("drbdadm primary r84");
+    let before = md5(&mut a, &dev, 4);
+    a.sh("drbdadm secondary r84");
+    linstor(&c, &["snapshot", "create", "r84", "s1"]);
+    let list = linstor(&c, &["snapshot", "list"]);
+    let row = list
+        .lines()
+        .find(|l| l.contains(" s1 "))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        row.contains("alpha, bravo") && row.contains("Successful"),
+        "{list}"
+    );
+    for vm in [&mut a, &mut b] {
+        let lvs = vm.sh("lvs --noheadings -o lv_name,lv_tags vg0");
+        assert!(lvs.contains("r84_00000_s1"), "{lvs}");
+        let proc = vm.sh("cat /proc/drbd");
+        assert!(
+            !proc.contains("s---") && proc.contains("cs:Connected"),
+            "I/O resumed:\n{proc}"
+        );
+    }
+    a.sh("drbdadm primary r84");
+    a.sh(&format!(
+        "dd if=/dev/urandom of={dev} bs=1M count=4 oflag=direct 2>/dev/null"
+    ));
+    assert_ne!(md5(&mut a, &dev, 4), before);
+    let written = md5(&mut a, &dev, 24);
+    a.sh("drbdadm secondary r84");
+    linstor(&c, &["resource-definition", "create", "r84r"]);
+    let from = [
+        "--from-resource",
+        "r84",
+        "--from-snapshot",
+        "s1",
+        "--to-resource",
+        "r84r",
+    ];
+    let mut args = vec!["snapshot", "volume-definition", "restore"];
+    args.extend(from);
+    linstor(&c, &args);
+    let mut args = vec!["snapshot", "resource", "restore"];
+    args.extend(from);
+    linstor(&c, &args);
+    wait_state(
+        &c,
+        "r84r",
+        &["alpha", "bravo"],
+        "UpToDate",
+        Duration::from_secs(60),
+    );
+    let volumes = linstor(&c, &["resource", "list-volumes", "-r", "r84r"]);
+    let dev_r = volumes
+        .split(|ch: char| ch.is_whitespace() || ch == '|')
+        .find(|w| w.starts_with("/dev/drbd"))
+        .unwrap_or_else(|| panic!("no DRBD device in\n{volumes}"))
+        .to_string();
+    b.sh("drbdadm primary r84r");
+    assert_eq!(md5(&mut b, &dev_r, 4), before, "the restored copy on bravo");
+    b.sh("drbdadm secondary r84r");
+    // The definition keeps its snapshots until they are deleted.
+    let out = c.linstor(&["resource-definition", "delete", "r84"]);
+    assert!(
+        !out.status.success() && texts(&out).contains("s1"),
+        "{}",
+        texts(&out)
+    );
+    linstor(&c, &["snapshot", "delete", "r84", "s1"]);
+    for vm in [&mut a, &mut b] {
+        let lvs = vm.sh("lvs --noheadings -o lv_name vg0");
+        assert!(!lvs.contains("r84_00000_s1"), "{lvs}");
+    }
+    assert!(!linstor(&c, &["snapshot", "list"]).contains("s1"));
+    linstor(&c, &["resource-definition", "delete", "r84r"]);
 
     // One replica goes: the other keeps serving alone (8.4 adjusts a resource without a
     // peer only without its network part).
