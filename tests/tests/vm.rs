@@ -425,6 +425,20 @@ fn drbd84_replicates_between_two_guests() {
         assert!(received < 1024, "{}: initial sync ran:\n{proc}", vm.name);
         assert!(proc.contains("ds:UpToDate/UpToDate"), "{proc}");
     }
+    // What DRBD 8.4 cannot do is refused at once, with the reason (here: quorum).
+    let out = c.linstor(&[
+        "resource-definition",
+        "drbd-options",
+        "--quorum",
+        "majority",
+        "r84",
+    ]);
+    assert!(!out.status.success(), "{}", texts(&out));
+    assert!(
+        texts(&out).contains("which has no quorum"),
+        "{}",
+        texts(&out)
+    );
     let volumes = linstor(&c, &["resource", "list-volumes", "-r", "r84"]);
     let dev = volumes
         .split(|ch: char| ch.is_whitespace() || ch == '|')

@@ -90,8 +90,8 @@ pub async fn modify(
         layer_stack: req.layer_stack.clone(),
         resource_group: req.resource_group.clone(),
     };
-    run(&core, Op::Modify, StatusCode::OK, move |c, _, _| {
-        prd::modify_rd(c, &rsc, &plan_req)
+    run(&core, Op::Modify, StatusCode::OK, move |c, _, obs| {
+        prd::modify_rd(c, obs, &rsc, &plan_req)
     })
     .await
 }

@@ -293,7 +293,12 @@ pub fn create_rd(cluster: &Cluster, env: &mut dyn Env, req: &RscDfnCreate) -> Pl
     Ok(plan)
 }
 
-pub fn modify_rd(cluster: &Cluster, rsc: &str, req: &RscDfnModify) -> PlanResult {
+pub fn modify_rd(
+    cluster: &Cluster,
+    observed: &dyn Observed,
+    rsc: &str,
+    req: &RscDfnModify,
+) -> PlanResult {
     let rd = rd_of(cluster, rsc)?;
     let mut updated = rd.clone();
     updated.props = req
@@ -332,6 +337,15 @@ pub fn modify_rd(cluster: &Cluster, rsc: &str, req: &RscDfnModify) -> PlanResult
             ));
         };
         updated.resource_group = group.name.clone();
+    }
+    // What its nodes' DRBD cannot do (quorum on DRBD 8.4) is refused now, not at the next
+    // resource created.
+    if updated.layer_stack.contains(&crate::kinds::LayerKind::Drbd) {
+        let live: Vec<&crate::objects::Resource> = cluster
+            .resources_of(&rd.name)
+            .filter(|r| !r.is_deleting() && !r.is_tiebreaker())
+            .collect();
+        super::drbd84::check(cluster, observed, &updated, &live)?;
     }
     let mut plan = Plan::new();
     plan.change(Change::PutRscDfn(updated));

@@ -169,3 +169,33 @@ fn quorum_is_refused_on_drbd84() {
         .unwrap()
         .contains("--unset-quorum r1"));
 }
+
+#[test]
+fn quorum_set_on_a_definition_living_on_drbd84_is_refused_at_once() {
+    let mut w = world(&[("8.4.11", 10), ("8.4.11", 10)]);
+    let p = create(&mut w, "node0", false);
+    w.apply(p);
+    let set = |value: &str| crate::plan::rd::RscDfnModify {
+        props: crate::props::PropsChange {
+            set: [(
+                crate::plan::drbd84::PROP_QUORUM.to_string(),
+                value.to_string(),
+            )]
+            .into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let err = crate::plan::rd::modify_rd(&w.c, &w.obs, "r1", &set("majority")).unwrap_err();
+    assert_eq!(err.code, code::FAIL_STLT_DOES_NOT_SUPPORT_LAYER);
+    assert!(err.message.contains("node0"), "{}", err.message);
+    assert!(!w.c.rsc_dfns[&rsc("r1")]
+        .props
+        .contains_key(crate::plan::drbd84::PROP_QUORUM));
+    // Switching it off is fine, and so is quorum on DRBD 9 nodes.
+    assert!(crate::plan::rd::modify_rd(&w.c, &w.obs, "r1", &set("off")).is_ok());
+    let mut w9 = world(&[("9.2.12", 10), ("9.2.12", 10)]);
+    let p = create(&mut w9, "node0", false);
+    w9.apply(p);
+    assert!(crate::plan::rd::modify_rd(&w9.c, &w9.obs, "r1", &set("majority")).is_ok());
+}
