@@ -276,7 +276,8 @@ pub fn adjust84_by_plan(
     };
     let mut ran = String::new();
     for line in planned.lines() {
-        let argv = shell_words(line).map_err(|e| bad_plan(format!("{e}: {line}")))?;
+        // drbdadm quotes words as a shell would (`--shared-secret=a\ b`).
+        let argv = shell_words::split(line).map_err(|e| bad_plan(format!("{e}: {line}")))?;
         let Some((program, args)) = argv.split_first() else {
             continue;
         };
@@ -318,36 +319,6 @@ pub fn adjust84_by_plan(
         ran.push('\n');
     }
     Ok(ran)
-}
-
-/// Splits a command line as drbdadm prints it (`-d`) into words: blanks separate words,
-/// a backslash takes the next character literally, and single or double quotes group.
-fn shell_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut chars = line.chars();
-    let mut quote: Option<char> = None;
-    while let Some(ch) = chars.next() {
-        match (quote, ch) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"') | None, '\\') => {
-                let next = chars.next().ok_or("a line ends in a backslash")?;
-                word.get_or_insert_with(String::new).push(next);
-            }
-            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
-            (None, '\'' | '"') => {
-                quote = Some(ch);
-                word.get_or_insert_with(String::new);
-            }
-            (None, c) if c.is_whitespace() => words.extend(word.take()),
-            (None, c) => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    if quote.is_some() {
-        return Err("unterminated quote".into());
-    }
-    words.extend(word);
-    Ok(words)
 }
 
 /// Takes `res` down (disconnect, detach, remove).
@@ -622,27 +593,6 @@ pub fn status(
 mod tests {
     use super::*;
     use strata_exec::{Output, ScriptedRunner};
-
-    #[test]
-    fn printed_command_lines_split_into_words() {
-        assert_eq!(
-            shell_words(r#"drbdsetup-84 connect r ipv4:1.2.3.4:7000 --shared-secret=s3\ cr\'3t+/= "a b" 'c\d'"#)
-                .unwrap(),
-            [
-                "drbdsetup-84",
-                "connect",
-                "r",
-                "ipv4:1.2.3.4:7000",
-                "--shared-secret=s3 cr'3t+/=",
-                "a b",
-                "c\\d"
-            ]
-        );
-        assert_eq!(shell_words("  ").unwrap(), Vec::<String>::new());
-        assert_eq!(shell_words("x ''").unwrap(), ["x", ""]);
-        assert!(shell_words("x 'open").is_err());
-        assert!(shell_words("x \\").is_err());
-    }
 
     fn conf() -> AdmConfig {
         AdmConfig {
