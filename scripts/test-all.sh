@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the tests need on a fresh machine (as root) and runs every test tier:
-# formatting, lints, unit tests, cluster tests on loop devices, the CLI, python-linstor, and
-# the virtual-machine tier.
+# formatting, lints, unit tests, cluster tests on loop devices, the CLI, python-linstor, the
+# Docker volume plugin against a real dockerd, and the virtual-machine tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# The Docker volume plugin is tested against a real dockerd; its containers run busybox.
+need_docker=()
+command -v dockerd >/dev/null || need_docker+=(docker.io)
+[ -x /bin/busybox ] || need_docker+=(busybox-static)
+if [ ${#need_docker[@]} -gt 0 ]; then
+    echo "== installing ${need_docker[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_docker[@]}"
 fi
 
 # Loop devices are created on demand through /dev/loop-control.

@@ -1,0 +1,661 @@
+//! What each call of the Docker volume protocol does: volumes are resource definitions
+//! marked as the plugin's, created through the controller; mounting makes the volume
+//! available on this node (a diskless attachment when it has no replica here), makes the
+//! file system on first use and mounts it; the mount IDs of containers are counted so that
+//! the last one to go unmounts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use strata_api::types::{ResourceDefinition, ResourceWithVolumes};
+use strata_client::{seg, Client, ClientError, Method};
+use strata_exec::{Cmd, CommandRunner};
+
+use crate::config::Settings;
+use crate::opts::{self, VolumeOpts};
+
+/// Property marking a resource definition as a Docker volume; its value is the volume name.
+pub const PROP_VOLUME: &str = "Aux/strata/docker-volume";
+const PROP_FS: &str = "Aux/strata/docker-fs";
+const PROP_FSOPTS: &str = "Aux/strata/docker-fsopts";
+const PROP_MOUNTOPTS: &str = "Aux/strata/docker-mountopts";
+
+/// How long a volume's device may take to appear after it was made available here.
+const DEVICE_WAIT: Duration = Duration::from_secs(60);
+
+/// What this node has of a volume: the containers using it and whether the plugin attached
+/// it here (diskless) and must detach it when they are gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mounted {
+    pub ids: BTreeSet<String>,
+    pub attached_here: bool,
+    pub mountpoint: String,
+}
+
+/// The plugin's own record, kept across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub volumes: BTreeMap<String, Mounted>,
+}
+
+/// A volume as Docker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub rd: String,
+    pub mountpoint: String,
+    pub status: BTreeMap<String, String>,
+}
+
+pub struct Driver {
+    pub settings: Settings,
+    client: Client,
+    runner: Arc<dyn CommandRunner>,
+    state: tokio::sync::Mutex<State>,
+}
+
+/// The message of a failed controller call, with what the controller said.
+fn explain(what: &str, e: ClientError) -> String {
+    let replies = e.replies();
+    let said: Vec<String> = replies
+        .iter()
+        .filter(|r| r.is_error())
+        .map(|r| {
+            let mut s = r.message.clone();
+            if let Some(c) = r.cause.as_deref().filter(|c| !c.is_empty()) {
+                s.push_str(&format!(" ({c})"));
+            }
+            if let Some(c) = r.correction.as_deref().filter(|c| !c.is_empty()) {
+                s.push_str(&format!("; {c}"));
+            }
+            s
+        })
+        .collect();
+    if said.is_empty() {
+        format!("{what}: {e}")
+    } else {
+        format!("{what}: {}", said.join("; "))
+    }
+}
+
+impl Driver {
+    pub fn new(settings: Settings, runner: Arc<dyn CommandRunner>) -> anyhow::Result<Driver> {
+        let client = Client::new(&settings.controllers, settings.timeout)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let state = load_state(&settings.state_dir)?;
+        Ok(Driver {
+            settings,
+            client,
+            runner,
+            state: tokio::sync::Mutex::new(state),
+        })
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.settings.state_dir.join("state.json")
+    }
+
+    fn save(&self, state: &State) -> Result<(), String> {
+        let path = self.state_file();
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("cannot save the plugin's state in {}: {e}", path.display()))
+    }
+
+    fn mountpoint_of(&self, name: &str) -> PathBuf {
+        self.settings.state_dir.join("mnt").join(name)
+    }
+
+    /// Every resource definition that is one of the plugin's volumes.
+    async fn volume_rds(&self) -> Result<Vec<ResourceDefinition>, String> {
+        let rds: Vec<ResourceDefinition> = self
+            .client
+            .get("/v1/resource-definitions?with_volume_definitions=true")
+            .await
+            .map_err(|e| explain("cannot list the volumes", e))?;
+        Ok(rds
+            .into_iter()
+            .filter(|d| d.props.contains_key(PROP_VOLUME))
+            .collect())
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<ResourceDefinition>, String> {
+        Ok(self
+            .volume_rds()
+            .await?
+            .into_iter()
+            .find(|d| d.props.get(PROP_VOLUME).map(String::as_str) == Some(name)))
+    }
+
+    fn info(&self, rd: &ResourceDefinition, state: &State) -> VolumeInfo {
+        let name = rd.props.get(PROP_VOLUME).cloned().unwrap_or_default();
+        let mountpoint = state
+            .volumes
+            .get(&name)
+            .filter(|m| !m.ids.is_empty())
+            .map(|m| m.mountpoint.clone())
+            .unwrap_or_default();
+        let mut status = BTreeMap::new();
+        status.insert("resource".to_string(), rd.name.clone());
+        if let Some(fs) = rd.props.get(PROP_FS) {
+            status.insert("fs".into(), fs.clone());
+        }
+        if let Some(vd) = rd.volume_definitions.as_ref().and_then(|v| v.first()) {
+            if let Some(kib) = vd.size_kib {
+                status.insert(
+                    "size".into(),
+                    strata_model::size::HumanKib(kib.max(0) as u64).to_string(),
+                );
+            }
+        }
+        VolumeInfo {
+            name,
+            rd: rd.name.clone(),
+            mountpoint,
+            status,
+        }
+    }
+
+    pub async fn get(&self, name: &str) -> Result<VolumeInfo, String> {
+        let rd = self
+            .find(name)
+            .await?
+            .ok_or_else(|| "no such volume".to_string())?;
+        let state = self.state.lock().await;
+        Ok(self.info(&rd, &state))
+    }
+
+    pub async fn list(&self) -> Result<Vec<VolumeInfo>, String> {
+        let rds = self.volume_rds().await?;
+        let state = self.state.lock().await;
+        Ok(rds.iter().map(|rd| self.info(rd, &state)).collect())
+    }
+
+    pub async fn path(&self, name: &str) -> Result<String, String> {
+        Ok(self.get(name).await?.mountpoint)
+    }
+
+    pub async fn create(&self, name: &str, given: &BTreeMap<String, String>) -> Result<(), String> {
+        check_volume_name(name)?;
+        let o = opts::apply(&self.settings.defaults, given)?;
+        let _guard = self.state.lock().await;
+        if self.find(name).await?.is_some() {
+            return Ok(());
+        }
+        self.check_pools(&o).await?;
+        let mut props = serde_json::Map::new();
+        props.insert(PROP_VOLUME.into(), json!(name));
+        props.insert(PROP_FS.into(), json!(o.fs));
+        if !o.fsopts.is_empty() {
+            props.insert(PROP_FSOPTS.into(), json!(o.fsopts));
+        }
+        if !o.mountopts.is_empty() {
+            props.insert(PROP_MOUNTOPTS.into(), json!(o.mountopts));
+        }
+        // A name LINSTOR accepts names the definition; any other goes through external_name.
+        let plain = strata_model::ResourceName::new(name).is_ok();
+        let mut rd = json!({"props": props});
+        if plain {
+            rd["name"] = json!(name);
+        } else {
+            rd["external_name"] = json!(name);
+        }
+        if let Some(rg) = &o.resource_group {
+            rd["resource_group_name"] = json!(rg);
+        }
+        let replies = self
+            .client
+            .write(
+                Method::POST,
+                "/v1/resource-definitions",
+                Some(&json!({"resource_definition": rd})),
+            )
+            .await
+            .map_err(|e| explain(&format!("cannot create volume '{name}'"), e))?;
+        let rd_name = if plain {
+            name.to_string()
+        } else {
+            replies
+                .iter()
+                .find_map(|r| r.obj_refs.get("RscDfn").cloned())
+                .ok_or_else(|| format!("cannot create volume '{name}': the controller did not name its resource definition"))?
+        };
+        if let Err(e) = self.deploy(&rd_name, &o).await {
+            // Nothing half-made stays behind.
+            let _ = self
+                .client
+                .write::<()>(
+                    Method::DELETE,
+                    &format!("/v1/resource-definitions/{}", seg(&rd_name)),
+                    None,
+                )
+                .await;
+            return Err(format!("cannot create volume '{name}': {e}"));
+        }
+        Ok(())
+    }
+
+    /// Refuses pools that exist on no node (or not on the nodes named), naming the ones
+    /// there are, before anything is created.
+    async fn check_pools(&self, o: &VolumeOpts) -> Result<(), String> {
+        let named: Vec<&String> = o
+            .storage_pool
+            .iter()
+            .chain(o.diskless_storage_pool.iter())
+            .collect();
+        if named.is_empty() {
+            return Ok(());
+        }
+        let pools: Vec<strata_api::types::StoragePool> = self
+            .client
+            .get("/v1/view/storage-pools")
+            .await
+            .map_err(|e| explain("cannot list the storage pools", e))?;
+        for want in named {
+            let on: Vec<&str> = pools
+                .iter()
+                .filter(|p| p.storage_pool_name.eq_ignore_ascii_case(want))
+                .filter_map(|p| p.node_name.as_deref())
+                .collect();
+            if on.is_empty() {
+                let mut there: Vec<&str> =
+                    pools.iter().map(|p| p.storage_pool_name.as_str()).collect();
+                there.sort_unstable();
+                there.dedup();
+                return Err(format!(
+                    "storage pool '{want}' does not exist on any node; the pools are: {}",
+                    there.join(", ")
+                ));
+            }
+            if let Some(n) = o
+                .nodes
+                .iter()
+                .find(|n| !on.iter().any(|x| x.eq_ignore_ascii_case(n)))
+            {
+                return Err(format!(
+                    "storage pool '{want}' does not exist on node '{n}'"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The volume definition and the replicas of a new volume.
+    async fn deploy(&self, rd: &str, o: &VolumeOpts) -> Result<(), String> {
+        let base = format!("/v1/resource-definitions/{}", seg(rd));
+        self.client
+            .write(
+                Method::POST,
+                &format!("{base}/volume-definitions"),
+                Some(&json!({"volume_definition": {"size_kib": o.size_kib}})),
+            )
+            .await
+            .map_err(|e| explain("size", e))?;
+        if !o.nodes.is_empty() {
+            let mut list = Vec::new();
+            for n in &o.nodes {
+                let mut r = json!({"resource": {"node_name": n}});
+                if let Some(sp) = &o.storage_pool {
+                    r["resource"]["props"] = json!({"StorPoolName": sp});
+                }
+                list.push(r);
+            }
+            self.client
+                .write(
+                    Method::POST,
+                    &format!("{base}/resources"),
+                    Some(&Value::from(list)),
+                )
+                .await
+                .map_err(|e| explain("placing the replicas", e))?;
+            return Ok(());
+        }
+        let mut filter = serde_json::Map::new();
+        if let Some(n) = o.replicas {
+            filter.insert("place_count".into(), json!(n));
+        }
+        if let Some(sp) = &o.storage_pool {
+            filter.insert("storage_pool".into(), json!(sp));
+        }
+        if let Some(sp) = &o.diskless_storage_pool {
+            filter.insert("diskless_storage_pool".into(), json!(sp));
+        }
+        if !o.replicas_on_same.is_empty() {
+            filter.insert("replicas_on_same".into(), json!(o.replicas_on_same));
+        }
+        if !o.replicas_on_different.is_empty() {
+            filter.insert(
+                "replicas_on_different".into(),
+                json!(o.replicas_on_different),
+            );
+        }
+        if let Some(re) = &o.do_not_place_with_regex {
+            filter.insert("not_place_with_rsc_regex".into(), json!(re));
+        }
+        if let Some(d) = o.diskless_on_remaining {
+            filter.insert("diskless_on_remaining".into(), json!(d));
+        }
+        self.client
+            .write(
+                Method::POST,
+                &format!("{base}/autoplace"),
+                Some(&json!({"select_filter": filter})),
+            )
+            .await
+            .map_err(|e| explain("placing the replicas", e))?;
+        Ok(())
+    }
+
+    pub async fn remove(&self, name: &str) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        if let Some(m) = state.volumes.get(name).filter(|m| !m.ids.is_empty()) {
+            return Err(format!(
+                "volume '{name}' is mounted here by {} container(s); stop them first",
+                m.ids.len()
+            ));
+        }
+        let Some(rd) = self.find(name).await? else {
+            return Err("no such volume".into());
+        };
+        let rscs = self.resources(&rd.name).await?;
+        if let Some(r) = rscs.iter().find(|r| in_use(r)) {
+            return Err(format!(
+                "volume '{name}' is in use on node '{}'; stop its containers there first",
+                r.resource.node_name
+            ));
+        }
+        self.client
+            .write::<()>(
+                Method::DELETE,
+                &format!("/v1/resource-definitions/{}", seg(&rd.name)),
+                None,
+            )
+            .await
+            .map_err(|e| explain(&format!("cannot remove volume '{name}'"), e))?;
+        if state.volumes.remove(name).is_some() {
+            self.save(&state)?;
+        }
+        Ok(())
+    }
+
+    async fn resources(&self, rd: &str) -> Result<Vec<ResourceWithVolumes>, String> {
+        self.client
+            .get(&format!("/v1/view/resources?resources={}", seg(rd)))
+            .await
+            .map_err(|e| explain("cannot read where the volume is", e))
+    }
+
+    pub async fn mount(&self, name: &str, id: &str) -> Result<String, String> {
+        let mut state = self.state.lock().await;
+        let me = self.settings.node.clone();
+        let mountpoint = self.mountpoint_of(name);
+        if let Some(m) = state.volumes.get_mut(name).filter(|m| !m.ids.is_empty()) {
+            // Mounted here already: one more container.
+            m.ids.insert(id.to_string());
+            let mp = m.mountpoint.clone();
+            self.save(&state)?;
+            return Ok(mp);
+        }
+        let rd = self
+            .find(name)
+            .await?
+            .ok_or_else(|| "no such volume".to_string())?;
+        let rscs = self.resources(&rd.name).await?;
+        if let Some(r) = rscs
+            .iter()
+            .find(|r| r.resource.node_name != me && in_use(r))
+        {
+            return Err(format!(
+                "volume '{name}' is in use on node '{}'; it can be mounted on one node at a time",
+                r.resource.node_name
+            ));
+        }
+        let attached_here = !rscs.iter().any(|r| r.resource.node_name == me);
+        if attached_here {
+            self.client
+                .write(
+                    Method::POST,
+                    &format!(
+                        "/v1/resource-definitions/{}/resources/{}/make-available",
+                        seg(&rd.name),
+                        seg(&me)
+                    ),
+                    Some(&json!({"diskful": false})),
+                )
+                .await
+                .map_err(|e| {
+                    explain(&format!("cannot attach volume '{name}' on node '{me}'"), e)
+                })?;
+        }
+        let result = self.mount_here(&rd, name, &me, &mountpoint).await;
+        match result {
+            Ok(()) => {
+                let mp = mountpoint.display().to_string();
+                let m = state.volumes.entry(name.to_string()).or_default();
+                m.ids.insert(id.to_string());
+                m.attached_here = attached_here;
+                m.mountpoint = mp.clone();
+                self.save(&state)?;
+                Ok(mp)
+            }
+            Err(e) => {
+                if attached_here {
+                    self.detach(&rd.name, &me).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn mount_here(
+        &self,
+        rd: &ResourceDefinition,
+        name: &str,
+        me: &str,
+        mountpoint: &Path,
+    ) -> Result<(), String> {
+        let dev = self.device(&rd.name, me).await?;
+        let fs = rd
+            .props
+            .get(PROP_FS)
+            .cloned()
+            .unwrap_or_else(|| "ext4".into());
+        let runner = self.runner.clone();
+        let fsopts = rd.props.get(PROP_FSOPTS).cloned().unwrap_or_default();
+        let mountopts = rd.props.get(PROP_MOUNTOPTS).cloned().unwrap_or_default();
+        let mp = mountpoint.to_path_buf();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            prepare_and_mount(runner.as_ref(), &dev, &fs, &fsopts, &mountopts, &mp)
+                .map_err(|e| format!("cannot mount volume '{name}': {e}"))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// The block device of the volume on `node`, once it exists.
+    async fn device(&self, rd: &str, node: &str) -> Result<String, String> {
+        let start = Instant::now();
+        loop {
+            let rscs = self.resources(rd).await?;
+            let dev = rscs
+                .iter()
+                .find(|r| r.resource.node_name == node)
+                .and_then(|r| r.volumes.first())
+                .and_then(|v| v.device_path.clone());
+            if let Some(d) = dev.filter(|d| Path::new(d).exists()) {
+                return Ok(d);
+            }
+            if start.elapsed() > DEVICE_WAIT {
+                return Err(format!(
+                    "the volume's device did not appear on node '{node}' within {}s",
+                    DEVICE_WAIT.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn detach(&self, rd: &str, node: &str) {
+        let path = format!(
+            "/v1/resource-definitions/{}/resources/{}",
+            seg(rd),
+            seg(node)
+        );
+        if let Err(e) = self.client.write::<()>(Method::DELETE, &path, None).await {
+            tracing::warn!("detaching {rd} from {node} failed: {e}");
+        }
+    }
+
+    pub async fn unmount(&self, name: &str, id: &str) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        let Some(m) = state.volumes.get_mut(name) else {
+            return Ok(()); // not mounted here: nothing to do
+        };
+        m.ids.remove(id);
+        if !m.ids.is_empty() {
+            self.save(&state)?;
+            return Ok(());
+        }
+        let mp = PathBuf::from(&m.mountpoint);
+        let attached_here = m.attached_here;
+        let runner = self.runner.clone();
+        let unmounted = tokio::task::spawn_blocking(move || unmount_dir(runner.as_ref(), &mp))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = unmounted {
+            // Keep the record: the next unmount tries again.
+            m.ids.insert(id.to_string());
+            return Err(format!("cannot unmount volume '{name}': {e}"));
+        }
+        state.volumes.remove(name);
+        self.save(&state)?;
+        if attached_here {
+            if let Some(rd) = self.find(name).await? {
+                self.detach(&rd.name, &self.settings.node).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn in_use(r: &ResourceWithVolumes) -> bool {
+    r.resource
+        .state
+        .as_ref()
+        .and_then(|s| s.in_use)
+        .unwrap_or(false)
+}
+
+/// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn check_volume_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if name.len() < 2 || !first_ok || !rest_ok {
+        return Err(format!(
+            "invalid volume name '{name}': use letters, digits, '_', '.' and '-', starting with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+fn load_state(dir: &Path) -> anyhow::Result<State> {
+    std::fs::create_dir_all(dir.join("mnt"))
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("state.json");
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+/// Makes the file system on `dev` if it has none, and mounts it on `mp` (created) unless
+/// something is mounted there already.
+fn prepare_and_mount(
+    runner: &dyn CommandRunner,
+    dev: &str,
+    fs: &str,
+    fsopts: &str,
+    mountopts: &str,
+    mp: &Path,
+) -> Result<(), String> {
+    // blkid exits 2 when it finds no file system signature.
+    let probe = runner
+        .run_any(&Cmd::new("blkid").args(["-p", "-o", "value", "-s", "TYPE", dev]))
+        .map_err(|e| e.to_string())?;
+    let found = probe.stdout.trim().to_string();
+    if probe.status == 2 || (probe.status == 0 && found.is_empty()) {
+        let mut mkfs = Cmd::new(format!("mkfs.{fs}")).timeout(Duration::from_secs(600));
+        mkfs = match fs {
+            "xfs" => mkfs.arg("-q"),
+            _ => mkfs.args(["-q", "-F"]),
+        };
+        runner
+            .run(&mkfs.args(words(fsopts)).arg(dev))
+            .map_err(|e| format!("making the {fs} file system failed: {e}"))?;
+    } else if probe.status != 0 {
+        return Err(format!("cannot probe {dev}: {}", probe.stderr.trim()));
+    } else if found != fs {
+        tracing::info!("{dev} holds {found}; mounting it as it is");
+    }
+    std::fs::create_dir_all(mp).map_err(|e| format!("{}: {e}", mp.display()))?;
+    if is_mountpoint(mp) {
+        return Ok(());
+    }
+    let mut mount = Cmd::new("mount");
+    if !mountopts.is_empty() {
+        mount = mount.args(["-o", mountopts]);
+    }
+    runner
+        .run(&mount.arg(dev).arg(mp.display().to_string()))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn is_mountpoint(mp: &Path) -> bool {
+    let want = mp.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        })
+        .unwrap_or(false)
+}
+
+fn unmount_dir(runner: &dyn CommandRunner, mp: &Path) -> Result<(), String> {
+    if is_mountpoint(mp) {
+        runner
+            .run(&Cmd::new("umount").arg(mp.display().to_string()))
+            .map_err(|e| e.to_string())?;
+    }
+    let _ = std::fs::remove_dir(mp);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_names_follow_docker() {
+        for ok in ["v1", "my.volume", "db_data-2", "9lives"] {
+            assert!(check_volume_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "x", "-v", ".v", "a b", "a/b"] {
+            assert!(check_volume_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The Docker volume plugin protocol (`docker.volumedriver/1.0`): JSON over HTTP POST on a
+//! unix socket. dockerd sends bodies without a Content-Type and with a trailing newline, so
+//! bodies are read as bytes and parsed here; an empty body reads as `{}`. Every answer is
+//! HTTP 200; failures are said in `Err`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::driver::{Driver, VolumeInfo};
+
+/// The media type Docker's plugin clients use.
+const MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
+
+#[derive(Debug, Default, Deserialize)]
+struct Request {
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "Opts", default)]
+    opts: Option<BTreeMap<String, String>>,
+    #[serde(rename = "ID", default)]
+    id: String,
+}
+
+fn answer(v: Value) -> Response {
+    ([(header::CONTENT_TYPE, MEDIA_TYPE)], v.to_string()).into_response()
+}
+
+fn err(e: impl Into<String>) -> Response {
+    answer(json!({"Err": e.into()}))
+}
+
+fn parse(body: &Bytes) -> Result<Request, String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Request::default());
+    }
+    serde_json::from_str(text).map_err(|e| format!("cannot read the request: {e}"))
+}
+
+fn volume(v: &VolumeInfo) -> Value {
+    json!({"Name": v.name, "Mountpoint": v.mountpoint, "Status": v.status})
+}
+
+type Shared = Arc<Driver>;
+
+async fn activate() -> Response {
+    answer(json!({"Implements": ["VolumeDriver"]}))
+}
+
+async fn capabilities() -> Response {
+    answer(json!({"Capabilities": {"Scope": "global"}}))
+}
+
+async fn create(State(d): State<Shared>, body: Bytes) -> Response {
+    let req = match parse(&body) {
+        Ok(r) => r,
+        Err(e) => return err(e),
+    };
+    match d.create(&req.name, &req.opts.unwrap_or_default()).await {
+        Ok(()) => err(""),
+        Err(e) => err(e),
+    }
+}
+
+async fn remove(State(d): State<Shared>, body: Bytes) -> Response {
+    match parse(&body) {
+        Ok(req) => err(d.remove(&req.name).await.err().unwrap_or_default()),
+        Err(e) => err(e),
+    }
+}
+
+async fn mount(State(d): State<Shared>, body: Bytes) -> Response {
+    let req = match parse(&body) {
+        Ok(r) => r,
+        Err(e) => return err(e),
+    };
+    match d.mount(&req.name, &req.id).await {
+        Ok(mp) => answer(json!({"Mountpoint": mp, "Err": ""})),
+        Err(e) => err(e),
+    }
+}
+
+async fn unmount(State(d): State<Shared>, body: Bytes) -> Response {
+    match parse(&body) {
+        Ok(req) => err(d
+            .unmount(&req.name, &req.id)
+            .await
+            .err()
+            .unwrap_or_default()),
+        Err(e) => err(e),
+    }
+}
+
+async fn path(State(d): State<Shared>, body: Bytes) -> Response {
+    let req = match parse(&body) {
+        Ok(r) => r,
+        Err(e) => return err(e),
+    };
+    match d.path(&req.name).await {
+        Ok(mp) => answer(json!({"Mountpoint": mp, "Err": ""})),
+        Err(e) => err(e),
+    }
+}
+
+async fn get(State(d): State<Shared>, body: Bytes) -> Response {
+    let req = match parse(&body) {
+        Ok(r) => r,
+        Err(e) => return err(e),
+    };
+    match d.get(&req.name).await {
+        Ok(v) => answer(json!({"Volume": volume(&v), "Err": ""})),
+        Err(e) => err(e),
+    }
+}
+
+async fn list(State(d): State<Shared>) -> Response {
+    match d.list().await {
+        Ok(vs) => {
+            let list: Vec<Value> = vs
+                .iter()
+                .map(|v| json!({"Name": v.name, "Mountpoint": v.mountpoint}))
+                .collect();
+            answer(json!({"Volumes": list, "Err": ""}))
+        }
+        Err(e) => err(e),
+    }
+}
+
+pub fn router(driver: Arc<Driver>) -> Router {
+    Router::new()
+        .route("/Plugin.Activate", post(activate))
+        .route("/VolumeDriver.Capabilities", post(capabilities))
+        .route("/VolumeDriver.Create", post(create))
+        .route("/VolumeDriver.Remove", post(remove))
+        .route("/VolumeDriver.Mount", post(mount))
+        .route("/VolumeDriver.Unmount", post(unmount))
+        .route("/VolumeDriver.Path", post(path))
+        .route("/VolumeDriver.Get", post(get))
+        .route("/VolumeDriver.List", post(list))
+        .with_state(driver)
+}

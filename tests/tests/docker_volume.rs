@@ -1,0 +1,307 @@
+//! The Docker volume plugin driven by a real dockerd (Debian's docker.io, started here with
+//! its own data and exec roots, no networking), against a real controller and satellite on
+//! FILE_THIN. dockerd finds plugins only in /run/docker/plugins, so the plugin listens on
+//! /run/docker/plugins/linstor.sock, as installed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use strata_tests::{bin, Proc, TestCluster};
+
+const SOCKET: &str = "/run/docker/plugins/linstor.sock";
+const IMAGE: &str = "strata-busybox";
+
+struct Docker {
+    proc: Proc,
+    host: String,
+}
+
+impl Docker {
+    /// Starts dockerd in `dir` and waits until it answers.
+    fn start(dir: &Path) -> Docker {
+        let dockerd = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("dockerd is missing: install docker.io (scripts/test-all.sh does)");
+        std::fs::create_dir_all(dir).expect("docker directory");
+        let sock = dir.join("docker.sock");
+        let proc = Proc::spawn(
+            Command::new(dockerd)
+                .arg("--data-root")
+                .arg(dir.join("data"))
+                .arg("--exec-root")
+                .arg(dir.join("exec"))
+                .arg("--pidfile")
+                .arg(dir.join("docker.pid"))
+                .arg("-H")
+                .arg(format!("unix://{}", sock.display()))
+                .args([
+                    "--bridge=none",
+                    "--iptables=false",
+                    "--ip6tables=false",
+                    "--ip-masq=false",
+                ]),
+            &dir.join("dockerd.log"),
+        );
+        let d = Docker {
+            proc,
+            host: format!("unix://{}", sock.display()),
+        };
+        let start = Instant::now();
+        while !d.docker(&["info"]).status.success() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "dockerd did not start:\n{}",
+                d.proc.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        d
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &self.host)
+            .output()
+            .expect("docker runs")
+    }
+
+    /// Runs docker, which must succeed; answers stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs docker, which must fail; answers stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(!out.status.success(), "docker {args:?} should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// A busybox image built offline: `docker import` of a directory with busybox.
+    fn import_busybox(&self, dir: &Path) {
+        let root = dir.join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static (scripts/test-all.sh installs it)");
+        for applet in ["sh", "cat", "echo", "sleep", "df", "ls"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "tar -C '{}' -c . | docker import - {IMAGE}",
+                root.display()
+            ))
+            .env("DOCKER_HOST", &self.host)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        // Containers first, then dockerd itself (SIGTERM: it stops its containerd).
+        let ids = self.docker(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.docker(&["rm", "-f", id]);
+        }
+        self.proc.stop();
+    }
+}
+
+fn start_plugin(c: &TestCluster, state: &Path, config: &Path) -> Proc {
+    assert!(
+        !Path::new(SOCKET).exists() || std::os::unix::net::UnixStream::connect(SOCKET).is_err(),
+        "{SOCKET} is served by another plugin; stop it first"
+    );
+    let p = Proc::spawn(
+        Command::new(bin("linstor-docker-volume"))
+            .arg("--config")
+            .arg(config)
+            .arg("--controllers")
+            .arg(c.controller_addr())
+            .arg("--node")
+            .arg("node1")
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--socket")
+            .arg(SOCKET)
+            .env_remove("LS_CONTROLLERS"),
+        &c.dir.path().join("plugin.log"),
+    );
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(SOCKET).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the plugin did not start:\n{}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p
+}
+
+fn mounted(path: &Path) -> bool {
+    let want = path.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+#[test]
+fn docker_volumes_through_the_plugin() {
+    strata_tests::require_root();
+    let c = TestCluster::start(1);
+    c.register_all();
+    let dir = c.dir.path().to_path_buf();
+    let state = dir.join("plugin-state");
+    let config = dir.join("docker-volume.toml");
+    std::fs::write(
+        &config,
+        "[defaults]\nstoragepool = \"pool_file\"\nreplicas = 1\nsize = \"48M\"\n",
+    )
+    .unwrap();
+    let mut plugin = start_plugin(&c, &state, &config);
+    let docker = Docker::start(&dir.join("docker"));
+    docker.import_busybox(&dir);
+
+    // Create, write from one container, read from another.
+    docker.ok(&[
+        "volume", "create", "-d", "linstor", "--opt", "size=64M", "v1",
+    ]);
+    let rd = c.linstor(&["resource-definition", "list", "-r", "v1"]);
+    assert!(String::from_utf8_lossy(&rd.stdout).contains("v1"));
+    let vd = c.linstor(&["volume-definition", "list", "-r", "v1"]);
+    assert!(
+        String::from_utf8_lossy(&vd.stdout).contains("64 MiB"),
+        "{}",
+        String::from_utf8_lossy(&vd.stdout)
+    );
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(args);
+        docker.ok(&a)
+    };
+    run(&["-v", "v1:/data", IMAGE, "sh", "-c", "echo hi > /data/f"]);
+    assert_eq!(
+        run(&["-v", "v1:/data", IMAGE, "cat", "/data/f"]).trim(),
+        "hi"
+    );
+    // After the containers, nothing stays mounted.
+    assert!(!mounted(&state.join("mnt/v1")));
+
+    // ls / inspect show only the plugin's volumes.
+    assert!(c
+        .linstor(&["resource-definition", "create", "not_a_volume"])
+        .status
+        .success());
+    let ls = docker.ok(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]);
+    assert!(ls.contains("linstor v1"), "{ls}");
+    assert!(!ls.contains("not_a_volume"), "{ls}");
+    let inspect = docker.ok(&["volume", "inspect", "v1"]);
+    assert!(inspect.contains("\"Driver\": \"linstor\""), "{inspect}");
+    assert!(inspect.contains("64 MiB"), "{inspect}");
+
+    // Created on first use by --mount, with the configured defaults and the given size.
+    let out = run(&[
+        "--mount",
+        "type=volume,volume-driver=linstor,src=auto.vol,dst=/data,volume-opt=size=32M",
+        IMAGE,
+        "df",
+        "-k",
+        "/data",
+    ]);
+    assert!(out.contains("/data"), "{out}");
+    let ls = docker.ok(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.lines().any(|l| l == "auto.vol"), "{ls}");
+
+    // Bad input: clear errors, nothing created.
+    let e = docker.fails(&[
+        "volume",
+        "create",
+        "-d",
+        "linstor",
+        "--opt",
+        "size=lots",
+        "bad1",
+    ]);
+    assert!(e.contains("invalid size 'lots'"), "{e}");
+    let e = docker.fails(&[
+        "volume",
+        "create",
+        "-d",
+        "linstor",
+        "--opt",
+        "colour=red",
+        "bad2",
+    ]);
+    assert!(e.contains("unknown option 'colour'"), "{e}");
+    let e = docker.fails(&[
+        "volume",
+        "create",
+        "-d",
+        "linstor",
+        "--opt",
+        "storagepool=nosuch",
+        "bad3",
+    ]);
+    assert!(e.contains("nosuch"), "{e}");
+    let rds =
+        String::from_utf8_lossy(&c.linstor(&["resource-definition", "list"]).stdout).to_string();
+    for bad in ["bad1", "bad2", "bad3"] {
+        assert!(!rds.contains(bad), "{bad} left behind:\n{rds}");
+    }
+
+    // Remove while a container uses it: refused; afterwards it goes with its data.
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "--network",
+        "none",
+        "-v",
+        "v1:/data",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let e = docker.fails(&["volume", "rm", "v1"]);
+    assert!(e.contains("in use") || e.contains("mounted"), "{e}");
+    assert!(mounted(&state.join("mnt/v1")));
+    docker.ok(&["rm", "-f", "holder"]);
+    assert!(!mounted(&state.join("mnt/v1")));
+    docker.ok(&["volume", "rm", "v1"]);
+    docker.ok(&["volume", "rm", "auto.vol"]);
+    let rds =
+        String::from_utf8_lossy(&c.linstor(&["resource-definition", "list"]).stdout).to_string();
+    assert!(!rds.contains("| v1 ") && !rds.contains("auto.vol"), "{rds}");
+
+    // The controller gone: a clear error, and dockerd does not hang.
+    let mut c = c;
+    c.kill_controller();
+    let start = Instant::now();
+    let e = docker.fails(&["volume", "create", "-d", "linstor", "v9"]);
+    assert!(e.contains("cannot reach"), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    drop(docker);
+    plugin.stop();
+    assert!(!Path::new(SOCKET).exists(), "the plugin removes its socket");
+    let _: PathBuf = state;
+}
