@@ -305,3 +305,154 @@ fn docker_volumes_through_the_plugin() {
     assert!(!Path::new(SOCKET).exists(), "the plugin removes its socket");
     let _: PathBuf = state;
 }
+
+/// One call of the plugin protocol, sent as dockerd sends it: a POST without Content-Type and
+/// with a trailing newline in the body.
+fn call(socket: &Path, endpoint: &str, body: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("plugin socket");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = format!("{body}\n");
+    write!(
+        s,
+        "POST /{endpoint} HTTP/1.1\r\nHost: plugin\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, json) = resp.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{resp}");
+    serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+fn plugin_on(c: &TestCluster, node: &str, socket: &Path, state: &Path) -> Proc {
+    let p = Proc::spawn(
+        Command::new(bin("linstor-docker-volume"))
+            .arg("--controllers")
+            .arg(c.controller_addr())
+            .arg("--node")
+            .arg(node)
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--socket")
+            .arg(socket)
+            .arg("--config")
+            .arg(c.dir.path().join("none.toml"))
+            .env_remove("LS_CONTROLLERS"),
+        &c.dir.path().join(format!("plugin-{node}.log")),
+    );
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the plugin did not start:\n{}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p
+}
+
+/// The protocol as dockerd speaks it, with two nodes: a volume mounted on one node is refused
+/// on the other; mount IDs are counted (also across a plugin restart).
+#[test]
+fn plugin_protocol_counts_mounts_and_keeps_a_volume_on_one_node() {
+    strata_tests::require_root();
+    let c = TestCluster::start(2);
+    c.register_all();
+    let dir = c.dir.path().to_path_buf();
+    std::fs::write(dir.join("none.toml"), "").unwrap();
+    let (sa, sb) = (dir.join("a.sock"), dir.join("b.sock"));
+    let (state_a, state_b) = (dir.join("state-a"), dir.join("state-b"));
+    let mut a = plugin_on(&c, "node1", &sa, &state_a);
+    let _b = plugin_on(&c, "node2", &sb, &state_b);
+
+    assert_eq!(
+        call(&sa, "Plugin.Activate", "")["Implements"],
+        serde_json::json!(["VolumeDriver"])
+    );
+    assert_eq!(
+        call(&sa, "VolumeDriver.Capabilities", "{}")["Capabilities"]["Scope"],
+        "global"
+    );
+    assert_eq!(
+        call(&sa, "VolumeDriver.Get", r#"{"Name":"pv1"}"#)["Err"],
+        "no such volume"
+    );
+    let r = call(
+        &sa,
+        "VolumeDriver.Create",
+        r#"{"Name":"pv1","Opts":{"size":"16M","nodes":"node1","storagepool":"pool_file"}}"#,
+    );
+    assert_eq!(r["Err"], "", "{r}");
+    let r = call(&sa, "VolumeDriver.Get", r#"{"Name":"pv1"}"#);
+    assert_eq!(r["Volume"]["Name"], "pv1", "{r}");
+    assert_eq!(r["Volume"]["Mountpoint"], "");
+
+    let m1 = call(&sa, "VolumeDriver.Mount", r#"{"Name":"pv1","ID":"c1"}"#);
+    let mp = PathBuf::from(m1["Mountpoint"].as_str().unwrap_or_default());
+    assert!(mounted(&mp), "{m1}");
+    std::fs::write(mp.join("f"), "data").unwrap();
+    // On the other node: refused while it is mounted here.
+    let r = call(&sb, "VolumeDriver.Mount", r#"{"Name":"pv1","ID":"c9"}"#);
+    let e = r["Err"].as_str().unwrap_or_default();
+    assert!(e.contains("in use on node 'node1'"), "{r}");
+    // A second container here shares the mount; the first one leaving keeps it.
+    let m2 = call(&sa, "VolumeDriver.Mount", r#"{"Name":"pv1","ID":"c2"}"#);
+    assert_eq!(m2["Mountpoint"], m1["Mountpoint"]);
+    assert_eq!(
+        call(&sa, "VolumeDriver.Unmount", r#"{"Name":"pv1","ID":"c1"}"#)["Err"],
+        ""
+    );
+    assert!(mounted(&mp));
+    // A restarted plugin still knows who uses the volume.
+    a.stop();
+    let _a = plugin_on(&c, "node1", &sa, &state_a);
+    assert_eq!(
+        call(&sa, "VolumeDriver.Path", r#"{"Name":"pv1"}"#)["Mountpoint"],
+        m1["Mountpoint"]
+    );
+    let r = call(&sa, "VolumeDriver.Remove", r#"{"Name":"pv1"}"#);
+    assert!(
+        r["Err"].as_str().unwrap_or_default().contains("mounted"),
+        "{r}"
+    );
+    assert_eq!(
+        call(&sa, "VolumeDriver.Unmount", r#"{"Name":"pv1","ID":"c2"}"#)["Err"],
+        ""
+    );
+    assert!(!mounted(&mp));
+    // Mounted again, the data is there.
+    let m3 = call(&sa, "VolumeDriver.Mount", r#"{"Name":"pv1","ID":"c3"}"#);
+    assert_eq!(
+        std::fs::read_to_string(mp.join("f")).unwrap(),
+        "data",
+        "{m3}"
+    );
+    assert_eq!(
+        call(&sa, "VolumeDriver.Unmount", r#"{"Name":"pv1","ID":"c3"}"#)["Err"],
+        ""
+    );
+    assert_eq!(
+        call(&sa, "VolumeDriver.Remove", r#"{"Name":"pv1"}"#)["Err"],
+        ""
+    );
+    assert_eq!(
+        call(&sa, "VolumeDriver.List", "{}")["Volumes"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        call(&sa, "VolumeDriver.Get", r#"{"Name":"pv1"}"#)["Err"],
+        "no such volume"
+    );
+    // A body that is not JSON gets an Err, not a hang or an HTTP error.
+    let r = call(&sa, "VolumeDriver.Create", "{not json");
+    assert!(
+        r["Err"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot read the request"),
+        "{r}"
+    );
+}

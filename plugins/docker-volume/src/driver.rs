@@ -23,6 +23,9 @@ pub const PROP_VOLUME: &str = "Aux/strata/docker-volume";
 const PROP_FS: &str = "Aux/strata/docker-fs";
 const PROP_FSOPTS: &str = "Aux/strata/docker-fsopts";
 const PROP_MOUNTOPTS: &str = "Aux/strata/docker-mountopts";
+/// Set on the resource of the node where the volume is mounted, so that the plugins of the
+/// other nodes know at once (the controller's view of open devices follows later).
+pub const PROP_MOUNTED: &str = "Aux/strata/docker-mounted";
 
 /// How long a volume's device may take to appear after it was made available here.
 const DEVICE_WAIT: Duration = Duration::from_secs(60);
@@ -433,7 +436,13 @@ impl Driver {
                     explain(&format!("cannot attach volume '{name}' on node '{me}'"), e)
                 })?;
         }
-        let result = self.mount_here(&rd, name, &me, &mountpoint).await;
+        let mut result = self.mark_mounted(&rd.name, &me, true).await;
+        if result.is_ok() {
+            result = self.mount_here(&rd, name, &me, &mountpoint).await;
+            if result.is_err() {
+                let _ = self.mark_mounted(&rd.name, &me, false).await;
+            }
+        }
         match result {
             Ok(()) => {
                 let mp = mountpoint.display().to_string();
@@ -502,6 +511,28 @@ impl Driver {
         }
     }
 
+    /// Sets or clears [`PROP_MOUNTED`] on the volume's resource on `node`.
+    async fn mark_mounted(&self, rd: &str, node: &str, on: bool) -> Result<(), String> {
+        let body = if on {
+            json!({"override_props": {PROP_MOUNTED: "true"}})
+        } else {
+            json!({"delete_props": [PROP_MOUNTED]})
+        };
+        self.client
+            .write(
+                Method::PUT,
+                &format!(
+                    "/v1/resource-definitions/{}/resources/{}",
+                    seg(rd),
+                    seg(node)
+                ),
+                Some(&body),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| explain("cannot record where the volume is mounted", e))
+    }
+
     async fn detach(&self, rd: &str, node: &str) {
         let path = format!(
             "/v1/resource-definitions/{}/resources/{}",
@@ -536,21 +567,29 @@ impl Driver {
         }
         state.volumes.remove(name);
         self.save(&state)?;
-        if attached_here {
-            if let Some(rd) = self.find(name).await? {
+        if let Some(rd) = self.find(name).await? {
+            if attached_here {
                 self.detach(&rd.name, &self.settings.node).await;
+            } else if let Err(e) = self
+                .mark_mounted(&rd.name, &self.settings.node, false)
+                .await
+            {
+                tracing::warn!("{e}");
             }
         }
         Ok(())
     }
 }
 
+/// Whether the resource is in use on its node: opened (as the node reports) or mounted there
+/// by a plugin.
 fn in_use(r: &ResourceWithVolumes) -> bool {
-    r.resource
-        .state
-        .as_ref()
-        .and_then(|s| s.in_use)
-        .unwrap_or(false)
+    r.resource.props.contains_key(PROP_MOUNTED)
+        || r.resource
+            .state
+            .as_ref()
+            .and_then(|s| s.in_use)
+            .unwrap_or(false)
 }
 
 /// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
