@@ -279,15 +279,14 @@ RUST_LOG=${RUST_LOG:-info} setsid linstor-satellite --state-dir /var/lib/linstor
 echo $! >/run/linstor-satellite.pid
 ";
 
-/// An archive that puts our satellite into a guest (stripped: the debug build is ~40 MB, the
-/// guest keeps its initramfs in memory) and starts it at boot: `/usr/local/bin/linstor-satellite`,
-/// `/usr/local/bin/strata-satellite-start` and the hook `/etc/vmlab.d/50-satellite`.
-pub fn satellite_overlay(dir: &Path) -> PathBuf {
-    let stripped = dir.join("linstor-satellite.stripped");
+/// `name` from the build, stripped (debug builds are tens of MB; a guest keeps its
+/// initramfs in memory).
+fn stripped(dir: &Path, name: &str) -> Vec<u8> {
+    let out_path = dir.join(format!("{name}.stripped"));
     let out = Command::new("strip")
         .arg("-o")
-        .arg(&stripped)
-        .arg(crate::bin("linstor-satellite"))
+        .arg(&out_path)
+        .arg(crate::bin(name))
         .output()
         .expect("strip runs (binutils)");
     assert!(
@@ -295,12 +294,22 @@ pub fn satellite_overlay(dir: &Path) -> PathBuf {
         "strip failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let binary = std::fs::read(&stripped).expect("stripped satellite");
+    std::fs::read(&out_path).expect("stripped binary")
+}
+
+/// An archive that puts our satellite into a guest and starts it at boot
+/// (`/usr/local/bin/linstor-satellite`, `/usr/local/bin/strata-satellite-start`, the hook
+/// `/etc/vmlab.d/50-satellite`), with the Docker volume plugin beside it
+/// (`/usr/local/bin/linstor-docker-volume`, not started).
+pub fn satellite_overlay(dir: &Path) -> PathBuf {
+    let binary = stripped(dir, "linstor-satellite");
+    let plugin = stripped(dir, "linstor-docker-volume");
     overlay(
         dir,
         "satellite",
         &[
             ("usr/local/bin/linstor-satellite", &binary, 0o755),
+            ("usr/local/bin/linstor-docker-volume", &plugin, 0o755),
             (
                 "usr/local/bin/strata-satellite-start",
                 SATELLITE_START.as_bytes(),

@@ -622,6 +622,64 @@ fn drbd84_replicates_between_two_guests() {
     assert_eq!(md5(&mut a, &dev_d, 2), written_d);
     a.sh("drbdadm secondary r84d");
 
+    // The Docker volume plugin on bravo mounts a volume whose only replica is on alpha: a
+    // diskless attachment, made primary (8.4 has no auto-promote), formatted and mounted;
+    // the last unmount detaches it again.
+    b.sh(&format!(
+        "(linstor-docker-volume --controllers 10.0.2.2:{} --node bravo \
+           --socket tcp://127.0.0.1:9900 --state-dir /var/lib/dv \
+           </dev/null >/var/log/dv.log 2>&1 &)",
+        c.port
+    ));
+    b.sh(
+        "i=0; until wget -q -O - --post-data '' http://127.0.0.1:9900/Plugin.Activate; do \
+          i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.2; done",
+    );
+    let dv = |vm: &mut Vm, endpoint: &str, body: &str| -> serde_json::Value {
+        let out = vm.sh(&format!(
+            "wget -q -O - --post-data '{body}' http://127.0.0.1:9900/VolumeDriver.{endpoint}"
+        ));
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let r = dv(
+        &mut b,
+        "Create",
+        r#"{"Name":"dv1","Opts":{"size":"32M","nodes":"alpha","storagepool":"sp_thin"}}"#,
+    );
+    assert_eq!(r["Err"], "", "{r}");
+    wait_state(&c, "dv1", &["alpha"], "UpToDate", Duration::from_secs(60));
+    let r = dv(&mut b, "Mount", r#"{"Name":"dv1","ID":"c1"}"#);
+    assert_eq!(r["Err"], "", "{r}\n{}", b.sh("cat /var/log/dv.log"));
+    let mp = r["Mountpoint"].as_str().unwrap_or_default().to_string();
+    assert_eq!(mp, "/var/lib/dv/mnt/dv1");
+    let list = linstor(&c, &["resource", "list", "-r", "dv1"]);
+    assert!(
+        list.contains("bravo") && list.contains("Diskless"),
+        "{list}"
+    );
+    b.sh(&format!("echo via-plugin > {mp}/f && sync"));
+    let r = dv(&mut b, "Unmount", r#"{"Name":"dv1","ID":"c1"}"#);
+    assert_eq!(r["Err"], "", "{r}");
+    assert!(!b.sh("cat /proc/mounts").contains("/var/lib/dv/mnt/dv1"));
+    assert!(c.wait_until(Duration::from_secs(30), || !linstor(
+        &c,
+        &["resource", "list", "-r", "dv1"]
+    )
+    .contains("bravo")));
+    let volumes = linstor(&c, &["resource", "list-volumes", "-r", "dv1"]);
+    let dev_v = volumes
+        .split(|ch: char| ch.is_whitespace() || ch == '|')
+        .find(|w| w.starts_with("/dev/drbd"))
+        .unwrap_or_else(|| panic!("no DRBD device in\n{volumes}"))
+        .to_string();
+    a.sh(&format!(
+        "drbdadm primary dv1 && mkdir -p /mnt/dv && mount {dev_v} /mnt/dv"
+    ));
+    assert_eq!(a.sh("cat /mnt/dv/f").trim(), "via-plugin");
+    a.sh("umount /mnt/dv && drbdadm secondary dv1");
+    assert_eq!(dv(&mut b, "Remove", r#"{"Name":"dv1"}"#)["Err"], "");
+    assert!(!linstor(&c, &["resource-definition", "list"]).contains("dv1"));
+
     // Deleting takes DRBD down and leaves no logical volume behind.
     linstor(&c, &["resource-definition", "delete", "r84d"]);
     linstor(&c, &["resource-definition", "delete", "r84"]);

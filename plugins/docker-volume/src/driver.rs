@@ -37,6 +37,10 @@ pub struct Mounted {
     pub ids: BTreeSet<String>,
     pub attached_here: bool,
     pub mountpoint: String,
+    /// The plugin made the DRBD resource primary here (DRBD 8.4 has no auto-promote) and
+    /// makes it secondary again after the last unmount.
+    #[serde(default)]
+    pub promoted: bool,
 }
 
 /// The plugin's own record, kept across restarts.
@@ -436,7 +440,7 @@ impl Driver {
                     explain(&format!("cannot attach volume '{name}' on node '{me}'"), e)
                 })?;
         }
-        let mut result = self.mark_mounted(&rd.name, &me, true).await;
+        let mut result = self.mark_mounted(&rd.name, &me, true).await.map(|_| false);
         if result.is_ok() {
             result = self.mount_here(&rd, name, &me, &mountpoint).await;
             if result.is_err() {
@@ -444,11 +448,12 @@ impl Driver {
             }
         }
         match result {
-            Ok(()) => {
+            Ok(promoted) => {
                 let mp = mountpoint.display().to_string();
                 let m = state.volumes.entry(name.to_string()).or_default();
                 m.ids.insert(id.to_string());
                 m.attached_here = attached_here;
+                m.promoted = promoted;
                 m.mountpoint = mp.clone();
                 self.save(&state)?;
                 Ok(mp)
@@ -462,14 +467,16 @@ impl Driver {
         }
     }
 
+    /// Mounts the volume here; answers whether it had to make DRBD primary for that.
     async fn mount_here(
         &self,
         rd: &ResourceDefinition,
         name: &str,
         me: &str,
         mountpoint: &Path,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let dev = self.device(&rd.name, me).await?;
+        let rsc = rd.name.clone();
         let fs = rd
             .props
             .get(PROP_FS)
@@ -481,8 +488,14 @@ impl Driver {
         let mp = mountpoint.to_path_buf();
         let name = name.to_string();
         tokio::task::spawn_blocking(move || {
-            prepare_and_mount(runner.as_ref(), &dev, &fs, &fsopts, &mountopts, &mp)
-                .map_err(|e| format!("cannot mount volume '{name}': {e}"))
+            let promoted = promote_if_needed(runner.as_ref(), &dev, &rsc)
+                .map_err(|e| format!("cannot mount volume '{name}': {e}"))?;
+            let mounted = prepare_and_mount(runner.as_ref(), &dev, &fs, &fsopts, &mountopts, &mp)
+                .map_err(|e| format!("cannot mount volume '{name}': {e}"));
+            if mounted.is_err() && promoted {
+                let _ = runner.run(&Cmd::new("drbdadm").arg("secondary").arg(&rsc));
+            }
+            mounted.map(|_| promoted)
         })
         .await
         .map_err(|e| e.to_string())?
@@ -556,10 +569,21 @@ impl Driver {
         }
         let mp = PathBuf::from(&m.mountpoint);
         let attached_here = m.attached_here;
+        let promoted = m.promoted;
         let runner = self.runner.clone();
-        let unmounted = tokio::task::spawn_blocking(move || unmount_dir(runner.as_ref(), &mp))
-            .await
-            .map_err(|e| e.to_string())?;
+        let rd = self.find(name).await?;
+        let rsc = rd.as_ref().map(|d| d.name.clone());
+        let unmounted = tokio::task::spawn_blocking(move || {
+            unmount_dir(runner.as_ref(), &mp)?;
+            if let (true, Some(rsc)) = (promoted, rsc) {
+                runner
+                    .run(&Cmd::new("drbdadm").arg("secondary").arg(&rsc))
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         if let Err(e) = unmounted {
             // Keep the record: the next unmount tries again.
             m.ids.insert(id.to_string());
@@ -567,7 +591,7 @@ impl Driver {
         }
         state.volumes.remove(name);
         self.save(&state)?;
-        if let Some(rd) = self.find(name).await? {
+        if let Some(rd) = rd {
             if attached_here {
                 self.detach(&rd.name, &self.settings.node).await;
             } else if let Err(e) = self
@@ -662,6 +686,31 @@ fn prepare_and_mount(
         .run(&mount.arg(dev).arg(mp.display().to_string()))
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// DRBD 8.4 has no auto-promote and refuses to open a Secondary's device: such a resource is
+/// made primary before use. Answers whether it was (DRBD 9 promotes itself on open).
+fn promote_if_needed(runner: &dyn CommandRunner, dev: &str, rsc: &str) -> Result<bool, String> {
+    if !dev.starts_with("/dev/drbd") {
+        return Ok(false);
+    }
+    let drbd84 = std::fs::read_to_string("/proc/drbd")
+        .map(|t| t.starts_with("version: 8."))
+        .unwrap_or(false);
+    if !drbd84 {
+        return Ok(false);
+    }
+    // A resource just attached here needs a moment to connect to an up-to-date peer.
+    let start = Instant::now();
+    loop {
+        match runner.run(&Cmd::new("drbdadm").arg("primary").arg(rsc)) {
+            Ok(_) => return Ok(true),
+            Err(e) if start.elapsed() > Duration::from_secs(30) => {
+                return Err(format!("cannot make it primary on this node: {e}"))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
 }
 
 fn is_mountpoint(mp: &Path) -> bool {

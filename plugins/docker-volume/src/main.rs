@@ -22,7 +22,8 @@ struct Args {
     /// This node's name in the cluster (default: the host name).
     #[arg(long)]
     node: Option<String>,
-    /// The plugin socket dockerd finds (default /run/docker/plugins/linstor.sock).
+    /// The plugin socket dockerd finds (default /run/docker/plugins/linstor.sock), or
+    /// tcp://ADDR:PORT for a plugin that dockerd reaches through a .spec file.
     #[arg(long)]
     socket: Option<PathBuf>,
     /// Where the plugin keeps its state and mounts volumes.
@@ -65,13 +66,6 @@ async fn main() -> anyhow::Result<()> {
         },
     )?;
     let socket = settings.socket.clone();
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // A socket left by an earlier run would make the bind fail.
-    let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
     tracing::info!(
         socket = %socket.display(),
         node = %settings.node,
@@ -79,7 +73,25 @@ async fn main() -> anyhow::Result<()> {
         "serving the Docker volume plugin protocol"
     );
     let driver = Arc::new(Driver::new(settings, Arc::new(strata_exec::RealRunner))?);
-    let served = axum::serve(listener, server::router(driver))
+    let app = server::router(driver);
+    // `tcp://ADDR:PORT` serves on TCP, as a plugin named by a .spec file of dockerd.
+    if let Some(addr) = socket.to_str().and_then(|s| s.strip_prefix("tcp://")) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await?;
+        return Ok(());
+    }
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A socket left by an earlier run would make the bind fail.
+    let _ = std::fs::remove_file(&socket);
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await;
     let _ = std::fs::remove_file(&socket);
