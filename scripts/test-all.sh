@@ -13,6 +13,7 @@ fi
 need_apt=()
 command -v losetup >/dev/null || need_apt+=(util-linux)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+command -v mkfs.xfs >/dev/null || need_apt+=(xfsprogs)
 command -v fio >/dev/null || need_apt+=(fio)
 command -v drbdadm >/dev/null || need_apt+=(drbd-utils)
 command -v ip >/dev/null || need_apt+=(iproute2)

@@ -3,6 +3,10 @@
 //! FILE preallocates the whole file; FILE_THIN creates it sparse. A volume named `x` is the
 //! file `<dir>/x.img`; the suite marks the files it created with `<dir>/.strata/x.owner`,
 //! written before the image, so that it never touches an image it did not make.
+//!
+//! FILE_THIN takes snapshots as reflink copies (`cp --reflink=always`, which shares the
+//! blocks), on file systems that can make them (xfs with reflink, btrfs):
+//! `<dir>/.strata/snapshots/<volume>/<snapshot>.img`, a directory only the suite writes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -14,7 +18,7 @@ use strata_exec::CommandRunner;
 use strata_model::kinds::ProviderKind;
 use strata_model::observed::PoolState;
 
-use crate::{loopdev, BackingVolume, Provider, StorageError, OWNER_MARK};
+use crate::{loopdev, BackingVolume, Provider, SnapshotVolume, StorageError, OWNER_MARK};
 
 const MARKER_DIR: &str = ".strata";
 const SYS_BLOCK: &str = "/sys/block";
@@ -90,6 +94,46 @@ impl FilePool {
 
     fn marker(&self, name: &str) -> PathBuf {
         self.dir.join(MARKER_DIR).join(format!("{name}.owner"))
+    }
+
+    fn snapshot_file(&self, volume: &str, snapshot: &str) -> PathBuf {
+        self.dir
+            .join(MARKER_DIR)
+            .join("snapshots")
+            .join(volume)
+            .join(format!("{snapshot}.img"))
+    }
+
+    fn thin_only(&self) -> Result<(), StorageError> {
+        if self.thin {
+            Ok(())
+        } else {
+            Err(crate::no_snapshots(ProviderKind::File))
+        }
+    }
+
+    /// A reflink copy of `from` at `to` (through a temporary name, so that a copy that fails
+    /// half-way leaves nothing under the final name).
+    fn reflink(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
+        let tmp = to.with_extension("img.tmp");
+        let done = self.runner.run(
+            &strata_exec::Cmd::new("cp")
+                .arg("--reflink=always")
+                .arg(from.display().to_string())
+                .arg(tmp.display().to_string()),
+        );
+        if let Err(e) = done {
+            let _ = fs::remove_file(&tmp);
+            let text = e.to_string();
+            if text.contains("Operation not supported") || text.contains("Invalid argument") {
+                return Err(StorageError::Unsupported(format!(
+                    "the file system of {} cannot make reflink copies; FILE_THIN snapshots need xfs (with reflink) or btrfs",
+                    self.dir.display()
+                )));
+            }
+            return Err(e.into());
+        }
+        fs::rename(&tmp, to).map_err(|e| StorageError::io(to, e))
     }
 
     fn check_name(name: &str) -> Result<(), StorageError> {
@@ -314,6 +358,126 @@ impl Provider for FilePool {
         }
         fs::remove_file(&marker).map_err(|e| StorageError::io(&marker, e))?;
         Ok(())
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotVolume>, StorageError> {
+        let root = self.dir.join(MARKER_DIR).join("snapshots");
+        let volumes = match fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StorageError::io(&root, e)),
+        };
+        let mut out = Vec::new();
+        for v in volumes.filter_map(|e| e.ok()) {
+            let Some(volume) = v.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Ok(files) = fs::read_dir(v.path()) else {
+                continue;
+            };
+            for f in files.filter_map(|e| e.ok()) {
+                let name = f.file_name();
+                let Some(snapshot) = name.to_str().and_then(|n| n.strip_suffix(".img")) else {
+                    continue;
+                };
+                let size_kib = f.metadata().map(|m| m.len() / 1024).unwrap_or(0);
+                out.push(SnapshotVolume {
+                    volume: volume.clone(),
+                    snapshot: snapshot.to_string(),
+                    path: f.path().display().to_string(),
+                    size_kib,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.volume, &a.snapshot).cmp(&(&b.volume, &b.snapshot)));
+        Ok(out)
+    }
+
+    fn snapshot_create(
+        &self,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<SnapshotVolume, StorageError> {
+        self.thin_only()?;
+        Self::check_name(volume)?;
+        Self::check_name(snapshot)?;
+        let to = self.snapshot_file(volume, snapshot);
+        if !to.exists() {
+            let image = self.image(volume);
+            if !self.marker(volume).exists() || !image.exists() {
+                return Err(StorageError::Config(format!(
+                    "volume '{volume}' not found in {}: there is nothing to take snapshot '{snapshot}' of",
+                    self.dir.display()
+                )));
+            }
+            let parent = to.parent().expect("a snapshot directory");
+            fs::create_dir_all(parent).map_err(|e| StorageError::io(parent, e))?;
+            self.reflink(&image, &to)?;
+        }
+        let size_kib = fs::metadata(&to)
+            .map_err(|e| StorageError::io(&to, e))?
+            .len()
+            / 1024;
+        Ok(SnapshotVolume {
+            volume: volume.to_string(),
+            snapshot: snapshot.to_string(),
+            path: to.display().to_string(),
+            size_kib,
+        })
+    }
+
+    fn snapshot_delete(&self, volume: &str, snapshot: &str) -> Result<(), StorageError> {
+        self.thin_only()?;
+        Self::check_name(volume)?;
+        Self::check_name(snapshot)?;
+        let file = self.snapshot_file(volume, snapshot);
+        match fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&file, e)),
+        }
+        // The volume's snapshot directory goes with its last snapshot.
+        if let Some(parent) = file.parent() {
+            let _ = fs::remove_dir(parent);
+        }
+        Ok(())
+    }
+
+    fn snapshot_restore(
+        &self,
+        volume: &str,
+        snapshot: &str,
+        target: &str,
+    ) -> Result<BackingVolume, StorageError> {
+        self.thin_only()?;
+        Self::check_name(volume)?;
+        Self::check_name(snapshot)?;
+        Self::check_name(target)?;
+        let from = self.snapshot_file(volume, snapshot);
+        if !from.exists() {
+            return Err(StorageError::Config(format!(
+                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
+                self.dir.display()
+            )));
+        }
+        let image = self.image(target);
+        if image.exists() || self.marker(target).exists() {
+            return Err(StorageError::Config(format!(
+                "cannot restore into '{}': it exists already",
+                image.display()
+            )));
+        }
+        self.write_marker(target)?;
+        if let Err(e) = self.reflink(&from, &image) {
+            let _ = fs::remove_file(self.marker(target));
+            return Err(e);
+        }
+        let device = self.attach(&image)?;
+        self.volume(target, Some(device))?
+            .ok_or_else(|| StorageError::Io {
+                path: image.display().to_string(),
+                reason: "the restored image vanished".into(),
+            })
     }
 }
 

@@ -16,7 +16,7 @@ use crate::objects::{
 use crate::props::Props;
 
 /// Storage pool kinds whose provider takes snapshots.
-pub const SNAPSHOT_KINDS: &[ProviderKind] = &[ProviderKind::LvmThin];
+pub const SNAPSHOT_KINDS: &[ProviderKind] = &[ProviderKind::LvmThin, ProviderKind::FileThin];
 
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotCreate {
@@ -186,7 +186,7 @@ pub fn create(
                     ),
                 )
                 .correction(
-                    "Snapshots need a pool of kind LVM_THIN; keep the resource in such a pool",
+                    "Snapshots need a pool of kind LVM_THIN or FILE_THIN; keep the resource in such a pool",
                 ));
             }
             vols.push(SnapshotVolumeOnNode {

@@ -49,10 +49,10 @@ fn code_of(r: PlanResult) -> u64 {
 
 #[test]
 fn snapshots_need_pools_that_take_them() {
-    let mut w = world(ProviderKind::FileThin);
+    let mut w = world(ProviderKind::File);
     let e = take(&mut w, "s1", &[]).unwrap_err();
     assert_eq!(e.code, code::FAIL_SNAPSHOTS_NOT_SUPPORTED);
-    assert!(e.message.contains("FILE_THIN"), "{}", e.message);
+    assert!(e.message.contains("(FILE)"), "{}", e.message);
     assert!(w.c.snapshots.is_empty());
 }
 

@@ -1,0 +1,210 @@
+//! Snapshots on FILE_THIN pools: reflink copies on a file system that makes them (a
+//! loop-mounted xfs), and a clean failure on one that does not (a loop-mounted ext4).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use strata_tests::{write_and_read, TestCluster};
+
+/// A file system on a loop device mounted at `<dir>/<name>`, unmounted on drop.
+struct LoopFs {
+    mnt: PathBuf,
+}
+
+impl LoopFs {
+    fn new(dir: &Path, name: &str, mkfs: &[&str]) -> LoopFs {
+        let img = dir.join(format!("{name}.img"));
+        let f = std::fs::File::create(&img).unwrap();
+        f.set_len(512 << 20).unwrap();
+        drop(f);
+        let out = Command::new(mkfs[0])
+            .args(&mkfs[1..])
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mnt = dir.join(name);
+        std::fs::create_dir_all(&mnt).unwrap();
+        let out = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        LoopFs { mnt }
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        // Loop devices of pool files inside it go first.
+        let list = Command::new("losetup")
+            .args([
+                "--list",
+                "--noheadings",
+                "--raw",
+                "--output",
+                "NAME,BACK-FILE",
+            ])
+            .output()
+            .unwrap();
+        let root = self.mnt.display().to_string();
+        for line in String::from_utf8_lossy(&list.stdout).lines() {
+            if let Some((dev, file)) = line.split_once(' ') {
+                if file.starts_with(&root) {
+                    let _ = Command::new("losetup").arg("-d").arg(dev).output();
+                }
+            }
+        }
+        let _ = Command::new("umount").arg(&self.mnt).output();
+    }
+}
+
+fn linstor_ok(c: &TestCluster, args: &[&str]) -> String {
+    let out = c.linstor(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "linstor {args:?}:\n{text}");
+    text
+}
+
+fn linstor_fails(c: &TestCluster, args: &[&str]) -> String {
+    let out = c.linstor(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "linstor {args:?} should fail:\n{text}"
+    );
+    text
+}
+
+/// The device of `rsc`'s first volume on node1.
+fn device(c: &TestCluster, rsc: &str) -> String {
+    let list = linstor_ok(c, &["resource", "list-volumes", "-r", rsc]);
+    list.split(|ch: char| ch.is_whitespace() || ch == '|')
+        .find(|w| w.starts_with("/dev/loop"))
+        .unwrap_or_else(|| panic!("no device in\n{list}"))
+        .to_string()
+}
+
+fn read(dev: &str, len: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut buf = vec![0u8; len];
+    std::fs::File::open(dev)
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .unwrap();
+    buf
+}
+
+#[test]
+fn file_thin_snapshots_restore_what_was_written() {
+    strata_tests::require_root();
+    let fsdir = tempfile::tempdir().unwrap();
+    let xfs = LoopFs::new(fsdir.path(), "xfs", &["mkfs.xfs", "-q", "-m", "reflink=1"]);
+    let ext4 = LoopFs::new(fsdir.path(), "ext4", &["mkfs.ext4", "-q", "-F"]);
+    let c = TestCluster::start(1);
+    c.register_all();
+    for (pool, fs) in [("sp_xfs", &xfs), ("sp_ext4", &ext4)] {
+        let dir = fs.mnt.join("pool");
+        linstor_ok(
+            &c,
+            &[
+                "storage-pool",
+                "create",
+                "filethin",
+                "node1",
+                pool,
+                &dir.display().to_string(),
+            ],
+        );
+    }
+    let thick_dir = c.dir.path().join("thick-pool");
+    linstor_ok(
+        &c,
+        &[
+            "storage-pool",
+            "create",
+            "file",
+            "node1",
+            "sp_thick",
+            &thick_dir.display().to_string(),
+        ],
+    );
+    for (rsc, pool) in [("r1", "sp_xfs"), ("r3", "sp_ext4"), ("thick", "sp_thick")] {
+        linstor_ok(&c, &["resource-definition", "create", rsc]);
+        linstor_ok(&c, &["volume-definition", "create", rsc, "16M"]);
+        linstor_ok(&c, &["resource", "create", "node1", rsc, "-s", pool]);
+    }
+
+    // Taken, then overwritten; restored into a new definition it reads what was there.
+    let dev = device(&c, "r1");
+    assert_eq!(
+        write_and_read(&dev, b"before the snapshot"),
+        b"before the snapshot"
+    );
+    linstor_ok(&c, &["snapshot", "create", "r1", "s1"]);
+    let list = linstor_ok(&c, &["snapshot", "list"]);
+    assert!(list.contains("s1") && list.contains("Successful"), "{list}");
+    write_and_read(&dev, b"after  the snapshot");
+    linstor_ok(&c, &["resource-definition", "create", "r2"]);
+    let from = [
+        "--from-resource",
+        "r1",
+        "--from-snapshot",
+        "s1",
+        "--to-resource",
+        "r2",
+    ];
+    let mut args = vec!["snapshot", "volume-definition", "restore"];
+    args.extend(from);
+    linstor_ok(&c, &args);
+    let mut args = vec!["snapshot", "resource", "restore"];
+    args.extend(from);
+    linstor_ok(&c, &args);
+    let restored = device(&c, "r2");
+    assert_ne!(restored, dev);
+    assert_eq!(read(&restored, 19), b"before the snapshot");
+    assert_eq!(read(&dev, 19), b"after  the snapshot");
+    // Restoring into a definition that has resources now is refused.
+    let mut args = vec!["snapshot", "resource", "restore"];
+    args.extend(from);
+    let e = linstor_fails(&c, &args);
+    assert!(e.contains("already exists"), "{e}");
+
+    // A pool on a file system without reflink: refused by the node, nothing left behind.
+    let e = linstor_fails(&c, &["snapshot", "create", "r3", "s1"]);
+    assert!(e.contains("reflink"), "{e}");
+    assert!(!linstor_ok(&c, &["snapshot", "list"]).contains("r3"));
+    // A thick FILE pool: refused by the controller, naming the kinds that can.
+    let e = linstor_fails(&c, &["snapshot", "create", "thick", "s1"]);
+    assert!(e.contains("LVM_THIN or FILE_THIN"), "{e}");
+
+    // The snapshot outlives its resource and keeps the definition until deleted.
+    linstor_ok(&c, &["resource", "delete", "node1", "r1"]);
+    let e = linstor_fails(&c, &["resource-definition", "delete", "r1"]);
+    assert!(e.contains("snapshots") && e.contains("s1"), "{e}");
+    let snaps = xfs.mnt.join("pool/.strata/snapshots/r1_00000");
+    assert!(snaps.join("s1.img").exists());
+    linstor_ok(&c, &["snapshot", "delete", "r1", "s1"]);
+    assert!(c.wait_until(Duration::from_secs(10), || !snaps.join("s1.img").exists()));
+    assert!(!linstor_ok(&c, &["snapshot", "list"]).contains("s1"));
+    linstor_ok(&c, &["resource-definition", "delete", "r1"]);
+    drop(c);
+}
