@@ -196,6 +196,25 @@ fn file_thin_snapshots_restore_what_was_written() {
     let e = linstor_fails(&c, &["snapshot", "create", "thick", "s1"]);
     assert!(e.contains("LVM_THIN or FILE_THIN"), "{e}");
 
+    // Rollback: refused while the volume is in use, then the volume reads the snapshot's
+    // content again.
+    let holder = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_EXCL)
+            .open(&dev)
+            .expect("exclusive open")
+    };
+    let e = linstor_fails(&c, &["snapshot", "rollback", "r1", "s1"]);
+    assert!(e.contains("in use"), "{e}");
+    assert_eq!(read(&device(&c, "r1"), 19), b"after  the snapshot");
+    drop(holder);
+    linstor_ok(&c, &["snapshot", "rollback", "r1", "s1"]);
+    assert_eq!(read(&device(&c, "r1"), 19), b"before the snapshot");
+    let e = linstor_fails(&c, &["snapshot", "rollback", "r1", "nope"]);
+    assert!(e.contains("not found"), "{e}");
+
     // The snapshot outlives its resource and keeps the definition until deleted.
     linstor_ok(&c, &["resource", "delete", "node1", "r1"]);
     let e = linstor_fails(&c, &["resource-definition", "delete", "r1"]);

@@ -522,7 +522,6 @@ fn drbd84_replicates_between_two_guests() {
         "dd if=/dev/urandom of={dev} bs=1M count=4 oflag=direct 2>/dev/null"
     ));
     assert_ne!(md5(&mut a, &dev, 4), before);
-    let written = md5(&mut a, &dev, 24);
     a.sh("drbdadm secondary r84");
     linstor(&c, &["resource-definition", "create", "r84r"]);
     let from = [
@@ -555,6 +554,45 @@ fn drbd84_replicates_between_two_guests() {
     b.sh("drbdadm primary r84r");
     assert_eq!(md5(&mut b, &dev_r, 4), before, "the restored copy on bravo");
     b.sh("drbdadm secondary r84r");
+    // Rollback: refused while alpha uses the resource; then both nodes go down before
+    // either rolls back, and they come back UpToDate with the old data and no resync.
+    a.sh("drbdadm primary r84");
+    assert!(c.wait_until(Duration::from_secs(30), || linstor(
+        &c,
+        &["resource", "list", "-r", "r84"]
+    )
+    .contains("InUse")));
+    let out = c.linstor(&["snapshot", "rollback", "r84", "s1"]);
+    assert!(
+        !out.status.success() && texts(&out).contains("in use"),
+        "{}",
+        texts(&out)
+    );
+    a.sh("drbdadm secondary r84");
+    assert!(c.wait_until(Duration::from_secs(30), || !linstor(
+        &c,
+        &["resource", "list", "-r", "r84"]
+    )
+    .contains("InUse")));
+    linstor(&c, &["snapshot", "rollback", "r84", "s1"]);
+    wait_state(
+        &c,
+        "r84",
+        &["alpha", "bravo"],
+        "UpToDate",
+        Duration::from_secs(60),
+    );
+    for vm in [&mut a, &mut b] {
+        vm.sh("drbdadm primary r84");
+        assert_eq!(md5(vm, &dev, 4), before, "{} after the rollback", vm.name);
+        vm.sh("drbdadm secondary r84");
+        let proc = vm.sh("cat /proc/drbd");
+        assert!(proc.contains("ds:UpToDate/UpToDate"), "{proc}");
+    }
+    a.sh("drbdadm primary r84");
+    let written = md5(&mut a, &dev, 24);
+    a.sh("drbdadm secondary r84");
+
     // The definition keeps its snapshots until they are deleted.
     let out = c.linstor(&["resource-definition", "delete", "r84"]);
     assert!(

@@ -82,6 +82,17 @@ pub struct SnapshotConfig {
     /// Take the copies now where missing. Otherwise a missing copy stays missing: taken
     /// later it would be of another moment.
     pub take: bool,
+    /// Roll the resource back to this snapshot: with `down_only`, take its DRBD resource
+    /// down and keep it down; then give the volumes the snapshot's content (once per id)
+    /// and bring DRBD up again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackConfig {
+    pub id: u64,
+    pub down_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +112,11 @@ pub struct SnapshotReport {
     /// Whether the resource's I/O is suspended for it.
     pub suspended: bool,
     pub error: Option<String>,
+    /// The rollback to it: DRBD is down for it (`down`) / the volumes were rolled back (`done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_down: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_done: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,6 +36,11 @@ pub enum SnapshotCmd {
         #[arg(short = 'p', long)]
         pastable: bool,
     },
+    /// Rolls a resource back to a snapshot on all its nodes (it must be unused).
+    Rollback {
+        resource_definition_name: String,
+        snapshot_name: String,
+    },
     /// Deletes a snapshot (all its copies).
     #[command(visible_alias = "d")]
     Delete {
@@ -105,6 +110,17 @@ pub fn requests(cmd: &SnapshotCmd) -> Result<Vec<Request>, CliError> {
             seg(resource_definition_name),
             seg(snapshot_name)
         ))],
+        SnapshotCmd::Rollback {
+            resource_definition_name,
+            snapshot_name,
+        } => vec![Request::post(
+            format!(
+                "/v1/resource-definitions/{}/snapshot-rollback/{}",
+                seg(resource_definition_name),
+                seg(snapshot_name)
+            ),
+            json!({}),
+        )],
         SnapshotCmd::VolumeDefinition(RestoreVd::Restore(f)) => vec![Request::post(
             format!(
                 "/v1/resource-definitions/{}/snapshot-restore-volume-definition/{}",
@@ -238,6 +254,14 @@ mod tests {
         assert_eq!(
             r,
             vec![Request::delete("/v1/resource-definitions/r1/snapshots/s1")]
+        );
+        let r = requests(&cmd(&["linstor", "snapshot", "rollback", "r1", "s1"])).unwrap();
+        assert_eq!(
+            r,
+            vec![Request::post(
+                "/v1/resource-definitions/r1/snapshot-rollback/s1",
+                json!({})
+            )]
         );
         let r = requests(&cmd(&[
             "linstor",

@@ -917,3 +917,93 @@ impl Core {
         }
     }
 }
+
+impl Core {
+    /// Rolls a definition's resources back to a snapshot, in the two steps of
+    /// [`strata_model::objects::Rollback`], then clears it. A node failing the first step
+    /// gives the rollback up (nothing changed); one failing the second is reported (the nodes
+    /// rolled back resync from it, so the replicas agree again).
+    pub async fn rollback_snapshot(
+        self: &Arc<Self>,
+        rsc: String,
+        snap: String,
+    ) -> Result<Answer, ApiError> {
+        let (r, n) = (rsc.clone(), snap.clone());
+        let first = self
+            .mutate(move |c, _, obs| plan::snapshot::rollback(c, obs, &r, &n))
+            .await?;
+        if first.has_errors() {
+            return Ok(first);
+        }
+        let (id, nodes) = {
+            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let s = plan::snapshot::snapshot_of(&cluster, &rsc, &snap)?;
+            let id = s.rollback.map(|r| r.id).unwrap_or_default();
+            let nodes: Vec<NodeName> = s.nodes.iter().map(|n| n.node.clone()).collect();
+            (id, nodes)
+        };
+        let check = |answer: &Answer, done: bool| -> Option<String> {
+            let mut problems = Vec::new();
+            for node in &nodes {
+                let report = match answer.outcomes.iter().find(|(n, _)| n == node) {
+                    Some((_, Outcome::Applied(rep))) => rep,
+                    Some((_, other)) => {
+                        problems.push(format!("node '{node}' did not apply it ({other:?})"));
+                        continue;
+                    }
+                    None => {
+                        problems.push(format!("node '{node}' was not asked"));
+                        continue;
+                    }
+                };
+                let s = report.snapshot(&rsc, &snap);
+                let reached = s.is_some_and(|s| {
+                    if done {
+                        s.rollback_done == Some(id)
+                    } else {
+                        s.rollback_down == Some(id)
+                    }
+                });
+                if !reached {
+                    let why = s
+                        .and_then(|s| s.error.clone())
+                        .unwrap_or_else(|| "it does not report the step done".into());
+                    problems.push(format!("node '{node}': {why}"));
+                }
+            }
+            (!problems.is_empty()).then(|| problems.join("; "))
+        };
+        let finish = |core: Arc<Core>, rsc: String, snap: String| async move {
+            core.mutate(move |c, _, _| plan::snapshot::rollback_step(c, &rsc, &snap, true))
+                .await
+        };
+        if let Some(why) = check(&first, false) {
+            let _ = finish(self.clone(), rsc.clone(), snap.clone()).await;
+            return Err(ApiError::new(
+                code::FAIL_UNKNOWN_ERROR,
+                ObjKind::Snapshot,
+                format!("Resource '{rsc}' could not be rolled back to snapshot '{snap}'"),
+            )
+            .cause(why)
+            .correction(
+                "Nothing was changed: the resource runs as before. Fix the cause and retry",
+            ));
+        }
+        let (r, n) = (rsc.clone(), snap.clone());
+        let second = self
+            .mutate(move |c, _, _| plan::snapshot::rollback_step(c, &r, &n, false))
+            .await?;
+        let failed = check(&second, true);
+        let done = finish(self.clone(), rsc.clone(), snap.clone()).await?;
+        match failed {
+            None => Ok(done),
+            Some(why) => Err(ApiError::new(
+                code::FAIL_UNKNOWN_ERROR,
+                ObjKind::Snapshot,
+                format!("Rolling resource '{rsc}' back to snapshot '{snap}' failed on some nodes"),
+            )
+            .cause(why)
+            .correction("The replicas resynchronise from the nodes that were not rolled back; check the resource and retry")),
+        }
+    }
+}

@@ -301,6 +301,10 @@ fn snapshots(cluster: &Cluster, node: &NodeName) -> Vec<SnapshotConfig> {
                         .resource(&s.rsc_name, node)
                         .is_some_and(|r| !r.is_deleting()),
                 take: s.state == SnapshotState::Taking,
+                rollback: s.rollback.map(|r| strata_agent_api::RollbackConfig {
+                    id: r.id,
+                    down_only: r.down_only,
+                }),
             })
         })
         .collect()

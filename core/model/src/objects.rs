@@ -380,6 +380,20 @@ pub struct SnapshotDefinition {
     pub props: Props,
     /// The definition's layers when it was taken.
     pub layer_stack: Vec<LayerKind>,
+    /// A rollback of the definition's resources to this snapshot, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+}
+
+/// A rollback in two steps, so that no node comes back before all went down (a node back
+/// early would be resynced from one not rolled back yet): first DRBD goes down on every node,
+/// then every node takes its volumes back to the snapshot and brings DRBD up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollback {
+    /// Identifies this rollback (the generation that started it).
+    pub id: u64,
+    /// Still in the first step.
+    pub down_only: bool,
 }
 
 impl SnapshotDefinition {

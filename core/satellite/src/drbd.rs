@@ -180,6 +180,17 @@ impl DrbdDriver {
         Ok(())
     }
 
+    /// Takes resource `res` down (for a rollback) without touching its metadata; a resource
+    /// this node never set up is fine.
+    pub fn take_down(&self, node: &str, res: &str) -> Result<(), String> {
+        if !self.res_file(res).exists() {
+            return Ok(());
+        }
+        adm::down(self.runner.as_ref(), &self.adm_for(node), res)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// Suspends (or resumes) the I/O of resource `res` while snapshots of it are taken.
     pub fn set_io_suspended(&self, node: &str, res: &str, suspended: bool) -> Result<(), String> {
         let adm = &self.adm_for(node);

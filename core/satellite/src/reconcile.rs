@@ -281,6 +281,7 @@ fn apply_drbd(
 /// missing copies taken where asked (only then: a copy taken later would be of another
 /// moment), I/O resumed where no longer asked, and copies this node took that are no longer
 /// wanted removed. Reports, per wanted snapshot, which copies exist.
+#[allow(clippy::too_many_arguments)]
 fn reconcile_snapshots(
     factory: &dyn ProviderFactory,
     cfg: &NodeConfig,
@@ -288,8 +289,9 @@ fn reconcile_snapshots(
     pools: &BTreeMap<String, OpenPool>,
     removal: Removal,
     report: &mut Report,
+    keep_down: &BTreeSet<String>,
+    mut errors: BTreeMap<(String, String), String>,
 ) {
-    let mut errors: BTreeMap<(String, String), String> = BTreeMap::new();
     let want_suspended: BTreeSet<String> = cfg
         .snapshots
         .iter()
@@ -411,8 +413,109 @@ fn reconcile_snapshots(
                 .collect(),
             suspended: record.io_suspended.contains(&s.resource),
             error: errors.remove(&(s.resource.clone(), s.name.clone())),
+            rollback_down: s
+                .rollback
+                .filter(|_| keep_down.contains(&s.resource))
+                .map(|r| r.id),
+            rollback_done: record.rollbacks_done.get(&rollback_key(s)).copied(),
         });
     }
+}
+
+/// A volume of snapshot `s`'s resource that is in use on this node, said as an error.
+fn busy_volume(
+    factory: &dyn ProviderFactory,
+    cfg: &NodeConfig,
+    s: &strata_agent_api::SnapshotConfig,
+) -> Option<String> {
+    for v in &s.volumes {
+        let pool = cfg.pools.iter().find(|p| p.name == v.pool)?;
+        let list = factory.open(pool).and_then(|p| p.list()).ok()?;
+        let dev = list
+            .into_iter()
+            .find(|b| b.name == v.backing_name)
+            .and_then(|b| b.device)?;
+        if strata_storage::device_in_use(&dev) {
+            return Some(format!(
+                "volume {} ({dev}) is in use (mounted or opened); stop using it first",
+                v.number
+            ));
+        }
+    }
+    None
+}
+
+fn rollback_key(s: &strata_agent_api::SnapshotConfig) -> String {
+    format!("{}/{}", s.resource, s.name)
+}
+
+/// Runs the rollbacks `cfg` asks for, before the volumes are looked at: DRBD down for every
+/// resource being rolled back (and kept down while `down_only`), then, once per rollback id,
+/// the volumes given the snapshot's content. Answers the resources whose DRBD stays down in
+/// this pass, and the errors by snapshot.
+fn reconcile_rollbacks(
+    factory: &dyn ProviderFactory,
+    cfg: &NodeConfig,
+    record: &mut Record,
+) -> (BTreeSet<String>, BTreeMap<(String, String), String>) {
+    let mut keep_down = BTreeSet::new();
+    let mut errors = BTreeMap::new();
+    record
+        .rollbacks_done
+        .retain(|k, _| cfg.snapshots.iter().any(|s| &rollback_key(s) == k));
+    for s in &cfg.snapshots {
+        let Some(rb) = s.rollback else {
+            continue;
+        };
+        let key = rollback_key(s);
+        if record.rollbacks_done.get(&key) == Some(&rb.id) {
+            continue; // rolled back already; DRBD comes up as usual
+        }
+        let fail = |errors: &mut BTreeMap<(String, String), String>, e: String| {
+            errors.insert((s.resource.clone(), s.name.clone()), e);
+        };
+        if let Some(driver) = factory.drbd() {
+            if let Err(e) = driver.take_down(&cfg.node_name, &s.resource) {
+                fail(&mut errors, format!("cannot take DRBD down: {e}"));
+                continue;
+            }
+        }
+        if rb.down_only {
+            // Nothing may hold the volumes now (a mounted storage-only volume, say).
+            if let Some(busy) = busy_volume(factory, cfg, s) {
+                fail(&mut errors, busy);
+                continue;
+            }
+            keep_down.insert(s.resource.clone());
+            continue;
+        }
+        let mut ok = true;
+        for v in &s.volumes {
+            let Some(pool) = cfg.pools.iter().find(|p| p.name == v.pool) else {
+                fail(
+                    &mut errors,
+                    format!("storage pool '{}' is not configured", v.pool),
+                );
+                ok = false;
+                break;
+            };
+            let rolled = factory
+                .open(pool)
+                .and_then(|p| p.snapshot_rollback(&v.backing_name, &s.name));
+            if let Err(e) = rolled {
+                fail(&mut errors, format!("volume {}: {e}", v.number));
+                ok = false;
+                break;
+            }
+        }
+        if ok {
+            tracing::info!(resource = %s.resource, snapshot = %s.name, "rolled back");
+            record.rollbacks_done.insert(key, rb.id);
+        } else {
+            keep_down.insert(s.resource.clone());
+        }
+    }
+    (keep_down, errors)
 }
 
 pub fn reconcile(factory: &dyn ProviderFactory, record: &mut Record, cfg: &NodeConfig) -> Report {
@@ -429,6 +532,12 @@ pub fn reconcile_with(
         node_name: Some(cfg.node_name.clone()),
         applied_generation: cfg.generation,
         ..Default::default()
+    };
+    // Rollbacks first: the volumes are listed after they changed.
+    let (keep_down, rollback_errors) = if removal == Removal::Allowed {
+        reconcile_rollbacks(factory, cfg, record)
+    } else {
+        Default::default()
     };
     let all_pools = pool_union(cfg, record);
     let mut pools = open_pools(factory, &all_pools, &mut report);
@@ -509,7 +618,9 @@ pub fn reconcile_with(
                 Err(e) => rs.volumes.push(failed(v.number, e.to_string())),
             }
         }
-        if let (Some(d), Some(driver)) = (&r.drbd, factory.drbd()) {
+        if let (Some(d), Some(driver), false) =
+            (&r.drbd, factory.drbd(), keep_down.contains(&r.name))
+        {
             apply_drbd(
                 driver,
                 &cfg.node_name,
@@ -522,7 +633,16 @@ pub fn reconcile_with(
         rs.in_use = in_use(&rs);
         report.resources.push(rs);
     }
-    reconcile_snapshots(factory, cfg, record, &pools, removal, &mut report);
+    reconcile_snapshots(
+        factory,
+        cfg,
+        record,
+        &pools,
+        removal,
+        &mut report,
+        &keep_down,
+        rollback_errors,
+    );
     // DRBD resources that went (or lost the layer) come down before their volumes go.
     // Those that could not be taken down before are tried again.
     if let (Some(driver), Removal::Allowed) = (factory.drbd(), removal) {

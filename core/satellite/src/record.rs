@@ -42,6 +42,10 @@ pub struct Record {
     /// DRBD resources whose I/O this satellite suspended for a snapshot (and must resume).
     #[serde(default)]
     pub io_suspended: std::collections::BTreeSet<String>,
+    /// `<resource>/<snapshot>` -> id of the rollback whose volumes were rolled back here (a
+    /// rollback happens once per id, however often the configuration arrives).
+    #[serde(default)]
+    pub rollbacks_done: BTreeMap<String, u64>,
 }
 
 impl Record {

@@ -479,6 +479,34 @@ impl Provider for FilePool {
                 reason: "the restored image vanished".into(),
             })
     }
+
+    fn snapshot_rollback(&self, volume: &str, snapshot: &str) -> Result<(), StorageError> {
+        self.thin_only()?;
+        Self::check_name(volume)?;
+        Self::check_name(snapshot)?;
+        let from = self.snapshot_file(volume, snapshot);
+        if !from.exists() {
+            return Err(StorageError::Config(format!(
+                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
+                self.dir.display()
+            )));
+        }
+        if !self.marker(volume).exists() {
+            return Err(StorageError::NotOwned(
+                self.image(volume).display().to_string(),
+            ));
+        }
+        // The loop device holds the old file: detach it, then put the copy in its place.
+        if let Some(dev) = self.device_of(volume)? {
+            if crate::device_in_use(&dev) {
+                return Err(StorageError::Config(format!(
+                    "{dev} is in use (mounted or opened); stop using it first"
+                )));
+            }
+            self.detach(&dev)?;
+        }
+        self.reflink(&from, &self.image(volume))
+    }
 }
 
 #[cfg(test)]

@@ -141,6 +141,14 @@ pub trait Provider: Send + Sync {
         let _ = (volume, snapshot, target);
         Err(no_snapshots(self.kind()))
     }
+
+    /// Gives `volume` the content of its snapshot `snapshot` again (nothing may use the
+    /// volume). The snapshot stays; the volume is left detached where that applies (the next
+    /// `ensure` attaches it).
+    fn snapshot_rollback(&self, volume: &str, snapshot: &str) -> Result<(), StorageError> {
+        let _ = (volume, snapshot);
+        Err(no_snapshots(self.kind()))
+    }
 }
 
 /// Whether a block device is in use (mounted, held by a device mapper or DRBD, or opened

@@ -701,6 +701,27 @@ impl Provider for LvmPool {
         self.activate(target)?;
         self.read_back(target)
     }
+
+    fn snapshot_rollback(&self, volume: &str, snapshot: &str) -> Result<(), StorageError> {
+        self.check_config()?;
+        self.thin_only()?;
+        check_name("logical volume", volume)?;
+        check_name("snapshot", snapshot)?;
+        let lvs = self.lvs()?;
+        if self.find_snapshot(&lvs, volume, snapshot)?.is_none() {
+            return Err(StorageError::Config(format!(
+                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
+                self.describe()
+            )));
+        }
+        // The volume becomes a writable thin snapshot of the snapshot, under its own name.
+        if let Some(lv) = lvs.into_iter().find(|lv| lv.name == volume) {
+            self.ours(lv)?;
+            self.runner
+                .run(&Cmd::new("lvremove").arg("--yes").arg(self.lv_id(volume)))?;
+        }
+        self.snapshot_restore(volume, snapshot, volume).map(|_| ())
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,8 @@ fn report_for(cfg: &NodeConfig, free_kib: u64) -> Report {
                 volumes: s.volumes.iter().map(|v| v.number).collect(),
                 suspended: s.suspend_io,
                 error: None,
+                rollback_down: s.rollback.filter(|r| r.down_only).map(|r| r.id),
+                rollback_done: s.rollback.filter(|r| !r.down_only).map(|r| r.id),
             })
             .collect(),
     }

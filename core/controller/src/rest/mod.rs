@@ -173,6 +173,10 @@ pub fn router(core: Arc<Core>) -> Router {
             "/v1/resource-definitions/{rsc}/snapshot-restore-resource/{snap}",
             post(snapshot::restore_resources),
         )
+        .route(
+            "/v1/resource-definitions/{rsc}/snapshot-rollback/{snap}",
+            post(snapshot::rollback),
+        )
         .fallback(unknown_call)
         .with_state(core)
 }

@@ -105,3 +105,15 @@ pub async fn restore_resources(
     })
     .await
 }
+
+/// `POST /v1/resource-definitions/{rsc}/snapshot-rollback/{snap}`
+pub async fn rollback(
+    State(core): State<AppState>,
+    Path((rsc, snap)): Path<(String, String)>,
+) -> Response {
+    answer(
+        core.rollback_snapshot(rsc, snap).await,
+        Op::Modify,
+        StatusCode::OK,
+    )
+}

@@ -10,8 +10,8 @@ use crate::error::{code, ApiError, ObjKind};
 use crate::kinds::ProviderKind;
 use crate::name::{NodeName, ResourceName, SnapshotName};
 use crate::objects::{
-    RestoreSource, SnapshotDefinition, SnapshotOnNode, SnapshotState, SnapshotVolumeDefinition,
-    SnapshotVolumeOnNode,
+    RestoreSource, Rollback, SnapshotDefinition, SnapshotOnNode, SnapshotState,
+    SnapshotVolumeDefinition, SnapshotVolumeOnNode,
 };
 use crate::props::Props;
 
@@ -215,6 +215,7 @@ pub fn create(
         nodes,
         props: Props::new(),
         layer_stack: rd.layer_stack.clone(),
+        rollback: None,
     };
     let mut plan = Plan::new();
     plan.change(Change::PutSnapshot(snap));
@@ -509,4 +510,117 @@ pub fn refuse_rd_delete_with_snapshots(
     .correction(format!(
         "Delete them first ('linstor snapshot delete {rsc} NAME')"
     )))
+}
+
+/// Starts rolling the definition's resources back to snapshot `snap` (first step: DRBD down
+/// everywhere). Every diskful resource must have a copy of the snapshot and its node must be
+/// online; nothing may use the resource.
+pub fn rollback(cluster: &Cluster, observed: &dyn Observed, rsc: &str, snap: &str) -> PlanResult {
+    let s = successful(cluster, rsc, snap)?;
+    let rd = rd_of(cluster, rsc)?;
+    refuse_if_deleting(rd)?;
+    if cluster.snapshots_of(&rd.name).any(|x| x.rollback.is_some()) {
+        return Err(ApiError::new(
+            code::FAIL_IN_USE,
+            ObjKind::Snapshot,
+            format!("A rollback of '{}' is running", rd.name),
+        )
+        .correction("Retry when it is done"));
+    }
+    let rscs: Vec<_> = cluster
+        .resources_of(&rd.name)
+        .filter(|r| !r.is_deleting())
+        .collect();
+    if rscs.is_empty() {
+        return Err(ApiError::new(
+            code::FAIL_NOT_FOUND_RSC,
+            ObjKind::Snapshot,
+            format!(
+                "Resource definition '{}' has no resources to roll back",
+                rd.name
+            ),
+        )
+        .correction(
+            "Restore the snapshot into a resource instead ('linstor snapshot resource restore')",
+        ));
+    }
+    for r in &rscs {
+        if observed
+            .drbd_state(&r.node, &rd.name)
+            .and_then(|d| d.in_use())
+            .unwrap_or(false)
+        {
+            return Err(ApiError::new(
+                code::FAIL_IN_USE,
+                ObjKind::Snapshot,
+                format!(
+                    "Resource '{}' is in use on node '{}'; a rollback needs it unused everywhere",
+                    rd.name, r.node
+                ),
+            )
+            .correction("Stop what uses it (unmount, stop the VM or container), then retry"));
+        }
+        if !r.is_diskless() && s.on(&r.node).is_none() {
+            return Err(ApiError::new(
+                code::FAIL_NOT_FOUND_SNAPSHOT,
+                ObjKind::Snapshot,
+                format!(
+                    "Resource '{}' on node '{}' has no copy of snapshot '{}'",
+                    rd.name, r.node, s.name
+                ),
+            )
+            .correction("Delete that replica first, or restore the snapshot into a new resource"));
+        }
+        if !observed.is_online(&r.node) {
+            return Err(ApiError::new(
+                code::FAIL_NOT_CONNECTED,
+                ObjKind::Snapshot,
+                format!(
+                    "Node '{}' is not connected; a rollback needs every node of the resource",
+                    r.node
+                ),
+            )
+            .correction("Start the node's satellite, then retry"));
+        }
+    }
+    let mut u = s.clone();
+    u.rollback = Some(Rollback {
+        id: cluster.generation + 1,
+        down_only: true,
+    });
+    let mut plan = Plan::new();
+    plan.change(Change::PutSnapshot(u));
+    Ok(plan)
+}
+
+/// The next step of a running rollback: from DRBD down everywhere to rolling back, or (after
+/// that, or to give up) to done.
+pub fn rollback_step(cluster: &Cluster, rsc: &str, snap: &str, finish: bool) -> PlanResult {
+    let s = snapshot_of(cluster, rsc, snap)?;
+    let mut u = s.clone();
+    u.rollback = match (s.rollback, finish) {
+        (Some(r), false) => Some(Rollback {
+            down_only: false,
+            ..r
+        }),
+        _ => None,
+    };
+    let mut plan = Plan::new();
+    if u != *s {
+        plan.change(Change::PutSnapshot(u));
+    }
+    if finish {
+        plan.reply(snapshot_ref(
+            Reply::modified(
+                ObjKind::Snapshot,
+                format!(
+                    "Resource '{}' rolled back to snapshot '{}'.",
+                    s.rsc_name, s.name
+                ),
+            ),
+            &s.rsc_name,
+            &s.name,
+        ));
+    }
+    Ok(plan)
 }
