@@ -313,12 +313,11 @@ fn call(socket: &Path, endpoint: &str, body: &str) -> serde_json::Value {
     let mut s = std::os::unix::net::UnixStream::connect(socket).expect("plugin socket");
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let body = format!("{body}\n");
-    write!(
-        s,
+    let request = format!(
         "POST /{endpoint} HTTP/1.1\r\nHost: plugin\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    );
+    s.write_all(request.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let (head, json) = resp.split_once("\r\n\r\n").expect("an HTTP answer");
