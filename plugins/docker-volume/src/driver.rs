@@ -27,6 +27,8 @@ const PROP_MOUNTOPTS: &str = "Aux/strata/docker-mountopts";
 /// other nodes know at once (the controller's view of open devices follows later).
 pub const PROP_MOUNTED: &str = "Aux/strata/docker-mounted";
 
+/// How long a volume opened on another node (not mounted there by a plugin) is waited for.
+const IN_USE_WAIT: Duration = Duration::from_secs(10);
 /// How long a volume's device may take to appear after it was made available here.
 const DEVICE_WAIT: Duration = Duration::from_secs(60);
 
@@ -413,16 +415,30 @@ impl Driver {
             .find(name)
             .await?
             .ok_or_else(|| "no such volume".to_string())?;
-        let rscs = self.resources(&rd.name).await?;
-        if let Some(r) = rscs
-            .iter()
-            .find(|r| r.resource.node_name != me && in_use(r))
-        {
-            return Err(format!(
-                "volume '{name}' is in use on node '{}'; it can be mounted on one node at a time",
-                r.resource.node_name
-            ));
-        }
+        // Mounted elsewhere by a plugin: refused at once. Opened elsewhere: a moment's use
+        // (DRBD makes a new volume's first replica primary once) is waited out.
+        let start = Instant::now();
+        let rscs = loop {
+            let rscs = self.resources(&rd.name).await?;
+            let busy = rscs
+                .iter()
+                .find(|r| r.resource.node_name != me && in_use(r))
+                .map(|r| {
+                    (
+                        r.resource.node_name.clone(),
+                        r.resource.props.contains_key(PROP_MOUNTED),
+                    )
+                });
+            match busy {
+                None => break rscs,
+                Some((node, marked)) if marked || start.elapsed() > IN_USE_WAIT => {
+                    return Err(format!(
+                        "volume '{name}' is in use on node '{node}'; it can be mounted on one node at a time"
+                    ));
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        };
         let attached_here = !rscs.iter().any(|r| r.resource.node_name == me);
         if attached_here {
             self.client
