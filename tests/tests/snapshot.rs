@@ -188,6 +188,9 @@ fn file_thin_snapshots_restore_what_was_written() {
     let e = linstor_fails(&c, &args);
     assert!(e.contains("already exists"), "{e}");
 
+    // The real python-linstor client lists, takes and deletes snapshots.
+    python_linstor_snapshots(&c);
+
     // A pool on a file system without reflink: refused by the node, nothing left behind.
     let e = linstor_fails(&c, &["snapshot", "create", "r3", "s1"]);
     assert!(e.contains("reflink"), "{e}");
@@ -226,4 +229,40 @@ fn file_thin_snapshots_restore_what_was_written() {
     assert!(!linstor_ok(&c, &["snapshot", "list"]).contains("s1"));
     linstor_ok(&c, &["resource-definition", "delete", "r1"]);
     drop(c);
+}
+
+/// python-linstor (from PyPI; `STRATA_PYTHON`, else python3) against the cluster, which has
+/// snapshot `s1` of `r1` on node1.
+fn python_linstor_snapshots(c: &TestCluster) {
+    let python = std::env::var("STRATA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = r#"
+import sys, linstor
+with linstor.Linstor("linstor://" + sys.argv[1]) as l:
+    snaps = l.snapshot_dfn_list()[0].snapshots
+    s1 = [s for s in snaps if s.snapshot_name == "s1"][0]
+    assert s1.rsc_name == "r1", s1.rsc_name
+    assert s1.nodes == ["node1"], s1.nodes
+    assert "SUCCESSFUL" in s1.flags, s1.flags
+    vd = s1.snapshot_volume_definitions[0]
+    assert (vd.number, vd.size) == (0, 16384), (vd.number, vd.size)
+    replies = l.snapshot_create(["node1"], "r1", "s2")
+    assert all(not r.is_error() for r in replies), [str(r) for r in replies]
+    names = sorted(s.snapshot_name for s in l.snapshot_dfn_list(filter_by_resources=["r1"])[0].snapshots)
+    assert names == ["s1", "s2"], names
+    replies = l.snapshot_delete("r1", "s2")
+    assert all(not r.is_error() for r in replies), [str(r) for r in replies]
+    names = [s.snapshot_name for s in l.snapshot_dfn_list()[0].snapshots]
+    assert names == ["s1"], names
+print("ok")
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, &c.controller_addr()])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "python-linstor ({python}): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
