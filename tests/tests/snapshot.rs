@@ -197,7 +197,7 @@ fn file_thin_snapshots_restore_what_was_written() {
     assert!(!linstor_ok(&c, &["snapshot", "list"]).contains("r3"));
     // A thick FILE pool: refused by the controller, naming the kinds that can.
     let e = linstor_fails(&c, &["snapshot", "create", "thick", "s1"]);
-    assert!(e.contains("LVM_THIN or FILE_THIN"), "{e}");
+    assert!(e.contains("LVM_THIN, FILE_THIN, ZFS or ZFS_THIN"), "{e}");
 
     // Rollback: refused while the volume is in use, then the volume reads the snapshot's
     // content again.

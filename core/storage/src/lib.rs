@@ -79,7 +79,7 @@ pub struct SnapshotVolume {
 /// The refusal of a provider without snapshots.
 pub fn no_snapshots(kind: ProviderKind) -> StorageError {
     StorageError::Unsupported(format!(
-        "{kind} storage pools cannot take snapshots; use a pool of kind LVM_THIN or FILE_THIN"
+        "{kind} storage pools cannot take snapshots; use a pool of kind LVM_THIN, FILE_THIN, ZFS or ZFS_THIN"
     ))
 }
 

@@ -9,6 +9,10 @@
 //! Output is read with `-Hp` (tab separated, exact byte counts) and parsed by the pure functions
 //! [`parse_volumes`] and [`parse_space`]. Every change is followed by one listing that gives
 //! the real sizes.
+//!
+//! Snapshots are ZFS snapshots `<pool>/<volume>@<snapshot>` carrying the owner property too;
+//! a restore is a clone of the snapshot (which then cannot be destroyed while the clone
+//! exists), a rollback is `zfs rollback` (refused by zfs while newer snapshots exist).
 
 use std::sync::Arc;
 
@@ -16,13 +20,14 @@ use strata_exec::{Cmd, CommandRunner, Output};
 use strata_model::kinds::ProviderKind;
 use strata_model::observed::PoolState;
 
-use crate::{BackingVolume, Provider, StorageError, OWNER_MARK};
+use crate::{BackingVolume, Provider, SnapshotVolume, StorageError, OWNER_MARK};
 
 /// The user property that marks the zvols this suite created.
 pub const OWNER_PROPERTY: &str = "strata:owner";
 
 const VOLUME_FIELDS: &str = "name,volsize,used,strata:owner";
 const SPACE_FIELDS: &str = "used,available";
+const SNAPSHOT_FIELDS: &str = "name,volsize,strata:owner";
 
 /// Volume sizes are rounded up to this, in KiB: a multiple of the default `volblocksize` both
 /// before OpenZFS 2.2 (8 KiB) and since (16 KiB); zfs refuses sizes that are not.
@@ -92,6 +97,33 @@ pub fn parse_volumes(out: &str, pool: &str) -> Result<Vec<ZvolReport>, StorageEr
         });
     }
     Ok(vols)
+}
+
+/// Parses `zfs list -Hp -o name,volsize,strata:owner -t snapshot -r <pool>`: the snapshots
+/// this suite took of the zvols directly below `pool`.
+pub fn parse_snapshots(out: &str, pool: &str) -> Result<Vec<SnapshotVolume>, StorageError> {
+    let mut snaps = Vec::new();
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        let cols = columns(line, 3)?;
+        let Some((volume, snapshot)) = cols[0]
+            .strip_prefix(pool)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|rest| rest.split_once('@'))
+            .filter(|(v, s)| !v.is_empty() && !v.contains('/') && !s.is_empty())
+        else {
+            continue;
+        };
+        if cols[2].trim() != OWNER_MARK {
+            continue;
+        }
+        snaps.push(SnapshotVolume {
+            volume: volume.to_string(),
+            snapshot: snapshot.to_string(),
+            path: cols[0].to_string(),
+            size_kib: bytes(cols[1])? / 1024,
+        });
+    }
+    Ok(snaps)
 }
 
 /// Parses `zfs list -Hp -o used,available <dataset>` into (used, available) KiB.
@@ -353,6 +385,166 @@ impl Provider for ZfsPool {
         self.runner
             .run(&Cmd::new("zfs").arg("destroy").arg(self.dataset(name)))?;
         Ok(())
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotVolume>, StorageError> {
+        self.check_config()?;
+        let out = self.listing(
+            Cmd::new("zfs")
+                .args(["list", "-Hp", "-o", SNAPSHOT_FIELDS, "-t", "snapshot", "-r"])
+                .arg(&self.pool),
+        )?;
+        parse_snapshots(&out, &self.pool)
+    }
+
+    fn snapshot_create(
+        &self,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<SnapshotVolume, StorageError> {
+        self.check_config()?;
+        check_name(volume)?;
+        check_snapshot_name(snapshot)?;
+        if let Some(s) = self.find_snapshot(volume, snapshot)? {
+            return Ok(s);
+        }
+        let Some(vol) = self.lookup(volume)? else {
+            return Err(StorageError::Config(format!(
+                "volume '{}' not found: there is nothing to take snapshot '{snapshot}' of",
+                self.dataset(volume)
+            )));
+        };
+        self.ours(vol)?;
+        self.runner.run(
+            &Cmd::new("zfs")
+                .args(["snapshot", "-o"])
+                .arg(format!("{OWNER_PROPERTY}={OWNER_MARK}"))
+                .arg(self.snapshot_name(volume, snapshot)),
+        )?;
+        self.find_snapshot(volume, snapshot)?.ok_or_else(|| {
+            parse_error(format!(
+                "'{}' is not listed right after it was taken",
+                self.snapshot_name(volume, snapshot)
+            ))
+        })
+    }
+
+    fn snapshot_delete(&self, volume: &str, snapshot: &str) -> Result<(), StorageError> {
+        self.check_config()?;
+        check_name(volume)?;
+        check_snapshot_name(snapshot)?;
+        if self.find_snapshot(volume, snapshot)?.is_none() {
+            return Ok(());
+        }
+        let out = self.runner.run_any(
+            &Cmd::new("zfs")
+                .arg("destroy")
+                .arg(self.snapshot_name(volume, snapshot)),
+        )?;
+        if out.status != 0 {
+            let said = complaint(&out);
+            if said.contains("dependent clones") {
+                return Err(StorageError::Config(format!(
+                    "snapshot '{}' has volumes restored from it (zfs clones); delete those first ({said})",
+                    self.snapshot_name(volume, snapshot)
+                )));
+            }
+            return Err(StorageError::Config(format!(
+                "zfs destroy {} failed: {said}",
+                self.snapshot_name(volume, snapshot)
+            )));
+        }
+        Ok(())
+    }
+
+    fn snapshot_restore(
+        &self,
+        volume: &str,
+        snapshot: &str,
+        target: &str,
+    ) -> Result<BackingVolume, StorageError> {
+        self.check_config()?;
+        check_name(volume)?;
+        check_snapshot_name(snapshot)?;
+        check_name(target)?;
+        if self.lookup(target)?.is_some() {
+            return Err(StorageError::Config(format!(
+                "cannot restore into '{}': it exists already",
+                self.dataset(target)
+            )));
+        }
+        if self.find_snapshot(volume, snapshot)?.is_none() {
+            return Err(StorageError::Config(format!(
+                "snapshot '{snapshot}' of volume '{volume}' not found in pool '{}'",
+                self.pool
+            )));
+        }
+        self.runner.run(
+            &Cmd::new("zfs")
+                .args(["clone", "-o"])
+                .arg(format!("{OWNER_PROPERTY}={OWNER_MARK}"))
+                .arg(self.snapshot_name(volume, snapshot))
+                .arg(self.dataset(target)),
+        )?;
+        self.read_back(target)
+    }
+
+    fn snapshot_rollback(&self, volume: &str, snapshot: &str) -> Result<(), StorageError> {
+        self.check_config()?;
+        check_name(volume)?;
+        check_snapshot_name(snapshot)?;
+        if self.find_snapshot(volume, snapshot)?.is_none() {
+            return Err(StorageError::Config(format!(
+                "snapshot '{snapshot}' of volume '{volume}' not found in pool '{}'",
+                self.pool
+            )));
+        }
+        let out = self.runner.run_any(
+            &Cmd::new("zfs")
+                .arg("rollback")
+                .arg(self.snapshot_name(volume, snapshot)),
+        )?;
+        if out.status != 0 {
+            let said = complaint(&out);
+            return Err(StorageError::Config(
+                if said.contains("more recent snapshots") {
+                    format!(
+                    "volume '{volume}' has snapshots newer than '{snapshot}'; ZFS rolls back only to the latest: delete the newer ones first ({said})"
+                )
+                } else {
+                    format!("zfs rollback failed: {said}")
+                },
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot name zfs takes after the `@`.
+fn check_snapshot_name(name: &str) -> Result<(), StorageError> {
+    check_name(name)?;
+    if name.contains('@') {
+        return Err(StorageError::Config(format!(
+            "'{name}' cannot name a ZFS snapshot"
+        )));
+    }
+    Ok(())
+}
+
+impl ZfsPool {
+    fn snapshot_name(&self, volume: &str, snapshot: &str) -> String {
+        format!("{}@{snapshot}", self.dataset(volume))
+    }
+
+    fn find_snapshot(
+        &self,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<Option<SnapshotVolume>, StorageError> {
+        Ok(self
+            .snapshots()?
+            .into_iter()
+            .find(|s| s.volume == volume && s.snapshot == snapshot))
     }
 }
 
@@ -722,5 +914,105 @@ mod tests {
             }
         );
         assert_eq!(zfs(&runner, false).kind(), ProviderKind::Zfs);
+    }
+
+    /// Composed in the format of OpenZFS 2.x `zfs list -Hp -o name,volsize,strata:owner -t
+    /// snapshot -r tank`; not captured. One snapshot of ours, one of a foreign zvol, one in a
+    /// child dataset.
+    const ZFS_SNAPSHOTS: &str = concat!(
+        "tank/r1_00000@s1\t1073741824\tstrata_owned\n",
+        "tank/vm-100-disk-0@daily\t34359738368\t-\n",
+        "tank/k8s/pvc-1@s1\t1073741824\tstrata_owned\n",
+    );
+
+    fn snap_argv() -> Vec<&'static str> {
+        vec![
+            "zfs",
+            "list",
+            "-Hp",
+            "-o",
+            "name,volsize,strata:owner",
+            "-t",
+            "snapshot",
+            "-r",
+            "tank",
+        ]
+    }
+
+    #[test]
+    fn snapshots_parse_and_only_ours_count() {
+        let s = parse_snapshots(ZFS_SNAPSHOTS, "tank").unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].volume.as_str(), s[0].snapshot.as_str()),
+            ("r1_00000", "s1")
+        );
+        assert_eq!(s[0].size_kib, 1 << 20);
+        assert_eq!(s[0].path, "tank/r1_00000@s1");
+        assert!(parse_snapshots("tank/x@y\t12\n", "tank").is_err());
+    }
+
+    #[test]
+    fn snapshot_take_restore_rollback_delete() {
+        let runner = Arc::new(ScriptedRunner::new());
+        runner
+            // take s2 of r1: not there yet, the volume is ours
+            .expect(&snap_argv(), Output::ok(ZFS_SNAPSHOTS))
+            .expect(&list_argv("tank"), Output::ok(ZFS_LIST))
+            .expect(
+                &["zfs", "snapshot", "-o", "strata:owner=strata_owned", "tank/r1_00000@s2"],
+                Output::ok(""),
+            )
+            .expect(
+                &snap_argv(),
+                Output::ok(format!("{ZFS_SNAPSHOTS}tank/r1_00000@s2\t1073741824\tstrata_owned\n")),
+            )
+            // restore s1 into r3
+            .expect(&list_argv("tank"), Output::ok(ZFS_LIST))
+            .expect(&snap_argv(), Output::ok(ZFS_SNAPSHOTS))
+            .expect(
+                &[
+                    "zfs",
+                    "clone",
+                    "-o",
+                    "strata:owner=strata_owned",
+                    "tank/r1_00000@s1",
+                    "tank/r3_00000",
+                ],
+                Output::ok(""),
+            )
+            .expect(
+                &list_argv("tank"),
+                Output::ok(with_line("tank/r3_00000\t1073741824\t8192\tstrata_owned")),
+            )
+            // rollback to s1 while a newer snapshot exists: zfs refuses, we say why
+            .expect(&snap_argv(), Output::ok(ZFS_SNAPSHOTS))
+            .expect(
+                &["zfs", "rollback", "tank/r1_00000@s1"],
+                Output::failed(
+                    1,
+                    "cannot rollback to 'tank/r1_00000@s1': more recent snapshots or bookmarks exist\n",
+                ),
+            )
+            // delete s1 while r3 is its clone: refused with the reason
+            .expect(&snap_argv(), Output::ok(ZFS_SNAPSHOTS))
+            .expect(
+                &["zfs", "destroy", "tank/r1_00000@s1"],
+                Output::failed(1, "cannot destroy 'tank/r1_00000@s1': snapshot has dependent clones\n"),
+            )
+            // a foreign snapshot name is never destroyed: not ours, so nothing to do
+            .expect(&snap_argv(), Output::ok(ZFS_SNAPSHOTS));
+        let p = zfs(&runner, true);
+        let taken = p.snapshot_create("r1_00000", "s2").unwrap();
+        assert_eq!(taken.path, "tank/r1_00000@s2");
+        let v = p.snapshot_restore("r1_00000", "s1", "r3_00000").unwrap();
+        assert_eq!(v.device.as_deref(), Some("/dev/zvol/tank/r3_00000"));
+        let e = p.snapshot_rollback("r1_00000", "s1").unwrap_err();
+        assert!(e.to_string().contains("newer than 's1'"), "{e}");
+        let e = p.snapshot_delete("r1_00000", "s1").unwrap_err();
+        assert!(e.to_string().contains("restored from it"), "{e}");
+        p.snapshot_delete("vm-100-disk-0", "daily").unwrap();
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+        assert!(p.snapshot_create("r1_00000", "a@b").is_err());
     }
 }

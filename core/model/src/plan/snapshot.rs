@@ -16,7 +16,12 @@ use crate::objects::{
 use crate::props::Props;
 
 /// Storage pool kinds whose provider takes snapshots.
-pub const SNAPSHOT_KINDS: &[ProviderKind] = &[ProviderKind::LvmThin, ProviderKind::FileThin];
+pub const SNAPSHOT_KINDS: &[ProviderKind] = &[
+    ProviderKind::LvmThin,
+    ProviderKind::FileThin,
+    ProviderKind::Zfs,
+    ProviderKind::ZfsThin,
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotCreate {
@@ -186,7 +191,7 @@ pub fn create(
                     ),
                 )
                 .correction(
-                    "Snapshots need a pool of kind LVM_THIN or FILE_THIN; keep the resource in such a pool",
+                    "Snapshots need a pool of kind LVM_THIN, FILE_THIN, ZFS or ZFS_THIN; keep the resource in such a pool",
                 ));
             }
             vols.push(SnapshotVolumeOnNode {
