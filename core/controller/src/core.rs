@@ -72,6 +72,50 @@ impl Answer {
             .iter()
             .any(|r| r.severity == plan::Severity::Error)
     }
+
+    /// What is wrong with snapshot `snap` of `rsc` on `nodes` after this change, one phrase
+    /// per node, joined; `None` when nothing is. A node that did not apply the change, does
+    /// not report the snapshot or reports an error has that said; otherwise `judge` says
+    /// what is wrong with its report (a phrase after "node 'X' ").
+    fn snapshot_problems<'a>(
+        &self,
+        rsc: &str,
+        snap: &str,
+        nodes: impl Iterator<Item = &'a NodeName>,
+        judge: impl Fn(&NodeName, &strata_agent_api::SnapshotReport) -> Option<String>,
+    ) -> Option<String> {
+        let mut problems = Vec::new();
+        for node in nodes {
+            let report = match self.outcomes.iter().find(|(n, _)| n == node) {
+                Some((_, Outcome::Applied(rep))) => rep,
+                Some((_, Outcome::Offline(why))) => {
+                    problems.push(format!("node '{node}' is offline: {why}"));
+                    continue;
+                }
+                Some((_, Outcome::TimedOut)) => {
+                    problems.push(format!("node '{node}' did not answer in time"));
+                    continue;
+                }
+                Some((_, Outcome::Rejected(why))) => {
+                    problems.push(format!("node '{node}' refused its configuration: {why}"));
+                    continue;
+                }
+                None => {
+                    problems.push(format!("node '{node}' was not asked"));
+                    continue;
+                }
+            };
+            match report.snapshot(rsc, snap) {
+                None => problems.push(format!("node '{node}' does not report the snapshot")),
+                Some(s) => match (&s.error, judge(node, s)) {
+                    (Some(e), _) => problems.push(format!("node '{node}': {e}")),
+                    (None, Some(what)) => problems.push(format!("node '{node}' {what}")),
+                    (None, None) => {}
+                },
+            }
+        }
+        (!problems.is_empty()).then(|| problems.join("; "))
+    }
 }
 
 /// What a committed mutation leaves to do: answer, and bring these nodes to this generation.
@@ -823,45 +867,19 @@ impl Core {
             (s.state, nodes)
         };
         let check = |answer: &Answer, suspended: bool| -> Option<String> {
-            let mut problems = Vec::new();
-            for (node, volumes) in &nodes {
-                let outcome = answer.outcomes.iter().find(|(n, _)| n == node);
-                let report = match outcome {
-                    Some((_, Outcome::Applied(rep))) => rep,
-                    Some((_, Outcome::Offline(why))) => {
-                        problems.push(format!("node '{node}' is offline: {why}"));
-                        continue;
-                    }
-                    Some((_, Outcome::TimedOut)) => {
-                        problems.push(format!("node '{node}' did not answer in time"));
-                        continue;
-                    }
-                    Some((_, Outcome::Rejected(why))) => {
-                        problems.push(format!("node '{node}' refused its configuration: {why}"));
-                        continue;
-                    }
-                    None => {
-                        problems.push(format!("node '{node}' was not asked"));
-                        continue;
-                    }
-                };
-                match report.snapshot(&rsc, &name) {
-                    None => problems.push(format!("node '{node}' does not report the snapshot")),
-                    Some(s) => {
-                        if let Some(e) = &s.error {
-                            problems.push(format!("node '{node}': {e}"));
-                        } else if suspended && !s.suspended {
-                            problems.push(format!("node '{node}' did not suspend I/O"));
-                        } else if !suspended && s.volumes.len() < *volumes {
-                            problems.push(format!(
-                                "node '{node}' holds {} of {volumes} volume copies",
-                                s.volumes.len()
-                            ));
-                        }
-                    }
+            answer.snapshot_problems(&rsc, &name, nodes.iter().map(|(n, _)| n), |node, s| {
+                let volumes = nodes.iter().find(|(n, _)| n == node).map_or(0, |(_, v)| *v);
+                if suspended && !s.suspended {
+                    Some("did not suspend I/O".into())
+                } else if !suspended && s.volumes.len() < volumes {
+                    Some(format!(
+                        "holds {} of {volumes} volume copies",
+                        s.volumes.len()
+                    ))
+                } else {
+                    None
                 }
-            }
-            (!problems.is_empty()).then(|| problems.join("; "))
+            })
         };
         let mut failure = None;
         let mut taken = first;
@@ -943,35 +961,14 @@ impl Core {
             (id, nodes)
         };
         let check = |answer: &Answer, done: bool| -> Option<String> {
-            let mut problems = Vec::new();
-            for node in &nodes {
-                let report = match answer.outcomes.iter().find(|(n, _)| n == node) {
-                    Some((_, Outcome::Applied(rep))) => rep,
-                    Some((_, other)) => {
-                        problems.push(format!("node '{node}' did not apply it ({other:?})"));
-                        continue;
-                    }
-                    None => {
-                        problems.push(format!("node '{node}' was not asked"));
-                        continue;
-                    }
+            answer.snapshot_problems(&rsc, &snap, nodes.iter(), |_, s| {
+                let step = if done {
+                    s.rollback_done
+                } else {
+                    s.rollback_down
                 };
-                let s = report.snapshot(&rsc, &snap);
-                let reached = s.is_some_and(|s| {
-                    if done {
-                        s.rollback_done == Some(id)
-                    } else {
-                        s.rollback_down == Some(id)
-                    }
-                });
-                if !reached {
-                    let why = s
-                        .and_then(|s| s.error.clone())
-                        .unwrap_or_else(|| "it does not report the step done".into());
-                    problems.push(format!("node '{node}': {why}"));
-                }
-            }
-            (!problems.is_empty()).then(|| problems.join("; "))
+                (step != Some(id)).then(|| "does not report the step done".to_string())
+            })
         };
         let finish = |core: Arc<Core>, rsc: String, snap: String| async move {
             core.mutate(move |c, _, _| plan::snapshot::rollback_step(c, &rsc, &snap, true))
