@@ -214,9 +214,9 @@ impl DrbdDriver {
         if !path.exists() {
             return Ok(());
         }
+        self.take_down(node, &res.name)?;
         let runner = self.runner.as_ref();
         let adm = &self.adm_for(node);
-        adm::down(runner, adm, &res.name).map_err(|e| e.to_string())?;
         for v in &res.volumes {
             if disks.contains_key(&v.number) {
                 adm::wipe_md(runner, adm, &res.name, v.number).map_err(|e| e.to_string())?;
