@@ -130,7 +130,8 @@ pub fn apply(base: &VolumeOpts, given: &BTreeMap<String, String>) -> Result<Volu
             "replicasondifferent" => o.replicas_on_different = list(v),
             "donotplacewithregex" => {
                 if let Some(re) = non_empty(v) {
-                    regex_lite_check(&re)?;
+                    regex::Regex::new(&re)
+                        .map_err(|e| format!("invalid donotplacewithregex '{re}': {e}"))?;
                     o.do_not_place_with_regex = Some(re);
                 }
             }
@@ -154,37 +155,6 @@ pub fn apply(base: &VolumeOpts, given: &BTreeMap<String, String>) -> Result<Volu
         }
     }
     Ok(o)
-}
-
-/// A rough check that a placement regex is not obviously broken (the controller checks it
-/// fully): balanced brackets and parentheses.
-fn regex_lite_check(re: &str) -> Result<(), String> {
-    let mut depth: i32 = 0;
-    let mut class = false;
-    let mut escaped = false;
-    for ch in re.chars() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match ch {
-            '\\' => escaped = true,
-            '[' if !class => class = true,
-            ']' if class => class = false,
-            '(' if !class => depth += 1,
-            ')' if !class => depth -= 1,
-            _ => {}
-        }
-        if depth < 0 {
-            break;
-        }
-    }
-    if depth != 0 || class || escaped {
-        return Err(format!(
-            "invalid donotplacewithregex '{re}': unbalanced brackets or parentheses"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -250,6 +220,7 @@ mod tests {
         assert!(bad("replicas", "two").contains("from 1 to 16"));
         assert!(bad("sise", "1G").contains("unknown option 'sise'"));
         assert!(bad("disklessonremaining", "maybe").contains("true or false"));
-        assert!(bad("donotplacewithregex", "a(b").contains("unbalanced"));
+        assert!(bad("donotplacewithregex", "a(b").contains("invalid donotplacewithregex 'a(b'"));
+        assert!(bad("donotplacewithregex", "a(b").contains("unclosed group"));
     }
 }
