@@ -476,6 +476,38 @@ impl TestCluster {
             .expect("run linstor")
     }
 
+    /// Runs a CLI line that must succeed; answers what it printed.
+    pub fn linstor_ok(&self, args: &[&str]) -> String {
+        let o = self.linstor(args);
+        assert!(
+            o.status.success(),
+            "linstor {args:?} failed:\n{}",
+            output_text(&o)
+        );
+        output_text(&o)
+    }
+
+    /// Runs a CLI line that must fail; answers its exit code and what it printed.
+    pub fn linstor_fails(&self, args: &[&str]) -> (i32, String) {
+        let o = self.linstor(args);
+        assert!(
+            !o.status.success(),
+            "linstor {args:?} should fail:\n{}",
+            output_text(&o)
+        );
+        (o.status.code().unwrap_or(-1), output_text(&o))
+    }
+
+    /// The device of the first volume of `rsc` on its first node, as the controller reports it.
+    pub fn device_of(&self, rsc: &str) -> Option<String> {
+        let client = self.client();
+        self.block(client.resources(&[], &[rsc.to_string()], &[], &[]))
+            .expect("resource list")
+            .first()
+            .and_then(|r| r.volumes.first())
+            .and_then(|v| v.device_path.clone())
+    }
+
     /// Runs a tokio future to completion (tests are plain #[test] functions).
     pub fn block<F: std::future::Future>(&self, f: F) -> F::Output {
         runtime().block_on(f)
@@ -647,6 +679,15 @@ fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .expect("runtime")
     })
+}
+
+/// What a command printed: stdout, then stderr.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Asserts that no reply is an error and returns them.

@@ -1,42 +1,17 @@
 //! The `linstor` CLI against a real cluster: the lines of existing guides, as written.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use strata_tests::{bin, TestCluster};
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Runs a CLI line that must succeed.
-fn ok(c: &TestCluster, args: &[&str]) -> String {
-    let o = c.linstor(args);
-    assert!(o.status.success(), "linstor {args:?} failed:\n{}", text(&o));
-    text(&o)
-}
-
-/// Runs a CLI line that must fail; returns (exit code, output).
-fn fails(c: &TestCluster, args: &[&str]) -> (i32, String) {
-    let o = c.linstor(args);
-    assert!(
-        !o.status.success(),
-        "linstor {args:?} should fail:\n{}",
-        text(&o)
-    );
-    (o.status.code().unwrap_or(-1), text(&o))
-}
+use strata_tests::{bin, output_text, TestCluster};
 
 fn json(c: &TestCluster, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["-m"];
     all.extend_from_slice(args);
     let o = c.linstor(&all);
-    assert!(o.status.success(), "{}", text(&o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&o)))
+    assert!(o.status.success(), "{}", output_text(&o));
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", output_text(&o)))
 }
 
 /// The rows of a `-m` list answer (the client wraps lists like upstream does, or not).
@@ -58,25 +33,19 @@ fn guide_lines_work_as_written() {
     let pool1 = c.satellites[0].pool_dir.display().to_string();
     let pool2 = c.satellites[1].pool_dir.display().to_string();
 
-    let out = ok(
-        &c,
-        &[
-            "node",
-            "create",
-            "node1",
-            "127.0.0.1",
-            "--node-type",
-            "combined",
-            "--satellite-port",
-            &p1,
-        ],
-    );
+    let out = c.linstor_ok(&[
+        "node",
+        "create",
+        "node1",
+        "127.0.0.1",
+        "--node-type",
+        "combined",
+        "--satellite-port",
+        &p1,
+    ]);
     assert!(out.contains("SUCCESS"), "{out}");
-    ok(
-        &c,
-        &["n", "c", "node2", "127.0.0.1", "--satellite-port", &p2],
-    );
-    let nodes = ok(&c, &["node", "list"]);
+    c.linstor_ok(&["n", "c", "node2", "127.0.0.1", "--satellite-port", &p2]);
+    let nodes = c.linstor_ok(&["node", "list"]);
     for needle in [
         "node1",
         "node2",
@@ -89,81 +58,63 @@ fn guide_lines_work_as_written() {
     }
 
     // New and old argument order of storage-pool create.
-    ok(
-        &c,
-        &[
-            "storage-pool",
-            "create",
-            "filethin",
-            "node1",
-            "pool_file",
-            &pool1,
-        ],
-    );
-    ok(
-        &c,
-        &[
-            "storage-pool",
-            "create",
-            "node2",
-            "pool_file",
-            "filethin",
-            &pool2,
-        ],
-    );
-    let (code, out) = fails(
-        &c,
-        &[
-            "storage-pool",
-            "create",
-            "lvm",
-            "node1",
-            "pool_ssd",
-            "vg_ssd",
-        ],
-    );
+    c.linstor_ok(&[
+        "storage-pool",
+        "create",
+        "filethin",
+        "node1",
+        "pool_file",
+        &pool1,
+    ]);
+    c.linstor_ok(&[
+        "storage-pool",
+        "create",
+        "node2",
+        "pool_file",
+        "filethin",
+        &pool2,
+    ]);
+    let (code, out) = c.linstor_fails(&[
+        "storage-pool",
+        "create",
+        "lvm",
+        "node1",
+        "pool_ssd",
+        "vg_ssd",
+    ]);
     assert_eq!(code, 10);
     assert!(
         out.contains("ERROR") && out.contains("device-mapper"),
         "{out}"
     );
-    let (_, out) = fails(
-        &c,
-        &["storage-pool", "create", "node1", "swpool", "lvm", "sw_ssd"],
-    );
+    let (_, out) = c.linstor_fails(&["storage-pool", "create", "node1", "swpool", "lvm", "sw_ssd"]);
     assert!(out.contains("LVM"), "{out}");
-    ok(&c, &["storage-pool-definition", "create", "drbdpool"]);
-    let sp = ok(&c, &["sp", "l"]);
+    c.linstor_ok(&["storage-pool-definition", "create", "drbdpool"]);
+    let sp = c.linstor_ok(&["sp", "l"]);
     assert!(sp.contains("FILE_THIN") && sp.contains(&pool1), "{sp}");
-    assert!(ok(&c, &["spd", "l"]).contains("drbdpool"));
+    assert!(c.linstor_ok(&["spd", "l"]).contains("drbdpool"));
 
-    ok(
-        &c,
-        &[
-            "resource-group",
-            "create",
-            "my_ssd_group",
-            "--storage-pool",
-            "pool_file",
-            "--place-count",
-            "1",
-        ],
-    );
-    ok(&c, &["volume-group", "create", "my_ssd_group"]);
-    let out = ok(
-        &c,
-        &[
-            "resource-group",
-            "spawn-resources",
-            "my_ssd_group",
-            "my_ssd_res",
-            "2G",
-        ],
-    );
+    c.linstor_ok(&[
+        "resource-group",
+        "create",
+        "my_ssd_group",
+        "--storage-pool",
+        "pool_file",
+        "--place-count",
+        "1",
+    ]);
+    c.linstor_ok(&["volume-group", "create", "my_ssd_group"]);
+    let out = c.linstor_ok(&[
+        "resource-group",
+        "spawn-resources",
+        "my_ssd_group",
+        "my_ssd_res",
+        "2G",
+    ]);
     assert!(out.contains("is ready"), "{out}");
     let r = rows(&json(&c, &["resource", "list", "-r", "my_ssd_res"]));
     assert_eq!(r.len(), 1);
-    let vols = ok(&c, &["resource", "list-volumes"]);
+    let vols = c.linstor_ok(&["resource", "list-volumes"]);
     assert!(
         vols.contains("my_ssd_res") && vols.contains("/dev/loop") && vols.contains("Created"),
         "{vols}"
@@ -172,96 +123,82 @@ fn guide_lines_work_as_written() {
     assert_eq!(v[0]["volumes"][0]["usable_size_kib"], 2 * 1024 * 1024);
 
     // Two diskful copies would need DRBD; the upstream line is refused with the reason.
-    ok(
-        &c,
-        &[
-            "resource-group",
-            "create",
-            "pair",
-            "--storage-pool",
-            "pool_file",
-            "--place-count",
-            "2",
-        ],
-    );
-    ok(&c, &["volume-group", "create", "pair"]);
-    let (code, out) = fails(
-        &c,
-        &[
-            "resource-group",
-            "spawn-resources",
-            "pair",
-            "pair_res",
-            "1G",
-        ],
-    );
+    c.linstor_ok(&[
+        "resource-group",
+        "create",
+        "pair",
+        "--storage-pool",
+        "pool_file",
+        "--place-count",
+        "2",
+    ]);
+    c.linstor_ok(&["volume-group", "create", "pair"]);
+    let (code, out) = c.linstor_fails(&[
+        "resource-group",
+        "spawn-resources",
+        "pair",
+        "pair_res",
+        "1G",
+    ]);
     assert_eq!(code, 10);
     assert!(out.contains("DRBD"), "{out}");
 
-    ok(
-        &c,
-        &[
-            "resource-definition",
-            "create",
-            "--layer-list",
-            "storage",
-            "LocalData",
-        ],
-    );
-    ok(&c, &["volume-definition", "create", "LocalData", "150m"]);
+    c.linstor_ok(&[
+        "resource-definition",
+        "create",
+        "--layer-list",
+        "storage",
+        "LocalData",
+    ]);
+    c.linstor_ok(&["volume-definition", "create", "LocalData", "150m"]);
     let vd = rows(&json(&c, &["volume-definition", "list", "-r", "LocalData"]));
     assert_eq!(
         vd[0]["volume_definitions"][0]["size_kib"],
         150 * 1024,
         "{vd:?}"
     );
-    let (_, out) = fails(
-        &c,
-        &[
-            "resource",
-            "create",
-            "--storage-pool",
-            "pool_file",
-            "node1",
-            "node2",
-            "LocalData",
-        ],
-    );
+    let (_, out) = c.linstor_fails(&[
+        "resource",
+        "create",
+        "--storage-pool",
+        "pool_file",
+        "node1",
+        "node2",
+        "LocalData",
+    ]);
     assert!(out.contains("DRBD") || out.contains("storage"), "{out}");
-    ok(
-        &c,
-        &[
-            "resource",
-            "create",
-            "--storage-pool",
-            "pool_file",
-            "node1",
-            "LocalData",
-        ],
-    );
-    ok(&c, &["resource-definition", "create", "backups"]);
-    ok(
-        &c,
-        &["volume-definition", "create", "backups", "1371956KiB"],
-    );
-    ok(&c, &["resource", "create", "backups", "--auto-place", "1"]);
-    let all = ok(&c, &["r", "l"]);
+    c.linstor_ok(&[
+        "resource",
+        "create",
+        "--storage-pool",
+        "pool_file",
+        "node1",
+        "LocalData",
+    ]);
+    c.linstor_ok(&["resource-definition", "create", "backups"]);
+    c.linstor_ok(&["volume-definition", "create", "backups", "1371956KiB"]);
+    c.linstor_ok(&["resource", "create", "backups", "--auto-place", "1"]);
+    let all = c.linstor_ok(&["r", "l"]);
     for name in ["my_ssd_res", "LocalData", "backups"] {
         assert!(all.contains(name), "{all}");
     }
 
     // Properties.
-    ok(&c, &["node", "set-property", "node1", "Aux/site", "a"]);
-    assert!(ok(&c, &["node", "list-properties", "node1"]).contains("Aux/site"));
-    ok(&c, &["controller", "set-property", "Aux/owner", "tests"]);
-    assert!(ok(&c, &["controller", "list-properties"]).contains("tests"));
-    let (code, out) = fails(&c, &["node", "set-property", "node1", "Bogus", "1"]);
+    c.linstor_ok(&["node", "set-property", "node1", "Aux/site", "a"]);
+    assert!(c
+        .linstor_ok(&["node", "list-properties", "node1"])
+        .contains("Aux/site"));
+    c.linstor_ok(&["controller", "set-property", "Aux/owner", "tests"]);
+    assert!(c
+        .linstor_ok(&["controller", "list-properties"])
+        .contains("tests"));
+    let (code, out) = c.linstor_fails(&["node", "set-property", "node1", "Bogus", "1"]);
     assert_eq!(code, 10);
     assert!(out.contains("Aux/"), "{out}");
 
     // Deletion.
-    ok(&c, &["resource", "delete", "node1", "LocalData"]);
-    ok(&c, &["resource-definition", "delete", "LocalData"]);
+    c.linstor_ok(&["resource", "delete", "node1", "LocalData"]);
+    c.linstor_ok(&["resource-definition", "delete", "LocalData"]);
     let rds = rows(&json(&c, &["resource-definition", "list"]));
     assert!(rds.iter().all(|d| d["name"] != "LocalData"), "{rds:?}");
 }
@@ -270,9 +207,9 @@ fn guide_lines_work_as_written() {
 fn bad_input_and_unreachable_controllers_exit_non_zero() {
     let c = TestCluster::start(0);
     // Sizes are refused before anything is sent.
-    ok(&c, &["resource-definition", "create", "sized"]);
+    c.linstor_ok(&["resource-definition", "create", "sized"]);
     for bad in ["0", "-5G", "garbage", "12X"] {
-        let (code, out) = fails(&c, &["volume-definition", "create", "sized", bad]);
+        let (code, out) = c.linstor_fails(&["volume-definition", "create", "sized", bad]);
         assert_ne!(code, 0);
         assert!(!out.is_empty());
     }
@@ -285,11 +222,11 @@ fn bad_input_and_unreachable_controllers_exit_non_zero() {
         "{vd:?}"
     );
     // Names.
-    let (code, out) = fails(&c, &["resource-definition", "create", "1bad"]);
+    let (code, out) = c.linstor_fails(&["resource-definition", "create", "1bad"]);
     assert_eq!(code, 10);
     assert!(out.contains("ERROR"), "{out}");
     // Unknown objects.
-    let (code, _) = fails(&c, &["resource", "create", "ghostnode", "sized"]);
+    let (code, _) = c.linstor_fails(&["resource", "create", "ghostnode", "sized"]);
     assert_eq!(code, 10);
     // No controller.
     let o = Command::new(bin("linstor"))
@@ -297,15 +234,15 @@ fn bad_input_and_unreachable_controllers_exit_non_zero() {
         .env_remove("LS_CONTROLLERS")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(20), "{}", text(&o));
-    assert!(text(&o).contains("127.0.0.1:1"));
+    assert_eq!(o.status.code(), Some(20), "{}", output_text(&o));
+    assert!(output_text(&o).contains("127.0.0.1:1"));
     // LS_CONTROLLERS selects the controller.
     let o = Command::new(bin("linstor"))
         .args(["node", "list"])
         .env("LS_CONTROLLERS", c.controller_addr())
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
 }
 
 #[test]
@@ -313,26 +250,20 @@ fn node_without_address_is_resolved_and_interactive_mode_works() {
     let c = TestCluster::start(0);
     // No address: the name is resolved. A name that resolves only to loopback would be
     // useless to other nodes, so it is refused with a hint, and nothing is recorded.
-    let (code, out) = fails(
-        &c,
-        &["node", "create", "--node-type", "Combined", "localhost"],
-    );
+    let (code, out) = c.linstor_fails(&["node", "create", "--node-type", "Combined", "localhost"]);
     assert_eq!(code, 2);
     assert!(out.contains("loopback") && out.contains("address"), "{out}");
     assert!(rows(&json(&c, &["node", "list"])).is_empty());
-    ok(
-        &c,
-        &[
-            "node",
-            "create",
-            "localhost",
-            "127.0.0.1",
-            "--node-type",
-            "Combined",
-            "--satellite-port",
-            "1",
-        ],
-    );
+    c.linstor_ok(&[
+        "node",
+        "create",
+        "localhost",
+        "127.0.0.1",
+        "--node-type",
+        "Combined",
+        "--satellite-port",
+        "1",
+    ]);
 
     let mut child = Command::new(bin("linstor"))
         .args(["--controllers", &c.controller_addr(), "--no-color"])
@@ -348,7 +279,7 @@ fn node_without_address_is_resolved_and_interactive_mode_works() {
         .write_all(b"node list\nresource-definition create 1bad\nnode list\nexit\n")
         .unwrap();
     let o = child.wait_with_output().unwrap();
-    let out = text(&o);
+    let out = output_text(&o);
     assert_eq!(
         out.matches("localhost").count(),
         2,

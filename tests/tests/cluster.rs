@@ -34,13 +34,6 @@ fn resources(c: &TestCluster, rsc: &str) -> Vec<ResourceWithVolumes> {
         .expect("resource list")
 }
 
-fn device_of(c: &TestCluster, rsc: &str) -> Option<String> {
-    resources(c, rsc)
-        .first()
-        .and_then(|r| r.volumes.first())
-        .and_then(|v| v.device_path.clone())
-}
-
 #[test]
 fn spawned_volume_is_a_usable_block_device() {
     let c = TestCluster::start(2);
@@ -126,7 +119,7 @@ fn acknowledged_state_survives_kill9_and_nodes_reconverge() {
         .map(|d| d.name)
         .collect();
     let devices_before: Vec<Option<String>> =
-        (0..5).map(|i| device_of(&c, &format!("res{i}"))).collect();
+        (0..5).map(|i| c.device_of(&format!("res{i}"))).collect();
     assert!(devices_before.iter().all(Option::is_some));
 
     c.kill_controller();
@@ -141,10 +134,10 @@ fn acknowledged_state_survives_kill9_and_nodes_reconverge() {
     assert_eq!(before, after);
     // The links come back and the nodes report the same devices.
     assert!(c.wait_until(Duration::from_secs(20), || {
-        (0..5).all(|i| device_of(&c, &format!("res{i}")).is_some())
+        (0..5).all(|i| c.device_of(&format!("res{i}")).is_some())
     }));
     let devices_after: Vec<Option<String>> =
-        (0..5).map(|i| device_of(&c, &format!("res{i}"))).collect();
+        (0..5).map(|i| c.device_of(&format!("res{i}"))).collect();
     assert_eq!(devices_before, devices_after);
     let nodes = c.block(client.nodes(&[], &[])).unwrap();
     assert!(nodes
@@ -158,7 +151,7 @@ fn satellite_restart_reattaches_its_volumes_without_the_controller() {
     c.register_all();
     c.create_group("rg1", 1);
     c.spawn("rg1", "keep", 16 * MIB);
-    let dev = device_of(&c, "keep").expect("device");
+    let dev = c.device_of("keep").expect("device");
     assert_eq!(
         write_and_read(&dev, b"survives reboots"),
         b"survives reboots"
@@ -190,7 +183,7 @@ fn satellite_restart_reattaches_its_volumes_without_the_controller() {
     // Then the controller comes back and sees the new device.
     c.start_controller();
     assert!(
-        c.wait_until(Duration::from_secs(20), || device_of(&c, "keep").as_deref()
+        c.wait_until(Duration::from_secs(20), || c.device_of("keep").as_deref()
             == Some(dev2.as_str()))
     );
 }
@@ -237,7 +230,7 @@ fn offline_node_never_blocks_and_catches_up() {
         "/v1/resource-definitions/late/resources",
         json!([{"resource": {"node_name": "node1", "flags": ["DISKLESS"]}}]),
     ));
-    assert!(device_of(&c, "late").is_none());
+    assert!(c.device_of("late").is_none());
     c.start_satellite(1);
     assert!(c.wait_until(Duration::from_secs(20), || {
         resources(&c, "late")
@@ -397,7 +390,7 @@ fn a_mounted_volume_is_never_pulled_away() {
     c.register_all();
     c.create_group("rg1", 1);
     c.spawn("rg1", "busy", 16 * MIB);
-    let dev = device_of(&c, "busy").expect("device");
+    let dev = c.device_of("busy").expect("device");
     let mnt = c.dir.path().join("busy-mnt");
     mkfs_and_mount(&dev, &mnt);
     std::fs::write(mnt.join("data"), b"in use").unwrap();

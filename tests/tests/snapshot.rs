@@ -70,38 +70,13 @@ impl Drop for LoopFs {
     }
 }
 
-fn linstor_ok(c: &TestCluster, args: &[&str]) -> String {
-    let out = c.linstor(args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "linstor {args:?}:\n{text}");
-    text
-}
-
-fn linstor_fails(c: &TestCluster, args: &[&str]) -> String {
-    let out = c.linstor(args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !out.status.success(),
-        "linstor {args:?} should fail:\n{text}"
-    );
-    text
-}
-
-/// The device of `rsc`'s first volume on node1.
+/// The loop device of `rsc`'s first volume, as the controller reports it.
 fn device(c: &TestCluster, rsc: &str) -> String {
-    let list = linstor_ok(c, &["resource", "list-volumes", "-r", rsc]);
-    list.split(|ch: char| ch.is_whitespace() || ch == '|')
-        .find(|w| w.starts_with("/dev/loop"))
-        .unwrap_or_else(|| panic!("no device in\n{list}"))
-        .to_string()
+    let dev = c
+        .device_of(rsc)
+        .unwrap_or_else(|| panic!("{rsc} has no device"));
+    assert!(dev.starts_with("/dev/loop"), "{rsc} is on {dev}");
+    dev
 }
 
 fn read(dev: &str, len: usize) -> Vec<u8> {
@@ -123,34 +98,28 @@ fn file_thin_snapshots_restore_what_was_written() {
     c.register_all();
     for (pool, fs) in [("sp_xfs", &xfs), ("sp_ext4", &ext4)] {
         let dir = fs.mnt.join("pool");
-        linstor_ok(
-            &c,
-            &[
-                "storage-pool",
-                "create",
-                "filethin",
-                "node1",
-                pool,
-                &dir.display().to_string(),
-            ],
-        );
-    }
-    let thick_dir = c.dir.path().join("thick-pool");
-    linstor_ok(
-        &c,
-        &[
+        c.linstor_ok(&[
             "storage-pool",
             "create",
-            "file",
+            "filethin",
             "node1",
-            "sp_thick",
-            &thick_dir.display().to_string(),
-        ],
-    );
+            pool,
+            &dir.display().to_string(),
+        ]);
+    }
+    let thick_dir = c.dir.path().join("thick-pool");
+    c.linstor_ok(&[
+        "storage-pool",
+        "create",
+        "file",
+        "node1",
+        "sp_thick",
+        &thick_dir.display().to_string(),
+    ]);
     for (rsc, pool) in [("r1", "sp_xfs"), ("r3", "sp_ext4"), ("thick", "sp_thick")] {
-        linstor_ok(&c, &["resource-definition", "create", rsc]);
-        linstor_ok(&c, &["volume-definition", "create", rsc, "16M"]);
-        linstor_ok(&c, &["resource", "create", "node1", rsc, "-s", pool]);
+        c.linstor_ok(&["resource-definition", "create", rsc]);
+        c.linstor_ok(&["volume-definition", "create", rsc, "16M"]);
+        c.linstor_ok(&["resource", "create", "node1", rsc, "-s", pool]);
     }
 
     // Taken, then overwritten; restored into a new definition it reads what was there.
@@ -159,11 +128,11 @@ fn file_thin_snapshots_restore_what_was_written() {
         write_and_read(&dev, b"before the snapshot"),
         b"before the snapshot"
     );
-    linstor_ok(&c, &["snapshot", "create", "r1", "s1"]);
-    let list = linstor_ok(&c, &["snapshot", "list"]);
+    c.linstor_ok(&["snapshot", "create", "r1", "s1"]);
+    let list = c.linstor_ok(&["snapshot", "list"]);
     assert!(list.contains("s1") && list.contains("Successful"), "{list}");
     write_and_read(&dev, b"after  the snapshot");
-    linstor_ok(&c, &["resource-definition", "create", "r2"]);
+    c.linstor_ok(&["resource-definition", "create", "r2"]);
     let from = [
         "--from-resource",
         "r1",
@@ -174,10 +143,10 @@ fn file_thin_snapshots_restore_what_was_written() {
     ];
     let mut args = vec!["snapshot", "volume-definition", "restore"];
     args.extend(from);
-    linstor_ok(&c, &args);
+    c.linstor_ok(&args);
     let mut args = vec!["snapshot", "resource", "restore"];
     args.extend(from);
-    linstor_ok(&c, &args);
+    c.linstor_ok(&args);
     let restored = device(&c, "r2");
     assert_ne!(restored, dev);
     assert_eq!(read(&restored, 19), b"before the snapshot");
@@ -185,18 +154,18 @@ fn file_thin_snapshots_restore_what_was_written() {
     // Restoring into a definition that has resources now is refused.
     let mut args = vec!["snapshot", "resource", "restore"];
     args.extend(from);
-    let e = linstor_fails(&c, &args);
+    let e = c.linstor_fails(&args).1;
     assert!(e.contains("already exists"), "{e}");
 
     // The real python-linstor client lists, takes and deletes snapshots.
     python_linstor_snapshots(&c);
 
     // A pool on a file system without reflink: refused by the node, nothing left behind.
-    let e = linstor_fails(&c, &["snapshot", "create", "r3", "s1"]);
+    let e = c.linstor_fails(&["snapshot", "create", "r3", "s1"]).1;
     assert!(e.contains("reflink"), "{e}");
-    assert!(!linstor_ok(&c, &["snapshot", "list"]).contains("r3"));
+    assert!(!c.linstor_ok(&["snapshot", "list"]).contains("r3"));
     // A thick FILE pool: refused by the controller, naming the kinds that can.
-    let e = linstor_fails(&c, &["snapshot", "create", "thick", "s1"]);
+    let e = c.linstor_fails(&["snapshot", "create", "thick", "s1"]).1;
     assert!(e.contains("LVM_THIN, FILE_THIN, ZFS or ZFS_THIN"), "{e}");
 
     // Rollback: refused while the volume is in use, then the volume reads the snapshot's
@@ -209,25 +178,25 @@ fn file_thin_snapshots_restore_what_was_written() {
             .open(&dev)
             .expect("exclusive open")
     };
-    let e = linstor_fails(&c, &["snapshot", "rollback", "r1", "s1"]);
+    let e = c.linstor_fails(&["snapshot", "rollback", "r1", "s1"]).1;
     assert!(e.contains("in use"), "{e}");
     assert_eq!(read(&device(&c, "r1"), 19), b"after  the snapshot");
     drop(holder);
-    linstor_ok(&c, &["snapshot", "rollback", "r1", "s1"]);
+    c.linstor_ok(&["snapshot", "rollback", "r1", "s1"]);
     assert_eq!(read(&device(&c, "r1"), 19), b"before the snapshot");
-    let e = linstor_fails(&c, &["snapshot", "rollback", "r1", "nope"]);
+    let e = c.linstor_fails(&["snapshot", "rollback", "r1", "nope"]).1;
     assert!(e.contains("not found"), "{e}");
 
     // The snapshot outlives its resource and keeps the definition until deleted.
-    linstor_ok(&c, &["resource", "delete", "node1", "r1"]);
-    let e = linstor_fails(&c, &["resource-definition", "delete", "r1"]);
+    c.linstor_ok(&["resource", "delete", "node1", "r1"]);
+    let e = c.linstor_fails(&["resource-definition", "delete", "r1"]).1;
     assert!(e.contains("snapshots") && e.contains("s1"), "{e}");
     let snaps = xfs.mnt.join("pool/.strata/snapshots/r1_00000");
     assert!(snaps.join("s1.img").exists());
-    linstor_ok(&c, &["snapshot", "delete", "r1", "s1"]);
+    c.linstor_ok(&["snapshot", "delete", "r1", "s1"]);
     assert!(c.wait_until(Duration::from_secs(10), || !snaps.join("s1.img").exists()));
-    assert!(!linstor_ok(&c, &["snapshot", "list"]).contains("s1"));
-    linstor_ok(&c, &["resource-definition", "delete", "r1"]);
+    assert!(!c.linstor_ok(&["snapshot", "list"]).contains("s1"));
+    c.linstor_ok(&["resource-definition", "delete", "r1"]);
     drop(c);
 }
 

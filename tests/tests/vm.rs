@@ -4,32 +4,24 @@
 //!
 //! Scenarios run one at a time (at most two guests at once: the machine has two cores).
 
-use std::process::Output;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use strata_tests::vm::{satellite_overlay, GuestRunner, Vm, VmSpec};
-use strata_tests::{free_port, TestCluster};
+use strata_tests::{free_port, output_text, TestCluster};
 
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static SLOT: Mutex<()> = Mutex::new(());
     SLOT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Runs the linstor CLI, which must succeed; answers its output.
-fn linstor(c: &TestCluster, args: &[&str]) -> String {
-    let out = c.linstor(args);
-    let text = texts(&out);
-    assert!(out.status.success(), "linstor {args:?} failed:\n{text}");
-    text
-}
-
-fn texts(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// The DRBD device of `rsc`, as the controller reports it.
+fn drbd_device(c: &TestCluster, rsc: &str) -> String {
+    let dev = c
+        .device_of(rsc)
+        .unwrap_or_else(|| panic!("{rsc} has no device yet"));
+    assert!(dev.starts_with("/dev/drbd"), "{rsc} is on {dev}, not DRBD");
+    dev
 }
 
 /// The numbers of a one-line `--noheadings --units k --nosuffix` LVM report.
@@ -97,23 +89,17 @@ fn lvm_and_lvm_thin_pools_in_a_guest() {
 
     // Pools that name what does not exist are refused, naming it.
     let out = c.linstor(&["storage-pool", "create", "lvm", "lvmnode", "bad", "novg"]);
-    assert!(!out.status.success(), "{}", texts(&out));
-    assert!(texts(&out).contains("novg"), "{}", texts(&out));
-    linstor(
-        &c,
-        &["storage-pool", "create", "lvm", "lvmnode", "sp_lvm", "vg0"],
-    );
-    linstor(
-        &c,
-        &[
-            "storage-pool",
-            "create",
-            "lvmthin",
-            "lvmnode",
-            "sp_thin",
-            "vg0/thin",
-        ],
-    );
+    assert!(!out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("novg"), "{}", output_text(&out));
+    c.linstor_ok(&["storage-pool", "create", "lvm", "lvmnode", "sp_lvm", "vg0"]);
+    c.linstor_ok(&[
+        "storage-pool",
+        "create",
+        "lvmthin",
+        "lvmnode",
+        "sp_thin",
+        "vg0/thin",
+    ]);
 
     // Capacity as LVM reports it.
     let vg = lvm_numbers(&vm.sh("vgs --noheadings --units k --nosuffix -o vg_size,vg_free vg0"));
@@ -140,9 +126,9 @@ fn lvm_and_lvm_thin_pools_in_a_guest() {
 
     // A volume in each pool (storage layer only: this is about the providers).
     for (rsc, pool) in [("thick1", "sp_lvm"), ("thin1", "sp_thin")] {
-        linstor(&c, &["resource-definition", "create", rsc, "-l", "storage"]);
-        linstor(&c, &["volume-definition", "create", rsc, "100M"]);
-        linstor(&c, &["resource", "create", "lvmnode", rsc, "-s", pool]);
+        c.linstor_ok(&["resource-definition", "create", rsc, "-l", "storage"]);
+        c.linstor_ok(&["volume-definition", "create", rsc, "100M"]);
+        c.linstor_ok(&["resource", "create", "lvmnode", rsc, "-s", pool]);
     }
     let lvs = vm.sh("lvs --noheadings --units k --nosuffix -o lv_name,lv_size,pool_lv,lv_tags vg0");
     let line = |lv: &str| {
@@ -160,17 +146,14 @@ fn lvm_and_lvm_thin_pools_in_a_guest() {
     assert_eq!(thin[1].parse::<f64>().ok(), Some(102400.0), "{lvs}");
     assert_eq!(thin[2], "thin", "{lvs}");
     assert!(thin[3].contains("strata_owned"), "{lvs}");
-    let volumes = linstor(&c, &["resource", "list-volumes"]);
+    let volumes = c.linstor_ok(&["resource", "list-volumes"]);
     assert!(volumes.contains("/dev/vg0/thick1_00000"), "{volumes}");
     assert!(volumes.contains("/dev/vg0/thin1_00000"), "{volumes}");
     vm.sh("echo thin-data | dd of=/dev/vg0/thin1_00000 conv=fsync 2>/dev/null");
 
     // Growing: the logical volumes grow, the data stays.
-    linstor(&c, &["volume-definition", "set-size", "thin1", "0", "200M"]);
-    linstor(
-        &c,
-        &["volume-definition", "set-size", "thick1", "0", "160M"],
-    );
+    c.linstor_ok(&["volume-definition", "set-size", "thin1", "0", "200M"]);
+    c.linstor_ok(&["volume-definition", "set-size", "thick1", "0", "160M"]);
     let size = |vm: &mut Vm, lv: &str| {
         lvm_numbers(&vm.sh(&format!(
             "lvs --noheadings --units k --nosuffix -o lv_size vg0/{lv}"
@@ -183,7 +166,7 @@ fn lvm_and_lvm_thin_pools_in_a_guest() {
     // A satellite restart: the volumes stay and are active again even if deactivated
     // meanwhile (as after a reboot); a volume deleted while it was down goes when it returns.
     vm.stop_satellite();
-    linstor(&c, &["resource", "delete", "lvmnode", "thick1"]);
+    c.linstor_ok(&["resource", "delete", "lvmnode", "thick1"]);
     vm.sh("lvchange -q -an vg0/thin1_00000");
     vm.start_satellite();
     let mut ok = false;
@@ -207,12 +190,12 @@ fn lvm_and_lvm_thin_pools_in_a_guest() {
     );
     assert_eq!(vm.sh("head -c 9 /dev/vg0/thin1_00000"), "thin-data");
     assert!(c.wait_until(Duration::from_secs(30), || {
-        !linstor(&c, &["resource", "list"]).contains("thick1")
+        !c.linstor_ok(&["resource", "list"]).contains("thick1")
     }));
 
     // Deleting leaves no volume behind; the administrator's volume is untouched.
-    linstor(&c, &["resource-definition", "delete", "thin1"]);
-    linstor(&c, &["resource-definition", "delete", "thick1"]);
+    c.linstor_ok(&["resource-definition", "delete", "thin1"]);
+    c.linstor_ok(&["resource-definition", "delete", "thick1"]);
     let lvs = vm.sh("lvs --noheadings -o lv_name vg0");
     let names: Vec<&str> = lvs.split_whitespace().collect();
     assert_eq!(names, ["foreign", "thin"], "{lvs}");
@@ -324,24 +307,21 @@ fn guest_pair(c: &TestCluster) -> (Vm, Vm) {
     for vm in [&mut a, &mut b] {
         vm.sh("pvcreate -q /dev/vda && vgcreate -q vg0 /dev/vda && lvcreate -q -L 1G -T vg0/thin");
         let name = vm.name.clone();
-        linstor(
-            c,
-            &[
-                "storage-pool",
-                "create",
-                "lvmthin",
-                &name,
-                "sp_thin",
-                "vg0/thin",
-            ],
-        );
+        c.linstor_ok(&[
+            "storage-pool",
+            "create",
+            "lvmthin",
+            &name,
+            "sp_thin",
+            "vg0/thin",
+        ]);
     }
     (a, b)
 }
 
 /// The `State` column of `resource list` for `rsc` on `node`.
 fn state_of(c: &TestCluster, node: &str, rsc: &str) -> String {
-    let list = linstor(c, &["resource", "list", "-r", rsc]);
+    let list = c.linstor_ok(&["resource", "list", "-r", rsc]);
     let cells = |l: &str| -> Vec<String> { l.split('|').map(|f| f.trim().to_string()).collect() };
     let Some(header) = list.lines().find(|l| l.contains("ResourceName")) else {
         return String::new();
@@ -361,7 +341,7 @@ fn wait_state(c: &TestCluster, rsc: &str, nodes: &[&str], want: &str, limit: Dur
     assert!(
         ok,
         "{rsc} did not reach {want} on {nodes:?}:\n{}",
-        linstor(c, &["resource", "list", "-r", rsc])
+        c.linstor_ok(&["resource", "list", "-r", rsc])
     );
 }
 
@@ -384,29 +364,23 @@ fn drbd84_replicates_between_two_guests() {
     let _one = one_at_a_time();
     let c = TestCluster::start(0);
     let (mut a, mut b) = guest_pair(&c);
-    let nodes = linstor(&c, &["node", "list"]);
+    let nodes = c.linstor_ok(&["node", "list"]);
     assert!(
         nodes.contains("alpha") && nodes.contains("bravo"),
         "{nodes}"
     );
 
-    linstor(
-        &c,
-        &[
-            "resource-group",
-            "create",
-            "rg84",
-            "--place-count",
-            "2",
-            "--storage-pool",
-            "sp_thin",
-        ],
-    );
-    linstor(&c, &["volume-group", "create", "rg84"]);
-    linstor(
-        &c,
-        &["resource-group", "spawn-resources", "rg84", "r84", "64M"],
-    );
+    c.linstor_ok(&[
+        "resource-group",
+        "create",
+        "rg84",
+        "--place-count",
+        "2",
+        "--storage-pool",
+        "sp_thin",
+    ]);
+    c.linstor_ok(&["volume-group", "create", "rg84"]);
+    c.linstor_ok(&["resource-group", "spawn-resources", "rg84", "r84", "64M"]);
     wait_state(
         &c,
         "r84",
@@ -433,18 +407,13 @@ fn drbd84_replicates_between_two_guests() {
         "majority",
         "r84",
     ]);
-    assert!(!out.status.success(), "{}", texts(&out));
+    assert!(!out.status.success(), "{}", output_text(&out));
     assert!(
-        texts(&out).contains("which has no quorum"),
+        output_text(&out).contains("which has no quorum"),
         "{}",
-        texts(&out)
+        output_text(&out)
     );
-    let volumes = linstor(&c, &["resource", "list-volumes", "-r", "r84"]);
-    let dev = volumes
-        .split(|ch: char| ch.is_whitespace() || ch == '|')
-        .find(|w| w.starts_with("/dev/drbd"))
-        .unwrap_or_else(|| panic!("no DRBD device in\n{volumes}"))
-        .to_string();
+    let dev = drbd_device(&c, "r84");
 
     // Written on alpha, read on bravo after switching the primary (8.4 has no auto-promote).
     a.sh("drbdadm primary r84");
@@ -482,7 +451,7 @@ fn drbd84_replicates_between_two_guests() {
     assert!(
         synced,
         "states seen: {seen:?}\n{}",
-        linstor(&c, &["resource", "list", "-r", "r84"])
+        c.linstor_ok(&["resource", "list", "-r", "r84"])
     );
     assert!(
         seen.iter().any(|s| s.starts_with("SyncTarget(")),
@@ -498,8 +467,8 @@ fn drbd84_replicates_between_two_guests() {
     a.sh("drbdadm primary r84");
     let before = md5(&mut a, &dev, 4);
     a.sh("drbdadm secondary r84");
-    linstor(&c, &["snapshot", "create", "r84", "s1"]);
-    let list = linstor(&c, &["snapshot", "list"]);
+    c.linstor_ok(&["snapshot", "create", "r84", "s1"]);
+    let list = c.linstor_ok(&["snapshot", "list"]);
     let row = list
         .lines()
         .find(|l| l.contains(" s1 "))
@@ -523,7 +492,7 @@ fn drbd84_replicates_between_two_guests() {
     ));
     assert_ne!(md5(&mut a, &dev, 4), before);
     a.sh("drbdadm secondary r84");
-    linstor(&c, &["resource-definition", "create", "r84r"]);
+    c.linstor_ok(&["resource-definition", "create", "r84r"]);
     let from = [
         "--from-resource",
         "r84",
@@ -534,10 +503,10 @@ fn drbd84_replicates_between_two_guests() {
     ];
     let mut args = vec!["snapshot", "volume-definition", "restore"];
     args.extend(from);
-    linstor(&c, &args);
+    c.linstor_ok(&args);
     let mut args = vec!["snapshot", "resource", "restore"];
     args.extend(from);
-    linstor(&c, &args);
+    c.linstor_ok(&args);
     wait_state(
         &c,
         "r84r",
@@ -545,36 +514,27 @@ fn drbd84_replicates_between_two_guests() {
         "UpToDate",
         Duration::from_secs(60),
     );
-    let volumes = linstor(&c, &["resource", "list-volumes", "-r", "r84r"]);
-    let dev_r = volumes
-        .split(|ch: char| ch.is_whitespace() || ch == '|')
-        .find(|w| w.starts_with("/dev/drbd"))
-        .unwrap_or_else(|| panic!("no DRBD device in\n{volumes}"))
-        .to_string();
+    let dev_r = drbd_device(&c, "r84r");
     b.sh("drbdadm primary r84r");
     assert_eq!(md5(&mut b, &dev_r, 4), before, "the restored copy on bravo");
     b.sh("drbdadm secondary r84r");
     // Rollback: refused while alpha uses the resource; then both nodes go down before
     // either rolls back, and they come back UpToDate with the old data and no resync.
     a.sh("drbdadm primary r84");
-    assert!(c.wait_until(Duration::from_secs(30), || linstor(
-        &c,
-        &["resource", "list", "-r", "r84"]
-    )
-    .contains("InUse")));
+    assert!(c.wait_until(Duration::from_secs(30), || c
+        .linstor_ok(&["resource", "list", "-r", "r84"])
+        .contains("InUse")));
     let out = c.linstor(&["snapshot", "rollback", "r84", "s1"]);
     assert!(
-        !out.status.success() && texts(&out).contains("in use"),
+        !out.status.success() && output_text(&out).contains("in use"),
         "{}",
-        texts(&out)
+        output_text(&out)
     );
     a.sh("drbdadm secondary r84");
-    assert!(c.wait_until(Duration::from_secs(30), || !linstor(
-        &c,
-        &["resource", "list", "-r", "r84"]
-    )
-    .contains("InUse")));
-    linstor(&c, &["snapshot", "rollback", "r84", "s1"]);
+    assert!(c.wait_until(Duration::from_secs(30), || !c
+        .linstor_ok(&["resource", "list", "-r", "r84"])
+        .contains("InUse")));
+    c.linstor_ok(&["snapshot", "rollback", "r84", "s1"]);
     wait_state(
         &c,
         "r84",
@@ -596,21 +556,21 @@ fn drbd84_replicates_between_two_guests() {
     // The definition keeps its snapshots until they are deleted.
     let out = c.linstor(&["resource-definition", "delete", "r84"]);
     assert!(
-        !out.status.success() && texts(&out).contains("s1"),
+        !out.status.success() && output_text(&out).contains("s1"),
         "{}",
-        texts(&out)
+        output_text(&out)
     );
-    linstor(&c, &["snapshot", "delete", "r84", "s1"]);
+    c.linstor_ok(&["snapshot", "delete", "r84", "s1"]);
     for vm in [&mut a, &mut b] {
         let lvs = vm.sh("lvs --noheadings -o lv_name vg0");
         assert!(!lvs.contains("r84_00000_s1"), "{lvs}");
     }
-    assert!(!linstor(&c, &["snapshot", "list"]).contains("s1"));
-    linstor(&c, &["resource-definition", "delete", "r84r"]);
+    assert!(!c.linstor_ok(&["snapshot", "list"]).contains("s1"));
+    c.linstor_ok(&["resource-definition", "delete", "r84r"]);
 
     // One replica goes: the other keeps serving alone (8.4 adjusts a resource without a
     // peer only without its network part).
-    linstor(&c, &["resource", "delete", "bravo", "r84"]);
+    c.linstor_ok(&["resource", "delete", "bravo", "r84"]);
     assert_eq!(
         b.sh("lvs --noheadings -o lv_name vg0")
             .split_whitespace()
@@ -624,29 +584,18 @@ fn drbd84_replicates_between_two_guests() {
     assert_eq!(md5(&mut a, &dev, 24), written);
     a.sh("drbdadm secondary r84");
     wait_state(&c, "r84", &["alpha"], "UpToDate", Duration::from_secs(30));
-    let list = linstor(&c, &["resource", "list", "-r", "r84"]);
+    let list = c.linstor_ok(&["resource", "list", "-r", "r84"]);
     assert!(!list.contains("bravo") && !list.contains("rror"), "{list}");
 
     // A resource created on one node comes up alone; a diskless client on the other node
     // then reads and writes through the network.
-    linstor(&c, &["resource-definition", "create", "r84d"]);
-    linstor(&c, &["volume-definition", "create", "r84d", "32M"]);
-    linstor(
-        &c,
-        &["resource", "create", "alpha", "r84d", "-s", "sp_thin"],
-    );
+    c.linstor_ok(&["resource-definition", "create", "r84d"]);
+    c.linstor_ok(&["volume-definition", "create", "r84d", "32M"]);
+    c.linstor_ok(&["resource", "create", "alpha", "r84d", "-s", "sp_thin"]);
     wait_state(&c, "r84d", &["alpha"], "UpToDate", Duration::from_secs(60));
-    linstor(
-        &c,
-        &["resource", "create", "bravo", "r84d", "--drbd-diskless"],
-    );
+    c.linstor_ok(&["resource", "create", "bravo", "r84d", "--drbd-diskless"]);
     wait_state(&c, "r84d", &["bravo"], "Diskless", Duration::from_secs(60));
-    let volumes = linstor(&c, &["resource", "list-volumes", "-r", "r84d"]);
-    let dev_d = volumes
-        .split(|ch: char| ch.is_whitespace() || ch == '|')
-        .find(|w| w.starts_with("/dev/drbd"))
-        .unwrap_or_else(|| panic!("no DRBD device in\n{volumes}"))
-        .to_string();
+    let dev_d = drbd_device(&c, "r84d");
     assert!(c.wait_until(Duration::from_secs(60), || b
         .sh("cat /proc/drbd")
         .contains("cs:Connected")));
@@ -690,7 +639,7 @@ fn drbd84_replicates_between_two_guests() {
     assert_eq!(r["Err"], "", "{r}\n{}", b.sh("cat /var/log/dv.log"));
     let mp = r["Mountpoint"].as_str().unwrap_or_default().to_string();
     assert_eq!(mp, "/var/lib/dv/mnt/dv1");
-    let list = linstor(&c, &["resource", "list", "-r", "dv1"]);
+    let list = c.linstor_ok(&["resource", "list", "-r", "dv1"]);
     assert!(
         list.contains("bravo") && list.contains("Diskless"),
         "{list}"
@@ -699,28 +648,23 @@ fn drbd84_replicates_between_two_guests() {
     let r = dv(&mut b, "Unmount", r#"{"Name":"dv1","ID":"c1"}"#);
     assert_eq!(r["Err"], "", "{r}");
     assert!(!b.sh("cat /proc/mounts").contains("/var/lib/dv/mnt/dv1"));
-    assert!(c.wait_until(Duration::from_secs(30), || !linstor(
-        &c,
-        &["resource", "list", "-r", "dv1"]
-    )
-    .contains("bravo")));
-    let volumes = linstor(&c, &["resource", "list-volumes", "-r", "dv1"]);
-    let dev_v = volumes
-        .split(|ch: char| ch.is_whitespace() || ch == '|')
-        .find(|w| w.starts_with("/dev/drbd"))
-        .unwrap_or_else(|| panic!("no DRBD device in\n{volumes}"))
-        .to_string();
+    assert!(c.wait_until(Duration::from_secs(30), || !c
+        .linstor_ok(&["resource", "list", "-r", "dv1"])
+        .contains("bravo")));
+    let dev_v = drbd_device(&c, "dv1");
     a.sh(&format!(
         "drbdadm primary dv1 && mkdir -p /mnt/dv && mount {dev_v} /mnt/dv"
     ));
     assert_eq!(a.sh("cat /mnt/dv/f").trim(), "via-plugin");
     a.sh("umount /mnt/dv && drbdadm secondary dv1");
     assert_eq!(dv(&mut b, "Remove", r#"{"Name":"dv1"}"#)["Err"], "");
-    assert!(!linstor(&c, &["resource-definition", "list"]).contains("dv1"));
+    assert!(!c
+        .linstor_ok(&["resource-definition", "list"])
+        .contains("dv1"));
 
     // Deleting takes DRBD down and leaves no logical volume behind.
-    linstor(&c, &["resource-definition", "delete", "r84d"]);
-    linstor(&c, &["resource-definition", "delete", "r84"]);
+    c.linstor_ok(&["resource-definition", "delete", "r84d"]);
+    c.linstor_ok(&["resource-definition", "delete", "r84"]);
     for vm in [&mut a, &mut b] {
         let lvs = vm.sh("lvs --noheadings -o lv_name vg0");
         assert_eq!(
