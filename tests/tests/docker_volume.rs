@@ -124,11 +124,8 @@ impl Drop for Docker {
     }
 }
 
-fn start_plugin(c: &TestCluster, state: &Path, config: &Path) -> Proc {
-    assert!(
-        !Path::new(SOCKET).exists() || std::os::unix::net::UnixStream::connect(SOCKET).is_err(),
-        "{SOCKET} is served by another plugin; stop it first"
-    );
+/// Starts the plugin for `node` on `socket` and waits until it listens.
+fn start_plugin(c: &TestCluster, node: &str, socket: &Path, state: &Path, config: &Path) -> Proc {
     let p = Proc::spawn(
         Command::new(bin("linstor-docker-volume"))
             .arg("--config")
@@ -136,16 +133,16 @@ fn start_plugin(c: &TestCluster, state: &Path, config: &Path) -> Proc {
             .arg("--controllers")
             .arg(c.controller_addr())
             .arg("--node")
-            .arg("node1")
+            .arg(node)
             .arg("--state-dir")
             .arg(state)
             .arg("--socket")
-            .arg(SOCKET)
+            .arg(socket)
             .env_remove("LS_CONTROLLERS"),
-        &c.dir.path().join("plugin.log"),
+        &c.dir.path().join(format!("plugin-{node}.log")),
     );
     let start = Instant::now();
-    while std::os::unix::net::UnixStream::connect(SOCKET).is_err() {
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
         assert!(
             start.elapsed() < Duration::from_secs(15),
             "the plugin did not start:\n{}",
@@ -177,7 +174,11 @@ fn docker_volumes_through_the_plugin() {
         "[defaults]\nstoragepool = \"pool_file\"\nreplicas = 1\nsize = \"48M\"\n",
     )
     .unwrap();
-    let mut plugin = start_plugin(&c, &state, &config);
+    assert!(
+        !Path::new(SOCKET).exists() || std::os::unix::net::UnixStream::connect(SOCKET).is_err(),
+        "{SOCKET} is served by another plugin; stop it first"
+    );
+    let mut plugin = start_plugin(&c, "node1", Path::new(SOCKET), &state, &config);
     let docker = Docker::start(&dir.join("docker"));
     docker.import_busybox(&dir);
 
@@ -232,36 +233,14 @@ fn docker_volumes_through_the_plugin() {
     assert!(ls.lines().any(|l| l == "auto.vol"), "{ls}");
 
     // Bad input: clear errors, nothing created.
-    let e = docker.fails(&[
-        "volume",
-        "create",
-        "-d",
-        "linstor",
-        "--opt",
-        "size=lots",
-        "bad1",
-    ]);
-    assert!(e.contains("invalid size 'lots'"), "{e}");
-    let e = docker.fails(&[
-        "volume",
-        "create",
-        "-d",
-        "linstor",
-        "--opt",
-        "colour=red",
-        "bad2",
-    ]);
-    assert!(e.contains("unknown option 'colour'"), "{e}");
-    let e = docker.fails(&[
-        "volume",
-        "create",
-        "-d",
-        "linstor",
-        "--opt",
-        "storagepool=nosuch",
-        "bad3",
-    ]);
-    assert!(e.contains("nosuch"), "{e}");
+    for (name, opt, said) in [
+        ("bad1", "size=lots", "invalid size 'lots'"),
+        ("bad2", "colour=red", "unknown option 'colour'"),
+        ("bad3", "storagepool=nosuch", "nosuch"),
+    ] {
+        let e = docker.fails(&["volume", "create", "-d", "linstor", "--opt", opt, name]);
+        assert!(e.contains(said), "{name}: {e}");
+    }
     let rds =
         String::from_utf8_lossy(&c.linstor(&["resource-definition", "list"]).stdout).to_string();
     for bad in ["bad1", "bad2", "bad3"] {
@@ -325,34 +304,6 @@ fn call(socket: &Path, endpoint: &str, body: &str) -> serde_json::Value {
     serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json}"))
 }
 
-fn plugin_on(c: &TestCluster, node: &str, socket: &Path, state: &Path) -> Proc {
-    let p = Proc::spawn(
-        Command::new(bin("linstor-docker-volume"))
-            .arg("--controllers")
-            .arg(c.controller_addr())
-            .arg("--node")
-            .arg(node)
-            .arg("--state-dir")
-            .arg(state)
-            .arg("--socket")
-            .arg(socket)
-            .arg("--config")
-            .arg(c.dir.path().join("none.toml"))
-            .env_remove("LS_CONTROLLERS"),
-        &c.dir.path().join(format!("plugin-{node}.log")),
-    );
-    let start = Instant::now();
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the plugin did not start:\n{}",
-            p.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    p
-}
-
 /// The protocol as dockerd speaks it, with two nodes: a volume mounted on one node is refused
 /// on the other; mount IDs are counted (also across a plugin restart).
 #[test]
@@ -361,11 +312,12 @@ fn plugin_protocol_counts_mounts_and_keeps_a_volume_on_one_node() {
     let c = TestCluster::start(2);
     c.register_all();
     let dir = c.dir.path().to_path_buf();
-    std::fs::write(dir.join("none.toml"), "").unwrap();
+    let config = dir.join("none.toml");
+    std::fs::write(&config, "").unwrap();
     let (sa, sb) = (dir.join("a.sock"), dir.join("b.sock"));
     let (state_a, state_b) = (dir.join("state-a"), dir.join("state-b"));
-    let mut a = plugin_on(&c, "node1", &sa, &state_a);
-    let _b = plugin_on(&c, "node2", &sb, &state_b);
+    let mut a = start_plugin(&c, "node1", &sa, &state_a, &config);
+    let _b = start_plugin(&c, "node2", &sb, &state_b, &config);
 
     assert_eq!(
         call(&sa, "Plugin.Activate", "")["Implements"],
@@ -407,7 +359,7 @@ fn plugin_protocol_counts_mounts_and_keeps_a_volume_on_one_node() {
     assert!(mounted(&mp));
     // A restarted plugin still knows who uses the volume.
     a.stop();
-    let _a = plugin_on(&c, "node1", &sa, &state_a);
+    let _a = start_plugin(&c, "node1", &sa, &state_a, &config);
     assert_eq!(
         call(&sa, "VolumeDriver.Path", r#"{"Name":"pv1"}"#)["Mountpoint"],
         m1["Mountpoint"]
