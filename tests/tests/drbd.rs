@@ -434,3 +434,404 @@ fn a_replica_moves_without_losing_the_only_up_to_date_copy() {
         rs.len() == 1 && rs[0].resource.node_name == "node2"
     }));
 }
+
+/// The first and last MiB of an image: the data at its start, DRBD's internal metadata at
+/// its end.
+fn ends_of(path: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).expect("image");
+    let mut head = vec![0u8; 1 << 20];
+    f.read_exact(&mut head).expect("head");
+    let mut tail = vec![0u8; 1 << 20];
+    f.seek(SeekFrom::End(-(1 << 20))).expect("seek");
+    f.read_exact(&mut tail).expect("tail");
+    (head, tail)
+}
+
+/// An image with data at its start and DRBD 9 metadata for 4 peers at its end, as an
+/// administrator's hand-made DRBD resource leaves its backing device.
+fn hand_made_drbd_disk(path: &std::path::Path, size_kib: u64) {
+    std::fs::create_dir_all(path.parent().unwrap()).expect("pool dir");
+    let f = std::fs::File::create(path).expect("image");
+    f.set_len(size_kib * 1024).expect("size");
+    std::fs::write(
+        path.with_extension("data"),
+        b"the administrator's data\n".repeat(1000),
+    )
+    .expect("data");
+    let data = std::fs::read(path.with_extension("data")).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&data, 0).expect("write data");
+    }
+    let dev = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(path)
+        .output()
+        .expect("losetup");
+    assert!(dev.status.success(), "{dev:?}");
+    let dev = String::from_utf8_lossy(&dev.stdout).trim().to_string();
+    let md = Command::new("drbdmeta")
+        .args(["--force", "9100", "v09", &dev, "internal", "create-md", "4"])
+        .output()
+        .expect("drbdmeta");
+    let _ = Command::new("losetup").args(["-d", &dev]).output();
+    assert!(md.status.success(), "{md:?}");
+}
+
+/// Adopting a DRBD resource made by hand, with the commands of the usual migration guide
+/// verbatim, while the satellites are stopped (`--async`): each node takes over the image
+/// named by OverrideVlmId as it is (no new metadata, no resize, data untouched) and runs it
+/// with the port, minor and node ids given.
+#[test]
+fn a_drbd_resource_made_by_hand_is_adopted_verbatim() {
+    assert!(
+        drbdadm_available(),
+        "drbd-utils are needed (scripts/test-all.sh installs them)"
+    );
+    let mut c = TestCluster::start_drbd_dry_run(0);
+    c.add_satellite("eagle");
+    c.add_satellite("hawk");
+    c.register_all();
+    const NET_KIB: u64 = 1_371_956;
+    const GROSS_KIB: u64 = NET_KIB + 2048;
+    let fats: Vec<std::path::PathBuf> = c
+        .satellites
+        .iter()
+        .map(|s| s.pool_dir.with_file_name(format!("{}-fat", s.name)))
+        .collect();
+    let fat = |i: usize| fats[i].clone();
+    let mut before = Vec::new();
+    for i in 0..2 {
+        let dir = fat(i);
+        let out = c.linstor(&[
+            "storage-pool",
+            "create",
+            "file",
+            &c.satellites[i].name,
+            "fatpool",
+            &dir.display().to_string(),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let image = dir.join("legacy.img");
+        hand_made_drbd_disk(&image, GROSS_KIB);
+        before.push(ends_of(&image));
+        // One more image, too small for what its volume definition will ask.
+        hand_made_drbd_disk(&dir.join("small.img"), 4096);
+    }
+    c.stop_satellite(0);
+    c.stop_satellite(1);
+
+    for args in [
+        &["resource-definition", "create", "legacy", "-p", "15500"][..],
+        &[
+            "resource-definition",
+            "set-property",
+            "legacy",
+            "PeerSlotsNewResource",
+            "4",
+        ],
+        &[
+            "volume-definition",
+            "create",
+            "legacy",
+            "-n",
+            "10",
+            "-m",
+            "9100",
+            "1371956KiB",
+        ],
+        &[
+            "volume-definition",
+            "set-property",
+            "legacy",
+            "10",
+            "OverrideVlmId",
+            "legacy",
+        ],
+        &[
+            "volume-definition",
+            "set-property",
+            "legacy",
+            "10",
+            "AllowLargerVolumeSize",
+            "true",
+        ],
+    ] {
+        c.linstor_ok(args);
+    }
+    let text = c.linstor_ok(&[
+        "resource",
+        "create",
+        "--async",
+        "--node-id",
+        "4",
+        "-s",
+        "fatpool",
+        "eagle",
+        "legacy",
+    ]);
+    assert!(
+        text.contains("eagle"),
+        "the answer says the node is offline: {text}"
+    );
+    c.linstor_ok(&[
+        "resource",
+        "create",
+        "--async",
+        "--node-id",
+        "1",
+        "-s",
+        "fatpool",
+        "hawk",
+        "legacy",
+    ]);
+    c.start_satellite(0);
+    c.start_satellite(1);
+
+    let res_file = |i: usize| c.satellites[i].state_dir.join("drbd.d/legacy.res");
+    assert!(
+        c.wait_until(Duration::from_secs(20), || (0..2)
+            .all(|i| res_file(i).exists())),
+        "{}",
+        c.satellites[0].proc.log_text()
+    );
+    for (i, before) in before.iter().enumerate() {
+        let dump = c.satellites[i].drbdadm_dump("legacy");
+        let ids: BTreeSet<(String, u32)> =
+            hosts(&dump).into_iter().map(|(h, id, _)| (h, id)).collect();
+        assert_eq!(
+            ids,
+            BTreeSet::from([("eagle".to_string(), 4), ("hawk".to_string(), 1)]),
+            "{dump}"
+        );
+        assert!(dump.contains(":15500;"), "port: {dump}");
+        assert!(
+            dump.contains("volume 10 {") && dump.contains("minor 9100;"),
+            "{dump}"
+        );
+        let image = fat(i).join("legacy.img");
+        assert_eq!(
+            std::fs::metadata(&image).unwrap().len(),
+            GROSS_KIB * 1024,
+            "not resized"
+        );
+        assert!(
+            ends_of(&image) == *before,
+            "data and metadata are untouched"
+        );
+        let log = c.satellites[i].proc.log_text();
+        assert!(
+            log.contains("DRBD metadata found on the backing device; kept"),
+            "{log}"
+        );
+        assert!(!log.contains("creating DRBD metadata"), "{log}");
+    }
+    let volumes = c.linstor_ok(&["volume", "list", "-r", "legacy"]);
+    assert!(volumes.contains("/dev/drbd9100"), "{volumes}");
+    assert!(!volumes.contains("rror"), "{volumes}");
+
+    // An image smaller than its volume definition needs is refused and left alone.
+    for args in [
+        &["resource-definition", "create", "small"][..],
+        &["volume-definition", "create", "small", "64M"],
+        &[
+            "volume-definition",
+            "set-property",
+            "small",
+            "0",
+            "OverrideVlmId",
+            "small",
+        ],
+    ] {
+        c.linstor_ok(args);
+    }
+    let small = fat(0).join("small.img");
+    let small_before = ends_of(&small);
+    let (_, text) = c.linstor_fails(&["resource", "create", "-s", "fatpool", "eagle", "small"]);
+    assert!(
+        text.contains("cannot adopt volume 'small'")
+            && text.contains("exists with 4096 KiB, less than the"),
+        "{text}"
+    );
+    assert_eq!(std::fs::metadata(&small).unwrap().len(), 4096 * 1024);
+    assert!(ends_of(&small) == small_before);
+    assert!(
+        !fat(0).join(".strata/small.owner").exists(),
+        "not taken over"
+    );
+}
+
+/// `resource toggle-disk`: a diskless resource gets a disk (its backing volume is created
+/// and DRBD attaches it, to be filled from the peers), and a replica gives its disk up once
+/// another holds the data; what would lose data or cannot be done is refused.
+#[test]
+fn toggle_disk_gives_and_takes_disks() {
+    let c = TestCluster::start_drbd_dry_run(3);
+    c.register_all();
+    c.create_group_on("rgt", 2, &["node1", "node2"]);
+    c.spawn("rgt", "tog", 16 * MIB);
+    c.linstor_ok(&["resource", "create", "--drbd-diskless", "node3", "tog"]);
+    let image = |i: usize| c.satellites[i].pool_dir.join("tog_00000.img");
+    let res = |i: usize| {
+        std::fs::read_to_string(c.satellites[i].state_dir.join("drbd.d/tog.res"))
+            .unwrap_or_default()
+    };
+    assert!(
+        c.wait_until(Duration::from_secs(20), || res(2).contains("disk none")),
+        "{}",
+        res(2)
+    );
+    assert!(!image(2).exists());
+    let up_to_date = |i: usize| {
+        c.satellites[i].drbd_events(&[
+            "exists resource name:tog role:Secondary suspended:no may_promote:yes promotion_score:10100",
+            "exists device name:tog volume:0 minor:1000 disk:UpToDate client:no quorum:yes open:no",
+            "exists -",
+        ]);
+    };
+    up_to_date(0);
+    up_to_date(1);
+    c.satellites[2].drbd_events(&["exists -"]);
+
+    // Diskless -> diskful on node3: a disk in pool_file, attached in the configuration.
+    let text = c.linstor_ok(&["resource", "toggle-disk", "-s", "pool_file", "node3", "tog"]);
+    assert!(
+        text.contains("gets a disk in storage pool 'pool_file'"),
+        "{text}"
+    );
+    assert!(
+        c.wait_until(Duration::from_secs(20), || image(2).exists()
+            && !res(2).contains("disk none")),
+        "{}",
+        res(2)
+    );
+    let rows = c.linstor_ok(&["resource", "list-volumes", "-r", "tog", "-n", "node3"]);
+    assert!(rows.contains("pool_file"), "{rows}");
+    // Asking again changes nothing.
+    let text = c.linstor_ok(&["resource", "toggle-disk", "-s", "pool_file", "node3", "tog"]);
+    assert!(text.contains("already has a disk"), "{text}");
+
+    // Diskful -> diskless on node1 while node2 is up to date: the disk goes.
+    let text = c.linstor_ok(&["resource", "toggle-disk", "--diskless", "node1", "tog"]);
+    assert!(text.contains("is now diskless"), "{text}");
+    assert!(
+        c.wait_until(Duration::from_secs(20), || !image(0).exists()
+            && res(0).contains("disk none")),
+        "{}",
+        res(0)
+    );
+    // node2 now holds the only up-to-date copy (node3 is still Inconsistent): refused, kept.
+    c.satellites[2].drbd_events(&[
+        "create resource name:tog role:Secondary suspended:no may_promote:no promotion_score:0",
+        "create device name:tog volume:0 minor:1000 disk:Inconsistent client:no quorum:yes open:no",
+    ]);
+    assert!(
+        c.wait_until(Duration::from_secs(10), || listed_state(&c, "tog", "node3")
+            .contains("Inconsistent"))
+    );
+    let (_, text) = c.linstor_fails(&["resource", "toggle-disk", "--diskless", "node2", "tog"]);
+    assert!(
+        text.contains("holds the only up-to-date copy of volume 0"),
+        "{text}"
+    );
+    assert!(text.contains("cannot be made diskless"), "{text}");
+    assert!(image(1).exists());
+
+    // Bad requests change nothing.
+    let (_, text) = c.linstor_fails(&["resource", "toggle-disk", "-s", "nopool", "node1", "tog"]);
+    assert!(
+        text.contains("Storage pool 'nopool' not found on node 'node1'"),
+        "{text}"
+    );
+    let (_, text) = c.linstor_fails(&[
+        "resource",
+        "toggle-disk",
+        "-s",
+        "DfltDisklessStorPool",
+        "node1",
+        "tog",
+    ]);
+    assert!(text.contains("is DISKLESS"), "{text}");
+    let (_, text) = c.linstor_fails(&["resource", "toggle-disk", "node1", "nosuch"]);
+    assert!(text.contains("nosuch"), "{text}");
+    let (_, text) = c.linstor_fails(&[
+        "resource",
+        "toggle-disk",
+        "--migrate-from",
+        "node2",
+        "node1",
+        "tog",
+    ]);
+    assert!(text.contains("wait-sync tog"), "{text}");
+    assert!(res(0).contains("disk none") && !image(0).exists());
+}
+
+/// Nodes holding a diskful, not deleted, replica of `rsc`.
+fn diskful_nodes(c: &TestCluster, rsc: &str) -> BTreeSet<String> {
+    let rs = c
+        .block(c.client().resources(&[], &[rsc.into()], &[], &[]))
+        .unwrap();
+    rs.iter()
+        .filter(|r| {
+            let flags = &r.resource.flags;
+            !flags
+                .iter()
+                .any(|f| f == "DRBD_DISKLESS" || f == "DISKLESS" || f == "DELETE")
+        })
+        .map(|r| r.resource.node_name.clone())
+        .collect()
+}
+
+/// `resource-group adjust` brings every definition of the group to the group's place count:
+/// missing replicas are placed, surplus ones deleted (never the only up-to-date copy).
+#[test]
+fn adjust_follows_the_groups_place_count() {
+    let c = TestCluster::start_drbd_dry_run(3);
+    c.register_all();
+    c.create_group_on("rga", 1, &[]);
+    c.spawn("rga", "adj", 16 * MIB);
+    assert_eq!(diskful_nodes(&c, "adj").len(), 1);
+    let (_, text) = c.linstor_fails(&["resource-group", "adjust", "nosuchgroup"]);
+    assert!(text.contains("nosuchgroup"), "{text}");
+
+    c.linstor_ok(&["resource-group", "modify", "rga", "--place-count", "3"]);
+    let text = c.linstor_ok(&["resource-group", "adjust", "rga"]);
+    assert!(text.contains("adj"), "{text}");
+    assert_eq!(diskful_nodes(&c, "adj").len(), 3, "{text}");
+    // Adjusted, a second run changes nothing.
+    let text = c.linstor_ok(&["resource-group", "adjust", "rga"]);
+    assert!(text.contains("as its group asks"), "{text}");
+
+    // Down to one: only node1 reports its copy up to date, so the replicas that go are
+    // chosen to keep it.
+    c.satellites[0].drbd_events(&[
+        "exists resource name:adj role:Secondary suspended:no may_promote:yes promotion_score:10100",
+        "exists device name:adj volume:0 minor:1000 disk:UpToDate client:no quorum:yes open:no",
+        "exists -",
+    ]);
+    for s in &c.satellites[1..] {
+        s.drbd_events(&[
+            "exists resource name:adj role:Secondary suspended:no may_promote:no promotion_score:0",
+            "exists device name:adj volume:0 minor:1000 disk:Inconsistent client:no quorum:yes open:no",
+            "exists -",
+        ]);
+    }
+    assert!(
+        c.wait_until(Duration::from_secs(10), || listed_state(&c, "adj", "node1")
+            .contains("UpToDate"))
+    );
+    c.linstor_ok(&["resource-group", "modify", "rga", "--place-count", "1"]);
+    let text = c.linstor_ok(&["resource-group", "adjust"]);
+    assert!(text.contains("beyond the place count 1"), "{text}");
+    let left = diskful_nodes(&c, "adj");
+    assert_eq!(left, BTreeSet::from(["node1".to_string()]), "{text}");
+    assert!(
+        c.wait_until(Duration::from_secs(20), || !c.satellites[1]
+            .pool_dir
+            .join("adj_00000.img")
+            .exists()
+            && !c.satellites[2].pool_dir.join("adj_00000.img").exists()),
+        "surplus disks are removed"
+    );
+}

@@ -61,6 +61,10 @@ pub struct VolumeConfig {
     /// Make a new volume from this snapshot (in the same pool) instead of empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_from: Option<VolumeRestore>,
+    /// The backing name was given by the administrator (OverrideVlmId): a volume of that
+    /// name that exists in the pool is taken over as it is, data and DRBD metadata included.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 /// The snapshot copy a restored volume is made from.

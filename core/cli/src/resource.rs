@@ -35,6 +35,31 @@ pub enum ResourceCmd {
         node_name: String,
         resource_name: String,
     },
+    /// Gives a diskless resource a disk, or takes the disk of a resource away (DRBD only).
+    #[command(visible_alias = "td")]
+    ToggleDisk {
+        /// Storage pool of the new disk (or the DISKLESS pool to use with --diskless).
+        #[arg(
+            short = 's',
+            long = "storage-pool",
+            conflicts_with = "default_storage_pool"
+        )]
+        storage_pool: Option<String>,
+        /// Use the storage pool the resource would get by default.
+        #[arg(long = "default-storage-pool", visible_alias = "dflt")]
+        default_storage_pool: bool,
+        /// Take the disk away: the resource reads and writes through its peers.
+        #[arg(short = 'd', long)]
+        diskless: bool,
+        /// Delete the resource on this node once the new disk is in sync.
+        #[arg(long = "migrate-from", value_name = "MIGRATION_SOURCE")]
+        migrate_from: Option<String>,
+        /// Deprecated, kept for compatibility.
+        #[arg(long = "async")]
+        async_: bool,
+        node_name: String,
+        name: String,
+    },
     /// Lists the resources.
     #[command(visible_alias = "l")]
     List(RList),
@@ -294,6 +319,30 @@ pub fn requests(cmd: &ResourceCmd) -> Result<Option<Vec<Request>>, CliError> {
             }
             vec![Request::post(
                 format!("{}/make-available", rsc_path(resource_name, node_name)),
+                body,
+            )]
+        }
+        ResourceCmd::ToggleDisk {
+            storage_pool,
+            diskless,
+            migrate_from,
+            node_name,
+            name,
+            ..
+        } => {
+            let mut body = json!({"operation": if *diskless {
+                "INTO_DRBD_DISKLESS"
+            } else {
+                "INTO_DRBD_DISKFUL"
+            }});
+            if let Some(sp) = storage_pool {
+                body["storage_pool"] = json!(sp);
+            }
+            if let Some(from) = migrate_from {
+                body["migrate_from"] = json!(from);
+            }
+            vec![Request::put(
+                format!("{}/toggle-disk", rsc_path(name, node_name)),
                 body,
             )]
         }

@@ -58,6 +58,14 @@ pub enum RgCmd {
     /// Spawns a new resource with the settings of the resource group.
     #[command(name = "spawn-resources", visible_alias = "spawn")]
     Spawn(RgSpawn),
+    /// Brings the resources of a group (of every group without a name) to its place count:
+    /// adds missing replicas, deletes surplus ones that are safe to delete.
+    Adjust {
+        /// Deprecated, kept for compatibility.
+        #[arg(long)]
+        overprovision: bool,
+        resource_group_name: Option<String>,
+    },
     /// Shows the largest volume the resource group's placement could hold.
     #[command(visible_alias = "qmvs")]
     QueryMaxVolumeSize {
@@ -238,6 +246,16 @@ pub fn rg_requests(cmd: &RgCmd) -> Result<Option<Vec<Request>>, CliError> {
             vec![Request::put(path(resource_group_name), Value::Object(body))]
         }
         RgCmd::Spawn(a) => vec![spawn_request(a)?],
+        RgCmd::Adjust {
+            resource_group_name,
+            ..
+        } => vec![Request::post(
+            match resource_group_name {
+                Some(n) => format!("{}/adjust", path(n)),
+                None => "/v1/resource-groups/adjustall".to_string(),
+            },
+            json!({}),
+        )],
         _ => return Ok(None),
     }))
 }

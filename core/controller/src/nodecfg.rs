@@ -157,6 +157,14 @@ fn initial_sync(cluster: &Cluster, rd: &ResourceDefinition, r: &Resource) -> Opt
     if first.node != r.node {
         return None;
     }
+    // Adopted volumes bring their own data and DRBD metadata: nothing is forced on them.
+    if rd
+        .volume_definitions
+        .values()
+        .any(|vd| vd.props.contains_key(OVERRIDE_VLM_ID))
+    {
+        return None;
+    }
     let force = drbd_props(cluster, rd, r)
         .get("DrbdOptions/ForceInitialSync")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -209,6 +217,7 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
                     return None;
                 }
                 let backing_name = backing_name_of(cluster, &r.name, v.number)?;
+                let adopt = vd.props.contains_key(OVERRIDE_VLM_ID);
                 // With DRBD, the backing volume holds the metadata too; AllowLargerVolumeSize
                 // asks for the net size only (an adopted volume brings its own room).
                 let size_kib = match &drbd {
@@ -237,6 +246,7 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
                     pool: v.storage_pool.to_string(),
                     backing_name,
                     restore_from,
+                    adopt,
                 })
             })
             .collect();
@@ -260,13 +270,16 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
     }
 }
 
+/// Names the backing volume of a volume definition: the administrator's existing volume.
+const OVERRIDE_VLM_ID: &str = "OverrideVlmId";
+
 /// Name of the backing volume of volume `number` of `rsc` (OverrideVlmId, which can only be
 /// set on volume definitions, or `<resource>_<nnnnn>`); `None` without the definition.
 fn backing_name_of(cluster: &Cluster, rsc: &ResourceName, number: u32) -> Option<String> {
     let vd = cluster.rsc_dfns.get(rsc)?.volume_definitions.get(&number)?;
     Some(
         vd.props
-            .get("OverrideVlmId")
+            .get(OVERRIDE_VLM_ID)
             .cloned()
             .unwrap_or_else(|| backing_volume_name(rsc, number)),
     )

@@ -150,7 +150,10 @@ impl DrbdDriver {
                     ))
                 }
             };
-            if !has {
+            if has {
+                tracing::info!(resource = %res.name, volume = v.number, device = %dev, "DRBD metadata found on the backing device; kept");
+            } else {
+                tracing::info!(resource = %res.name, volume = v.number, device = %dev, "creating DRBD metadata");
                 adm::create_md_striped(
                     runner,
                     adm,

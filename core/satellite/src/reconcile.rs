@@ -269,6 +269,12 @@ fn apply_drbd(
             *slot = (*slot).max(w);
         }
     }
+    // A volume that lost its disk (toggled diskless) gets fresh metadata on its next disk.
+    for v in &r.volumes {
+        if !disks.contains_key(&v.number) {
+            sizes.remove(&drbd_size_key(&r.name, v.number));
+        }
+    }
     for v in rs.volumes.iter_mut() {
         if let Some(dv) = d.volumes.iter().find(|x| x.number == v.volume_number) {
             v.backing_path = v.device_path.take().or(v.backing_path.take());
@@ -603,6 +609,18 @@ pub fn reconcile_with(
                     }
                 }
             }
+            if let (None, true) = (&current, v.adopt) {
+                match provider.adopt(&v.backing_name, v.size_kib) {
+                    Ok(found) => current = found,
+                    Err(e) => {
+                        rs.volumes.push(failed(
+                            v.number,
+                            format!("cannot adopt volume '{}': {e}", v.backing_name),
+                        ));
+                        continue;
+                    }
+                }
+            }
             match provider.ensure(&v.backing_name, v.size_kib, current.as_ref()) {
                 Ok(bv) => {
                     record.volumes.insert(
@@ -865,6 +883,8 @@ mod tests {
     #[derive(Default)]
     struct FakePool {
         volumes: Mutex<BTreeMap<String, u64>>,
+        /// Volumes in the pool that are not ours (the administrator's).
+        foreign: Mutex<BTreeMap<String, u64>>,
         changes: Mutex<Vec<String>>,
         fail_delete: bool,
     }
@@ -933,6 +953,19 @@ mod tests {
                 allocated_kib: 0,
             })
         }
+        fn adopt(&self, name: &str, size: u64) -> Result<Option<BackingVolume>, StorageError> {
+            let mut foreign = self.0.foreign.lock().unwrap();
+            let Some(&has) = foreign.get(name) else {
+                return Ok(None);
+            };
+            if has < size {
+                return Err(strata_storage::too_small_to_adopt(name, has, size));
+            }
+            foreign.remove(name);
+            self.0.volumes.lock().unwrap().insert(name.into(), has);
+            self.0.changes.lock().unwrap().push(format!("adopt {name}"));
+            Ok(self.list()?.into_iter().find(|v| v.name == name))
+        }
         fn delete(&self, name: &str, _: Option<&BackingVolume>) -> Result<(), StorageError> {
             if self.0.fail_delete {
                 return Err(StorageError::Config("device busy".into()));
@@ -979,6 +1012,7 @@ mod tests {
                         pool: "pool1".into(),
                         backing_name: format!("{n}_00000"),
                         restore_from: None,
+                        adopt: false,
                     }],
                 })
                 .collect(),
@@ -1002,6 +1036,40 @@ mod tests {
         assert_eq!(pool.changes.lock().unwrap().len(), 2, "idempotent");
         assert_eq!(rep, rep2);
         assert_eq!(rec.applied_generation(), 1);
+    }
+
+    /// A volume definition naming an existing volume (OverrideVlmId) takes it over as it is:
+    /// not created, not grown; one too small is refused and left alone.
+    #[test]
+    fn an_existing_volume_named_by_the_administrator_is_adopted() {
+        let pool = Arc::new(FakePool::default());
+        pool.foreign.lock().unwrap().insert("legacy".into(), 500);
+        pool.foreign.lock().unwrap().insert("tiny".into(), 10);
+        let f = Factory(pool.clone());
+        let mut rec = Record::default();
+        let mut cfg = config(1, &[("legacy", 400), ("tiny", 100), ("fresh", 100)]);
+        for r in &mut cfg.resources {
+            r.volumes[0].backing_name = r.name.clone();
+            r.volumes[0].adopt = true;
+        }
+        let rep = reconcile(&f, &mut rec, &cfg);
+        let vol = |name: &str| rep.resource(name).unwrap().volumes[0].clone();
+        assert_eq!(vol("legacy").error, None);
+        assert_eq!(vol("legacy").usable_kib, Some(500), "kept its own size");
+        let err = vol("tiny").error.unwrap();
+        assert!(
+            err.contains("cannot adopt volume 'tiny'") && err.contains("10 KiB"),
+            "{err}"
+        );
+        assert_eq!(vol("fresh").error, None, "nothing to adopt: created");
+        assert_eq!(
+            *pool.changes.lock().unwrap(),
+            vec!["adopt legacy", "create fresh 100"]
+        );
+        assert_eq!(pool.foreign.lock().unwrap().get("tiny"), Some(&10));
+        // Adopted, it is ours: the next pass changes nothing.
+        reconcile(&f, &mut rec, &cfg);
+        assert_eq!(pool.changes.lock().unwrap().len(), 2);
     }
 
     #[test]

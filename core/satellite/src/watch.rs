@@ -547,6 +547,7 @@ mod tests {
                     pool: "p".into(),
                     backing_name: "r0_00000".into(),
                     restore_from: None,
+                    adopt: false,
                 }],
                 drbd: Some(Resource {
                     name: "r0".into(),

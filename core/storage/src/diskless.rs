@@ -43,4 +43,8 @@ impl Provider for Diskless {
     fn delete(&self, _name: &str, _current: Option<&BackingVolume>) -> Result<(), StorageError> {
         Ok(())
     }
+
+    fn adopt(&self, _name: &str, _size_kib: u64) -> Result<Option<BackingVolume>, StorageError> {
+        Ok(None)
+    }
 }

@@ -360,6 +360,25 @@ impl Provider for FilePool {
         Ok(())
     }
 
+    fn adopt(&self, name: &str, size_kib: u64) -> Result<Option<BackingVolume>, StorageError> {
+        Self::check_name(name)?;
+        if self.volume(name, None)?.is_none() {
+            return Ok(None);
+        }
+        // The administrator's image may still be attached: that loop device is used.
+        let Some(v) = self.volume(name, self.device_of(name)?)? else {
+            return Ok(None);
+        };
+        if !self.marker(name).exists() {
+            if v.size_kib < size_kib {
+                return Err(crate::too_small_to_adopt(&v.path, v.size_kib, size_kib));
+            }
+            self.write_marker(name)?;
+            tracing::info!(image = %v.path, "volume adopted");
+        }
+        Ok(Some(v))
+    }
+
     fn snapshots(&self) -> Result<Vec<SnapshotVolume>, StorageError> {
         let root = self.dir.join(MARKER_DIR).join("snapshots");
         let volumes = match fs::read_dir(&root) {
@@ -584,6 +603,47 @@ mod tests {
             b"precious"
         );
         assert!(runner.calls().is_empty());
+    }
+
+    /// An image the administrator made is taken over as it is (content and size) when a
+    /// volume definition names it; one too small is left unmarked.
+    #[test]
+    fn an_administrators_image_is_adopted_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("legacy.img");
+        let list = [
+            "losetup",
+            "--list",
+            "--noheadings",
+            "--raw",
+            "--output",
+            "NAME,BACK-FILE",
+        ];
+        let attached = Output::ok(format!("/dev/loop3 {}\n", image.display()));
+        let runner = Arc::new(ScriptedRunner::new());
+        runner
+            .expect(&list, attached.clone())
+            .expect(&list, attached.clone())
+            .expect(&list, attached);
+        let p = pool(dir.path(), true, runner.clone());
+        p.check().unwrap();
+        fs::write(&image, vec![7u8; 8192]).unwrap();
+        assert_eq!(p.adopt("absent", 4).unwrap(), None);
+        let err = p.adopt("legacy", 16).unwrap_err().to_string();
+        assert!(
+            err.contains("exists with 8 KiB, less than the 16 KiB"),
+            "{err}"
+        );
+        assert!(p.list().unwrap().is_empty(), "not marked");
+        let v = p.adopt("legacy", 8).unwrap().unwrap();
+        assert_eq!(v.size_kib, 8);
+        assert_eq!(
+            v.device.as_deref(),
+            Some("/dev/loop3"),
+            "its loop device is used"
+        );
+        assert_eq!(fs::read(&image).unwrap(), vec![7u8; 8192], "content kept");
+        assert_eq!(p.list().unwrap().len(), 1);
     }
 
     #[test]

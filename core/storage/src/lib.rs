@@ -34,6 +34,9 @@ pub enum StorageError {
     NotOwned(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The request cannot be met as things are on the node; the message says why.
+    #[error("{0}")]
+    Refused(String),
     #[error("unexpected output of {tool}: {reason}")]
     Parse { tool: String, reason: String },
 }
@@ -108,6 +111,13 @@ pub trait Provider: Send + Sync {
     /// Removes volume `name` if this suite created it; absent volumes are fine.
     fn delete(&self, name: &str, current: Option<&BackingVolume>) -> Result<(), StorageError>;
 
+    /// Takes over volume `name`, which exists in the pool without being this suite's: a
+    /// volume definition names it (OverrideVlmId), so the administrator hands it over. From
+    /// then on it is listed, grown and deleted as ours. It must hold at least `size_kib`;
+    /// when it does not, or is not a volume of this pool, nothing is changed. `None` when
+    /// there is no such volume; one that is ours already is returned as it is.
+    fn adopt(&self, name: &str, size_kib: u64) -> Result<Option<BackingVolume>, StorageError>;
+
     /// The snapshots of this pool this suite took.
     fn snapshots(&self) -> Result<Vec<SnapshotVolume>, StorageError> {
         Ok(Vec::new())
@@ -149,6 +159,15 @@ pub trait Provider: Send + Sync {
         let _ = (volume, snapshot);
         Err(no_snapshots(self.kind()))
     }
+}
+
+/// The refusal to adopt volume `id` of `has_kib` where `needs_kib` are needed.
+pub fn too_small_to_adopt(id: &str, has_kib: u64, needs_kib: u64) -> StorageError {
+    StorageError::Refused(format!(
+        "'{id}' exists with {has_kib} KiB, less than the {needs_kib} KiB its volume definition \
+         needs (with DRBD: net size plus metadata, unless AllowLargerVolumeSize is set); it is \
+         left as it is: grow it or make the volume definition smaller"
+    ))
 }
 
 /// Whether a block device is in use (mounted, held by a device mapper or DRBD, or opened

@@ -588,6 +588,38 @@ impl Provider for LvmPool {
         Ok(())
     }
 
+    fn adopt(&self, name: &str, size_kib: u64) -> Result<Option<BackingVolume>, StorageError> {
+        self.check_config()?;
+        check_name("logical volume", name)?;
+        let Some(lv) = self.lookup(name)? else {
+            return Ok(None);
+        };
+        if lv.owned() {
+            return Ok(Some(self.volume(&self.ours(lv)?)));
+        }
+        if !self.belongs(&lv) || lv.snapshot_of().is_some() {
+            return Err(StorageError::Config(format!(
+                "logical volume '{}' cannot be adopted: it is not a volume of {}",
+                self.lv_id(name),
+                self.describe()
+            )));
+        }
+        if lv.size_kib < size_kib {
+            return Err(crate::too_small_to_adopt(
+                &self.lv_id(name),
+                lv.size_kib,
+                size_kib,
+            ));
+        }
+        self.runner.run(
+            &Cmd::new("lvchange")
+                .args(["--addtag", OWNER_MARK])
+                .arg(self.lv_id(name)),
+        )?;
+        tracing::info!(lv = %self.lv_id(name), "logical volume adopted");
+        Ok(Some(self.volume(&lv)))
+    }
+
     fn snapshots(&self) -> Result<Vec<SnapshotVolume>, StorageError> {
         self.check_config()?;
         if self.thin_pool.is_none() {
@@ -1092,6 +1124,39 @@ mod tests {
         runner.expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE));
         thick(&runner).delete("gone_00000", None).unwrap();
         assert_eq!(runner.calls(), vec![lvs_argv("vg_ssd")]);
+    }
+
+    /// An LV named by OverrideVlmId is tagged ours as it is (never recreated or resized); one
+    /// too small, of another pool, or absent is left alone.
+    #[test]
+    fn an_administrators_volume_is_adopted_by_tagging_it() {
+        let runner = Arc::new(ScriptedRunner::new());
+        let tagged = LVS_ACTIVE.replace(";thinpool;\n", ";thinpool;strata_owned\n");
+        runner
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE))
+            .expect(
+                &["lvchange", "--addtag", "strata_owned", "vg_ssd/theirs_thin"],
+                Output::ok(""),
+            )
+            .expect(&lvs_argv("vg_ssd"), Output::ok(&tagged));
+        let p = thin(&runner);
+        assert_eq!(p.adopt("absent", 1024).unwrap(), None);
+        let err = p.adopt("theirs_thin", 20_000).unwrap_err().to_string();
+        assert!(
+            err.contains("'vg_ssd/theirs_thin' exists with 12288 KiB, less than the 20000 KiB"),
+            "{err}"
+        );
+        let err = p.adopt("foreign", 1024).unwrap_err().to_string();
+        assert!(err.contains("not a volume of"), "{err}");
+        let v = p.adopt("theirs_thin", 12_000).unwrap().unwrap();
+        assert_eq!(v.size_kib, 12288);
+        assert_eq!(v.device.as_deref(), Some("/dev/vg_ssd/theirs_thin"));
+        // Tagged, it is ours: listed, and already ours when asked again.
+        assert!(p.list().unwrap().iter().any(|v| v.name == "theirs_thin"));
+        assert!(runner.remaining().is_empty());
     }
 
     #[test]

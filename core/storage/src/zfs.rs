@@ -387,6 +387,33 @@ impl Provider for ZfsPool {
         Ok(())
     }
 
+    fn adopt(&self, name: &str, size_kib: u64) -> Result<Option<BackingVolume>, StorageError> {
+        self.check_config()?;
+        check_name(name)?;
+        let Some(vol) = self.lookup(name)? else {
+            return Ok(None);
+        };
+        if vol.owned() {
+            return Ok(Some(self.volume(&vol)));
+        }
+        let v = self.volume(&vol);
+        if v.size_kib < size_kib {
+            return Err(crate::too_small_to_adopt(
+                &self.dataset(name),
+                v.size_kib,
+                size_kib,
+            ));
+        }
+        self.runner.run(
+            &Cmd::new("zfs")
+                .arg("set")
+                .arg(format!("{OWNER_PROPERTY}={OWNER_MARK}"))
+                .arg(self.dataset(name)),
+        )?;
+        tracing::info!(zvol = %self.dataset(name), "volume adopted");
+        Ok(Some(v))
+    }
+
     fn snapshots(&self) -> Result<Vec<SnapshotVolume>, StorageError> {
         self.check_config()?;
         let out = self.listing(

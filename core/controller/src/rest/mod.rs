@@ -111,6 +111,26 @@ pub fn router(core: Arc<Core>) -> Router {
             post(rd::make_available),
         )
         .route(
+            "/v1/resource-definitions/{rsc}/resources/{node}/toggle-disk",
+            put(rd::toggle_disk),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resources/{node}/toggle-disk/{how}",
+            put(rd::toggle_disk_path),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resources/{node}/toggle-disk/{how}/{pool}",
+            put(rd::toggle_disk_path),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resources/{node}/migrate-disk/{from}",
+            put(rd::migrate_disk),
+        )
+        .route(
+            "/v1/resource-definitions/{rsc}/resources/{node}/migrate-disk/{from}/{pool}",
+            put(rd::migrate_disk),
+        )
+        .route(
             "/v1/resource-definitions/{rsc}/resources/{node}/volumes",
             get(rd::vlm_list),
         )
@@ -136,6 +156,8 @@ pub fn router(core: Arc<Core>) -> Router {
             get(rg::get_one).put(rg::modify).delete(rg::delete_one),
         )
         .route("/v1/resource-groups/{rg}/spawn", post(rg::spawn))
+        .route("/v1/resource-groups/{rg}/adjust", post(rg::adjust))
+        .route("/v1/resource-groups/adjustall", post(rg::adjust_all))
         .route(
             "/v1/resource-groups/{rg}/volume-groups",
             get(rg::vg_list).post(rg::vg_create),

@@ -11,7 +11,7 @@ use strata_api::types::{
     ResourceDefinitionCreate, ResourceDefinitionModify, ResourceMakeAvailable, ResourceModify,
     ResourceWithVolumes, VolumeDefinitionCreate, VolumeDefinitionModify, VolumeModify,
 };
-use strata_model::error::code;
+use strata_model::error::{code, ApiError};
 use strata_model::plan::rconn as prconn;
 use strata_model::plan::rd::{self as prd, RscDfnCreate, RscDfnModify, VlmDfnCreate, VlmDfnModify};
 use strata_model::plan::rsc::{self as prsc, AutoplaceRequest, RscCreate};
@@ -348,6 +348,116 @@ pub async fn make_available(
     let layers = req.layer_list.clone();
     run(&core, Op::Create, StatusCode::OK, move |c, env, o| {
         prsc::make_available(c, env, o, &rsc, &node, diskful, &layers)
+    })
+    .await
+}
+
+/// The body of `PUT .../toggle-disk` (REST API 1.28).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ToggleDiskRequest {
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    storage_pool: Option<String>,
+    #[serde(default)]
+    migrate_from: Option<String>,
+}
+
+pub async fn toggle_disk(
+    State(core): State<AppState>,
+    Path((rsc, node)): Path<(String, String)>,
+    Body(req): Body<ToggleDiskRequest>,
+) -> Response {
+    // A DRBD client is a diskless resource here (every diskless peer votes in the quorum).
+    let diskful = match req
+        .operation
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("INTO_DRBD_DISKFUL") => true,
+        Some("INTO_DRBD_DISKLESS") | Some("INTO_DRBD_CLIENT") => false,
+        Some(other) => {
+            return error(
+                Op::Modify,
+                ApiError::new(
+                    code::FAIL_INVLD_REQUEST,
+                    ObjKind::Rsc,
+                    format!("Unknown toggle-disk operation '{other}'"),
+                )
+                .correction("Use INTO_DRBD_DISKFUL, INTO_DRBD_DISKLESS or INTO_DRBD_CLIENT"),
+            )
+        }
+    };
+    toggle(core, rsc, node, diskful, req.storage_pool, req.migrate_from).await
+}
+
+/// The older toggle-disk paths: `.../toggle-disk/{diskless|diskful}[/{pool}]`.
+pub async fn toggle_disk_path(
+    State(core): State<AppState>,
+    Path(parts): Path<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| parts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (rsc, node) = (
+        get("rsc").unwrap_or_default(),
+        get("node").unwrap_or_default(),
+    );
+    let how = get("how").unwrap_or_default();
+    if how != "diskful" && how != "diskless" {
+        return error(
+            Op::Modify,
+            ApiError::new(
+                code::FAIL_INVLD_REQUEST,
+                ObjKind::Rsc,
+                format!("Unknown toggle-disk target '{how}'"),
+            )
+            .correction("Use .../toggle-disk/diskful or .../toggle-disk/diskless"),
+        );
+    }
+    let diskful = how == "diskful";
+    toggle(core, rsc, node, diskful, get("pool"), None).await
+}
+
+/// `.../migrate-disk/{from}[/{pool}]`.
+pub async fn migrate_disk(
+    State(core): State<AppState>,
+    Path(parts): Path<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| parts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (rsc, node) = (
+        get("rsc").unwrap_or_default(),
+        get("node").unwrap_or_default(),
+    );
+    toggle(core, rsc, node, true, get("pool"), get("from")).await
+}
+
+async fn toggle(
+    core: AppState,
+    rsc: String,
+    node: String,
+    diskful: bool,
+    storage_pool: Option<String>,
+    migrate_from: Option<String>,
+) -> Response {
+    if let Some(from) = migrate_from {
+        return error(
+            Op::Modify,
+            ApiError::new(
+                code::FAIL_INVLD_REQUEST,
+                ObjKind::Rsc,
+                format!("Migrating the disk of '{rsc}' from node '{from}' in one step is not supported"),
+            )
+            .correction(format!(
+                "Give '{node}' its disk (toggle-disk without --migrate-from), wait with 'linstor resource-definition wait-sync {rsc}', then delete the resource on '{from}'"
+            )),
+        );
+    }
+    let req = prsc::ToggleDisk {
+        diskful,
+        storage_pool,
+    };
+    run(&core, Op::Modify, StatusCode::OK, move |c, env, o| {
+        prsc::toggle_disk(c, env, o, &rsc, &node, &req)
     })
     .await
 }

@@ -100,6 +100,61 @@ pub async fn delete_one(State(core): State<AppState>, Path(rg): Path<String>) ->
     .await
 }
 
+/// `POST /v1/resource-groups/{rg}/adjust`: every definition of the group gets the replica
+/// count the group asks for, each in a transaction of its own (one that cannot be adjusted
+/// does not hold the others back).
+pub async fn adjust(State(core): State<AppState>, Path(rg): Path<String>) -> Response {
+    let Some(group) = find_rg(&core, &rg) else {
+        return not_found(
+            code::FAIL_NOT_FOUND_RSC_GRP,
+            ObjKind::RscGrp,
+            "resource group",
+            &rg,
+        );
+    };
+    adjust_groups(&core, &[group.name]).await
+}
+
+/// `POST /v1/resource-groups/adjustall`.
+pub async fn adjust_all(State(core): State<AppState>) -> Response {
+    let groups: Vec<strata_model::ResourceGroupName> = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        cluster.rsc_grps.keys().cloned().collect()
+    };
+    adjust_groups(&core, &groups).await
+}
+
+async fn adjust_groups(core: &AppState, groups: &[strata_model::ResourceGroupName]) -> Response {
+    let rds: Vec<String> = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        cluster
+            .rsc_dfns
+            .values()
+            .filter(|d| groups.contains(&d.resource_group) && !d.is_deleting())
+            .map(|d| d.name.to_string())
+            .collect()
+    };
+    let mut all = Vec::new();
+    for rd in rds {
+        let done = core
+            .mutate(move |c, env, o| strata_model::plan::rsc::adjust_rd(c, env, o, &rd))
+            .await;
+        match done {
+            Ok(a) => all.extend(a.replies),
+            Err(e) => all.push(strata_model::plan::Reply::from_error(Op::Modify, e)),
+        }
+    }
+    if all.is_empty() {
+        all.push(strata_model::plan::Reply::info(
+            Op::Modify,
+            ObjKind::RscGrp,
+            code::WARN_NO_EFFECT,
+            "The resource group has no resource definitions to adjust.",
+        ));
+    }
+    super::replies(&all, StatusCode::OK)
+}
+
 pub async fn spawn(
     State(core): State<AppState>,
     Path(rg): Path<String>,

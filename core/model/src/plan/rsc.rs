@@ -32,6 +32,14 @@ pub struct RscCreate {
     pub drbd_node_id: Option<i64>,
 }
 
+/// `resource toggle-disk`: give a diskless resource a disk, or take its disk away.
+#[derive(Debug, Clone, Default)]
+pub struct ToggleDisk {
+    pub diskful: bool,
+    /// The pool to toggle into (a DISKLESS one to become diskless).
+    pub storage_pool: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AutoplaceRequest {
     pub filter: SelectFilter,
@@ -115,15 +123,26 @@ fn total_size(rd: &ResourceDefinition) -> u64 {
         .sum()
 }
 
+/// Whether `node` can run DRBD, from what it reported last (also while it is offline: what
+/// it reported when it was last connected still holds).
 fn drbd_support(observed: &dyn Observed, node: &NodeName) -> Result<(), String> {
-    if !observed.is_online(node) {
-        return Err("the node is offline, so its DRBD support is unknown".into());
-    }
     match observed.capabilities(node) {
         Some(c) if c.supports_layer(LayerKind::Drbd) => Ok(()),
         Some(c) => Err(c.layer_reason(LayerKind::Drbd)),
+        None if !observed.is_online(node) => {
+            Err("the node is offline, so its DRBD support is unknown".into())
+        }
         None => Err("the node has not reported its capabilities".into()),
     }
+}
+
+/// Why `node` cannot run DRBD, when it is known to lack it; a node that has never reported
+/// (offline since the controller started) is not known to lack it.
+fn drbd_lacking(observed: &dyn Observed, node: &NodeName) -> Option<String> {
+    observed
+        .capabilities(node)
+        .filter(|c| !c.supports_layer(LayerKind::Drbd))
+        .map(|c| c.layer_reason(LayerKind::Drbd))
 }
 
 fn no_replication_error(rd: &ResourceDefinition, diskful: usize, why: Vec<String>) -> ApiError {
@@ -185,13 +204,11 @@ fn choose_layers(
     } else {
         None
     };
+    // A node that never reported (offline) does not decide against DRBD: it reports a
+    // missing DRBD itself when it connects.
     let missing: Vec<String> = nodes
         .iter()
-        .filter_map(|n| {
-            drbd_support(observed, n)
-                .err()
-                .map(|why| format!("node '{n}': {why}"))
-        })
+        .filter_map(|n| drbd_lacking(observed, n).map(|why| format!("node '{n}': {why}")))
         .collect();
     let layers = match fixed {
         Some(l) => l,
@@ -462,11 +479,24 @@ pub(crate) fn rebalance_tiebreaker(
         .into_iter()
         .filter(|r| !gone.iter().any(|g| g.node == r.node))
         .collect();
-    match tiebreaker_move(cluster, env, observed, rd, &live, keep) {
+    move_tiebreaker(plan, cluster, env, observed, rd, &live, keep)
+}
+
+/// Adds or drops the tie-breaker of `rd` as its `live` resources ask.
+fn move_tiebreaker(
+    plan: &mut Plan,
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    live: &[&Resource],
+    keep: bool,
+) -> Result<(), ApiError> {
+    match tiebreaker_move(cluster, env, observed, rd, live, keep) {
         Some(TieBreakerMove::Drop(tb)) => drop_tiebreaker(plan, cluster, &tb),
         Some(TieBreakerMove::Add(tb)) => {
             let mut one = vec![tb];
-            drbd::assign_resources(cluster, rd, &live, &mut one, &[None])?;
+            drbd::assign_resources(cluster, rd, live, &mut one, &[None])?;
             let tb = one.remove(0);
             plan.reply(tiebreaker_reply(&tb));
             plan.change(Change::PutRsc(tb));
@@ -716,6 +746,97 @@ pub fn autoplace(
     autoplace_rd(cluster, env, observed, rd, req)
 }
 
+/// Brings the diskful replica count of `rsc` to its resource group's place count: the
+/// auto-placer adds what is missing; surplus replicas are deleted, never one in use or one
+/// holding the only up-to-date copy of a volume (the answer says which could not go).
+pub fn adjust_rd(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rsc: &str,
+) -> PlanResult {
+    let rd = rd_of(cluster, rsc)?;
+    refuse_if_deleting(rd)?;
+    let place = cluster
+        .rsc_grps
+        .get(&rd.resource_group)
+        .and_then(|g| g.select_filter.place_count)
+        .unwrap_or(DEFAULT_PLACE_COUNT) as usize;
+    let live = live_resources(cluster, &rd.name);
+    let diskful: Vec<&Resource> = live.iter().copied().filter(|r| !r.is_diskless()).collect();
+    if diskful.len() < place {
+        return autoplace_rd(cluster, env, observed, rd, &AutoplaceRequest::default());
+    }
+    let mut plan = Plan::new();
+    if diskful.len() == place {
+        plan.reply(
+            Reply::info(
+                Op::Modify,
+                ObjKind::RscDfn,
+                code::WARN_RSC_ALREADY_DEPLOYED,
+                format!(
+                    "Resource '{}' has {place} diskful replica(s), as its group asks.",
+                    rd.name
+                ),
+            )
+            .with_ref("RscDfn", rd.name.as_str()),
+        );
+        return Ok(plan);
+    }
+    // The newest replicas go first.
+    let mut candidates = diskful.clone();
+    candidates.sort_by_key(|r| std::cmp::Reverse((r.create_timestamp, r.node.clone())));
+    let mut gone: Vec<&Resource> = Vec::new();
+    let mut kept: Vec<String> = Vec::new();
+    for r in candidates {
+        if gone.len() + place == diskful.len() {
+            break;
+        }
+        // Checked against what stays: the replicas already chosen count as gone.
+        let leaving: Vec<&NodeName> = gone.iter().map(|g| &g.node).collect();
+        let check =
+            super::safety::refuse_if_in_use(observed, r, "it is not deleted").and_then(|()| {
+                super::safety::check_not_only_copy(cluster, observed, rd, r, "deleted", &leaving)
+            });
+        match check {
+            Ok(()) => gone.push(r),
+            Err(e) => kept.push(format!("'{}': {}", r.node, e.message)),
+        }
+    }
+    for r in &gone {
+        plan.change(Change::PutRsc(mark_deleting(cluster, r)));
+        plan.reply(
+            Reply::deleted(
+                ObjKind::Rsc,
+                format!(
+                    "Resource '{}' on node '{}' is beyond the place count {place} and is deleted.",
+                    r.name, r.node
+                ),
+            )
+            .with_ref("RscDfn", r.name.as_str())
+            .with_ref("Node", r.node.as_str()),
+        );
+    }
+    if gone.len() + place < diskful.len() {
+        plan.reply(
+            Reply::warning(
+                Op::Delete,
+                ObjKind::Rsc,
+                code::WARN_NO_EFFECT,
+                format!(
+                    "Resource '{}' keeps {} diskful replica(s), more than the place count {place}",
+                    rd.name,
+                    diskful.len() - gone.len()
+                ),
+            )
+            .with_cause(kept.join("; "))
+            .with_ref("RscDfn", rd.name.as_str()),
+        );
+    }
+    rebalance_tiebreaker(&mut plan, cluster, env, observed, rd, &gone, false)?;
+    Ok(plan)
+}
+
 /// Autoplace for a definition that may not be committed yet (spawn creates and places in one
 /// transaction).
 pub fn autoplace_rd(
@@ -958,6 +1079,155 @@ pub fn make_available(
         layer_list: layer_list.to_vec(),
     };
     autoplace_rd(cluster, env, observed, rd, &req)
+}
+
+/// Turns the diskless resource of `rsc` on `node` into a diskful one (DRBD then fills the new
+/// disk from its peers) or the other way round (refused while it holds the only up-to-date
+/// copy). Needs the DRBD layer; the tie-breaker follows the new replica count.
+pub fn toggle_disk(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rsc: &str,
+    node: &str,
+    req: &ToggleDisk,
+) -> PlanResult {
+    let r = rsc_of(cluster, rsc, node)?;
+    let rd = rd_of(cluster, rsc)?;
+    refuse_if_deleting(rd)?;
+    if r.is_deleting() {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_REQUEST,
+            ObjKind::Rsc,
+            format!(
+                "Resource '{}' on node '{}' is being deleted",
+                r.name, r.node
+            ),
+        ));
+    }
+    if !rd.layer_stack.contains(&LayerKind::Drbd) {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_LAYER_STACK,
+            ObjKind::Rsc,
+            format!(
+                "Resource '{}' has no DRBD layer (layers '{}'): without it a resource cannot be diskless",
+                r.name,
+                layers_str(&rd.layer_stack)
+            ),
+        )
+        .correction("Toggle only resources of definitions with the DRBD layer; otherwise create or delete the resource"));
+    }
+    if req.diskful != r.is_diskless() {
+        let what = if req.diskful {
+            "has a disk"
+        } else {
+            "is diskless"
+        };
+        return Ok(Plan::only(
+            Reply::warning(
+                Op::Modify,
+                ObjKind::Rsc,
+                code::WARN_NO_EFFECT,
+                format!(
+                    "Resource '{}' already {what} on node '{}'; nothing to do.",
+                    r.name, r.node
+                ),
+            )
+            .with_ref("RscDfn", r.name.as_str())
+            .with_ref("Node", r.node.as_str()),
+        ));
+    }
+    let pool = match &req.storage_pool {
+        Some(p) => parse_pool_name(p)?,
+        None if req.diskful => {
+            // The resource's own StorPoolName names its diskless pool now.
+            let mut props = r.props.clone();
+            props.remove("StorPoolName");
+            resolve_pool(cluster, rd, &props, &r.node, false)?
+        }
+        None => tb_pool(),
+    };
+    let Some(sp) = cluster.stor_pool(&r.node, &pool) else {
+        return Err(ApiError::new(
+            code::FAIL_NOT_FOUND_STOR_POOL,
+            ObjKind::Rsc,
+            format!("Storage pool '{pool}' not found on node '{}'", r.node),
+        )
+        .correction(if req.diskful {
+            "Name an existing storage pool of that node with --storage-pool"
+        } else {
+            "Create the diskless pool on that node first, or name one with --storage-pool"
+        }));
+    };
+    let diskless_pool = sp.kind == ProviderKind::Diskless;
+    if req.diskful == diskless_pool {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_REQUEST,
+            ObjKind::Rsc,
+            if req.diskful {
+                format!("Storage pool '{pool}' is DISKLESS; a disk needs a pool with storage")
+            } else {
+                format!(
+                    "A diskless resource needs a DISKLESS storage pool, '{pool}' is {}",
+                    sp.kind
+                )
+            },
+        ));
+    }
+    let mut u = r.clone();
+    if req.diskful {
+        check_room(cluster, observed, sp, total_size(rd))?;
+        u.flags.remove(flag::DISKLESS);
+        u.flags.remove(flag::DRBD_DISKLESS);
+        u.flags.remove(flag::TIE_BREAKER);
+    } else {
+        super::safety::check_not_only_copy(cluster, observed, rd, r, "made diskless", &[])?;
+        let others = cluster
+            .resources_of(&rd.name)
+            .any(|o| o.node != r.node && !o.is_deleting() && !o.is_diskless());
+        if !others {
+            return Err(ApiError::new(
+                code::FAIL_INVLD_REQUEST,
+                ObjKind::Rsc,
+                format!(
+                    "Resource '{}' on node '{}' is the only replica with a disk; without it there would be no data",
+                    r.name, r.node
+                ),
+            )
+            .correction("Create a replica on another node and wait for it to sync first ('linstor resource-definition wait-sync')"));
+        }
+        u.flags.insert(flag::DRBD_DISKLESS.to_string());
+    }
+    u.props.insert("StorPoolName".into(), pool.to_string());
+    for v in u.volumes.values_mut() {
+        v.storage_pool = pool.clone();
+    }
+    let mut plan = Plan::new();
+    let live: Vec<&Resource> = live_resources(cluster, &rd.name)
+        .into_iter()
+        .map(|o| if o.node == u.node { &u } else { o })
+        .collect();
+    move_tiebreaker(&mut plan, cluster, env, observed, rd, &live, false)?;
+    plan.change(Change::PutRsc(u.clone()));
+    plan.reply(
+        Reply::modified(
+            ObjKind::Rsc,
+            if req.diskful {
+                format!(
+                    "Resource '{}' on node '{}' gets a disk in storage pool '{pool}'; DRBD fills it from its peers.",
+                    r.name, r.node
+                )
+            } else {
+                format!(
+                    "Resource '{}' on node '{}' is now diskless; its disk is removed.",
+                    r.name, r.node
+                )
+            },
+        )
+        .with_ref("RscDfn", r.name.as_str())
+        .with_ref("Node", r.node.as_str()),
+    );
+    Ok(plan)
 }
 
 fn rsc_of<'a>(cluster: &'a Cluster, rsc: &str, node: &str) -> Result<&'a Resource, ApiError> {

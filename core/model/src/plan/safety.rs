@@ -13,7 +13,11 @@ use crate::kinds::LayerKind;
 use crate::objects::{Resource, ResourceDefinition};
 
 /// Refuses when `r` is in use (DRBD Primary) on its node.
-fn refuse_if_in_use(observed: &dyn Observed, r: &Resource, what: &str) -> Result<(), ApiError> {
+pub(crate) fn refuse_if_in_use(
+    observed: &dyn Observed,
+    r: &Resource,
+    what: &str,
+) -> Result<(), ApiError> {
     let in_use = observed
         .drbd_state(&r.node, &r.name)
         .and_then(|d| d.in_use())
@@ -48,12 +52,28 @@ pub fn check_resource_removal(
         return Ok(());
     }
     refuse_if_in_use(observed, r, "it cannot be deleted now")?;
-    if r.is_diskless() {
+    check_not_only_copy(cluster, observed, rd, r, "deleted", &[])
+}
+
+/// Refuses taking the disk of `r` away (deleting it, or making it diskless: `done` names
+/// which) while it holds the only up-to-date copy of a volume other replicas are meant to
+/// keep; what DRBD has not reported does not refuse. The replicas on `leaving` nodes go too
+/// and do not count as keeping the data.
+pub fn check_not_only_copy(
+    cluster: &Cluster,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    r: &Resource,
+    done: &str,
+    leaving: &[&crate::name::NodeName],
+) -> Result<(), ApiError> {
+    if r.is_diskless() || !rd.layer_stack.contains(&LayerKind::Drbd) {
         return Ok(());
     }
     let others: Vec<&Resource> = cluster
         .resources_of(&rd.name)
         .filter(|o| o.node != r.node && !o.is_deleting() && !o.is_diskless())
+        .filter(|o| !leaving.contains(&&o.node))
         .collect();
     // Deleting the last copy is what the request says; nothing else is meant to hold the data.
     if others.is_empty() {
@@ -99,13 +119,13 @@ pub fn check_resource_removal(
         code::FAIL_NOT_ALL_UPTODATE,
         ObjKind::Rsc,
         format!(
-            "Resource '{}' on node '{}' holds the only up-to-date copy of volume {vols}; it cannot be deleted before another replica has the data",
+            "Resource '{}' on node '{}' holds the only up-to-date copy of volume {vols}; it cannot be {done} before another replica has the data",
             r.name, r.node
         ),
     )
     .cause(format!("The other replicas: {}", elsewhere.join("; ")))
     .correction(format!(
-        "Wait until 'linstor resource-definition wait-sync {}' returns (start the nodes of offline replicas first), then delete the resource again",
+        "Wait until 'linstor resource-definition wait-sync {}' returns (start the nodes of offline replicas first), then try again",
         r.name
     )))
 }

@@ -4,6 +4,11 @@ use super::{PropDef, PropKind, Targets};
 
 pub(crate) static CATALOG: &[PropDef] = &[
     PropDef {
+        key: "AllowLargerVolumeSize",
+        kind: PropKind::BoolTrueFalse,
+        targets: Targets(Targets::VD.0),
+    },
+    PropDef {
         key: "AllowMixingStoragePoolDriver",
         kind: PropKind::BoolTrueFalse,
         targets: Targets(Targets::CTRL.0 | Targets::RD.0),
