@@ -160,6 +160,45 @@ fn file_thin_snapshots_restore_what_was_written() {
     // The real python-linstor client lists, takes and deletes snapshots.
     python_linstor_snapshots(&c);
 
+    // The CLI's create-multiple: both snapshots hold what their volume held.
+    let dev2 = device(&c, "r2");
+    write_and_read(&dev2, b"r2 at the moment m2");
+    c.linstor_ok(&["snapshot", "create-multiple", "m2", "r1", "r2"]);
+    write_and_read(&dev2, b"r2 later, changed  ");
+    c.linstor_ok(&["snapshot", "rollback", "r2", "m2"]);
+    assert_eq!(read(&device(&c, "r2"), 19), b"r2 at the moment m2");
+    let list = c.linstor_ok(&["snapshot", "list"]);
+    assert_eq!(list.matches("m2").count(), 2, "{list}");
+    // A resource named twice, an unknown resource, or one without snapshots in the set: nothing
+    // is taken.
+    for (args, want) in [
+        (
+            &["snapshot", "create-multiple", "m3", "r1", "r1"][..],
+            "named twice",
+        ),
+        (
+            &["snapshot", "create-multiple", "m3", "r1", "nosuch"],
+            "nosuch",
+        ),
+        (
+            &["snapshot", "create-multiple", "m3", "r1", "thick"],
+            "FILE_THIN",
+        ),
+    ] {
+        let e = c.linstor_fails(args).1;
+        assert!(e.contains(want), "{e}");
+    }
+    assert!(!c.linstor_ok(&["snapshot", "list"]).contains("m3"));
+    // Deleting on a node without a copy is refused; on its node the copy goes.
+    let e = c
+        .linstor_fails(&["snapshot", "delete", "r2", "m2", "-n", "node9"])
+        .1;
+    assert!(e.contains("no copy on node 'node9'"), "{e}");
+    c.linstor_ok(&["snapshot", "delete", "r2", "m2", "-n", "node1"]);
+    c.linstor_ok(&["snapshot", "delete", "r1", "m2"]);
+    let m2 = xfs.mnt.join("pool/.strata/snapshots/r2_00000/m2.img");
+    assert!(c.wait_until(Duration::from_secs(10), || !m2.exists()));
+
     // A pool on a file system without reflink: refused by the node, nothing left behind.
     let e = c.linstor_fails(&["snapshot", "create", "r3", "s1"]).1;
     assert!(e.contains("reflink"), "{e}");
@@ -221,6 +260,24 @@ with linstor.Linstor("linstor://" + sys.argv[1]) as l:
     replies = l.snapshot_delete("r1", "s2")
     assert all(not r.is_error() for r in replies), [str(r) for r in replies]
     names = [s.snapshot_name for s in l.snapshot_dfn_list()[0].snapshots]
+    assert names == ["s1"], names
+    def ok(replies):
+        assert all(not r.is_error() for r in replies), [str(r) for r in replies]
+    # One snapshot of two resources, of one moment.
+    ok(l.snapshot_create_multi(["node1"], ["r1", "r2"], "m1"))
+    pairs = sorted((s.rsc_name, s.snapshot_name) for s in l.snapshot_dfn_list()[0].snapshots)
+    assert pairs == [("r1", "m1"), ("r1", "s1"), ("r2", "m1")], pairs
+    # Restore into a new definition, and roll back, through python-linstor.
+    ok(l.resource_dfn_create("r5"))
+    ok(l.snapshot_volume_definition_restore("r1", "m1", "r5"))
+    ok(l.snapshot_resource_restore(["node1"], "r1", "m1", "r5"))
+    rscs = [r.name for r in l.resource_list(filter_by_resources=["r5"])[0].resources]
+    assert rscs == ["r5"], rscs
+    ok(l.snapshot_rollback("r2", "m1"))
+    # Deleting the copies on the only node deletes the snapshot.
+    ok(l.snapshot_delete("r2", "m1", node_names=["node1"]))
+    ok(l.snapshot_delete("r1", "m1"))
+    names = sorted(s.snapshot_name for s in l.snapshot_dfn_list()[0].snapshots)
     assert names == ["s1"], names
 print("ok")
 "#;

@@ -23,6 +23,17 @@ pub enum SnapshotCmd {
         #[arg(long = "async")]
         async_: bool,
     },
+    /// Takes one snapshot of each resource named, all of the same moment (I/O of all of
+    /// them is suspended together).
+    #[command(name = "create-multiple", visible_alias = "cm")]
+    CreateMultiple {
+        /// Only on these nodes (default: every diskful node of each resource).
+        #[arg(short = 'n', long = "nodes", num_args = 1..)]
+        nodes: Vec<String>,
+        snapshot_name: String,
+        #[arg(required = true)]
+        resource_names: Vec<String>,
+    },
     /// Lists the snapshots.
     #[command(visible_alias = "l")]
     List {
@@ -41,9 +52,12 @@ pub enum SnapshotCmd {
         resource_definition_name: String,
         snapshot_name: String,
     },
-    /// Deletes a snapshot (all its copies).
+    /// Deletes a snapshot (all its copies, or those on the nodes named).
     #[command(visible_alias = "d")]
     Delete {
+        /// Only the copies on these nodes.
+        #[arg(short = 'n', long = "nodes", num_args = 1..)]
+        nodes: Vec<String>,
         resource_definition_name: String,
         snapshot_name: String,
     },
@@ -103,13 +117,41 @@ pub fn requests(cmd: &SnapshotCmd) -> Result<Vec<Request>, CliError> {
             )]
         }
         SnapshotCmd::Delete {
+            nodes,
             resource_definition_name,
             snapshot_name,
-        } => vec![Request::delete(format!(
-            "/v1/resource-definitions/{}/snapshots/{}",
-            seg(resource_definition_name),
-            seg(snapshot_name)
-        ))],
+        } => {
+            let mut path = format!(
+                "/v1/resource-definitions/{}/snapshots/{}",
+                seg(resource_definition_name),
+                seg(snapshot_name)
+            );
+            for (i, n) in nodes.iter().enumerate() {
+                path.push(if i == 0 { '?' } else { '&' });
+                path.push_str(&format!("nodes={}", seg(n)));
+            }
+            vec![Request::delete(path)]
+        }
+        SnapshotCmd::CreateMultiple {
+            nodes,
+            snapshot_name,
+            resource_names,
+        } => {
+            let snapshots: Vec<serde_json::Value> = resource_names
+                .iter()
+                .map(|r| {
+                    let mut s = json!({"name": snapshot_name, "resource_name": r});
+                    if !nodes.is_empty() {
+                        s["nodes"] = json!(nodes);
+                    }
+                    s
+                })
+                .collect();
+            vec![Request::post(
+                "/v1/actions/snapshot/multi",
+                json!({ "snapshots": snapshots }),
+            )]
+        }
         SnapshotCmd::Rollback {
             resource_definition_name,
             snapshot_name,

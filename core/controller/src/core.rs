@@ -847,78 +847,146 @@ impl Core {
         rsc: String,
         req: plan::snapshot::SnapshotCreate,
     ) -> Result<Answer, ApiError> {
+        self.take_snapshots(vec![(rsc, req)]).await
+    }
+
+    /// Takes snapshots of several definitions as one: I/O of all of them is suspended until
+    /// every node has taken its copies of every one (`POST /v1/actions/snapshot/multi`). If
+    /// any node fails any step, all of them are given up.
+    pub async fn take_snapshots(
+        self: &Arc<Self>,
+        reqs: Vec<(String, plan::snapshot::SnapshotCreate)>,
+    ) -> Result<Answer, ApiError> {
         use strata_model::objects::SnapshotState;
-        let name = req.name.clone();
-        let (r, q) = (rsc.clone(), req);
+        for (i, (rsc, _)) in reqs.iter().enumerate() {
+            if reqs[..i].iter().any(|(r, _)| r.eq_ignore_ascii_case(rsc)) {
+                return Err(ApiError::new(
+                    code::FAIL_INVLD_REQUEST,
+                    ObjKind::Snapshot,
+                    format!("Resource '{rsc}' is named twice in the request"),
+                ));
+            }
+        }
+        let q = reqs.clone();
         let first = self
-            .mutate(move |c, env, obs| plan::snapshot::create(c, env, obs, &r, &q))
+            .mutate(move |c, env, obs| {
+                let mut plan = Plan::new();
+                for (rsc, req) in &q {
+                    let p = plan::snapshot::create(c, env, obs, rsc, req)?;
+                    plan.changes.extend(p.changes);
+                    plan.replies.extend(p.replies);
+                }
+                Ok(plan)
+            })
             .await?;
         if first.has_errors() {
             return Ok(first);
         }
-        let (state, nodes) = {
+        // (resource, snapshot, state, nodes with their volume counts)
+        type Taken = (String, String, SnapshotState, Vec<(NodeName, usize)>);
+        let snaps: Vec<Taken> = {
             let cluster = self.cluster.read().unwrap_or_else(poisoned);
-            let s = plan::snapshot::snapshot_of(&cluster, &rsc, &name)?;
-            let nodes: Vec<(NodeName, usize)> = s
-                .nodes
-                .iter()
-                .map(|n| (n.node.clone(), n.volumes.len()))
-                .collect();
-            (s.state, nodes)
+            let mut out = Vec::new();
+            for (rsc, req) in &reqs {
+                let s = plan::snapshot::snapshot_of(&cluster, rsc, &req.name)?;
+                let nodes = s
+                    .nodes
+                    .iter()
+                    .map(|n| (n.node.clone(), n.volumes.len()))
+                    .collect();
+                out.push((rsc.clone(), req.name.clone(), s.state, nodes));
+            }
+            out
         };
+        let several = snaps.len() > 1;
         let check = |answer: &Answer, suspended: bool| -> Option<String> {
-            answer.snapshot_problems(&rsc, &name, nodes.iter().map(|(n, _)| n), |node, s| {
-                let volumes = nodes.iter().find(|(n, _)| n == node).map_or(0, |(_, v)| *v);
-                if suspended && !s.suspended {
-                    Some("did not suspend I/O".into())
-                } else if !suspended && s.volumes.len() < volumes {
-                    Some(format!(
-                        "holds {} of {volumes} volume copies",
-                        s.volumes.len()
-                    ))
-                } else {
-                    None
+            let problems: Vec<String> = snaps
+                .iter()
+                .filter_map(|(rsc, name, _, nodes)| {
+                    let found = answer.snapshot_problems(
+                        rsc,
+                        name,
+                        nodes.iter().map(|(n, _)| n),
+                        |node, s| {
+                            let volumes =
+                                nodes.iter().find(|(n, _)| n == node).map_or(0, |(_, v)| *v);
+                            if suspended && !s.suspended {
+                                Some("did not suspend I/O".into())
+                            } else if !suspended && s.volumes.len() < volumes {
+                                Some(format!(
+                                    "holds {} of {volumes} volume copies",
+                                    s.volumes.len()
+                                ))
+                            } else {
+                                None
+                            }
+                        },
+                    )?;
+                    Some(if several {
+                        format!("resource '{rsc}': {found}")
+                    } else {
+                        found
+                    })
+                })
+                .collect();
+            (!problems.is_empty()).then(|| problems.join("; "))
+        };
+        let all = |to: Option<SnapshotState>| {
+            let list: Vec<(String, String)> = snaps
+                .iter()
+                .map(|(r, n, _, _)| (r.clone(), n.clone()))
+                .collect();
+            move |c: &Cluster, _: &mut dyn plan::Env, _: &dyn plan::Observed| {
+                let mut plan = Plan::new();
+                for (r, n) in &list {
+                    let p = match to {
+                        Some(state) => plan::snapshot::advance(c, r, n, state)?,
+                        None => plan::snapshot::delete(c, r, n)?,
+                    };
+                    plan.changes.extend(p.changes);
+                    plan.replies.extend(p.replies);
                 }
-            })
+                Ok(plan)
+            }
         };
         let mut failure = None;
         let mut taken = first;
-        if state == SnapshotState::Suspending {
+        if snaps
+            .iter()
+            .any(|(_, _, state, _)| *state == SnapshotState::Suspending)
+        {
             failure = check(&taken, true);
             if failure.is_none() {
-                let (r, n) = (rsc.clone(), name.clone());
-                taken = self
-                    .mutate(move |c, _, _| {
-                        plan::snapshot::advance(c, &r, &n, SnapshotState::Taking)
-                    })
-                    .await?;
+                taken = self.mutate(all(Some(SnapshotState::Taking))).await?;
             }
         }
         if failure.is_none() {
             failure = check(&taken, false);
         }
+        let what = || {
+            let rscs: Vec<String> = snaps.iter().map(|(r, _, _, _)| format!("'{r}'")).collect();
+            let names: BTreeSet<&str> = snaps.iter().map(|(_, n, _, _)| n.as_str()).collect();
+            let names: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+            format!(
+                "Snapshot {} of resource {}",
+                names.join(", "),
+                rscs.join(", ")
+            )
+        };
         match failure {
             None => {
-                let (r, n) = (rsc.clone(), name.clone());
-                let done = self
-                    .mutate(move |c, _, _| {
-                        plan::snapshot::advance(c, &r, &n, SnapshotState::Successful)
-                    })
-                    .await?;
+                let done = self.mutate(all(Some(SnapshotState::Successful))).await?;
                 Ok(Answer {
                     replies: done.replies,
                     outcomes: done.outcomes,
                 })
             }
             Some(why) => {
-                let (r, n) = (rsc.clone(), name.clone());
-                let cleanup = self
-                    .mutate(move |c, _, _| plan::snapshot::delete(c, &r, &n))
-                    .await;
+                let cleanup = self.mutate(all(None)).await;
                 let mut err = ApiError::new(
                     code::FAIL_UNKNOWN_ERROR,
                     ObjKind::Snapshot,
-                    format!("Snapshot '{name}' of resource '{rsc}' could not be taken"),
+                    format!("{} could not be taken", what()),
                 )
                 .cause(why);
                 err = match cleanup {
@@ -926,7 +994,7 @@ impl Core {
                         "Nothing was kept: I/O runs again and partial copies are removed. Fix the cause and retry",
                     ),
                     Err(e) => err.correction(format!(
-                        "Removing the partial snapshot failed too ({}); delete it with 'linstor snapshot delete {rsc} {name}'",
+                        "Removing the partial snapshot failed too ({}); delete it with 'linstor snapshot delete'",
                         e.message
                     )),
                 };

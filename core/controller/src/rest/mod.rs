@@ -179,6 +179,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/v1/events/drbd/promotion", get(events::drbd_promotion))
         .route("/v1/view/storage-pools", get(view::storage_pools))
         .route("/v1/view/snapshots", get(snapshot::view))
+        .route("/v1/actions/snapshot/multi", post(snapshot::create_multi))
         .route(
             "/v1/resource-definitions/{rsc}/snapshots",
             get(snapshot::list).post(snapshot::create),

@@ -71,13 +71,64 @@ pub async fn create(
     )
 }
 
-/// `DELETE /v1/resource-definitions/{rsc}/snapshots/{snap}`
+/// `POST /v1/actions/snapshot/multi`: one snapshot of each resource named, with the I/O of
+/// all of them suspended together.
+pub async fn create_multi(
+    State(core): State<AppState>,
+    Body(req): Body<CreateMultiSnapshot>,
+) -> Response {
+    if req.snapshots.is_empty() {
+        return error(
+            Op::Create,
+            strata_model::ApiError::new(
+                strata_model::error::code::FAIL_INVLD_REQUEST,
+                strata_model::ObjKind::Snapshot,
+                "The request names no snapshot to take",
+            )
+            .correction("List the snapshots in 'snapshots', each with 'name' and 'resource_name'"),
+        );
+    }
+    let reqs = req
+        .snapshots
+        .into_iter()
+        .map(|s| {
+            (
+                s.resource_name,
+                SnapshotCreate {
+                    name: s.name,
+                    nodes: s.nodes,
+                },
+            )
+        })
+        .collect();
+    answer(
+        core.take_snapshots(reqs).await,
+        Op::Create,
+        StatusCode::CREATED,
+    )
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CreateMultiSnapshot {
+    #[serde(default)]
+    snapshots: Vec<Snapshot>,
+}
+
+/// `DELETE /v1/resource-definitions/{rsc}/snapshots/{snap}` (`?nodes=`: only those copies).
 pub async fn delete(
     State(core): State<AppState>,
     Path((rsc, snap)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
 ) -> Response {
+    let nodes: Vec<String> = Query::parse(q.as_deref())
+        .values("nodes")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
     run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
-        psnap::delete(c, &rsc, &snap)
+        psnap::delete_on(c, &rsc, &snap, &nodes)
     })
     .await
 }

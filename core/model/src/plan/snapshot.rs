@@ -289,6 +289,68 @@ pub fn delete(cluster: &Cluster, rsc: &str, snap: &str) -> PlanResult {
     Ok(plan)
 }
 
+/// Deletes the copies of a snapshot on `nodes` only (all of it when that leaves none, or
+/// when `nodes` is empty). The nodes drop copies no longer asked for; an offline node drops
+/// them when it returns.
+pub fn delete_on(cluster: &Cluster, rsc: &str, snap: &str, nodes: &[String]) -> PlanResult {
+    if nodes.is_empty() {
+        return delete(cluster, rsc, snap);
+    }
+    let rd = rd_of(cluster, rsc)?;
+    let name = parse_snapshot_name(snap)?;
+    let Some(s) = cluster.snapshot(&rd.name, &name) else {
+        return delete(cluster, rsc, snap);
+    };
+    let mut names = Vec::new();
+    for n in nodes {
+        let node = parse_node_name(n)?;
+        if s.on(&node).is_none() {
+            let held: Vec<&str> = s.nodes.iter().map(|x| x.node.as_str()).collect();
+            return Err(ApiError::new(
+                code::FAIL_NOT_FOUND_SNAPSHOT,
+                ObjKind::Snapshot,
+                format!("Snapshot '{snap}' of resource '{rsc}' has no copy on node '{n}'"),
+            )
+            .cause(format!("Its copies are on: {}", held.join(", ")))
+            .correction("Name nodes that hold a copy, or none to delete the whole snapshot"));
+        }
+        names.push(node);
+    }
+    if s.state == SnapshotState::Deleting {
+        return delete(cluster, rsc, snap);
+    }
+    if s.state != SnapshotState::Successful || s.rollback.is_some() {
+        return Err(ApiError::new(
+            code::FAIL_IN_USE,
+            ObjKind::Snapshot,
+            format!("Snapshot '{snap}' of resource '{rsc}' is being taken or rolled back"),
+        )
+        .correction("Wait until that has finished, then delete again"));
+    }
+    let mut u = s.clone();
+    u.nodes.retain(|n| !names.contains(&n.node));
+    if u.nodes.is_empty() {
+        return delete(cluster, rsc, snap);
+    }
+    let left: Vec<&str> = u.nodes.iter().map(|n| n.node.as_str()).collect();
+    let gone: Vec<&str> = names.iter().map(NodeName::as_str).collect();
+    let mut plan = Plan::new();
+    plan.reply(snapshot_ref(
+        Reply::deleted(
+            ObjKind::Snapshot,
+            format!(
+                "Snapshot '{snap}' of resource '{rsc}' deleted on {}; it stays on {}",
+                gone.join(", "),
+                left.join(", ")
+            ),
+        ),
+        &rd.name,
+        &name,
+    ));
+    plan.change(Change::PutSnapshot(u));
+    Ok(plan)
+}
+
 /// Drops the copies of deleting snapshots that `node` no longer holds (it applied a
 /// configuration at least as new as the deletion and does not report them), and the
 /// snapshots left without copies.

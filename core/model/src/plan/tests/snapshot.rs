@@ -143,6 +143,45 @@ fn a_definition_with_snapshots_stays_until_they_are_deleted() {
     assert!(p.changes.is_empty() && p.replies[0].message.contains("not found"));
 }
 
+/// `snapshot delete --nodes`: the copies on the nodes named go, the snapshot stays on the
+/// others; naming a node without a copy is refused; the last copies take the snapshot along.
+#[test]
+fn deleting_on_some_nodes_keeps_the_other_copies() {
+    let mut w = world(ProviderKind::LvmThin);
+    let p = take(&mut w, "s1", &[]);
+    w.apply(p);
+    let r1 = ResourceName::new("r1").unwrap();
+    let s1 = SnapshotName::new("s1").unwrap();
+    // Not yet taken: refused.
+    let e = snap::delete_on(&w.c, "r1", "s1", &["node0".into()]).unwrap_err();
+    assert_eq!(e.code, code::FAIL_IN_USE);
+    let p = snap::advance(&w.c, "r1", "s1", SnapshotState::Successful);
+    w.apply(p);
+    let e = snap::delete_on(&w.c, "r1", "s1", &["node7".into()]).unwrap_err();
+    assert!(
+        e.message.contains("no copy on node 'node7'"),
+        "{}",
+        e.message
+    );
+    let p = snap::delete_on(&w.c, "r1", "s1", &["node0".into()]).unwrap();
+    assert!(
+        p.replies[0].message.contains("stays on node1"),
+        "{}",
+        p.replies[0].message
+    );
+    commit(&mut w.c, &p);
+    let s = w.c.snapshot(&r1, &s1).unwrap();
+    assert_eq!(s.state, SnapshotState::Successful);
+    let nodes: Vec<&str> = s.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(nodes, ["node1"]);
+    let p = snap::delete_on(&w.c, "r1", "s1", &["node1".into()]).unwrap();
+    commit(&mut w.c, &p);
+    assert_eq!(
+        w.c.snapshot(&r1, &s1).unwrap().state,
+        SnapshotState::Deleting
+    );
+}
+
 #[test]
 fn restoring_makes_resources_from_the_copies() {
     let mut w = world(ProviderKind::LvmThin);
