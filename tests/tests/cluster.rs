@@ -430,3 +430,120 @@ fn a_mounted_volume_is_never_pulled_away() {
     }));
     assert!(c.loop_devices().is_empty());
 }
+
+fn device_bytes(dev: &str) -> u64 {
+    let out = Command::new("blockdev")
+        .args(["--getsize64", dev])
+        .output()
+        .expect("blockdev");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// `volume-definition set-size`: growing reaches the block device and its file system (also
+/// on a node that was offline when asked: it grows when it returns); shrinking happens only
+/// when asked for explicitly, keeps the data before the new end, and waits while the volume
+/// is in use.
+#[test]
+fn resize_grows_devices_and_shrinks_only_when_asked() {
+    let mut c = TestCluster::start(1);
+    c.register_all();
+    c.linstor_ok(&["resource-definition", "create", "rsz"]);
+    c.linstor_ok(&["volume-definition", "create", "rsz", "32M"]);
+    c.linstor_ok(&["resource", "create", "node1", "rsz", "-s", "pool_file"]);
+    let dev = c.device_of("rsz").expect("device");
+    assert_eq!(device_bytes(&dev), 32 << 20);
+    let mnt = c.dir.path().join("mnt-rsz");
+    mkfs_and_mount(&dev, &mnt);
+    std::fs::write(mnt.join("kept.txt"), b"kept across resizes").unwrap();
+
+    // Grown while mounted: the device grows, and the file system can take the space (offline
+    // here: this machine refuses the online-resize ioctl).
+    c.linstor_ok(&["volume-definition", "set-size", "rsz", "0", "64M"]);
+    assert_eq!(device_bytes(&dev), 64 << 20);
+    for cmd in [
+        vec!["umount".to_string(), mnt.display().to_string()],
+        vec!["e2fsck".into(), "-f".into(), "-y".into(), dev.clone()],
+        vec!["resize2fs".into(), dev.clone()],
+        vec!["mount".into(), dev.clone(), mnt.display().to_string()],
+    ] {
+        let out = Command::new(&cmd[0]).args(&cmd[1..]).output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {out:?}");
+    }
+    assert_eq!(
+        std::fs::read(mnt.join("kept.txt")).unwrap(),
+        b"kept across resizes"
+    );
+    let df = Command::new("df")
+        .args(["-k", "--output=size"])
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    let size_kib: u64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(size_kib > 50 * 1024, "the file system grew: {size_kib} KiB");
+
+    // Mounted (in use): a shrink is refused before anything changes.
+    let (_, text) = c.linstor_fails(&["volume-definition", "set-size", "rsz", "0", "16M"]);
+    assert!(text.contains("--allow-shrink"), "{text}");
+    let (_, text) = c.linstor_fails(&[
+        "volume-definition",
+        "set-size",
+        "rsz",
+        "0",
+        "16M",
+        "--allow-shrink",
+    ]);
+    assert!(text.contains("in use"), "{text}");
+    assert_eq!(device_bytes(&dev), 64 << 20);
+    let out = Command::new("umount").arg(&mnt).output().unwrap();
+    assert!(out.status.success());
+
+    // Offline while asked: the node grows the volume when it returns.
+    c.stop_satellite(0);
+    let text = c.linstor_ok(&["volume-definition", "set-size", "rsz", "0", "96M"]);
+    assert!(
+        text.contains("node1"),
+        "the answer names the offline node: {text}"
+    );
+    c.start_satellite(0);
+    assert!(
+        c.wait_until(Duration::from_secs(20), || c
+            .device_of("rsz")
+            .is_some_and(|d| device_bytes(&d) == 96 << 20)),
+        "grown after the reconnect"
+    );
+
+    // Unused, asked explicitly: it shrinks, and the start of the volume is untouched.
+    let dev = c.device_of("rsz").unwrap();
+    write_and_read(&dev, b"the first bytes stay");
+    // The node reports the volume unused only after it looked again.
+    assert!(c.wait_until(Duration::from_secs(20), || {
+        c.linstor(&[
+            "volume-definition",
+            "set-size",
+            "rsz",
+            "0",
+            "24M",
+            "--allow-shrink",
+        ])
+        .status
+        .success()
+    }));
+    assert!(c.wait_until(Duration::from_secs(10), || device_bytes(&dev) == 24 << 20));
+    let mut head = vec![0u8; 20];
+    {
+        use std::io::Read;
+        std::fs::File::open(&dev)
+            .unwrap()
+            .read_exact(&mut head)
+            .unwrap();
+    }
+    assert_eq!(&head, b"the first bytes stay");
+    let listed = c.linstor_ok(&["volume-definition", "list", "-r", "rsz"]);
+    assert!(listed.contains("24 MiB"), "{listed}");
+}

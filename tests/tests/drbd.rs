@@ -765,6 +765,16 @@ fn toggle_disk_gives_and_takes_disks() {
     ]);
     assert!(text.contains("wait-sync tog"), "{text}");
     assert!(res(0).contains("disk none") && !image(0).exists());
+    // A DRBD volume does not shrink, even when asked explicitly.
+    let (_, text) = c.linstor_fails(&[
+        "volume-definition",
+        "set-size",
+        "tog",
+        "0",
+        "8M",
+        "--allow-shrink",
+    ]);
+    assert!(text.contains("DRBD keeps its metadata"), "{text}");
 }
 
 /// Nodes holding a diskful, not deleted, replica of `rsc`.

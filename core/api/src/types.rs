@@ -300,6 +300,9 @@ pub struct VolumeDefinitionModify {
         deserialize_with = "lenient::null_vec"
     )]
     pub flags: Vec<String>,
+    /// This suite's extension: allows the size to go down (`vd set-size --allow-shrink`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_shrink: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -360,6 +360,10 @@ pub enum VdCmd {
         /// The size is the gross size.
         #[arg(long)]
         gross: bool,
+        /// Allow a smaller size: the end of the volume is cut off (shrink the file system
+        /// on it first). Not for DRBD volumes.
+        #[arg(long = "allow-shrink")]
+        allow_shrink: bool,
     },
     /// Sets a property of a volume definition.
     #[command(visible_alias = "sp")]
@@ -478,10 +482,14 @@ pub fn vd_requests(cmd: &VdCmd) -> Result<Option<Vec<Request>>, CliError> {
             volume_nr,
             size,
             gross,
+            allow_shrink,
         } => {
             let mut body = json!({"size_kib": size_kib(size, DefaultUnit::GiB)?});
             if *gross {
                 body["flags"] = json!(["GROSS_SIZE"]);
+            }
+            if *allow_shrink {
+                body["allow_shrink"] = json!(true);
             }
             vec![Request::put(path(resource_name, *volume_nr), body)]
         }

@@ -182,4 +182,11 @@ impl Observed for ObservedState {
         }
         n.drbd(rsc.as_str())
     }
+
+    fn in_use(&self, node: &NodeName, rsc: &ResourceName) -> Option<bool> {
+        if !self.is_online(node) {
+            return None;
+        }
+        self.resource(node, rsc.as_str())?.in_use
+    }
 }

@@ -621,8 +621,35 @@ pub fn reconcile_with(
                     }
                 }
             }
+            let asked_before = record.volume_sizes.get(&key).copied();
+            if let (Some(cur), Some(before), None) = (&current, asked_before, &r.drbd) {
+                if v.size_kib < before {
+                    if cur
+                        .device
+                        .as_deref()
+                        .is_some_and(strata_storage::device_in_use)
+                    {
+                        rs.volumes.push(failed(
+                            v.number,
+                            format!(
+                                "volume '{}' is in use; it shrinks to {} KiB once nothing uses it",
+                                v.backing_name, v.size_kib
+                            ),
+                        ));
+                        continue;
+                    }
+                    match provider.shrink(&v.backing_name, v.size_kib, cur) {
+                        Ok(bv) => current = Some(bv),
+                        Err(e) => {
+                            rs.volumes.push(failed(v.number, e.to_string()));
+                            continue;
+                        }
+                    }
+                }
+            }
             match provider.ensure(&v.backing_name, v.size_kib, current.as_ref()) {
                 Ok(bv) => {
+                    record.volume_sizes.insert(key.clone(), v.size_kib);
                     record.volumes.insert(
                         key,
                         OwnedVolume {
@@ -750,6 +777,7 @@ pub fn reconcile_with(
             match result {
                 Ok(()) => {
                     record.volumes.remove(&key);
+                    record.volume_sizes.remove(&key);
                     pool.volumes.remove(&name);
                     tracing::info!(pool = %pool_name, volume = %name, "deleted");
                 }

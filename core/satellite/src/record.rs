@@ -35,6 +35,10 @@ pub struct Record {
     /// means its backing volume grew and DRBD must be resized.
     #[serde(default)]
     pub drbd_sizes: BTreeMap<String, u64>,
+    /// `<pool>/<backing name>` -> size (KiB) the configuration last asked for. A smaller one
+    /// in the configuration (of a volume without DRBD) is a shrink the controller allowed.
+    #[serde(default)]
+    pub volume_sizes: BTreeMap<String, u64>,
     /// DRBD resources that left the configuration but could not be taken down yet (in use,
     /// or a DRBD tool failed): retried at every reconcile until they are down.
     #[serde(default)]

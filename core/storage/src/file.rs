@@ -360,6 +360,32 @@ impl Provider for FilePool {
         Ok(())
     }
 
+    fn shrink(
+        &self,
+        name: &str,
+        size_kib: u64,
+        current: &BackingVolume,
+    ) -> Result<BackingVolume, StorageError> {
+        Self::check_name(name)?;
+        let image = self.image(name);
+        if !self.marker(name).exists() {
+            return Err(StorageError::NotOwned(image.display().to_string()));
+        }
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .map_err(|e| StorageError::io(&image, e))?;
+        f.set_len(size_kib * 1024)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| StorageError::io(&image, e))?;
+        if let Some(dev) = &current.device {
+            self.refresh(dev)?;
+        }
+        tracing::info!(image = %image.display(), size_kib, "volume shrunk");
+        self.volume(name, current.device.clone())?
+            .ok_or_else(|| StorageError::io(&image, std::io::ErrorKind::NotFound.into()))
+    }
+
     fn adopt(&self, name: &str, size_kib: u64) -> Result<Option<BackingVolume>, StorageError> {
         Self::check_name(name)?;
         if self.volume(name, None)?.is_none() {

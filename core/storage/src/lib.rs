@@ -111,6 +111,21 @@ pub trait Provider: Send + Sync {
     /// Removes volume `name` if this suite created it; absent volumes are fine.
     fn delete(&self, name: &str, current: Option<&BackingVolume>) -> Result<(), StorageError>;
 
+    /// Makes volume `name` (ours, `current` as listed) `size_kib` small: its end is cut off.
+    /// Nothing may use it.
+    fn shrink(
+        &self,
+        name: &str,
+        size_kib: u64,
+        current: &BackingVolume,
+    ) -> Result<BackingVolume, StorageError> {
+        let _ = (name, size_kib, current);
+        Err(StorageError::Unsupported(format!(
+            "{} storage pools cannot shrink volumes",
+            self.kind()
+        )))
+    }
+
     /// Takes over volume `name`, which exists in the pool without being this suite's: a
     /// volume definition names it (OverrideVlmId), so the administrator hands it over. From
     /// then on it is listed, grown and deleted as ours. It must hold at least `size_kib`;

@@ -588,6 +588,30 @@ impl Provider for LvmPool {
         Ok(())
     }
 
+    fn shrink(
+        &self,
+        name: &str,
+        size_kib: u64,
+        _current: &BackingVolume,
+    ) -> Result<BackingVolume, StorageError> {
+        self.check_config()?;
+        check_name("logical volume", name)?;
+        // Cutting data off: the tag is read again right before, whatever `current` says.
+        let lv = self.lookup(name)?.ok_or_else(|| {
+            StorageError::Refused(format!("'{}' does not exist", self.lv_id(name)))
+        })?;
+        self.ours(lv)?;
+        self.runner.run(&Cmd::new("lvreduce").args([
+            "--yes".to_string(),
+            "--force".to_string(),
+            "--size".to_string(),
+            format!("{size_kib}k"),
+            self.lv_id(name),
+        ]))?;
+        tracing::info!(lv = %self.lv_id(name), size_kib, "logical volume shrunk");
+        self.read_back(name)
+    }
+
     fn adopt(&self, name: &str, size_kib: u64) -> Result<Option<BackingVolume>, StorageError> {
         self.check_config()?;
         check_name("logical volume", name)?;
@@ -1124,6 +1148,38 @@ mod tests {
         runner.expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE));
         thick(&runner).delete("gone_00000", None).unwrap();
         assert_eq!(runner.calls(), vec![lvs_argv("vg_ssd")]);
+    }
+
+    /// Shrinking re-reads the tag, then reduces the LV without a question; a foreign LV is
+    /// never reduced.
+    #[test]
+    fn shrinking_reduces_only_our_volumes() {
+        let runner = Arc::new(ScriptedRunner::new());
+        let reduced = LVS_ACTIVE.replace("r1_00000;8192.00", "r1_00000;4096.00");
+        runner
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE))
+            .expect(
+                &[
+                    "lvreduce",
+                    "--yes",
+                    "--force",
+                    "--size",
+                    "4096k",
+                    "vg_ssd/r1_00000",
+                ],
+                Output::ok(""),
+            )
+            .expect(&lvs_argv("vg_ssd"), Output::ok(&reduced))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE));
+        let p = thick(&runner);
+        let current = p.volume(&parse_lvs(LVS_ACTIVE).unwrap()[1]);
+        let v = p.shrink("r1_00000", 4096, &current).unwrap();
+        assert_eq!(v.size_kib, 4096);
+        assert!(matches!(
+            p.shrink("foreign", 1024, &current),
+            Err(StorageError::NotOwned(_))
+        ));
+        assert!(runner.remaining().is_empty());
     }
 
     /// An LV named by OverrideVlmId is tagged ours as it is (never recreated or resized); one

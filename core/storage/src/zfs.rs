@@ -292,7 +292,7 @@ impl ZfsPool {
         Ok(())
     }
 
-    fn grow(&self, name: &str, size_kib: u64) -> Result<(), StorageError> {
+    fn set_volsize(&self, name: &str, size_kib: u64) -> Result<(), StorageError> {
         self.runner.run(
             &Cmd::new("zfs")
                 .arg("set")
@@ -368,7 +368,7 @@ impl Provider for ZfsPool {
             None => self.create(name, size_kib)?,
             // A zvol is a block device as long as it exists: there is nothing to activate.
             Some(v) if v.size_kib >= size_kib => return Ok(v),
-            Some(_) => self.grow(name, size_kib)?,
+            Some(_) => self.set_volsize(name, size_kib)?,
         }
         self.read_back(name)
     }
@@ -385,6 +385,23 @@ impl Provider for ZfsPool {
         self.runner
             .run(&Cmd::new("zfs").arg("destroy").arg(self.dataset(name)))?;
         Ok(())
+    }
+
+    fn shrink(
+        &self,
+        name: &str,
+        size_kib: u64,
+        _current: &BackingVolume,
+    ) -> Result<BackingVolume, StorageError> {
+        self.check_config()?;
+        check_name(name)?;
+        let vol = self.lookup(name)?.ok_or_else(|| {
+            StorageError::Refused(format!("'{}' does not exist", self.dataset(name)))
+        })?;
+        self.ours(vol)?;
+        self.set_volsize(name, size_kib)?;
+        tracing::info!(zvol = %self.dataset(name), size_kib, "volume shrunk");
+        self.read_back(name)
     }
 
     fn adopt(&self, name: &str, size_kib: u64) -> Result<Option<BackingVolume>, StorageError> {

@@ -187,6 +187,7 @@ pub async fn vd_modify(
         size_kib: req.size_kib,
         props: convert::props_change(&req.props),
         flags: req.flags.clone(),
+        allow_shrink: req.allow_shrink.unwrap_or(false),
     };
     run(&core, Op::Modify, StatusCode::OK, move |c, _, o| {
         prd::modify_vd(c, o, &rsc, vnr, &plan_req)

@@ -47,6 +47,12 @@ pub trait Observed {
     /// What DRBD currently says of resource `rsc` on `node`; `None` when that is not known
     /// (the node is offline, does not follow DRBD, or has not seen its complete state).
     fn drbd_state(&self, node: &NodeName, rsc: &ResourceName) -> Option<&DrbdObserved>;
+    /// Whether `rsc` is in use on `node` (a DRBD Primary, a device opened exclusively), as
+    /// the node last reported; `None` when that is not known.
+    fn in_use(&self, node: &NodeName, rsc: &ResourceName) -> Option<bool> {
+        let _ = (node, rsc);
+        None
+    }
 }
 
 /// The operation class of a reply; it selects the operation bits of a `ret_code`.

@@ -46,6 +46,8 @@ pub struct VlmDfnModify {
     pub size_kib: Option<i64>,
     pub props: PropsChange,
     pub flags: Vec<String>,
+    /// Shrinking is asked for explicitly (it cuts off the end of the volume).
+    pub allow_shrink: bool,
 }
 
 const MAX_EXTERNAL_NAME: usize = 255;
@@ -609,16 +611,24 @@ pub fn modify_vd(
             .filter(|r| !r.is_diskless() && r.volumes.contains_key(&vd.number))
             .collect();
         if size < vd.size_kib && !deployed.is_empty() {
-            return Err(ApiError::new(
-                code::FAIL_INVLD_VLM_SIZE,
+            check_shrink(
+                cluster,
+                observed,
+                rd,
+                vd.number,
+                vd.size_kib,
+                size,
+                req.allow_shrink,
+            )?;
+            plan.reply(Reply::warning(
+                Op::Modify,
                 ObjKind::VlmDfn,
+                code::WARN_NO_EFFECT,
                 format!(
-                    "Volume {} of '{}' cannot shrink from {} KiB to {size} KiB while it is deployed",
+                    "Volume {} of '{}' shrinks from {} KiB to {size} KiB: what lay beyond the new end is gone",
                     vd.number, rd.name, vd.size_kib
                 ),
-            )
-            .cause("Shrinking would cut off data at the end of the volume")
-            .correction("Shrink the file system first and delete and re-create the volume, or grow it instead"));
+            ));
         }
         if size > vd.size_kib {
             for r in &deployed {
@@ -656,6 +666,63 @@ pub fn modify_vd(
         .with_ref("VlmNr", vd.number.to_string()),
     );
     Ok(plan)
+}
+
+/// Shrinking a deployed volume cuts off its end: only when asked for explicitly, without
+/// DRBD (its metadata lives at the end of the backing device), with every node holding the
+/// volume online and none using it.
+fn check_shrink(
+    cluster: &Cluster,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    number: u32,
+    from: u64,
+    to: u64,
+    allowed: bool,
+) -> Result<(), ApiError> {
+    let refuse = |cause: String, correction: &str| {
+        ApiError::new(
+            code::FAIL_INVLD_VLM_SIZE,
+            ObjKind::VlmDfn,
+            format!(
+                "Volume {number} of '{}' cannot shrink from {from} KiB to {to} KiB",
+                rd.name
+            ),
+        )
+        .cause(cause)
+        .correction(correction)
+    };
+    if !allowed {
+        return Err(refuse(
+            "Shrinking cuts off the data at the end of the volume; it is done only when asked for explicitly".into(),
+            "Shrink the file system on it first, then repeat with --allow-shrink; or grow it instead",
+        ));
+    }
+    if rd.layer_stack.contains(&crate::kinds::LayerKind::Drbd) {
+        return Err(refuse(
+            "DRBD keeps its metadata at the end of each backing volume; a DRBD volume does not shrink in place".into(),
+            "Copy the data into a new, smaller resource instead",
+        ));
+    }
+    for r in cluster
+        .resources_of(&rd.name)
+        .filter(|r| r.volumes.contains_key(&number))
+    {
+        if !observed.is_online(&r.node) {
+            return Err(refuse(
+                format!("Node '{}' holds the volume and is offline", r.node),
+                "Bring the node back (or delete its resource) first, so that no copy keeps the old size",
+            ));
+        }
+        let in_use = observed.in_use(&r.node, &rd.name).unwrap_or(false);
+        if in_use {
+            return Err(refuse(
+                format!("The volume is in use on node '{}'", r.node),
+                "Stop what uses it (unmount it, stop the VM or container), then shrink",
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn delete_vd(cluster: &Cluster, rsc: &str, nr: i64) -> PlanResult {

@@ -509,10 +509,20 @@ fn volume_definition_delete_and_resize() {
         size_kib: Some(GIB as i64),
         ..Default::default()
     };
-    assert_eq!(
-        modify_vd(&w.c, &w.obs, "vd", 0, &shrink).unwrap_err().code,
-        code::FAIL_INVLD_VLM_SIZE
-    );
+    let e = modify_vd(&w.c, &w.obs, "vd", 0, &shrink).unwrap_err();
+    assert_eq!(e.code, code::FAIL_INVLD_VLM_SIZE);
+    assert!(e.correction.unwrap().contains("--allow-shrink"));
+    // Asked for explicitly, a volume without DRBD shrinks (with a warning).
+    let shrink = VlmDfnModify {
+        allow_shrink: true,
+        ..shrink
+    };
+    let p = modify_vd(&w.c, &w.obs, "vd", 0, &shrink);
+    assert!(p.as_ref().unwrap().replies[0]
+        .message
+        .contains("shrinks from"));
+    w.apply(p);
+    assert_eq!(w.c.rsc_dfns[&name].volume_definitions[&0].size_kib, GIB);
     let too_big = VlmDfnModify {
         size_kib: Some(50 * GIB as i64),
         ..Default::default()
