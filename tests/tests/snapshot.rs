@@ -199,6 +199,33 @@ fn file_thin_snapshots_restore_what_was_written() {
     let m2 = xfs.mnt.join("pool/.strata/snapshots/r2_00000/m2.img");
     assert!(c.wait_until(Duration::from_secs(10), || !m2.exists()));
 
+    // Clone: a new definition with the data of the moment, independent from then on.
+    let r2_dev = device(&c, "r2");
+    write_and_read(&r2_dev, b"r2 when it is cloned");
+    let text = c.linstor_ok(&["resource-definition", "clone", "r2", "r2c"]);
+    assert!(text.contains("r2c"), "{text}");
+    let clone_dev = device(&c, "r2c");
+    assert_eq!(read(&clone_dev, 20), b"r2 when it is cloned");
+    write_and_read(&clone_dev, b"the clone, changed  ");
+    assert_eq!(read(&r2_dev, 20), b"r2 when it is cloned");
+    assert!(!c.linstor_ok(&["snapshot", "list"]).contains("CF_r2c"));
+    for (args, want) in [
+        (
+            &["resource-definition", "clone", "r2", "r2c"][..],
+            "already exists",
+        ),
+        (&["resource-definition", "clone", "nosuch", "x1"], "nosuch"),
+        (
+            &["resource-definition", "clone", "thick", "thickc"],
+            "FILE_THIN",
+        ),
+    ] {
+        let e = c.linstor_fails(args).1;
+        assert!(e.contains(want), "{e}");
+    }
+    let rds = c.linstor_ok(&["resource-definition", "list"]);
+    assert!(!rds.contains("thickc") && !rds.contains("x1"), "{rds}");
+
     // A pool on a file system without reflink: refused by the node, nothing left behind.
     let e = c.linstor_fails(&["snapshot", "create", "r3", "s1"]).1;
     assert!(e.contains("reflink"), "{e}");
@@ -279,6 +306,18 @@ with linstor.Linstor("linstor://" + sys.argv[1]) as l:
     ok(l.snapshot_delete("r1", "m1"))
     names = sorted(s.snapshot_name for s in l.snapshot_dfn_list()[0].snapshots)
     assert names == ["s1"], names
+    # Clone through python-linstor: started, complete, and its snapshot gone again.
+    started = l.resource_dfn_clone("r2", "r2p")
+    assert started.clone_name == "r2p" and started.source_name == "r2", started
+    assert started.location == "/v1/resource-definitions/r2/clone/r2p", started.location
+    assert l.resource_dfn_clone_wait_complete("r2", "r2p", timeout=30) is True
+    names = sorted(s.snapshot_name for s in l.snapshot_dfn_list()[0].snapshots)
+    assert names == ["s1"], names
+    try:
+        l.resource_dfn_clone_status("r2", "r1")
+        raise SystemExit("r1 is no clone of r2")
+    except linstor.LinstorApiCallError:
+        pass
 print("ok")
 "#;
     let out = Command::new(&python)

@@ -125,7 +125,13 @@ impl Ctx {
             if text.trim().is_empty() && status < 400 {
                 continue;
             }
-            match serde_json::from_str::<Vec<ApiCallRc>>(&text) {
+            // Most writes answer a list of replies; some (clone) an object carrying them.
+            let parsed = serde_json::from_str::<Vec<ApiCallRc>>(&text).or_else(|e| {
+                serde_json::from_str::<WithMessages>(&text)
+                    .map(|w| w.messages)
+                    .map_err(|_| e)
+            });
+            match parsed {
                 Ok(r) => {
                     http_error |= status >= 400;
                     replies.extend(r);
@@ -271,4 +277,10 @@ mod tests {
         );
         assert_eq!(props_json(None), "");
     }
+}
+
+/// An answer object that carries its replies in `messages` (e.g. a started clone).
+#[derive(serde::Deserialize)]
+struct WithMessages {
+    messages: Vec<ApiCallRc>,
 }

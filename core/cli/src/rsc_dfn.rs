@@ -57,6 +57,24 @@ pub enum RdCmd {
     },
     /// Waits until every replica of a resource definition is in sync.
     WaitSync(crate::sync::WaitSyncArgs),
+    /// Creates a new resource definition with the data of another one at this moment (from
+    /// a snapshot of it: needs storage pools that take snapshots).
+    Clone {
+        /// Give the clone this external name (its name is then made from it).
+        #[arg(long = "external-name")]
+        external_name: Option<String>,
+        /// Put the clone into this resource group.
+        #[arg(long = "resource-group")]
+        resource_group: Option<String>,
+        /// Accepted for compatibility: ZFS clones are always used on ZFS pools.
+        #[arg(long = "use-zfs-clone")]
+        use_zfs_clone: bool,
+        /// Accepted for compatibility: the answer comes when the clone is complete.
+        #[arg(long = "no-wait")]
+        no_wait: bool,
+        source_resource: String,
+        clone_name: String,
+    },
     /// Prints the properties of a resource definition.
     #[command(visible_alias = "lp")]
     ListProperties {
@@ -195,6 +213,25 @@ pub fn rd_requests(cmd: &RdCmd) -> Result<Option<Vec<Request>>, CliError> {
     let path = |n: &str| format!("/v1/resource-definitions/{}", seg(n));
     Ok(Some(match cmd {
         RdCmd::Create(a) => vec![create_request(a)?],
+        RdCmd::Clone {
+            external_name,
+            resource_group,
+            source_resource,
+            clone_name,
+            ..
+        } => {
+            let mut body = json!({ "name": clone_name });
+            if let Some(e) = external_name {
+                body["external_name"] = json!(e);
+            }
+            if let Some(g) = resource_group {
+                body["resource_group"] = json!(g);
+            }
+            vec![Request::post(
+                format!("{}/clone", path(source_resource)),
+                body,
+            )]
+        }
         RdCmd::AutoPlace(a) => {
             let mut f = SelectFilter::from_args(&a.filter, &a.storage_pool, &a.providers);
             if let Some(pc) = &a.place_count {

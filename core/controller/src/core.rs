@@ -126,7 +126,7 @@ struct Committed {
     changes: Vec<Change>,
 }
 
-fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
+pub(crate) fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
     e.into_inner()
 }
 

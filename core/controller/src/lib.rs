@@ -2,6 +2,7 @@
 //! every mutation in the embedded database before answering, and keeps one link per
 //! satellite.
 
+pub mod clone;
 pub mod config;
 pub mod core;
 pub mod link;

@@ -142,6 +142,11 @@ pub fn router(core: Arc<Core>) -> Router {
             "/v1/resource-definitions/{rsc}/autoplace",
             post(rd::autoplace),
         )
+        .route("/v1/resource-definitions/{rsc}/clone", post(rd::clone))
+        .route(
+            "/v1/resource-definitions/{rsc}/clone/{clone}",
+            get(rd::clone_status),
+        )
         .route(
             "/v1/resource-definitions/{rsc}/resource-connections",
             get(rd::rconn_list),

@@ -353,6 +353,96 @@ pub async fn make_available(
     .await
 }
 
+/// The body of `POST .../clone`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CloneBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    external_name: Option<String>,
+    #[serde(default)]
+    resource_group: Option<String>,
+    #[serde(default)]
+    layer_list: Vec<String>,
+    #[serde(default)]
+    volume_passphrases: Vec<String>,
+    #[serde(flatten)]
+    props: strata_api::types::PropsModify,
+}
+
+/// `POST /v1/resource-definitions/{rsc}/clone`: the clone is complete when this answers
+/// (the status endpoint says so too).
+pub async fn clone(
+    State(core): State<AppState>,
+    Path(rsc): Path<String>,
+    Body(req): Body<CloneBody>,
+) -> Response {
+    let refuse = |what: &str| {
+        error(
+            Op::Create,
+            ApiError::new(
+                code::FAIL_INVLD_REQUEST,
+                ObjKind::RscDfn,
+                format!("Cloning with {what} is not supported"),
+            )
+            .correction("Leave it out: the clone has the layers of its source, without encryption"),
+        )
+    };
+    if !req.layer_list.is_empty() {
+        return refuse("another layer list");
+    }
+    if !req.volume_passphrases.is_empty() {
+        return refuse("volume passphrases");
+    }
+    let plan_req = strata_model::plan::clone::CloneRequest {
+        name: req.name.filter(|n| !n.is_empty()),
+        external_name: req.external_name.filter(|n| !n.is_empty()),
+        resource_group: req.resource_group,
+        props: convert::props_change(&req.props),
+    };
+    match core.clone_rd(rsc.clone(), plan_req).await {
+        Ok((dst, a)) if !a.has_errors() => {
+            let messages: Vec<strata_api::ApiCallRc> =
+                a.replies.iter().map(strata_api::ApiCallRc::from).collect();
+            super::json(
+                StatusCode::CREATED,
+                &serde_json::json!({
+                    "location": format!("/v1/resource-definitions/{rsc}/clone/{dst}"),
+                    "source_name": rsc,
+                    "clone_name": dst.as_str(),
+                    "messages": messages,
+                }),
+            )
+        }
+        Ok((_, a)) => super::replies(&a.replies, StatusCode::CREATED),
+        Err(e) => error(Op::Create, e),
+    }
+}
+
+/// `GET /v1/resource-definitions/{rsc}/clone/{clone}`
+pub async fn clone_status(
+    State(core): State<AppState>,
+    Path((rsc, dst)): Path<(String, String)>,
+) -> Response {
+    match core.clone_status(&rsc, &dst) {
+        Some(s) => ok(&serde_json::json!({ "status": s.as_str() })),
+        None => super::json(
+            StatusCode::NOT_FOUND,
+            &vec![strata_api::ApiCallRc::from(
+                &strata_model::plan::Reply::from_error(
+                    Op::None,
+                    ApiError::not_found(
+                        code::FAIL_NOT_FOUND_RSC_DFN,
+                        ObjKind::RscDfn,
+                        "clone",
+                        &format!("{dst}' of '{rsc}"),
+                    ),
+                ),
+            )],
+        ),
+    }
+}
+
 /// The body of `PUT .../toggle-disk` (REST API 1.28).
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct ToggleDiskRequest {

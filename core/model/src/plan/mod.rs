@@ -3,6 +3,7 @@
 //! caller commits the changes and applies them only after the database accepted them.
 
 pub mod autoplace;
+pub mod clone;
 pub mod drbd;
 pub mod drbd84;
 pub mod node;

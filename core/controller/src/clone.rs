@@ -1,0 +1,119 @@
+//! Cloning a resource definition: a snapshot of the source (every replica's copy of the same
+//! moment), the clone made from it in one transaction, then the snapshot dropped where the
+//! clone does not depend on it (ZFS clones keep their origin snapshot).
+
+use std::sync::Arc;
+
+use strata_model::kinds::ProviderKind;
+use strata_model::plan;
+use strata_model::plan::clone::{self as pclone, CloneRequest};
+use strata_model::plan::snapshot::SnapshotCreate;
+use strata_model::{ApiError, Cluster, ResourceName};
+
+use crate::core::{poisoned, Answer, Core, RealEnv};
+
+/// How a clone of a definition stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneStatus {
+    Cloning,
+    Failed,
+    Complete,
+}
+
+impl CloneStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloneStatus::Cloning => "CLONING",
+            CloneStatus::Failed => "FAILED",
+            CloneStatus::Complete => "COMPLETE",
+        }
+    }
+}
+
+impl Core {
+    /// Clones `src` as `req` asks; answers the clone's name and the replies.
+    pub async fn clone_rd(
+        self: &Arc<Self>,
+        src: String,
+        req: CloneRequest,
+    ) -> Result<(ResourceName, Answer), ApiError> {
+        let dst = {
+            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let mut env = RealEnv;
+            pclone::check(&cluster, &mut env, &src, &req)?.name
+        };
+        let snap = pclone::snapshot_name(&dst);
+        let taken = self
+            .take_snapshot(
+                src.clone(),
+                SnapshotCreate {
+                    name: snap.clone(),
+                    nodes: Vec::new(),
+                },
+            )
+            .await?;
+        if taken.has_errors() {
+            return Ok((dst, taken));
+        }
+        let (s, n, q) = (src.clone(), snap.clone(), req.clone());
+        let made = self
+            .mutate(move |c, env, o| pclone::create(c, env, o, &s, &n, &q))
+            .await;
+        let keep = {
+            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            made.is_ok() && needs_origin(&cluster, &src, &snap)
+        };
+        if !keep {
+            let (s, n) = (src.clone(), snap.clone());
+            if let Err(e) = self
+                .mutate(move |c, _, _| plan::snapshot::delete(c, &s, &n))
+                .await
+            {
+                tracing::warn!(source = %src, snapshot = %snap, "the clone's snapshot could not be deleted: {}", e.message);
+            }
+        }
+        Ok((dst, made?))
+    }
+
+    /// How the clone `dst` of `src` stands; `None` when `dst` is not a clone of `src`.
+    pub fn clone_status(&self, src: &str, dst: &str) -> Option<CloneStatus> {
+        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let src = ResourceName::new(src).ok()?;
+        let dst = ResourceName::new(dst).ok()?;
+        let rscs: Vec<_> = cluster.resources_of(&dst).collect();
+        if rscs.is_empty()
+            || !rscs
+                .iter()
+                .any(|r| r.restored_from.as_ref().is_some_and(|f| f.rsc_name == src))
+        {
+            return None;
+        }
+        // Same lock order as planning: cluster, then observed.
+        let observed = self.observed.read().unwrap_or_else(poisoned);
+        let mut status = CloneStatus::Complete;
+        for r in rscs.iter().filter(|r| !r.is_diskless()) {
+            match observed.resource(&r.node, dst.as_str()) {
+                Some(st) if st.volumes.iter().any(|v| v.error.is_some()) => {
+                    return Some(CloneStatus::Failed)
+                }
+                Some(st) if st.volumes.len() >= r.volumes.len() => {}
+                _ => status = CloneStatus::Cloning,
+            }
+        }
+        Some(status)
+    }
+}
+
+/// Whether copies made from snapshot `snap` of `src` depend on it (ZFS clones do).
+fn needs_origin(cluster: &Cluster, src: &str, snap: &str) -> bool {
+    let Ok(s) = plan::snapshot::snapshot_of(cluster, src, snap) else {
+        return false;
+    };
+    s.nodes.iter().any(|n| {
+        n.volumes.iter().any(|v| {
+            cluster
+                .stor_pool(&n.node, &v.storage_pool)
+                .is_some_and(|sp| matches!(sp.kind, ProviderKind::Zfs | ProviderKind::ZfsThin))
+        })
+    })
+}
