@@ -845,3 +845,43 @@ fn adjust_follows_the_groups_place_count() {
         "surplus disks are removed"
     );
 }
+
+/// Deleting a definition whose node is offline: the online nodes clean up at once, the
+/// definition stays (DELETING) until the offline node returns and cleans up too, or until
+/// it is declared lost.
+#[test]
+fn deletion_waits_for_an_offline_node_or_its_loss() {
+    let mut c = TestCluster::start_drbd_dry_run(2);
+    c.register_all();
+    c.create_group_on("rgl", 2, &["node1", "node2"]);
+    c.spawn("rgl", "gone1", 16 * MIB);
+    c.spawn("rgl", "gone2", 16 * MIB);
+    let dirs: Vec<std::path::PathBuf> = c.satellites.iter().map(|s| s.pool_dir.clone()).collect();
+    let image = |i: usize, rsc: &str| dirs[i].join(format!("{rsc}_00000.img"));
+    assert!(image(0, "gone1").exists() && image(1, "gone1").exists());
+    let listed =
+        |c: &TestCluster, rsc: &str| c.linstor_ok(&["resource-definition", "list"]).contains(rsc);
+
+    c.stop_satellite(1);
+    let text = c.linstor_ok(&["resource-definition", "delete", "gone1"]);
+    assert!(
+        text.contains("node2"),
+        "the answer names the offline node: {text}"
+    );
+    assert!(c.wait_until(Duration::from_secs(10), || !image(0, "gone1").exists()));
+    assert!(listed(&c, "gone1"), "kept until node2 has cleaned up");
+    c.start_satellite(1);
+    assert!(
+        c.wait_until(Duration::from_secs(20), || !listed(&c, "gone1")
+            && !image(1, "gone1").exists()),
+        "finished when node2 returned"
+    );
+
+    c.stop_satellite(1);
+    c.linstor_ok(&["resource-definition", "delete", "gone2"]);
+    assert!(c.wait_until(Duration::from_secs(10), || !image(0, "gone2").exists()));
+    assert!(listed(&c, "gone2"));
+    c.linstor_ok(&["node", "lost", "node2"]);
+    assert!(!listed(&c, "gone2"), "the lost node's part is given up");
+    assert!(!c.linstor_ok(&["node", "list"]).contains("node2"));
+}

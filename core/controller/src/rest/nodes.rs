@@ -115,42 +115,7 @@ pub async fn delete_one(State(core): State<AppState>, Path(node): Path<String>) 
 /// Removes a node that will never come back, with everything it had, without its satellite.
 pub async fn lost(State(core): State<AppState>, Path(node): Path<String>) -> Response {
     run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
-        let name = plan::parse_node_name(&node)?;
-        let Some(n) = c.nodes.get(&name) else {
-            return Err(ApiError::not_found(
-                code::FAIL_NOT_FOUND_NODE,
-                ObjKind::Node,
-                "node",
-                &node,
-            ));
-        };
-        let mut p = plan::Plan::new();
-        for r in c.resources_on(&name) {
-            p.changes
-                .extend(plan::rconn::drop_connections(c, &r.name, Some(&name)));
-            p.change(Change::DelRsc(r.name.clone(), name.clone()));
-        }
-        // Definitions that were waiting only for this node to confirm their deletion go too.
-        for r in c.resources_on(&name) {
-            if let Some(rd) = c.rsc_dfns.get(&r.name) {
-                let others = c.resources_of(&rd.name).any(|o| o.node != name);
-                if rd.is_deleting() && !others {
-                    p.change(Change::DelRscDfn(rd.name.clone()));
-                }
-            }
-        }
-        for sp in c.pools_on(&name) {
-            p.change(Change::DelStorPool(name.clone(), sp.name.clone()));
-        }
-        p.change(Change::DelNode(name.clone()));
-        p.reply(
-            Reply::deleted(
-                ObjKind::Node,
-                format!("Node '{}' and its resources removed as lost.", n.name),
-            )
-            .with_ref("Node", n.name.as_str()),
-        );
-        Ok(p)
+        pn::lose_node(c, &node)
     })
     .await
 }

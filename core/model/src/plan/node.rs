@@ -500,6 +500,59 @@ pub fn modify_ctrl_props(cluster: &Cluster, change: &PropsChange) -> PlanResult 
     Ok(plan)
 }
 
+/// `node lost`: removes a node that will never come back, with everything it had, without
+/// its satellite. Deletions that waited only for it finish: definitions without other
+/// resources, and the node's snapshot copies (a snapshot without copies left goes).
+pub fn lose_node(c: &Cluster, node: &str) -> PlanResult {
+    let name = parse_node_name(node)?;
+    let Some(n) = c.nodes.get(&name) else {
+        return Err(ApiError::not_found(
+            code::FAIL_NOT_FOUND_NODE,
+            ObjKind::Node,
+            "node",
+            node,
+        ));
+    };
+    let mut p = Plan::new();
+    for r in c.resources_on(&name) {
+        p.changes
+            .extend(super::rconn::drop_connections(c, &r.name, Some(&name)));
+        p.change(Change::DelRsc(r.name.clone(), name.clone()));
+    }
+    for r in c.resources_on(&name) {
+        if let Some(rd) = c.rsc_dfns.get(&r.name) {
+            let others = c.resources_of(&rd.name).any(|o| o.node != name);
+            if rd.is_deleting() && !others {
+                p.change(Change::DelRscDfn(rd.name.clone()));
+            }
+        }
+    }
+    for s in c.snapshots.values().flat_map(|m| m.values()) {
+        if s.on(&name).is_none() {
+            continue;
+        }
+        let mut u = s.clone();
+        u.nodes.retain(|x| x.node != name);
+        p.change(if u.nodes.is_empty() {
+            Change::DelSnapshot(s.rsc_name.clone(), s.name.clone())
+        } else {
+            Change::PutSnapshot(u)
+        });
+    }
+    for sp in c.pools_on(&name) {
+        p.change(Change::DelStorPool(name.clone(), sp.name.clone()));
+    }
+    p.change(Change::DelNode(name.clone()));
+    p.reply(
+        Reply::deleted(
+            ObjKind::Node,
+            format!("Node '{}' and its resources removed as lost.", n.name),
+        )
+        .with_ref("Node", n.name.as_str()),
+    );
+    Ok(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testenv::{commit, TestEnv};

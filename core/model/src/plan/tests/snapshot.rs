@@ -182,6 +182,31 @@ fn deleting_on_some_nodes_keeps_the_other_copies() {
     );
 }
 
+/// A node declared lost takes its snapshot copies along; the last copy, the snapshot.
+#[test]
+fn a_lost_node_drops_its_snapshot_copies() {
+    let mut w = world(ProviderKind::LvmThin);
+    let p = take(&mut w, "s1", &[]);
+    w.apply(p);
+    let p = snap::advance(&w.c, "r1", "s1", SnapshotState::Successful);
+    w.apply(p);
+    let r1 = ResourceName::new("r1").unwrap();
+    let s1 = SnapshotName::new("s1").unwrap();
+    let p = crate::plan::node::lose_node(&w.c, "node0");
+    w.apply(p);
+    let nodes: Vec<String> =
+        w.c.snapshot(&r1, &s1)
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| n.node.to_string())
+            .collect();
+    assert_eq!(nodes, ["node1"]);
+    let p = crate::plan::node::lose_node(&w.c, "node1");
+    w.apply(p);
+    assert!(w.c.snapshot(&r1, &s1).is_none());
+}
+
 #[test]
 fn restoring_makes_resources_from_the_copies() {
     let mut w = world(ProviderKind::LvmThin);
