@@ -755,16 +755,50 @@ fn toggle_disk_gives_and_takes_disks() {
     assert!(text.contains("is DISKLESS"), "{text}");
     let (_, text) = c.linstor_fails(&["resource", "toggle-disk", "node1", "nosuch"]);
     assert!(text.contains("nosuch"), "{text}");
+    assert!(res(0).contains("disk none") && !image(0).exists());
+
+    // Migrating the disk of node2 to node1: node1 gets a disk, and node2's replica goes
+    // once node1's copy is up to date.
+    c.satellites[0].drbd_events(&["change device name:tog volume:0 disk:Diskless"]);
     let (_, text) = c.linstor_fails(&[
         "resource",
         "toggle-disk",
         "--migrate-from",
-        "node2",
+        "node9",
+        "-s",
+        "pool_file",
         "node1",
         "tog",
     ]);
-    assert!(text.contains("wait-sync tog"), "{text}");
-    assert!(res(0).contains("disk none") && !image(0).exists());
+    assert!(
+        text.contains("no replica with a disk on node 'node9'"),
+        "{text}"
+    );
+    c.linstor_ok(&[
+        "resource",
+        "toggle-disk",
+        "--migrate-from",
+        "node2",
+        "-s",
+        "pool_file",
+        "node1",
+        "tog",
+    ]);
+    assert!(c.wait_until(Duration::from_secs(20), || image(0).exists()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        image(1).exists(),
+        "node2 keeps its replica while node1 is not up to date"
+    );
+    c.satellites[0].drbd_events(&["change device name:tog volume:0 disk:UpToDate"]);
+    assert!(
+        c.wait_until(Duration::from_secs(20), || !image(1).exists()
+            && !c
+                .linstor_ok(&["resource", "list", "-r", "tog"])
+                .contains("node2")),
+        "{}",
+        c.linstor_ok(&["resource", "list", "-r", "tog"])
+    );
     // A DRBD volume does not shrink, even when asked explicitly.
     let (_, text) = c.linstor_fails(&[
         "volume-definition",

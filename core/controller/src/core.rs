@@ -370,6 +370,33 @@ impl Core {
         self.announce_promotions(node, changed);
     }
 
+    /// Finishes the migrations (`toggle-disk --migrate-from`) on `node` whose new disks are
+    /// up to date now: the old replicas go.
+    pub async fn finish_migrations(self: &Arc<Self>, node: &NodeName) {
+        let due = {
+            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            if !cluster.resources_on(node).any(|r| r.migrate_from.is_some()) {
+                return;
+            }
+            let observed = self.observed.read().unwrap_or_else(poisoned);
+            plan::rsc::migrations_due(&cluster, &*observed, node)
+        };
+        for (rsc, from) in due {
+            let (r, n, f) = (rsc.clone(), node.clone(), from.clone());
+            let done = self
+                .mutate(move |c, env, o| plan::rsc::finish_migration(c, env, o, &r, &n, &f))
+                .await;
+            match done {
+                Ok(_) => {
+                    tracing::info!(resource = %rsc, node = %node, from = %from, "migration finished; the old replica is deleted")
+                }
+                Err(e) => {
+                    tracing::warn!(resource = %rsc, from = %from, "migration cannot finish yet: {}", e.message)
+                }
+            }
+        }
+    }
+
     fn announce_promotions(&self, node: &NodeName, changed: Vec<(String, bool)>) {
         for (rsc, may_promote) in changed {
             // Nobody listening is not an error.

@@ -199,6 +199,7 @@ async fn follow_drbd(core: Arc<Core>, node: NodeName, addr: SocketAddr) {
                 after = report.seq;
                 epoch = Some(report.epoch);
                 core.record_drbd(&node, Arc::new(report));
+                core.finish_migrations(&node).await;
                 // Coalesce bursts of events into fewer answers.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -419,6 +419,7 @@ mod tests {
                 delete_generation: None,
                 uuid: format!("r{i}"),
                 restored_from: None,
+                migrate_from: None,
             };
             r.volumes.insert(
                 0,

@@ -281,6 +281,10 @@ pub struct Resource {
     /// The snapshot its volumes were created from, for a restored resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<RestoreSource>,
+    /// `toggle-disk --migrate-from`: the node whose resource is deleted once this one's new
+    /// disk is up to date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_from: Option<NodeName>,
 }
 
 impl Resource {

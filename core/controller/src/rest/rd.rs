@@ -530,22 +530,10 @@ async fn toggle(
     storage_pool: Option<String>,
     migrate_from: Option<String>,
 ) -> Response {
-    if let Some(from) = migrate_from {
-        return error(
-            Op::Modify,
-            ApiError::new(
-                code::FAIL_INVLD_REQUEST,
-                ObjKind::Rsc,
-                format!("Migrating the disk of '{rsc}' from node '{from}' in one step is not supported"),
-            )
-            .correction(format!(
-                "Give '{node}' its disk (toggle-disk without --migrate-from), wait with 'linstor resource-definition wait-sync {rsc}', then delete the resource on '{from}'"
-            )),
-        );
-    }
     let req = prsc::ToggleDisk {
         diskful,
         storage_pool,
+        migrate_from,
     };
     run(&core, Op::Modify, StatusCode::OK, move |c, env, o| {
         prsc::toggle_disk(c, env, o, &rsc, &node, &req)

@@ -38,6 +38,8 @@ pub struct ToggleDisk {
     pub diskful: bool,
     /// The pool to toggle into (a DISKLESS one to become diskless).
     pub storage_pool: Option<String>,
+    /// Delete the resource on this node once the new disk is up to date.
+    pub migrate_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -279,6 +281,7 @@ fn new_resource(
         delete_generation: None,
         uuid: env.uuid(),
         restored_from: None,
+        migrate_from: None,
     }
 }
 
@@ -1175,6 +1178,24 @@ pub fn toggle_disk(
         ));
     }
     let mut u = r.clone();
+    if let Some(from) = &req.migrate_from {
+        let from = parse_node_name(from)?;
+        let source = cluster
+            .resource(&rd.name, &from)
+            .filter(|s| !s.is_deleting() && !s.is_diskless() && s.node != r.node);
+        if !req.diskful || source.is_none() {
+            return Err(ApiError::new(
+                code::FAIL_INVLD_REQUEST,
+                ObjKind::Rsc,
+                format!(
+                    "Resource '{}' has no replica with a disk on node '{from}' to migrate from",
+                    r.name
+                ),
+            )
+            .correction("Name another node holding a diskful replica, and toggle into a disk"));
+        }
+        u.migrate_from = Some(from);
+    }
     if req.diskful {
         check_room(cluster, observed, sp, total_size(rd))?;
         u.flags.remove(flag::DISKLESS);
@@ -1227,6 +1248,58 @@ pub fn toggle_disk(
         .with_ref("RscDfn", r.name.as_str())
         .with_ref("Node", r.node.as_str()),
     );
+    Ok(plan)
+}
+
+/// The migrations (`toggle-disk --migrate-from`) on `node` whose new disks are up to date:
+/// (resource, node to delete it on).
+pub fn migrations_due(
+    cluster: &Cluster,
+    observed: &dyn Observed,
+    node: &NodeName,
+) -> Vec<(ResourceName, NodeName)> {
+    cluster
+        .resources_on(node)
+        .filter(|r| !r.is_deleting())
+        .filter_map(|r| {
+            let from = r.migrate_from.clone()?;
+            let d = observed.drbd_state(node, &r.name)?;
+            let done = r
+                .volumes
+                .keys()
+                .all(|n| d.volumes.get(n).is_some_and(|v| v.is_up_to_date()));
+            done.then(|| (r.name.clone(), from))
+        })
+        .collect()
+}
+
+/// Finishes the migration to `node`: the resource on `from` is deleted (with the usual
+/// checks) and the migration forgotten.
+pub fn finish_migration(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rsc: &ResourceName,
+    node: &NodeName,
+    from: &NodeName,
+) -> PlanResult {
+    let Some(r) = cluster
+        .resource(rsc, node)
+        .filter(|r| r.migrate_from.as_ref() == Some(from))
+    else {
+        return Ok(Plan::new());
+    };
+    let mut plan = if cluster
+        .resource(rsc, from)
+        .is_some_and(|s| !s.is_deleting())
+    {
+        delete_resource(cluster, env, observed, rsc.as_str(), from.as_str(), false)?
+    } else {
+        Plan::new()
+    };
+    let mut u = r.clone();
+    u.migrate_from = None;
+    plan.change(Change::PutRsc(u));
     Ok(plan)
 }
 
