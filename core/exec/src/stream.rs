@@ -262,11 +262,26 @@ impl Drop for LineProcess {
 }
 
 /// What a [`ScriptedLines`] yields next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Step {
     Line(String),
     Idle,
+    /// Nothing more until the test opens the gate (the stream stays idle meanwhile).
+    Gate(std::sync::Arc<std::sync::atomic::AtomicBool>),
 }
+
+impl PartialEq for Step {
+    fn eq(&self, other: &Step) -> bool {
+        match (self, other) {
+            (Step::Line(a), Step::Line(b)) => a == b,
+            (Step::Idle, Step::Idle) => true,
+            (Step::Gate(a), Step::Gate(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Step {}
 
 /// A fake line source for tests: yields the given lines, `Ok(None)` where an idle step was
 /// scripted, and then either ends (see [`ScriptedLines::ends`]) or stays idle forever, like a
@@ -303,6 +318,13 @@ impl ScriptedLines {
         self
     }
 
+    /// Appends a gate: the steps after it come only once `open` is set (until then the
+    /// source is idle), so that a test can hold events back until it has done something.
+    pub fn gate(mut self, open: std::sync::Arc<std::sync::atomic::AtomicBool>) -> ScriptedLines {
+        self.steps.push_back(Step::Gate(open));
+        self
+    }
+
     /// After the scripted steps, the source ends with this exit status and stderr.
     pub fn ends(mut self, status: i32, stderr: impl Into<String>) -> ScriptedLines {
         self.end = Some((status, stderr.into()));
@@ -320,6 +342,13 @@ impl LineSource for ScriptedLines {
         match self.steps.pop_front() {
             Some(Step::Line(l)) => Ok(Some(l)),
             Some(Step::Idle) => Ok(None),
+            Some(Step::Gate(open)) => {
+                if !open.load(std::sync::atomic::Ordering::SeqCst) {
+                    self.steps.push_front(Step::Gate(open));
+                    std::thread::sleep(timeout.min(Duration::from_millis(10)));
+                }
+                Ok(None)
+            }
             None => match &self.end {
                 Some((status, stderr)) => Err(ExecError::Ended {
                     cmd: self.cmd.clone(),

@@ -591,6 +591,8 @@ mod tests {
     #[test]
     fn drbd84_peer_is_named_and_awaited() {
         let runner = Arc::new(ScriptedRunner::new());
+        // The disks turn UpToDate only after the skip ran.
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let lines = ScriptedLines::new([
             "exists -",
             "create resource name:r0 role:Secondary suspended:no",
@@ -602,8 +604,7 @@ mod tests {
         .idle()
         .line("change connection name:r0 peer-node-id:0 conn-name:peer connection:Connected")
         .line("change peer-device name:r0 peer-node-id:0 conn-name:peer volume:0 replication:Established peer-disk:Inconsistent")
-        .idle()
-        .idle()
+        .gate(open.clone())
         .line("change device name:r0 volume:0 minor:1000 disk:UpToDate")
         .line("change peer-device name:r0 peer-node-id:0 conn-name:peer volume:0 peer-disk:UpToDate");
         runner.expect(
@@ -621,6 +622,7 @@ mod tests {
         let w = start_with(&runner, lines, adm);
         w.configure(&config(Some(InitialSync::Skip)));
         wait_until("the skip", || runner.remaining().is_empty());
+        open.store(true, std::sync::atomic::Ordering::SeqCst);
         wait_until("UpToDate", || {
             w.report().resource("r0").is_some_and(|r| r.is_synced())
         });
@@ -638,14 +640,16 @@ mod tests {
     #[test]
     fn drbd84_alone_is_born_by_one_forced_primary() {
         let runner = Arc::new(ScriptedRunner::new());
+        // The disk turns UpToDate only after the birth (the stream would otherwise run ahead
+        // of `configure`, and a device already UpToDate is rightly not born).
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let lines = ScriptedLines::new([
             "exists -",
             "create resource name:r0 role:Secondary suspended:no",
             "create device name:r0 volume:0 minor:1000 disk:Inconsistent",
             "create connection name:r0 peer-node-id:0 conn-name:peer connection:StandAlone role:Unknown",
         ])
-        .idle()
-        .idle()
+        .gate(open.clone())
         .line("change device name:r0 volume:0 minor:1000 disk:UpToDate");
         runner
             .expect(&["drbdadm", "primary", "--force", "r0"], Output::ok(""))
@@ -661,6 +665,7 @@ mod tests {
         }
         w.configure(&cfg);
         wait_until("the forced primary", || runner.remaining().is_empty());
+        open.store(true, std::sync::atomic::Ordering::SeqCst);
         wait_until("UpToDate", || {
             w.report().resource("r0").is_some_and(|r| r.is_synced())
         });
@@ -706,10 +711,11 @@ mod tests {
     fn new_thin_resource_skips_the_initial_sync_once() {
         let runner = Arc::new(ScriptedRunner::new());
         let mut lines = ScriptedLines::new(NEWBORN.iter().copied());
-        // After the step the disks turn UpToDate; nothing is run again.
+        // After the step the disks turn UpToDate (held back until the step ran); nothing is
+        // run again.
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
         lines = lines
-            .idle()
-            .idle()
+            .gate(open.clone())
             .line("change device name:r0 volume:0 disk:UpToDate")
             .line("change peer-device name:r0 peer-node-id:1 conn-name:beta volume:0 peer-disk:UpToDate");
         runner.expect(
@@ -719,6 +725,7 @@ mod tests {
         let w = start(&runner, lines);
         w.configure(&config(Some(InitialSync::Skip)));
         wait_until("the skip", || runner.remaining().is_empty());
+        open.store(true, std::sync::atomic::Ordering::SeqCst);
         wait_until("UpToDate", || {
             w.report().resource("r0").is_some_and(|r| r.is_synced())
         });
