@@ -919,3 +919,97 @@ fn deletion_waits_for_an_offline_node_or_its_loss() {
     assert!(!listed(&c, "gone2"), "the lost node's part is given up");
     assert!(!c.linstor_ok(&["node", "list"]).contains("node2"));
 }
+
+/// Cloning a DRBD resource from thick pools: each node copies its own replica into the
+/// clone's new volume; refused while the source is in use (DRBD Primary somewhere) or not up
+/// to date everywhere.
+#[test]
+fn a_clone_from_thick_pools_is_copied_on_every_node() {
+    let c = TestCluster::start_drbd_dry_run(2);
+    c.register_all();
+    let fat: Vec<std::path::PathBuf> = c
+        .satellites
+        .iter()
+        .map(|s| s.pool_dir.with_file_name(format!("{}-thick", s.name)))
+        .collect();
+    for (s, dir) in c.satellites.iter().zip(&fat) {
+        c.linstor_ok(&[
+            "storage-pool",
+            "create",
+            "file",
+            &s.name,
+            "thick",
+            &dir.display().to_string(),
+        ]);
+    }
+    c.linstor_ok(&["resource-definition", "create", "src"]);
+    c.linstor_ok(&["volume-definition", "create", "src", "8M"]);
+    c.linstor_ok(&["resource", "create", "node1", "node2", "src", "-s", "thick"]);
+    // Each replica gets its own recognisable content (the dry run replicates nothing).
+    for (i, dir) in fat.iter().enumerate() {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("src_00000.img"))
+            .unwrap();
+        f.write_all_at(format!("replica on node{}", i + 1).as_bytes(), 0)
+            .unwrap();
+    }
+    let state = |role: &str, disk: &str| {
+        [
+            format!("exists resource name:src role:{role} suspended:no may_promote:no promotion_score:10100"),
+            format!("exists device name:src volume:0 minor:1000 disk:{disk} client:no quorum:yes open:no"),
+            "exists -".to_string(),
+        ]
+    };
+    let events = |i: usize, lines: [String; 3]| {
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        c.satellites[i].drbd_events(&refs);
+    };
+    events(0, state("Primary", "UpToDate"));
+    events(1, state("Secondary", "Inconsistent"));
+    assert!(
+        c.wait_until(Duration::from_secs(10), || listed_state(&c, "src", "node2")
+            .contains("Inconsistent"))
+    );
+    let (_, text) = c.linstor_fails(&["resource-definition", "clone", "src", "dst"]);
+    assert!(text.contains("in use on node 'node1'"), "{text}");
+    c.satellites[0].drbd_events(&["change resource name:src role:Secondary"]);
+    assert!(c.wait_until(Duration::from_secs(10), || c
+        .linstor_fails(&["resource-definition", "clone", "src", "dst"])
+        .1
+        .contains("not known to be up to date")));
+    c.satellites[1].drbd_events(&["change device name:src volume:0 disk:UpToDate"]);
+    assert!(
+        c.wait_until(Duration::from_secs(10), || listed_state(&c, "src", "node2")
+            .contains("UpToDate"))
+    );
+
+    let text = c.linstor_ok(&["resource-definition", "clone", "src", "dst"]);
+    assert!(text.contains("dst"), "{text}");
+    for (i, dir) in fat.iter().enumerate() {
+        let head = |name: &str| {
+            let mut b = vec![0u8; 16];
+            use std::os::unix::fs::FileExt;
+            std::fs::File::open(dir.join(name))
+                .unwrap()
+                .read_exact_at(&mut b, 0)
+                .unwrap();
+            b
+        };
+        assert_eq!(
+            head("dst_00000.img"),
+            format!("replica on node{}", i + 1).as_bytes()
+        );
+        assert!(!dir.join("dst_00000.clone.img").exists());
+        assert!(c.satellites[i].state_dir.join("drbd.d/dst.res").exists());
+    }
+    let status = c.block(c.client().raw(
+        strata_client::Method::GET,
+        "/v1/resource-definitions/src/clone/dst",
+        None,
+    ));
+    let (code, body) = status.unwrap();
+    assert_eq!(code.as_u16(), 200);
+    assert!(String::from_utf8_lossy(&body).contains("COMPLETE"));
+}

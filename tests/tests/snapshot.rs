@@ -215,16 +215,23 @@ fn file_thin_snapshots_restore_what_was_written() {
             "already exists",
         ),
         (&["resource-definition", "clone", "nosuch", "x1"], "nosuch"),
-        (
-            &["resource-definition", "clone", "thick", "thickc"],
-            "FILE_THIN",
-        ),
     ] {
         let e = c.linstor_fails(args).1;
         assert!(e.contains(want), "{e}");
     }
     let rds = c.linstor_ok(&["resource-definition", "list"]);
-    assert!(!rds.contains("thickc") && !rds.contains("x1"), "{rds}");
+    assert!(!rds.contains("x1"), "{rds}");
+    // From a pool without snapshots (thick FILE) the node copies the volume.
+    let thick_dev = device(&c, "thick");
+    write_and_read(&thick_dev, b"thick data to clone ");
+    c.linstor_ok(&["resource-definition", "clone", "thick", "thickc"]);
+    let copy = device(&c, "thickc");
+    assert_ne!(copy, thick_dev);
+    assert_eq!(read(&copy, 20), b"thick data to clone ");
+    assert!(
+        !thick_dir.join("thickc_00000.clone.img").exists(),
+        "no temporary copy is left"
+    );
 
     // A pool on a file system without reflink: refused by the node, nothing left behind.
     let e = c.linstor_fails(&["snapshot", "create", "r3", "s1"]).1;

@@ -65,6 +65,10 @@ pub struct VolumeConfig {
     /// name that exists in the pool is taken over as it is, data and DRBD metadata included.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt: bool,
+    /// Make a new volume as a copy of this volume of the same pool (a clone from a pool
+    /// without snapshots); never made empty instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_from: Option<String>,
 }
 
 /// The snapshot copy a restored volume is made from.

@@ -1,6 +1,8 @@
-//! Cloning a resource definition: a snapshot of the source (every replica's copy of the same
-//! moment), the clone made from it in one transaction, then the snapshot dropped where the
-//! clone does not depend on it (ZFS clones keep their origin snapshot).
+//! Cloning a resource definition: from pools with snapshots, a snapshot of the source (every
+//! replica's copy of the same moment), the clone made from it in one transaction, then the
+//! snapshot dropped where the clone does not depend on it (ZFS clones keep their origin
+//! snapshot); from other pools, the clone made in one transaction with each node copying its
+//! replica of the (unused) source.
 
 use std::sync::Arc;
 
@@ -37,11 +39,19 @@ impl Core {
         src: String,
         req: CloneRequest,
     ) -> Result<(ResourceName, Answer), ApiError> {
-        let dst = {
+        let (dst, by_snapshot) = {
             let cluster = self.cluster.read().unwrap_or_else(poisoned);
             let mut env = RealEnv;
-            pclone::check(&cluster, &mut env, &src, &req)?.name
+            let dst = pclone::check(&cluster, &mut env, &src, &req)?.name;
+            (dst, pclone::by_snapshot(&cluster, &src)?)
         };
+        if !by_snapshot {
+            let (s, q) = (src.clone(), req.clone());
+            let made = self
+                .mutate(move |c, env, o| pclone::create_copy(c, env, o, &s, &q))
+                .await?;
+            return Ok((dst, made));
+        }
         let snap = pclone::snapshot_name(&dst);
         let taken = self
             .take_snapshot(
@@ -82,9 +92,10 @@ impl Core {
         let dst = ResourceName::new(dst).ok()?;
         let rscs: Vec<_> = cluster.resources_of(&dst).collect();
         if rscs.is_empty()
-            || !rscs
-                .iter()
-                .any(|r| r.restored_from.as_ref().is_some_and(|f| f.rsc_name == src))
+            || !rscs.iter().any(|r| {
+                r.restored_from.as_ref().is_some_and(|f| f.rsc_name == src)
+                    || r.cloned_from.as_ref() == Some(&src)
+            })
         {
             return None;
         }

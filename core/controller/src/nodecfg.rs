@@ -148,7 +148,7 @@ fn initial_sync(cluster: &Cluster, rd: &ResourceDefinition, r: &Resource) -> Opt
         return None;
     }
     // Restored from copies of one moment, the replicas hold the same data.
-    let restored = r.restored_from.is_some();
+    let restored = r.restored_from.is_some() || r.cloned_from.is_some();
     let diskful: Vec<&Resource> = cluster
         .resources_of(&rd.name)
         .filter(|p| !p.is_deleting() && !p.is_diskless() && p.node_id.is_some())
@@ -240,6 +240,12 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
                         snapshot: src.snapshot.to_string(),
                     })
                 });
+                // Copied from the source's volume on this node, in the same pool.
+                let copy_from = r.cloned_from.as_ref().and_then(|src| {
+                    let sv = cluster.resource(src, &r.node)?.volumes.get(&v.number)?;
+                    (sv.storage_pool == v.storage_pool)
+                        .then(|| backing_name_of(cluster, src, v.number))?
+                });
                 Some(VolumeConfig {
                     number: v.number,
                     size_kib,
@@ -247,6 +253,7 @@ pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig
                     backing_name,
                     restore_from,
                     adopt,
+                    copy_from,
                 })
             })
             .collect();
@@ -420,6 +427,7 @@ mod tests {
                 uuid: format!("r{i}"),
                 restored_from: None,
                 migrate_from: None,
+                cloned_from: None,
             };
             r.volumes.insert(
                 0,

@@ -285,6 +285,10 @@ pub struct Resource {
     /// disk is up to date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrate_from: Option<NodeName>,
+    /// The definition whose resource on the same node its volumes were copied from (a
+    /// clone from pools without snapshots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloned_from: Option<ResourceName>,
 }
 
 impl Resource {

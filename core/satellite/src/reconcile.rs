@@ -139,6 +139,45 @@ fn in_use(rs: &ResourceState) -> Option<bool> {
     Some(devices.iter().any(|d| strata_storage::device_in_use(d)))
 }
 
+/// Makes volume `v` as a copy of volume `src` of the same pool: filled under a temporary
+/// name, then renamed, so that a copy cut short (a crash) is never taken for a finished one
+/// (the temporary volume is not wanted and goes).
+fn copy_volume(
+    provider: &dyn Provider,
+    volumes: &BTreeMap<String, BackingVolume>,
+    v: &strata_agent_api::VolumeConfig,
+    src: &str,
+) -> Result<BackingVolume, String> {
+    let source = volumes
+        .get(src)
+        .ok_or_else(|| format!("the source volume '{src}' is not in the pool"))?;
+    let from = source
+        .device
+        .clone()
+        .ok_or_else(|| format!("the source volume '{src}' has no block device"))?;
+    let tmp = format!("{}.clone", v.backing_name);
+    let made = provider
+        .ensure(&tmp, v.size_kib, volumes.get(&tmp))
+        .map_err(|e| e.to_string())?;
+    let done = made
+        .device
+        .clone()
+        .ok_or_else(|| format!("'{tmp}' has no block device"))
+        .and_then(|to| {
+            let bytes = source.size_kib.min(made.size_kib) * 1024;
+            strata_storage::copy_device(&from, &to, bytes).map_err(|e| e.to_string())
+        })
+        .and_then(|()| {
+            provider
+                .rename(&tmp, &v.backing_name, &made)
+                .map_err(|e| e.to_string())
+        });
+    if done.is_err() {
+        let _ = provider.delete(&tmp, Some(&made));
+    }
+    done
+}
+
 fn failed(number: u32, error: String) -> VolumeState {
     VolumeState {
         volume_number: number,
@@ -248,7 +287,9 @@ fn apply_drbd(
     let fresh: BTreeSet<u32> = r
         .volumes
         .iter()
-        .filter(|v| v.restore_from.is_some() && !known_md.contains(&v.number))
+        .filter(|v| {
+            (v.restore_from.is_some() || v.copy_from.is_some()) && !known_md.contains(&v.number)
+        })
         .map(|v| v.number)
         .collect();
     let grown: Vec<u32> = disks
@@ -604,6 +645,18 @@ pub fn reconcile_with(
                                 "cannot restore snapshot '{}' of volume '{}': {e}",
                                 src.snapshot, src.volume
                             ),
+                        ));
+                        continue;
+                    }
+                }
+            }
+            if let (None, Some(src)) = (&current, &v.copy_from) {
+                match copy_volume(provider.as_ref(), &pool.volumes, v, src) {
+                    Ok(bv) => current = Some(bv),
+                    Err(e) => {
+                        rs.volumes.push(failed(
+                            v.number,
+                            format!("cannot copy volume '{src}' into '{}': {e}", v.backing_name),
                         ));
                         continue;
                     }
@@ -1041,6 +1094,7 @@ mod tests {
                         backing_name: format!("{n}_00000"),
                         restore_from: None,
                         adopt: false,
+                        copy_from: None,
                     }],
                 })
                 .collect(),

@@ -548,6 +548,7 @@ mod tests {
                     backing_name: "r0_00000".into(),
                     restore_from: None,
                     adopt: false,
+                    copy_from: None,
                 }],
                 drbd: Some(Resource {
                     name: "r0".into(),

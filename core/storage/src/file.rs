@@ -386,6 +386,36 @@ impl Provider for FilePool {
             .ok_or_else(|| StorageError::io(&image, std::io::ErrorKind::NotFound.into()))
     }
 
+    fn rename(
+        &self,
+        from: &str,
+        to: &str,
+        current: &BackingVolume,
+    ) -> Result<BackingVolume, StorageError> {
+        Self::check_name(from)?;
+        Self::check_name(to)?;
+        let (old, new) = (self.image(from), self.image(to));
+        if !self.marker(from).exists() {
+            return Err(StorageError::NotOwned(old.display().to_string()));
+        }
+        if new.exists() || self.marker(to).exists() {
+            return Err(StorageError::Refused(format!(
+                "'{}' exists already",
+                new.display()
+            )));
+        }
+        // A loop device keeps the name of its file: it is attached again under the new one.
+        if let Some(dev) = &current.device {
+            self.detach(dev)?;
+        }
+        self.write_marker(to)?;
+        fs::rename(&old, &new).map_err(|e| StorageError::io(&old, e))?;
+        let marker = self.marker(from);
+        fs::remove_file(&marker).map_err(|e| StorageError::io(&marker, e))?;
+        self.volume(to, None)?
+            .ok_or_else(|| StorageError::io(&new, std::io::ErrorKind::NotFound.into()))
+    }
+
     fn adopt(&self, name: &str, size_kib: u64) -> Result<Option<BackingVolume>, StorageError> {
         Self::check_name(name)?;
         if self.volume(name, None)?.is_none() {

@@ -126,6 +126,21 @@ pub trait Provider: Send + Sync {
         )))
     }
 
+    /// Renames our volume `from` (`current` as listed) to `to`, which must not exist. The
+    /// volume may come back detached (the next `ensure` attaches it).
+    fn rename(
+        &self,
+        from: &str,
+        to: &str,
+        current: &BackingVolume,
+    ) -> Result<BackingVolume, StorageError> {
+        let _ = (from, to, current);
+        Err(StorageError::Unsupported(format!(
+            "{} storage pools cannot rename volumes",
+            self.kind()
+        )))
+    }
+
     /// Takes over volume `name`, which exists in the pool without being this suite's: a
     /// volume definition names it (OverrideVlmId), so the administrator hands it over. From
     /// then on it is listed, grown and deleted as ours. It must hold at least `size_kib`;
@@ -183,6 +198,35 @@ pub fn too_small_to_adopt(id: &str, has_kib: u64, needs_kib: u64) -> StorageErro
          needs (with DRBD: net size plus metadata, unless AllowLargerVolumeSize is set); it is \
          left as it is: grow it or make the volume definition smaller"
     ))
+}
+
+/// Copies the first `bytes` of block device `src` onto `dst` and flushes `dst` (a clone
+/// from a pool without snapshots: the source must not change meanwhile).
+pub fn copy_device(src: &str, dst: &str, bytes: u64) -> Result<(), StorageError> {
+    use std::io::{Read, Write};
+    let mut from = std::fs::File::open(src).map_err(|e| StorageError::io(src, e))?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dst)
+        .map_err(|e| StorageError::io(dst, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = from
+            .read(&mut buf[..want])
+            .map_err(|e| StorageError::io(src, e))?;
+        if n == 0 {
+            return Err(StorageError::Io {
+                path: src.to_string(),
+                reason: format!("ended {left} bytes early"),
+            });
+        }
+        to.write_all(&buf[..n])
+            .map_err(|e| StorageError::io(dst, e))?;
+        left -= n as u64;
+    }
+    to.sync_all().map_err(|e| StorageError::io(dst, e))
 }
 
 /// Whether a block device is in use (mounted, held by a device mapper or DRBD, or opened

@@ -612,6 +612,31 @@ impl Provider for LvmPool {
         self.read_back(name)
     }
 
+    fn rename(
+        &self,
+        from: &str,
+        to: &str,
+        _current: &BackingVolume,
+    ) -> Result<BackingVolume, StorageError> {
+        self.check_config()?;
+        check_name("logical volume", from)?;
+        check_name("logical volume", to)?;
+        let lvs = self.lvs()?;
+        if lvs.iter().any(|lv| lv.name == to) {
+            return Err(StorageError::Refused(format!(
+                "'{}' exists already",
+                self.lv_id(to)
+            )));
+        }
+        let lv = lvs.into_iter().find(|lv| lv.name == from).ok_or_else(|| {
+            StorageError::Refused(format!("'{}' does not exist", self.lv_id(from)))
+        })?;
+        self.ours(lv)?;
+        self.runner
+            .run(&Cmd::new("lvrename").arg(&self.vg).arg(from).arg(to))?;
+        self.read_back(to)
+    }
+
     fn adopt(&self, name: &str, size_kib: u64) -> Result<Option<BackingVolume>, StorageError> {
         self.check_config()?;
         check_name("logical volume", name)?;
@@ -1148,6 +1173,33 @@ mod tests {
         runner.expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE));
         thick(&runner).delete("gone_00000", None).unwrap();
         assert_eq!(runner.calls(), vec![lvs_argv("vg_ssd")]);
+    }
+
+    /// Renaming checks the target name is free and the volume ours, then runs lvrename.
+    #[test]
+    fn renaming_moves_only_our_volumes_to_free_names() {
+        let runner = Arc::new(ScriptedRunner::new());
+        let renamed = LVS_ACTIVE.replace("r1_00000;", "r1_copy;");
+        runner
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE))
+            .expect(
+                &["lvrename", "vg_ssd", "r1_00000", "r1_copy"],
+                Output::ok(""),
+            )
+            .expect(&lvs_argv("vg_ssd"), Output::ok(&renamed))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE))
+            .expect(&lvs_argv("vg_ssd"), Output::ok(LVS_ACTIVE));
+        let p = thick(&runner);
+        let current = p.volume(&parse_lvs(LVS_ACTIVE).unwrap()[1]);
+        let v = p.rename("r1_00000", "r1_copy", &current).unwrap();
+        assert_eq!(v.name, "r1_copy");
+        let e = p.rename("r1_00000", "foreign", &current).unwrap_err();
+        assert!(e.to_string().contains("exists already"), "{e}");
+        assert!(matches!(
+            p.rename("foreign", "new", &current),
+            Err(StorageError::NotOwned(_))
+        ));
+        assert!(runner.remaining().is_empty());
     }
 
     /// Shrinking re-reads the tag, then reduces the LV without a question; a foreign LV is

@@ -282,6 +282,7 @@ fn new_resource(
         uuid: env.uuid(),
         restored_from: None,
         migrate_from: None,
+        cloned_from: None,
     }
 }
 
