@@ -1039,9 +1039,7 @@ mod tests {
             let Some(&has) = foreign.get(name) else {
                 return Ok(None);
             };
-            if has < size {
-                return Err(strata_storage::too_small_to_adopt(name, has, size));
-            }
+            strata_storage::check_adoptable_size(name, has, size)?;
             foreign.remove(name);
             self.0.volumes.lock().unwrap().insert(name.into(), has);
             self.0.changes.lock().unwrap().push(format!("adopt {name}"));

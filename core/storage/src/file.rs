@@ -104,6 +104,27 @@ impl FilePool {
             .join(format!("{snapshot}.img"))
     }
 
+    /// The image of volume `name`, which must be ours.
+    fn owned_image(&self, name: &str) -> Result<PathBuf, StorageError> {
+        let image = self.image(name);
+        if !self.marker(name).exists() {
+            return Err(StorageError::NotOwned(image.display().to_string()));
+        }
+        Ok(image)
+    }
+
+    /// The file of snapshot `snapshot` of `volume`, which must exist.
+    fn existing_snapshot(&self, volume: &str, snapshot: &str) -> Result<PathBuf, StorageError> {
+        let file = self.snapshot_file(volume, snapshot);
+        if !file.exists() {
+            return Err(StorageError::Config(format!(
+                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
+                self.dir.display()
+            )));
+        }
+        Ok(file)
+    }
+
     fn thin_only(&self) -> Result<(), StorageError> {
         if self.thin {
             Ok(())
@@ -367,10 +388,7 @@ impl Provider for FilePool {
         current: &BackingVolume,
     ) -> Result<BackingVolume, StorageError> {
         Self::check_name(name)?;
-        let image = self.image(name);
-        if !self.marker(name).exists() {
-            return Err(StorageError::NotOwned(image.display().to_string()));
-        }
+        let image = self.owned_image(name)?;
         let f = OpenOptions::new()
             .write(true)
             .open(&image)
@@ -394,10 +412,7 @@ impl Provider for FilePool {
     ) -> Result<BackingVolume, StorageError> {
         Self::check_name(from)?;
         Self::check_name(to)?;
-        let (old, new) = (self.image(from), self.image(to));
-        if !self.marker(from).exists() {
-            return Err(StorageError::NotOwned(old.display().to_string()));
-        }
+        let (old, new) = (self.owned_image(from)?, self.image(to));
         if new.exists() || self.marker(to).exists() {
             return Err(StorageError::Refused(format!(
                 "'{}' exists already",
@@ -426,9 +441,7 @@ impl Provider for FilePool {
             return Ok(None);
         };
         if !self.marker(name).exists() {
-            if v.size_kib < size_kib {
-                return Err(crate::too_small_to_adopt(&v.path, v.size_kib, size_kib));
-            }
+            crate::check_adoptable_size(&v.path, v.size_kib, size_kib)?;
             self.write_marker(name)?;
             tracing::info!(image = %v.path, "volume adopted");
         }
@@ -528,13 +541,7 @@ impl Provider for FilePool {
         Self::check_name(volume)?;
         Self::check_name(snapshot)?;
         Self::check_name(target)?;
-        let from = self.snapshot_file(volume, snapshot);
-        if !from.exists() {
-            return Err(StorageError::Config(format!(
-                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
-                self.dir.display()
-            )));
-        }
+        let from = self.existing_snapshot(volume, snapshot)?;
         let image = self.image(target);
         if image.exists() || self.marker(target).exists() {
             return Err(StorageError::Config(format!(
@@ -559,18 +566,8 @@ impl Provider for FilePool {
         self.thin_only()?;
         Self::check_name(volume)?;
         Self::check_name(snapshot)?;
-        let from = self.snapshot_file(volume, snapshot);
-        if !from.exists() {
-            return Err(StorageError::Config(format!(
-                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
-                self.dir.display()
-            )));
-        }
-        if !self.marker(volume).exists() {
-            return Err(StorageError::NotOwned(
-                self.image(volume).display().to_string(),
-            ));
-        }
+        let from = self.existing_snapshot(volume, snapshot)?;
+        let image = self.owned_image(volume)?;
         // The loop device holds the old file: detach it, then put the copy in its place.
         if let Some(dev) = self.device_of(volume)? {
             if crate::device_in_use(&dev) {
@@ -580,7 +577,7 @@ impl Provider for FilePool {
             }
             self.detach(&dev)?;
         }
-        self.reflink(&from, &self.image(volume))
+        self.reflink(&from, &image)
     }
 }
 

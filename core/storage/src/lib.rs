@@ -191,13 +191,16 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// The refusal to adopt volume `id` of `has_kib` where `needs_kib` are needed.
-pub fn too_small_to_adopt(id: &str, has_kib: u64, needs_kib: u64) -> StorageError {
-    StorageError::Refused(format!(
+/// Refuses adopting volume `id` of `has_kib` where `needs_kib` are needed.
+pub fn check_adoptable_size(id: &str, has_kib: u64, needs_kib: u64) -> Result<(), StorageError> {
+    if has_kib >= needs_kib {
+        return Ok(());
+    }
+    Err(StorageError::Refused(format!(
         "'{id}' exists with {has_kib} KiB, less than the {needs_kib} KiB its volume definition \
          needs (with DRBD: net size plus metadata, unless AllowLargerVolumeSize is set); it is \
          left as it is: grow it or make the volume definition smaller"
-    ))
+    )))
 }
 
 /// Copies the first `bytes` of block device `src` onto `dst` and flushes `dst` (a clone

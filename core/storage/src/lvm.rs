@@ -653,13 +653,7 @@ impl Provider for LvmPool {
                 self.describe()
             )));
         }
-        if lv.size_kib < size_kib {
-            return Err(crate::too_small_to_adopt(
-                &self.lv_id(name),
-                lv.size_kib,
-                size_kib,
-            ));
-        }
+        crate::check_adoptable_size(&self.lv_id(name), lv.size_kib, size_kib)?;
         self.runner.run(
             &Cmd::new("lvchange")
                 .args(["--addtag", OWNER_MARK])

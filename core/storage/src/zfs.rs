@@ -414,13 +414,7 @@ impl Provider for ZfsPool {
             return Ok(Some(self.volume(&vol)));
         }
         let v = self.volume(&vol);
-        if v.size_kib < size_kib {
-            return Err(crate::too_small_to_adopt(
-                &self.dataset(name),
-                v.size_kib,
-                size_kib,
-            ));
-        }
+        crate::check_adoptable_size(&self.dataset(name), v.size_kib, size_kib)?;
         self.runner.run(
             &Cmd::new("zfs")
                 .arg("set")
