@@ -139,6 +139,38 @@ fn in_use(rs: &ResourceState) -> Option<bool> {
     Some(devices.iter().any(|d| strata_storage::device_in_use(d)))
 }
 
+/// Makes volume `v`, missing from the pool, from where the configuration says it comes
+/// from: a snapshot, another volume of the pool, or the administrator's volume of that name.
+/// `None`: it is to be created empty.
+fn from_origin(
+    provider: &dyn Provider,
+    volumes: &BTreeMap<String, BackingVolume>,
+    v: &strata_agent_api::VolumeConfig,
+) -> Result<Option<BackingVolume>, String> {
+    if let Some(src) = &v.restore_from {
+        return provider
+            .snapshot_restore(&src.volume, &src.snapshot, &v.backing_name)
+            .map(Some)
+            .map_err(|e| {
+                format!(
+                    "cannot restore snapshot '{}' of volume '{}': {e}",
+                    src.snapshot, src.volume
+                )
+            });
+    }
+    if let Some(src) = &v.copy_from {
+        return copy_volume(provider, volumes, v, src)
+            .map(Some)
+            .map_err(|e| format!("cannot copy volume '{src}' into '{}': {e}", v.backing_name));
+    }
+    if v.adopt {
+        return provider
+            .adopt(&v.backing_name, v.size_kib)
+            .map_err(|e| format!("cannot adopt volume '{}': {e}", v.backing_name));
+    }
+    Ok(None)
+}
+
 /// Makes volume `v` as a copy of volume `src` of the same pool: filled under a temporary
 /// name, then renamed, so that a copy cut short (a crash) is never taken for a finished one
 /// (the temporary volume is not wanted and goes).
@@ -635,41 +667,11 @@ pub fn reconcile_with(
                 }
             };
             let mut current = pool.volumes.get(&v.backing_name).cloned();
-            if let (None, Some(src)) = (&current, &v.restore_from) {
-                match provider.snapshot_restore(&src.volume, &src.snapshot, &v.backing_name) {
-                    Ok(bv) => current = Some(bv),
+            if current.is_none() {
+                match from_origin(provider.as_ref(), &pool.volumes, v) {
+                    Ok(made) => current = made,
                     Err(e) => {
-                        rs.volumes.push(failed(
-                            v.number,
-                            format!(
-                                "cannot restore snapshot '{}' of volume '{}': {e}",
-                                src.snapshot, src.volume
-                            ),
-                        ));
-                        continue;
-                    }
-                }
-            }
-            if let (None, Some(src)) = (&current, &v.copy_from) {
-                match copy_volume(provider.as_ref(), &pool.volumes, v, src) {
-                    Ok(bv) => current = Some(bv),
-                    Err(e) => {
-                        rs.volumes.push(failed(
-                            v.number,
-                            format!("cannot copy volume '{src}' into '{}': {e}", v.backing_name),
-                        ));
-                        continue;
-                    }
-                }
-            }
-            if let (None, true) = (&current, v.adopt) {
-                match provider.adopt(&v.backing_name, v.size_kib) {
-                    Ok(found) => current = found,
-                    Err(e) => {
-                        rs.volumes.push(failed(
-                            v.number,
-                            format!("cannot adopt volume '{}': {e}", v.backing_name),
-                        ));
+                        rs.volumes.push(failed(v.number, e));
                         continue;
                     }
                 }
