@@ -739,6 +739,18 @@ fn toggle_disk_gives_and_takes_disks() {
     assert!(image(1).exists());
 
     // Bad requests change nothing.
+    let (code, body) = c
+        .block(c.client().raw(
+            strata_client::Method::PUT,
+            "/v1/resource-definitions/tog/resources/node1/toggle-disk/sideways",
+            None,
+        ))
+        .unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        code.as_u16() >= 400 && body.contains("Unknown toggle-disk target 'sideways'"),
+        "{body}"
+    );
     let (_, text) = c.linstor_fails(&["resource", "toggle-disk", "-s", "nopool", "node1", "tog"]);
     assert!(
         text.contains("Storage pool 'nopool' not found on node 'node1'"),

@@ -483,43 +483,42 @@ pub async fn toggle_disk(
     toggle(core, rsc, node, diskful, req.storage_pool, req.migrate_from).await
 }
 
+/// The parts of the older toggle-disk and migrate-disk paths.
+#[derive(Debug, serde::Deserialize)]
+pub struct TogglePath {
+    rsc: String,
+    node: String,
+    #[serde(default)]
+    how: Option<String>,
+    #[serde(default)]
+    pool: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+}
+
 /// The older toggle-disk paths: `.../toggle-disk/{diskless|diskful}[/{pool}]`.
-pub async fn toggle_disk_path(
-    State(core): State<AppState>,
-    Path(parts): Path<Vec<(String, String)>>,
-) -> Response {
-    let get = |k: &str| parts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let (rsc, node) = (
-        get("rsc").unwrap_or_default(),
-        get("node").unwrap_or_default(),
-    );
-    let how = get("how").unwrap_or_default();
-    if how != "diskful" && how != "diskless" {
-        return error(
-            Op::Modify,
-            ApiError::new(
-                code::FAIL_INVLD_REQUEST,
-                ObjKind::Rsc,
-                format!("Unknown toggle-disk target '{how}'"),
+pub async fn toggle_disk_path(State(core): State<AppState>, Path(p): Path<TogglePath>) -> Response {
+    let diskful = match p.how.as_deref() {
+        Some("diskful") => true,
+        Some("diskless") => false,
+        how => {
+            return error(
+                Op::Modify,
+                ApiError::new(
+                    code::FAIL_INVLD_REQUEST,
+                    ObjKind::Rsc,
+                    format!("Unknown toggle-disk target '{}'", how.unwrap_or_default()),
+                )
+                .correction("Use .../toggle-disk/diskful or .../toggle-disk/diskless"),
             )
-            .correction("Use .../toggle-disk/diskful or .../toggle-disk/diskless"),
-        );
-    }
-    let diskful = how == "diskful";
-    toggle(core, rsc, node, diskful, get("pool"), None).await
+        }
+    };
+    toggle(core, p.rsc, p.node, diskful, p.pool, None).await
 }
 
 /// `.../migrate-disk/{from}[/{pool}]`.
-pub async fn migrate_disk(
-    State(core): State<AppState>,
-    Path(parts): Path<Vec<(String, String)>>,
-) -> Response {
-    let get = |k: &str| parts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let (rsc, node) = (
-        get("rsc").unwrap_or_default(),
-        get("node").unwrap_or_default(),
-    );
-    toggle(core, rsc, node, true, get("pool"), get("from")).await
+pub async fn migrate_disk(State(core): State<AppState>, Path(p): Path<TogglePath>) -> Response {
+    toggle(core, p.rsc, p.node, true, p.pool, p.from).await
 }
 
 async fn toggle(
