@@ -99,25 +99,42 @@ pub fn create(
 ) -> PlanResult {
     let rd = check(cluster, env, src, req)?;
     let dst = rd.name.to_string();
-    let mut plan = Plan::new();
-    plan.reply(created_rd_reply(&rd));
-    let mut work = cluster.clone();
-    let step = |work: &mut Cluster, plan: &mut Plan, p: Plan| {
+    let mut b = Building::start(cluster, rd);
+    let vds = restore_volume_definitions(&b.work, env, observed, src, snap, &dst)?;
+    b.add(vds);
+    let rscs = restore_resources(&b.work, env, observed, src, snap, &dst, &[])?;
+    b.add(rscs);
+    Ok(b.plan)
+}
+
+/// A clone's plan being built, each step planned against the cluster as the steps before
+/// leave it.
+struct Building {
+    plan: Plan,
+    work: Cluster,
+}
+
+impl Building {
+    /// Starts with the clone's definition.
+    fn start(cluster: &Cluster, rd: ResourceDefinition) -> Building {
+        let mut b = Building {
+            plan: Plan::new(),
+            work: cluster.clone(),
+        };
+        b.plan.reply(created_rd_reply(&rd));
+        b.add(Plan {
+            changes: vec![Change::PutRscDfn(rd)],
+            replies: Vec::new(),
+        });
+        b
+    }
+
+    fn add(&mut self, p: Plan) {
         for c in &p.changes {
-            work.apply(c.clone());
+            self.work.apply(c.clone());
         }
-        plan.extend(p);
-    };
-    let first = Plan {
-        changes: vec![Change::PutRscDfn(rd)],
-        replies: Vec::new(),
-    };
-    step(&mut work, &mut plan, first);
-    let vds = restore_volume_definitions(&work, env, observed, src, snap, &dst)?;
-    step(&mut work, &mut plan, vds);
-    let rscs = restore_resources(&work, env, observed, src, snap, &dst, &[])?;
-    step(&mut work, &mut plan, rscs);
-    Ok(plan)
+        self.plan.extend(p);
+    }
 }
 
 /// The source's replicas that hold data.
@@ -245,23 +262,7 @@ pub fn create_copy(
     let source = rd_of(cluster, src)?;
     check_copy(cluster, observed, source)?;
     let dst = rd.name.clone();
-    let mut plan = Plan::new();
-    plan.reply(created_rd_reply(&rd));
-    let mut work = cluster.clone();
-    let step = |work: &mut Cluster, plan: &mut Plan, p: Plan| {
-        for c in &p.changes {
-            work.apply(c.clone());
-        }
-        plan.extend(p);
-    };
-    step(
-        &mut work,
-        &mut plan,
-        Plan {
-            changes: vec![Change::PutRscDfn(rd)],
-            replies: Vec::new(),
-        },
-    );
+    let mut b = Building::start(cluster, rd);
     for vd in source
         .volume_definitions
         .values()
@@ -272,8 +273,8 @@ pub fn create_copy(
             size_kib: vd.size_kib as i64,
             ..Default::default()
         };
-        let p = create_vd(&work, env, observed, dst.as_str(), &req)?;
-        step(&mut work, &mut plan, p);
+        let p = create_vd(&b.work, env, observed, dst.as_str(), &req)?;
+        b.add(p);
     }
     let reqs: Vec<RscCreate> = sources(cluster, source)
         .iter()
@@ -286,7 +287,7 @@ pub fn create_copy(
             })
         })
         .collect();
-    let mut p = create_resources(&work, env, observed, dst.as_str(), &reqs)?;
+    let mut p = create_resources(&b.work, env, observed, dst.as_str(), &reqs)?;
     for c in p.changes.iter_mut() {
         if let Change::PutRsc(r) = c {
             if r.name == dst && !r.is_diskless() {
@@ -294,6 +295,6 @@ pub fn create_copy(
             }
         }
     }
-    step(&mut work, &mut plan, p);
-    Ok(plan)
+    b.add(p);
+    Ok(b.plan)
 }
