@@ -633,23 +633,26 @@ impl TestCluster {
 
     /// Loop devices currently backed by files in this cluster's pools.
     pub fn loop_devices(&self) -> Vec<(String, String)> {
-        let out = Command::new("losetup")
-            .args([
-                "--list",
-                "--noheadings",
-                "--raw",
-                "--output",
-                "NAME,BACK-FILE",
-            ])
-            .output()
-            .expect("losetup");
-        let root = self.dir.path().display().to_string();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter(|(_, f)| f.starts_with(&root))
-            .map(|(d, f)| (d.to_string(), f.to_string()))
-            .collect()
+        loop_devices_under(self.dir.path())
+    }
+
+    /// Restores snapshot `snap` of `from` into the new definition `to` on every node of the
+    /// snapshot (definition, volume definitions, resources), as the CLI does it.
+    pub fn restore_snapshot(&self, from: &str, snap: &str, to: &str) {
+        self.linstor_ok(&["resource-definition", "create", to]);
+        let args = [
+            "--from-resource",
+            from,
+            "--from-snapshot",
+            snap,
+            "--to-resource",
+            to,
+        ];
+        for what in ["volume-definition", "resource"] {
+            let mut cmd = vec!["snapshot", what, "restore"];
+            cmd.extend(args);
+            self.linstor_ok(&cmd);
+        }
     }
 }
 
@@ -727,18 +730,42 @@ pub fn err_replies(
 /// Writes `data` at offset 0 of a block device and reads it back through a fresh open.
 /// Makes an ext4 file system on `dev` and mounts it on `mnt` (created if missing); panics
 /// with the tool's error otherwise.
+/// Runs `cmd`, which must succeed; its output.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn mkfs_and_mount(dev: &str, mnt: &Path) {
     std::fs::create_dir_all(mnt).expect("mount point");
-    let run = |cmd: &mut Command| {
-        let out = cmd.output().expect("run");
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(Command::new("mkfs.ext4").args(["-q", "-F", dev]));
-    run(Command::new("mount").arg(dev).arg(mnt));
+    run_ok(Command::new("mkfs.ext4").args(["-q", "-F", dev]));
+    run_ok(Command::new("mount").arg(dev).arg(mnt));
+}
+
+/// Loop devices backed by files below `root`: (device, file).
+pub fn loop_devices_under(root: &Path) -> Vec<(String, String)> {
+    let out = Command::new("losetup")
+        .args([
+            "--list",
+            "--noheadings",
+            "--raw",
+            "--output",
+            "NAME,BACK-FILE",
+        ])
+        .output()
+        .expect("losetup");
+    let root = root.display().to_string();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, f)| f.starts_with(&root))
+        .map(|(d, f)| (d.to_string(), f.to_string()))
+        .collect()
 }
 
 pub fn write_and_read(dev: &str, data: &[u8]) -> Vec<u8> {

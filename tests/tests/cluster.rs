@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use strata_client::Method;
 use strata_tests::types::ResourceWithVolumes;
-use strata_tests::{err_replies, mkfs_and_mount, ok_replies, write_and_read, TestCluster};
+use strata_tests::{err_replies, mkfs_and_mount, ok_replies, run_ok, write_and_read, TestCluster};
 
 const MIB: u64 = 1024;
 
@@ -460,15 +460,10 @@ fn resize_grows_devices_and_shrinks_only_when_asked() {
     // here: this machine refuses the online-resize ioctl).
     c.linstor_ok(&["volume-definition", "set-size", "rsz", "0", "64M"]);
     assert_eq!(device_bytes(&dev), 64 << 20);
-    for cmd in [
-        vec!["umount".to_string(), mnt.display().to_string()],
-        vec!["e2fsck".into(), "-f".into(), "-y".into(), dev.clone()],
-        vec!["resize2fs".into(), dev.clone()],
-        vec!["mount".into(), dev.clone(), mnt.display().to_string()],
-    ] {
-        let out = Command::new(&cmd[0]).args(&cmd[1..]).output().unwrap();
-        assert!(out.status.success(), "{cmd:?}: {out:?}");
-    }
+    run_ok(Command::new("umount").arg(&mnt));
+    run_ok(Command::new("e2fsck").args(["-f", "-y", &dev]));
+    run_ok(Command::new("resize2fs").arg(&dev));
+    run_ok(Command::new("mount").arg(&dev).arg(&mnt));
     assert_eq!(
         std::fs::read(mnt.join("kept.txt")).unwrap(),
         b"kept across resizes"
@@ -500,8 +495,7 @@ fn resize_grows_devices_and_shrinks_only_when_asked() {
     ]);
     assert!(text.contains("in use"), "{text}");
     assert_eq!(device_bytes(&dev), 64 << 20);
-    let out = Command::new("umount").arg(&mnt).output().unwrap();
-    assert!(out.status.success());
+    run_ok(Command::new("umount").arg(&mnt));
 
     // Offline while asked: the node grows the volume when it returns.
     c.stop_satellite(0);

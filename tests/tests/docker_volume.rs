@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use strata_tests::{bin, Proc, TestCluster};
+use strata_tests::{bin, run_ok, Proc, TestCluster};
 
 const SOCKET: &str = "/run/docker/plugins/linstor.sock";
 const IMAGE: &str = "strata-busybox";
@@ -96,19 +96,14 @@ impl Docker {
         for applet in ["sh", "cat", "echo", "sleep", "df", "ls"] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "tar -C '{}' -c . | docker import - {IMAGE}",
-                root.display()
-            ))
-            .env("DOCKER_HOST", &self.host)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "tar -C '{}' -c . | docker import - {IMAGE}",
+                    root.display()
+                ))
+                .env("DOCKER_HOST", &self.host),
         );
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use strata_tests::{write_and_read, TestCluster};
+use strata_tests::{loop_devices_under, run_ok, write_and_read, TestCluster};
 
 /// A file system on a loop device mounted at `<dir>/<name>`, unmounted on drop.
 struct LoopFs {
@@ -18,28 +18,14 @@ impl LoopFs {
         let f = std::fs::File::create(&img).unwrap();
         f.set_len(512 << 20).unwrap();
         drop(f);
-        let out = Command::new(mkfs[0])
-            .args(&mkfs[1..])
-            .arg(&img)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&img));
         let mnt = dir.join(name);
         std::fs::create_dir_all(&mnt).unwrap();
-        let out = Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&img)
-            .arg(&mnt)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&mnt),
         );
         LoopFs { mnt }
     }
@@ -48,23 +34,8 @@ impl LoopFs {
 impl Drop for LoopFs {
     fn drop(&mut self) {
         // Loop devices of pool files inside it go first.
-        let list = Command::new("losetup")
-            .args([
-                "--list",
-                "--noheadings",
-                "--raw",
-                "--output",
-                "NAME,BACK-FILE",
-            ])
-            .output()
-            .unwrap();
-        let root = self.mnt.display().to_string();
-        for line in String::from_utf8_lossy(&list.stdout).lines() {
-            if let Some((dev, file)) = line.split_once(' ') {
-                if file.starts_with(&root) {
-                    let _ = Command::new("losetup").arg("-d").arg(dev).output();
-                }
-            }
+        for (dev, _) in loop_devices_under(&self.mnt) {
+            let _ = Command::new("losetup").arg("-d").arg(dev).output();
         }
         let _ = Command::new("umount").arg(&self.mnt).output();
     }
@@ -132,29 +103,25 @@ fn file_thin_snapshots_restore_what_was_written() {
     let list = c.linstor_ok(&["snapshot", "list"]);
     assert!(list.contains("s1") && list.contains("Successful"), "{list}");
     write_and_read(&dev, b"after  the snapshot");
-    c.linstor_ok(&["resource-definition", "create", "r2"]);
-    let from = [
-        "--from-resource",
-        "r1",
-        "--from-snapshot",
-        "s1",
-        "--to-resource",
-        "r2",
-    ];
-    let mut args = vec!["snapshot", "volume-definition", "restore"];
-    args.extend(from);
-    c.linstor_ok(&args);
-    let mut args = vec!["snapshot", "resource", "restore"];
-    args.extend(from);
-    c.linstor_ok(&args);
+    c.restore_snapshot("r1", "s1", "r2");
     let restored = device(&c, "r2");
     assert_ne!(restored, dev);
     assert_eq!(read(&restored, 19), b"before the snapshot");
     assert_eq!(read(&dev, 19), b"after  the snapshot");
     // Restoring into a definition that has resources now is refused.
-    let mut args = vec!["snapshot", "resource", "restore"];
-    args.extend(from);
-    let e = c.linstor_fails(&args).1;
+    let e = c
+        .linstor_fails(&[
+            "snapshot",
+            "resource",
+            "restore",
+            "--from-resource",
+            "r1",
+            "--from-snapshot",
+            "s1",
+            "--to-resource",
+            "r2",
+        ])
+        .1;
     assert!(e.contains("already exists"), "{e}");
 
     // The real python-linstor client lists, takes and deletes snapshots.

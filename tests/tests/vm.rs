@@ -492,21 +492,7 @@ fn drbd84_replicates_between_two_guests() {
     ));
     assert_ne!(md5(&mut a, &dev, 4), before);
     a.sh("drbdadm secondary r84");
-    c.linstor_ok(&["resource-definition", "create", "r84r"]);
-    let from = [
-        "--from-resource",
-        "r84",
-        "--from-snapshot",
-        "s1",
-        "--to-resource",
-        "r84r",
-    ];
-    let mut args = vec!["snapshot", "volume-definition", "restore"];
-    args.extend(from);
-    c.linstor_ok(&args);
-    let mut args = vec!["snapshot", "resource", "restore"];
-    args.extend(from);
-    c.linstor_ok(&args);
+    c.restore_snapshot("r84", "s1", "r84r");
     wait_state(
         &c,
         "r84r",
