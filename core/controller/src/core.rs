@@ -375,7 +375,7 @@ impl Core {
     pub async fn finish_migrations(self: &Arc<Self>, node: &NodeName) {
         let due = {
             let cluster = self.cluster.read().unwrap_or_else(poisoned);
-            if !cluster.resources_on(node).any(|r| r.migrate_from.is_some()) {
+            if cluster.migrations_on(node).next().is_none() {
                 return;
             }
             let observed = self.observed.read().unwrap_or_else(poisoned);

@@ -160,6 +160,9 @@ pub struct Cluster {
     /// Index: definitions with anything waiting to be deleted (the definition, a volume
     /// definition or a resource), so that finishing deletions looks only at those.
     deleting: BTreeSet<ResourceName>,
+    /// Index: (node, resource) of the resources with a toggle-disk migration under way, so
+    /// that the check after each DRBD report of a node looks only at those.
+    migrating: BTreeSet<(NodeName, ResourceName)>,
     /// Resource connections by definition, then by their (ordered) pair of nodes.
     rsc_conns: BTreeMap<ResourceName, BTreeMap<(NodeName, NodeName), ResourceConnection>>,
     /// Index: external name -> resource definition.
@@ -179,6 +182,7 @@ impl Cluster {
                 self.nodes.remove(&n);
                 self.stor_pools.remove(&n);
                 self.node_rscs.remove(&n);
+                self.migrating.retain(|(node, _)| node != &n);
             }
             Change::PutStorPoolDfn(s) => {
                 self.stor_pool_dfns.insert(s.name.clone(), s);
@@ -230,6 +234,7 @@ impl Cluster {
                         if let Some(set) = self.node_rscs.get_mut(node) {
                             set.remove(&d);
                         }
+                        self.migrating.remove(&(node.clone(), d.clone()));
                     }
                 }
                 self.deleting.remove(&d);
@@ -238,6 +243,12 @@ impl Cluster {
             Change::PutRsc(r) => {
                 let r = Arc::new(r);
                 let name = r.name.clone();
+                let key = (r.node.clone(), r.name.clone());
+                if r.migrate_from.is_some() {
+                    self.migrating.insert(key);
+                } else {
+                    self.migrating.remove(&key);
+                }
                 self.node_rscs
                     .entry(r.node.clone())
                     .or_default()
@@ -258,6 +269,7 @@ impl Cluster {
                 if let Some(set) = self.node_rscs.get_mut(&n) {
                     set.remove(&r);
                 }
+                self.migrating.remove(&(n, r.clone()));
                 self.refresh_deleting(&r);
             }
             Change::PutRscConn(mut c) => {
@@ -315,6 +327,17 @@ impl Cluster {
 
     pub fn snapshot(&self, rsc: &ResourceName, name: &SnapshotName) -> Option<&SnapshotDefinition> {
         self.snapshots.get(rsc)?.get(name)
+    }
+
+    /// The resources on `node` with a toggle-disk migration under way.
+    pub fn migrations_on<'a>(
+        &'a self,
+        node: &'a NodeName,
+    ) -> impl Iterator<Item = &'a Resource> + 'a {
+        self.migrating
+            .iter()
+            .filter(move |(n, _)| n == node)
+            .filter_map(move |(n, r)| self.resource(r, n))
     }
 
     /// Definitions with something waiting to be deleted.

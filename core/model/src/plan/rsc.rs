@@ -1260,7 +1260,7 @@ pub fn migrations_due(
     node: &NodeName,
 ) -> Vec<(ResourceName, NodeName)> {
     cluster
-        .resources_on(node)
+        .migrations_on(node)
         .filter(|r| !r.is_deleting())
         .filter_map(|r| {
             let from = r.migrate_from.clone()?;

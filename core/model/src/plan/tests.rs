@@ -930,3 +930,54 @@ mod drbd84;
 mod rconn;
 mod safety;
 mod snapshot;
+
+/// A toggle-disk migration is indexed on its node until it is finished (the check after each
+/// DRBD report looks only at the index), and finishing it deletes the source replica.
+#[test]
+fn a_migration_is_indexed_until_it_finishes() {
+    use super::rsc::{finish_migration, toggle_disk, ToggleDisk};
+    let mut w = World::new(&[10, 10, 10], true);
+    w.rd_with_volume("r1", GIB as i64);
+    let reqs: Vec<RscCreate> = ["node0", "node1"]
+        .iter()
+        .map(|n| RscCreate {
+            node: n.to_string(),
+            props: [("StorPoolName".to_string(), "pool1".to_string())].into(),
+            ..Default::default()
+        })
+        .collect();
+    let p = create_resources(&w.c, &mut w.env, &w.obs, "r1", &reqs);
+    w.apply(p);
+    let p = create_resources(
+        &w.c,
+        &mut w.env,
+        &w.obs,
+        "r1",
+        &[RscCreate {
+            node: "node2".into(),
+            flags: vec!["DRBD_DISKLESS".into()],
+            ..Default::default()
+        }],
+    );
+    w.apply(p);
+    let (r1, n0, n2) = (
+        ResourceName::new("r1").unwrap(),
+        NodeName::new("node0").unwrap(),
+        NodeName::new("node2").unwrap(),
+    );
+    assert_eq!(w.c.migrations_on(&n2).count(), 0);
+    let req = ToggleDisk {
+        diskful: true,
+        storage_pool: Some("pool1".into()),
+        migrate_from: Some("node0".into()),
+    };
+    let p = toggle_disk(&w.c, &mut w.env, &w.obs, "r1", "node2", &req);
+    w.apply(p);
+    let on: Vec<&str> = w.c.migrations_on(&n2).map(|r| r.name.as_str()).collect();
+    assert_eq!(on, ["r1"]);
+    assert_eq!(w.c.migrations_on(&n0).count(), 0);
+    let p = finish_migration(&w.c, &mut w.env, &w.obs, &r1, &n2, &n0);
+    w.apply(p);
+    assert_eq!(w.c.migrations_on(&n2).count(), 0);
+    assert!(w.c.resource(&r1, &n0).unwrap().is_deleting());
+}
