@@ -1,25 +1,14 @@
 //! Scale: simulated satellites, thousands of resources spawned through the REST API, then the
 //! latency of the listings users run, the controller's memory, its database and a cold start.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use strata_client::{Client, Method};
-use strata_tests::{bin, Proc, TestCluster};
+use strata_tests::sim::SimCluster;
+use strata_tests::TestCluster;
 
 use crate::stats::{ms, percentiles, print, Row};
-
-/// `count` consecutive free ports on 127.0.0.1.
-fn port_range(count: u16) -> u16 {
-    for attempt in 0..50u16 {
-        let first = 20000 + attempt * 400 + (std::process::id() % 200) as u16;
-        if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok()) {
-            return first;
-        }
-    }
-    panic!("no range of {count} free ports");
-}
 
 fn rss_mib(pid: i32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -74,51 +63,10 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         rds = n;
     }
     println!("\nscale: {nodes} simulated nodes, {rds} resource definitions x {replicas} replicas");
-    let mut c = TestCluster::start(0);
-    let first = port_range(nodes);
-    let mut sim = Proc::spawn(
-        Command::new(bin("satellite-sim"))
-            .arg(first.to_string())
-            .arg(nodes.to_string()),
-        &c.dir.path().join("sim.log"),
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let s = SimCluster::start(nodes, "");
+    s.create_group("rg1", replicas);
+    let SimCluster { mut c, mut sim, .. } = s;
     let client = c.client();
-    c.block(async {
-        for i in 0..nodes {
-            let name = format!("sim{i:03}");
-            let r = client
-                .write(
-                    Method::POST,
-                    "/v1/nodes",
-                    Some(&json!({"name": name, "type": "SATELLITE", "net_interfaces": [
-                        {"name": "default", "address": "127.0.0.1", "satellite_port": first + i}]})),
-                )
-                .await;
-            assert!(r.is_ok(), "{r:?}");
-            let r = client
-                .write(
-                    Method::POST,
-                    &format!("/v1/nodes/{name}/storage-pools"),
-                    Some(&json!({"storage_pool_name": "pool1", "provider_kind": "FILE_THIN",
-                                 "props": {"StorDriver/StorPoolName": "/sim/pool"}})),
-                )
-                .await;
-            assert!(r.is_ok(), "{r:?}");
-        }
-        client
-            .write(
-                Method::POST,
-                "/v1/resource-groups",
-                Some(&json!({"name": "rg1", "select_filter": {"place_count": replicas, "storage_pool_list": ["pool1"]}})),
-            )
-            .await
-            .expect("rg");
-        client
-            .write(Method::POST, "/v1/resource-groups/rg1/volume-groups", Some(&json!({})))
-            .await
-            .expect("vg");
-    });
 
     // Spawn with 8 concurrent clients.
     let started = Instant::now();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use strata_client::Client;
 
+pub mod sim;
 pub mod vm;
 
 pub use strata_api::types;
@@ -295,14 +296,23 @@ impl TestCluster {
         Self::start_with(n, true)
     }
 
+    /// Like [`TestCluster::start`], with `controller_toml` as the controller's linstor.toml.
+    pub fn start_configured(n: usize, controller_toml: &str) -> TestCluster {
+        Self::start_full(n, false, controller_toml)
+    }
+
     fn start_with(n: usize, drbd_dry_run: bool) -> TestCluster {
+        Self::start_full(n, drbd_dry_run, "")
+    }
+
+    fn start_full(n: usize, drbd_dry_run: bool, controller_toml: &str) -> TestCluster {
         require_root();
         let dir = tempfile::Builder::new()
             .prefix("strata-test-")
             .tempdir()
             .expect("temporary directory");
         let port = free_port();
-        std::fs::write(dir.path().join("linstor.toml"), "").expect("config file");
+        std::fs::write(dir.path().join("linstor.toml"), controller_toml).expect("config file");
         std::fs::write(dir.path().join("linstor_satellite.toml"), "").expect("config file");
         let controller = Self::spawn_controller(dir.path(), port);
         let mut c = TestCluster {

@@ -142,6 +142,39 @@ fn guide_lines_work_as_written() {
     ]);
     assert_eq!(code, 10);
     assert!(out.contains("DRBD"), "{out}");
+    // Several pools: only the list is set; one pool: both, as LINSTOR answers.
+    c.linstor_ok(&[
+        "resource-group",
+        "modify",
+        "pair",
+        "--storage-pool",
+        "pool_file",
+        "pool_b",
+        "pool_c",
+    ]);
+    let rg = rows(&json(&c, &["resource-group", "list", "-r", "pair"]));
+    let f = &rg[0]["select_filter"];
+    assert_eq!(
+        f["storage_pool_list"],
+        serde_json::json!(["pool_file", "pool_b", "pool_c"]),
+        "{f}"
+    );
+    assert!(f.get("storage_pool").is_none_or(|p| p.is_null()), "{f}");
+    c.linstor_ok(&[
+        "resource-group",
+        "modify",
+        "pair",
+        "--storage-pool",
+        "pool_file",
+    ]);
+    let rg = rows(&json(&c, &["resource-group", "list", "-r", "pair"]));
+    let f = &rg[0]["select_filter"];
+    assert_eq!(f["storage_pool"], "pool_file", "{f}");
+    assert_eq!(
+        f["storage_pool_list"],
+        serde_json::json!(["pool_file"]),
+        "{f}"
+    );
 
     c.linstor_ok(&[
         "resource-definition",
@@ -157,7 +190,9 @@ fn guide_lines_work_as_written() {
         150 * 1024,
         "{vd:?}"
     );
-    let (_, out) = c.linstor_fails(&[
+    // The guide's local-volume example: the user chose a layer list without DRBD, so each
+    // node gets its own, independent volume, with a warning that says so.
+    let out = c.linstor_ok(&[
         "resource",
         "create",
         "--storage-pool",
@@ -166,15 +201,24 @@ fn guide_lines_work_as_written() {
         "node2",
         "LocalData",
     ]);
-    assert!(out.contains("DRBD") || out.contains("storage"), "{out}");
-    c.linstor_ok(&[
-        "resource",
-        "create",
-        "--storage-pool",
-        "pool_file",
-        "node1",
-        "LocalData",
-    ]);
+    assert!(out.contains("WARNING"), "{out}");
+    assert!(out.contains("unreplicated"), "{out}");
+    let placed = rows(&json(&c, &["resource", "list", "-r", "LocalData"]));
+    let mut nodes: Vec<&str> = placed
+        .iter()
+        .map(|r| r["node_name"].as_str().unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["node1", "node2"], "{placed:?}");
+    for (i, dir) in [&pool1, &pool2].into_iter().enumerate() {
+        let file = std::path::Path::new(dir).join("LocalData_00000.img");
+        assert!(file.exists(), "node{} has no {}", i + 1, file.display());
+    }
+    for r in &placed {
+        let dev = r["volumes"][0]["device_path"].as_str().unwrap_or("");
+        assert!(dev.starts_with("/dev/loop"), "{r}");
+    }
+    c.linstor_ok(&["resource", "delete", "node2", "LocalData"]);
     c.linstor_ok(&["resource-definition", "create", "backups"]);
     c.linstor_ok(&["volume-definition", "create", "backups", "1371956KiB"]);
     c.linstor_ok(&["resource", "create", "backups", "--auto-place", "1"]);
@@ -286,4 +330,72 @@ fn node_without_address_is_resolved_and_interactive_mode_works() {
         "both lists ran despite the error between:\n{out}"
     );
     assert!(out.contains("ERROR"), "{out}");
+}
+
+#[test]
+fn drbd_options_answer_as_linstor_does() {
+    // The entry for the changed properties first, then the object's MODIFIED entry.
+    const MODIFIED: u64 = 3;
+    const MASK_MOD: u64 = 0x0200_0000;
+    const INFO_PROP_SET: u64 = 10002;
+    const INFO_PROP_REMOVED: u64 = 10005;
+    let c = TestCluster::start(0);
+    c.linstor_ok(&["resource-definition", "create", "r1"]);
+    c.linstor_ok(&["volume-definition", "create", "r1", "10M"]);
+    c.linstor_ok(&["resource-group", "create", "g1"]);
+    let cases: [(&[&str], u64, u64); 5] = [
+        (
+            &[
+                "resource-definition",
+                "drbd-options",
+                "--max-buffers",
+                "8000",
+                "r1",
+            ],
+            0x0038_0000,
+            INFO_PROP_SET,
+        ),
+        (
+            &[
+                "volume-definition",
+                "drbd-options",
+                "--al-extents",
+                "6007",
+                "r1",
+                "0",
+            ],
+            0x0030_0000,
+            INFO_PROP_SET,
+        ),
+        (
+            &[
+                "resource-group",
+                "drbd-options",
+                "--max-buffers",
+                "8000",
+                "g1",
+            ],
+            0x0044_0000,
+            INFO_PROP_SET,
+        ),
+        (
+            &["controller", "drbd-options", "--max-buffers", "8000"],
+            0x0010_0000,
+            INFO_PROP_SET,
+        ),
+        (
+            &["controller", "drbd-options", "--unset-max-buffers"],
+            0x0010_0000,
+            INFO_PROP_REMOVED,
+        ),
+    ];
+    for (args, object, first_code) in cases {
+        let replies = rows(&json(&c, args));
+        assert!(replies.len() >= 2, "{args:?}: {replies:?}");
+        let code = |r: &serde_json::Value| r["ret_code"].as_i64().unwrap() as u64;
+        let first = code(&replies[replies.len() - 2]);
+        assert_eq!(first & 0x7FFF, first_code & 0x7FFF, "{args:?}: {replies:?}");
+        let last = code(&replies[replies.len() - 1]);
+        assert_eq!(last, MODIFIED | MASK_MOD | object, "{args:?}: {replies:?}");
+    }
 }

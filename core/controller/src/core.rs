@@ -554,13 +554,26 @@ impl Core {
                 changes: Vec::new(),
             });
         }
-        let before = {
+        let (before, placed) = {
             let cluster = self.cluster.read().unwrap_or_else(poisoned);
-            affected_nodes(&cluster, &plan.changes)
+            let placed: Vec<(strata_model::ResourceName, NodeName)> = plan
+                .changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::PutRsc(r)
+                        if !r.is_diskless() && cluster.resource(&r.name, &r.node).is_none() =>
+                    {
+                        Some((r.name.clone(), r.node.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            (affected_nodes(&cluster, &plan.changes), placed)
         };
         let changes = plan.changes.clone();
         let replies = self.commit_locked(plan)?;
         let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        self.promise_space(&cluster, &placed);
         let mut nodes = before;
         nodes.extend(affected_nodes(&cluster, &changes));
         Ok(Committed {
@@ -569,6 +582,25 @@ impl Core {
             nodes,
             changes,
         })
+    }
+
+    /// Counts the space of new volumes against their pools until their nodes report them.
+    fn promise_space(&self, cluster: &Cluster, placed: &[(strata_model::ResourceName, NodeName)]) {
+        if placed.is_empty() {
+            return;
+        }
+        let mut observed = self.observed.write().unwrap_or_else(poisoned);
+        for (rsc, node) in placed {
+            let (Some(r), Some(rd)) = (cluster.resource(rsc, node), cluster.rsc_dfns.get(rsc))
+            else {
+                continue;
+            };
+            for v in r.volumes.values() {
+                if let Some(vd) = rd.volume_definitions.get(&v.number) {
+                    observed.promise(node, cluster.generation, &v.storage_pool, vd.size_kib);
+                }
+            }
+        }
     }
 
     /// Runs one mutation end to end.
@@ -705,11 +737,9 @@ impl Core {
             let n = node.clone();
             waits.push(async move { (n, link.wait(gen, limit).await) });
         }
-        let mut out = Vec::new();
-        for w in waits {
-            out.push(w.await);
-        }
-        out
+        // All at once: each wait's clock starts now, so slow nodes cost one time-out in all,
+        // and no node's outcome can be missed while another is awaited.
+        futures_util::future::join_all(waits).await
     }
 
     /// Waits for the first contact with a node that was just created.

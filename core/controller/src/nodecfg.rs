@@ -365,6 +365,7 @@ mod tests {
             props: Default::default(),
             flags: Default::default(),
             layer_stack: vec![LayerKind::Drbd, LayerKind::Storage],
+            layers_chosen: false,
             resource_group: rg,
             volume_definitions: Default::default(),
             drbd_port: None,

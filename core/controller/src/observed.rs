@@ -26,6 +26,9 @@ pub struct NodeObserved {
     pub drbd: Option<Arc<DrbdReport>>,
     /// Resource name -> position in `drbd.resources`.
     drbd_index: HashMap<String, usize>,
+    /// Space promised to new volumes on thick pools that no report accounts for yet:
+    /// (generation that placed them, upper-case pool name, KiB).
+    promised: Vec<(u64, String, u64)>,
 }
 
 impl NodeObserved {
@@ -132,8 +135,19 @@ impl ObservedState {
             .enumerate()
             .map(|(i, r)| (r.name.clone(), i))
             .collect();
+        // A report of generation g shows the space taken by every placement up to g.
+        n.promised
+            .retain(|(generation, _, _)| *generation > report.applied_generation);
         n.report = report;
         changed
+    }
+
+    /// Remembers that generation `generation` placed `kib` of new volumes in `pool` on `node`.
+    pub fn promise(&mut self, node: &NodeName, generation: u64, pool: &StorPoolName, kib: u64) {
+        let n = self.node_mut(node);
+        if generation > n.report.applied_generation {
+            n.promised.push((generation, pool.key().to_string(), kib));
+        }
     }
 
     /// Takes a node's DRBD state; answers the resources whose `may_promote` changed.
@@ -188,5 +202,15 @@ impl Observed for ObservedState {
             return None;
         }
         self.resource(node, rsc.as_str())?.in_use
+    }
+
+    fn promised_kib(&self, node: &NodeName, pool: &StorPoolName) -> u64 {
+        self.nodes.get(node).map_or(0, |n| {
+            n.promised
+                .iter()
+                .filter(|(_, p, _)| p == pool.key())
+                .map(|(_, _, kib)| kib)
+                .sum()
+        })
     }
 }

@@ -169,9 +169,97 @@ pub struct Cluster {
     pub ext_names: BTreeMap<String, ResourceName>,
     /// Snapshots by definition, then name.
     pub snapshots: BTreeMap<ResourceName, BTreeMap<SnapshotName, SnapshotDefinition>>,
+    /// Index: the DRBD ports in use on each node, with how many resources hold each.
+    node_ports: BTreeMap<NodeName, Counts<u16>>,
+    /// Index: the DRBD minors of every volume definition.
+    minors: Counts<u32>,
+    /// Index: the ports definitions asked for explicitly (`--port`).
+    rd_ports: Counts<u16>,
+}
+
+/// A multiset: how many objects hold each number.
+#[derive(Debug, Clone)]
+pub struct Counts<T: Ord>(BTreeMap<T, u32>);
+
+impl<T: Ord> Default for Counts<T> {
+    fn default() -> Self {
+        Counts(BTreeMap::new())
+    }
+}
+
+impl<T: Ord + Copy> Counts<T> {
+    fn add(&mut self, v: T) {
+        *self.0.entry(v).or_default() += 1;
+    }
+
+    fn remove(&mut self, v: T) {
+        if let Some(n) = self.0.get_mut(&v) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(&v);
+            }
+        }
+    }
+
+    pub fn contains(&self, v: &T) -> bool {
+        self.0.contains_key(v)
+    }
+
+    /// The numbers held, in order.
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        self.0.keys().copied()
+    }
+
+    /// The numbers held within `lo..=hi`, in order.
+    pub fn range(&self, lo: T, hi: T) -> impl Iterator<Item = T> + '_ {
+        self.0.range(lo..=hi).map(|(k, _)| *k)
+    }
 }
 
 impl Cluster {
+    fn index_rsc(&mut self, r: &Resource, add: bool) {
+        if let Some(p) = r.tcp_port {
+            let ports = self.node_ports.entry(r.node.clone()).or_default();
+            if add {
+                ports.add(p);
+            } else {
+                ports.remove(p);
+            }
+        }
+    }
+
+    fn index_rd(&mut self, d: &ResourceDefinition, add: bool) {
+        for m in d.volume_definitions.values().filter_map(|v| v.minor) {
+            if add {
+                self.minors.add(m);
+            } else {
+                self.minors.remove(m);
+            }
+        }
+        if let Some(p) = d.drbd_port {
+            if add {
+                self.rd_ports.add(p);
+            } else {
+                self.rd_ports.remove(p);
+            }
+        }
+    }
+
+    /// The DRBD ports in use on `node`.
+    pub fn ports_on(&self, node: &NodeName) -> Option<&Counts<u16>> {
+        self.node_ports.get(node)
+    }
+
+    /// The DRBD minors of every volume definition.
+    pub fn used_minors(&self) -> &Counts<u32> {
+        &self.minors
+    }
+
+    /// The ports definitions asked for explicitly.
+    pub fn rd_ports(&self) -> &Counts<u16> {
+        &self.rd_ports
+    }
+
     pub fn apply(&mut self, change: Change) {
         match change {
             Change::CtrlProps(p) => self.ctrl_props = p,
@@ -182,6 +270,7 @@ impl Cluster {
                 self.nodes.remove(&n);
                 self.stor_pools.remove(&n);
                 self.node_rscs.remove(&n);
+                self.node_ports.remove(&n);
                 self.migrating.retain(|(node, _)| node != &n);
             }
             Change::PutStorPoolDfn(s) => {
@@ -211,14 +300,16 @@ impl Cluster {
                 self.rsc_grps.remove(&g);
             }
             Change::PutRscDfn(d) => {
-                if let Some(old) = self.rsc_dfns.get(&d.name) {
+                if let Some(old) = self.rsc_dfns.remove(&d.name) {
                     if let Some(ext) = &old.external_name {
                         self.ext_names.remove(ext);
                     }
+                    self.index_rd(&old, false);
                 }
                 if let Some(ext) = &d.external_name {
                     self.ext_names.insert(ext.clone(), d.name.clone());
                 }
+                self.index_rd(&d, true);
                 let name = d.name.clone();
                 self.rsc_dfns.insert(d.name.clone(), d);
                 self.refresh_deleting(&name);
@@ -228,12 +319,14 @@ impl Cluster {
                     if let Some(ext) = &old.external_name {
                         self.ext_names.remove(ext);
                     }
+                    self.index_rd(&old, false);
                 }
                 if let Some(rscs) = self.rscs.remove(&d) {
-                    for node in rscs.keys() {
+                    for (node, r) in &rscs {
                         if let Some(set) = self.node_rscs.get_mut(node) {
                             set.remove(&d);
                         }
+                        self.index_rsc(r, false);
                         self.migrating.remove(&(node.clone(), d.clone()));
                     }
                 }
@@ -249,10 +342,15 @@ impl Cluster {
                 } else {
                     self.migrating.remove(&key);
                 }
-                self.node_rscs
+                let old = self
+                    .node_rscs
                     .entry(r.node.clone())
                     .or_default()
                     .insert(r.name.clone(), r.clone());
+                if let Some(old) = old {
+                    self.index_rsc(&old, false);
+                }
+                self.index_rsc(&r, true);
                 self.rscs
                     .entry(r.name.clone())
                     .or_default()
@@ -266,8 +364,8 @@ impl Cluster {
                         self.rscs.remove(&r);
                     }
                 }
-                if let Some(set) = self.node_rscs.get_mut(&n) {
-                    set.remove(&r);
+                if let Some(old) = self.node_rscs.get_mut(&n).and_then(|set| set.remove(&r)) {
+                    self.index_rsc(&old, false);
                 }
                 self.migrating.remove(&(n, r.clone()));
                 self.refresh_deleting(&r);

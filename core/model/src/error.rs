@@ -102,11 +102,14 @@ pub mod code {
     pub const WARN_DEL_UNSET_PROP: u64 = 1005;
     pub const WARN_RSC_ALREADY_DEPLOYED: u64 = 1006;
     pub const WARN_STORAGE_ERROR: u64 = 1010;
+    pub const WARN_INVLD_CONF: u64 = 1021;
     pub const WARN_NOT_FOUND: u64 = 3000;
     pub const WARN_NO_EFFECT: u64 = 3001;
 
     pub const INFO_NO_RSC_SPAWNED: u64 = 10000;
+    pub const INFO_PROP_SET: u64 = 10002;
     pub const INFO_TIE_BREAKER_CREATED: u64 = 10003;
+    pub const INFO_PROP_REMOVED: u64 = 10005;
     pub const INFO_TIE_BREAKER_DELETING: u64 = 10004;
     pub const INFO_TIE_BREAKER_TAKEOVER: u64 = 10006;
     pub const INFO_RSC_ALREADY_EXISTS: u64 = 10008;
@@ -153,6 +156,15 @@ impl ApiError {
     /// Whether the failure means "the object you named does not exist".
     pub fn is_not_found(&self) -> bool {
         (300..400).contains(&self.code)
+    }
+
+    /// A not-found error met while creating an object of `kind` names `kind` in its mask,
+    /// as LINSTOR's do (a pool on an unknown node: FAIL_NOT_FOUND_NODE | MASK_STOR_POOL).
+    pub fn creating(mut self, kind: ObjKind) -> Self {
+        if (300..400).contains(&self.code) {
+            self.object = kind;
+        }
+        self
     }
 
     pub fn not_found(code: u64, object: ObjKind, what: &str, name: &str) -> Self {

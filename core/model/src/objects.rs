@@ -230,6 +230,11 @@ pub struct ResourceDefinition {
     pub flags: BTreeSet<String>,
     /// Empty until the first resource fixes it (or the user names one).
     pub layer_stack: Vec<LayerKind>,
+    /// The user chose the layer list (on the definition, its group or a resource request),
+    /// rather than the first placement: without DRBD, several diskful resources are then
+    /// what was asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layers_chosen: bool,
     pub resource_group: ResourceGroupName,
     pub volume_definitions: VecMap<VolumeNumber, VolumeDefinition>,
     /// DRBD settings asked for at creation; used by the DRBD layer.

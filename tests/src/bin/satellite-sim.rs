@@ -4,6 +4,9 @@
 //! a command and touches no storage.
 //!
 //! Usage: satellite-sim <first port> <count> [free GiB per pool]
+//!
+//! `PUT /sim/stall` with `true` makes a node hold every configuration without answering (a
+//! hung node, for tests), `false` lets it answer again.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +28,8 @@ struct Node {
 struct Sim {
     node: Arc<Mutex<Node>>,
     free_kib: u64,
+    /// While set, configurations are held without an answer (a node that hangs).
+    stalled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn capabilities() -> Capabilities {
@@ -114,12 +119,21 @@ async fn hello(State(s): State<Sim>) -> Json<Hello> {
 }
 
 async fn config(State(s): State<Sim>, Json(cfg): Json<NodeConfig>) -> Json<Report> {
+    // The controller gives up after its time-out and drops the request, which ends this.
+    while s.stalled.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let mut node = s.node.lock().unwrap();
     if cfg.generation >= node.report.applied_generation {
         node.report = report_for(&cfg, s.free_kib);
         node.config = Some(cfg);
     }
     Json(node.report.clone())
+}
+
+async fn stall(State(s): State<Sim>, Json(on): Json<bool>) -> Json<bool> {
+    s.stalled.store(on, std::sync::atomic::Ordering::Relaxed);
+    Json(on)
 }
 
 async fn report(State(s): State<Sim>) -> Json<Report> {
@@ -153,12 +167,14 @@ async fn main() -> anyhow::Result<()> {
         let sim = Sim {
             node: Arc::new(Mutex::new(Node::default())),
             free_kib: free_gib * 1024 * 1024,
+            stalled: Default::default(),
         };
         let app = Router::new()
             .route(strata_agent_api::PATH_HELLO, get(hello))
             .route(strata_agent_api::PATH_CONFIG, put(config))
             .route(strata_agent_api::PATH_REPORT, get(report))
             .route(strata_agent_api::PATH_POOL_PROBE, post(probe))
+            .route("/sim/stall", put(stall))
             .with_state(sim);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         tasks.push(tokio::spawn(

@@ -33,6 +33,8 @@ pub struct PlacementRequest<'a> {
     pub existing: &'a [&'a Resource],
     /// Layers every chosen node must support (beyond the storage provider).
     pub layers: &'a [LayerKind],
+    /// The DRBD port the definition asked for, which every chosen node must have free.
+    pub drbd_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +47,13 @@ struct Candidate<'a> {
     node: &'a NodeName,
     pool: &'a StorPool,
     score: f64,
+    /// Resources the node already holds: among nodes with about the same room, the one
+    /// with fewer goes first, so that equal nodes share the load.
+    load: usize,
 }
+
+/// Scores within this share of the best one count as equal, and the less loaded node wins.
+const TIE_SHARE: f64 = 0.05;
 
 /// Normalises a `replicas_on_*` entry: bare keys live in the `Aux/` namespace, and
 /// `key=value` pins the value.
@@ -79,7 +87,14 @@ pub fn pool_room(
     if let Some(e) = state.errors.first() {
         return Err(format!("pool '{}' reports an error: {e}", pool.name));
     }
-    let free = state.free_capacity_kib as f64;
+    // A thick pool's report lags behind placements just made: their space is taken already.
+    // Thin pools allocate as data is written, so a new volume takes nothing yet.
+    let promised = if pool.kind.is_thin() {
+        0
+    } else {
+        observed.promised_kib(&pool.node, &pool.name)
+    };
+    let free = state.free_capacity_kib.saturating_sub(promised) as f64;
     if pool.kind.is_thin() {
         let ratio = overprovision
             .or_else(|| {
@@ -106,8 +121,14 @@ pub fn pool_room(
     } else {
         if free < size_kib as f64 {
             return Err(format!(
-                "pool '{}' has {} KiB free, {size_kib} KiB needed",
-                pool.name, state.free_capacity_kib
+                "pool '{}' has {} KiB free{}, {size_kib} KiB needed",
+                pool.name,
+                free as u64,
+                if promised > 0 {
+                    format!(" ({promised} KiB of it promised to volumes being created)")
+                } else {
+                    String::new()
+                }
             ));
         }
         Ok(free - size_kib as f64)
@@ -254,6 +275,7 @@ pub fn autoplace(
                             node: name,
                             pool,
                             score: room,
+                            load: cluster.resource_count_on(name),
                         });
                     }
                 }
@@ -268,12 +290,35 @@ pub fn autoplace(
             None => reject(pool_reasons.join("; "), &mut rejected),
         }
     }
+    // Most room first, where "about the same room" (same band of TIE_SHARE of the best)
+    // goes to the node with fewer resources: identical nodes, thin pools and reports that
+    // lag behind placements would otherwise send every replica to the same few nodes.
+    let best_score = candidates.iter().map(|c| c.score).fold(0.0, f64::max);
+    let band_width = (best_score * TIE_SHARE).max(1.0);
+    let band = |c: &Candidate<'_>| (c.score / band_width).floor() as i64;
     candidates.sort_by(|a, b| {
-        b.score
-            .partial_cmp(&a.score)
-            .unwrap_or(std::cmp::Ordering::Equal)
+        band(b)
+            .cmp(&band(a))
+            .then_with(|| a.load.cmp(&b.load))
+            .then_with(|| {
+                b.score
+                    .partial_cmp(&a.score)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
             .then_with(|| a.node.cmp(b.node))
     });
+    // A node that cannot give the resource a DRBD port is no candidate; asked lazily, in
+    // the order the search looks at candidates.
+    let port_ok: Vec<std::cell::OnceCell<bool>> = candidates
+        .iter()
+        .map(|_| std::cell::OnceCell::new())
+        .collect();
+    let has_port = |i: usize| -> bool {
+        !uses_drbd
+            || *port_ok[i].get_or_init(|| {
+                super::drbd::node_has_port(cluster, candidates[i].node, req.drbd_port)
+            })
+    };
 
     let same: Vec<(String, Option<String>)> = filter
         .replicas_on_same
@@ -324,6 +369,9 @@ pub fn autoplace(
         .collect();
 
     let fits = |chosen: &[usize], cand: usize| -> bool {
+        if !has_port(cand) {
+            return false;
+        }
         let node = candidates[cand].node;
         let major = drbd_major(node);
         let first_major = chosen.first().and_then(|c| drbd_major(candidates[*c].node));
@@ -412,6 +460,24 @@ pub fn autoplace(
         &fits,
     );
     if !found {
+        let no_port: Vec<usize> = (0..candidates.len()).filter(|i| !has_port(*i)).collect();
+        for i in &no_port {
+            let node = candidates[*i].node;
+            let why = match req.drbd_port {
+                Some(p) => format!("DRBD port {p} of the definition is in use there"),
+                None => {
+                    let (lo, hi) = super::drbd::port_range(cluster, node);
+                    format!("no free DRBD port from {lo} to {hi}")
+                }
+            };
+            rejected.insert(node.to_string(), why);
+        }
+        let candidates: Vec<&Candidate<'_>> = candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !no_port.contains(i))
+            .map(|(_, c)| c)
+            .collect();
         let mut details: Vec<String> = rejected
             .iter()
             .map(|(n, why)| format!("node '{n}': {why}"))

@@ -74,19 +74,42 @@ pub fn peer_slots_for_new(cluster: &Cluster, rd: &ResourceDefinition) -> u32 {
         .unwrap_or(DEFAULT_PEER_SLOTS)
 }
 
-/// Every minor in use or reserved in the cluster.
-pub fn used_minors(cluster: &Cluster) -> BTreeSet<u32> {
-    cluster
-        .rsc_dfns
-        .values()
-        .flat_map(|d| d.volume_definitions.values().filter_map(|v| v.minor))
-        .collect()
+/// The lowest number of `lo..=hi` that neither `used` (in order) nor `taken` holds.
+fn lowest_free<T>(
+    lo: T,
+    hi: T,
+    used: impl Iterator<Item = T>,
+    taken: impl Fn(T) -> bool,
+) -> Option<T>
+where
+    T: Copy + Ord + std::ops::Add<Output = T> + From<u8>,
+{
+    let one = T::from(1u8);
+    let mut cand = lo;
+    let mut used = used.peekable();
+    loop {
+        while used.peek().is_some_and(|u| *u < cand) {
+            used.next();
+        }
+        if used.peek() == Some(&cand) || taken(cand) {
+            if cand >= hi {
+                return None;
+            }
+            cand = cand + one;
+            continue;
+        }
+        return Some(cand);
+    }
 }
 
-/// The lowest free minor of the range, not in `used`.
-pub fn free_minor(cluster: &Cluster, used: &BTreeSet<u32>) -> Result<u32, ApiError> {
+/// The lowest free minor of the range: not used by any volume definition, nor in `extra`
+/// (minors handed out earlier in the same change).
+pub fn free_minor(cluster: &Cluster, extra: &BTreeSet<u32>) -> Result<u32, ApiError> {
     let (lo, hi) = minor_range(cluster);
-    (lo..=hi).find(|m| !used.contains(m)).ok_or_else(|| {
+    lowest_free(lo, hi, cluster.used_minors().range(lo, hi), |m| {
+        extra.contains(&m)
+    })
+    .ok_or_else(|| {
         ApiError::new(
             code::FAIL_POOL_EXHAUSTED_MINOR_NR,
             ObjKind::VlmDfn,
@@ -98,21 +121,27 @@ pub fn free_minor(cluster: &Cluster, used: &BTreeSet<u32>) -> Result<u32, ApiErr
     })
 }
 
-fn used_ports_on(cluster: &Cluster, node: &NodeName) -> BTreeSet<u16> {
-    cluster
-        .resources_on(node)
-        .filter_map(|r| r.tcp_port)
-        .collect()
+/// The lowest port of `node`'s range that no resource on it uses and no other definition
+/// asked for (`own` is the port of the definition being placed, which it may reuse).
+pub fn free_port(cluster: &Cluster, node: &NodeName, own: Option<u16>) -> Option<u16> {
+    let (lo, hi) = port_range(cluster, node);
+    let reserved = cluster.rd_ports();
+    match cluster.ports_on(node) {
+        Some(used) => lowest_free(lo, hi, used.range(lo, hi), |p| {
+            reserved.contains(&p) && Some(p) != own
+        }),
+        None => lowest_free(lo, hi, std::iter::empty(), |p| {
+            reserved.contains(&p) && Some(p) != own
+        }),
+    }
 }
 
-/// Ports other definitions asked for explicitly: never handed out automatically.
-fn reserved_ports(cluster: &Cluster, except: &ResourceDefinition) -> BTreeSet<u16> {
-    cluster
-        .rsc_dfns
-        .values()
-        .filter(|d| d.name != except.name)
-        .filter_map(|d| d.drbd_port)
-        .collect()
+/// Whether `node` can give a resource of a definition with port `fixed` (or none) a port.
+pub fn node_has_port(cluster: &Cluster, node: &NodeName, fixed: Option<u16>) -> bool {
+    match fixed {
+        Some(p) => !cluster.ports_on(node).is_some_and(|u| u.contains(&p)),
+        None => free_port(cluster, node, None).is_some(),
+    }
 }
 
 /// Fills in node ids, ports and peer slots of `new` resources of `rd` (a definition using
@@ -221,11 +250,10 @@ pub fn assign_resources(
         }
     }
     // Ports: per node; the definition's own port when it has one.
-    let reserved = reserved_ports(cluster, rd);
+    let mut given: Vec<(NodeName, u16)> = Vec::new();
     for r in new.iter_mut() {
-        let mut used = used_ports_on(cluster, &r.node);
         if let Some(p) = rd.drbd_port {
-            if used.contains(&p) {
+            if !node_has_port(cluster, &r.node, Some(p)) {
                 return Err(ApiError::new(
                     code::FAIL_INVLD_RSC_PORT,
                     ObjKind::Rsc,
@@ -239,9 +267,15 @@ pub fn assign_resources(
             r.tcp_port = Some(p);
             continue;
         }
-        used.extend(reserved.iter().copied());
         let (lo, hi) = port_range(cluster, &r.node);
-        let port = (lo..=hi).find(|p| !used.contains(p)).ok_or_else(|| {
+        let reserved = cluster.rd_ports();
+        let taken =
+            |p: u16| reserved.contains(&p) || given.iter().any(|(n, q)| n == &r.node && *q == p);
+        let found = match cluster.ports_on(&r.node) {
+            Some(used) => lowest_free(lo, hi, used.range(lo, hi), taken),
+            None => lowest_free(lo, hi, std::iter::empty(), taken),
+        };
+        let port = found.ok_or_else(|| {
             ApiError::new(
                 code::FAIL_POOL_EXHAUSTED_TCP_PORT,
                 ObjKind::Rsc,
@@ -251,6 +285,7 @@ pub fn assign_resources(
                 "Widen the range with the property {PROP_PORT_RANGE}, or delete unused resources on that node"
             ))
         })?;
+        given.push((r.node.clone(), port));
         r.tcp_port = Some(port);
     }
     Ok(())

@@ -54,6 +54,50 @@ pub trait Observed {
         let _ = (node, rsc);
         None
     }
+    /// Space (KiB) promised to volumes placed in `pool` on `node` that the node's last
+    /// report does not account for yet.
+    fn promised_kib(&self, node: &NodeName, pool: &StorPoolName) -> u64 {
+        let _ = (node, pool);
+        0
+    }
+}
+
+/// What a change of `DrbdOptions/...` properties of `object` says before the MODIFIED
+/// entry, as LINSTOR answers its drbd-options commands: the keys set, the keys removed.
+pub(crate) fn drbd_option_replies(
+    object: ObjKind,
+    change: &crate::props::PropsChange,
+) -> Vec<Reply> {
+    let drbd = |k: &&String| k.starts_with("DrbdOptions/");
+    let set: Vec<&str> = change.set.keys().filter(drbd).map(String::as_str).collect();
+    let removed: Vec<&str> = change
+        .delete
+        .iter()
+        .chain(&change.delete_namespaces)
+        .filter(drbd)
+        .map(String::as_str)
+        .collect();
+    let mut out = Vec::new();
+    if !set.is_empty() {
+        out.push(Reply::info(
+            Op::Modify,
+            object,
+            code::INFO_PROP_SET,
+            format!("Successfully set property key(s): {}", set.join(",")),
+        ));
+    }
+    if !removed.is_empty() {
+        out.push(Reply::info(
+            Op::Modify,
+            object,
+            code::INFO_PROP_REMOVED,
+            format!(
+                "Successfully deleted property key(s): {}",
+                removed.join(",")
+            ),
+        ));
+    }
+    out
 }
 
 /// The operation class of a reply; it selects the operation bits of a `ret_code`.
@@ -433,6 +477,7 @@ pub(crate) mod testenv {
         pub online: HashMap<NodeName, Capabilities>,
         pub pools: HashMap<(NodeName, StorPoolName), PoolState>,
         pub drbd: HashMap<(NodeName, ResourceName), DrbdObserved>,
+        pub promised: HashMap<(NodeName, StorPoolName), u64>,
     }
 
     impl Observed for TestObserved {
@@ -447,6 +492,12 @@ pub(crate) mod testenv {
         }
         fn drbd_state(&self, node: &NodeName, rsc: &ResourceName) -> Option<&DrbdObserved> {
             self.drbd.get(&(node.clone(), rsc.clone()))
+        }
+        fn promised_kib(&self, node: &NodeName, pool: &StorPoolName) -> u64 {
+            self.promised
+                .get(&(node.clone(), pool.clone()))
+                .copied()
+                .unwrap_or(0)
         }
     }
 

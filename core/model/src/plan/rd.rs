@@ -263,6 +263,7 @@ pub fn build_rd(
         external_name,
         props,
         flags: Default::default(),
+        layers_chosen: !layer_stack.is_empty(),
         layer_stack,
         resource_group: rg.name.clone(),
         volume_definitions: Default::default(),
@@ -320,6 +321,7 @@ pub fn modify_rd(
                 ),
             ));
         }
+        updated.layers_chosen = !stack.is_empty();
         updated.layer_stack = stack;
     }
     if let Some(port) = req.drbd_port {
@@ -351,6 +353,9 @@ pub fn modify_rd(
     }
     let mut plan = Plan::new();
     plan.change(Change::PutRscDfn(updated));
+    for r in super::drbd_option_replies(ObjKind::RscDfn, &req.props) {
+        plan.reply(r);
+    }
     plan.reply(
         Reply::modified(
             ObjKind::RscDfn,
@@ -508,10 +513,7 @@ pub fn create_vd(
     refuse_if_deleting(rd)?;
     let mut vd = build_vd(cluster, env, rd, req)?;
     if vd.minor.is_none() && rd.layer_stack.contains(&crate::kinds::LayerKind::Drbd) {
-        vd.minor = Some(super::drbd::free_minor(
-            cluster,
-            &super::drbd::used_minors(cluster),
-        )?);
+        vd.minor = Some(super::drbd::free_minor(cluster, &Default::default())?);
     }
     let mut plan = Plan::new();
     // Deployed resources get the new volume in the pool their other volumes use.
@@ -654,6 +656,9 @@ pub fn modify_vd(
     let mut updated = rd.clone();
     updated.volume_definitions.insert(vd.number, updated_vd);
     plan.change(Change::PutRscDfn(updated));
+    for r in super::drbd_option_replies(ObjKind::VlmDfn, &req.props) {
+        plan.reply(r);
+    }
     plan.reply(
         Reply::modified(
             ObjKind::VlmDfn,

@@ -13,7 +13,8 @@ use super::{
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
 use crate::kinds::ProviderKind;
-use crate::objects::{ResourceGroup, SelectFilter, VolumeGroup, DEFAULT_RSC_GRP};
+use crate::name::NodeName;
+use crate::objects::{ResourceGroup, SelectFilter, StorPool, VolumeGroup, DEFAULT_RSC_GRP};
 use crate::props::{Props, PropsChange, PropsOwner};
 
 #[derive(Debug, Clone, Default)]
@@ -243,6 +244,9 @@ pub fn modify_rg(cluster: &Cluster, name: &str, req: &RscGrpModify) -> PlanResul
     }
     let mut plan = Plan::new();
     plan.change(Change::PutRscGrp(u));
+    for r in super::drbd_option_replies(ObjKind::RscGrp, &req.props) {
+        plan.reply(r);
+    }
     plan.reply(
         Reply::modified(
             ObjKind::RscGrp,
@@ -444,9 +448,18 @@ pub fn spawn(
         }
     }
     let groups: Vec<&VolumeGroup> = rg.volume_groups.values().collect();
-    if !req.partial && req.volume_sizes.len() != groups.len() {
+    if req.volume_sizes.len() > groups.len()
+        || (!req.partial && req.volume_sizes.len() != groups.len())
+    {
+        // More sizes than groups is a wrong list of sizes (LINSTOR's FAIL_INVLD_VLM_SIZES);
+        // fewer is a wrong count unless the spawn is partial.
+        let code = if req.volume_sizes.len() > groups.len() {
+            code::FAIL_INVLD_VLM_SIZES
+        } else {
+            code::FAIL_INVLD_VLM_COUNT
+        };
         return Err(ApiError::new(
-            code::FAIL_INVLD_VLM_COUNT,
+            code,
             ObjKind::RscGrp,
             format!(
                 "Resource group '{}' has {} volume group(s), but {} size(s) were given",
@@ -553,13 +566,13 @@ pub struct SizeCandidate {
     pub all_thin: bool,
 }
 
-/// The largest volume each storage pool name could hold on `place_count` nodes at once.
-pub fn max_volume_sizes(
-    cluster: &Cluster,
-    observed: &dyn Observed,
+/// The storage pools of online nodes that pass `filter` and report no error, with their
+/// last report.
+fn usable_pools<'a>(
+    cluster: &'a Cluster,
+    observed: &'a dyn Observed,
     filter: &SelectFilter,
-) -> Vec<SizeCandidate> {
-    let place = filter.place_count.unwrap_or(1).max(1) as usize;
+) -> Vec<(&'a NodeName, &'a StorPool, &'a crate::observed::PoolState)> {
     let node_list: Vec<String> = filter
         .node_name_list
         .iter()
@@ -570,7 +583,7 @@ pub fn max_volume_sizes(
         .iter()
         .map(|n| n.to_ascii_uppercase())
         .collect();
-    let mut by_pool: BTreeMap<String, Vec<(u64, String, bool)>> = BTreeMap::new();
+    let mut out = Vec::new();
     for (node_name, node) in &cluster.nodes {
         if !node.node_type.hosts_storage() || !observed.is_online(node_name) {
             continue;
@@ -591,21 +604,34 @@ pub fn max_volume_sizes(
             let Some(state) = observed.pool_state(node_name, &sp.name) else {
                 continue;
             };
-            if !state.errors.is_empty() {
-                continue;
+            if state.errors.is_empty() {
+                out.push((node_name, sp, state));
             }
-            let size = if sp.kind.is_thin() {
-                let ratio = filter.overprovision.unwrap_or(DEFAULT_OVERSUBSCRIPTION);
-                (state.free_capacity_kib as f64 * ratio) as u64
-            } else {
-                state.free_capacity_kib
-            };
-            by_pool.entry(sp.name.to_string()).or_default().push((
-                size,
-                node_name.to_string(),
-                sp.kind.is_thin(),
-            ));
         }
+    }
+    out
+}
+
+/// The largest volume each storage pool name could hold on `place_count` nodes at once.
+pub fn max_volume_sizes(
+    cluster: &Cluster,
+    observed: &dyn Observed,
+    filter: &SelectFilter,
+) -> Vec<SizeCandidate> {
+    let place = filter.place_count.unwrap_or(1).max(1) as usize;
+    let mut by_pool: BTreeMap<String, Vec<(u64, String, bool)>> = BTreeMap::new();
+    for (node_name, sp, state) in usable_pools(cluster, observed, filter) {
+        let size = if sp.kind.is_thin() {
+            let ratio = filter.overprovision.unwrap_or(DEFAULT_OVERSUBSCRIPTION);
+            (state.free_capacity_kib as f64 * ratio) as u64
+        } else {
+            state.free_capacity_kib
+        };
+        by_pool.entry(sp.name.to_string()).or_default().push((
+            size,
+            node_name.to_string(),
+            sp.kind.is_thin(),
+        ));
     }
     let mut out = Vec::new();
     for (pool, mut entries) in by_pool {
@@ -623,4 +649,46 @@ pub fn max_volume_sizes(
     }
     out.sort_by_key(|c| std::cmp::Reverse(c.max_volume_size_kib));
     out
+}
+
+/// What `query-size-info` answers for a group: how large the next spawned volume may be,
+/// and the space of the pools it may use, counted once per replica.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizeInfo {
+    pub max_vlm_size_kib: u64,
+    /// Free space of the usable pools divided by the place count: what volumes of this
+    /// group can still take, with every replica counted.
+    pub available_kib: u64,
+    /// Capacity of the usable pools divided by the place count.
+    pub capacity_kib: u64,
+    /// Where the next spawn would go: (node, pool, the pool's oversubscription ratio).
+    pub next_spawn: Vec<(String, String, f64)>,
+}
+
+pub fn size_info(cluster: &Cluster, observed: &dyn Observed, filter: &SelectFilter) -> SizeInfo {
+    let place = filter.place_count.unwrap_or(1).max(1) as u64;
+    let pools = usable_pools(cluster, observed, filter);
+    let free: u64 = pools.iter().map(|(_, _, s)| s.free_capacity_kib).sum();
+    let total: u64 = pools.iter().map(|(_, _, s)| s.total_capacity_kib).sum();
+    let best = max_volume_sizes(cluster, observed, filter)
+        .into_iter()
+        .next();
+    SizeInfo {
+        max_vlm_size_kib: best.as_ref().map_or(0, |b| b.max_volume_size_kib),
+        available_kib: free / place,
+        capacity_kib: total / place,
+        next_spawn: best
+            .map(|b| {
+                let ratio = if b.all_thin {
+                    filter.overprovision.unwrap_or(DEFAULT_OVERSUBSCRIPTION)
+                } else {
+                    1.0
+                };
+                b.node_names
+                    .into_iter()
+                    .map(|n| (n, b.storage_pool.clone(), ratio))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }

@@ -185,7 +185,7 @@ fn choose_layers(
     requested: &[LayerKind],
     nodes: &[&NodeName],
     diskful: usize,
-) -> Result<Vec<LayerKind>, ApiError> {
+) -> Result<Layers, ApiError> {
     if !rd.layer_stack.is_empty() && !requested.is_empty() && requested != rd.layer_stack.as_slice()
     {
         return Err(ApiError::new(
@@ -206,6 +206,7 @@ fn choose_layers(
     } else {
         None
     };
+    let chosen = rd.layers_chosen || !requested.is_empty();
     // A node that never reported (offline) does not decide against DRBD: it reports a
     // missing DRBD itself when it connects.
     let missing: Vec<String> = nodes
@@ -229,7 +230,7 @@ fn choose_layers(
             .cause(missing.join("; "))
             .correction("Install DRBD on those nodes, or use the layer list 'storage' for a single local copy"));
         }
-    } else if diskful > 1 {
+    } else if diskful > 1 && !chosen {
         return Err(no_replication_error(
             rd,
             diskful,
@@ -240,7 +241,33 @@ fn choose_layers(
             },
         ));
     }
-    Ok(layers)
+    Ok(Layers {
+        stack: layers,
+        chosen,
+    })
+}
+
+/// The layer stack of a definition's resources, and whether the user chose it.
+struct Layers {
+    stack: Vec<LayerKind>,
+    chosen: bool,
+}
+
+/// Said when the user's own layer list gives several diskful resources without DRBD.
+fn unreplicated_warning(rd: &ResourceDefinition, diskful: usize, layers: &[LayerKind]) -> Reply {
+    Reply::warning(
+        Op::Create,
+        ObjKind::Rsc,
+        code::WARN_INVLD_CONF,
+        format!(
+            "Resource '{}' has {diskful} diskful resources with the layer list '{}': they are independent, unreplicated volumes",
+            rd.name,
+            layers_str(layers)
+        ),
+    )
+    .with_cause("Without the DRBD layer nothing copies data between the nodes")
+    .with_correction("Use a layer list with DRBD (e.g. 'drbd,storage') for replicated volumes")
+    .with_ref("RscDfn", rd.name.as_str())
 }
 
 fn new_resource(
@@ -316,18 +343,24 @@ fn commit_resources(
     env: &mut dyn Env,
     observed: &dyn Observed,
     rd: &ResourceDefinition,
-    layers: Vec<LayerKind>,
+    layers: Layers,
     existing: &[&Resource],
     mut new: Vec<(Resource, StorPoolName)>,
     requested_ids: Vec<Option<i64>>,
 ) -> Result<(), ApiError> {
     let mut u = rd.clone();
-    u.layer_stack = layers;
+    u.layer_stack = layers.stack;
+    u.layers_chosen |= layers.chosen;
+    let diskful = existing.iter().filter(|r| !r.is_diskless()).count()
+        + new.iter().filter(|(r, _)| !r.is_diskless()).count();
+    if !u.layer_stack.contains(&LayerKind::Drbd) && diskful > 1 {
+        plan.reply(unreplicated_warning(rd, diskful, &u.layer_stack));
+    }
     if u.layer_stack.contains(&LayerKind::Drbd) {
         if u.drbd_secret.is_none() {
             u.drbd_secret = Some(drbd::secret_from(&env.uuid()));
         }
-        let mut used = drbd::used_minors(cluster);
+        let mut used = BTreeSet::new();
         for vd in u.volume_definitions.values_mut() {
             if vd.minor.is_none() && !vd.is_deleting() {
                 let m = drbd::free_minor(cluster, &used)?;
@@ -701,6 +734,12 @@ pub fn create_resources(
         .collect();
     let diskful = existing.iter().filter(|r| !r.is_diskless()).count()
         + new.iter().filter(|(r, _)| !r.is_diskless()).count();
+    // The group's layer list applies to a definition that has none of its own yet.
+    if requested_layers.is_empty() && rd.layer_stack.is_empty() {
+        if let Some(g) = cluster.rsc_grps.get(&rd.resource_group) {
+            requested_layers = g.select_filter.layer_stack.clone();
+        }
+    }
     let layers = choose_layers(observed, rd, &requested_layers, &nodes, diskful)?;
     let mut plan = Plan::new();
     // Taken-over tie-breakers count as the diskless resources they become.
@@ -900,9 +939,11 @@ pub fn autoplace_rd(
     } else {
         requested.clone()
     };
-    // More than one copy can only be a replica with DRBD: require it while placing.
+    // More than one copy can only be a replica with DRBD: require it while placing, unless
+    // the user chose a layer list without it (then independent volumes are what they want).
     let needs_drbd = fixed.contains(&LayerKind::Drbd) || (fixed.is_empty() && total > 1);
-    if fixed == [LayerKind::Storage] && total > 1 {
+    let chosen = rd.layers_chosen || !requested.is_empty();
+    if !fixed.contains(&LayerKind::Drbd) && !fixed.is_empty() && total > 1 && !chosen {
         return Err(no_replication_error(rd, total, Vec::new()));
     }
     if needs_drbd && fixed.is_empty() {
@@ -939,6 +980,7 @@ pub fn autoplace_rd(
             size_kib: total_size(rd),
             existing: &existing,
             layers: &required_layers,
+            drbd_port: rd.drbd_port,
         },
     )?;
     let mut new: Vec<(Resource, StorPoolName)> = Vec::new();
@@ -961,7 +1003,7 @@ pub fn autoplace_rd(
         .unwrap_or(false);
     let mut plan = Plan::new();
     if diskless_wanted {
-        if layers.contains(&LayerKind::Drbd) {
+        if layers.stack.contains(&LayerKind::Drbd) {
             let diskless_pool = filter
                 .storage_pool_diskless_list
                 .first()
@@ -1330,6 +1372,9 @@ pub fn modify_resource(
         .map_err(|e| prop_error(ObjKind::Rsc, e))?;
     let mut plan = Plan::new();
     plan.change(Change::PutRsc(u));
+    for r in super::drbd_option_replies(ObjKind::Rsc, change) {
+        plan.reply(r);
+    }
     plan.reply(Reply::modified(
         ObjKind::Rsc,
         format!("Resource '{}' on node '{}' modified.", r.name, r.node),

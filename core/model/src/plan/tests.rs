@@ -3,7 +3,7 @@
 use super::node::{create_node, NodeCreate};
 use super::pool::{create_stor_pool, StorPoolCreate, STOR_POOL_NAME_KEY};
 use super::rd::{create_rd, create_vd, delete_rd, delete_vd, modify_vd};
-use super::rg::{create_rg, create_vg, delete_rg, max_volume_sizes, spawn};
+use super::rg::{create_rg, create_vg, delete_rg, delete_vg, max_volume_sizes, spawn};
 use super::rsc::{autoplace, create_resources, delete_resource, finish_deletions, make_available};
 use super::testenv::{commit, TestEnv, TestObserved};
 use super::*;
@@ -227,6 +227,146 @@ fn without_drbd_only_one_diskful_copy() {
 }
 
 #[test]
+fn a_chosen_layer_list_without_drbd_gives_independent_volumes() {
+    // The guide's local-volume example: rd create --layer-list storage, then a resource on
+    // each of two nodes.
+    let mut w = World::new(&[10, 20], false);
+    let p = create_rd(
+        &w.c,
+        &mut w.env,
+        &RscDfnCreate {
+            name: Some("LocalData".into()),
+            layer_stack: vec!["storage".into()],
+            ..Default::default()
+        },
+    );
+    w.apply(p);
+    let p = create_vd(
+        &w.c,
+        &mut w.env,
+        &w.obs,
+        "LocalData",
+        &VlmDfnCreate {
+            size_kib: 150 * 1024,
+            ..Default::default()
+        },
+    );
+    w.apply(p);
+    let on = |node: &str| RscCreate {
+        node: node.into(),
+        props: [("StorPoolName".to_string(), "pool1".to_string())].into(),
+        ..Default::default()
+    };
+    let p = create_resources(
+        &w.c,
+        &mut w.env,
+        &w.obs,
+        "LocalData",
+        &[on("node0"), on("node1")],
+    );
+    let plan = w.apply(p);
+    let mut nodes = w.nodes_of("LocalData");
+    nodes.sort();
+    assert_eq!(nodes, vec!["node0", "node1"]);
+    let warning = plan
+        .replies
+        .iter()
+        .find(|r| r.severity == Severity::Warning)
+        .expect("a warning about independent volumes");
+    assert!(warning.message.contains("independent"), "{warning:?}");
+    assert_eq!(warning.code, code::WARN_INVLD_CONF);
+
+    // Chosen on the request of an autoplace: the same.
+    w.rd_with_volume("r2", GIB as i64);
+    let mut req = place(2);
+    req.layer_list = vec!["storage".into()];
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "r2", &req);
+    let plan = w.apply(p);
+    assert_eq!(w.nodes_of("r2").len(), 2);
+    assert!(plan.replies.iter().any(|r| r.severity == Severity::Warning));
+    // Chosen by nobody: the user expected replication, and is refused (see
+    // without_drbd_only_one_diskful_copy).
+}
+
+#[test]
+fn equal_nodes_share_the_replicas() {
+    // Identical nodes whose reports do not move (thin pools, or reports lagging behind):
+    // replicas spread instead of piling up on the first nodes by name.
+    let mut w = World::new(&[50, 50, 50, 50], true);
+    for i in 0..8 {
+        let name = format!("r{i}");
+        w.rd_with_volume(&name, GIB as i64);
+        let p = autoplace(&w.c, &mut w.env, &w.obs, &name, &place(2));
+        w.apply(p);
+    }
+    for n in 0..4 {
+        let node = NodeName::new(&format!("node{n}")).unwrap();
+        let count = w.c.resources_on(&node).filter(|r| !r.is_diskless()).count();
+        assert_eq!(count, 4, "node{n} holds {count} of 16 replicas");
+    }
+}
+
+#[test]
+fn promised_space_counts_until_the_node_reports() {
+    // node1 has the most free space by its last report, but volumes placed since then
+    // took more than the difference.
+    let mut w = World::new(&[30, 40, 20], true);
+    w.obs.promised.insert(
+        (
+            NodeName::new("node1").unwrap(),
+            StorPoolName::new("pool1").unwrap(),
+        ),
+        25 * GIB,
+    );
+    w.rd_with_volume("r1", GIB as i64);
+    let p = autoplace(&w.c, &mut w.env, &w.obs, "r1", &place(2));
+    w.apply(p);
+    let mut nodes = w.nodes_of("r1");
+    nodes.sort();
+    assert_eq!(nodes, vec!["node0", "node2"]);
+}
+
+#[test]
+fn nodes_without_a_free_port_are_no_candidates() {
+    // node0 has the most room but only two DRBD ports: after two replicas it is skipped,
+    // and every placement still succeeds on the others.
+    let mut w = World::new(&[90, 10, 10, 10], true);
+    let node0 = NodeName::new("node0").unwrap();
+    let mut n = w.c.nodes[&node0].clone();
+    n.props
+        .insert(drbd::PROP_PORT_RANGE.into(), "7000-7001".into());
+    w.c.apply(Change::PutNode(n));
+    for i in 0..6 {
+        let name = format!("r{i}");
+        w.rd_with_volume(&name, GIB as i64);
+        let p = autoplace(&w.c, &mut w.env, &w.obs, &name, &place(3));
+        w.apply(p);
+        assert_eq!(w.nodes_of(&name).len(), 3, "{name}");
+    }
+    let on_node0 =
+        w.c.resources_on(&node0)
+            .filter(|r| !r.is_diskless())
+            .count();
+    assert_eq!(on_node0, 2);
+    // With too few ports left anywhere, the refusal names the ports.
+    for other in ["node1", "node2", "node3"] {
+        let name = NodeName::new(other).unwrap();
+        let mut o = w.c.nodes[&name].clone();
+        o.props
+            .insert(drbd::PROP_PORT_RANGE.into(), "7000-7005".into());
+        w.c.apply(Change::PutNode(o));
+    }
+    w.rd_with_volume("full", GIB as i64);
+    let err = autoplace(&w.c, &mut w.env, &w.obs, "full", &place(3)).unwrap_err();
+    assert_eq!(err.code, code::FAIL_NOT_ENOUGH_NODES);
+    let details = err.details.unwrap();
+    assert!(
+        details.contains("no free DRBD port from 7000 to 7001"),
+        "{details}"
+    );
+}
+
+#[test]
 fn placement_rules() {
     let mut w = World::new(&[], true);
     // Tie-breakers would sit on the spare nodes; these rules are about diskful replicas.
@@ -363,8 +503,21 @@ fn spawn_is_all_or_nothing() {
         ..Default::default()
     };
     let e = spawn(&w.c, &mut w.env, &w.obs, "my_ssd_group", &req).unwrap_err();
-    assert_eq!(e.code, code::FAIL_INVLD_VLM_COUNT);
+    assert_eq!(e.code, code::FAIL_INVLD_VLM_SIZES);
+    let partial = Spawn {
+        partial: true,
+        ..req.clone()
+    };
+    let e = spawn(&w.c, &mut w.env, &w.obs, "my_ssd_group", &partial).unwrap_err();
+    assert_eq!(e.code, code::FAIL_INVLD_VLM_SIZES);
     let p = create_vg(&w.c, &mut w.env, "my_ssd_group", &VlmGrpCreate::default());
+    w.apply(p);
+    let p = create_vg(&w.c, &mut w.env, "my_ssd_group", &VlmGrpCreate::default());
+    w.apply(p);
+    // Fewer sizes than groups: the count is wrong (a partial spawn would take it).
+    let e = spawn(&w.c, &mut w.env, &w.obs, "my_ssd_group", &req).unwrap_err();
+    assert_eq!(e.code, code::FAIL_INVLD_VLM_COUNT);
+    let p = delete_vg(&w.c, "my_ssd_group", 1);
     w.apply(p);
     let p = spawn(&w.c, &mut w.env, &w.obs, "my_ssd_group", &req);
     let plan = w.apply(p);
@@ -910,7 +1063,27 @@ mod drbd_numbers {
         w.rd_with_volume("rb", GIB as i64);
         let p = autoplace(&w.c, &mut w.env, &w.obs, "ra", &place(3));
         w.apply(p);
+        // The autoplacer does not pick nodes without a free port...
         let err = autoplace(&w.c, &mut w.env, &w.obs, "rb", &place(3)).unwrap_err();
+        assert_eq!(err.code, code::FAIL_NOT_ENOUGH_NODES);
+        let details = err.details.unwrap();
+        assert!(
+            details.contains("no free DRBD port from 7000 to 7000"),
+            "{details}"
+        );
+        // ... and a resource asked for on such a node by name is refused with the reason.
+        let err = create_resources(
+            &w.c,
+            &mut w.env,
+            &w.obs,
+            "rb",
+            &[RscCreate {
+                node: "node0".into(),
+                props: [("StorPoolName".to_string(), "pool1".to_string())].into(),
+                ..Default::default()
+            }],
+        )
+        .unwrap_err();
         assert_eq!(err.code, code::FAIL_POOL_EXHAUSTED_TCP_PORT);
         assert!(err.correction.unwrap().contains(drbd::PROP_PORT_RANGE));
 

@@ -1,0 +1,157 @@
+//! A controller with simulated satellites: one `satellite-sim` process whose every port is a
+//! node that answers the agent API at once. For placement and scale tests and benchmarks
+//! where the controller's own behaviour is measured, not storage.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use strata_client::{Client, Method};
+
+use crate::{bin, Proc, TestCluster};
+
+/// `count` consecutive free ports on 127.0.0.1.
+pub fn port_range(count: u16) -> u16 {
+    for attempt in 0..100u16 {
+        let first = 20000 + attempt * 400 + (std::process::id() % 200) as u16;
+        if first.checked_add(count).is_none() {
+            break;
+        }
+        let free =
+            (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok());
+        if free {
+            return first;
+        }
+    }
+    panic!("no range of {count} free ports");
+}
+
+pub struct SimCluster {
+    pub c: TestCluster,
+    pub sim: Proc,
+    /// The port of node `sim000`; node `simNNN` listens on `first + NNN`.
+    pub first: u16,
+    pub nodes: u16,
+}
+
+impl SimCluster {
+    /// A controller (with `controller_toml` as its linstor.toml) and `nodes` simulated
+    /// satellites, registered as `sim000`, `sim001`, ... with a FILE_THIN pool `pool1` each.
+    pub fn start(nodes: u16, controller_toml: &str) -> SimCluster {
+        let c = TestCluster::start_configured(0, controller_toml);
+        let first = port_range(nodes);
+        let sim = Proc::spawn(
+            Command::new(bin("satellite-sim"))
+                .arg(first.to_string())
+                .arg(nodes.to_string()),
+            &c.dir.path().join("sim.log"),
+        );
+        let s = SimCluster {
+            c,
+            sim,
+            first,
+            nodes,
+        };
+        s.wait_listening();
+        let client = s.c.client();
+        s.c.block(async {
+            for i in 0..nodes {
+                s.register(&client, i).await;
+            }
+        });
+        s
+    }
+
+    fn wait_listening(&self) {
+        let last = self.first + self.nodes - 1;
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", last)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("satellite-sim did not listen on {last}");
+    }
+
+    pub fn node_name(i: u16) -> String {
+        format!("sim{i:03}")
+    }
+
+    async fn register(&self, client: &Client, i: u16) {
+        let name = Self::node_name(i);
+        let r = client
+            .write(
+                Method::POST,
+                "/v1/nodes",
+                Some(&json!({"name": name, "type": "SATELLITE", "net_interfaces": [
+                    {"name": "default", "address": "127.0.0.1", "satellite_port": self.first + i}]})),
+            )
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+        let r = client
+            .write(
+                Method::POST,
+                &format!("/v1/nodes/{name}/storage-pools"),
+                Some(
+                    &json!({"storage_pool_name": "pool1", "provider_kind": "FILE_THIN",
+                             "props": {"StorDriver/StorPoolName": "/sim/pool"}}),
+                ),
+            )
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+    }
+
+    /// A resource group `rg` placing `replicas` in `pool1`, with one volume group.
+    pub fn create_group(&self, rg: &str, replicas: usize) {
+        let client = self.c.client();
+        self.c.block(async {
+            client
+                .write(
+                    Method::POST,
+                    "/v1/resource-groups",
+                    Some(&json!({"name": rg, "select_filter": {"place_count": replicas, "storage_pool_list": ["pool1"]}})),
+                )
+                .await
+                .expect("rg");
+            client
+                .write(
+                    Method::POST,
+                    &format!("/v1/resource-groups/{rg}/volume-groups"),
+                    Some(&json!({})),
+                )
+                .await
+                .expect("vg");
+        });
+    }
+
+    /// Makes simulated node `i` hold every configuration it is sent without answering
+    /// (`true`), or answer again (`false`).
+    pub fn stall(&self, i: u16, on: bool) {
+        let port = self.first + i;
+        let taken = put_stall(port, on);
+        assert!(
+            taken,
+            "satellite-sim on {port} did not take the stall switch"
+        );
+    }
+}
+
+/// `PUT /sim/stall` with a JSON boolean, written by hand (the harness needs no HTTP client
+/// for one switch).
+fn put_stall(port: u16, on: bool) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let body = if on { "true" } else { "false" };
+    let req = format!(
+        "PUT /sim/stall HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}

@@ -1,0 +1,146 @@
+//! Placement and dispatch on a controller with simulated satellites.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use strata_client::{ClientError, Method};
+use strata_tests::sim::SimCluster;
+
+const WARN_NOT_CONNECTED: u64 = 1002;
+const WARN_STLT_NOT_UPDATED: u64 = 1003;
+
+fn spawn(s: &SimCluster, rg: &str, rsc: &str) -> Result<Vec<strata_tests::ApiCallRc>, ClientError> {
+    let client = s.c.client();
+    s.c.block(client.write(
+        Method::POST,
+        &format!("/v1/resource-groups/{rg}/spawn"),
+        Some(&json!({"resource_definition_name": rsc, "volume_sizes": [1024]})),
+    ))
+}
+
+/// Diskful replicas per node.
+fn replicas_per_node(s: &SimCluster) -> BTreeMap<String, usize> {
+    let client = s.c.client();
+    let all =
+        s.c.block(client.resources(&[], &[], &[], &[]))
+            .expect("resource list");
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    for r in all {
+        let diskless = r
+            .resource
+            .flags
+            .iter()
+            .any(|f| f.contains("DISKLESS") || f == "TIE_BREAKER");
+        if !diskless {
+            *per.entry(r.resource.node_name.clone()).or_default() += 1;
+        }
+    }
+    per
+}
+
+#[test]
+fn more_definitions_than_a_node_has_ports_all_succeed_and_spread() {
+    let s = SimCluster::start(4, "");
+    let client = s.c.client();
+    // Ten DRBD ports per node: 40 replicas fit in the cluster, 10 on any one node.
+    s.c.block(client.write(
+        Method::POST,
+        "/v1/controller/properties",
+        Some(&json!({"override_props": {
+            "TcpPortAutoRange": "7000-7009",
+            "DrbdOptions/auto-add-quorum-tiebreaker": "false"
+        }})),
+    ))
+    .expect("port range");
+    s.create_group("pairs", 2);
+    for i in 0..20 {
+        let r = spawn(&s, "pairs", &format!("r{i:02}"));
+        assert!(r.is_ok(), "spawn {i}: {r:?}");
+    }
+    let per = replicas_per_node(&s);
+    assert_eq!(per.len(), 4, "{per:?}");
+    assert!(per.values().all(|n| *n == 10), "{per:?}");
+    // The cluster is full now: the refusal says why, and nothing is left behind.
+    match spawn(&s, "pairs", "r20") {
+        Err(ClientError::Api { replies, .. }) => {
+            let text = format!("{replies:?}");
+            assert!(
+                text.contains("no free DRBD port from 7000 to 7009"),
+                "{text}"
+            );
+        }
+        other => panic!("spawn into a full cluster: {other:?}"),
+    }
+    let rds =
+        s.c.block(client.raw(Method::GET, "/v1/resource-definitions", None))
+            .unwrap();
+    let rds: serde_json::Value = serde_json::from_slice(&rds.1).unwrap();
+    assert_eq!(rds.as_array().unwrap().len(), 20, "{rds}");
+}
+
+#[test]
+fn equal_nodes_share_replicas_under_concurrent_spawns() {
+    let s = SimCluster::start(6, "");
+    s.create_group("triples", 3);
+    let client = s.c.client();
+    // Six clients at once, so that placements run ahead of the nodes' reports.
+    s.c.block(async {
+        let mut tasks = Vec::new();
+        for w in 0..6 {
+            let cl = client.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    let r = cl
+                        .write(
+                            Method::POST,
+                            "/v1/resource-groups/triples/spawn",
+                            Some(&json!({"resource_definition_name": format!("c{w}x{i}"), "volume_sizes": [1024]})),
+                        )
+                        .await;
+                    assert!(r.is_ok(), "{r:?}");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("spawner");
+        }
+    });
+    let per = replicas_per_node(&s);
+    // 180 replicas on 6 equal nodes: 30 each, give or take a few for concurrent choices.
+    assert_eq!(per.values().sum::<usize>(), 180);
+    for (node, n) in &per {
+        assert!((25..=35).contains(n), "{node} holds {n}: {per:?}");
+    }
+}
+
+#[test]
+fn nodes_that_do_not_answer_cost_one_time_out_together() {
+    let s = SimCluster::start(4, "[controller]\nsatellite_timeout_secs = 3\n");
+    s.create_group("fours", 4);
+    for i in 0..4 {
+        s.stall(i, true);
+    }
+    let started = Instant::now();
+    let replies = spawn(&s, "fours", "slow").expect("the change is recorded");
+    let took = started.elapsed();
+    for i in 0..4 {
+        s.stall(i, false);
+    }
+    // Each node either timed out on this wait or its link gave up on it first: both are
+    // "recorded, applied when the node answers".
+    for i in 0..4 {
+        let node = SimCluster::node_name(i);
+        let warned = replies.iter().any(|r| {
+            r.is_warning()
+                && [WARN_STLT_NOT_UPDATED, WARN_NOT_CONNECTED].contains(&r.code())
+                && r.message.contains(&format!("'{node}'"))
+        });
+        assert!(warned, "no warning for {node}: {replies:#?}");
+    }
+    // One time-out (3 s) for all four, not four in a row (12 s).
+    assert!(
+        took < Duration::from_secs(8),
+        "the answer took {took:?} for four silent nodes with a 3 s time-out"
+    );
+}
