@@ -47,6 +47,7 @@ class PythonLinstorCompat(unittest.TestCase):
     def test_01_connect_and_version(self):
         v = self.lin.controller_version()
         self.assertRegex(v.rest_api_version, r"^1\.\d+\.\d+$")
+        self.assertRegex(v.build_time, r"^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
         self.assertTrue(self.lin.api_version_smaller("9.0.0"))
         self.assertFalse(self.lin.api_version_smaller("1.0.4"))
 
@@ -58,6 +59,7 @@ class PythonLinstorCompat(unittest.TestCase):
         nodes = self.lin.node_list_raise().nodes
         self.assertEqual(sorted(x.name for x in nodes), sorted(n["name"] for n in NODES))
         for x in nodes:
+            self.assertEqual(x.props.get("CurStltConnName"), "default")
             self.assertEqual(x.connection_status, "ONLINE")
             self.assertEqual(x.type.upper(), "SATELLITE")
             self.assertEqual(x.net_interfaces[0].address, "127.0.0.1")
@@ -104,6 +106,31 @@ class PythonLinstorCompat(unittest.TestCase):
         self.assertEqual(self.lin.resource_list_raise(filter_by_resources=["defonly"]).resources, [])
         qmvs = self.lin.resource_group_qmvs("rg1")[0]
         self.assertGreater(qmvs.candidates[0].max_volume_size, 16 * 1024)
+        # Size info of the group (what the Proxmox plugin shows as the storage's size).
+        qsi = self.lin.resource_group_query_size_info("rg1").space_info
+        pools = self.lin.storage_pool_list_raise(filter_by_stor_pools=["pool1"]).storage_pools
+        free = sum(p.free_space.free_capacity for p in pools)
+        total = sum(p.free_space.total_capacity for p in pools)
+        self.assertEqual(qsi.capacity_in_kib, total)
+        self.assertLessEqual(abs(qsi.available_size_in_kib - free), 64 * 1024)
+        self.assertGreater(qsi.max_vlm_size_in_kib, 16 * 1024)
+        spawn = qsi.next_spawn_result
+        self.assertEqual(len(spawn), 1)
+        self.assertEqual(spawn[0].stor_pool_name, "pool1")
+        self.assertIn(spawn[0].node_name, [n["name"] for n in NODES])
+        # Two replicas: the space counts each replica once.
+        qsi2 = self.lin.resource_group_query_size_info("rg1", place_count=2).space_info
+        self.assertEqual(qsi2.capacity_in_kib, total // 2)
+        self.assertEqual(len(qsi2.next_spawn_result), 2)
+        # The all-groups query (Proxmox's status poll), without a client method: raw REST.
+        resp = self.lin._rest_request_base(
+            "QryAllSizeInfo", "POST", "/v1/queries/resource-groups/query-all-size-info",
+            {"ignore_cache_older_than_sec": 60})
+        self.assertEqual(resp.status, 200)
+        all_info = json.loads(self.lin._decode_response_data(resp))["result"]
+        resp.close()
+        self.assertEqual(all_info["rg1"]["space_info"]["capacity_in_kib"], total)
+        self.assertIn("DfltRscGrp", all_info)
 
     def test_05_explicit_resources_and_volumes(self):
         ok(self, self.lin.resource_dfn_create("res2"), "rd create")

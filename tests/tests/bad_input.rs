@@ -1,7 +1,9 @@
 //! Bad input gets a clear error with the right status and code, and changes nothing.
 
 use serde_json::{json, Value};
+use strata_api::rc::{obj_mask, MASK_CRT};
 use strata_client::{Client, ClientError, Method};
+use strata_model::ObjKind;
 use strata_tests::{ok_replies, ApiCallRc, TestCluster};
 
 fn call(
@@ -272,39 +274,104 @@ fn bad_requests_are_refused_and_change_nothing() {
     );
     assert_eq!(snapshot(&c), before_sized);
     // Unknown objects: 404.
-    refused(
-        &c,
-        M::POST,
-        "/v1/resource-definitions/nosuch/volume-definitions",
-        Some(json!({"volume_definition": {"size_kib": 4096}})),
-        404,
-        301,
-    );
-    refused(
-        &c,
-        M::POST,
-        "/v1/resource-definitions/used/resources",
-        Some(json!([{"resource": {"node_name": "ghost"}}])),
-        404,
-        300,
-    );
-    refused(
-        &c,
-        M::POST,
-        "/v1/resource-definitions",
-        Some(json!({"resource_definition": {"name": "orphan", "resource_group_name": "nogroup"}})),
-        404,
-        317,
-    );
-    refused(
-        &c,
-        M::POST,
-        "/v1/nodes/ghost/storage-pools",
-        Some(
-            json!({"storage_pool_name": "pool9", "provider_kind": "FILE", "props": {"StorDriver/StorPoolName": "/tmp/p9"}}),
+    // A create that names an unknown parent: the mask names the object being created, as
+    // LINSTOR's do (FAIL_NOT_FOUND_RSC_DFN | MASK_CRT | MASK_VLM_DFN, ...).
+    let created = |e: ApiCallRc, what: ObjKind| {
+        let rc = e.ret_code as u64;
+        assert_eq!(rc & MASK_CRT, MASK_CRT, "{e:#?}");
+        assert_eq!(rc & 0x007C_0000, obj_mask(what), "{e:#?}");
+    };
+    created(
+        refused(
+            &c,
+            M::POST,
+            "/v1/resource-definitions/nosuch/volume-definitions",
+            Some(json!({"volume_definition": {"size_kib": 4096}})),
+            404,
+            301,
         ),
-        404,
-        300,
+        ObjKind::VlmDfn,
+    );
+    created(
+        refused(
+            &c,
+            M::POST,
+            "/v1/resource-definitions/used/resources",
+            Some(json!([{"resource": {"node_name": "ghost"}}])),
+            404,
+            300,
+        ),
+        ObjKind::Rsc,
+    );
+    created(
+        refused(
+            &c,
+            M::POST,
+            "/v1/resource-definitions",
+            Some(
+                json!({"resource_definition": {"name": "orphan", "resource_group_name": "nogroup"}}),
+            ),
+            404,
+            317,
+        ),
+        ObjKind::RscDfn,
+    );
+    created(
+        refused(
+            &c,
+            M::POST,
+            "/v1/nodes/ghost/storage-pools",
+            Some(
+                json!({"storage_pool_name": "pool9", "provider_kind": "FILE", "props": {"StorDriver/StorPoolName": "/tmp/p9"}}),
+            ),
+            404,
+            300,
+        ),
+        ObjKind::StorPool,
+    );
+    created(
+        refused(
+            &c,
+            M::POST,
+            "/v1/nodes/ghost/net-interfaces",
+            Some(json!({"name": "data", "address": "10.1.1.1"})),
+            404,
+            300,
+        ),
+        ObjKind::NetIf,
+    );
+    created(
+        refused(
+            &c,
+            M::POST,
+            "/v1/resource-groups/nogroup/volume-groups",
+            Some(json!({})),
+            404,
+            317,
+        ),
+        ObjKind::VlmGrp,
+    );
+    created(
+        refused(
+            &c,
+            M::POST,
+            "/v1/resource-definitions/nosuch/autoplace",
+            Some(json!({"select_filter": {"place_count": 1}})),
+            404,
+            301,
+        ),
+        ObjKind::Rsc,
+    );
+    created(
+        refused(
+            &c,
+            M::POST,
+            "/v1/resource-definitions/nosuch/snapshots",
+            Some(json!({"name": "s1"})),
+            404,
+            301,
+        ),
+        ObjKind::Snapshot,
     );
     refused(
         &c,

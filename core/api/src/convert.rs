@@ -201,7 +201,11 @@ pub fn select_filter(f: &m::SelectFilter) -> AutoSelectFilter {
         place_count: f.place_count.map(i64::from),
         additional_place_count: f.additional_place_count.map(i64::from),
         node_name_list: opt_vec(&f.node_name_list),
-        storage_pool: f.storage_pool_list.first().cloned(),
+        // LINSTOR fills the single pool only when the list has exactly one.
+        storage_pool: match f.storage_pool_list.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        },
         storage_pool_list: opt_vec(&f.storage_pool_list),
         storage_pool_diskless_list: opt_vec(&f.storage_pool_diskless_list),
         not_place_with_rsc: opt_vec(&f.not_place_with_rsc),

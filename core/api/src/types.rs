@@ -796,6 +796,46 @@ pub struct MaxVolumeSizes {
     pub default_max_oversubscription_ratio: f64,
 }
 
+/// `POST .../query-size-info` and `.../query-all-size-info`: a filter laid over the group's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuerySizeInfoRequest {
+    #[serde(default)]
+    pub select_filter: Option<AutoSelectFilter>,
+    /// Reports are always the last ones received; accepted for compatibility.
+    #[serde(default)]
+    pub ignore_cache_older_than_sec: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuerySizeInfoSpawnResult {
+    pub node_name: String,
+    pub stor_pool_name: String,
+    pub stor_pool_oversubscription_ratio: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuerySizeInfoSpaceInfo {
+    pub max_vlm_size_in_kib: i64,
+    pub available_size_in_kib: i64,
+    pub capacity_in_kib: i64,
+    pub default_max_oversubscription_ratio: f64,
+    pub next_spawn_result: Vec<QuerySizeInfoSpawnResult>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuerySizeInfoResponse {
+    pub space_info: QuerySizeInfoSpaceInfo,
+    #[serde(default)]
+    pub reports: Vec<crate::ApiCallRc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryAllSizeInfoResponse {
+    pub result: std::collections::BTreeMap<String, QuerySizeInfoResponse>,
+    #[serde(default)]
+    pub reports: Vec<crate::ApiCallRc>,
+}
+
 /// The connection between the resources of one definition on two nodes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceConnection {

@@ -18,7 +18,7 @@ pub async fn version() -> Response {
     ok(&ControllerVersion {
         version: REST_API_VERSION.to_string(),
         git_hash: format!("strata-{}", env!("CARGO_PKG_VERSION")),
-        build_time: String::new(),
+        build_time: env!("STRATA_BUILD_TIME").to_string(),
         rest_api_version: REST_API_VERSION.to_string(),
     })
 }

@@ -176,6 +176,14 @@ pub fn router(core: Arc<Core>) -> Router {
             get(rg::query_max_volume_size),
         )
         .route(
+            "/v1/resource-groups/{rg}/query-size-info",
+            post(rg::query_size_info),
+        )
+        .route(
+            "/v1/queries/resource-groups/query-all-size-info",
+            post(rg::query_all_size_info),
+        )
+        .route(
             "/v1/query-max-volume-size",
             axum::routing::options(rg::query_max_volume_size_filter)
                 .post(rg::query_max_volume_size_filter),
@@ -206,7 +214,58 @@ pub fn router(core: Arc<Core>) -> Router {
             post(snapshot::rollback),
         )
         .fallback(unknown_call)
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(core)
+}
+
+/// Every answer is JSON: what axum itself refuses (a path that does not decode, a method the
+/// path does not serve) becomes an ApiCallRc list with the same status.
+async fn json_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let resp = next.run(req).await;
+    let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(b"application/json") || v.starts_with(b"text/event-stream")
+    });
+    if is_json || resp.status().is_success() {
+        return resp;
+    }
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let detail = String::from_utf8_lossy(&body).trim().to_string();
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        format!("No API call {method} {path}")
+    } else if detail.is_empty() {
+        format!("The request {method} {path} cannot be served ({status})")
+    } else {
+        format!("The request {method} {path} cannot be served: {detail}")
+    };
+    let err = ApiError::new(code::FAIL_INVLD_REQUEST, ObjKind::CtrlConf, message).correction(
+        "Check the path, its escapes (%XX) and the method against the LINSTOR REST API v1",
+    );
+    let rcs = vec![ApiCallRc::from(&Reply::from_error(Op::None, err))];
+    json(status, &rcs)
+}
+
+/// A handler that panicked answers 500 with an ApiCallRc instead of dropping the connection.
+fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!("request handler panicked: {what}");
+    let err = ApiError::new(
+        code::FAIL_IMPL_ERROR,
+        ObjKind::CtrlConf,
+        format!("Internal error while serving the request: {what}"),
+    )
+    .correction("Report this as a bug with the request that caused it");
+    let rcs = vec![ApiCallRc::from(&Reply::from_error(Op::None, err))];
+    json(StatusCode::INTERNAL_SERVER_ERROR, &rcs)
 }
 
 /// A JSON body read regardless of its Content-Type; an empty body reads as `{}`.
@@ -311,6 +370,18 @@ where
     answer(core.mutate(f).await, op, success)
 }
 
+/// Plans, commits and dispatches the creation of an object of `kind`: a not-found error
+/// (of the node, definition or group it would belong to) names `kind` in its mask.
+pub async fn run_create<F>(core: &Arc<Core>, kind: ObjKind, success: StatusCode, f: F) -> Response
+where
+    F: FnOnce(&Cluster, &mut dyn Env, &dyn Observed) -> PlanResult + Send + 'static,
+{
+    let result = core
+        .mutate(move |c, env, o| f(c, env, o).map_err(|e| e.creating(kind)))
+        .await;
+    answer(result, Op::Create, success)
+}
+
 pub fn not_found(code: u64, object: ObjKind, what: &str, name: &str) -> Response {
     error(Op::None, ApiError::not_found(code, object, what, name))
 }
@@ -334,39 +405,17 @@ async fn unknown_call(req: Request) -> Response {
 #[derive(Debug, Default)]
 pub struct Query(Vec<(String, String)>);
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Query {
+    /// Reads a raw query string the way browsers encode forms (`+` is a space, `%XX` a
+    /// byte); malformed escapes are kept as they are and invalid UTF-8 is replaced, so no
+    /// query string is ever refused or fatal here.
     pub fn parse(raw: Option<&str>) -> Query {
         let Some(raw) = raw else {
             return Query::default();
         };
         Query(
-            raw.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                    None => (percent_decode(p), String::new()),
-                })
+            form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )
     }
@@ -441,6 +490,17 @@ mod tests {
         assert!(!q.flag("nope"));
         assert_eq!(q.page(vec![1, 2, 3]), vec![1, 2]);
         assert!(Query::parse(None).names("nodes").is_empty());
+    }
+
+    #[test]
+    fn malformed_queries_parse_without_harm() {
+        let q = Query::parse(Some("nodes=%a&nodes=%&x=%zz&y=%c3%28&z=caf%C3%A9+x"));
+        assert_eq!(q.names("nodes"), vec!["%A", "%"]);
+        assert_eq!(q.values("x"), vec!["%zz"]);
+        assert_eq!(q.values("y"), vec!["\u{fffd}("]);
+        assert_eq!(q.values("z"), vec!["caf\u{e9} x"]);
+        let q = Query::parse(Some("&&==&limit=%39"));
+        assert_eq!(q.window(), (0, Some(9)));
     }
 
     #[test]

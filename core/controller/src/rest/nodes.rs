@@ -15,7 +15,7 @@ use strata_model::plan::{
 use strata_model::props::matches_filter;
 use strata_model::{ApiError, Change, ObjKind};
 
-use super::{error, json, not_found, ok, replies, run, wanted, AppState, Body, Query};
+use super::{error, json, not_found, ok, replies, run, run_create, wanted, AppState, Body, Query};
 
 fn node_view(core: &AppState, n: &strata_model::objects::Node) -> Node {
     let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
@@ -191,9 +191,12 @@ pub async fn netif_create(
     Body(req): Body<NetInterface>,
 ) -> Response {
     let r = netif_req(&req);
-    run(&core, Op::Create, StatusCode::CREATED, move |c, env, _| {
-        pn::create_netif(c, env, &node, &r)
-    })
+    run_create(
+        &core,
+        ObjKind::NetIf,
+        StatusCode::CREATED,
+        move |c, env, _| pn::create_netif(c, env, &node, &r),
+    )
     .await
 }
 
@@ -309,7 +312,7 @@ pub async fn sp_create(
     };
     let planned = match planned {
         Ok(p) => p,
-        Err(e) => return error(Op::Create, e),
+        Err(e) => return error(Op::Create, e.creating(ObjKind::StorPool)),
     };
     let new_pool = planned.changes.iter().find_map(|c| match c {
         Change::PutStorPool(sp) => Some(sp.clone()),
@@ -339,9 +342,12 @@ pub async fn sp_create(
             }
         }
     }
-    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
-        pp::create_stor_pool(c, env, o, &node, &plan_req)
-    })
+    run_create(
+        &core,
+        ObjKind::StorPool,
+        StatusCode::CREATED,
+        move |c, env, o| pp::create_stor_pool(c, env, o, &node, &plan_req),
+    )
     .await
 }
 

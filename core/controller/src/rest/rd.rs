@@ -20,7 +20,7 @@ use strata_model::props::matches_filter;
 use strata_model::ObjKind;
 
 use super::view::resource_view;
-use super::{error, not_found, ok, run, wanted, AppState, Body, Query};
+use super::{error, not_found, ok, run, run_create, wanted, AppState, Body, Query};
 
 fn find_rd(core: &AppState, rsc: &str) -> Option<strata_model::objects::ResourceDefinition> {
     let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
@@ -72,9 +72,12 @@ pub async fn create(
         drbd_peer_slots: req.drbd_peer_slots,
         drbd_transport: req.drbd_transport_type.clone(),
     };
-    run(&core, Op::Create, StatusCode::CREATED, move |c, env, _| {
-        prd::create_rd(c, env, &plan_req)
-    })
+    run_create(
+        &core,
+        ObjKind::RscDfn,
+        StatusCode::CREATED,
+        move |c, env, _| prd::create_rd(c, env, &plan_req),
+    )
     .await
 }
 
@@ -172,9 +175,12 @@ pub async fn vd_create(
         flags: vd.flags.clone(),
         minor: req.drbd_minor_number,
     };
-    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
-        prd::create_vd(c, env, o, &rsc, &plan_req)
-    })
+    run_create(
+        &core,
+        ObjKind::VlmDfn,
+        StatusCode::CREATED,
+        move |c, env, o| prd::create_vd(c, env, o, &rsc, &plan_req),
+    )
     .await
 }
 
@@ -289,9 +295,12 @@ pub async fn rsc_create(
         .iter()
         .map(|r| rsc_req(r.resource.node_name.clone(), r))
         .collect();
-    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
-        prsc::create_resources(c, env, o, &rsc, &plan_reqs)
-    })
+    run_create(
+        &core,
+        ObjKind::Rsc,
+        StatusCode::CREATED,
+        move |c, env, o| prsc::create_resources(c, env, o, &rsc, &plan_reqs),
+    )
     .await
 }
 
@@ -301,9 +310,12 @@ pub async fn rsc_create_on_node(
     Body(req): Body<ResourceCreate>,
 ) -> Response {
     let plan_req = rsc_req(node, &req);
-    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
-        prsc::create_resources(c, env, o, &rsc, &[plan_req])
-    })
+    run_create(
+        &core,
+        ObjKind::Rsc,
+        StatusCode::CREATED,
+        move |c, env, o| prsc::create_resources(c, env, o, &rsc, &[plan_req]),
+    )
     .await
 }
 
@@ -347,7 +359,7 @@ pub async fn make_available(
 ) -> Response {
     let diskful = req.diskful.unwrap_or(false);
     let layers = req.layer_list.clone();
-    run(&core, Op::Create, StatusCode::OK, move |c, env, o| {
+    run_create(&core, ObjKind::Rsc, StatusCode::OK, move |c, env, o| {
         prsc::make_available(c, env, o, &rsc, &node, diskful, &layers)
     })
     .await
@@ -597,9 +609,12 @@ pub async fn autoplace(
         diskless_on_remaining: req.diskless_on_remaining,
         layer_list: req.layer_list.clone().unwrap_or_default(),
     };
-    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
-        prsc::autoplace(c, env, o, &rsc, &plan_req)
-    })
+    run_create(
+        &core,
+        ObjKind::Rsc,
+        StatusCode::CREATED,
+        move |c, env, o| prsc::autoplace(c, env, o, &rsc, &plan_req),
+    )
     .await
 }
 

@@ -5,8 +5,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use strata_api::convert;
 use strata_api::types::{
-    AutoSelectFilter, Candidate, MaxVolumeSizes, ResourceGroup, ResourceGroupModify,
-    ResourceGroupSpawn, VolumeGroup, VolumeGroupModify,
+    AutoSelectFilter, Candidate, MaxVolumeSizes, QueryAllSizeInfoResponse, QuerySizeInfoRequest,
+    QuerySizeInfoResponse, QuerySizeInfoSpaceInfo, QuerySizeInfoSpawnResult, ResourceGroup,
+    ResourceGroupModify, ResourceGroupSpawn, VolumeGroup, VolumeGroupModify,
 };
 use strata_model::error::code;
 use strata_model::plan::autoplace::DEFAULT_OVERSUBSCRIPTION;
@@ -15,7 +16,7 @@ use strata_model::plan::Op;
 use strata_model::props::matches_filter;
 use strata_model::ObjKind;
 
-use super::{error, not_found, ok, run, wanted, AppState, Body, Query};
+use super::{error, not_found, ok, run, run_create, wanted, AppState, Body, Query};
 
 fn find_rg(core: &AppState, name: &str) -> Option<strata_model::objects::ResourceGroup> {
     let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
@@ -180,9 +181,12 @@ pub async fn spawn(
         peer_slots: req.peer_slots,
         rd_props: req.resource_definition_props.clone(),
     };
-    run(&core, Op::Create, StatusCode::CREATED, move |c, env, o| {
-        prg::spawn(c, env, o, &rg, &plan_req)
-    })
+    run_create(
+        &core,
+        ObjKind::RscDfn,
+        StatusCode::CREATED,
+        move |c, env, o| prg::spawn(c, env, o, &rg, &plan_req),
+    )
     .await
 }
 
@@ -241,9 +245,12 @@ pub async fn vg_create(
         props: req.props.clone(),
         flags: req.flags.clone(),
     };
-    run(&core, Op::Create, StatusCode::CREATED, move |c, env, _| {
-        prg::create_vg(c, env, &rg, &plan_req)
-    })
+    run_create(
+        &core,
+        ObjKind::VlmGrp,
+        StatusCode::CREATED,
+        move |c, env, _| prg::create_vg(c, env, &rg, &plan_req),
+    )
     .await
 }
 
@@ -285,6 +292,98 @@ fn max_sizes(core: &AppState, filter: &strata_model::objects::SelectFilter) -> M
             .collect(),
         default_max_oversubscription_ratio: DEFAULT_OVERSUBSCRIPTION,
     }
+}
+
+fn size_info(
+    core: &AppState,
+    filter: &strata_model::objects::SelectFilter,
+) -> QuerySizeInfoResponse {
+    let info = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+        prg::size_info(&cluster, &*observed, filter)
+    };
+    let kib = |v: u64| v.min(i64::MAX as u64) as i64;
+    QuerySizeInfoResponse {
+        space_info: QuerySizeInfoSpaceInfo {
+            max_vlm_size_in_kib: kib(info.max_vlm_size_kib),
+            available_size_in_kib: kib(info.available_kib),
+            capacity_in_kib: kib(info.capacity_kib),
+            default_max_oversubscription_ratio: DEFAULT_OVERSUBSCRIPTION,
+            next_spawn_result: info
+                .next_spawn
+                .into_iter()
+                .map(
+                    |(node_name, stor_pool_name, ratio)| QuerySizeInfoSpawnResult {
+                        node_name,
+                        stor_pool_name,
+                        stor_pool_oversubscription_ratio: ratio,
+                    },
+                )
+                .collect(),
+        },
+        reports: Vec::new(),
+    }
+}
+
+/// The request's filter laid over a group's.
+fn requested_filter(
+    req: &QuerySizeInfoRequest,
+    group: &strata_model::objects::SelectFilter,
+) -> Result<strata_model::objects::SelectFilter, strata_model::ApiError> {
+    match &req.select_filter {
+        None => Ok(group.clone()),
+        Some(f) => convert::select_filter_in(f).map(|f| f.over(group)),
+    }
+}
+
+/// `POST /v1/resource-groups/{rg}/query-size-info`.
+pub async fn query_size_info(
+    State(core): State<AppState>,
+    Path(rg): Path<String>,
+    Body(req): Body<QuerySizeInfoRequest>,
+) -> Response {
+    let Some(g) = find_rg(&core, &rg) else {
+        return not_found(
+            code::FAIL_NOT_FOUND_RSC_GRP,
+            ObjKind::RscGrp,
+            "resource group",
+            &rg,
+        );
+    };
+    match requested_filter(&req, &g.select_filter) {
+        Ok(f) => ok(&size_info(&core, &f)),
+        Err(e) => error(Op::None, e),
+    }
+}
+
+/// `POST /v1/queries/resource-groups/query-all-size-info`: every group at once, from the
+/// pools' last reports (Proxmox asks on every status poll).
+pub async fn query_all_size_info(
+    State(core): State<AppState>,
+    Body(req): Body<QuerySizeInfoRequest>,
+) -> Response {
+    let groups: Vec<(String, strata_model::objects::SelectFilter)> = {
+        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        cluster
+            .rsc_grps
+            .values()
+            .map(|g| (g.name.to_string(), g.select_filter.clone()))
+            .collect()
+    };
+    let mut result = std::collections::BTreeMap::new();
+    for (name, filter) in groups {
+        match requested_filter(&req, &filter) {
+            Ok(f) => {
+                result.insert(name, size_info(&core, &f));
+            }
+            Err(e) => return error(Op::None, e),
+        }
+    }
+    ok(&QueryAllSizeInfoResponse {
+        result,
+        reports: Vec::new(),
+    })
 }
 
 pub async fn query_max_volume_size(

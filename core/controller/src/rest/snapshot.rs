@@ -8,7 +8,7 @@ use strata_api::types::{Snapshot, SnapshotRestore};
 use strata_model::plan::snapshot::{self as psnap, SnapshotCreate};
 use strata_model::plan::Op;
 
-use super::{answer, error, ok, run, wanted, AppState, Body, Query};
+use super::{answer, error, ok, run, run_create, wanted, AppState, Body, Query};
 
 /// `GET /v1/resource-definitions/{rsc}/snapshots`
 pub async fn list(State(core): State<AppState>, Path(rsc): Path<String>) -> Response {
@@ -65,7 +65,9 @@ pub async fn create(
         nodes: req.nodes,
     };
     answer(
-        core.take_snapshot(rsc, req).await,
+        core.take_snapshot(rsc, req)
+            .await
+            .map_err(|e| e.creating(strata_model::ObjKind::Snapshot)),
         Op::Create,
         StatusCode::CREATED,
     )
@@ -139,9 +141,14 @@ pub async fn restore_volume_definitions(
     Path((rsc, snap)): Path<(String, String)>,
     Body(req): Body<SnapshotRestore>,
 ) -> Response {
-    run(&core, Op::Create, StatusCode::OK, move |c, env, obs| {
-        psnap::restore_volume_definitions(c, env, obs, &rsc, &snap, &req.to_resource)
-    })
+    run_create(
+        &core,
+        strata_model::ObjKind::VlmDfn,
+        StatusCode::OK,
+        move |c, env, obs| {
+            psnap::restore_volume_definitions(c, env, obs, &rsc, &snap, &req.to_resource)
+        },
+    )
     .await
 }
 
@@ -151,9 +158,14 @@ pub async fn restore_resources(
     Path((rsc, snap)): Path<(String, String)>,
     Body(req): Body<SnapshotRestore>,
 ) -> Response {
-    run(&core, Op::Create, StatusCode::OK, move |c, env, obs| {
-        psnap::restore_resources(c, env, obs, &rsc, &snap, &req.to_resource, &req.nodes)
-    })
+    run_create(
+        &core,
+        strata_model::ObjKind::Rsc,
+        StatusCode::OK,
+        move |c, env, obs| {
+            psnap::restore_resources(c, env, obs, &rsc, &snap, &req.to_resource, &req.nodes)
+        },
+    )
     .await
 }
 

@@ -103,35 +103,50 @@ fn build_netif(
     })
 }
 
-fn check_endpoint_unused(
+/// A warning when another node's satellite already listens on the same address and port.
+/// LINSTOR allows it (test set-ups and NAT put several nodes behind one address), and so do
+/// we; where it is a mistake, both nodes reach the same satellite, which then refuses the
+/// second node's configuration as belonging to another node.
+fn shared_endpoint_warning(
     cluster: &Cluster,
     except: Option<&crate::name::NodeName>,
     nif: &NetInterface,
-) -> Result<(), ApiError> {
-    let Some(port) = nif.satellite_port else {
-        return Ok(());
-    };
-    for node in cluster.nodes.values() {
-        if Some(&node.name) == except {
-            continue;
-        }
-        if let Some(other) = node
-            .net_interfaces
-            .iter()
-            .find(|o| o.address == nif.address && o.satellite_port == Some(port))
-        {
-            return Err(ApiError::new(
-                code::FAIL_EXISTS_NET_IF,
-                ObjKind::NetIf,
-                format!(
-                    "The satellite address {}:{port} is already used by node '{}' (interface '{}')",
-                    nif.address, node.name, other.name
-                ),
-            )
-            .correction("Each satellite needs its own address and port"));
-        }
+) -> Option<Reply> {
+    let port = nif.satellite_port?;
+    let (node, other) = cluster
+        .nodes
+        .values()
+        .filter(|node| Some(&node.name) != except)
+        .find_map(|node| {
+            node.net_interfaces
+                .iter()
+                .find(|o| o.address == nif.address && o.satellite_port == Some(port))
+                .map(|o| (node, o))
+        })?;
+    Some(
+        Reply::warning(
+            Op::Create,
+            ObjKind::NetIf,
+            code::WARN_INVLD_CONF,
+            format!(
+                "The satellite address {}:{port} is also used by node '{}' (interface '{}')",
+                nif.address, node.name, other.name
+            ),
+        )
+        .with_cause("Two nodes share one satellite endpoint; that is right only behind NAT or a port forward that tells them apart")
+        .with_correction("Give each satellite its own address or port unless this is intended"),
+    )
+}
+
+/// The node property naming the interface the controller reaches the satellite through.
+pub const PROP_CUR_STLT_CONN_NAME: &str = "CurStltConnName";
+
+/// Points `CurStltConnName` at the interface the controller connects through now.
+fn follow_conn_name(node: &mut Node) {
+    if let Some(nif) = node.satellite_interface() {
+        let name = nif.name.to_string();
+        node.props.insert(PROP_CUR_STLT_CONN_NAME.into(), name);
     }
-    Ok(())
 }
 
 pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> PlanResult {
@@ -165,6 +180,7 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
     }
     let only_one = req.net_interfaces.len() == 1;
     let mut nifs: Vec<NetInterface> = Vec::new();
+    let mut warnings: Vec<Reply> = Vec::new();
     for r in &req.net_interfaces {
         let nif = build_netif(r, env, only_one)?;
         if nifs.iter().any(|n| n.name == nif.name) {
@@ -174,7 +190,7 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
                 format!("Network interface '{}' is given twice", nif.name),
             ));
         }
-        check_endpoint_unused(cluster, None, &nif)?;
+        warnings.extend(shared_endpoint_warning(cluster, None, &nif));
         nifs.push(nif);
     }
     if node_type.hosts_storage() && !nifs.iter().any(|n| n.satellite_port.is_some()) {
@@ -193,7 +209,7 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
         .apply(PropsOwner::Node, &Props::new())
         .map_err(|e| prop_error(ObjKind::Node, e))?;
 
-    let node = Node {
+    let mut node = Node {
         name: name.clone(),
         node_type,
         props,
@@ -201,6 +217,9 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
         net_interfaces: nifs,
         uuid: env.uuid(),
     };
+    if !node.props.contains_key(PROP_CUR_STLT_CONN_NAME) {
+        follow_conn_name(&mut node);
+    }
     let mut plan = Plan::new();
     plan.change(Change::PutNode(node));
     if node_type.hosts_storage() {
@@ -226,6 +245,9 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
         Reply::created(ObjKind::Node, format!("New node '{name}' registered."))
             .with_ref("Node", name.as_str()),
     );
+    for w in warnings {
+        plan.reply(w);
+    }
     Ok(plan)
 }
 
@@ -345,7 +367,7 @@ pub fn create_netif(
             ),
         ));
     }
-    check_endpoint_unused(cluster, Some(&existing.name), &nif)?;
+    let shared = shared_endpoint_warning(cluster, Some(&existing.name), &nif);
     let mut updated = existing.clone();
     if nif.is_active && nif.satellite_port.is_some() {
         for other in &mut updated.net_interfaces {
@@ -363,8 +385,12 @@ pub fn create_netif(
     .with_ref("NetIf", nif.name.as_str());
     updated.net_interfaces.push(nif);
     let mut plan = Plan::new();
+    follow_conn_name(&mut updated);
     plan.change(Change::PutNode(updated));
     plan.reply(reply);
+    if let Some(w) = shared {
+        plan.reply(w);
+    }
     Ok(plan)
 }
 
@@ -406,7 +432,7 @@ pub fn modify_netif(
     };
     let mut nif = build_netif(&merged, env, false)?;
     nif.uuid = old.uuid.clone();
-    check_endpoint_unused(cluster, Some(&existing.name), &nif)?;
+    let shared = shared_endpoint_warning(cluster, Some(&existing.name), &nif);
     let mut updated = existing.clone();
     if nif.is_active {
         for other in &mut updated.net_interfaces {
@@ -415,6 +441,7 @@ pub fn modify_netif(
     }
     updated.net_interfaces[pos] = nif;
     let mut plan = Plan::new();
+    follow_conn_name(&mut updated);
     plan.change(Change::PutNode(updated));
     plan.reply(
         Reply::modified(
@@ -426,6 +453,9 @@ pub fn modify_netif(
         )
         .with_ref("Node", existing.name.as_str()),
     );
+    if let Some(w) = shared {
+        plan.reply(w);
+    }
     Ok(plan)
 }
 
@@ -476,6 +506,7 @@ pub fn delete_netif(cluster: &Cluster, node: &str, netif: &str) -> PlanResult {
     let mut updated = existing.clone();
     updated.net_interfaces.remove(pos);
     let mut plan = Plan::new();
+    follow_conn_name(&mut updated);
     plan.change(Change::PutNode(updated));
     plan.reply(Reply::deleted(
         ObjKind::NetIf,
@@ -493,6 +524,9 @@ pub fn modify_ctrl_props(cluster: &Cluster, change: &PropsChange) -> PlanResult 
         .map_err(|e| prop_error(ObjKind::CtrlConf, e))?;
     let mut plan = Plan::new();
     plan.change(Change::CtrlProps(props));
+    for r in super::drbd_option_replies(ObjKind::CtrlConf, change) {
+        plan.reply(r);
+    }
     plan.reply(Reply::modified(
         ObjKind::CtrlConf,
         "Controller properties applied.",
@@ -588,6 +622,14 @@ mod tests {
         assert_eq!(n.net_interfaces[0].encryption, Some(EncryptionType::Plain));
         assert_eq!(c.pools_on(&n.name).count(), 1);
         assert_eq!(plan.replies[0].obj_refs["Node"], "alpha");
+        assert_eq!(
+            n.props.get(PROP_CUR_STLT_CONN_NAME).map(String::as_str),
+            Some("default")
+        );
+        assert!(plan
+            .replies
+            .iter()
+            .all(|r| r.severity != crate::plan::Severity::Warning));
     }
 
     #[test]
@@ -598,8 +640,15 @@ mod tests {
         commit(&mut c, &plan);
         let e = create_node(&c, &mut env, &node_req("ALPHA", "10.0.0.2")).unwrap_err();
         assert_eq!(e.code, code::FAIL_EXISTS_NODE);
-        let e = create_node(&c, &mut env, &node_req("beta", "10.0.0.1")).unwrap_err();
-        assert_eq!(e.code, code::FAIL_EXISTS_NET_IF);
+        // A second node on the same address and port is accepted, with a warning.
+        let shared = create_node(&c, &mut env, &node_req("beta", "10.0.0.1")).unwrap();
+        let w = shared
+            .replies
+            .iter()
+            .find(|r| r.severity == crate::plan::Severity::Warning)
+            .expect("a warning about the shared endpoint");
+        assert!(w.message.contains("10.0.0.1:3366"), "{}", w.message);
+        assert!(w.message.contains("'alpha'"), "{}", w.message);
         let e = create_node(&c, &mut env, &node_req("be ta", "10.0.0.3")).unwrap_err();
         assert_eq!(e.code, code::FAIL_INVLD_NODE_NAME);
         let e = create_node(&c, &mut env, &node_req("gamma", "not-an-ip")).unwrap_err();
