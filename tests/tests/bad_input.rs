@@ -262,7 +262,7 @@ fn bad_requests_are_refused_and_change_nothing() {
         "/v1/resource-groups/rg1/spawn",
         Some(json!({"resource_definition_name": "two", "volume_sizes": [4096, 4096]})),
         400,
-        229,
+        228,
     );
     refused(
         &c,
