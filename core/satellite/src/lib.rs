@@ -11,7 +11,7 @@ pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::{rejection::JsonRejection, Query, State};
 use axum::http::StatusCode;
@@ -29,11 +29,34 @@ use crate::record::{Record, RecordError, RecordFile};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Who the satellite is and what it applied: what `hello` answers, readable while a
+/// reconcile pass holds the record (possibly for minutes of `lvcreate` or a resync wait).
+#[derive(Debug, Clone, Default)]
+struct Identity {
+    node_name: Option<String>,
+    cluster_id: Option<String>,
+    applied_generation: u64,
+}
+
+impl Identity {
+    fn of(record: &Record) -> Identity {
+        Identity {
+            node_name: record.node_name.clone(),
+            cluster_id: record.cluster_id.clone(),
+            applied_generation: record.applied_generation(),
+        }
+    }
+}
+
 struct Inner {
     factory: Arc<dyn ProviderFactory>,
     caps: Capabilities,
     file: RecordFile,
+    /// Held for a whole reconcile pass; never locked on an async worker thread.
     record: Mutex<Record>,
+    identity: RwLock<Identity>,
+    /// The last report made, answered to `GET /v1/report` while a pass runs.
+    last_report: Mutex<Option<Report>>,
     /// Set when the record could not be read at start-up; reported until a controller
     /// configures the node again.
     record_problem: Mutex<Option<String>>,
@@ -84,11 +107,14 @@ impl Satellite {
                 (Record::default(), Some(e.to_string()))
             }
         };
+        let identity = RwLock::new(Identity::of(&record));
         Satellite {
             inner: Arc::new(Inner {
                 factory,
                 caps,
                 file,
+                identity,
+                last_report: Mutex::new(None),
                 record: Mutex::new(record),
                 record_problem: Mutex::new(problem),
                 watch: None,
@@ -122,6 +148,20 @@ impl Satellite {
         self.inner.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Publishes what `hello` and `report` answer after a pass changed the record.
+    fn publish(&self, record: &Record, report: &Report) {
+        *self
+            .inner
+            .identity
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Identity::of(record);
+        *self
+            .inner
+            .last_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+    }
+
     /// Re-applies the configuration of the record, as after a reboot.
     pub fn converge_from_record(&self) -> Option<Report> {
         let mut record = self.lock_record();
@@ -136,17 +176,24 @@ impl Satellite {
         if let Err(e) = self.inner.file.save(&record) {
             tracing::error!("{e}");
         }
+        self.publish(&record, &report);
         Some(report)
     }
 
+    /// Never waits for a reconcile pass: answers from the published identity.
     pub fn hello(&self) -> Hello {
-        let record = self.lock_record();
+        let id = self
+            .inner
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         Hello {
             agent_api: AGENT_API_VERSION,
             version: VERSION.to_string(),
-            node_name: record.node_name.clone(),
-            cluster_id: record.cluster_id.clone(),
-            applied_generation: record.applied_generation(),
+            node_name: id.node_name,
+            cluster_id: id.cluster_id,
+            applied_generation: id.applied_generation,
             capabilities: self.inner.caps.clone(),
         }
     }
@@ -223,15 +270,50 @@ impl Satellite {
             }
             Err(e) => report.errors.push(e.to_string()),
         }
+        self.publish(&record, &report);
         self.add_problems(&mut report);
         Ok(report)
     }
 
+    /// What the node observes now; while a reconcile pass holds the record, the last report
+    /// made (with the DRBD state of now), instead of waiting for the pass.
     pub fn report(&self) -> Report {
-        let record = self.lock_record();
-        let mut report = reconcile::observe(self.inner.factory.as_ref(), &record);
+        let mut report = match self.inner.record.try_lock() {
+            Ok(record) => {
+                let report = reconcile::observe(self.inner.factory.as_ref(), &record);
+                self.publish(&record, &report);
+                report
+            }
+            Err(std::sync::TryLockError::Poisoned(e)) => {
+                let record = e.into_inner();
+                reconcile::observe(self.inner.factory.as_ref(), &record)
+            }
+            Err(std::sync::TryLockError::WouldBlock) => self.last_report_or_identity(),
+        };
         self.add_problems(&mut report);
         report
+    }
+
+    fn last_report_or_identity(&self) -> Report {
+        let last = self
+            .inner
+            .last_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        last.unwrap_or_else(|| {
+            let id = self
+                .inner
+                .identity
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            Report {
+                node_name: id.node_name,
+                applied_generation: id.applied_generation,
+                ..Default::default()
+            }
+        })
     }
 
     pub fn probe(&self, pool: &PoolConfig) -> strata_agent_api::PoolProbe {
@@ -340,4 +422,157 @@ async fn drbd(State(s): State<Satellite>, Query(q): Query<DrbdWait>) -> Response
         let _ = tokio::time::timeout(wait, rx.wait_for(|seq| *seq > after)).await;
     }
     Json(Some(w.report())).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    use strata_agent_api::{ResourceConfig, VolumeConfig};
+    use strata_model::kinds::{LayerKind, ProviderKind};
+    use strata_model::observed::PoolState;
+    use strata_storage::{BackingVolume, Provider, StorageError};
+
+    /// A pool whose volume creation waits until the test lets it go, as a long `lvcreate`.
+    struct SlowPool {
+        release: Mutex<mpsc::Receiver<()>>,
+        started: Mutex<mpsc::Sender<()>>,
+    }
+
+    struct SlowProvider(Arc<SlowPool>);
+
+    impl Provider for SlowProvider {
+        fn kind(&self) -> ProviderKind {
+            ProviderKind::FileThin
+        }
+        fn check(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn state(&self) -> Result<PoolState, StorageError> {
+            Ok(PoolState {
+                free_capacity_kib: 1000,
+                total_capacity_kib: 2000,
+                ..Default::default()
+            })
+        }
+        fn list(&self) -> Result<Vec<BackingVolume>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn ensure(
+            &self,
+            name: &str,
+            size_kib: u64,
+            _: Option<&BackingVolume>,
+        ) -> Result<BackingVolume, StorageError> {
+            let _ = self.0.started.lock().unwrap().send(());
+            let _ = self
+                .0
+                .release
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(60));
+            Ok(BackingVolume {
+                name: name.into(),
+                path: format!("/pool/{name}.img"),
+                device: Some(format!("/dev/slow/{name}")),
+                size_kib,
+                allocated_kib: 0,
+            })
+        }
+        fn delete(&self, _: &str, _: Option<&BackingVolume>) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn adopt(&self, _: &str, _: u64) -> Result<Option<BackingVolume>, StorageError> {
+            Ok(None)
+        }
+    }
+
+    struct Factory(Arc<SlowPool>);
+
+    impl ProviderFactory for Factory {
+        fn open(&self, _: &PoolConfig) -> Result<Box<dyn Provider>, StorageError> {
+            Ok(Box::new(SlowProvider(self.0.clone())))
+        }
+    }
+
+    fn config(generation: u64) -> NodeConfig {
+        NodeConfig {
+            generation,
+            cluster_id: "c1".into(),
+            node_name: "alpha".into(),
+            pools: vec![PoolConfig {
+                name: "pool1".into(),
+                kind: ProviderKind::FileThin,
+                props: Default::default(),
+            }],
+            snapshots: Vec::new(),
+            resources: vec![ResourceConfig {
+                name: "r1".into(),
+                layers: vec![LayerKind::Storage],
+                diskless: false,
+                drbd: None,
+                initial_sync: None,
+                volumes: vec![VolumeConfig {
+                    number: 0,
+                    size_kib: 100,
+                    pool: "pool1".into(),
+                    backing_name: "r1_00000".into(),
+                    restore_from: None,
+                    adopt: false,
+                    copy_from: None,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn hello_and_report_answer_while_a_pass_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (release_tx, release_rx) = mpsc::channel();
+        let (started_tx, started_rx) = mpsc::channel();
+        let pool = Arc::new(SlowPool {
+            release: Mutex::new(release_rx),
+            started: Mutex::new(started_tx),
+        });
+        let sat = Satellite::new(
+            dir.path().to_path_buf(),
+            Arc::new(Factory(pool)),
+            Capabilities::default(),
+        );
+        // A pass that creates a volume, held in the middle.
+        let applying = {
+            let sat = sat.clone();
+            std::thread::spawn(move || sat.apply(&config(7)).map_err(|(_, m)| m))
+        };
+        started_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the pass started");
+        // hello and report answer without waiting for the pass (a blocked call would not
+        // send before the pass is released, and the receive would time out).
+        let (tx, rx) = mpsc::channel();
+        {
+            let sat = sat.clone();
+            std::thread::spawn(move || {
+                let hello = sat.hello();
+                let report = sat.report();
+                let _ = tx.send((hello, report));
+            });
+        }
+        let (hello, report) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("hello and report answer during a pass");
+        assert_eq!(hello.applied_generation, 0, "nothing applied yet");
+        assert_eq!(report.applied_generation, 0);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        release_tx.send(()).unwrap();
+        let applied = applying.join().unwrap().expect("the pass finishes");
+        assert_eq!(applied.applied_generation, 7);
+        // Afterwards both show the new generation and node.
+        let hello = sat.hello();
+        assert_eq!(hello.applied_generation, 7);
+        assert_eq!(hello.node_name.as_deref(), Some("alpha"));
+        assert_eq!(hello.cluster_id.as_deref(), Some("c1"));
+        assert_eq!(sat.report().applied_generation, 7);
+    }
 }
