@@ -260,6 +260,14 @@ class PythonLinstorCompat(unittest.TestCase):
             ok(self, self.lin.storage_pool_delete(n["name"], "pool1"), "sp delete")
             ok(self, self.lin.node_delete(n["name"]), "node delete")
         self.assertEqual(self.lin.node_list_raise().nodes, [])
+        # Error reports: the refused ZFS pool of test_03 failed on the controller, not on a
+        # node, so none is expected; the call and its answer's shape are what is checked.
+        reports = self.lin.error_report_list(with_content=True)
+        self.assertIsInstance(reports, list)
+        for r in reports:
+            self.assertTrue(r.id)
+            self.assertIsNotNone(r.text)
+        self.assertEqual(self.lin.error_report_delete(ids=["nosuchid"])[0].ret_code & 0x7FFF, 2)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ impl From<&Reply> for ApiCallRc {
             cause: r.cause.clone(),
             details: r.details.clone(),
             correction: r.correction.clone(),
-            error_report_ids: Vec::new(),
+            error_report_ids: r.report_ids.clone(),
             obj_refs: r.obj_refs.clone(),
             created_at: None,
         }

@@ -10,6 +10,7 @@ mod context;
 mod controller;
 mod drbd_opts;
 mod error;
+mod error_reports;
 mod node;
 mod output;
 mod resource;
@@ -118,6 +119,9 @@ pub enum Command {
     /// Controller subcommands.
     #[command(visible_alias = "c", subcommand)]
     Controller(controller::ControllerCmd),
+    /// Error report subcommands.
+    #[command(name = "error-reports", visible_alias = "err", subcommand)]
+    ErrorReports(error_reports::ErrCmd),
     /// Starts the interactive mode.
     Interactive,
     /// Lists the available commands.
@@ -289,6 +293,7 @@ async fn execute(ctx: &mut Ctx, cmd: Command) -> Result<i32, CliError> {
         Command::NodeConnection(c) => connection::run_nc(ctx, c).await,
         Command::Controller(c) => controller::run(ctx, c).await,
         Command::Snapshot(c) => snapshot::run(ctx, c).await,
+        Command::ErrorReports(c) => error_reports::run(ctx, c).await,
         Command::ListCommands => {
             out(&commands_text());
             Ok(error::OK)

@@ -16,6 +16,7 @@ use strata_model::{ApiError, Change, Cluster, NodeName, ObjKind, ResourceGroupNa
 use strata_store::Persistence;
 
 use crate::config::Settings;
+use crate::errors::{ErrorReports, MODULE_CONTROLLER, MODULE_SATELLITE};
 use crate::link::{self, LinkHandle, Outcome};
 use crate::nodecfg;
 use crate::observed::ObservedState;
@@ -48,6 +49,8 @@ pub struct Core {
     links: Mutex<HashMap<NodeName, Arc<LinkHandle>>>,
     /// Changes of DRBD's `may_promote`, for `GET /v1/events/drbd/promotion`.
     pub promotions: tokio::sync::broadcast::Sender<MayPromoteChange>,
+    /// Error reports of the controller's own failures and of those satellites report.
+    pub reports: Arc<ErrorReports>,
 }
 
 /// A resource on a node became promotable, or stopped being.
@@ -201,6 +204,12 @@ impl Core {
         settings: Settings,
     ) -> anyhow::Result<Arc<Core>> {
         let cluster = store.load()?;
+        let data_dir = settings
+            .db_path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let reports = Arc::new(ErrorReports::open(&data_dir));
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -215,6 +224,7 @@ impl Core {
             http,
             links: Mutex::new(HashMap::new()),
             promotions: tokio::sync::broadcast::channel(1024).0,
+            reports,
         });
         core.bootstrap()?;
         Ok(core)
@@ -350,6 +360,7 @@ impl Core {
             for e in report.errors.iter().filter(|e| !known.contains(e)) {
                 tracing::warn!(node = %node, "satellite reports: {e}");
             }
+            self.report_failures(node, report);
             let changed = observed.apply_report(node, report.clone());
             drop(observed);
             self.announce_promotions(node, changed);
@@ -358,6 +369,42 @@ impl Core {
             return;
         }
         self.finish_deletions_visible(node, report).await;
+    }
+
+    /// Writes an error report for each failure in a node's report (the same failure seen
+    /// again keeps its report).
+    fn report_failures(&self, node: &NodeName, report: &Report) {
+        let node_name = node.to_string();
+        for e in &report.errors {
+            self.reports
+                .record(&node_name, MODULE_SATELLITE, "NodeError", first_line(e), e);
+        }
+        for (pool, state) in &report.pools {
+            for e in &state.errors {
+                self.reports.record(
+                    &node_name,
+                    MODULE_SATELLITE,
+                    "StoragePoolError",
+                    first_line(e),
+                    &format!("storage pool '{pool}' on node '{node}':\n{e}"),
+                );
+            }
+        }
+        for r in &report.resources {
+            self.failure_report(node, report, &r.name);
+        }
+    }
+
+    /// The report id of the failure `rsc` shows in `report`, if it failed.
+    fn failure_report(&self, node: &NodeName, report: &Report, rsc: &str) -> Option<String> {
+        let e = report.resource(rsc)?.first_error()?;
+        Some(self.reports.record(
+            node.as_str(),
+            MODULE_SATELLITE,
+            "ResourceError",
+            first_line(&e),
+            &format!("resource '{rsc}' on node '{node}':\n{e}"),
+        ))
     }
 
     /// Takes the DRBD state a node's event watcher sent.
@@ -515,9 +562,17 @@ impl Core {
         let generation = self.cluster.read().unwrap_or_else(poisoned).generation + 1;
         self.store.commit(generation, &plan.changes).map_err(|e| {
             tracing::error!("database commit failed: {e}");
+            let id = self.reports.record(
+                "Controller",
+                MODULE_CONTROLLER,
+                "DatabaseError",
+                "The change could not be saved",
+                &format!("commit of generation {generation} failed: {e}"),
+            );
             ApiError::new(code::FAIL_SQL, ObjKind::CtrlConf, "The change could not be saved")
                 .cause(e.to_string())
                 .correction("Nothing was changed. Check the controller's data directory (disk space, permissions) and retry")
+                .report(id)
         })?;
         let mut cluster = self.cluster.write().unwrap_or_else(poisoned);
         for c in plan.changes {
@@ -618,11 +673,19 @@ impl Core {
         } = tokio::task::spawn_blocking(move || core.plan_and_commit(f))
             .await
             .map_err(|e| {
+                let id = self.reports.record(
+                    "Controller",
+                    MODULE_CONTROLLER,
+                    "InternalError",
+                    "planning a change failed",
+                    &e.to_string(),
+                );
                 ApiError::new(
                     code::FAIL_IMPL_ERROR,
                     ObjKind::CtrlConf,
                     format!("internal error: {e}"),
                 )
+                .report(id)
             })??;
         // Links follow the node list.
         for c in &changes {
@@ -692,15 +755,24 @@ impl Core {
                                 _ => None,
                             })
                             .unwrap_or_else(|| "the node still reports it".into());
+                        let report_id = outcomes.iter().find_map(|(n, o)| match o {
+                            Outcome::Applied(rep) if n == &r.node => {
+                                self.failure_report(n, rep, r.name.as_str())
+                            }
+                            _ => None,
+                        });
                         out.push(Reply::from_error(
                             Op::Delete,
-                            ApiError::new(
-                                code::FAIL_UNKNOWN_ERROR,
-                                ObjKind::Rsc,
-                                format!("(Node: '{}') Resource '{}' could not be removed yet", r.node, r.name),
-                            )
-                            .cause(why)
-                            .correction("Stop using the volume on that node (unmount it, close it); the deletion is retried with every change and on reconnect"),
+                            ApiError {
+                                report_id: report_id.map(Box::new),
+                                ..ApiError::new(
+                                    code::FAIL_UNKNOWN_ERROR,
+                                    ObjKind::Rsc,
+                                    format!("(Node: '{}') Resource '{}' could not be removed yet", r.node, r.name),
+                                )
+                                .cause(why)
+                                .correction("Stop using the volume on that node (unmount it, close it); the deletion is retried with every change and on reconnect")
+                            },
                         ));
                     }
                 }
@@ -787,13 +859,18 @@ impl Core {
                         Some(state) => match state.first_error() {
                             Some(err) => out.push(Reply::from_error(
                                 Op::Create,
-                                ApiError::new(
-                                    code::FAIL_UNKNOWN_ERROR,
-                                    ObjKind::Rsc,
-                                    format!("(Node: '{node}') Resource '{rsc}' could not be set up"),
-                                )
-                                .cause(err)
-                                .correction("Fix the cause on the node, then delete and re-create the resource, or retry by changing it"),
+                                ApiError {
+                                    report_id: self
+                                        .failure_report(node, report, &rsc)
+                                        .map(Box::new),
+                                    ..ApiError::new(
+                                        code::FAIL_UNKNOWN_ERROR,
+                                        ObjKind::Rsc,
+                                        format!("(Node: '{node}') Resource '{rsc}' could not be set up"),
+                                    )
+                                    .cause(err)
+                                    .correction("Fix the cause on the node, then delete and re-create the resource, or retry by changing it")
+                                },
                             )),
                             None => {
                                 let devices: Vec<String> = state
@@ -857,7 +934,14 @@ impl Core {
                     format!("Satellite '{node}' refused its configuration"),
                 )
                 .cause(msg.clone())
-                .correction("Check that the node's address points at the right satellite"),
+                .correction("Check that the node's address points at the right satellite")
+                .report(self.reports.record(
+                    node.as_str(),
+                    MODULE_SATELLITE,
+                    "ConfigurationRefused",
+                    "the satellite refused its configuration",
+                    msg,
+                )),
             )],
         }
     }
@@ -1128,4 +1212,9 @@ impl Core {
             .correction("The replicas resynchronise from the nodes that were not rolled back; check the resource and retry")),
         }
     }
+}
+
+/// The first line of a message, for a report's one-line summary.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
 }

@@ -67,6 +67,7 @@ pub mod code {
     pub const FAIL_NOT_FOUND_SNAPSHOT: u64 = 315;
     pub const FAIL_NOT_FOUND_RSC_GRP: u64 = 317;
     pub const FAIL_NOT_FOUND_VLM_GRP: u64 = 318;
+    pub const FAIL_NOT_FOUND_EXT_FILE: u64 = 320;
     pub const FAIL_EXISTS_NODE: u64 = 500;
     pub const FAIL_EXISTS_RSC_DFN: u64 = 501;
     pub const FAIL_EXISTS_RSC: u64 = 502;
@@ -124,6 +125,9 @@ pub struct ApiError {
     pub cause: Option<String>,
     pub correction: Option<String>,
     pub details: Option<String>,
+    /// The error report written about it (see the controller's error reports); boxed to
+    /// keep the error small, as most have none.
+    pub report_id: Option<Box<String>>,
 }
 
 impl ApiError {
@@ -135,7 +139,13 @@ impl ApiError {
             cause: None,
             correction: None,
             details: None,
+            report_id: None,
         }
+    }
+
+    pub fn report(mut self, id: impl Into<String>) -> Self {
+        self.report_id = Some(Box::new(id.into()));
+        self
     }
 
     pub fn cause(mut self, cause: impl Into<String>) -> Self {

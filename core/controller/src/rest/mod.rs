@@ -8,6 +8,7 @@ mod ctrl;
 mod events;
 mod nodes;
 mod rd;
+mod reports;
 mod rg;
 mod snapshot;
 mod view;
@@ -31,7 +32,12 @@ use crate::core::{Answer, Core};
 
 pub type AppState = Arc<Core>;
 
+/// Where a panicking handler writes its error report (the handler has no state of its own).
+static PANIC_REPORTS: std::sync::OnceLock<Arc<crate::errors::ErrorReports>> =
+    std::sync::OnceLock::new();
+
 pub fn router(core: Arc<Core>) -> Router {
+    let _ = PANIC_REPORTS.set(core.reports.clone());
     Router::new()
         .route("/health", get(ctrl::health))
         .route("/v1/controller/version", get(ctrl::version))
@@ -213,6 +219,14 @@ pub fn router(core: Arc<Core>) -> Router {
             "/v1/resource-definitions/{rsc}/snapshot-rollback/{snap}",
             post(snapshot::rollback),
         )
+        .route(
+            "/v1/error-reports",
+            get(reports::list).patch(reports::delete_range),
+        )
+        .route(
+            "/v1/error-reports/{id}",
+            get(reports::get_one).delete(reports::delete_one),
+        )
         .fallback(unknown_call)
         .layer(axum::middleware::from_fn(json_errors))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
@@ -258,12 +272,21 @@ fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| err.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!("request handler panicked: {what}");
-    let err = ApiError::new(
+    let mut err = ApiError::new(
         code::FAIL_IMPL_ERROR,
         ObjKind::CtrlConf,
         format!("Internal error while serving the request: {what}"),
     )
     .correction("Report this as a bug with the request that caused it");
+    if let Some(reports) = PANIC_REPORTS.get() {
+        err = err.report(reports.record(
+            "Controller",
+            crate::errors::MODULE_CONTROLLER,
+            "InternalError",
+            "a request handler panicked",
+            what,
+        ));
+    }
     let rcs = vec![ApiCallRc::from(&Reply::from_error(Op::None, err))];
     json(StatusCode::INTERNAL_SERVER_ERROR, &rcs)
 }

@@ -129,6 +129,8 @@ pub struct Reply {
     pub correction: Option<String>,
     pub details: Option<String>,
     pub obj_refs: BTreeMap<String, String>,
+    /// Error reports written about it.
+    pub report_ids: Vec<String>,
 }
 
 impl Reply {
@@ -143,6 +145,7 @@ impl Reply {
             correction: None,
             details: None,
             obj_refs: BTreeMap::new(),
+            report_ids: Vec::new(),
         }
     }
 
@@ -183,7 +186,13 @@ impl Reply {
             correction: err.correction,
             details: err.details,
             obj_refs: BTreeMap::new(),
+            report_ids: err.report_id.map(|id| *id).into_iter().collect(),
         }
+    }
+
+    pub fn with_report(mut self, id: impl Into<String>) -> Reply {
+        self.report_ids.push(id.into());
+        self
     }
 
     pub fn with_ref(mut self, key: &str, value: impl Into<String>) -> Reply {
