@@ -10,13 +10,27 @@ use strata_client::{Client, Method};
 
 use crate::{bin, Proc, TestCluster};
 
-/// `count` consecutive free ports on 127.0.0.1.
+/// `count` consecutive free ports on 127.0.0.1, never overlapping a range handed out before
+/// in this process (tests run in parallel threads, and a range is checked free before the
+/// simulator binds it).
 pub fn port_range(count: u16) -> u16 {
-    for attempt in 0..100u16 {
-        let first = 20000 + attempt * 400 + (std::process::id() % 200) as u16;
-        if first.checked_add(count).is_none() {
-            break;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Where the next search starts; spread over processes by their id.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20000 + (std::process::id() % 16) * 500,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..200 {
+        let first = NEXT.fetch_add(u32::from(count), Ordering::SeqCst);
+        // Below the kernel's ephemeral ports (32768 on), where free_port() draws from.
+        if first + u32::from(count) > 32700 {
+            NEXT.store(20000, Ordering::SeqCst);
+            continue;
         }
+        let first = first as u16;
         let free =
             (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok());
         if free {
@@ -124,6 +138,39 @@ impl SimCluster {
         });
     }
 
+    /// Waits (at most 30 s) until every simulated node's pool reports its capacity, as after
+    /// a controller restart.
+    pub fn wait_reported(&self) {
+        let client = self.c.client();
+        let ok = self.c.wait_until(Duration::from_secs(30), || {
+            let Ok((_, body)) = self.c.block(client.raw(
+                Method::GET,
+                "/v1/view/storage-pools?storage_pools=pool1",
+                None,
+            )) else {
+                return false;
+            };
+            let pools: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            pools.as_array().is_some_and(|a| {
+                a.len() == self.nodes as usize
+                    && a.iter()
+                        .all(|p| p["free_capacity"].as_i64().unwrap_or(0) > 0)
+            })
+        });
+        assert!(ok, "the simulated nodes did not report their pools");
+    }
+
+    /// How many whole configurations and deltas simulated node `i` took.
+    pub fn push_counts(&self, i: u16) -> (u64, u64) {
+        let body = sim_call(self.first + i, "GET", "/sim/stats", "")
+            .unwrap_or_else(|| panic!("satellite-sim node {i} did not answer /sim/stats"));
+        let v: serde_json::Value = serde_json::from_str(&body).expect("stats are JSON");
+        (
+            v["full"].as_u64().unwrap_or(0),
+            v["delta"].as_u64().unwrap_or(0),
+        )
+    }
+
     /// Makes simulated node `i` hold every configuration it is sent without answering
     /// (`true`), or answer again (`false`).
     pub fn stall(&self, i: u16, on: bool) {
@@ -136,22 +183,24 @@ impl SimCluster {
     }
 }
 
-/// `PUT /sim/stall` with a JSON boolean, written by hand (the harness needs no HTTP client
-/// for one switch).
-fn put_stall(port: u16, on: bool) -> bool {
+/// One request to a simulated node, written by hand (the harness needs no HTTP client for
+/// its switches); the body of a 200 answer.
+fn sim_call(port: u16, method: &str, path: &str, body: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let body = if on { "true" } else { "false" };
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     let req = format!(
-        "PUT /sim/stall HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
+    s.write_all(req.as_bytes()).ok()?;
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200")
+    if !answer.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+fn put_stall(port: u16, on: bool) -> bool {
+    sim_call(port, "PUT", "/sim/stall", if on { "true" } else { "false" }).is_some()
 }

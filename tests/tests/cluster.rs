@@ -541,3 +541,67 @@ fn resize_grows_devices_and_shrinks_only_when_asked() {
     let listed = c.linstor_ok(&["volume-definition", "list", "-r", "rsz"]);
     assert!(listed.contains("24 MiB"), "{listed}");
 }
+
+/// The configuration a satellite applied, as its record keeps it (resources in name order,
+/// generation left out): what deltas built must be what a whole configuration says.
+fn applied_config(c: &TestCluster, i: usize) -> serde_json::Value {
+    let path = c.satellites[i].state_dir.join("satellite-state.json");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("satellite record")).unwrap();
+    let mut cfg = record["applied"].clone();
+    cfg.as_object_mut().unwrap().remove("generation");
+    if let Some(rs) = cfg["resources"].as_array_mut() {
+        rs.sort_by_key(|r| r["name"].as_str().unwrap_or_default().to_string());
+    }
+    cfg
+}
+
+#[test]
+fn changes_sent_as_deltas_add_up_to_the_whole_configuration() {
+    let mut c = TestCluster::start(2);
+    c.register_all();
+    // Two nodes without DRBD: one diskful replica each, several definitions.
+    for i in 0..4 {
+        c.linstor_ok(&["resource-definition", "create", &format!("d{i}")]);
+        c.linstor_ok(&["volume-definition", "create", &format!("d{i}"), "8M"]);
+        c.linstor_ok(&[
+            "resource",
+            "create",
+            "-s",
+            "pool_file",
+            if i % 2 == 0 { "node1" } else { "node2" },
+            &format!("d{i}"),
+        ]);
+    }
+    c.linstor_ok(&["resource-definition", "set-property", "d0", "Aux/x", "1"]);
+    c.linstor_ok(&["volume-definition", "set-size", "d1", "0", "12M"]);
+    c.linstor_ok(&["resource", "delete", "node1", "d2"]);
+    c.linstor_ok(&["resource-definition", "delete", "d3"]);
+    let touch_pools = |c: &TestCluster| {
+        for n in ["node1", "node2"] {
+            c.linstor_ok(&["storage-pool", "set-property", n, "pool_file", "Aux/y", "2"]);
+        }
+    };
+    touch_pools(&c);
+    let by_deltas: Vec<serde_json::Value> = (0..2).map(|i| applied_config(&c, i)).collect();
+    assert_eq!(
+        by_deltas[0]["resources"].as_array().unwrap().len(),
+        1,
+        "{}",
+        by_deltas[0]
+    );
+    assert_eq!(
+        by_deltas[1]["resources"].as_array().unwrap().len(),
+        1,
+        "{}",
+        by_deltas[1]
+    );
+    // A restarted controller cannot know what the nodes hold and sends whole configurations.
+    c.kill_controller();
+    c.start_controller();
+    // The same values again: nothing changes but every node gets a configuration, and the
+    // answer waits for it.
+    touch_pools(&c);
+    let whole: Vec<serde_json::Value> = (0..2).map(|i| applied_config(&c, i)).collect();
+    assert_eq!(by_deltas, whole);
+}

@@ -144,3 +144,45 @@ fn nodes_that_do_not_answer_cost_one_time_out_together() {
         "the answer took {took:?} for four silent nodes with a 3 s time-out"
     );
 }
+
+#[test]
+fn changes_reach_nodes_as_deltas() {
+    let s = SimCluster::start(3, "");
+    s.create_group("trio", 3);
+    s.wait_reported();
+    let before: Vec<(u64, u64)> = (0..3).map(|i| s.push_counts(i)).collect();
+    for i in 0..30 {
+        let r = spawn(&s, "trio", &format!("d{i:02}"));
+        assert!(r.is_ok(), "spawn {i}: {r:?}");
+    }
+    for i in 0..3u16 {
+        let (full, delta) = s.push_counts(i);
+        let (full0, delta0) = before[i as usize];
+        // Every spawn reached every node, each as the changes only.
+        assert_eq!(
+            full,
+            full0,
+            "node {i} got whole configurations again: {}",
+            s.c.controller.log_text()
+        );
+        assert!(
+            delta - delta0 >= 30,
+            "node {i}: {} deltas for 30 spawns",
+            delta - delta0
+        );
+    }
+    // A controller restart cannot know what the nodes hold: one whole configuration each,
+    // then deltas again; nothing is lost on the way.
+    let mut s = s;
+    s.c.kill_controller();
+    s.c.start_controller();
+    s.wait_reported();
+    let r = spawn(&s, "trio", "after");
+    assert!(r.is_ok(), "{r:?}");
+    let per = replicas_per_node(&s);
+    assert_eq!(per.values().sum::<usize>(), 31 * 3, "{per:?}");
+    for i in 0..3u16 {
+        let (full, _) = s.push_counts(i);
+        assert_eq!(full, before[i as usize].0 + 1, "node {i}");
+    }
+}

@@ -5,6 +5,10 @@
 //! - `PUT  /v1/config`  with [`NodeConfig`] -> [`Report`]: the whole desired state of the node.
 //!   The satellite makes it true and answers with what it observes. A configuration older
 //!   than the one it applied last is not applied; the answer then carries the newer state.
+//! - `PUT  /v1/config/delta` with [`NodeConfigDelta`] -> [`Report`] (partial): what changed
+//!   since the generation the satellite holds. A satellite that holds another generation
+//!   refuses it (409) and the controller sends the whole configuration instead; so a change
+//!   costs the same however much the node holds.
 //! - `GET  /v1/report`  -> [`Report`]: observed state, for polling.
 //! - `POST /v1/pools/probe` with [`PoolConfig`] -> [`PoolProbe`]: can this pool be used
 //!   (asked before the controller records a new pool).
@@ -23,6 +27,7 @@ pub const AGENT_API_VERSION: u32 = 1;
 
 pub const PATH_HELLO: &str = "/v1/hello";
 pub const PATH_CONFIG: &str = "/v1/config";
+pub const PATH_CONFIG_DELTA: &str = "/v1/config/delta";
 pub const PATH_REPORT: &str = "/v1/report";
 pub const PATH_POOL_PROBE: &str = "/v1/pools/probe";
 pub const PATH_DRBD: &str = "/v1/drbd";
@@ -167,6 +172,50 @@ pub struct NodeConfig {
     pub snapshots: Vec<SnapshotConfig>,
 }
 
+/// The node's configuration at `generation`, as the changes to the one it holds at `base`:
+/// the resources to add or replace, the ones to remove, the pools (always whole) and the
+/// snapshots (whole, when they changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConfigDelta {
+    pub generation: u64,
+    pub base: u64,
+    pub cluster_id: String,
+    pub node_name: String,
+    pub pools: Vec<PoolConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upsert: Vec<ResourceConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<Vec<SnapshotConfig>>,
+}
+
+impl NodeConfigDelta {
+    /// The resources this delta is about (upserted or removed).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.upsert
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(self.remove.iter().map(String::as_str))
+    }
+
+    /// `base` with this delta applied: the node's whole configuration at `generation`.
+    pub fn apply_to(&self, base: &NodeConfig) -> NodeConfig {
+        let mut cfg = base.clone();
+        cfg.generation = self.generation;
+        cfg.cluster_id = self.cluster_id.clone();
+        cfg.node_name = self.node_name.clone();
+        cfg.pools = self.pools.clone();
+        let gone: std::collections::HashSet<&str> = self.names().collect();
+        cfg.resources.retain(|r| !gone.contains(r.name.as_str()));
+        cfg.resources.extend(self.upsert.iter().cloned());
+        if let Some(s) = &self.snapshots {
+            cfg.snapshots = s.clone();
+        }
+        cfg
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub node_name: Option<String>,
@@ -181,6 +230,14 @@ pub struct Report {
     /// The snapshots the node holds or was asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<SnapshotReport>,
+    /// The answer to a delta: `resources` holds only the resources the delta was about (a
+    /// removed one that is gone is absent); pools, errors and snapshots are whole; `drbd` is
+    /// left out (the controller follows DRBD on its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// In a partial report: the resources the delta was about that the node no longer has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<String>,
 }
 
 impl Report {

@@ -18,7 +18,7 @@ use strata_store::Persistence;
 use crate::config::Settings;
 use crate::errors::{ErrorReports, MODULE_CONTROLLER, MODULE_SATELLITE};
 use crate::link::{self, LinkHandle, Outcome};
-use crate::nodecfg;
+use crate::nodecfg::{self, Dirty};
 use crate::observed::ObservedState;
 
 /// Fresh ids from the OS and the wall clock.
@@ -51,6 +51,25 @@ pub struct Core {
     pub promotions: tokio::sync::broadcast::Sender<MayPromoteChange>,
     /// Error reports of the controller's own failures and of those satellites report.
     pub reports: Arc<ErrorReports>,
+    /// What each node's next configuration must carry beyond the one it holds; marked
+    /// under the cluster's write lock, taken under its read lock, so that a configuration
+    /// built at generation g always carries every change up to g.
+    dirty: Mutex<HashMap<NodeName, Dirty>>,
+}
+
+/// A node's next configuration: the whole of it, or the changes to what it holds.
+pub enum Push {
+    Full(NodeConfig),
+    Delta(strata_agent_api::NodeConfigDelta),
+}
+
+impl Push {
+    pub fn generation(&self) -> u64 {
+        match self {
+            Push::Full(c) => c.generation,
+            Push::Delta(d) => d.generation,
+        }
+    }
 }
 
 /// A resource on a node became promotable, or stopped being.
@@ -191,10 +210,127 @@ fn affected_nodes(cluster: &Cluster, changes: &[Change]) -> BTreeSet<NodeName> {
                     out.extend(snap.nodes.iter().map(|n| n.node.clone()));
                 }
             }
+            // Inherited DRBD options reach the nodes that have resources.
+            Change::CtrlProps(_) => {
+                out.extend(
+                    cluster
+                        .nodes
+                        .keys()
+                        .filter(|n| cluster.resource_count_on(n) > 0)
+                        .cloned(),
+                );
+            }
+            Change::PutRscGrp(g) => group_rds(cluster, &g.name, |rd| {
+                out.extend(cluster.resources_of(rd).map(|r| r.node.clone()))
+            }),
             _ => {}
         }
     }
     out
+}
+
+/// What each node's configuration needs after `changes`, judged on `cluster` (called on the
+/// state before and after them, so that peers a change removes are marked too).
+fn dirty_marks(cluster: &Cluster, changes: &[Change]) -> HashMap<NodeName, Dirty> {
+    let mut out: HashMap<NodeName, Dirty> = HashMap::new();
+    fn mark(out: &mut HashMap<NodeName, Dirty>, node: &NodeName, rsc: &strata_model::ResourceName) {
+        out.entry(node.clone())
+            .or_default()
+            .resources
+            .insert(rsc.clone());
+    }
+    let with_peers =
+        |out: &mut HashMap<NodeName, Dirty>, node: &NodeName, rsc: &strata_model::ResourceName| {
+            mark(out, node, rsc);
+            for p in drbd_peers(cluster, rsc) {
+                mark(out, &p, rsc);
+            }
+        };
+    let whole_rd = |out: &mut HashMap<NodeName, Dirty>, rd: &strata_model::ResourceName| {
+        let snaps = cluster.snapshots_of(rd).next().is_some();
+        for r in cluster.resources_of(rd) {
+            mark(out, &r.node, rd);
+            if snaps {
+                out.entry(r.node.clone()).or_default().snapshots = true;
+            }
+        }
+    };
+    for c in changes {
+        match c {
+            Change::PutStorPool(sp) => {
+                out.entry(sp.node.clone()).or_default();
+            }
+            Change::DelStorPool(n, _) => {
+                out.entry(n.clone()).or_default();
+            }
+            Change::PutRsc(r) => {
+                with_peers(&mut out, &r.node, &r.name);
+                if r.is_deleting() {
+                    out.entry(r.node.clone()).or_default().snapshots = true;
+                }
+            }
+            Change::DelRsc(rsc, n) => with_peers(&mut out, n, rsc),
+            Change::PutRscDfn(rd) => whole_rd(&mut out, &rd.name),
+            Change::DelRscDfn(rd) => whole_rd(&mut out, rd),
+            Change::PutRscConn(c) => {
+                mark(&mut out, &c.node_a, &c.name);
+                mark(&mut out, &c.node_b, &c.name);
+            }
+            Change::DelRscConn(r, a, b) => {
+                mark(&mut out, a, r);
+                mark(&mut out, b, r);
+            }
+            Change::PutSnapshot(snap) => {
+                for n in &snap.nodes {
+                    out.entry(n.node.clone()).or_default().snapshots = true;
+                }
+            }
+            Change::DelSnapshot(r, n) => {
+                if let Some(snap) = cluster.snapshot(r, n) {
+                    for n in &snap.nodes {
+                        out.entry(n.node.clone()).or_default().snapshots = true;
+                    }
+                }
+            }
+            // Inherited DRBD options and the like: everything, everywhere.
+            Change::CtrlProps(_) => {
+                for n in cluster.nodes.keys() {
+                    out.entry(n.clone()).or_default().full = true;
+                }
+            }
+            Change::PutRscGrp(g) => group_rds(cluster, &g.name, |rd| whole_rd(&mut out, rd)),
+            Change::DelRscGrp(g) => group_rds(cluster, g, |rd| whole_rd(&mut out, rd)),
+            // A node's address is in the DRBD configuration of its peers.
+            Change::PutNode(n) => node_and_peers(cluster, &n.name, &mut out),
+            Change::DelNode(n) => node_and_peers(cluster, n, &mut out),
+            Change::PutStorPoolDfn(_) | Change::DelStorPoolDfn(_) => {}
+        }
+    }
+    out
+}
+
+/// Calls `f` with every definition of resource group `rg`.
+fn group_rds(
+    cluster: &Cluster,
+    rg: &ResourceGroupName,
+    mut f: impl FnMut(&strata_model::ResourceName),
+) {
+    for rd in cluster
+        .rsc_dfns
+        .values()
+        .filter(|d| &d.resource_group == rg)
+    {
+        f(&rd.name);
+    }
+}
+
+fn node_and_peers(cluster: &Cluster, node: &NodeName, out: &mut HashMap<NodeName, Dirty>) {
+    out.entry(node.clone()).or_default().full = true;
+    for r in cluster.resources_on(node) {
+        for p in drbd_peers(cluster, &r.name) {
+            out.entry(p).or_default().resources.insert(r.name.clone());
+        }
+    }
 }
 
 impl Core {
@@ -225,6 +361,7 @@ impl Core {
             links: Mutex::new(HashMap::new()),
             promotions: tokio::sync::broadcast::channel(1024).0,
             reports,
+            dirty: Mutex::new(HashMap::new()),
         });
         core.bootstrap()?;
         Ok(core)
@@ -494,8 +631,13 @@ impl Core {
         report: &Report,
         applied: Option<tokio::sync::oneshot::Sender<()>>,
     ) {
+        // The node's merged state, not `report` alone: the answer to a delta names only the
+        // resources the delta was about.
         let present = |rsc: &strata_model::ResourceName| -> Option<Vec<u32>> {
-            report
+            let observed = self.observed.read().unwrap_or_else(poisoned);
+            observed
+                .nodes
+                .get(node)?
                 .resource(rsc.as_str())
                 .map(|r| r.volumes.iter().map(|v| v.volume_number).collect())
         };
@@ -575,11 +717,39 @@ impl Core {
                 .report(id)
         })?;
         let mut cluster = self.cluster.write().unwrap_or_else(poisoned);
+        let mut marks = dirty_marks(&cluster, &plan.changes);
+        let changes = plan.changes.clone();
         for c in plan.changes {
             cluster.apply(c);
         }
         cluster.generation = generation;
+        for (node, d) in dirty_marks(&cluster, &changes) {
+            marks.entry(node).or_default().merge(d);
+        }
+        // Under the write lock: whoever builds a configuration of this generation sees these.
+        let mut dirty = self.dirty.lock().unwrap_or_else(poisoned);
+        for (node, d) in marks {
+            dirty.entry(node).or_default().merge(d);
+        }
         Ok(plan.replies)
+    }
+
+    /// The next configuration for `node`: the changes since `base` when the node holds
+    /// exactly that generation of ours, else the whole of it.
+    pub fn next_push(&self, node: &NodeName, base: Option<u64>) -> Push {
+        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let dirty = self
+            .dirty
+            .lock()
+            .unwrap_or_else(poisoned)
+            .remove(node)
+            .unwrap_or_default();
+        match base {
+            Some(b) if !dirty.full && b <= cluster.generation => {
+                Push::Delta(nodecfg::delta(&cluster, &self.cluster_id, node, b, &dirty))
+            }
+            _ => Push::Full(nodecfg::build(&cluster, &self.cluster_id, node)),
+        }
     }
 
     fn commit_plan(&self, plan: Plan) -> Result<Vec<Reply>, ApiError> {

@@ -1,5 +1,8 @@
-//! Links to satellites: one task per node that connects, pushes the node's whole configuration
+//! Links to satellites: one task per node that connects, pushes the node's configuration
 //! whenever the wanted generation is ahead of what the node applied, and polls its report.
+//! A node that holds exactly a generation of ours gets only the changes since (a delta, so a
+//! change costs what it changes, not what the node holds); after a reconnect, a failure or a
+//! refused delta it gets the whole configuration.
 //!
 //! Requests never wait on a socket of an offline node: a change bumps the wanted generation,
 //! wakes the task and waits (bounded) for the outcome; an offline node answers "offline" after
@@ -10,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_agent_api::{
-    AgentError, Hello, NodeConfig, Report, AGENT_API_VERSION, DRBD_WAIT_MAX_MS, PATH_CONFIG,
+    AgentError, Hello, Report, AGENT_API_VERSION, DRBD_WAIT_MAX_MS, PATH_CONFIG, PATH_CONFIG_DELTA,
     PATH_DRBD, PATH_HELLO, PATH_REPORT,
 };
 use strata_model::kinds::ConnectionStatus;
@@ -18,7 +21,7 @@ use strata_model::observed::DrbdReport;
 use strata_model::NodeName;
 use tokio::sync::watch;
 
-use crate::core::Core;
+use crate::core::{Core, Push};
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -234,6 +237,10 @@ async fn run(
     let mut online = false;
     let mut need_push = true;
     let mut pushed: u64 = 0;
+    // The generation the node holds exactly as we built it: deltas are based on it.
+    let mut acked: Option<u64> = None;
+    // Off for a satellite that does not know deltas (an older one).
+    let mut deltas = true;
     let mut backoff = Duration::from_millis(500);
     // Held for its effect: dropping it stops following DRBD.
     let mut _drbd: Option<AbortOnDrop> = None;
@@ -269,6 +276,7 @@ async fn run(
                 Ok(h) => {
                     online = true;
                     need_push = true;
+                    acked = acked.filter(|a| *a == h.applied_generation);
                     backoff = Duration::from_millis(500);
                     _drbd = Some(AbortOnDrop(tokio::spawn(follow_drbd(
                         core.clone(),
@@ -300,12 +308,25 @@ async fn run(
         }
         let want = *wanted.borrow_and_update();
         if need_push || want > pushed {
-            let cfg: NodeConfig = core.node_config(&node);
-            let generation = cfg.generation;
-            match call::<Report>(http.put(url(addr, PATH_CONFIG)).json(&cfg), push_timeout).await {
+            let push = core.next_push(&node, acked.filter(|_| deltas));
+            let generation = push.generation();
+            let is_delta = matches!(push, Push::Delta(_));
+            tracing::debug!(node = %node, generation, ?acked, is_delta, need_push, "push");
+            let answer = match &push {
+                Push::Full(cfg) => {
+                    call::<Report>(http.put(url(addr, PATH_CONFIG)).json(cfg), push_timeout).await
+                }
+                Push::Delta(d) => {
+                    call::<Report>(http.put(url(addr, PATH_CONFIG_DELTA)).json(d), push_timeout)
+                        .await
+                }
+            };
+            match answer {
                 Ok(report) => {
                     need_push = false;
                     pushed = pushed.max(generation);
+                    acked = (report.applied_generation == generation).then_some(generation);
+                    tracing::debug!(node = %node, generation, applied = report.applied_generation, "pushed");
                     let report = Arc::new(report);
                     core.record_report(&node, &report).await;
                     status.send_modify(|s| {
@@ -317,6 +338,16 @@ async fn run(
                         s.rejected = None;
                     });
                 }
+                Err(CallError::Refused(msg)) if is_delta => {
+                    // The node holds something else than we thought (or knows no deltas):
+                    // the whole configuration goes next, at once.
+                    tracing::debug!(node = %node, "delta refused, sending the whole configuration: {msg}");
+                    if msg.starts_with("HTTP status 404") || msg.starts_with("HTTP status 405") {
+                        deltas = false;
+                    }
+                    acked = None;
+                    need_push = true;
+                }
                 Err(CallError::Refused(msg)) => {
                     tracing::warn!(node = %node, "satellite refused its configuration: {msg}");
                     core.set_node_status(
@@ -325,6 +356,7 @@ async fn run(
                         Some(msg.clone()),
                     );
                     need_push = false;
+                    acked = None;
                     pushed = pushed.max(generation);
                     status.send_modify(|s| {
                         s.seq += 1;
@@ -334,6 +366,7 @@ async fn run(
                 }
                 Err(CallError::Network(e)) => {
                     online = false;
+                    acked = None;
                     let why = format!("lost satellite at {addr}: {e}");
                     tracing::warn!(node = %node, "{why}");
                     core.set_node_status(&node, ConnectionStatus::Offline, Some(why.clone()));
@@ -356,6 +389,9 @@ async fn run(
                             // The node lost what it had applied (e.g. its record), or still
                             // has work that failed before: push again.
                             need_push = true;
+                        }
+                        if acked.is_some_and(|a| a != report.applied_generation) {
+                            acked = None;
                         }
                         let report = Arc::new(report);
                         core.record_report(&node, &report).await;

@@ -1,10 +1,10 @@
 //! The desired state of one node, as its satellite receives it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use strata_agent_api::{
-    InitialSync, NodeConfig, PoolConfig, ResourceConfig, SnapshotConfig, SnapshotVolumeConfig,
-    VolumeConfig, VolumeRestore,
+    InitialSync, NodeConfig, NodeConfigDelta, PoolConfig, ResourceConfig, SnapshotConfig,
+    SnapshotVolumeConfig, VolumeConfig, VolumeRestore,
 };
 use strata_drbd::config as drbd;
 use strata_model::kinds::LayerKind;
@@ -182,98 +182,153 @@ fn initial_sync(cluster: &Cluster, rd: &ResourceDefinition, r: &Resource) -> Opt
     })
 }
 
-/// Everything `node` should have at the cluster's current generation. Objects being deleted
-/// are left out, so that the satellite removes them.
-pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig {
-    let pools = cluster
+/// The configuration of resource `r` on its node, or `None` when the node should not have
+/// it (it, or its definition, is being deleted).
+fn resource_config(cluster: &Cluster, r: &Resource) -> Option<ResourceConfig> {
+    if !r.flags.is_empty() && r.is_deleting() {
+        return None;
+    }
+    let rd = cluster.rsc_dfns.get(&r.name)?;
+    if !rd.flags.is_empty() && rd.is_deleting() {
+        return None;
+    }
+    let drbd = rd
+        .layer_stack
+        .contains(&LayerKind::Drbd)
+        .then(|| drbd_resource(cluster, rd, r));
+    let volumes = r
+        .volumes
+        .values()
+        .filter_map(|v| {
+            let vd = rd.volume_definitions.get(&v.number)?;
+            if vd.is_deleting() {
+                return None;
+            }
+            let backing_name = backing_name_of(cluster, &r.name, v.number)?;
+            let adopt = vd.props.contains_key(OVERRIDE_VLM_ID);
+            // With DRBD, the backing volume holds the metadata too; AllowLargerVolumeSize
+            // asks for the net size only (an adopted volume brings its own room).
+            let size_kib = match &drbd {
+                Some(d)
+                    if vd.props.get("AllowLargerVolumeSize").map(String::as_str)
+                        != Some("true") =>
+                {
+                    strata_drbd::meta::gross_kib(
+                        vd.size_kib,
+                        d.peer_slots,
+                        d.al_stripes,
+                        d.al_stripe_size_kib,
+                    )
+                }
+                _ => vd.size_kib,
+            };
+            let restore_from = r.restored_from.as_ref().and_then(|src| {
+                Some(VolumeRestore {
+                    volume: backing_name_of(cluster, &src.rsc_name, v.number)?,
+                    snapshot: src.snapshot.to_string(),
+                })
+            });
+            // Copied from the source's volume on this node, in the same pool.
+            let copy_from = r.cloned_from.as_ref().and_then(|src| {
+                let sv = cluster.resource(src, &r.node)?.volumes.get(&v.number)?;
+                (sv.storage_pool == v.storage_pool)
+                    .then(|| backing_name_of(cluster, src, v.number))?
+            });
+            Some(VolumeConfig {
+                number: v.number,
+                size_kib,
+                pool: v.storage_pool.to_string(),
+                backing_name,
+                restore_from,
+                adopt,
+                copy_from,
+            })
+        })
+        .collect();
+    let initial_sync = drbd.as_ref().and_then(|_| initial_sync(cluster, rd, r));
+    Some(ResourceConfig {
+        name: r.name.to_string(),
+        layers: rd.layer_stack.clone(),
+        diskless: r.is_diskless(),
+        volumes,
+        drbd,
+        initial_sync,
+    })
+}
+
+fn pool_configs(cluster: &Cluster, node: &NodeName) -> Vec<PoolConfig> {
+    cluster
         .pools_on(node)
         .map(|sp| PoolConfig {
             name: sp.name.to_string(),
             kind: sp.kind,
             props: sp.props.clone(),
         })
-        .collect();
-    let mut resources = Vec::new();
-    for r in cluster.resources_on(node) {
-        if !r.flags.is_empty() && r.is_deleting() {
-            continue;
-        }
-        let Some(rd) = cluster.rsc_dfns.get(&r.name) else {
-            continue;
-        };
-        if !rd.flags.is_empty() && rd.is_deleting() {
-            continue;
-        }
-        let drbd = rd
-            .layer_stack
-            .contains(&LayerKind::Drbd)
-            .then(|| drbd_resource(cluster, rd, r));
-        let volumes = r
-            .volumes
-            .values()
-            .filter_map(|v| {
-                let vd = rd.volume_definitions.get(&v.number)?;
-                if vd.is_deleting() {
-                    return None;
-                }
-                let backing_name = backing_name_of(cluster, &r.name, v.number)?;
-                let adopt = vd.props.contains_key(OVERRIDE_VLM_ID);
-                // With DRBD, the backing volume holds the metadata too; AllowLargerVolumeSize
-                // asks for the net size only (an adopted volume brings its own room).
-                let size_kib = match &drbd {
-                    Some(d)
-                        if vd.props.get("AllowLargerVolumeSize").map(String::as_str)
-                            != Some("true") =>
-                    {
-                        strata_drbd::meta::gross_kib(
-                            vd.size_kib,
-                            d.peer_slots,
-                            d.al_stripes,
-                            d.al_stripe_size_kib,
-                        )
-                    }
-                    _ => vd.size_kib,
-                };
-                let restore_from = r.restored_from.as_ref().and_then(|src| {
-                    Some(VolumeRestore {
-                        volume: backing_name_of(cluster, &src.rsc_name, v.number)?,
-                        snapshot: src.snapshot.to_string(),
-                    })
-                });
-                // Copied from the source's volume on this node, in the same pool.
-                let copy_from = r.cloned_from.as_ref().and_then(|src| {
-                    let sv = cluster.resource(src, &r.node)?.volumes.get(&v.number)?;
-                    (sv.storage_pool == v.storage_pool)
-                        .then(|| backing_name_of(cluster, src, v.number))?
-                });
-                Some(VolumeConfig {
-                    number: v.number,
-                    size_kib,
-                    pool: v.storage_pool.to_string(),
-                    backing_name,
-                    restore_from,
-                    adopt,
-                    copy_from,
-                })
-            })
-            .collect();
-        let initial_sync = drbd.as_ref().and_then(|_| initial_sync(cluster, rd, r));
-        resources.push(ResourceConfig {
-            name: r.name.to_string(),
-            layers: rd.layer_stack.clone(),
-            diskless: r.is_diskless(),
-            volumes,
-            drbd,
-            initial_sync,
-        });
-    }
+        .collect()
+}
+
+/// Everything `node` should have at the cluster's current generation. Objects being deleted
+/// are left out, so that the satellite removes them.
+pub fn build(cluster: &Cluster, cluster_id: &str, node: &NodeName) -> NodeConfig {
     NodeConfig {
         generation: cluster.generation,
         cluster_id: cluster_id.to_string(),
         node_name: node.to_string(),
-        pools,
-        resources,
+        pools: pool_configs(cluster, node),
+        resources: cluster
+            .resources_on(node)
+            .filter_map(|r| resource_config(cluster, r))
+            .collect(),
         snapshots: snapshots(cluster, node),
+    }
+}
+
+/// What a node's next configuration must carry beyond the one it holds: the resources whose
+/// configuration may have changed, whether its snapshots did, or everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dirty {
+    pub full: bool,
+    pub resources: BTreeSet<ResourceName>,
+    pub snapshots: bool,
+}
+
+impl Dirty {
+    pub fn merge(&mut self, other: Dirty) {
+        self.full |= other.full;
+        self.snapshots |= other.snapshots;
+        self.resources.extend(other.resources);
+    }
+}
+
+/// The configuration of `node` at the cluster's current generation as the changes to the one
+/// it holds at `base`, given what changed since (`dirty`, which must not be `full`).
+pub fn delta(
+    cluster: &Cluster,
+    cluster_id: &str,
+    node: &NodeName,
+    base: u64,
+    dirty: &Dirty,
+) -> NodeConfigDelta {
+    let mut upsert = Vec::new();
+    let mut remove = Vec::new();
+    for name in &dirty.resources {
+        match cluster
+            .resource(name, node)
+            .and_then(|r| resource_config(cluster, r))
+        {
+            Some(rc) => upsert.push(rc),
+            None => remove.push(name.to_string()),
+        }
+    }
+    NodeConfigDelta {
+        generation: cluster.generation,
+        base,
+        cluster_id: cluster_id.to_string(),
+        node_name: node.to_string(),
+        pools: pool_configs(cluster, node),
+        upsert,
+        remove,
+        snapshots: dirty.snapshots.then(|| snapshots(cluster, node)),
     }
 }
 

@@ -1,12 +1,13 @@
 //! What the satellites reported, kept in memory only and rebuilt after every start.
 //!
-//! A node's last report is shared (the link that received it holds the same copy), with an
-//! index by resource name, so that a report costs one copy however many requests read it.
+//! A node's state is the merge of its reports: a whole report (a poll, a whole
+//! configuration) replaces it, a partial one (the answer to a delta) replaces only the
+//! resources it names, so that it costs what it changed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use strata_agent_api::Report;
+use strata_agent_api::{Report, SnapshotReport};
 use strata_model::kinds::ConnectionStatus;
 use strata_model::observed::{Capabilities, DrbdObserved, DrbdReport, PoolState, ResourceState};
 use strata_model::plan::Observed;
@@ -17,11 +18,13 @@ pub struct NodeObserved {
     pub status: Option<ConnectionStatus>,
     pub caps: Option<Capabilities>,
     pub last_error: Option<String>,
-    pub report: Arc<Report>,
+    applied_generation: u64,
+    errors: Vec<String>,
+    snapshots: Vec<SnapshotReport>,
     /// Upper-case pool name -> pool state.
     pools: HashMap<String, PoolState>,
-    /// Resource name as reported -> position in `report.resources`.
-    resources: HashMap<String, usize>,
+    /// Resource name (as the configuration and the reports spell it) -> state.
+    resources: HashMap<String, ResourceState>,
     /// What DRBD says on the node (its event watcher's latest state), when it has the layer.
     pub drbd: Option<Arc<DrbdReport>>,
     /// Resource name -> position in `drbd.resources`.
@@ -33,23 +36,27 @@ pub struct NodeObserved {
 
 impl NodeObserved {
     pub fn applied_generation(&self) -> u64 {
-        self.report.applied_generation
+        self.applied_generation
     }
 
     pub fn errors(&self) -> &[String] {
-        &self.report.errors
+        &self.errors
+    }
+
+    /// What the node holds of snapshot `name` of `rsc`.
+    pub fn snapshot(&self, rsc: &str, name: &str) -> Option<&SnapshotReport> {
+        self.snapshots
+            .iter()
+            .find(|s| s.resource.eq_ignore_ascii_case(rsc) && s.name.eq_ignore_ascii_case(name))
     }
 
     pub fn pool(&self, key: &str) -> Option<&PoolState> {
         self.pools.get(key)
     }
 
+    /// Reports echo the names of the configuration, which are the controller's own.
     pub fn resource(&self, name: &str) -> Option<&ResourceState> {
-        match self.resources.get(name) {
-            Some(i) => self.report.resources.get(*i),
-            // Names compare case-insensitively; reports normally echo the exact name.
-            None => self.report.resource(name),
-        }
+        self.resources.get(name)
     }
 
     /// What DRBD says of resource `name` on this node.
@@ -129,23 +136,33 @@ impl ObservedState {
             .iter()
             .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
             .collect();
-        n.resources = report
-            .resources
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.name.clone(), i))
-            .collect();
+        if report.partial {
+            for r in &report.resources {
+                n.resources.insert(r.name.clone(), r.clone());
+            }
+            for g in &report.gone {
+                n.resources.remove(g);
+            }
+        } else {
+            n.resources = report
+                .resources
+                .iter()
+                .map(|r| (r.name.clone(), r.clone()))
+                .collect();
+        }
+        n.errors = report.errors.clone();
+        n.snapshots = report.snapshots.clone();
+        n.applied_generation = report.applied_generation;
         // A report of generation g shows the space taken by every placement up to g.
         n.promised
             .retain(|(generation, _, _)| *generation > report.applied_generation);
-        n.report = report;
         changed
     }
 
     /// Remembers that generation `generation` placed `kib` of new volumes in `pool` on `node`.
     pub fn promise(&mut self, node: &NodeName, generation: u64, pool: &StorPoolName, kib: u64) {
         let n = self.node_mut(node);
-        if generation > n.report.applied_generation {
+        if generation > n.applied_generation {
             n.promised.push((generation, pool.key().to_string(), kib));
         }
     }

@@ -19,8 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use strata_agent_api::{
-    AgentError, Hello, NodeConfig, PoolConfig, Report, AGENT_API_VERSION, DRBD_WAIT_MAX_MS,
-    PATH_CONFIG, PATH_DRBD, PATH_HELLO, PATH_POOL_PROBE, PATH_REPORT,
+    AgentError, Hello, NodeConfig, NodeConfigDelta, PoolConfig, Report, AGENT_API_VERSION,
+    DRBD_WAIT_MAX_MS, PATH_CONFIG, PATH_CONFIG_DELTA, PATH_DRBD, PATH_HELLO, PATH_POOL_PROBE,
+    PATH_REPORT,
 };
 use strata_model::observed::Capabilities;
 
@@ -213,9 +214,66 @@ impl Satellite {
         }
     }
 
+    /// Applies a delta to the configuration held: only when it holds exactly the delta's base
+    /// (otherwise 409, and the controller sends the whole configuration). Answers a partial
+    /// report: the resources the delta was about, pools, errors and snapshots.
+    pub fn apply_delta(&self, delta: &NodeConfigDelta) -> Result<Report, (StatusCode, String)> {
+        let mut record = self.lock_record();
+        let cfg = {
+            let held = record.applied.as_ref().filter(|a| {
+                a.generation == delta.base
+                    && a.cluster_id == delta.cluster_id
+                    && a.node_name.eq_ignore_ascii_case(&delta.node_name)
+            });
+            match held {
+                Some(base) => delta.apply_to(base),
+                None => {
+                    return Err((
+                        StatusCode::CONFLICT,
+                        format!(
+                            "this satellite holds generation {} of node {:?}, the delta is based on {} of '{}'; send the whole configuration",
+                            record.applied_generation(),
+                            record.node_name,
+                            delta.base,
+                            delta.node_name
+                        ),
+                    ))
+                }
+            }
+        };
+        let full = self.apply_locked(&mut record, &cfg)?;
+        let wanted: std::collections::HashSet<String> =
+            delta.names().map(str::to_ascii_lowercase).collect();
+        let resources: Vec<_> = full
+            .resources
+            .into_iter()
+            .filter(|r| wanted.contains(&r.name.to_ascii_lowercase()))
+            .collect();
+        let gone = delta
+            .names()
+            .filter(|n| !resources.iter().any(|r| r.name.eq_ignore_ascii_case(n)))
+            .map(str::to_string)
+            .collect();
+        Ok(Report {
+            resources,
+            gone,
+            drbd: None,
+            partial: true,
+            ..full
+        })
+    }
+
     /// Applies a configuration, unless a newer one was applied already.
     pub fn apply(&self, cfg: &NodeConfig) -> Result<Report, (StatusCode, String)> {
         let mut record = self.lock_record();
+        self.apply_locked(&mut record, cfg)
+    }
+
+    fn apply_locked(
+        &self,
+        record: &mut Record,
+        cfg: &NodeConfig,
+    ) -> Result<Report, (StatusCode, String)> {
         let holds_volumes = !record.volumes.is_empty();
         if let Some(cluster) = &record.cluster_id {
             if cluster != &cfg.cluster_id && holds_volumes {
@@ -243,17 +301,17 @@ impl Satellite {
             && cfg.generation < record.applied_generation()
         {
             // Stale: a newer configuration already covers this one.
-            let mut report = reconcile::observe(self.inner.factory.as_ref(), &record);
+            let mut report = reconcile::observe(self.inner.factory.as_ref(), record);
             self.add_problems(&mut report);
             return Ok(report);
         }
         let started = std::time::Instant::now();
-        let mut report = reconcile::reconcile(self.inner.factory.as_ref(), &mut record, cfg);
+        let mut report = reconcile::reconcile(self.inner.factory.as_ref(), record, cfg);
         if let Some(w) = &self.inner.watch {
             w.configure(cfg);
         }
         let reconciled = started.elapsed();
-        let saved = self.inner.file.save(&record);
+        let saved = self.inner.file.save(record);
         tracing::debug!(
             generation = cfg.generation,
             reconcile_us = reconciled.as_micros() as u64,
@@ -270,7 +328,7 @@ impl Satellite {
             }
             Err(e) => report.errors.push(e.to_string()),
         }
-        self.publish(&record, &report);
+        self.publish(record, &report);
         self.add_problems(&mut report);
         Ok(report)
     }
@@ -324,6 +382,7 @@ impl Satellite {
         Router::new()
             .route(PATH_HELLO, get(hello))
             .route(PATH_CONFIG, put(config))
+            .route(PATH_CONFIG_DELTA, put(config_delta))
             .route(PATH_REPORT, get(report))
             .route(PATH_POOL_PROBE, post(probe))
             .route(PATH_DRBD, get(drbd))
@@ -376,6 +435,26 @@ async fn config(
         }
     };
     match blocking(move || s.apply(&cfg)).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err((status, msg))) => agent_error(status, msg),
+        Err(resp) => resp,
+    }
+}
+
+async fn config_delta(
+    State(s): State<Satellite>,
+    body: Result<Json<NodeConfigDelta>, JsonRejection>,
+) -> Response {
+    let Json(delta) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return agent_error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid configuration delta: {e}"),
+            )
+        }
+    };
+    match blocking(move || s.apply_delta(&delta)).await {
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err((status, msg))) => agent_error(status, msg),
         Err(resp) => resp,
@@ -574,5 +653,70 @@ mod tests {
         assert_eq!(hello.node_name.as_deref(), Some("alpha"));
         assert_eq!(hello.cluster_id.as_deref(), Some("c1"));
         assert_eq!(sat.report().applied_generation, 7);
+    }
+
+    #[test]
+    fn a_delta_applies_only_on_its_base_and_answers_for_its_resources() {
+        let dir = tempfile::tempdir().unwrap();
+        let (release_tx, release_rx) = mpsc::channel();
+        let (started_tx, _started_rx) = mpsc::channel();
+        // Volume creation is let go at once (one message per volume made).
+        for _ in 0..8 {
+            release_tx.send(()).unwrap();
+        }
+        let pool = Arc::new(SlowPool {
+            release: Mutex::new(release_rx),
+            started: Mutex::new(started_tx),
+        });
+        let sat = Satellite::new(
+            dir.path().to_path_buf(),
+            Arc::new(Factory(pool)),
+            Capabilities::default(),
+        );
+        let mut two = config(3);
+        let mut r2 = two.resources[0].clone();
+        r2.name = "r2".into();
+        r2.volumes[0].backing_name = "r2_00000".into();
+        two.resources.push(r2);
+        sat.apply(&two).unwrap();
+
+        let mut r3 = two.resources[0].clone();
+        r3.name = "r3".into();
+        r3.volumes[0].backing_name = "r3_00000".into();
+        let delta = NodeConfigDelta {
+            generation: 5,
+            base: 3,
+            cluster_id: "c1".into(),
+            node_name: "alpha".into(),
+            pools: two.pools.clone(),
+            upsert: vec![r3],
+            remove: vec!["r1".into()],
+            snapshots: None,
+        };
+        // On another base: refused, nothing changes.
+        let wrong = NodeConfigDelta {
+            base: 2,
+            ..delta.clone()
+        };
+        let (status, msg) = sat.apply_delta(&wrong).unwrap_err();
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(msg.contains("holds generation 3"), "{msg}");
+        assert_eq!(sat.hello().applied_generation, 3);
+
+        let report = sat.apply_delta(&delta).unwrap();
+        assert!(report.partial);
+        assert_eq!(report.applied_generation, 5);
+        let names: Vec<&str> = report.resources.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["r3"]);
+        assert_eq!(report.gone, ["r1"]);
+        assert!(report.pools.contains_key("pool1"));
+        // What the node holds now is the base with the delta applied.
+        let held = sat.report();
+        let mut names: Vec<&str> = held.resources.iter().map(|r| r.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["r2", "r3"]);
+        assert!(!held.partial);
+        // The same delta again is based on what the node no longer holds.
+        assert_eq!(sat.apply_delta(&delta).unwrap_err().0, StatusCode::CONFLICT);
     }
 }

@@ -6,15 +6,21 @@
 //! Usage: satellite-sim <first port> <count> [free GiB per pool]
 //!
 //! `PUT /sim/stall` with `true` makes a node hold every configuration without answering (a
-//! hung node, for tests), `false` lets it answer again.
+//! hung node, for tests), `false` lets it answer again; `GET /sim/stats` counts the whole
+//! configurations and the deltas it took.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use strata_agent_api::{Hello, NodeConfig, PoolConfig, PoolProbe, Report, AGENT_API_VERSION};
+use strata_agent_api::{
+    AgentError, Hello, NodeConfig, NodeConfigDelta, PoolConfig, PoolProbe, Report, ResourceConfig,
+    AGENT_API_VERSION,
+};
 use strata_model::kinds::{LayerKind, ProviderKind};
 use strata_model::observed::{Capabilities, PoolState, ResourceState, VolumeState};
 
@@ -24,12 +30,24 @@ struct Node {
     report: Report,
 }
 
+impl Node {
+    /// Takes a whole configuration (its resources kept in name order, for deltas).
+    fn take(&mut self, mut cfg: NodeConfig, free_kib: u64) {
+        cfg.resources.sort_by(|a, b| a.name.cmp(&b.name));
+        self.report = report_for(&cfg, free_kib);
+        self.config = Some(cfg);
+    }
+}
+
 #[derive(Clone)]
 struct Sim {
     node: Arc<Mutex<Node>>,
     free_kib: u64,
     /// While set, configurations are held without an answer (a node that hangs).
     stalled: Arc<std::sync::atomic::AtomicBool>,
+    /// Whole configurations and deltas taken, for `GET /sim/stats`.
+    fulls: Arc<std::sync::atomic::AtomicU64>,
+    deltas: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn capabilities() -> Capabilities {
@@ -56,6 +74,27 @@ fn pool_state(free_kib: u64) -> PoolState {
     }
 }
 
+fn resource_state(r: &ResourceConfig) -> ResourceState {
+    ResourceState {
+        name: r.name.clone(),
+        volumes: r
+            .volumes
+            .iter()
+            .map(|v| VolumeState {
+                volume_number: v.number,
+                device_path: (!r.diskless).then(|| format!("/dev/sim/{}", v.backing_name)),
+                backing_path: None,
+                allocated_kib: Some(0),
+                usable_kib: Some(v.size_kib),
+                disk_state: if r.diskless { "Diskless" } else { "UpToDate" }.into(),
+                error: None,
+            })
+            .collect(),
+        in_use: Some(false),
+        error: None,
+    }
+}
+
 fn report_for(cfg: &NodeConfig, free_kib: u64) -> Report {
     Report {
         node_name: Some(cfg.node_name.clone()),
@@ -65,30 +104,11 @@ fn report_for(cfg: &NodeConfig, free_kib: u64) -> Report {
             .iter()
             .map(|p| (p.name.clone(), pool_state(free_kib)))
             .collect::<BTreeMap<_, _>>(),
-        resources: cfg
-            .resources
-            .iter()
-            .map(|r| ResourceState {
-                name: r.name.clone(),
-                volumes: r
-                    .volumes
-                    .iter()
-                    .map(|v| VolumeState {
-                        volume_number: v.number,
-                        device_path: (!r.diskless).then(|| format!("/dev/sim/{}", v.backing_name)),
-                        backing_path: None,
-                        allocated_kib: Some(0),
-                        usable_kib: Some(v.size_kib),
-                        disk_state: if r.diskless { "Diskless" } else { "UpToDate" }.into(),
-                        error: None,
-                    })
-                    .collect(),
-                in_use: Some(false),
-                error: None,
-            })
-            .collect(),
+        resources: cfg.resources.iter().map(resource_state).collect(),
         errors: Vec::new(),
         drbd: None,
+        partial: false,
+        gone: Vec::new(),
         // A simulated node holds every snapshot it is asked for.
         snapshots: cfg
             .snapshots
@@ -125,10 +145,86 @@ async fn config(State(s): State<Sim>, Json(cfg): Json<NodeConfig>) -> Json<Repor
     }
     let mut node = s.node.lock().unwrap();
     if cfg.generation >= node.report.applied_generation {
-        node.report = report_for(&cfg, s.free_kib);
-        node.config = Some(cfg);
+        node.take(cfg, s.free_kib);
+        s.fulls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     Json(node.report.clone())
+}
+
+/// A delta costs what it changes: the held configuration and report are patched in place
+/// (the simulated node keeps its resources in name order), and the answer names only the
+/// delta's resources.
+async fn config_delta(State(s): State<Sim>, Json(delta): Json<NodeConfigDelta>) -> Response {
+    while s.stalled.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut node = s.node.lock().unwrap();
+    let node = &mut *node;
+    let Some(cfg) = node.config.as_mut().filter(|c| c.generation == delta.base) else {
+        let msg = AgentError {
+            message: format!(
+                "the delta is based on {}, this node holds another",
+                delta.base
+            ),
+        };
+        return (StatusCode::CONFLICT, Json(msg)).into_response();
+    };
+    s.deltas.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    cfg.generation = delta.generation;
+    cfg.pools = delta.pools.clone();
+    if let Some(snaps) = &delta.snapshots {
+        cfg.snapshots = snaps.clone();
+    }
+    let mut changed = Vec::new();
+    for name in &delta.remove {
+        if let Ok(i) = cfg
+            .resources
+            .binary_search_by(|r| r.name.as_str().cmp(name))
+        {
+            cfg.resources.remove(i);
+            node.report.resources.remove(i);
+        }
+    }
+    for r in &delta.upsert {
+        let state = resource_state(r);
+        match cfg.resources.binary_search_by(|c| c.name.cmp(&r.name)) {
+            Ok(i) => {
+                cfg.resources[i] = r.clone();
+                node.report.resources[i] = state.clone();
+            }
+            Err(i) => {
+                cfg.resources.insert(i, r.clone());
+                node.report.resources.insert(i, state.clone());
+            }
+        }
+        changed.push(state);
+    }
+    let full = report_for(
+        &NodeConfig {
+            resources: Vec::new(),
+            ..cfg.clone()
+        },
+        s.free_kib,
+    );
+    node.report.applied_generation = delta.generation;
+    node.report.pools = full.pools.clone();
+    node.report.snapshots = full.snapshots.clone();
+    Json(Report {
+        resources: changed,
+        gone: delta.remove.clone(),
+        partial: true,
+        ..full
+    })
+    .into_response()
+}
+
+/// How many whole configurations and deltas this node took.
+async fn stats(State(s): State<Sim>) -> Json<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    Json(serde_json::json!({
+        "full": s.fulls.load(Relaxed),
+        "delta": s.deltas.load(Relaxed),
+    }))
 }
 
 async fn stall(State(s): State<Sim>, Json(on): Json<bool>) -> Json<bool> {
@@ -168,13 +264,17 @@ async fn main() -> anyhow::Result<()> {
             node: Arc::new(Mutex::new(Node::default())),
             free_kib: free_gib * 1024 * 1024,
             stalled: Default::default(),
+            fulls: Default::default(),
+            deltas: Default::default(),
         };
         let app = Router::new()
             .route(strata_agent_api::PATH_HELLO, get(hello))
             .route(strata_agent_api::PATH_CONFIG, put(config))
+            .route(strata_agent_api::PATH_CONFIG_DELTA, put(config_delta))
             .route(strata_agent_api::PATH_REPORT, get(report))
             .route(strata_agent_api::PATH_POOL_PROBE, post(probe))
             .route("/sim/stall", put(stall))
+            .route("/sim/stats", get(stats))
             .with_state(sim);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         tasks.push(tokio::spawn(
