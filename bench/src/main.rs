@@ -1,7 +1,7 @@
 //! `bench`: prints the figures the project promises, each with its target, and a ratio against
 //! a baseline measured in the same run where there is one.
 //!
-//!   bench [scale|real|cli|io|all] [--quick]
+//!   bench [scale|real|cli|io|all] [--quick] [--size=30k|--size=100k]
 //!
 //! Build it in release mode (`cargo build --release --bins`): it runs the release binaries
 //! next to itself. `--quick` shrinks the scale run for a smoke test. The `real` and `io` runs
@@ -38,8 +38,9 @@ fn main() -> anyhow::Result<()> {
             .map(|m| format!("{m} memory"))
             .unwrap_or_default()
     );
+    let preset = args.iter().find_map(|a| a.strip_prefix("--size="));
     if want("scale") {
-        scale::run(quick)?;
+        scale::run(quick, preset)?;
     }
     if want("real") {
         real::run(quick)?;

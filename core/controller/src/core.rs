@@ -55,7 +55,13 @@ pub struct Core {
     /// under the cluster's write lock, taken under its read lock, so that a configuration
     /// built at generation g always carries every change up to g.
     dirty: Mutex<HashMap<NodeName, Dirty>>,
+    /// Whole configurations built and sent at once: after a restart every node gets one,
+    /// and building them all together would hold them all in memory together.
+    pub full_pushes: tokio::sync::Semaphore,
 }
+
+/// How many whole configurations are built and sent at the same time.
+const FULL_PUSHES_AT_ONCE: usize = 4;
 
 /// A node's next configuration: the whole of it, or the changes to what it holds.
 pub enum Push {
@@ -362,6 +368,7 @@ impl Core {
             promotions: tokio::sync::broadcast::channel(1024).0,
             reports,
             dirty: Mutex::new(HashMap::new()),
+            full_pushes: tokio::sync::Semaphore::new(FULL_PUSHES_AT_ONCE),
         });
         core.bootstrap()?;
         Ok(core)
@@ -528,19 +535,27 @@ impl Core {
             }
         }
         for r in &report.resources {
-            self.failure_report(node, report, &r.name);
+            self.resource_failure(node, r);
         }
     }
 
     /// The report id of the failure `rsc` shows in `report`, if it failed.
     fn failure_report(&self, node: &NodeName, report: &Report, rsc: &str) -> Option<String> {
-        let e = report.resource(rsc)?.first_error()?;
+        self.resource_failure(node, report.resource(rsc)?)
+    }
+
+    fn resource_failure(
+        &self,
+        node: &NodeName,
+        r: &strata_model::observed::ResourceState,
+    ) -> Option<String> {
+        let e = r.first_error()?;
         Some(self.reports.record(
             node.as_str(),
             MODULE_SATELLITE,
             "ResourceError",
             first_line(&e),
-            &format!("resource '{rsc}' on node '{node}':\n{e}"),
+            &format!("resource '{}' on node '{node}':\n{e}", r.name),
         ))
     }
 

@@ -308,7 +308,14 @@ async fn run(
         }
         let want = *wanted.borrow_and_update();
         if need_push || want > pushed {
-            let push = core.next_push(&node, acked.filter(|_| deltas));
+            let base = acked.filter(|_| deltas);
+            // Whole configurations take turns (see Core::full_pushes); the permit is held
+            // until the answer is in, with the configuration.
+            let _turn = match base {
+                None => core.full_pushes.acquire().await.ok(),
+                Some(_) => None,
+            };
+            let push = core.next_push(&node, base);
             let generation = push.generation();
             let is_delta = matches!(push, Push::Delta(_));
             tracing::debug!(node = %node, generation, ?acked, is_delta, need_push, "push");
@@ -393,10 +400,24 @@ async fn run(
                         if acked.is_some_and(|a| a != report.applied_generation) {
                             acked = None;
                         }
+                        // Merged into the observed state; waiters take the answers to pushes,
+                        // so the link keeps no second copy of a whole node's report: the
+                        // answer of a whole configuration, served to its waiters by now,
+                        // keeps only what is not per resource.
                         let report = Arc::new(report);
                         core.record_report(&node, &report).await;
                         status.send_modify(|s| {
-                            s.report = Some(report.clone());
+                            if let Some(last) = s.report.as_ref().filter(|r| !r.partial) {
+                                s.report = Some(Arc::new(Report {
+                                    node_name: last.node_name.clone(),
+                                    applied_generation: last.applied_generation,
+                                    pools: last.pools.clone(),
+                                    errors: last.errors.clone(),
+                                    snapshots: last.snapshots.clone(),
+                                    partial: true,
+                                    ..Report::default()
+                                }));
+                            }
                         });
                     }
                     Err(CallError::Network(e)) | Err(CallError::Refused(e)) => {

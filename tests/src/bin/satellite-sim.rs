@@ -199,10 +199,15 @@ async fn config_delta(State(s): State<Sim>, Json(delta): Json<NodeConfigDelta>) 
         }
         changed.push(state);
     }
+    // Pools and snapshots only: the node's resources are not copied.
     let full = report_for(
         &NodeConfig {
+            generation: cfg.generation,
+            cluster_id: String::new(),
+            node_name: cfg.node_name.clone(),
+            pools: cfg.pools.clone(),
             resources: Vec::new(),
-            ..cfg.clone()
+            snapshots: cfg.snapshots.clone(),
         },
         s.free_kib,
     );
