@@ -421,44 +421,39 @@ async fn hello(State(s): State<Satellite>) -> Json<Hello> {
     Json(s.hello())
 }
 
-async fn config(
-    State(s): State<Satellite>,
-    body: Result<Json<NodeConfig>, JsonRejection>,
+/// What applying a configuration answers: the report, or a status and why.
+type Applied = Result<Report, (StatusCode, String)>;
+
+/// Applies a configuration (`what` names it in errors) off the async runtime.
+async fn apply_body<T: Send + 'static>(
+    s: Satellite,
+    body: Result<Json<T>, JsonRejection>,
+    what: &str,
+    apply: fn(&Satellite, &T) -> Applied,
 ) -> Response {
     let Json(cfg) = match body {
         Ok(b) => b,
-        Err(e) => {
-            return agent_error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid configuration: {e}"),
-            )
-        }
+        Err(e) => return agent_error(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")),
     };
-    match blocking(move || s.apply(&cfg)).await {
+    match blocking(move || apply(&s, &cfg)).await {
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err((status, msg))) => agent_error(status, msg),
         Err(resp) => resp,
     }
 }
 
+async fn config(
+    State(s): State<Satellite>,
+    body: Result<Json<NodeConfig>, JsonRejection>,
+) -> Response {
+    apply_body(s, body, "configuration", Satellite::apply).await
+}
+
 async fn config_delta(
     State(s): State<Satellite>,
     body: Result<Json<NodeConfigDelta>, JsonRejection>,
 ) -> Response {
-    let Json(delta) = match body {
-        Ok(b) => b,
-        Err(e) => {
-            return agent_error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid configuration delta: {e}"),
-            )
-        }
-    };
-    match blocking(move || s.apply_delta(&delta)).await {
-        Ok(Ok(report)) => Json(report).into_response(),
-        Ok(Err((status, msg))) => agent_error(status, msg),
-        Err(resp) => resp,
-    }
+    apply_body(s, body, "configuration delta", Satellite::apply_delta).await
 }
 
 async fn report(State(s): State<Satellite>) -> Response {
