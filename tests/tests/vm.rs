@@ -462,6 +462,63 @@ fn drbd84_replicates_between_two_guests() {
     assert_eq!(md5(&mut b, &dev, 24), written, "progress seen: {seen:?}");
     b.sh("drbdadm secondary r84");
 
+    // Online resize under a mounted file system: both backing volumes grow, DRBD follows
+    // once both did (whatever order the nodes got there in), then the file system.
+    a.sh("drbdadm primary r84");
+    a.sh(&format!(
+        "modprobe ext4; mkfs.ext4 -q -F {dev} && mkdir -p /mnt/r84 && mount {dev} /mnt/r84"
+    ));
+    c.linstor_ok(&["volume-definition", "set-size", "r84", "0", "96M"]);
+    let sys_size = format!("cat /sys/block/{}/size", dev.trim_start_matches("/dev/"));
+    let want_sectors: u64 = 96 * 2048;
+    let mut sizes = (0u64, 0u64);
+    let grown = c.wait_until(Duration::from_secs(90), || {
+        sizes = (
+            a.sh(&sys_size).trim().parse().unwrap_or(0),
+            b.sh(&sys_size).trim().parse().unwrap_or(0),
+        );
+        sizes.0 >= want_sectors && sizes.1 >= want_sectors
+    });
+    assert!(
+        grown,
+        "DRBD sizes (sectors) on alpha/bravo: {sizes:?}, {want_sectors} wanted\n{}",
+        c.linstor_ok(&["volume", "list", "-r", "r84"])
+    );
+    a.sh(&format!("resize2fs {dev}"));
+    let df = a.sh("df -k /mnt/r84");
+    let fs_kib: u64 = df
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(fs_kib > 88 * 1024, "the file system did not grow: {df}");
+    a.sh("umount /mnt/r84 && drbdadm secondary r84");
+    // The volume list shows what DRBD gives, not the backing volume.
+    let listed = c.wait_until(Duration::from_secs(30), || {
+        let out = c.linstor(&["-m", "volume", "list", "-r", "r84"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        // Every volume of both replicas at 96 MiB or more (LVM rounds up to its extents).
+        let sizes: Vec<u64> = text
+            .split("\"usable_size_kib\":")
+            .skip(1)
+            .filter_map(|t| {
+                t.trim_start()
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        !sizes.is_empty() && sizes.iter().all(|s| *s >= 96 * 1024)
+    });
+    assert!(
+        listed,
+        "{}\n{}",
+        c.linstor_ok(&["volume", "list", "-r", "r84"]),
+        output_text(&c.linstor(&["-m", "volume", "list", "-r", "r84"]))
+    );
+
     // A snapshot of both replicas (I/O suspended on both while the thin snapshots are
     // taken), then new writes; restored into a new resource, it reads the old data.
     a.sh("drbdadm primary r84");

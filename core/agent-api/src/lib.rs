@@ -74,6 +74,11 @@ pub struct VolumeConfig {
     /// without snapshots); never made empty instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_from: Option<String>,
+    /// With DRBD: the size its device must reach (the volume definition's). DRBD grows only
+    /// once every replica's backing volume grew, so a node whose device is smaller asks
+    /// DRBD again until it is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_kib: Option<u64>,
 }
 
 /// The snapshot copy a restored volume is made from.

@@ -614,6 +614,27 @@ impl Core {
             return true;
         }
         let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        // A DRBD volume smaller than its definition: its resize waits for the peers' disks,
+        // and the node asks DRBD again with every configuration.
+        let short =
+            report.resources.iter().any(|rs| {
+                let Ok(name) = strata_model::ResourceName::new(&rs.name) else {
+                    return false;
+                };
+                let Some(rd) = cluster.rsc_dfns.get(&name) else {
+                    return false;
+                };
+                if !rd.layer_stack.contains(&strata_model::LayerKind::Drbd) {
+                    return false;
+                }
+                rs.volumes.iter().any(|v| {
+                let want = rd.volume_definitions.get(&v.volume_number).map(|vd| vd.size_kib);
+                matches!((v.usable_kib, want), (Some(have), Some(want)) if have > 0 && have < want)
+            })
+            });
+        if short {
+            return true;
+        }
         let pending = cluster
             .pending_deletions()
             .filter_map(|name| cluster.resource(name, node))

@@ -242,6 +242,7 @@ fn resource_config(cluster: &Cluster, r: &Resource) -> Option<ResourceConfig> {
                 restore_from,
                 adopt,
                 copy_from,
+                net_kib: drbd.as_ref().map(|_| vd.size_kib),
             })
         })
         .collect();

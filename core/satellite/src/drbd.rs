@@ -44,6 +44,8 @@ pub struct DrbdDriver {
     adm: AdmConfig,
     /// Directory of the `.res` files this satellite writes (and only those).
     res_dir: PathBuf,
+    /// Where the kernel shows block devices (`/sys/block`): DRBD devices' sizes.
+    sys_block: PathBuf,
 }
 
 /// The device DRBD gives a volume with `minor`.
@@ -74,7 +76,32 @@ impl DrbdDriver {
             runner,
             adm,
             res_dir,
+            sys_block: PathBuf::from("/sys/block"),
         })
+    }
+
+    /// The same driver reading device sizes under `dir` instead of `/sys/block` (tests).
+    pub fn with_sys_block(self, dir: PathBuf) -> DrbdDriver {
+        DrbdDriver {
+            sys_block: dir,
+            ..self
+        }
+    }
+
+    /// The size (KiB) of DRBD device `minor` as the kernel has it; `None` when the device
+    /// is not up (or not there: a dry run).
+    pub fn device_size_kib(&self, minor: u32) -> Option<u64> {
+        let path = self.sys_block.join(format!("drbd{minor}")).join("size");
+        let sectors: u64 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+        (sectors > 0).then_some(sectors / 2)
+    }
+
+    /// Asks DRBD to take the size of the backing devices of volume `vol` of `res` (it grows
+    /// to the smallest of all replicas').
+    pub fn resize(&self, node: &str, res: &str, vol: u32) -> Result<(), String> {
+        adm::resize(self.runner.as_ref(), &self.adm_for(node), res, vol)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// How drbdadm runs on this node.

@@ -595,6 +595,7 @@ mod tests {
                     restore_from: None,
                     adopt: false,
                     copy_from: None,
+                    net_kib: None,
                 }],
             }],
         }

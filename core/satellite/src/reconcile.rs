@@ -336,6 +336,26 @@ fn apply_drbd(
         rs.error = Some(format!("DRBD: {e}"));
         return;
     }
+    // DRBD grows to the smallest backing volume of all replicas: where the device is still
+    // smaller than asked, a peer's disk grew only after this node's resize (or at the same
+    // time). Ask again; the controller retries while the report shows it short.
+    for v in r.volumes.iter().filter(|v| disks.contains_key(&v.number)) {
+        let (Some(net), Some(dv)) = (v.net_kib, d.volumes.iter().find(|x| x.number == v.number))
+        else {
+            continue;
+        };
+        if grown.contains(&v.number) {
+            continue;
+        }
+        if driver
+            .device_size_kib(dv.minor)
+            .is_some_and(|have| have < net)
+        {
+            if let Err(e) = driver.resize(node, &d.name, v.number) {
+                tracing::info!(resource = %r.name, volume = v.number, "DRBD cannot grow yet: {e}");
+            }
+        }
+    }
     for n in disks.keys() {
         if let Some(w) = want(*n) {
             let slot = sizes.entry(drbd_size_key(&r.name, *n)).or_insert(w);
@@ -352,7 +372,16 @@ fn apply_drbd(
         if let Some(dv) = d.volumes.iter().find(|x| x.number == v.volume_number) {
             v.backing_path = v.device_path.take().or(v.backing_path.take());
             v.device_path = Some(device_path(dv.minor));
+            drbd_size_into(driver, dv.minor, v);
         }
+    }
+}
+
+/// Users get what DRBD gives, not the backing volume (which holds the metadata too): the
+/// usable size of a volume whose DRBD device is up is the device's.
+fn drbd_size_into(driver: &DrbdDriver, minor: u32, v: &mut VolumeState) {
+    if let Some(have) = driver.device_size_kib(minor) {
+        v.usable_kib = Some(have);
     }
 }
 
@@ -907,6 +936,13 @@ pub fn observe(factory: &dyn ProviderFactory, record: &Record) -> Report {
             };
             rs.volumes.push(state);
         }
+        if let (Some(d), Some(driver)) = (&r.drbd, factory.drbd()) {
+            for v in rs.volumes.iter_mut() {
+                if let Some(dv) = d.volumes.iter().find(|x| x.number == v.volume_number) {
+                    drbd_size_into(driver, dv.minor, v);
+                }
+            }
+        }
         rs.in_use = in_use(&rs);
         report.resources.push(rs);
     }
@@ -1095,6 +1131,7 @@ mod tests {
                         restore_from: None,
                         adopt: false,
                         copy_from: None,
+                        net_kib: None,
                     }],
                 })
                 .collect(),
@@ -1298,6 +1335,76 @@ mod tests {
         assert!(!pool.volumes.lock().unwrap().contains_key("r1_00000"));
         assert!(rec.drbd_leaving.is_empty());
         assert!(!f.1.res_file("r1").exists());
+    }
+
+    /// DRBD grows to the smallest backing volume of all replicas: a node whose device is
+    /// still short of the definition's size asks DRBD again with every pass (the peer's disk
+    /// may have grown since), and reports the device's own size.
+    #[test]
+    fn a_drbd_device_short_of_its_size_is_resized_again() {
+        use strata_exec::{Output, ScriptedRunner};
+        let dir = tempfile::tempdir().unwrap();
+        let sys = dir.path().join("sys");
+        std::fs::create_dir_all(sys.join("drbd1000")).unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        let driver = DrbdDriver::new(
+            runner.clone(),
+            strata_drbd::adm::AdmConfig::default(),
+            dir.path().join("res"),
+            None,
+        )
+        .unwrap()
+        .with_sys_block(sys.clone());
+        let pool = Arc::new(FakePool::default());
+        let f = WithDrbd(pool.clone(), driver);
+        let mut cfg = config(1, &[("r1", 300)]);
+        cfg.resources[0].layers = vec![LayerKind::Drbd, LayerKind::Storage];
+        cfg.resources[0].volumes[0].net_kib = Some(200);
+        cfg.resources[0].drbd = Some(strata_drbd::config::Resource {
+            name: "r1".into(),
+            volumes: vec![strata_drbd::config::Volume {
+                number: 0,
+                minor: 1000,
+            }],
+            hosts: ["alpha", "beta"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| strata_drbd::config::Host {
+                    name: n.to_string(),
+                    node_id: i as u32,
+                    address: format!("127.0.0.{}", i + 2),
+                    port: 7000,
+                    diskless: false,
+                })
+                .collect(),
+            ..Default::default()
+        });
+        pool.volumes.lock().unwrap().insert("r1_00000".into(), 300);
+        let mut rec = Record::default();
+        // The backing volume was grown and resized for already; DRBD stayed at 100 KiB
+        // because the peer's disk had not grown yet.
+        rec.drbd_sizes.insert("r1/0".into(), 300);
+        std::fs::write(sys.join("drbd1000/size"), "200\n").unwrap();
+        runner
+            .expect(&["drbdadm", "adjust", "r1"], Output::ok(""))
+            .expect(&["drbdadm", "resize", "r1/0"], Output::ok(""));
+        let rep = reconcile(&f, &mut rec, &cfg);
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+        let v = &rep.resource("r1").expect("reported").volumes[0];
+        assert_eq!(v.usable_kib, Some(100), "the DRBD device's size: {v:?}");
+        assert_eq!(v.device_path.as_deref(), Some("/dev/drbd1000"));
+        assert!(v.error.is_none(), "{v:?}");
+        // Grown now: no resize asked, the full size reported, by a poll too.
+        std::fs::write(sys.join("drbd1000/size"), "400\n").unwrap();
+        runner.expect(&["drbdadm", "adjust", "r1"], Output::ok(""));
+        let rep = reconcile(&f, &mut rec, &cfg);
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+        assert_eq!(rep.resource("r1").unwrap().volumes[0].usable_kib, Some(200));
+        let polled = observe(&f, &rec);
+        assert_eq!(
+            polled.resource("r1").unwrap().volumes[0].usable_kib,
+            Some(200)
+        );
     }
 
     #[test]

@@ -549,6 +549,7 @@ mod tests {
                     restore_from: None,
                     adopt: false,
                     copy_from: None,
+                    net_kib: None,
                 }],
                 drbd: Some(Resource {
                     name: "r0".into(),
