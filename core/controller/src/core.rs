@@ -158,7 +158,6 @@ pub(crate) fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
     e.into_inner()
 }
 
-/// Nodes whose configuration a set of changes touches.
 /// The nodes of a DRBD definition (none when it does not use DRBD).
 fn drbd_peers<'a>(
     cluster: &'a Cluster,
@@ -174,139 +173,103 @@ fn drbd_peers<'a>(
         .map(|r| r.node.clone())
 }
 
-fn affected_nodes(cluster: &Cluster, changes: &[Change]) -> BTreeSet<NodeName> {
-    let mut out = BTreeSet::new();
-    for c in changes {
-        match c {
-            Change::PutStorPool(sp) => {
-                out.insert(sp.node.clone());
-            }
-            Change::DelStorPool(n, _) => {
-                out.insert(n.clone());
-            }
-            // With DRBD every peer's configuration names the resource's hosts.
-            Change::PutRsc(r) => {
-                out.insert(r.node.clone());
-                out.extend(drbd_peers(cluster, &r.name));
-            }
-            Change::DelRsc(rsc, n) => {
-                out.insert(n.clone());
-                out.extend(drbd_peers(cluster, rsc));
-            }
-            Change::PutRscDfn(rd) => {
-                out.extend(cluster.resources_of(&rd.name).map(|r| r.node.clone()));
-            }
-            Change::DelRscDfn(rd) => {
-                out.extend(cluster.resources_of(rd).map(|r| r.node.clone()));
-            }
-            // A connection's options are in the configuration of its two nodes only.
-            Change::PutRscConn(c) => {
-                out.insert(c.node_a.clone());
-                out.insert(c.node_b.clone());
-            }
-            Change::DelRscConn(_, a, b) => {
-                out.insert(a.clone());
-                out.insert(b.clone());
-            }
-            Change::PutSnapshot(snap) => {
-                out.extend(snap.nodes.iter().map(|n| n.node.clone()));
-            }
-            Change::DelSnapshot(r, n) => {
-                if let Some(snap) = cluster.snapshot(r, n) {
-                    out.extend(snap.nodes.iter().map(|n| n.node.clone()));
-                }
-            }
-            // Inherited DRBD options reach the nodes that have resources.
-            Change::CtrlProps(_) => {
-                out.extend(
-                    cluster
-                        .nodes
-                        .keys()
-                        .filter(|n| cluster.resource_count_on(n) > 0)
-                        .cloned(),
-                );
-            }
-            Change::PutRscGrp(g) => group_rds(cluster, &g.name, |rd| {
-                out.extend(cluster.resources_of(rd).map(|r| r.node.clone()))
-            }),
-            _ => {}
-        }
-    }
-    out
+/// What a set of changes means for the nodes: which must get a configuration now
+/// (`targets`), and what each node's next configuration must carry (`dirty`).
+#[derive(Default)]
+struct Touched {
+    targets: BTreeSet<NodeName>,
+    dirty: HashMap<NodeName, Dirty>,
 }
 
-/// What each node's configuration needs after `changes`, judged on `cluster` (called on the
-/// state before and after them, so that peers a change removes are marked too).
-fn dirty_marks(cluster: &Cluster, changes: &[Change]) -> HashMap<NodeName, Dirty> {
-    let mut out: HashMap<NodeName, Dirty> = HashMap::new();
-    fn mark(out: &mut HashMap<NodeName, Dirty>, node: &NodeName, rsc: &strata_model::ResourceName) {
-        out.entry(node.clone())
-            .or_default()
-            .resources
-            .insert(rsc.clone());
+impl Touched {
+    /// Resource `rsc` changed for `node`; `push` when the node must be told now.
+    fn rsc(&mut self, node: &NodeName, rsc: &strata_model::ResourceName, push: bool) {
+        self.node(node, push).resources.insert(rsc.clone());
     }
-    let with_peers =
-        |out: &mut HashMap<NodeName, Dirty>, node: &NodeName, rsc: &strata_model::ResourceName| {
-            mark(out, node, rsc);
-            for p in drbd_peers(cluster, rsc) {
-                mark(out, &p, rsc);
-            }
-        };
-    let whole_rd = |out: &mut HashMap<NodeName, Dirty>, rd: &strata_model::ResourceName| {
+
+    fn node(&mut self, node: &NodeName, push: bool) -> &mut Dirty {
+        if push {
+            self.targets.insert(node.clone());
+        }
+        self.dirty.entry(node.clone()).or_default()
+    }
+
+    fn merge(&mut self, other: Touched) {
+        self.targets.extend(other.targets);
+        for (node, d) in other.dirty {
+            self.dirty.entry(node).or_default().merge(d);
+        }
+    }
+}
+
+/// What `changes` mean for the nodes, judged on `cluster` (called on the state before and
+/// after them, so that peers a change removes count too).
+fn touched(cluster: &Cluster, changes: &[Change]) -> Touched {
+    let mut out = Touched::default();
+    // With DRBD every peer's configuration names the resource's hosts.
+    let with_peers = |out: &mut Touched, node: &NodeName, rsc: &strata_model::ResourceName| {
+        out.rsc(node, rsc, true);
+        for p in drbd_peers(cluster, rsc) {
+            out.rsc(&p, rsc, true);
+        }
+    };
+    let whole_rd = |out: &mut Touched, rd: &strata_model::ResourceName, push: bool| {
         let snaps = cluster.snapshots_of(rd).next().is_some();
         for r in cluster.resources_of(rd) {
-            mark(out, &r.node, rd);
+            out.rsc(&r.node, rd, push);
             if snaps {
-                out.entry(r.node.clone()).or_default().snapshots = true;
+                out.node(&r.node, push).snapshots = true;
             }
         }
     };
     for c in changes {
         match c {
             Change::PutStorPool(sp) => {
-                out.entry(sp.node.clone()).or_default();
+                out.node(&sp.node, true);
             }
             Change::DelStorPool(n, _) => {
-                out.entry(n.clone()).or_default();
+                out.node(n, true);
             }
             Change::PutRsc(r) => {
                 with_peers(&mut out, &r.node, &r.name);
                 if r.is_deleting() {
-                    out.entry(r.node.clone()).or_default().snapshots = true;
+                    out.node(&r.node, true).snapshots = true;
                 }
             }
             Change::DelRsc(rsc, n) => with_peers(&mut out, n, rsc),
-            Change::PutRscDfn(rd) => whole_rd(&mut out, &rd.name),
-            Change::DelRscDfn(rd) => whole_rd(&mut out, rd),
+            Change::PutRscDfn(rd) => whole_rd(&mut out, &rd.name, true),
+            Change::DelRscDfn(rd) => whole_rd(&mut out, rd, true),
+            // A connection's options are in the configuration of its two nodes only.
             Change::PutRscConn(c) => {
-                mark(&mut out, &c.node_a, &c.name);
-                mark(&mut out, &c.node_b, &c.name);
+                out.rsc(&c.node_a, &c.name, true);
+                out.rsc(&c.node_b, &c.name, true);
             }
             Change::DelRscConn(r, a, b) => {
-                mark(&mut out, a, r);
-                mark(&mut out, b, r);
+                out.rsc(a, r, true);
+                out.rsc(b, r, true);
             }
             Change::PutSnapshot(snap) => {
                 for n in &snap.nodes {
-                    out.entry(n.node.clone()).or_default().snapshots = true;
+                    out.node(&n.node, true).snapshots = true;
                 }
             }
             Change::DelSnapshot(r, n) => {
                 if let Some(snap) = cluster.snapshot(r, n) {
                     for n in &snap.nodes {
-                        out.entry(n.node.clone()).or_default().snapshots = true;
+                        out.node(&n.node, true).snapshots = true;
                     }
                 }
             }
-            // Inherited DRBD options and the like: everything, everywhere.
+            // Inherited DRBD options: everything, everywhere; told now where resources are.
             Change::CtrlProps(_) => {
                 for n in cluster.nodes.keys() {
-                    out.entry(n.clone()).or_default().full = true;
+                    out.node(n, cluster.resource_count_on(n) > 0).full = true;
                 }
             }
-            Change::PutRscGrp(g) => group_rds(cluster, &g.name, |rd| whole_rd(&mut out, rd)),
-            Change::DelRscGrp(g) => group_rds(cluster, g, |rd| whole_rd(&mut out, rd)),
-            // A node's address is in the DRBD configuration of its peers.
+            Change::PutRscGrp(g) => group_rds(cluster, &g.name, |rd| whole_rd(&mut out, rd, true)),
+            Change::DelRscGrp(g) => group_rds(cluster, g, |rd| whole_rd(&mut out, rd, false)),
+            // A node's address is in the DRBD configuration of its peers; its own link
+            // sends it everything when it connects.
             Change::PutNode(n) => node_and_peers(cluster, &n.name, &mut out),
             Change::DelNode(n) => node_and_peers(cluster, n, &mut out),
             Change::PutStorPoolDfn(_) | Change::DelStorPoolDfn(_) => {}
@@ -330,11 +293,11 @@ fn group_rds(
     }
 }
 
-fn node_and_peers(cluster: &Cluster, node: &NodeName, out: &mut HashMap<NodeName, Dirty>) {
-    out.entry(node.clone()).or_default().full = true;
+fn node_and_peers(cluster: &Cluster, node: &NodeName, out: &mut Touched) {
+    out.node(node, false).full = true;
     for r in cluster.resources_on(node) {
         for p in drbd_peers(cluster, &r.name) {
-            out.entry(p).or_default().resources.insert(r.name.clone());
+            out.rsc(&p, &r.name, false);
         }
     }
 }
@@ -475,11 +438,6 @@ impl Core {
         let nif = n.satellite_interface()?;
         let ip = nif.address.parse().ok()?;
         Some(SocketAddr::new(ip, nif.satellite_port?))
-    }
-
-    pub fn node_config(&self, node: &NodeName) -> NodeConfig {
-        let cluster = self.cluster.read().unwrap_or_else(poisoned);
-        nodecfg::build(&cluster, &self.cluster_id, node)
     }
 
     pub fn set_node_online(&self, node: &NodeName, caps: Capabilities) {
@@ -736,7 +694,9 @@ impl Core {
         }
     }
 
-    fn commit_locked(&self, plan: Plan) -> Result<Vec<Reply>, ApiError> {
+    /// Commits `plan` and applies it; answers its replies and the nodes that must get a
+    /// configuration now.
+    fn commit_locked(&self, plan: Plan) -> Result<(Vec<Reply>, BTreeSet<NodeName>), ApiError> {
         let generation = self.cluster.read().unwrap_or_else(poisoned).generation + 1;
         self.store.commit(generation, &plan.changes).map_err(|e| {
             tracing::error!("database commit failed: {e}");
@@ -753,21 +713,19 @@ impl Core {
                 .report(id)
         })?;
         let mut cluster = self.cluster.write().unwrap_or_else(poisoned);
-        let mut marks = dirty_marks(&cluster, &plan.changes);
+        let mut marks = touched(&cluster, &plan.changes);
         let changes = plan.changes.clone();
         for c in plan.changes {
             cluster.apply(c);
         }
         cluster.generation = generation;
-        for (node, d) in dirty_marks(&cluster, &changes) {
-            marks.entry(node).or_default().merge(d);
-        }
+        marks.merge(touched(&cluster, &changes));
         // Under the write lock: whoever builds a configuration of this generation sees these.
         let mut dirty = self.dirty.lock().unwrap_or_else(poisoned);
-        for (node, d) in marks {
+        for (node, d) in marks.dirty {
             dirty.entry(node).or_default().merge(d);
         }
-        Ok(plan.replies)
+        Ok((plan.replies, marks.targets))
     }
 
     /// The next configuration for `node`: the changes since `base` when the node holds
@@ -790,7 +748,7 @@ impl Core {
 
     fn commit_plan(&self, plan: Plan) -> Result<Vec<Reply>, ApiError> {
         let _w = self.writer.lock().unwrap_or_else(poisoned);
-        self.commit_locked(plan)
+        self.commit_locked(plan).map(|(replies, _)| replies)
     }
 
     /// Plans against the current state and commits the result; returns the replies, the
@@ -815,7 +773,7 @@ impl Core {
                 changes: Vec::new(),
             });
         }
-        let (before, placed) = {
+        let placed = {
             let cluster = self.cluster.read().unwrap_or_else(poisoned);
             let placed: Vec<(strata_model::ResourceName, NodeName)> = plan
                 .changes
@@ -829,14 +787,12 @@ impl Core {
                     _ => None,
                 })
                 .collect();
-            (affected_nodes(&cluster, &plan.changes), placed)
+            placed
         };
         let changes = plan.changes.clone();
-        let replies = self.commit_locked(plan)?;
+        let (replies, nodes) = self.commit_locked(plan)?;
         let cluster = self.cluster.read().unwrap_or_else(poisoned);
         self.promise_space(&cluster, &placed);
-        let mut nodes = before;
-        nodes.extend(affected_nodes(&cluster, &changes));
         Ok(Committed {
             replies,
             generation: cluster.generation,
