@@ -330,6 +330,11 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 
 /// An already serialised JSON body.
 pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    json_body(status, axum::body::Body::from(body))
+}
+
+/// A JSON body, serialised already or coming in parts.
+pub fn json_body(status: StatusCode, body: axum::body::Body) -> Response {
     let mut resp = (status, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

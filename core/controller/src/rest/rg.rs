@@ -326,14 +326,24 @@ fn size_info(
     }
 }
 
-/// The request's filter laid over a group's.
-fn requested_filter(
+/// The filter a size-info request lays over its groups' filters, if any.
+fn request_filter(
     req: &QuerySizeInfoRequest,
+) -> Result<Option<strata_model::objects::SelectFilter>, strata_model::ApiError> {
+    req.select_filter
+        .as_ref()
+        .map(convert::select_filter_in)
+        .transpose()
+}
+
+/// `over` (the request's filter) laid over a group's.
+fn over_group(
+    over: &Option<strata_model::objects::SelectFilter>,
     group: &strata_model::objects::SelectFilter,
-) -> Result<strata_model::objects::SelectFilter, strata_model::ApiError> {
-    match &req.select_filter {
-        None => Ok(group.clone()),
-        Some(f) => convert::select_filter_in(f).map(|f| f.over(group)),
+) -> strata_model::objects::SelectFilter {
+    match over {
+        None => group.clone(),
+        Some(f) => f.over(group),
     }
 }
 
@@ -351,8 +361,8 @@ pub async fn query_size_info(
             &rg,
         );
     };
-    match requested_filter(&req, &g.select_filter) {
-        Ok(f) => ok(&size_info(&core, &f)),
+    match request_filter(&req) {
+        Ok(over) => ok(&size_info(&core, &over_group(&over, &g.select_filter))),
         Err(e) => error(Op::None, e),
     }
 }
@@ -371,15 +381,14 @@ pub async fn query_all_size_info(
             .map(|g| (g.name.to_string(), g.select_filter.clone()))
             .collect()
     };
-    let mut result = std::collections::BTreeMap::new();
-    for (name, filter) in groups {
-        match requested_filter(&req, &filter) {
-            Ok(f) => {
-                result.insert(name, size_info(&core, &f));
-            }
-            Err(e) => return error(Op::None, e),
-        }
-    }
+    let over = match request_filter(&req) {
+        Ok(over) => over,
+        Err(e) => return error(Op::None, e),
+    };
+    let result: std::collections::BTreeMap<String, QuerySizeInfoResponse> = groups
+        .into_iter()
+        .map(|(name, filter)| (name, size_info(&core, &over_group(&over, &filter))))
+        .collect();
     ok(&QueryAllSizeInfoResponse {
         result,
         reports: Vec::new(),

@@ -1,7 +1,7 @@
 //! The `/v1/view/*` overviews, answered from memory.
 
 use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use strata_api::convert;
 use strata_api::types::ResourceWithVolumes;
 use strata_model::objects::{Resource, ResourceDefinition};
@@ -11,7 +11,7 @@ use strata_model::Cluster;
 use super::nodes::pool_view;
 use axum::http::StatusCode;
 
-use super::{ok, wanted, AppState, Query};
+use super::{json_body, ok, wanted, AppState, Query};
 
 /// What is known of `r`'s DRBD state on its node.
 fn drbd_seen<'a>(
@@ -140,12 +140,7 @@ pub async fn resources(State(core): State<AppState>, RawQuery(q): RawQuery) -> R
     let body = axum::body::Body::from_stream(futures_util::stream::iter(
         chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
     ));
-    let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    resp
+    json_body(StatusCode::OK, body)
 }
 
 /// Listings from this many resources on are serialised on several cores.
