@@ -217,7 +217,7 @@ impl Satellite {
     /// Applies a delta to the configuration held: only when it holds exactly the delta's base
     /// (otherwise 409, and the controller sends the whole configuration). Answers a partial
     /// report: the resources the delta was about, pools, errors and snapshots.
-    pub fn apply_delta(&self, delta: &NodeConfigDelta) -> Result<Report, (StatusCode, String)> {
+    pub fn apply_delta(&self, delta: &NodeConfigDelta) -> Applied {
         let mut record = self.lock_record();
         let cfg = {
             let held = record.applied.as_ref().filter(|a| {
@@ -264,16 +264,12 @@ impl Satellite {
     }
 
     /// Applies a configuration, unless a newer one was applied already.
-    pub fn apply(&self, cfg: &NodeConfig) -> Result<Report, (StatusCode, String)> {
+    pub fn apply(&self, cfg: &NodeConfig) -> Applied {
         let mut record = self.lock_record();
         self.apply_locked(&mut record, cfg)
     }
 
-    fn apply_locked(
-        &self,
-        record: &mut Record,
-        cfg: &NodeConfig,
-    ) -> Result<Report, (StatusCode, String)> {
+    fn apply_locked(&self, record: &mut Record, cfg: &NodeConfig) -> Applied {
         let holds_volumes = !record.volumes.is_empty();
         if let Some(cluster) = &record.cluster_id {
             if cluster != &cfg.cluster_id && holds_volumes {
@@ -422,7 +418,7 @@ async fn hello(State(s): State<Satellite>) -> Json<Hello> {
 }
 
 /// What applying a configuration answers: the report, or a status and why.
-type Applied = Result<Report, (StatusCode, String)>;
+pub type Applied = Result<Report, (StatusCode, String)>;
 
 /// Applies a configuration (`what` names it in errors) off the async runtime.
 async fn apply_body<T: Send + 'static>(
