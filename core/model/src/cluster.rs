@@ -205,11 +205,6 @@ impl<T: Ord + Copy> Counts<T> {
         self.0.contains_key(v)
     }
 
-    /// The numbers held, in order.
-    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        self.0.keys().copied()
-    }
-
     /// The numbers held within `lo..=hi`, in order.
     pub fn range(&self, lo: T, hi: T) -> impl Iterator<Item = T> + '_ {
         self.0.range(lo..=hi).map(|(k, _)| *k)

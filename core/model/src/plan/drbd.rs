@@ -121,26 +121,23 @@ pub fn free_minor(cluster: &Cluster, extra: &BTreeSet<u32>) -> Result<u32, ApiEr
     })
 }
 
-/// The lowest port of `node`'s range that no resource on it uses and no other definition
-/// asked for (`own` is the port of the definition being placed, which it may reuse).
-pub fn free_port(cluster: &Cluster, node: &NodeName, own: Option<u16>) -> Option<u16> {
+/// The lowest port of `node`'s range that no resource on it uses, no definition asked for,
+/// and `also_taken` does not hold.
+fn free_port(cluster: &Cluster, node: &NodeName, also_taken: impl Fn(u16) -> bool) -> Option<u16> {
     let (lo, hi) = port_range(cluster, node);
     let reserved = cluster.rd_ports();
-    match cluster.ports_on(node) {
-        Some(used) => lowest_free(lo, hi, used.range(lo, hi), |p| {
-            reserved.contains(&p) && Some(p) != own
-        }),
-        None => lowest_free(lo, hi, std::iter::empty(), |p| {
-            reserved.contains(&p) && Some(p) != own
-        }),
-    }
+    let used = cluster
+        .ports_on(node)
+        .into_iter()
+        .flat_map(|u| u.range(lo, hi));
+    lowest_free(lo, hi, used, |p| reserved.contains(&p) || also_taken(p))
 }
 
 /// Whether `node` can give a resource of a definition with port `fixed` (or none) a port.
 pub fn node_has_port(cluster: &Cluster, node: &NodeName, fixed: Option<u16>) -> bool {
     match fixed {
         Some(p) => !cluster.ports_on(node).is_some_and(|u| u.contains(&p)),
-        None => free_port(cluster, node, None).is_some(),
+        None => free_port(cluster, node, |_| false).is_some(),
     }
 }
 
@@ -268,13 +265,9 @@ pub fn assign_resources(
             continue;
         }
         let (lo, hi) = port_range(cluster, &r.node);
-        let reserved = cluster.rd_ports();
-        let taken =
-            |p: u16| reserved.contains(&p) || given.iter().any(|(n, q)| n == &r.node && *q == p);
-        let found = match cluster.ports_on(&r.node) {
-            Some(used) => lowest_free(lo, hi, used.range(lo, hi), taken),
-            None => lowest_free(lo, hi, std::iter::empty(), taken),
-        };
+        let found = free_port(cluster, &r.node, |p| {
+            given.iter().any(|(n, q)| n == &r.node && *q == p)
+        });
         let port = found.ok_or_else(|| {
             ApiError::new(
                 code::FAIL_POOL_EXHAUSTED_TCP_PORT,
