@@ -190,11 +190,6 @@ impl Reply {
         }
     }
 
-    pub fn with_report(mut self, id: impl Into<String>) -> Reply {
-        self.report_ids.push(id.into());
-        self
-    }
-
     pub fn with_ref(mut self, key: &str, value: impl Into<String>) -> Reply {
         self.obj_refs.insert(key.to_string(), value.into());
         self

@@ -217,9 +217,7 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
         net_interfaces: nifs,
         uuid: env.uuid(),
     };
-    if !node.props.contains_key(PROP_CUR_STLT_CONN_NAME) {
-        follow_conn_name(&mut node);
-    }
+    follow_conn_name(&mut node);
     let mut plan = Plan::new();
     plan.change(Change::PutNode(node));
     if node_type.hosts_storage() {
