@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::common::{seg, Request};
 use crate::context::{out, parse, Ctx};
 use crate::error::CliError;
+use crate::resource::created_on;
 use crate::table::Table;
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
@@ -111,12 +112,9 @@ fn render(list: &[Report], style: crate::output::Style) -> String {
         .column("Node")
         .column("Exception");
     for r in list {
-        let when = chrono::DateTime::from_timestamp_millis(r.error_time)
-            .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default();
         t.row(vec![
             t.cell(r.id().to_string(), None),
-            t.cell(when, None),
+            t.cell(created_on(Some(r.error_time)), None),
             t.cell(r.node_name.clone(), None),
             t.cell(format!("{}: {}", r.exception, r.exception_message), None),
         ]);

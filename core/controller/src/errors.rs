@@ -90,10 +90,8 @@ pub fn format_time(ms: i64) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    use strata_model::plan::Env;
+    crate::core::RealEnv.now_ms()
 }
 
 /// Which reports a listing or a deletion selects.
