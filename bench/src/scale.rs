@@ -61,41 +61,36 @@ struct Targets {
 /// The sizes: the default 30,000 resources on 100 nodes, `--size=100k` for 100,000 on 1,000.
 fn size(quick: bool, preset: Option<&str>) -> anyhow::Result<(u16, usize, Targets)> {
     let ms = Duration::from_millis;
+    let default = Targets {
+        filtered_p99: ms(5),
+        full: ms(1000),
+        cold_start: ms(2000),
+        rss_mib: 150.0,
+        spawn_rate: Some(300.0),
+        slowdown: Some(1.5),
+    };
     Ok(match (quick, preset) {
+        // Too short a run for spawn rates to mean anything.
         (true, _) => (
             10,
             300,
             Targets {
-                filtered_p99: ms(5),
-                full: ms(1000),
-                cold_start: ms(2000),
-                rss_mib: 150.0,
                 spawn_rate: None,
                 slowdown: None,
+                ..default
             },
         ),
-        (false, None | Some("30k")) => (
-            100,
-            10_000,
-            Targets {
-                filtered_p99: ms(5),
-                full: ms(1000),
-                cold_start: ms(2000),
-                rss_mib: 150.0,
-                spawn_rate: Some(300.0),
-                slowdown: Some(1.5),
-            },
-        ),
+        (false, None | Some("30k")) => (100, 10_000, default),
         (false, Some("100k")) => (
             1000,
             33_334,
             Targets {
                 filtered_p99: ms(2),
-                full: ms(1000),
                 cold_start: ms(1000),
                 rss_mib: 400.0,
                 spawn_rate: None,
                 slowdown: None,
+                ..default
             },
         ),
         (_, Some(other)) => anyhow::bail!("unknown size '{other}': use --size=30k or --size=100k"),

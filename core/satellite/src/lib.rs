@@ -597,9 +597,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hello_and_report_answer_while_a_pass_runs() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A satellite on a [`SlowPool`]: each volume made waits for a message on the first
+    /// channel; the second tells when one started.
+    fn slow_satellite(dir: &std::path::Path) -> (Satellite, mpsc::Sender<()>, mpsc::Receiver<()>) {
         let (release_tx, release_rx) = mpsc::channel();
         let (started_tx, started_rx) = mpsc::channel();
         let pool = Arc::new(SlowPool {
@@ -607,10 +607,17 @@ mod tests {
             started: Mutex::new(started_tx),
         });
         let sat = Satellite::new(
-            dir.path().to_path_buf(),
+            dir.to_path_buf(),
             Arc::new(Factory(pool)),
             Capabilities::default(),
         );
+        (sat, release_tx, started_rx)
+    }
+
+    #[test]
+    fn hello_and_report_answer_while_a_pass_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sat, release_tx, started_rx) = slow_satellite(dir.path());
         // A pass that creates a volume, held in the middle.
         let applying = {
             let sat = sat.clone();
@@ -650,21 +657,11 @@ mod tests {
     #[test]
     fn a_delta_applies_only_on_its_base_and_answers_for_its_resources() {
         let dir = tempfile::tempdir().unwrap();
-        let (release_tx, release_rx) = mpsc::channel();
-        let (started_tx, _started_rx) = mpsc::channel();
+        let (sat, release_tx, _started) = slow_satellite(dir.path());
         // Volume creation is let go at once (one message per volume made).
         for _ in 0..8 {
             release_tx.send(()).unwrap();
         }
-        let pool = Arc::new(SlowPool {
-            release: Mutex::new(release_rx),
-            started: Mutex::new(started_tx),
-        });
-        let sat = Satellite::new(
-            dir.path().to_path_buf(),
-            Arc::new(Factory(pool)),
-            Capabilities::default(),
-        );
         let mut two = config(3);
         let mut r2 = two.resources[0].clone();
         r2.name = "r2".into();
