@@ -80,6 +80,23 @@ fn a_failed_step_gets_a_report_that_can_be_listed_shown_and_deleted() {
     assert_eq!(listed.len(), 1, "{listed:#?}");
     assert!(listed[0].get("text").is_none(), "no text unless asked for");
 
+    // A deletion that names nothing is refused and deletes nothing.
+    let refused = c.block(client.write(Method::PATCH, "/v1/error-reports", Some(&json!({}))));
+    match refused {
+        Err(ClientError::Api { status, replies }) => {
+            assert_eq!(status, 400, "{replies:#?}");
+            assert!(
+                replies[0].message.contains("no error reports"),
+                "{replies:#?}"
+            );
+        }
+        other => panic!("an empty deletion was not refused: {other:?}"),
+    }
+    let (status, _) = c
+        .block(client.raw(Method::GET, &format!("/v1/error-reports/{id}"), None))
+        .unwrap();
+    assert_eq!(status.as_u16(), 200);
+
     // The command line: list, show, delete.
     let table = c.linstor_ok(&["error-reports", "list"]);
     assert!(table.contains(&id) && table.contains("node1"), "{table}");

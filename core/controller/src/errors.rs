@@ -108,6 +108,16 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Whether nothing narrows the selection down.
+    pub fn is_everything(&self) -> bool {
+        self.nodes.is_empty()
+            && self.since_ms.is_none()
+            && self.to_ms.is_none()
+            && self.ids.is_empty()
+            && self.exception.is_none()
+            && self.version.is_none()
+    }
+
     fn matches(&self, r: &ErrorReport) -> bool {
         (self.nodes.is_empty() || self.nodes.contains(&r.node.to_ascii_uppercase()))
             && self.since_ms.is_none_or(|s| r.time_ms >= s)

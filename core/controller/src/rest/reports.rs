@@ -154,5 +154,17 @@ pub async fn delete_range(State(core): State<AppState>, Body(req): Body<DeleteRa
         exception: req.exception.filter(|e| !e.is_empty()),
         version: req.version.filter(|v| !v.is_empty()),
     };
+    // An empty request would wipe every report: more likely a client's mistake.
+    if sel.is_everything() {
+        return super::error(
+            Op::Delete,
+            strata_model::ApiError::new(
+                code::FAIL_INVLD_REQUEST,
+                ObjKind::CtrlConf,
+                "The request names no error reports to delete",
+            )
+            .correction("Give ids, nodes, an exception, a version, or a time range (since/to); nothing was deleted"),
+        );
+    }
     deleted(core.reports.delete(&sel))
 }
