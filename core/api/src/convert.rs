@@ -351,6 +351,20 @@ pub enum DrbdSeen<'a> {
     Seen(&'a DrbdObserved),
 }
 
+impl<'a> DrbdSeen<'a> {
+    /// Whether DRBD's own state stands for a resource of `rd` (it has the DRBD layer and its
+    /// node follows DRBD), and what DRBD says of it.
+    pub fn standing_for(self, rd: &m::ResourceDefinition) -> (bool, Option<&'a DrbdObserved>) {
+        let drbd = rd.layer_stack.contains(&LayerKind::Drbd);
+        let watched = drbd && !matches!(self, DrbdSeen::NotWatched);
+        let seen = match self {
+            DrbdSeen::Seen(d) if drbd => Some(d),
+            _ => None,
+        };
+        (watched, seen)
+    }
+}
+
 fn replication_states(
     v: &strata_model::observed::DrbdVolumeObserved,
 ) -> BTreeMap<String, ReplicationState> {
@@ -376,12 +390,7 @@ pub fn resource_with_volumes(
     pool_kind: &dyn Fn(&StorPoolName) -> Option<ProviderKind>,
 ) -> ResourceWithVolumes {
     let drbd = rd.layer_stack.contains(&LayerKind::Drbd);
-    // Whether DRBD's own state stands for this resource, and what it says.
-    let watched = drbd && !matches!(seen, DrbdSeen::NotWatched);
-    let drbd_obs = match seen {
-        DrbdSeen::Seen(d) if drbd => Some(d),
-        _ => None,
-    };
+    let (watched, drbd_obs) = seen.standing_for(rd);
     let diskless = r.is_diskless();
     let mut volumes = Vec::new();
     let mut storage_volumes = Vec::new();
@@ -439,17 +448,8 @@ pub fn resource_with_volumes(
         });
         storage_volumes.push(storage);
         let reports = obs
-            .and_then(|o| o.error.clone())
-            .map(|e| {
-                vec![ApiCallRc::from(&Reply::from_error(
-                    strata_model::plan::Op::None,
-                    ApiError::new(
-                        strata_model::error::code::FAIL_UNKNOWN_ERROR,
-                        ObjKind::Vlm,
-                        e,
-                    ),
-                ))]
-            })
+            .and_then(|o| o.error.as_deref())
+            .map(|e| vec![volume_error_report(e)])
             .unwrap_or_default();
         volumes.push(Volume {
             volume_number: v.number as i32,
@@ -536,6 +536,18 @@ pub fn resource_with_volumes(
         volumes,
         shared_name: None,
     }
+}
+
+/// The report a volume shows for the error its node met making it.
+pub fn volume_error_report(error: &str) -> ApiCallRc {
+    ApiCallRc::from(&Reply::from_error(
+        strata_model::plan::Op::None,
+        ApiError::new(
+            strata_model::error::code::FAIL_UNKNOWN_ERROR,
+            ObjKind::Vlm,
+            error,
+        ),
+    ))
 }
 
 /// LINSTOR's flags for a snapshot's state: `SUCCESSFUL` once taken, `DELETE` while being

@@ -6,6 +6,7 @@ mod lenient;
 pub mod rc;
 pub mod rsc_conn;
 pub mod types;
+pub mod view;
 
 pub use rc::ApiCallRc;
 
