@@ -112,6 +112,55 @@ fn equal_nodes_share_replicas_under_concurrent_spawns() {
     for (node, n) in &per {
         assert!((25..=35).contains(n), "{node} holds {n}: {per:?}");
     }
+    listing_pages_add_up_to_the_whole(&s, 180);
+}
+
+/// The names and nodes of a `/v1/view/resources` answer.
+fn listed(s: &SimCluster, query: &str) -> Vec<(String, String)> {
+    let client = s.c.client();
+    let (status, body) =
+        s.c.block(client.raw(Method::GET, &format!("/v1/view/resources{query}"), None))
+            .expect("listing");
+    assert!(status.is_success(), "{query}: {status}");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("the listing is JSON");
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().expect("name").to_string(),
+                r["node_name"].as_str().expect("node").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A listing larger than one part of the streamed answer (180 resources are several parts)
+/// is one JSON array, in definition order, and its pages fit together exactly.
+fn listing_pages_add_up_to_the_whole(s: &SimCluster, total: usize) {
+    let all = listed(s, "");
+    assert_eq!(all.len(), total);
+    let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+    assert_eq!(distinct.len(), total, "a resource is listed twice");
+    let names: Vec<&String> = all.iter().map(|(n, _)| n).collect();
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| n.to_ascii_uppercase());
+    assert_eq!(names, sorted, "definitions are listed in name order");
+    let mut paged = Vec::new();
+    for offset in (0..total + 50).step_by(47) {
+        paged.extend(listed(s, &format!("?offset={offset}&limit=47")));
+    }
+    assert_eq!(paged, all);
+    // A node filter keeps that node's resources only, in the same order.
+    let node = &all[0].1;
+    let mine: Vec<_> = all.iter().filter(|(_, n)| n == node).cloned().collect();
+    assert_eq!(listed(s, &format!("?nodes={node}")), mine);
+    // Named definitions come in the order asked, unknown ones are skipped.
+    let (a, b) = (&all[total - 1].0, &all[0].0);
+    let asked = listed(s, &format!("?resources={a},nosuchrsc,{b}"));
+    assert_eq!(asked.len(), 6, "{asked:?}");
+    assert!(asked[..3].iter().all(|(n, _)| n == a) && asked[3..].iter().all(|(n, _)| n == b));
+    assert!(listed(s, "?resources=nosuchrsc").is_empty());
 }
 
 #[test]

@@ -2,9 +2,11 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use futures_util::StreamExt;
 use strata_api::convert;
 use strata_api::types::ResourceWithVolumes;
 use strata_model::objects::{Resource, ResourceDefinition};
+use strata_model::observed::ResourceState;
 use strata_model::props::matches_filter;
 use strata_model::Cluster;
 
@@ -13,22 +15,26 @@ use axum::http::StatusCode;
 
 use super::{json_body, ok, wanted, AppState, Query};
 
-/// What is known of `r`'s DRBD state on its node.
-fn drbd_seen<'a>(
+/// What `r`'s node reported of it, and what DRBD says of it there (one look-up of the node).
+fn joined<'a>(
     observed: &'a crate::observed::ObservedState,
     r: &Resource,
-    online: bool,
-) -> convert::DrbdSeen<'a> {
-    if !online {
-        return convert::DrbdSeen::NotWatched;
-    }
-    match observed.nodes.get(&r.node) {
-        Some(n) if n.drbd.is_some() => match n.drbd(r.name.as_str()) {
+) -> (Option<&'a ResourceState>, convert::DrbdSeen<'a>) {
+    let Some(n) = observed
+        .nodes
+        .get(&r.node)
+        .filter(|n| n.status == Some(strata_model::ConnectionStatus::Online))
+    else {
+        return (None, convert::DrbdSeen::NotWatched);
+    };
+    let seen = match n.drbd {
+        Some(_) => match n.drbd(r.name.as_str()) {
             Some(d) => convert::DrbdSeen::Seen(d),
             None => convert::DrbdSeen::Missing,
         },
-        _ => convert::DrbdSeen::NotWatched,
-    }
+        None => convert::DrbdSeen::NotWatched,
+    };
+    (n.resource(r.name.as_str()), seen)
 }
 
 /// One resource joined with its node's report.
@@ -39,142 +45,204 @@ pub fn resource_view(
 ) -> ResourceWithVolumes {
     let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
     let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
-    let online = observed.status(&r.node) == strata_model::ConnectionStatus::Online;
-    let state = if online {
-        observed.resource(&r.node, r.name.as_str())
-    } else {
-        None
-    };
-    convert::resource_with_volumes(r, rd, state, drbd_seen(&observed, r, online), &|pool| {
+    let (state, seen) = joined(&observed, r);
+    convert::resource_with_volumes(r, rd, state, seen, &|pool| {
         cluster.stor_pool(&r.node, pool).map(|sp| sp.kind)
     })
 }
 
 pub async fn resources(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
-    let nodes = q.names("nodes");
-    let rscs = q.names("resources");
-    let pools = q.names("storage_pools");
-    let props = q.values("props");
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
-    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    let given = q.names("resources");
     let (offset, limit) = q.window();
-    let expect = if rscs.is_empty() {
-        cluster.rsc_dfns.len() * 3
-    } else {
-        rscs.len() * 3
+    let mut lister = Lister {
+        core: core.clone(),
+        names: if given.is_empty() {
+            Names::All { after: None }
+        } else {
+            Names::Given {
+                names: given
+                    .iter()
+                    .filter_map(|n| strata_model::ResourceName::new(n).ok())
+                    .collect(),
+                pos: 0,
+            }
+        },
+        nodes: q.names("nodes"),
+        pools: q.names("storage_pools"),
+        props: q.values("props"),
+        skip: offset,
+        left: limit,
+        any: false,
+        done: false,
     };
-    let mut seen = 0usize;
-    // With a resource filter only those definitions are visited, so a filtered list stays a
-    // lookup however many resources exist.
-    let names: Vec<&ResourceDefinition> = if rscs.is_empty() {
-        cluster.rsc_dfns.values().collect()
-    } else {
-        rscs.iter()
-            .filter_map(|n| strata_model::ResourceName::new(n).ok())
-            .filter_map(|n| cluster.rsc_dfns.get(&n))
-            .collect()
-    };
-    let mut items: Vec<(&ResourceDefinition, &Resource)> =
-        Vec::with_capacity(expect.min(limit.unwrap_or(usize::MAX)));
-    'all: for rd in names {
-        for r in cluster.resources_of(&rd.name) {
-            if !wanted(&nodes, r.node.key()) || !matches_filter(&r.props, &props) {
-                continue;
-            }
-            if !pools.is_empty()
-                && !r
-                    .volumes
-                    .values()
-                    .any(|v| wanted(&pools, v.storage_pool.key()))
-            {
-                continue;
-            }
-            seen += 1;
-            if seen <= offset {
-                continue;
-            }
-            if limit.is_some_and(|l| items.len() >= l) {
-                break 'all;
-            }
-            items.push((rd, r));
-        }
+    // A small listing is answered at once; a large one goes out in parts while the next
+    // parts are serialised, so the answer never sits whole in memory and the locks are
+    // held for one part at a time, not for the whole listing.
+    let first = lister.next_part();
+    if lister.done {
+        return json_body(StatusCode::OK, axum::body::Body::from(first));
     }
-    // Each resource is serialised straight into the answer (a listing of every resource holds
-    // one wire object at a time, not all of them); a large listing is cut in parts that the
-    // cores serialise side by side.
-    let (cl, obs): (&Cluster, &crate::observed::ObservedState) = (&cluster, &observed);
-    let parts: Vec<Vec<u8>> = if items.len() < PARALLEL_FROM {
-        vec![serialize_part(cl, obs, &items)]
-    } else {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        let per = items.len().div_ceil(threads);
-        tokio::task::block_in_place(|| {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = items
-                    .chunks(per)
-                    .map(|chunk| s.spawn(move || serialize_part(cl, obs, chunk)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("serialising a listing does not panic"))
-                    .collect()
-            })
-        })
-    };
-    drop(observed);
-    drop(cluster);
-    // The parts go out as they are, between the brackets: no copy of the whole listing.
-    let mut chunks: Vec<axum::body::Bytes> = Vec::with_capacity(parts.len() * 2 + 1);
-    chunks.push(axum::body::Bytes::from_static(b"["));
-    for (i, p) in parts.into_iter().filter(|p| !p.is_empty()).enumerate() {
-        if i > 0 {
-            chunks.push(axum::body::Bytes::from_static(b","));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(PARTS_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        while !lister.done {
+            let part = lister.next_part();
+            // The client went away: stop serialising.
+            if tx.blocking_send(part).is_err() {
+                break;
+            }
         }
-        chunks.push(p.into());
-    }
-    chunks.push(axum::body::Bytes::from_static(b"]"));
-    let body = axum::body::Body::from_stream(futures_util::stream::iter(
-        chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
-    ));
-    json_body(StatusCode::OK, body)
+    });
+    let rest =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+    let parts = futures_util::stream::once(async move { first })
+        .chain(rest)
+        .map(|p| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(p)));
+    json_body(StatusCode::OK, axum::body::Body::from_stream(parts))
 }
 
-/// Listings from this many resources on are serialised on several cores.
-const PARALLEL_FROM: usize = 2000;
+/// How many serialised parts of a listing may wait for the socket.
+const PARTS_AHEAD: usize = 4;
 
-/// The resources of `items`, joined with their nodes' reports, as comma-separated JSON.
-fn serialize_part(
+/// A part of a listing is cut after the definition that brings it to this size (small in
+/// debug builds, so that the tests' listings come in many parts).
+const PART_BYTES: usize = if cfg!(debug_assertions) {
+    8 * 1024
+} else {
+    256 * 1024
+};
+
+/// Which definitions a listing visits.
+enum Names {
+    /// Every definition, in name order, after the last one already listed.
+    All {
+        after: Option<strata_model::ResourceName>,
+    },
+    /// Those the request named, in its order; only these are looked up, so a filtered
+    /// listing stays a lookup however many resources exist.
+    Given {
+        names: Vec<strata_model::ResourceName>,
+        pos: usize,
+    },
+}
+
+/// A `/v1/view/resources` listing under way: where it stands and what it keeps.
+struct Lister {
+    core: AppState,
+    names: Names,
+    nodes: Vec<String>,
+    pools: Vec<String>,
+    props: Vec<String>,
+    /// Matching resources still to skip (`offset`), and still to list (`limit`).
+    skip: usize,
+    left: Option<usize>,
+    /// Whether a resource was written yet (for the commas).
+    any: bool,
+    done: bool,
+}
+
+impl Lister {
+    /// Serialises the next part: whole definitions' resources until the part reaches
+    /// [`PART_BYTES`], each joined with its node's report under one hold of the locks.
+    /// The first part opens the JSON array and the last one closes it.
+    fn next_part(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PART_BYTES + PART_BYTES / 4);
+        let cluster = self.core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let observed = self.core.observed.read().unwrap_or_else(|e| e.into_inner());
+        // The definitions from where the last part stopped, and how many of them this part
+        // took (one walk of the map per part, not one search per definition).
+        let defs: Box<dyn Iterator<Item = Option<&ResourceDefinition>> + '_> = match &self.names {
+            Names::All { after: None } => Box::new(cluster.rsc_dfns.values().map(Some)),
+            Names::All { after: Some(a) } => Box::new(
+                cluster
+                    .rsc_dfns
+                    .range::<strata_model::ResourceName, _>((
+                        std::ops::Bound::Excluded(a),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .map(|(_, rd)| Some(rd)),
+            ),
+            // An unknown name is skipped (`None`) but counts as visited.
+            Names::Given { names, pos } => {
+                Box::new(names[*pos..].iter().map(|n| cluster.rsc_dfns.get(n)))
+            }
+        };
+        let mut taken = 0;
+        let mut last = None;
+        let mut full = false;
+        for rd in defs {
+            if out.len() >= PART_BYTES {
+                full = true;
+                break;
+            }
+            if self.left == Some(0) {
+                break;
+            }
+            taken += 1;
+            let Some(rd) = rd else { continue };
+            last = Some(rd);
+            for r in cluster.resources_of(&rd.name) {
+                if !self.wants(r) {
+                    continue;
+                }
+                if self.skip > 0 {
+                    self.skip -= 1;
+                    continue;
+                }
+                if self.left == Some(0) {
+                    break;
+                }
+                if let Some(l) = &mut self.left {
+                    *l -= 1;
+                }
+                out.push(if self.any { b',' } else { b'[' });
+                self.any = true;
+                write_resource(&mut out, &cluster, &observed, rd, r);
+            }
+        }
+        match &mut self.names {
+            Names::Given { pos, .. } => *pos += taken,
+            Names::All { after } => {
+                if let Some(rd) = last {
+                    *after = Some(rd.name.clone());
+                }
+            }
+        }
+        if full {
+            return out;
+        }
+        if !self.any {
+            out.push(b'[');
+        }
+        out.push(b']');
+        self.done = true;
+        out
+    }
+
+    /// Whether `r` passes the listing's node, storage pool and property filters.
+    fn wants(&self, r: &Resource) -> bool {
+        wanted(&self.nodes, r.node.key())
+            && matches_filter(&r.props, &self.props)
+            && (self.pools.is_empty()
+                || r.volumes
+                    .values()
+                    .any(|v| wanted(&self.pools, v.storage_pool.key())))
+    }
+}
+
+/// Writes `r` joined with its node's report, as the JSON object of a listing.
+fn write_resource(
+    out: &mut Vec<u8>,
     cluster: &Cluster,
     observed: &crate::observed::ObservedState,
-    items: &[(&ResourceDefinition, &Resource)],
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, (rd, r)) in items.iter().enumerate() {
-        let online = observed.status(&r.node) == strata_model::ConnectionStatus::Online;
-        let state = if online {
-            observed.resource(&r.node, r.name.as_str())
-        } else {
-            None
-        };
-        let seen = drbd_seen(observed, r, online);
-        let view = convert::resource_with_volumes(r, rd, state, seen, &|pool| {
-            cluster.stor_pool(&r.node, pool).map(|sp| sp.kind)
-        });
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, &view).expect("views always serialize");
-        if i == 0 {
-            // Sized once from the first resource (with room for longer names), instead of
-            // doubling through copies of a buffer of many MiB.
-            out.reserve((out.len() + out.len() / 8 + 16) * items.len());
-        }
-    }
-    out
+    rd: &ResourceDefinition,
+    r: &Resource,
+) {
+    let (state, seen) = joined(observed, r);
+    let pools = cluster.stor_pools.get(&r.node);
+    strata_api::view::write_resource(out, r, rd, state, seen, &|pool| {
+        pools.and_then(|p| p.get(pool)).map(|sp| sp.kind)
+    });
 }
 
 pub async fn storage_pools(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
