@@ -27,6 +27,42 @@ pub enum StoreError {
     TooNew { found: i64 },
 }
 
+/// How many batches of parsed rows may wait to be applied during a load.
+const LOAD_BATCHES_AHEAD: usize = 8;
+const LOAD_BATCH: usize = 512;
+
+/// Reads every object, class by class in dependency order (so that indexes see their parents
+/// first), and sends them parsed, in batches.
+fn read_rows(
+    conn: &Connection,
+    tx: &std::sync::mpsc::SyncSender<Vec<Change>>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare("SELECT key, data FROM objects WHERE class = ?1")?;
+    let mut batch = Vec::with_capacity(LOAD_BATCH);
+    for class in CLASSES {
+        let mut rows = stmt.query(params![class.as_str()])?;
+        while let Some(row) = rows.next()? {
+            let data = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            let change = Change::from_row(class, data).map_err(|e| StoreError::Corrupt {
+                class: class.as_str().to_string(),
+                key: row.get::<_, String>(0).unwrap_or_default(),
+                reason: e.to_string(),
+            })?;
+            batch.push(change);
+            if batch.len() == LOAD_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+                if tx.send(full).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+    Ok(())
+}
+
 /// What the controller needs from a database.
 pub trait Persistence: Send + Sync {
     /// Reads the whole desired state.
@@ -118,23 +154,23 @@ impl Persistence for SqliteStore {
             })
             .optional()?;
         cluster.generation = generation.and_then(|g| g.parse().ok()).unwrap_or(0);
-        let mut stmt = conn.prepare("SELECT key, data FROM objects WHERE class = ?1")?;
-        // Classes load in dependency order so that indexes see their parents first.
-        for class in CLASSES {
-            let rows = stmt.query_map(params![class.as_str()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            for row in rows {
-                let (key, data) = row?;
-                let change = Change::from_row(class, &data).map_err(|e| StoreError::Corrupt {
-                    class: class.as_str().to_string(),
-                    key: key.clone(),
-                    reason: e.to_string(),
-                })?;
-                cluster.apply(change);
-            }
-        }
-        Ok(cluster)
+        // This thread reads and parses the rows while another applies them: a start-up
+        // costs the longer of the two, not their sum.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Change>>(LOAD_BATCHES_AHEAD);
+        std::thread::scope(|s| {
+            let applier = s.spawn(move || {
+                for batch in rx {
+                    for change in batch {
+                        cluster.apply(change);
+                    }
+                }
+                cluster
+            });
+            let read = read_rows(&conn, &tx);
+            drop(tx);
+            let cluster = applier.join().expect("applying rows does not panic");
+            read.map(|()| cluster)
+        })
     }
 
     fn commit(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError> {
