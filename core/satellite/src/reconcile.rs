@@ -368,20 +368,25 @@ fn apply_drbd(
             sizes.remove(&drbd_size_key(&r.name, v.number));
         }
     }
-    for v in rs.volumes.iter_mut() {
-        if let Some(dv) = d.volumes.iter().find(|x| x.number == v.volume_number) {
-            v.backing_path = v.device_path.take().or(v.backing_path.take());
-            v.device_path = Some(device_path(dv.minor));
-            drbd_size_into(driver, dv.minor, v);
-        }
-    }
+    drbd_volumes_into(driver, d, &mut rs.volumes);
 }
 
 /// Users get what DRBD gives, not the backing volume (which holds the metadata too): the
-/// usable size of a volume whose DRBD device is up is the device's.
-fn drbd_size_into(driver: &DrbdDriver, minor: u32, v: &mut VolumeState) {
-    if let Some(have) = driver.device_size_kib(minor) {
-        v.usable_kib = Some(have);
+/// device of a volume with the DRBD layer is DRBD's (the backing volume's path moves to
+/// `backing_path`), and its usable size, once the device is up, the device's.
+fn drbd_volumes_into(
+    driver: &DrbdDriver,
+    d: &strata_drbd::config::Resource,
+    volumes: &mut [VolumeState],
+) {
+    for v in volumes.iter_mut() {
+        if let Some(dv) = d.volumes.iter().find(|x| x.number == v.volume_number) {
+            v.backing_path = v.device_path.take().or(v.backing_path.take());
+            v.device_path = Some(device_path(dv.minor));
+            if let Some(have) = driver.device_size_kib(dv.minor) {
+                v.usable_kib = Some(have);
+            }
+        }
     }
 }
 
@@ -937,11 +942,7 @@ pub fn observe(factory: &dyn ProviderFactory, record: &Record) -> Report {
             rs.volumes.push(state);
         }
         if let (Some(d), Some(driver)) = (&r.drbd, factory.drbd()) {
-            for v in rs.volumes.iter_mut() {
-                if let Some(dv) = d.volumes.iter().find(|x| x.number == v.volume_number) {
-                    drbd_size_into(driver, dv.minor, v);
-                }
-            }
+            drbd_volumes_into(driver, d, &mut rs.volumes);
         }
         rs.in_use = in_use(&rs);
         report.resources.push(rs);
