@@ -224,6 +224,15 @@ pub fn spawn(core: Arc<Core>, node: NodeName) -> LinkHandle {
     }
 }
 
+/// Where in each poll interval `node` is polled: spread evenly by its name, the same at
+/// every start.
+fn phase(node: &NodeName, poll: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    node.hash(&mut h);
+    poll.mul_f64((h.finish() % 1000) as f64 / 1000.0)
+}
+
 async fn run(
     core: Arc<Core>,
     node: NodeName,
@@ -242,6 +251,11 @@ async fn run(
     // Off for a satellite that does not know deltas (an older one).
     let mut deltas = true;
     let mut backoff = Duration::from_millis(500);
+    // The nodes are polled at different moments of the interval, not all at once. A push's
+    // answer is a report too, so it puts the next poll off, but never beyond twice the
+    // interval since the last poll: the state of what no push touched still comes in.
+    let mut next_poll = tokio::time::Instant::now() + phase(&node, poll);
+    let mut poll_due_by = next_poll;
     // Held for its effect: dropping it stops following DRBD.
     let mut _drbd: Option<AbortOnDrop> = None;
     loop {
@@ -332,6 +346,7 @@ async fn run(
                 Ok(report) => {
                     need_push = false;
                     pushed = pushed.max(generation);
+                    next_poll = (tokio::time::Instant::now() + poll).min(poll_due_by);
                     acked = (report.applied_generation == generation).then_some(generation);
                     tracing::debug!(node = %node, generation, applied = report.applied_generation, "pushed");
                     let report = Arc::new(report);
@@ -389,7 +404,9 @@ async fn run(
         tokio::select! {
             r = wanted.changed() => { if r.is_err() { return; } },
             _ = stop.changed() => {},
-            _ = tokio::time::sleep(poll) => {
+            _ = tokio::time::sleep_until(next_poll) => {
+                next_poll = tokio::time::Instant::now() + poll;
+                poll_due_by = next_poll + poll;
                 match call::<Report>(http.get(url(addr, PATH_REPORT)), REPORT_TIMEOUT).await {
                     Ok(report) => {
                         if report.applied_generation < pushed || core.needs_retry(&node, &report) {
@@ -434,5 +451,28 @@ async fn run(
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_are_polled_spread_over_the_interval() {
+        let poll = Duration::from_secs(5);
+        let phases: Vec<Duration> = (0..100)
+            .map(|i| phase(&NodeName::new(&format!("node{i:03}")).expect("name"), poll))
+            .collect();
+        assert!(phases.iter().all(|p| *p < poll), "{phases:?}");
+        // Every tenth of the interval has some of the hundred nodes, none has most of them.
+        let mut tenths = [0usize; 10];
+        for p in &phases {
+            tenths[(p.as_millis() / 500) as usize] += 1;
+        }
+        assert!(tenths.iter().all(|n| (1..=25).contains(n)), "{tenths:?}");
+        // The same node gets the same moment at every start.
+        let n = NodeName::new("node007").expect("name");
+        assert_eq!(phase(&n, poll), phases[7]);
     }
 }
