@@ -576,10 +576,7 @@ impl Core {
         // and the node asks DRBD again with every configuration.
         let short =
             report.resources.iter().any(|rs| {
-                let Ok(name) = strata_model::ResourceName::new(&rs.name) else {
-                    return false;
-                };
-                let Some(rd) = cluster.rsc_dfns.get(&name) else {
+                let Some(rd) = cluster.rsc_dfn_named(&rs.name) else {
                     return false;
                 };
                 if !rd.layer_stack.contains(&strata_model::LayerKind::Drbd) {

@@ -438,6 +438,16 @@ impl Cluster {
         self.deleting.iter()
     }
 
+    /// The definition named `name` in any case, found without building a name: cheap
+    /// enough for every resource of every report.
+    pub fn rsc_dfn_named(&self, name: &str) -> Option<&ResourceDefinition> {
+        let mut buf = [0u8; 64];
+        let folded = buf.get_mut(..name.len())?;
+        folded.copy_from_slice(name.as_bytes());
+        folded.make_ascii_uppercase();
+        self.rsc_dfns.get(std::str::from_utf8(folded).ok()?)
+    }
+
     pub fn resources_of<'a>(
         &'a self,
         rsc: &ResourceName,
@@ -556,5 +566,31 @@ impl Cluster {
             return Some(v.clone());
         }
         self.ctrl_props.get(key).cloned()
+    }
+}
+
+#[cfg(test)]
+mod name_lookup_tests {
+    use super::*;
+
+    #[test]
+    fn a_definition_is_found_by_its_name_in_any_case() {
+        let mut c = Cluster::default();
+        let rd: ResourceDefinition = serde_json::from_value(serde_json::json!({
+            "name": "Data_01", "layer_stack": ["DRBD", "STORAGE"], "props": {}, "flags": [],
+            "resource_group": "DfltRscGrp", "uuid": "u1", "volume_definitions": {}
+        }))
+        .expect("definition");
+        c.apply(Change::PutRscDfn(rd));
+        for name in ["Data_01", "DATA_01", "data_01"] {
+            assert_eq!(
+                c.rsc_dfn_named(name).map(|d| d.name.as_str()),
+                Some("Data_01"),
+                "{name}"
+            );
+        }
+        assert!(c.rsc_dfn_named("Data_02").is_none());
+        assert!(c.rsc_dfn_named("").is_none());
+        assert!(c.rsc_dfn_named(&"x".repeat(100)).is_none());
     }
 }

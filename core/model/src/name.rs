@@ -200,6 +200,13 @@ macro_rules! name_type {
                 write!(f, "{:?}", self.display)
             }
         }
+        /// Maps keyed by names can be searched by the case-folded form, without building a
+        /// name (equality, order and hash are all those of that form).
+        impl std::borrow::Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.key
+            }
+        }
         impl std::str::FromStr for $ty {
             type Err = InvalidName;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
