@@ -46,6 +46,24 @@ async fn get(client: &Client, path: &str) -> (Duration, usize) {
     (t.elapsed(), body.len())
 }
 
+/// Time until the last byte of the answer to `GET path` has arrived, read part by part as
+/// it comes (as a client that parses a stream reads it, without first copying the whole
+/// answer into one buffer), and its size.
+async fn get_all(http: &reqwest::Client, base: &str, path: &str) -> (Duration, usize) {
+    let t = Instant::now();
+    let mut resp = http
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("request");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    let mut bytes = 0;
+    while let Some(part) = resp.chunk().await.expect("answer") {
+        bytes += part.len();
+    }
+    (t.elapsed(), bytes)
+}
+
 /// What a size of the scale run must reach.
 struct Targets {
     filtered_p99: Duration,
@@ -176,8 +194,10 @@ pub fn run(quick: bool, preset: Option<&str>) -> anyhow::Result<()> {
         }
         let mut full = Vec::new();
         let mut bytes = 0;
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{}", c.port);
         for _ in 0..if quick { 5 } else { 10 } {
-            let (d, b) = get(&client, "/v1/view/resources").await;
+            let (d, b) = get_all(&http, &base, "/v1/view/resources").await;
             full.push(d);
             bytes = b;
         }

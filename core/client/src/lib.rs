@@ -178,7 +178,7 @@ impl Client {
                         .bytes()
                         .await
                         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                    return Ok((status, bytes.to_vec()));
+                    return Ok((status, Vec::from(bytes)));
                 }
                 Err(e) if e.is_connect() => {
                     last = format!("{base}: connection refused or unreachable");
