@@ -18,10 +18,23 @@ use strata_model::ObjKind;
 
 use super::{error, not_found, ok, run, run_create, wanted, AppState, Body, Query};
 
-fn find_rg(core: &AppState, name: &str) -> Option<strata_model::objects::ResourceGroup> {
+/// The group named `name`, or the answer that it does not exist.
+fn find_rg(
+    core: &AppState,
+    name: &str,
+) -> Result<strata_model::objects::ResourceGroup, Box<Response>> {
     let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
-    let n = strata_model::ResourceGroupName::new(name).ok()?;
-    cluster.rsc_grps.get(&n).cloned()
+    strata_model::ResourceGroupName::new(name)
+        .ok()
+        .and_then(|n| cluster.rsc_grps.get(&n).cloned())
+        .ok_or_else(|| {
+            Box::new(not_found(
+                code::FAIL_NOT_FOUND_RSC_GRP,
+                ObjKind::RscGrp,
+                "resource group",
+                name,
+            ))
+        })
 }
 
 pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
@@ -40,13 +53,8 @@ pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Respon
 
 pub async fn get_one(State(core): State<AppState>, Path(rg): Path<String>) -> Response {
     match find_rg(&core, &rg) {
-        Some(g) => ok(&convert::resource_group(&g)),
-        None => not_found(
-            code::FAIL_NOT_FOUND_RSC_GRP,
-            ObjKind::RscGrp,
-            "resource group",
-            &rg,
-        ),
+        Ok(g) => ok(&convert::resource_group(&g)),
+        Err(missing) => *missing,
     }
 }
 
@@ -105,13 +113,9 @@ pub async fn delete_one(State(core): State<AppState>, Path(rg): Path<String>) ->
 /// count the group asks for, each in a transaction of its own (one that cannot be adjusted
 /// does not hold the others back).
 pub async fn adjust(State(core): State<AppState>, Path(rg): Path<String>) -> Response {
-    let Some(group) = find_rg(&core, &rg) else {
-        return not_found(
-            code::FAIL_NOT_FOUND_RSC_GRP,
-            ObjKind::RscGrp,
-            "resource group",
-            &rg,
-        );
+    let group = match find_rg(&core, &rg) {
+        Ok(g) => g,
+        Err(missing) => return *missing,
     };
     adjust_groups(&core, &[group.name]).await
 }
@@ -197,18 +201,13 @@ pub async fn vg_list(
 ) -> Response {
     let q = Query::parse(q.as_deref());
     match find_rg(&core, &rg) {
-        Some(g) => ok(&q.page(
+        Ok(g) => ok(&q.page(
             g.volume_groups
                 .values()
                 .map(convert::volume_group)
                 .collect::<Vec<_>>(),
         )),
-        None => not_found(
-            code::FAIL_NOT_FOUND_RSC_GRP,
-            ObjKind::RscGrp,
-            "resource group",
-            &rg,
-        ),
+        Err(missing) => *missing,
     }
 }
 
@@ -216,13 +215,9 @@ pub async fn vg_get(
     State(core): State<AppState>,
     Path((rg, vnr)): Path<(String, u32)>,
 ) -> Response {
-    let Some(g) = find_rg(&core, &rg) else {
-        return not_found(
-            code::FAIL_NOT_FOUND_RSC_GRP,
-            ObjKind::RscGrp,
-            "resource group",
-            &rg,
-        );
+    let g = match find_rg(&core, &rg) {
+        Ok(g) => g,
+        Err(missing) => return *missing,
     };
     match g.volume_groups.get(&vnr) {
         Some(vg) => ok(&convert::volume_group(vg)),
@@ -353,13 +348,9 @@ pub async fn query_size_info(
     Path(rg): Path<String>,
     Body(req): Body<QuerySizeInfoRequest>,
 ) -> Response {
-    let Some(g) = find_rg(&core, &rg) else {
-        return not_found(
-            code::FAIL_NOT_FOUND_RSC_GRP,
-            ObjKind::RscGrp,
-            "resource group",
-            &rg,
-        );
+    let g = match find_rg(&core, &rg) {
+        Ok(g) => g,
+        Err(missing) => return *missing,
     };
     match request_filter(&req) {
         Ok(over) => ok(&size_info(&core, &over_group(&over, &g.select_filter))),
@@ -400,13 +391,8 @@ pub async fn query_max_volume_size(
     Path(rg): Path<String>,
 ) -> Response {
     match find_rg(&core, &rg) {
-        Some(g) => ok(&max_sizes(&core, &g.select_filter)),
-        None => not_found(
-            code::FAIL_NOT_FOUND_RSC_GRP,
-            ObjKind::RscGrp,
-            "resource group",
-            &rg,
-        ),
+        Ok(g) => ok(&max_sizes(&core, &g.select_filter)),
+        Err(missing) => *missing,
     }
 }
 
