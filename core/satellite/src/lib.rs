@@ -181,14 +181,18 @@ impl Satellite {
         Some(report)
     }
 
-    /// Never waits for a reconcile pass: answers from the published identity.
-    pub fn hello(&self) -> Hello {
-        let id = self
-            .inner
+    /// The identity published by the last pass.
+    fn identity(&self) -> Identity {
+        self.inner
             .identity
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .clone()
+    }
+
+    /// Never waits for a reconcile pass: answers from the published identity.
+    pub fn hello(&self) -> Hello {
+        let id = self.identity();
         Hello {
             agent_api: AGENT_API_VERSION,
             version: VERSION.to_string(),
@@ -356,12 +360,7 @@ impl Satellite {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         last.unwrap_or_else(|| {
-            let id = self
-                .inner
-                .identity
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let id = self.identity();
             Report {
                 node_name: id.node_name,
                 applied_generation: id.applied_generation,
