@@ -123,6 +123,8 @@ fn write_serde<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) {
 /// One volume's sizes and states, shared by its volume, storage and DRBD objects.
 struct VolumeFacts<'a> {
     number: i64,
+    /// What the node reported of the volume, when it did: its paths, sizes, state and error.
+    reported: bool,
     device: Option<&'a str>,
     backing: Option<&'a str>,
     allocated: Option<i64>,
@@ -130,6 +132,7 @@ struct VolumeFacts<'a> {
     storage_state: Option<&'a str>,
     disk_state: Option<&'a str>,
     drbd: Option<&'a DrbdVolumeObserved>,
+    error: Option<&'a str>,
 }
 
 /// Appends resource `r` of definition `rd` joined with its node's report, exactly as
@@ -155,6 +158,7 @@ pub fn write_resource(
             let dv = drbd_obs.and_then(|d| d.volumes.get(&v.number));
             VolumeFacts {
                 number: i64::from(v.number as i32),
+                reported: obs.is_some(),
                 device: obs.and_then(|o| o.device_path.as_deref()),
                 backing: obs.and_then(|o| o.backing_path.as_deref()),
                 allocated: obs.and_then(|o| o.allocated_kib).map(|k| k as i64),
@@ -166,6 +170,7 @@ pub fn write_resource(
                     storage_state
                 },
                 drbd: dv,
+                error: obs.and_then(|o| o.error.as_deref()),
             }
         })
         .collect();
@@ -212,7 +217,7 @@ pub fn write_resource(
         if i > 0 {
             out.push(b',');
         }
-        write_volume(out, v, f, rd, drbd, diskless, observed, pool_kind);
+        write_volume(out, v, f, rd, drbd, diskless, pool_kind);
     }
     out.extend_from_slice(b"]}");
 }
@@ -340,7 +345,6 @@ fn write_drbd_resource(
     out.push(b'}');
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_volume(
     out: &mut Vec<u8>,
     v: &m::Volume,
@@ -348,7 +352,6 @@ fn write_volume(
     rd: &m::ResourceDefinition,
     drbd: bool,
     diskless: bool,
-    observed: Option<&ObservedRsc>,
     pool_kind: &dyn Fn(&StorPoolName) -> Option<ProviderKind>,
 ) {
     let kind = pool_kind(&v.storage_pool).unwrap_or(ProviderKind::Diskless);
@@ -365,8 +368,7 @@ fn write_volume(
     write_props(out, &v.props);
     out.extend_from_slice(b",\"flags\":");
     write_strs(out, v.flags.iter());
-    let obs = observed.and_then(|o| o.volumes.iter().find(|x| x.volume_number == v.number));
-    if obs.is_some() || f.drbd.is_some() {
+    if f.reported || f.drbd.is_some() {
         out.extend_from_slice(b",\"state\":{");
         let mut first = true;
         if let Some(s) = f.disk_state {
@@ -407,7 +409,7 @@ fn write_volume(
     out.extend_from_slice(b"}],\"uuid\":");
     write_str(out, &v.uuid);
     out.extend_from_slice(b",\"reports\":");
-    match obs.and_then(|o| o.error.as_deref()) {
+    match f.error {
         None => out.extend_from_slice(b"[]"),
         Some(e) => write_serde(out, &[crate::convert::volume_error_report(e)]),
     }
