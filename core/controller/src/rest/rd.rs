@@ -22,10 +22,23 @@ use strata_model::ObjKind;
 use super::view::resource_view;
 use super::{error, not_found, ok, run, run_create, wanted, AppState, Body, Query};
 
-fn find_rd(core: &AppState, rsc: &str) -> Option<strata_model::objects::ResourceDefinition> {
+/// The definition named `rsc`, or the answer that it does not exist.
+fn find_rd(
+    core: &AppState,
+    rsc: &str,
+) -> Result<strata_model::objects::ResourceDefinition, Box<Response>> {
     let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
-    let name = strata_model::ResourceName::new(rsc).ok()?;
-    cluster.rsc_dfns.get(&name).cloned()
+    strata_model::ResourceName::new(rsc)
+        .ok()
+        .and_then(|n| cluster.rsc_dfns.get(&n).cloned())
+        .ok_or_else(|| {
+            Box::new(not_found(
+                code::FAIL_NOT_FOUND_RSC_DFN,
+                ObjKind::RscDfn,
+                "resource definition",
+                rsc,
+            ))
+        })
 }
 
 pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
@@ -45,13 +58,8 @@ pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Respon
 
 pub async fn get_one(State(core): State<AppState>, Path(rsc): Path<String>) -> Response {
     match find_rd(&core, &rsc) {
-        Some(d) => ok(&convert::resource_definition(&d, true)),
-        None => not_found(
-            code::FAIL_NOT_FOUND_RSC_DFN,
-            ObjKind::RscDfn,
-            "resource definition",
-            &rsc,
-        ),
+        Ok(d) => ok(&convert::resource_definition(&d, true)),
+        Err(missing) => *missing,
     }
 }
 
@@ -113,18 +121,13 @@ pub async fn vd_list(
 ) -> Response {
     let q = Query::parse(q.as_deref());
     match find_rd(&core, &rsc) {
-        Some(d) => ok(&q.page(
+        Ok(d) => ok(&q.page(
             d.volume_definitions
                 .values()
                 .map(|vd| convert::volume_definition(vd, &d.layer_stack))
                 .collect::<Vec<_>>(),
         )),
-        None => not_found(
-            code::FAIL_NOT_FOUND_RSC_DFN,
-            ObjKind::RscDfn,
-            "resource definition",
-            &rsc,
-        ),
+        Err(missing) => *missing,
     }
 }
 
@@ -132,13 +135,9 @@ pub async fn vd_get(
     State(core): State<AppState>,
     Path((rsc, vnr)): Path<(String, u32)>,
 ) -> Response {
-    let Some(d) = find_rd(&core, &rsc) else {
-        return not_found(
-            code::FAIL_NOT_FOUND_RSC_DFN,
-            ObjKind::RscDfn,
-            "resource definition",
-            &rsc,
-        );
+    let d = match find_rd(&core, &rsc) {
+        Ok(d) => d,
+        Err(missing) => return *missing,
     };
     match d.volume_definitions.get(&vnr) {
         Some(vd) => ok(&convert::volume_definition(vd, &d.layer_stack)),
@@ -217,13 +216,9 @@ pub async fn rsc_list(
     RawQuery(q): RawQuery,
 ) -> Response {
     let q = Query::parse(q.as_deref());
-    let Some(d) = find_rd(&core, &rsc) else {
-        return not_found(
-            code::FAIL_NOT_FOUND_RSC_DFN,
-            ObjKind::RscDfn,
-            "resource definition",
-            &rsc,
-        );
+    let d = match find_rd(&core, &rsc) {
+        Ok(d) => d,
+        Err(missing) => return *missing,
     };
     let rscs: Vec<_> = {
         let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
@@ -235,14 +230,7 @@ pub async fn rsc_list(
 }
 
 fn find_rsc(core: &AppState, rsc: &str, node: &str) -> Result<ResourceWithVolumes, Box<Response>> {
-    let Some(d) = find_rd(core, rsc) else {
-        return Err(Box::new(not_found(
-            code::FAIL_NOT_FOUND_RSC_DFN,
-            ObjKind::RscDfn,
-            "resource definition",
-            rsc,
-        )));
-    };
+    let d = find_rd(core, rsc)?;
     let r = {
         let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
         let found = cluster
