@@ -350,6 +350,27 @@ impl SelectFilter {
     }
 }
 
+/// The body of an auto-place request as python-linstor builds it.
+pub fn autoplace_body(filter: &SelectFilter, layer_list: &Option<LayerList>) -> Value {
+    let mut body = Map::new();
+    body.insert(
+        "diskless_on_remaining".into(),
+        json!(filter.diskless_on_remaining),
+    );
+    body.insert("select_filter".into(), filter.to_json());
+    if let Some(l) = layer_list.as_ref().filter(|l| !l.0.is_empty()) {
+        body.insert("layer_list".into(), json!(l.0));
+    }
+    Value::Object(body)
+}
+
+pub fn autoplace_request(rsc: &str, body: Value) -> Request {
+    Request::post(
+        format!("/v1/resource-definitions/{}/autoplace", seg(rsc)),
+        body,
+    )
+}
+
 /// The value of a property, or an empty cell.
 pub fn prop_cell(props: &BTreeMap<String, String>, key: &str) -> String {
     props.get(key).cloned().unwrap_or_default()

@@ -9,13 +9,13 @@ use strata_client::QueryBuilder;
 use strata_model::size::HumanKib;
 
 use crate::common::{
-    parse_layer_list, parse_place_count, parse_provider_list, prop_cell, seg, show_prop_columns,
-    FilterArgs, LayerList, ListOpts, ProviderList, Request, SelectFilter, SetPropArgs,
+    autoplace_body, autoplace_request, parse_layer_list, parse_place_count, parse_provider_list,
+    prop_cell, seg, show_prop_columns, FilterArgs, LayerList, ListOpts, ProviderList, Request,
+    SelectFilter, SetPropArgs,
 };
 use crate::context::{parse, Ctx};
 use crate::error::CliError;
 use crate::output::{self, color, Style};
-use crate::rsc_dfn::{autoplace_body, autoplace_request};
 use crate::table::{Cell, Just, Table};
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use strata_client::QueryBuilder;
 use strata_model::size::{DefaultUnit, HumanKib};
 
 use crate::common::{
-    parse_layer_list, parse_place_count, parse_provider_list, prop_cell, ranged, seg,
-    show_prop_columns, size_kib, FilterArgs, LayerList, ListOpts, ProviderList, Request,
-    SelectFilter, SetPropArgs,
+    autoplace_body, autoplace_request, parse_layer_list, parse_place_count, parse_provider_list,
+    prop_cell, ranged, seg, show_prop_columns, size_kib, FilterArgs, LayerList, ListOpts,
+    ProviderList, Request, SelectFilter, SetPropArgs,
 };
 use crate::context::{parse, Ctx};
 use crate::drbd_opts::{AllSections, DrbdOptionArgs, VolumeSections};
@@ -186,27 +186,6 @@ pub fn create_request(a: &RdCreate) -> Result<Request, CliError> {
         "/v1/resource-definitions",
         Value::Object(body),
     ))
-}
-
-/// The body of an auto-place request as python-linstor builds it.
-pub fn autoplace_body(filter: &SelectFilter, layer_list: &Option<LayerList>) -> Value {
-    let mut body = Map::new();
-    body.insert(
-        "diskless_on_remaining".into(),
-        json!(filter.diskless_on_remaining),
-    );
-    body.insert("select_filter".into(), filter.to_json());
-    if let Some(l) = layer_list.as_ref().filter(|l| !l.0.is_empty()) {
-        body.insert("layer_list".into(), json!(l.0));
-    }
-    Value::Object(body)
-}
-
-pub fn autoplace_request(rsc: &str, body: Value) -> Request {
-    Request::post(
-        format!("/v1/resource-definitions/{}/autoplace", seg(rsc)),
-        body,
-    )
 }
 
 pub fn rd_requests(cmd: &RdCmd) -> Result<Option<Vec<Request>>, CliError> {
