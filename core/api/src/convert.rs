@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use strata_model::kinds::{ConnectionStatus, LayerKind, ProviderKind};
 use strata_model::objects as m;
-use strata_model::observed::{Capabilities, DrbdObserved, PoolState, ResourceState as ObservedRsc};
+use strata_model::observed::{
+    Capabilities, DrbdObserved, PoolState, ResourceState as ObservedRsc, VolumeState as ObservedVlm,
+};
 use strata_model::plan::rg::SelectFilterPatch;
 use strata_model::plan::Reply;
 use strata_model::{ApiError, ObjKind, PropsChange, StorPoolName};
@@ -338,8 +340,6 @@ pub fn volume_group(vg: &m::VolumeGroup) -> VolumeGroup {
     }
 }
 
-/// A resource with its volumes as `/v1/view/resources` shows it, joined with what its node
-/// reported.
 /// What is known of a resource's DRBD state on its node.
 #[derive(Debug, Clone, Copy)]
 pub enum DrbdSeen<'a> {
@@ -382,6 +382,8 @@ fn replication_states(
         .collect()
 }
 
+/// A resource with its volumes as `/v1/view/resources` shows it, joined with what its node
+/// reported.
 pub fn resource_with_volumes(
     r: &m::Resource,
     rd: &m::ResourceDefinition,
@@ -389,69 +391,108 @@ pub fn resource_with_volumes(
     seen: DrbdSeen<'_>,
     pool_kind: &dyn Fn(&StorPoolName) -> Option<ProviderKind>,
 ) -> ResourceWithVolumes {
-    let drbd = rd.layer_stack.contains(&LayerKind::Drbd);
     let (watched, drbd_obs) = seen.standing_for(rd);
-    let diskless = r.is_diskless();
+    let joined = Joined {
+        r,
+        rd,
+        drbd: rd.layer_stack.contains(&LayerKind::Drbd),
+        watched,
+        drbd_obs,
+    };
     let mut volumes = Vec::new();
     let mut storage_volumes = Vec::new();
     let mut drbd_volumes = Vec::new();
     for v in r.volumes.values() {
         let obs = observed.and_then(|o| o.volumes.iter().find(|x| x.volume_number == v.number));
         let kind = pool_kind(&v.storage_pool).unwrap_or(ProviderKind::Diskless);
+        let parts = joined.volume(v, obs, kind);
+        volumes.push(parts.volume);
+        storage_volumes.push(parts.storage);
+        drbd_volumes.extend(parts.drbd);
+    }
+    ResourceWithVolumes {
+        resource: Resource {
+            name: r.name.to_string(),
+            node_name: r.node.to_string(),
+            props: r.props.clone(),
+            flags: r.flags.iter().cloned().collect(),
+            layer_object: Some(joined.layer_object(storage_volumes, drbd_volumes)),
+            state: joined.state(observed),
+            uuid: Some(r.uuid.clone()),
+            create_timestamp: Some(r.create_timestamp),
+        },
+        volumes,
+        shared_name: None,
+    }
+}
+
+/// A resource and what DRBD says of it, as [`resource_with_volumes`] joins them.
+struct Joined<'a> {
+    r: &'a m::Resource,
+    rd: &'a m::ResourceDefinition,
+    /// The definition has the DRBD layer.
+    drbd: bool,
+    /// DRBD's own state stands for the resource (see [`DrbdSeen::standing_for`]).
+    watched: bool,
+    drbd_obs: Option<&'a DrbdObserved>,
+}
+
+/// One volume as the resource lists it, and as its storage and DRBD layers show it.
+struct VolumeParts {
+    volume: Volume,
+    storage: StorageVolume,
+    drbd: Option<DrbdVolume>,
+}
+
+impl Joined<'_> {
+    /// Volume `v`, joined with what its node reported of it (`obs`) and with DRBD's state.
+    fn volume(&self, v: &m::Volume, obs: Option<&ObservedVlm>, kind: ProviderKind) -> VolumeParts {
         let device = obs.and_then(|o| o.device_path.clone());
         let allocated = obs.and_then(|o| o.allocated_kib).map(|k| k as i64);
         let usable = obs.and_then(|o| o.usable_kib).map(|k| k as i64);
         let storage_state = obs.map(|o| o.disk_state.clone()).filter(|s| !s.is_empty());
         // With DRBD followed, the volume's state is DRBD's.
-        let drbd_vlm = drbd_obs.and_then(|d| d.volumes.get(&v.number));
-        let disk_state = if watched {
+        let drbd_vlm = self.drbd_obs.and_then(|d| d.volumes.get(&v.number));
+        let disk_state = if self.watched {
             drbd_vlm.and_then(|dv| dv.disk_state.clone())
         } else {
             storage_state.clone()
         };
         let storage = StorageVolume {
             volume_number: v.number as i32,
-            device_path: if diskless { None } else { device.clone() },
+            device_path: if self.r.is_diskless() {
+                None
+            } else {
+                device.clone()
+            },
             allocated_size_kib: allocated,
             usable_size_kib: usable,
-            disk_state: storage_state.clone(),
+            disk_state: storage_state,
         };
-        let mut layer_data_list = Vec::new();
-        if drbd {
-            let dv = DrbdVolume {
-                drbd_volume_definition: Some(DrbdVolumeDefinition {
-                    resource_name_suffix: Some(String::new()),
-                    volume_number: Some(v.number as i32),
-                    minor_number: rd
-                        .volume_definitions
-                        .get(&v.number)
-                        .and_then(|vd| vd.minor)
-                        .map(|m| m as i32),
-                }),
-                device_path: device.clone(),
-                backing_device: obs.and_then(|o| o.backing_path.clone()),
-                meta_disk: Some("internal".into()),
-                allocated_size_kib: allocated,
-                usable_size_kib: usable,
-                disk_state: disk_state.clone(),
-                ext_meta_stor_pool: None,
-            };
-            layer_data_list.push(VolumeLayer {
-                layer_type: LayerKind::Drbd.to_string(),
-                data: Some(VolumeLayerData::Drbd(dv.clone())),
-            });
-            drbd_volumes.push(dv);
-        }
-        layer_data_list.push(VolumeLayer {
-            layer_type: LayerKind::Storage.to_string(),
-            data: Some(VolumeLayerData::Storage(storage.clone())),
+        let drbd = self.drbd.then(|| DrbdVolume {
+            drbd_volume_definition: Some(DrbdVolumeDefinition {
+                resource_name_suffix: Some(String::new()),
+                volume_number: Some(v.number as i32),
+                minor_number: self
+                    .rd
+                    .volume_definitions
+                    .get(&v.number)
+                    .and_then(|vd| vd.minor)
+                    .map(|m| m as i32),
+            }),
+            device_path: device.clone(),
+            backing_device: obs.and_then(|o| o.backing_path.clone()),
+            meta_disk: Some("internal".into()),
+            allocated_size_kib: allocated,
+            usable_size_kib: usable,
+            disk_state: disk_state.clone(),
+            ext_meta_stor_pool: None,
         });
-        storage_volumes.push(storage);
         let reports = obs
             .and_then(|o| o.error.as_deref())
             .map(|e| vec![volume_error_report(e)])
             .unwrap_or_default();
-        volumes.push(Volume {
+        let volume = Volume {
             volume_number: v.number as i32,
             storage_pool_name: Some(v.storage_pool.to_string()),
             provider_kind: kind.to_string(),
@@ -464,78 +505,101 @@ pub fn resource_with_volumes(
                 disk_state,
                 replication_states: drbd_vlm.map(replication_states).unwrap_or_default(),
             }),
-            layer_data_list,
+            layer_data_list: volume_layers(&storage, drbd.as_ref()),
             uuid: Some(v.uuid.clone()),
             reports,
-        });
+        };
+        VolumeParts {
+            volume,
+            storage,
+            drbd,
+        }
     }
-    let storage_layer = ResourceLayer {
-        children: Vec::new(),
-        resource_name_suffix: String::new(),
-        layer_type: LayerKind::Storage.to_string(),
-        drbd: None,
-        storage: Some(StorageResource { storage_volumes }),
-    };
-    let layer_object = if drbd {
+
+    /// The resource's layer tree: DRBD over storage, or storage alone.
+    fn layer_object(
+        &self,
+        storage_volumes: Vec<StorageVolume>,
+        drbd_volumes: Vec<DrbdVolume>,
+    ) -> ResourceLayer {
+        let storage_layer = ResourceLayer {
+            children: Vec::new(),
+            resource_name_suffix: String::new(),
+            layer_type: LayerKind::Storage.to_string(),
+            drbd: None,
+            storage: Some(StorageResource { storage_volumes }),
+        };
+        if !self.drbd {
+            return storage_layer;
+        }
         ResourceLayer {
             children: vec![storage_layer],
             resource_name_suffix: String::new(),
             layer_type: LayerKind::Drbd.to_string(),
-            drbd: Some(DrbdResource {
-                drbd_resource_definition: Some(drbd_rd_layer(rd)),
-                node_id: r.node_id.map(|n| n as i32),
-                tcp_ports: r.tcp_port.map(i32::from).into_iter().collect(),
-                peer_slots: r.peer_slots.or(rd.drbd_peer_slots).map(|p| p as i32),
-                al_stripes: Some(1),
-                al_size: Some(32),
-                flags: Vec::new(),
-                drbd_volumes,
-                connections: drbd_obs
-                    .map(|d| {
-                        d.connections
-                            .iter()
-                            .map(|(peer, state)| {
-                                (
-                                    peer.clone(),
-                                    DrbdConnection {
-                                        connected: state == "Connected",
-                                        message: Some(state.clone()),
-                                    },
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                promotion_score: drbd_obs
-                    .and_then(|d| d.promotion_score)
-                    .map(|p| p.min(i32::MAX as u64) as i32),
-                may_promote: drbd_obs.and_then(|d| d.may_promote),
-            }),
+            drbd: Some(self.drbd_resource(drbd_volumes)),
             storage: None,
         }
-    } else {
-        storage_layer
-    };
-    ResourceWithVolumes {
-        resource: Resource {
-            name: r.name.to_string(),
-            node_name: r.node.to_string(),
-            props: r.props.clone(),
-            flags: r.flags.iter().cloned().collect(),
-            layer_object: Some(layer_object),
-            state: if watched {
-                drbd_obs
-                    .map(|d| ResourceState { in_use: d.in_use() })
-                    .or_else(|| observed.map(|_| ResourceState { in_use: None }))
-            } else {
-                observed.map(|o| ResourceState { in_use: o.in_use })
-            },
-            uuid: Some(r.uuid.clone()),
-            create_timestamp: Some(r.create_timestamp),
-        },
-        volumes,
-        shared_name: None,
     }
+
+    /// The DRBD layer of the resource, with what DRBD says of its connections and promotion.
+    fn drbd_resource(&self, drbd_volumes: Vec<DrbdVolume>) -> DrbdResource {
+        let (r, rd, drbd_obs) = (self.r, self.rd, self.drbd_obs);
+        DrbdResource {
+            drbd_resource_definition: Some(drbd_rd_layer(rd)),
+            node_id: r.node_id.map(|n| n as i32),
+            tcp_ports: r.tcp_port.map(i32::from).into_iter().collect(),
+            peer_slots: r.peer_slots.or(rd.drbd_peer_slots).map(|p| p as i32),
+            al_stripes: Some(1),
+            al_size: Some(32),
+            flags: Vec::new(),
+            drbd_volumes,
+            connections: drbd_obs.map(drbd_connections).unwrap_or_default(),
+            promotion_score: drbd_obs
+                .and_then(|d| d.promotion_score)
+                .map(|p| p.min(i32::MAX as u64) as i32),
+            may_promote: drbd_obs.and_then(|d| d.may_promote),
+        }
+    }
+
+    /// Whether the resource is in use: DRBD's word when DRBD stands for it, else the node's.
+    fn state(&self, observed: Option<&ObservedRsc>) -> Option<ResourceState> {
+        if self.watched {
+            self.drbd_obs
+                .map(|d| ResourceState { in_use: d.in_use() })
+                .or_else(|| observed.map(|_| ResourceState { in_use: None }))
+        } else {
+            observed.map(|o| ResourceState { in_use: o.in_use })
+        }
+    }
+}
+
+/// A volume's layers, top-most first: DRBD (when it has that layer), then storage.
+fn volume_layers(storage: &StorageVolume, drbd: Option<&DrbdVolume>) -> Vec<VolumeLayer> {
+    let drbd = drbd.map(|dv| VolumeLayer {
+        layer_type: LayerKind::Drbd.to_string(),
+        data: Some(VolumeLayerData::Drbd(dv.clone())),
+    });
+    let storage = VolumeLayer {
+        layer_type: LayerKind::Storage.to_string(),
+        data: Some(VolumeLayerData::Storage(storage.clone())),
+    };
+    drbd.into_iter().chain([storage]).collect()
+}
+
+/// DRBD's connections of a resource to its peers.
+fn drbd_connections(d: &DrbdObserved) -> BTreeMap<String, DrbdConnection> {
+    d.connections
+        .iter()
+        .map(|(peer, state)| {
+            (
+                peer.clone(),
+                DrbdConnection {
+                    connected: state == "Connected",
+                    message: Some(state.clone()),
+                },
+            )
+        })
+        .collect()
 }
 
 /// The report a volume shows for the error its node met making it.
