@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use strata_model::cluster::{Change, Cluster, ObjectClass};
 
-/// Schema version this build writes; newer databases are refused rather than misread.
-pub const SCHEMA_VERSION: i64 = 1;
+mod schema;
+pub use schema::{backup_path, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +25,21 @@ pub enum StoreError {
     },
     #[error("the database was written by a newer version (schema {found}, this build knows {SCHEMA_VERSION}); upgrade this controller")]
     TooNew { found: i64 },
+    #[error(
+        "upgrading the database from schema {from} to {to} failed, nothing was changed: {source}"
+    )]
+    Migration {
+        from: i64,
+        to: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the copy of the database kept before an upgrade could not be written to {path}, nothing was changed (free some space there and start again): {source}")]
+    Backup {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
 /// How many batches of parsed rows may wait to be applied during a load.
@@ -97,43 +112,15 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        SqliteStore::init(conn)
+        SqliteStore::init(conn, Some(path))
     }
 
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
-        SqliteStore::init(Connection::open_in_memory()?)
+        SqliteStore::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (
-                 key   TEXT PRIMARY KEY,
-                 value TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS objects (
-                 class TEXT NOT NULL,
-                 key   TEXT NOT NULL,
-                 data  TEXT NOT NULL,
-                 PRIMARY KEY (class, key)
-             ) WITHOUT ROWID;",
-        )?;
-        let version: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match version.and_then(|v| v.parse::<i64>().ok()) {
-            None => {
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    params![SCHEMA_VERSION.to_string()],
-                )?;
-            }
-            Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
-            Some(_) => {}
-        }
+    fn init(mut conn: Connection, file: Option<&Path>) -> Result<SqliteStore, StoreError> {
+        schema::bring_up_to_date(&mut conn, file)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -178,15 +165,16 @@ impl Persistence for SqliteStore {
         let tx = conn.transaction()?;
         {
             let mut put = tx.prepare_cached(
-                "INSERT INTO objects (class, key, data) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (class, key) DO UPDATE SET data = excluded.data",
+                "INSERT INTO objects (class, key, data, generation) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (class, key)
+                 DO UPDATE SET data = excluded.data, generation = excluded.generation",
             )?;
             let mut del = tx.prepare_cached("DELETE FROM objects WHERE class = ?1 AND key = ?2")?;
             for change in changes {
                 let (class, key) = change.store_key();
                 match change.payload() {
                     Some(json) => {
-                        put.execute(params![class.as_str(), key, json.to_string()])?;
+                        put.execute(params![class.as_str(), key, json.to_string(), generation])?;
                     }
                     None => {
                         del.execute(params![class.as_str(), key])?;
