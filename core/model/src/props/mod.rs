@@ -4,11 +4,10 @@
 mod catalog;
 mod drbd;
 mod drbd_catalog;
+mod drbd_def;
 
-pub use drbd::{
-    check_drbd_value, drbd_option, drbd_options, parse_drbd_number, DrbdOptionDef, DrbdScale,
-    DrbdSection, DrbdValue,
-};
+pub use drbd::{check_drbd_value, drbd_option, drbd_options, parse_drbd_number};
+pub use drbd_def::{DrbdOptionDef, DrbdScale, DrbdSection, DrbdValue};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
