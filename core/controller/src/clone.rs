@@ -12,7 +12,7 @@ use strata_model::plan::clone::{self as pclone, CloneRequest};
 use strata_model::plan::snapshot::SnapshotCreate;
 use strata_model::{ApiError, Cluster, ResourceName};
 
-use crate::core::{poisoned, Answer, Core, RealEnv};
+use crate::core::{Answer, Core, RealEnv};
 
 /// How a clone of a definition stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Core {
         req: CloneRequest,
     ) -> Result<(ResourceName, Answer), ApiError> {
         let (dst, by_snapshot) = {
-            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let cluster = self.cluster();
             let mut env = RealEnv;
             let dst = pclone::check(&cluster, &mut env, &src, &req)?.name;
             (dst, pclone::by_snapshot(&cluster, &src)?)
@@ -70,7 +70,7 @@ impl Core {
             .mutate(move |c, env, o| pclone::create(c, env, o, &s, &n, &q))
             .await;
         let keep = {
-            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let cluster = self.cluster();
             made.is_ok() && needs_origin(&cluster, &src, &snap)
         };
         if !keep {
@@ -87,7 +87,7 @@ impl Core {
 
     /// How the clone `dst` of `src` stands; `None` when `dst` is not a clone of `src`.
     pub fn clone_status(&self, src: &str, dst: &str) -> Option<CloneStatus> {
-        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let cluster = self.cluster();
         let src = ResourceName::new(src).ok()?;
         let dst = ResourceName::new(dst).ok()?;
         let rscs: Vec<_> = cluster.resources_of(&dst).collect();
@@ -100,7 +100,7 @@ impl Core {
             return None;
         }
         // Same lock order as planning: cluster, then observed.
-        let observed = self.observed.read().unwrap_or_else(poisoned);
+        let observed = self.observed();
         let mut status = CloneStatus::Complete;
         for r in rscs.iter().filter(|r| !r.is_diskless()) {
             match observed.resource(&r.node, dst.as_str()) {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use strata_agent_api::{NodeConfig, PoolConfig, PoolProbe, Report, PATH_POOL_PROBE};
@@ -38,8 +38,11 @@ impl Env for RealEnv {
 }
 
 pub struct Core {
-    pub cluster: RwLock<Cluster>,
-    pub observed: RwLock<ObservedState>,
+    /// The desired state. Read through [`Core::cluster`]; written only on the commit path
+    /// below, under `writer`.
+    cluster: RwLock<Cluster>,
+    /// What the satellites reported. Read through [`Core::observed`]; written only here.
+    observed: RwLock<ObservedState>,
     store: Box<dyn Persistence>,
     /// Serialises plan + commit + apply; readers only ever take the cluster read lock.
     writer: Mutex<()>,
@@ -154,7 +157,7 @@ struct Committed {
     changes: Vec<Change>,
 }
 
-pub(crate) fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
+fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
     e.into_inner()
 }
 
@@ -341,7 +344,7 @@ impl Core {
     /// was taking when it stopped are given up (deleted), so that their nodes resume I/O.
     fn bootstrap(&self) -> anyhow::Result<()> {
         let unfinished = {
-            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let cluster = self.cluster();
             let mut plan = Plan::new();
             for s in cluster.snapshots.values().flat_map(|m| m.values()) {
                 if matches!(
@@ -367,13 +370,7 @@ impl Core {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         let name = ResourceGroupName::new(DEFAULT_RSC_GRP).expect("valid default name");
-        if self
-            .cluster
-            .read()
-            .unwrap_or_else(poisoned)
-            .rsc_grps
-            .contains_key(&name)
-        {
+        if self.cluster().rsc_grps.contains_key(&name) {
             return Ok(());
         }
         let mut env = RealEnv;
@@ -394,34 +391,37 @@ impl Core {
         Ok(())
     }
 
+    /// The desired state, for reading. Whoever needs it and the observed state together
+    /// takes this first, then [`Core::observed`], as planning does.
+    pub fn cluster(&self) -> RwLockReadGuard<'_, Cluster> {
+        self.cluster.read().unwrap_or_else(poisoned)
+    }
+
+    /// What the satellites reported, for reading (after [`Core::cluster`] when both are held).
+    pub fn observed(&self) -> RwLockReadGuard<'_, ObservedState> {
+        self.observed.read().unwrap_or_else(poisoned)
+    }
+
+    fn observed_mut(&self) -> RwLockWriteGuard<'_, ObservedState> {
+        self.observed.write().unwrap_or_else(poisoned)
+    }
+
     /// Starts a link for every node. Called once the runtime runs.
     pub fn start_links(self: &Arc<Self>) {
-        let nodes: Vec<NodeName> = self
-            .cluster
-            .read()
-            .unwrap_or_else(poisoned)
-            .nodes
-            .keys()
-            .cloned()
-            .collect();
+        let nodes: Vec<NodeName> = self.cluster().nodes.keys().cloned().collect();
         for n in nodes {
             self.link_for(&n);
         }
     }
 
     fn link_for(self: &Arc<Self>, node: &NodeName) -> Option<Arc<LinkHandle>> {
-        let exists = self
-            .cluster
-            .read()
-            .unwrap_or_else(poisoned)
-            .nodes
-            .contains_key(node);
+        let exists = self.cluster().nodes.contains_key(node);
         let mut links = self.links.lock().unwrap_or_else(poisoned);
         if !exists {
             if let Some(h) = links.remove(node) {
                 h.stop();
             }
-            self.observed.write().unwrap_or_else(poisoned).forget(node);
+            self.observed_mut().forget(node);
             return None;
         }
         Some(
@@ -433,7 +433,7 @@ impl Core {
     }
 
     pub fn satellite_addr(&self, node: &NodeName) -> Option<SocketAddr> {
-        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let cluster = self.cluster();
         let n = cluster.nodes.get(node)?;
         let nif = n.satellite_interface()?;
         let ip = nif.address.parse().ok()?;
@@ -441,23 +441,17 @@ impl Core {
     }
 
     pub fn set_node_online(&self, node: &NodeName, caps: Capabilities) {
-        self.observed
-            .write()
-            .unwrap_or_else(poisoned)
-            .set_online(node, caps);
+        self.observed_mut().set_online(node, caps);
     }
 
     pub fn set_node_status(&self, node: &NodeName, status: ConnectionStatus, why: Option<String>) {
-        self.observed
-            .write()
-            .unwrap_or_else(poisoned)
-            .set_status(node, status, why);
+        self.observed_mut().set_status(node, status, why);
     }
 
     /// Stores a node's report and finishes deletions it confirms.
     pub async fn record_report(self: &Arc<Self>, node: &NodeName, report: &Arc<Report>) {
         {
-            let mut observed = self.observed.write().unwrap_or_else(poisoned);
+            let mut observed = self.observed_mut();
             let known = observed.node_mut(node).errors();
             for e in report.errors.iter().filter(|e| !known.contains(e)) {
                 tracing::warn!(node = %node, "satellite reports: {e}");
@@ -519,11 +513,7 @@ impl Core {
 
     /// Takes the DRBD state a node's event watcher sent.
     pub fn record_drbd(&self, node: &NodeName, report: Arc<strata_model::observed::DrbdReport>) {
-        let changed = self
-            .observed
-            .write()
-            .unwrap_or_else(poisoned)
-            .apply_drbd(node, report);
+        let changed = self.observed_mut().apply_drbd(node, report);
         self.announce_promotions(node, changed);
     }
 
@@ -531,11 +521,11 @@ impl Core {
     /// up to date now: the old replicas go.
     pub async fn finish_migrations(self: &Arc<Self>, node: &NodeName) {
         let due = {
-            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let cluster = self.cluster();
             if cluster.migrations_on(node).next().is_none() {
                 return;
             }
-            let observed = self.observed.read().unwrap_or_else(poisoned);
+            let observed = self.observed();
             plan::rsc::migrations_due(&cluster, &*observed, node)
         };
         for (rsc, from) in due {
@@ -571,7 +561,7 @@ impl Core {
         if report.resources.iter().any(|r| r.first_error().is_some()) {
             return true;
         }
-        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let cluster = self.cluster();
         // A DRBD volume smaller than its definition: its resize waits for the peers' disks,
         // and the node asks DRBD again with every configuration.
         let short =
@@ -600,7 +590,7 @@ impl Core {
 
     /// A cheap look (read lock only) whether a report lets deletions on `node` finish.
     fn has_deletions_to_finish(&self, node: &NodeName, report: &Report) -> bool {
-        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let cluster = self.cluster();
         let pending = cluster
             .pending_deletions()
             .any(|name| cluster.resource(name, node).is_some())
@@ -625,7 +615,7 @@ impl Core {
         // The node's merged state, not `report` alone: the answer to a delta names only the
         // resources the delta was about.
         let present = |rsc: &strata_model::ResourceName| -> Option<Vec<u32>> {
-            let observed = self.observed.read().unwrap_or_else(poisoned);
+            let observed = self.observed();
             observed
                 .nodes
                 .get(node)?
@@ -638,7 +628,7 @@ impl Core {
                 .is_some_and(|s| !s.volumes.is_empty())
         };
         let find = || {
-            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let cluster = self.cluster();
             let mut plan =
                 plan::rsc::finish_deletions(&cluster, node, report.applied_generation, &present);
             plan.extend(plan::snapshot::finish_deletions(
@@ -694,7 +684,7 @@ impl Core {
     /// Commits `plan` and applies it; answers its replies and the nodes that must get a
     /// configuration now.
     fn commit_locked(&self, plan: Plan) -> Result<(Vec<Reply>, BTreeSet<NodeName>), ApiError> {
-        let generation = self.cluster.read().unwrap_or_else(poisoned).generation + 1;
+        let generation = self.cluster().generation + 1;
         self.store.commit(generation, &plan.changes).map_err(|e| {
             tracing::error!("database commit failed: {e}");
             let id = self.reports.record(
@@ -728,7 +718,7 @@ impl Core {
     /// The next configuration for `node`: the changes since `base` when the node holds
     /// exactly that generation of ours, else the whole of it.
     pub fn next_push(&self, node: &NodeName, base: Option<u64>) -> Push {
-        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let cluster = self.cluster();
         let dirty = self
             .dirty
             .lock()
@@ -756,13 +746,13 @@ impl Core {
     {
         let _w = self.writer.lock().unwrap_or_else(poisoned);
         let plan = {
-            let cluster = self.cluster.read().unwrap_or_else(poisoned);
-            let observed = self.observed.read().unwrap_or_else(poisoned);
+            let cluster = self.cluster();
+            let observed = self.observed();
             let mut env = RealEnv;
             f(&cluster, &mut env, &*observed)?
         };
         if plan.changes.is_empty() {
-            let generation = self.cluster.read().unwrap_or_else(poisoned).generation;
+            let generation = self.cluster().generation;
             return Ok(Committed {
                 replies: plan.replies,
                 generation,
@@ -771,7 +761,7 @@ impl Core {
             });
         }
         let placed = {
-            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let cluster = self.cluster();
             let placed: Vec<(strata_model::ResourceName, NodeName)> = plan
                 .changes
                 .iter()
@@ -788,7 +778,7 @@ impl Core {
         };
         let changes = plan.changes.clone();
         let (replies, nodes) = self.commit_locked(plan)?;
-        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let cluster = self.cluster();
         self.promise_space(&cluster, &placed);
         Ok(Committed {
             replies,
@@ -803,7 +793,7 @@ impl Core {
         if placed.is_empty() {
             return;
         }
-        let mut observed = self.observed.write().unwrap_or_else(poisoned);
+        let mut observed = self.observed_mut();
         for (rsc, node) in placed {
             let (Some(r), Some(rd)) = (cluster.resource(rsc, node), cluster.rsc_dfns.get(rsc))
             else {
@@ -889,7 +879,7 @@ impl Core {
 
     /// Says, for every deletion this change started, whether it is finished.
     fn deletion_replies(&self, changes: &[Change], outcomes: &[(NodeName, Outcome)]) -> Vec<Reply> {
-        let cluster = self.cluster.read().unwrap_or_else(poisoned);
+        let cluster = self.cluster();
         let answered = |node: &NodeName| {
             outcomes
                 .iter()
@@ -1107,12 +1097,7 @@ impl Core {
 
     /// Asks a node's satellite whether a pool can be used; `None` when the node is offline.
     pub async fn probe_pool(&self, node: &NodeName, pool: &PoolConfig) -> Option<PoolProbe> {
-        if !self
-            .observed
-            .read()
-            .unwrap_or_else(poisoned)
-            .is_online(node)
-        {
+        if !self.observed().is_online(node) {
             return None;
         }
         let addr = self.satellite_addr(node)?;
@@ -1185,7 +1170,7 @@ impl Core {
         // (resource, snapshot, state, nodes with their volume counts)
         type Taken = (String, String, SnapshotState, Vec<(NodeName, usize)>);
         let snaps: Vec<Taken> = {
-            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let cluster = self.cluster();
             let mut out = Vec::new();
             for (rsc, req) in &reqs {
                 let s = plan::snapshot::snapshot_of(&cluster, rsc, &req.name)?;
@@ -1322,7 +1307,7 @@ impl Core {
             return Ok(first);
         }
         let (id, nodes) = {
-            let cluster = self.cluster.read().unwrap_or_else(poisoned);
+            let cluster = self.cluster();
             let s = plan::snapshot::snapshot_of(&cluster, &rsc, &snap)?;
             let id = s.rollback.map(|r| r.id).unwrap_or_default();
             let nodes: Vec<NodeName> = s.nodes.iter().map(|n| n.node.clone()).collect();

@@ -86,7 +86,7 @@ async fn run() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     {
-        let c = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let c = core.cluster();
         tracing::info!(
             nodes = c.nodes.len(),
             resource_definitions = c.rsc_dfns.len(),

@@ -24,7 +24,7 @@ pub async fn version() -> Response {
 }
 
 pub async fn props_list(State(core): State<AppState>) -> Response {
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     ok(&cluster.ctrl_props)
 }
 

@@ -18,7 +18,7 @@ use strata_model::{ApiError, Change, ObjKind};
 use super::{error, json, not_found, ok, replies, run, run_create, wanted, AppState, Body, Query};
 
 fn node_view(core: &AppState, n: &strata_model::objects::Node) -> Node {
-    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    let observed = core.observed();
     let obs = observed.nodes.get(&n.name);
     convert::node(
         n,
@@ -32,7 +32,7 @@ pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Respon
     let names = q.names("nodes");
     let props = q.values("props");
     let nodes: Vec<strata_model::objects::Node> = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         cluster
             .nodes
             .values()
@@ -45,7 +45,7 @@ pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Respon
 }
 
 fn find_node(core: &AppState, name: &str) -> Option<strata_model::objects::Node> {
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     cluster
         .nodes
         .values()
@@ -223,7 +223,7 @@ pub async fn netif_delete(
 }
 
 pub fn pool_view(core: &AppState, sp: &strata_model::objects::StorPool) -> StoragePool {
-    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    let observed = core.observed();
     let state = observed
         .nodes
         .get(&sp.node)
@@ -243,7 +243,7 @@ pub async fn sp_list(
         return not_found(code::FAIL_NOT_FOUND_NODE, ObjKind::Node, "node", &node);
     };
     let pools: Vec<_> = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         cluster
             .pools_on(&n.name)
             .filter(|sp| wanted(&pools_filter, sp.name.key()))
@@ -263,7 +263,7 @@ pub async fn sp_get(
     Path((node, pool)): Path<(String, String)>,
 ) -> Response {
     let found = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         cluster
             .stor_pools
             .iter()
@@ -300,8 +300,8 @@ pub async fn sp_create(
     };
     // Validate first, then ask the satellite whether the pool is usable before recording it.
     let planned = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
-        let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
+        let observed = core.observed();
         pp::create_stor_pool(
             &cluster,
             &mut crate::core::RealEnv,
@@ -376,7 +376,7 @@ pub async fn sp_delete(
 pub async fn spd_list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Response {
     let q = Query::parse(q.as_deref());
     let names = q.names("storage_pools");
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     let list: Vec<StoragePoolDefinition> = cluster
         .stor_pool_dfns
         .values()
@@ -387,7 +387,7 @@ pub async fn spd_list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Re
 }
 
 pub async fn spd_get(State(core): State<AppState>, Path(pool): Path<String>) -> Response {
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     match cluster
         .stor_pool_dfns
         .values()

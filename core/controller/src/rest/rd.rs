@@ -27,7 +27,7 @@ fn find_rd(
     core: &AppState,
     rsc: &str,
 ) -> Result<strata_model::objects::ResourceDefinition, Box<Response>> {
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     strata_model::ResourceName::new(rsc)
         .ok()
         .and_then(|n| cluster.rsc_dfns.get(&n).cloned())
@@ -46,7 +46,7 @@ pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Respon
     let names = q.names("resource_definitions");
     let props = q.values("props");
     let with_vds = q.flag("with_volume_definitions");
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     let list: Vec<ResourceDefinition> = cluster
         .rsc_dfns
         .values()
@@ -221,7 +221,7 @@ pub async fn rsc_list(
         Err(missing) => return *missing,
     };
     let rscs: Vec<_> = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         let all: Vec<_> = cluster.resources_of(&d.name).cloned().collect();
         all
     };
@@ -232,7 +232,7 @@ pub async fn rsc_list(
 fn find_rsc(core: &AppState, rsc: &str, node: &str) -> Result<ResourceWithVolumes, Box<Response>> {
     let d = find_rd(core, rsc)?;
     let r = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         let found = cluster
             .resources_of(&d.name)
             .find(|r| r.node.as_str().eq_ignore_ascii_case(node))
@@ -613,7 +613,7 @@ pub async fn rconn_list(
 ) -> Response {
     let q = Query::parse(q.as_deref());
     let list = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         match prd::rd_of(&cluster, &rsc) {
             Ok(rd) => cluster
                 .connections_of(&rd.name)
@@ -631,7 +631,7 @@ pub async fn rconn_get(
     Path((rsc, node_a, node_b)): Path<(String, String, String)>,
 ) -> Response {
     let found = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         prconn::rsc_conn_of(&cluster, &rsc, &node_a, &node_b).map(resource_connection)
     };
     match found {

@@ -23,7 +23,7 @@ fn find_rg(
     core: &AppState,
     name: &str,
 ) -> Result<strata_model::objects::ResourceGroup, Box<Response>> {
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     strata_model::ResourceGroupName::new(name)
         .ok()
         .and_then(|n| cluster.rsc_grps.get(&n).cloned())
@@ -41,7 +41,7 @@ pub async fn list(State(core): State<AppState>, RawQuery(q): RawQuery) -> Respon
     let q = Query::parse(q.as_deref());
     let names = q.names("resource_groups");
     let props = q.values("props");
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     let list: Vec<ResourceGroup> = cluster
         .rsc_grps
         .values()
@@ -123,7 +123,7 @@ pub async fn adjust(State(core): State<AppState>, Path(rg): Path<String>) -> Res
 /// `POST /v1/resource-groups/adjustall`.
 pub async fn adjust_all(State(core): State<AppState>) -> Response {
     let groups: Vec<strata_model::ResourceGroupName> = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         cluster.rsc_grps.keys().cloned().collect()
     };
     adjust_groups(&core, &groups).await
@@ -131,7 +131,7 @@ pub async fn adjust_all(State(core): State<AppState>) -> Response {
 
 async fn adjust_groups(core: &AppState, groups: &[strata_model::ResourceGroupName]) -> Response {
     let rds: Vec<String> = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         cluster
             .rsc_dfns
             .values()
@@ -273,8 +273,8 @@ pub async fn vg_delete(
 }
 
 fn max_sizes(core: &AppState, filter: &strata_model::objects::SelectFilter) -> MaxVolumeSizes {
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
-    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
+    let observed = core.observed();
     MaxVolumeSizes {
         candidates: prg::max_volume_sizes(&cluster, &*observed, filter)
             .into_iter()
@@ -294,8 +294,8 @@ fn size_info(
     filter: &strata_model::objects::SelectFilter,
 ) -> QuerySizeInfoResponse {
     let info = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
-        let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
+        let observed = core.observed();
         prg::size_info(&cluster, &*observed, filter)
     };
     let kib = |v: u64| v.min(i64::MAX as u64) as i64;
@@ -365,7 +365,7 @@ pub async fn query_all_size_info(
     Body(req): Body<QuerySizeInfoRequest>,
 ) -> Response {
     let groups: Vec<(String, strata_model::objects::SelectFilter)> = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         cluster
             .rsc_grps
             .values()

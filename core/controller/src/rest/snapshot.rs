@@ -12,7 +12,7 @@ use super::{answer, error, ok, run, run_create, wanted, AppState, Body, Query};
 
 /// `GET /v1/resource-definitions/{rsc}/snapshots`
 pub async fn list(State(core): State<AppState>, Path(rsc): Path<String>) -> Response {
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     match strata_model::plan::rd::rd_of(&cluster, &rsc) {
         Ok(rd) => {
             let list: Vec<Snapshot> = cluster
@@ -30,7 +30,7 @@ pub async fn get_one(
     State(core): State<AppState>,
     Path((rsc, snap)): Path<(String, String)>,
 ) -> Response {
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     match psnap::snapshot_of(&cluster, &rsc, &snap) {
         Ok(s) => ok(&convert::snapshot(s)),
         Err(e) => error(Op::None, e),
@@ -42,7 +42,7 @@ pub async fn view(State(core): State<AppState>, RawQuery(q): RawQuery) -> Respon
     let q = Query::parse(q.as_deref());
     let nodes = q.names("nodes");
     let resources = q.names("resources");
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
     let list: Vec<Snapshot> = cluster
         .snapshots
         .values()

@@ -43,8 +43,8 @@ pub fn resource_view(
     r: &Resource,
     rd: &ResourceDefinition,
 ) -> ResourceWithVolumes {
-    let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
-    let observed = core.observed.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = core.cluster();
+    let observed = core.observed();
     let (state, seen) = joined(&observed, r);
     convert::resource_with_volumes(r, rd, state, seen, &|pool| {
         cluster.stor_pool(&r.node, pool).map(|sp| sp.kind)
@@ -147,8 +147,8 @@ impl Lister {
     /// The first part opens the JSON array and the last one closes it.
     fn next_part(&mut self) -> Vec<u8> {
         let mut out = Vec::with_capacity(PART_BYTES + PART_BYTES / 4);
-        let cluster = self.core.cluster.read().unwrap_or_else(|e| e.into_inner());
-        let observed = self.core.observed.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = self.core.cluster();
+        let observed = self.core.observed();
         // The definitions from where the last part stopped, and how many of them this part
         // took (one walk of the map per part, not one search per definition).
         let defs: Box<dyn Iterator<Item = Option<&ResourceDefinition>> + '_> = match &self.names {
@@ -251,7 +251,7 @@ pub async fn storage_pools(State(core): State<AppState>, RawQuery(q): RawQuery) 
     let pools = q.names("storage_pools");
     let props = q.values("props");
     let list: Vec<_> = {
-        let cluster = core.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let cluster = core.cluster();
         cluster
             .stor_pools
             .iter()
