@@ -601,11 +601,11 @@ impl Core {
 
     /// Removes what `report` shows gone of the deletions pending on `node`.
     ///
-    /// Finishing a deletion is cleanup, not a decision: the deletion itself was saved before
-    /// any satellite acted on it, and a controller that restarts before this cleanup is saved
-    /// simply finishes it again from the next report. So the cleanup takes effect in memory
-    /// first, `applied` fires (the caller may answer its client), and then it is saved, all
-    /// under the writer lock so that no later change can overtake it on disk.
+    /// Like every change, the cleanup is committed first and only then applied in memory
+    /// (with the generation bumped), and `applied` fires after that (the caller may answer
+    /// its client). A failed commit changes nothing: the deletion itself was saved before any
+    /// satellite acted on it, so the next report finishes it again. All of it happens under
+    /// the writer lock, so that no other change comes in between.
     fn finish_deletions(
         &self,
         node: &NodeName,
@@ -648,26 +648,27 @@ impl Core {
         if plan.changes.is_empty() {
             return;
         }
-        let generation = {
-            let mut cluster = self.cluster.write().unwrap_or_else(poisoned);
-            for c in plan.changes.iter().cloned() {
-                cluster.apply(c);
-            }
-            cluster.generation += 1;
-            cluster.generation
-        };
-        if let Some(tx) = applied {
-            let _ = tx.send(());
-        }
+        let generation = self.cluster().generation + 1;
         if let Err(e) = self.store.commit(generation, &plan.changes) {
             tracing::error!(
-                "saving finished deletions on {node} failed ({e}); they are finished again after a restart"
+                "saving finished deletions on {node} failed ({e}); nothing changed, the next report finishes them again"
             );
+            return;
+        }
+        {
+            let mut cluster = self.cluster.write().unwrap_or_else(poisoned);
+            for c in plan.changes {
+                cluster.apply(c);
+            }
+            cluster.generation = generation;
+        }
+        if let Some(tx) = applied {
+            let _ = tx.send(());
         }
     }
 
     /// Runs [`Core::finish_deletions`] off the async runtime and returns once the cleanup
-    /// is visible (not necessarily saved yet).
+    /// is saved and visible, or once it turned out there was none or it could not be saved.
     async fn finish_deletions_visible(self: &Arc<Self>, node: &NodeName, report: &Arc<Report>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let core = self.clone();
