@@ -461,6 +461,7 @@ impl State {
         }
     }
 
+    /// Folds one event into the state.
     pub fn apply(&mut self, ev: &Event) {
         let (action, object, f) = match ev {
             Event::InitialStateDone => {
@@ -475,7 +476,6 @@ impl State {
             } => (*action, *object, fields),
         };
         let Some(name) = f.get("name") else { return };
-        let num = |k: &str| f.get(k).and_then(|v| v.parse::<u32>().ok());
         let destroy = action == Action::Destroy;
 
         if object == Object::Resource && destroy {
@@ -492,136 +492,170 @@ impl State {
                 name: name.clone(),
                 ..Default::default()
             });
-
         match object {
-            Object::Resource => {
-                set(f, "role", &mut res.role, |v| Some(Role::parse(v)));
-                if let Some(v) = f.get("suspended") {
-                    res.suspended = Some(v != "no");
-                    res.suspended_by = if v == "no" {
-                        Vec::new()
-                    } else {
-                        v.split(',').map(str::to_string).collect()
-                    };
-                }
-                set(f, "may_promote", &mut res.may_promote, yes_no);
-                set(f, "promotion_score", &mut res.promotion_score, |v| {
-                    v.parse().ok()
-                });
-                set(f, "quorum", &mut res.quorum, yes_no);
-                set(f, "write-ordering", &mut res.write_ordering, |v| {
-                    Some(v.to_string())
-                });
-            }
-            Object::Device => {
-                let Some(volume) = num("volume") else { return };
-                if destroy {
-                    res.devices.remove(&volume);
-                    for c in res.connections.values_mut() {
-                        c.peer_devices.remove(&volume);
-                    }
-                    return;
-                }
-                let d = res.devices.entry(volume).or_insert_with(|| DeviceState {
-                    volume,
-                    ..Default::default()
-                });
-                set(f, "minor", &mut d.minor, |v| v.parse().ok());
-                set(f, "disk", &mut d.disk, |v| Some(DiskState::parse(v)));
-                set(f, "client", &mut d.client, yes_no);
-                set(f, "quorum", &mut d.quorum, yes_no);
-                set(f, "open", &mut d.open, yes_no);
-                set(f, "size", &mut d.size_kib, |v| v.parse().ok());
-            }
+            Object::Resource => apply_resource(res, f),
+            Object::Device => apply_device(res, f, destroy),
             Object::Connection | Object::PeerDevice | Object::Path => {
-                let Some(peer) = num("peer-node-id") else {
-                    return;
-                };
-                if object == Object::Connection && destroy {
-                    res.connections.remove(&peer);
-                    return;
-                }
-                if destroy && !res.connections.contains_key(&peer) {
-                    return;
-                }
-                let c = res
-                    .connections
-                    .entry(peer)
-                    .or_insert_with(|| PeerConnection {
-                        peer_node_id: peer,
-                        ..Default::default()
-                    });
-                set(f, "conn-name", &mut c.conn_name, |v| Some(v.to_string()));
-                match object {
-                    Object::Connection => {
-                        set(f, "connection", &mut c.connection, |v| {
-                            Some(ConnectionState::parse(v))
-                        });
-                        set(f, "role", &mut c.peer_role, |v| Some(Role::parse(v)));
-                        set(f, "congested", &mut c.congested, yes_no);
-                    }
-                    Object::PeerDevice => {
-                        let Some(volume) = num("volume") else { return };
-                        if destroy {
-                            c.peer_devices.remove(&volume);
-                            return;
-                        }
-                        let p = c
-                            .peer_devices
-                            .entry(volume)
-                            .or_insert_with(|| PeerDeviceState {
-                                volume,
-                                ..Default::default()
-                            });
-                        set(f, "replication", &mut p.replication, |v| {
-                            Some(ReplicationState::parse(v))
-                        });
-                        set(f, "peer-disk", &mut p.peer_disk, |v| {
-                            Some(DiskState::parse(v))
-                        });
-                        set(f, "peer-client", &mut p.peer_client, yes_no);
-                        set(f, "resync-suspended", &mut p.resync_suspended, |v| {
-                            Some(v.to_string())
-                        });
-                        set(f, "done", &mut p.done, |v| v.parse().ok());
-                        set(f, "eta", &mut p.eta_secs, |v| v.parse().ok());
-                        set(f, "out-of-sync", &mut p.out_of_sync_kib, |v| v.parse().ok());
-                        // Progress belongs to a running resync; a finished one leaves none behind
-                        // (the line that ends it does not repeat `done`).
-                        p.settle_progress(f.contains_key("done"), None);
-                    }
-                    Object::Path => {
-                        let (Some(local), Some(peer_addr)) = (f.get("local"), f.get("peer")) else {
-                            return;
-                        };
-                        let at = c
-                            .paths
-                            .iter()
-                            .position(|p| p.local == *local && p.peer == *peer_addr);
-                        if destroy {
-                            if let Some(i) = at {
-                                c.paths.remove(i);
-                            }
-                            return;
-                        }
-                        let i = match at {
-                            Some(i) => i,
-                            None => {
-                                c.paths.push(PathState {
-                                    local: local.clone(),
-                                    peer: peer_addr.clone(),
-                                    established: None,
-                                });
-                                c.paths.len() - 1
-                            }
-                        };
-                        set(f, "established", &mut c.paths[i].established, yes_no);
-                    }
-                    Object::Resource | Object::Device => unreachable!(),
-                }
+                apply_peer_object(res, object, f, destroy)
             }
         }
     }
+}
+
+/// Field `key` as a number (volume numbers, node ids).
+fn number(f: &BTreeMap<String, String>, key: &str) -> Option<u32> {
+    f.get(key).and_then(|v| v.parse::<u32>().ok())
+}
+
+/// A `resource` line: role, suspension, promotion and quorum.
+fn apply_resource(res: &mut ResourceState, f: &BTreeMap<String, String>) {
+    set(f, "role", &mut res.role, |v| Some(Role::parse(v)));
+    if let Some(v) = f.get("suspended") {
+        res.suspended = Some(v != "no");
+        res.suspended_by = if v == "no" {
+            Vec::new()
+        } else {
+            v.split(',').map(str::to_string).collect()
+        };
+    }
+    set(f, "may_promote", &mut res.may_promote, yes_no);
+    set(f, "promotion_score", &mut res.promotion_score, |v| {
+        v.parse().ok()
+    });
+    set(f, "quorum", &mut res.quorum, yes_no);
+    set(f, "write-ordering", &mut res.write_ordering, |v| {
+        Some(v.to_string())
+    });
+}
+
+/// A `device` line: a local volume; destroyed, it takes its peer devices along.
+fn apply_device(res: &mut ResourceState, f: &BTreeMap<String, String>, destroy: bool) {
+    let Some(volume) = number(f, "volume") else {
+        return;
+    };
+    if destroy {
+        res.devices.remove(&volume);
+        for c in res.connections.values_mut() {
+            c.peer_devices.remove(&volume);
+        }
+        return;
+    }
+    let d = res.devices.entry(volume).or_insert_with(|| DeviceState {
+        volume,
+        ..Default::default()
+    });
+    set(f, "minor", &mut d.minor, |v| v.parse().ok());
+    set(f, "disk", &mut d.disk, |v| Some(DiskState::parse(v)));
+    set(f, "client", &mut d.client, yes_no);
+    set(f, "quorum", &mut d.quorum, yes_no);
+    set(f, "open", &mut d.open, yes_no);
+    set(f, "size", &mut d.size_kib, |v| v.parse().ok());
+}
+
+/// A `connection`, `peer-device` or `path` line: finds (or makes) the connection to the
+/// peer, then applies the line to it.
+fn apply_peer_object(
+    res: &mut ResourceState,
+    object: Object,
+    f: &BTreeMap<String, String>,
+    destroy: bool,
+) {
+    let Some(peer) = number(f, "peer-node-id") else {
+        return;
+    };
+    if object == Object::Connection && destroy {
+        res.connections.remove(&peer);
+        return;
+    }
+    if destroy && !res.connections.contains_key(&peer) {
+        return;
+    }
+    let c = res
+        .connections
+        .entry(peer)
+        .or_insert_with(|| PeerConnection {
+            peer_node_id: peer,
+            ..Default::default()
+        });
+    set(f, "conn-name", &mut c.conn_name, |v| Some(v.to_string()));
+    match object {
+        Object::Connection => apply_connection(c, f),
+        Object::PeerDevice => apply_peer_device(c, f, destroy),
+        Object::Path => apply_path(c, f, destroy),
+        Object::Resource | Object::Device => unreachable!(),
+    }
+}
+
+/// A `connection` line: the connection's state, the peer's role, congestion.
+fn apply_connection(c: &mut PeerConnection, f: &BTreeMap<String, String>) {
+    set(f, "connection", &mut c.connection, |v| {
+        Some(ConnectionState::parse(v))
+    });
+    set(f, "role", &mut c.peer_role, |v| Some(Role::parse(v)));
+    set(f, "congested", &mut c.congested, yes_no);
+}
+
+/// A `peer-device` line: replication of one volume to the peer, with resync progress.
+fn apply_peer_device(c: &mut PeerConnection, f: &BTreeMap<String, String>, destroy: bool) {
+    let Some(volume) = number(f, "volume") else {
+        return;
+    };
+    if destroy {
+        c.peer_devices.remove(&volume);
+        return;
+    }
+    let p = c
+        .peer_devices
+        .entry(volume)
+        .or_insert_with(|| PeerDeviceState {
+            volume,
+            ..Default::default()
+        });
+    set(f, "replication", &mut p.replication, |v| {
+        Some(ReplicationState::parse(v))
+    });
+    set(f, "peer-disk", &mut p.peer_disk, |v| {
+        Some(DiskState::parse(v))
+    });
+    set(f, "peer-client", &mut p.peer_client, yes_no);
+    set(f, "resync-suspended", &mut p.resync_suspended, |v| {
+        Some(v.to_string())
+    });
+    set(f, "done", &mut p.done, |v| v.parse().ok());
+    set(f, "eta", &mut p.eta_secs, |v| v.parse().ok());
+    set(f, "out-of-sync", &mut p.out_of_sync_kib, |v| v.parse().ok());
+    // Progress belongs to a running resync; a finished one leaves none behind (the line that
+    // ends it does not repeat `done`).
+    p.settle_progress(f.contains_key("done"), None);
+}
+
+/// A `path` line: one network path of the connection, by its two addresses.
+fn apply_path(c: &mut PeerConnection, f: &BTreeMap<String, String>, destroy: bool) {
+    let (Some(local), Some(peer_addr)) = (f.get("local"), f.get("peer")) else {
+        return;
+    };
+    let at = c
+        .paths
+        .iter()
+        .position(|p| p.local == *local && p.peer == *peer_addr);
+    if destroy {
+        if let Some(i) = at {
+            c.paths.remove(i);
+        }
+        return;
+    }
+    let i = match at {
+        Some(i) => i,
+        None => {
+            c.paths.push(PathState {
+                local: local.clone(),
+                peer: peer_addr.clone(),
+                established: None,
+            });
+            c.paths.len() - 1
+        }
+    };
+    set(f, "established", &mut c.paths[i].established, yes_no);
 }
 
 impl ResourceState {
