@@ -1,6 +1,7 @@
 //! The data a satellite receives for one DRBD resource, and what only the local node knows.
 //!
-//! These are plain data: [`crate::res::render`] validates them when it writes a `.res` file.
+//! These are plain data, checked only when the `res` module renders them into a `.res` file:
+//! this module depends on nothing else of the crate.
 
 use std::collections::BTreeMap;
 

@@ -33,7 +33,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::config::{Connection, Host, Local, Resource, SECTIONS};
+use crate::config::{Connection, Host, Local, Resource, Volume, SECTIONS};
 
 /// The disk path written for a remote node's diskful volumes.
 pub const REMOTE_DISK_PLACEHOLDER: &str = "/dev/strata/remote-disk-not-used-here";
@@ -91,20 +91,53 @@ pub fn include_file(dir: &Path) -> String {
 
 /// Checks `res` for `local` and puts hosts, volumes and options in order.
 fn prepare<'a>(res: &'a Resource, local: &Local) -> Result<Prepared<'a>, RenderError> {
-    let invalid = |why: String| invalid(res, why);
+    check_resource(res, local)?;
+    let (hosts, names) = sorted_hosts(res, local)?;
+    let volumes = sorted_volumes(res, local)?;
+    let Sections {
+        resource_opts,
+        net,
+        disk,
+        handlers,
+    } = option_sections(res)?;
+    let overrides = connection_overrides(res, &names)?;
+    Ok(Prepared {
+        hosts,
+        volumes,
+        resource_opts,
+        net,
+        disk,
+        handlers,
+        overrides,
+    })
+}
+
+/// The resource's own name and settings, and the local node's name.
+fn check_resource(res: &Resource, local: &Local) -> Result<(), RenderError> {
     name("resource name", &res.name)?;
     name("local node name", &local.node)?;
     if res.hosts.is_empty() {
-        return Err(invalid("it has no hosts".into()));
+        return Err(invalid(res, "it has no hosts".into()));
     }
     if res.peer_slots == 0 || res.peer_slots > MAX_PEER_SLOTS {
-        return Err(invalid(format!(
-            "peer slots {} are outside 1..={MAX_PEER_SLOTS}",
-            res.peer_slots
-        )));
+        return Err(invalid(
+            res,
+            format!(
+                "peer slots {} are outside 1..={MAX_PEER_SLOTS}",
+                res.peer_slots
+            ),
+        ));
     }
+    Ok(())
+}
 
-    // Hosts, by node id so that reordering them upstream does not change the file.
+/// The hosts by node id (so that reordering them upstream does not change the file), each
+/// checked, and the set of their names, which must hold the local node.
+fn sorted_hosts<'a>(
+    res: &'a Resource,
+    local: &Local,
+) -> Result<(Vec<&'a Host>, BTreeSet<&'a str>), RenderError> {
+    let invalid = |why: String| invalid(res, why);
     let mut hosts: Vec<&Host> = res.hosts.iter().collect();
     hosts.sort_by_key(|h| h.node_id);
     let mut names = BTreeSet::new();
@@ -128,8 +161,13 @@ fn prepare<'a>(res: &'a Resource, local: &Local) -> Result<Prepared<'a>, RenderE
     if !names.contains(local.node.as_str()) {
         return Err(RenderError::LocalNodeMissing(local.node.clone()));
     }
+    Ok((hosts, names))
+}
 
-    // Volumes, by number.
+/// The volumes by number, each number and minor once, and the local backing devices, each
+/// for a volume of the resource.
+fn sorted_volumes(res: &Resource, local: &Local) -> Result<Vec<Volume>, RenderError> {
+    let invalid = |why: String| invalid(res, why);
     let mut volumes = res.volumes.clone();
     volumes.sort_by_key(|v| v.number);
     let mut minors = BTreeSet::new();
@@ -161,8 +199,20 @@ fn prepare<'a>(res: &'a Resource, local: &Local) -> Result<Prepared<'a>, RenderE
             });
         }
     }
+    Ok(volumes)
+}
 
-    // Option sections.
+/// The resource's options by the `.res` section they go into.
+struct Sections {
+    resource_opts: BTreeMap<String, String>,
+    net: Vec<(String, String)>,
+    disk: Vec<(String, String)>,
+    handlers: Vec<(String, String)>,
+}
+
+/// Sorts the option sections into the `.res` sections: the secret and transport join `net`
+/// unless set there explicitly, `Disk` and `PeerDevice` share `disk`.
+fn option_sections(res: &Resource) -> Result<Sections, RenderError> {
     for section in res.options.sections.keys() {
         if !SECTIONS.contains(&section.as_str()) {
             return Err(RenderError::UnknownSection(section.clone()));
@@ -197,8 +247,20 @@ fn prepare<'a>(res: &'a Resource, local: &Local) -> Result<Prepared<'a>, RenderE
         disk.push((k, v));
     }
     let handlers: Vec<(String, String)> = opts("Handlers").into_iter().collect();
+    Ok(Sections {
+        resource_opts,
+        net,
+        disk,
+        handlers,
+    })
+}
 
-    // Connection overrides, by unordered pair.
+/// The connection overrides by unordered pair of host names (of `names`), each pair once.
+fn connection_overrides<'a>(
+    res: &'a Resource,
+    names: &BTreeSet<&str>,
+) -> Result<BTreeMap<(&'a str, &'a str), &'a Connection>, RenderError> {
+    let invalid = |why: String| invalid(res, why);
     let mut overrides: BTreeMap<(&str, &str), &Connection> = BTreeMap::new();
     for c in &res.connections {
         let [a, b] = &c.hosts;
@@ -223,16 +285,7 @@ fn prepare<'a>(res: &'a Resource, local: &Local) -> Result<Prepared<'a>, RenderE
             )));
         }
     }
-
-    Ok(Prepared {
-        hosts,
-        volumes,
-        resource_opts,
-        net,
-        disk,
-        handlers,
-        overrides,
-    })
+    Ok(overrides)
 }
 
 /// A resource checked and put in order for writing.
@@ -240,7 +293,7 @@ struct Prepared<'a> {
     /// By node id.
     hosts: Vec<&'a Host>,
     /// By number.
-    volumes: Vec<crate::config::Volume>,
+    volumes: Vec<Volume>,
     resource_opts: BTreeMap<String, String>,
     net: Vec<(String, String)>,
     disk: Vec<(String, String)>,
@@ -315,38 +368,50 @@ pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
         let _ = writeln!(out, "    }}");
     }
 
+    connections(&mut out, &hosts, &volumes, &overrides)?;
+    let _ = writeln!(out, "}}");
+    Ok(out)
+}
+
+/// Writes the connections of a DRBD 9 resource: one mesh of all `hosts`, or, with
+/// `overrides`, a `connection` block for every pair with the pair's options.
+fn connections(
+    out: &mut String,
+    hosts: &[&Host],
+    volumes: &[Volume],
+    overrides: &BTreeMap<(&str, &str), &Connection>,
+) -> Result<(), RenderError> {
     if overrides.is_empty() {
         let list: Vec<String> = hosts.iter().map(|h| format!("\"{}\"", h.name)).collect();
         let _ = writeln!(out, "\n    connection-mesh {{");
         let _ = writeln!(out, "        hosts {};", list.join(" "));
         let _ = writeln!(out, "    }}");
-    } else {
-        for (i, a) in hosts.iter().enumerate() {
-            for b in &hosts[i + 1..] {
-                let key = if a.name < b.name {
-                    (a.name.as_str(), b.name.as_str())
-                } else {
-                    (b.name.as_str(), a.name.as_str())
-                };
-                let _ = writeln!(out, "\n    connection {{");
-                let _ = writeln!(out, "        host \"{}\";", a.name);
-                let _ = writeln!(out, "        host \"{}\";", b.name);
-                if let Some(c) = overrides.get(&key) {
-                    section(&mut out, 2, "net", c.net.iter())?;
-                    if !c.peer_device.is_empty() {
-                        for v in &volumes {
-                            let _ = writeln!(out, "        volume {} {{", v.number);
-                            section(&mut out, 3, "disk", c.peer_device.iter())?;
-                            let _ = writeln!(out, "        }}");
-                        }
+        return Ok(());
+    }
+    for (i, a) in hosts.iter().enumerate() {
+        for b in &hosts[i + 1..] {
+            let key = if a.name < b.name {
+                (a.name.as_str(), b.name.as_str())
+            } else {
+                (b.name.as_str(), a.name.as_str())
+            };
+            let _ = writeln!(out, "\n    connection {{");
+            let _ = writeln!(out, "        host \"{}\";", a.name);
+            let _ = writeln!(out, "        host \"{}\";", b.name);
+            if let Some(c) = overrides.get(&key) {
+                section(out, 2, "net", c.net.iter())?;
+                if !c.peer_device.is_empty() {
+                    for v in volumes {
+                        let _ = writeln!(out, "        volume {} {{", v.number);
+                        section(out, 3, "disk", c.peer_device.iter())?;
+                        let _ = writeln!(out, "        }}");
                     }
                 }
-                let _ = writeln!(out, "    }}");
             }
+            let _ = writeln!(out, "    }}");
         }
     }
-    let _ = writeln!(out, "}}");
-    Ok(out)
+    Ok(())
 }
 
 /// Renders `res` as the node `local.node` writes it, for DRBD 8.4 (the in-tree module of
