@@ -9,10 +9,9 @@
 //! clone's volume in the same pool ([`create_copy`]); the moment is consistent because the
 //! source must be unused (and, with DRBD, up to date everywhere) while it is copied.
 
-use super::rd::{
-    build_rd, create_vd, created_rd_reply, rd_of, refuse_if_deleting, RscDfnCreate, VlmDfnCreate,
-};
-use super::rsc::{create_resources, RscCreate};
+use super::common::{rd_of, refuse_if_deleting};
+use super::rd::{build_rd, create_vd, created_rd_reply, RscDfnCreate, VlmDfnCreate};
+use super::rsc::create::{create_resources, RscCreate};
 use super::snapshot::{restore_resources, restore_volume_definitions, SNAPSHOT_KINDS};
 use super::{Env, Observed, Plan, PlanResult};
 use crate::cluster::{Change, Cluster};

@@ -4,6 +4,7 @@
 
 pub mod autoplace;
 pub mod clone;
+mod common;
 pub mod drbd;
 pub mod drbd84;
 pub mod node;

@@ -4,7 +4,7 @@
 //! As in LINSTOR, a connection object comes into being the first time its properties are
 //! set, and goes with its definition or with either of its two resources.
 
-use super::rd::{rd_of, refuse_if_deleting};
+use super::common::{rd_of, refuse_if_deleting};
 use super::{parse_node_name, prop_error, Env, Plan, PlanResult, Reply};
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};

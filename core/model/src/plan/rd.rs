@@ -1,5 +1,7 @@
 //! Resource definitions and volume definitions.
 
+pub use super::common::rd_of;
+pub(crate) use super::common::refuse_if_deleting;
 use super::{
     parse_layer_stack, parse_rg_name, parse_rsc_name, prop_error, Env, Observed, Op, Plan,
     PlanResult, Reply,
@@ -167,30 +169,6 @@ fn check_peer_slots(n: i64) -> Result<u32, ApiError> {
         .correction("Use 1 to 31 peer slots"));
     }
     Ok(n as u32)
-}
-
-pub fn rd_of<'a>(cluster: &'a Cluster, rsc: &str) -> Result<&'a ResourceDefinition, ApiError> {
-    let name = parse_rsc_name(rsc)?;
-    cluster.rsc_dfns.get(&name).ok_or_else(|| {
-        ApiError::not_found(
-            code::FAIL_NOT_FOUND_RSC_DFN,
-            ObjKind::RscDfn,
-            "resource definition",
-            rsc,
-        )
-    })
-}
-
-pub(crate) fn refuse_if_deleting(rd: &ResourceDefinition) -> Result<(), ApiError> {
-    if rd.is_deleting() {
-        return Err(ApiError::new(
-            code::FAIL_IN_USE,
-            ObjKind::RscDfn,
-            format!("Resource definition '{}' is being deleted", rd.name),
-        )
-        .correction("Wait until the deletion has finished, then create it again"));
-    }
-    Ok(())
 }
 
 /// Builds (without persisting) a new resource definition.
@@ -379,7 +357,7 @@ pub fn delete_rd(cluster: &Cluster, observed: &dyn Observed, rsc: &str) -> PlanR
             .with_ref("RscDfn", rsc),
         ));
     };
-    super::snapshot::refuse_rd_delete_with_snapshots(cluster, &name)?;
+    super::common::refuse_rd_delete_with_snapshots(cluster, &name)?;
     let mut plan = Plan::new();
     let rscs: Vec<_> = cluster.resources_of(&name).collect();
     if rscs.is_empty() {
@@ -523,7 +501,7 @@ pub fn create_vd(
             .values()
             .next()
             .map(|v| v.storage_pool.clone())
-            .or_else(|| super::rsc::pool_for(cluster, rd, r, &r.node).ok());
+            .or_else(|| super::rsc::pools::pool_for(cluster, rd, r, &r.node).ok());
         let Some(pool) = pool else {
             return Err(ApiError::new(
                 code::FAIL_NOT_FOUND_DFLT_STOR_POOL,
@@ -536,7 +514,7 @@ pub fn create_vd(
         };
         if !r.is_diskless() {
             if let Some(sp) = cluster.stor_pool(&r.node, &pool) {
-                super::rsc::check_room(cluster, observed, sp, vd.size_kib)?;
+                super::rsc::pools::check_room(cluster, observed, sp, vd.size_kib)?;
             }
         }
         let mut u = r.clone();
@@ -636,7 +614,7 @@ pub fn modify_vd(
             for r in &deployed {
                 let pool = &r.volumes[&vd.number].storage_pool;
                 if let Some(sp) = cluster.stor_pool(&r.node, pool) {
-                    super::rsc::check_room(cluster, observed, sp, size - vd.size_kib)?;
+                    super::rsc::pools::check_room(cluster, observed, sp, size - vd.size_kib)?;
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::autoplace::DEFAULT_OVERSUBSCRIPTION;
 use super::rd::{build_rd, build_vd, created_rd_reply, RscDfnCreate, VlmDfnCreate};
-use super::rsc::{autoplace_rd, AutoplaceRequest};
+use super::rsc::place::{autoplace_rd, AutoplaceRequest};
 use super::{
     check_layer_stack, parse_node_name, parse_pool_name, parse_rg_name, prop_error, Env, Observed,
     Op, Plan, PlanResult, Reply,

@@ -2,8 +2,9 @@
 //! see [`SnapshotState`]), deleting it, and restoring it into another definition (volume
 //! definitions first, then resources on nodes that hold the snapshot).
 
-use super::rd::{rd_of, refuse_if_deleting};
-use super::rsc::{create_resources, RscCreate};
+pub use super::common::refuse_rd_delete_with_snapshots;
+use super::common::{rd_of, refuse_if_deleting};
+use super::rsc::create::{create_resources, RscCreate};
 use super::{parse_node_name, parse_snapshot_name, Env, Observed, Op, Plan, PlanResult, Reply};
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
@@ -552,31 +553,6 @@ pub fn restore_resources(
         }
     }
     Ok(plan)
-}
-
-/// Refuses to delete a definition that still has snapshots.
-pub fn refuse_rd_delete_with_snapshots(
-    cluster: &Cluster,
-    rsc: &ResourceName,
-) -> Result<(), ApiError> {
-    let names: Vec<String> = cluster
-        .snapshots_of(rsc)
-        .map(|s| format!("'{}'", s.name))
-        .collect();
-    if names.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        code::FAIL_EXISTS_SNAPSHOT_DFN,
-        ObjKind::RscDfn,
-        format!(
-            "Resource definition '{rsc}' still has snapshots: {}",
-            names.join(", ")
-        ),
-    )
-    .correction(format!(
-        "Delete them first ('linstor snapshot delete {rsc} NAME')"
-    )))
 }
 
 /// Starts rolling the definition's resources back to snapshot `snap` (first step: DRBD down
