@@ -858,9 +858,10 @@ pub fn reconcile_with(
                 .and_then(|c| c.device.as_deref())
                 .filter(|d| strata_storage::device_in_use(d));
             let result = match busy {
-                Some(dev) => Err(StorageError::Config(format!(
-                    "{dev} is in use (mounted or opened); unmount or close it first"
-                ))),
+                Some(dev) => Err(StorageError::InUse {
+                    device: dev.to_string(),
+                    fix: "unmount or close it first",
+                }),
                 None => provider.delete(&name, current.as_ref()),
             };
             match result {
@@ -1086,7 +1087,7 @@ mod tests {
         }
         fn delete(&self, name: &str, _: Option<&BackingVolume>) -> Result<(), StorageError> {
             if self.0.fail_delete {
-                return Err(StorageError::Config("device busy".into()));
+                return Err(StorageError::Refused("device busy".into()));
             }
             self.0
                 .changes

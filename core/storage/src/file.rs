@@ -117,10 +117,11 @@ impl FilePool {
     fn existing_snapshot(&self, volume: &str, snapshot: &str) -> Result<PathBuf, StorageError> {
         let file = self.snapshot_file(volume, snapshot);
         if !file.exists() {
-            return Err(StorageError::Config(format!(
-                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
-                self.dir.display()
-            )));
+            return Err(StorageError::SnapshotNotFound {
+                volume: volume.into(),
+                snapshot: snapshot.into(),
+                place: self.dir.display().to_string(),
+            });
         }
         Ok(file)
     }
@@ -159,7 +160,7 @@ impl FilePool {
 
     fn check_name(name: &str) -> Result<(), StorageError> {
         if name.is_empty() || name.starts_with('.') || name.contains('/') || name.contains('\0') {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::InvalidName(format!(
                 "'{name}' cannot name a volume file"
             )));
         }
@@ -221,9 +222,12 @@ impl FilePool {
             .map_err(|e| StorageError::io(image, e))?;
         f.set_len(bytes).map_err(|e| StorageError::io(image, e))?;
         if !self.thin {
-            nix::fcntl::posix_fallocate(&f, 0, bytes as i64).map_err(|e| StorageError::Io {
-                path: image.display().to_string(),
-                reason: format!("cannot preallocate {bytes} bytes: {e}"),
+            nix::fcntl::posix_fallocate(&f, 0, bytes as i64).map_err(|e| {
+                let failed = format!("cannot preallocate {bytes} bytes: {e}");
+                StorageError::io(
+                    image,
+                    std::io::Error::new(std::io::Error::from(e).kind(), failed),
+                )
             })?;
             // The reservation is the point of a thick file: make it survive a power cut.
             f.sync_all().map_err(|e| StorageError::io(image, e))?;
@@ -247,7 +251,7 @@ impl Provider for FilePool {
         fs::create_dir_all(&self.dir).map_err(|e| StorageError::io(&self.dir, e))?;
         let meta = fs::metadata(&self.dir).map_err(|e| StorageError::io(&self.dir, e))?;
         if !meta.is_dir() {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::PoolConfig(format!(
                 "{} is not a directory",
                 self.dir.display()
             )));
@@ -258,9 +262,11 @@ impl Provider for FilePool {
     }
 
     fn state(&self) -> Result<PoolState, StorageError> {
-        let st = nix::sys::statvfs::statvfs(&self.dir).map_err(|e| StorageError::Io {
-            path: self.dir.display().to_string(),
-            reason: e.to_string(),
+        let st = nix::sys::statvfs::statvfs(&self.dir).map_err(|e| {
+            StorageError::io(
+                &self.dir,
+                std::io::Error::new(std::io::Error::from(e).kind(), e),
+            )
         })?;
         let frag = st.fragment_size() as u64;
         Ok(PoolState {
@@ -348,11 +354,12 @@ impl Provider for FilePool {
             Some(d) => d,
             None => self.attach(&image)?,
         };
-        self.volume(name, Some(device))?
-            .ok_or_else(|| StorageError::Io {
-                path: image.display().to_string(),
-                reason: "the image vanished while it was being set up".into(),
-            })
+        self.volume(name, Some(device))?.ok_or_else(|| {
+            StorageError::io_other(
+                &image,
+                "the image vanished while it was being set up".into(),
+            )
+        })
     }
 
     fn delete(&self, name: &str, current: Option<&BackingVolume>) -> Result<(), StorageError> {
@@ -414,7 +421,7 @@ impl Provider for FilePool {
         Self::check_name(to)?;
         let (old, new) = (self.owned_image(from)?, self.image(to));
         if new.exists() || self.marker(to).exists() {
-            return Err(StorageError::Refused(format!(
+            return Err(StorageError::AlreadyExists(format!(
                 "'{}' exists already",
                 new.display()
             )));
@@ -493,7 +500,7 @@ impl Provider for FilePool {
         if !to.exists() {
             let image = self.image(volume);
             if !self.marker(volume).exists() || !image.exists() {
-                return Err(StorageError::Config(format!(
+                return Err(StorageError::NotFound(format!(
                     "volume '{volume}' not found in {}: there is nothing to take snapshot '{snapshot}' of",
                     self.dir.display()
                 )));
@@ -544,7 +551,7 @@ impl Provider for FilePool {
         let from = self.existing_snapshot(volume, snapshot)?;
         let image = self.image(target);
         if image.exists() || self.marker(target).exists() {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::AlreadyExists(format!(
                 "cannot restore into '{}': it exists already",
                 image.display()
             )));
@@ -556,10 +563,7 @@ impl Provider for FilePool {
         }
         let device = self.attach(&image)?;
         self.volume(target, Some(device))?
-            .ok_or_else(|| StorageError::Io {
-                path: image.display().to_string(),
-                reason: "the restored image vanished".into(),
-            })
+            .ok_or_else(|| StorageError::io_other(&image, "the restored image vanished".into()))
     }
 
     fn snapshot_rollback(&self, volume: &str, snapshot: &str) -> Result<(), StorageError> {
@@ -571,9 +575,10 @@ impl Provider for FilePool {
         // The loop device holds the old file: detach it, then put the copy in its place.
         if let Some(dev) = self.device_of(volume)? {
             if crate::device_in_use(&dev) {
-                return Err(StorageError::Config(format!(
-                    "{dev} is in use (mounted or opened); stop using it first"
-                )));
+                return Err(StorageError::InUse {
+                    device: dev,
+                    fix: "stop using it first",
+                });
             }
             self.detach(&dev)?;
         }

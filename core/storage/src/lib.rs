@@ -22,16 +22,66 @@ use strata_model::observed::PoolState;
 /// Tag, property and marker value that identify objects this suite created.
 pub const OWNER_MARK: &str = "strata_owned";
 
+/// What went wrong in a storage pool. Each variant says what failed; the message says how to
+/// fix it where there is something to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// A tool could not be run, or failed in a way the provider has no better words for.
     #[error(transparent)]
     Exec(#[from] ExecError),
-    #[error("{path}: {reason}")]
-    Io { path: String, reason: String },
+    /// A file or directory of the pool could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pool as configured cannot be used on this node: a property is missing, or the
+    /// volume group, thin pool, ZFS pool or directory it names is absent, unreadable, badly
+    /// named or not of the right kind.
     #[error("storage pool configuration: {0}")]
-    Config(String),
+    PoolConfig(String),
+    /// A volume or snapshot name the pool's tools cannot take (it would be read as an option,
+    /// a path or several arguments).
+    #[error("{0}")]
+    InvalidName(String),
+    /// A volume of no size was asked for.
+    #[error("volume '{volume}' cannot be created with a size of 0 KiB")]
+    ZeroSize { volume: String },
     #[error("'{0}' exists but was not created by this system; it is left alone")]
     NotOwned(String),
+    /// An object of ours that lies outside this pool (another thin pool of the volume group,
+    /// say), or a foreign one that cannot be adopted into it.
+    #[error("{0}")]
+    NotInPool(String),
+    /// The volume or snapshot a request is about does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A snapshot a request names does not exist in the pool (`place` names the pool).
+    #[error("snapshot '{snapshot}' of volume '{volume}' not found in {place}")]
+    SnapshotNotFound {
+        volume: String,
+        snapshot: String,
+        place: String,
+    },
+    /// The name a request would create is taken.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A block device is held (mounted or opened); `fix` says what to do.
+    #[error("{device} is in use (mounted or opened); {fix}")]
+    InUse { device: String, fix: &'static str },
+    /// Other objects depend on the one to change (clones, newer snapshots); they go first.
+    #[error("{0}")]
+    HasDependents(String),
+    /// A logical volume that stays inactive after activation.
+    #[error(
+        "logical volume '{volume}' does not become active (lv_attr {attr}); check \
+         activation/volume_list in lvm.conf"
+    )]
+    NotActivated { volume: String, attr: String },
+    /// A tool refused a change; `said` is its complaint.
+    #[error("{command} failed: {said}")]
+    ToolFailed { command: String, said: String },
     #[error("{0}")]
     Unsupported(String),
     /// The request cannot be met as things are on the node; the message says why.
@@ -42,11 +92,16 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    pub fn io(path: impl AsRef<std::path::Path>, e: std::io::Error) -> StorageError {
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> StorageError {
         StorageError::Io {
             path: path.as_ref().display().to_string(),
-            reason: e.to_string(),
+            source,
         }
+    }
+
+    /// An I/O problem at `path` that no `std::io::Error` describes, said as `reason`.
+    pub fn io_other(path: impl AsRef<std::path::Path>, reason: String) -> StorageError {
+        StorageError::io(path, std::io::Error::other(reason))
     }
 }
 
@@ -220,10 +275,10 @@ pub fn copy_device(src: &str, dst: &str, bytes: u64) -> Result<(), StorageError>
             .read(&mut buf[..want])
             .map_err(|e| StorageError::io(src, e))?;
         if n == 0 {
-            return Err(StorageError::Io {
-                path: src.to_string(),
-                reason: format!("ended {left} bytes early"),
-            });
+            return Err(StorageError::io_other(
+                src,
+                format!("ended {left} bytes early"),
+            ));
         }
         to.write_all(&buf[..n])
             .map_err(|e| StorageError::io(dst, e))?;
@@ -257,7 +312,7 @@ pub fn open(
             .get(key)
             .filter(|v| !v.trim().is_empty())
             .cloned()
-            .ok_or_else(|| StorageError::Config(format!("property '{key}' is not set")))
+            .ok_or_else(|| StorageError::PoolConfig(format!("property '{key}' is not set")))
     };
     Ok(match kind {
         ProviderKind::Diskless => Box::new(diskless::Diskless),
@@ -284,4 +339,78 @@ pub fn open(
             )))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The variants with fields read as the messages they replace did.
+    #[test]
+    fn messages_say_what_failed() {
+        let cases = [
+            (
+                StorageError::ZeroSize {
+                    volume: "r_00000".into(),
+                },
+                "volume 'r_00000' cannot be created with a size of 0 KiB",
+            ),
+            (
+                StorageError::SnapshotNotFound {
+                    volume: "r_00000".into(),
+                    snapshot: "s1".into(),
+                    place: "pool 'tank'".into(),
+                },
+                "snapshot 's1' of volume 'r_00000' not found in pool 'tank'",
+            ),
+            (
+                StorageError::InUse {
+                    device: "/dev/loop3".into(),
+                    fix: "stop using it first",
+                },
+                "/dev/loop3 is in use (mounted or opened); stop using it first",
+            ),
+            (
+                StorageError::NotActivated {
+                    volume: "vg/r_00000".into(),
+                    attr: "-wi-------".into(),
+                },
+                "logical volume 'vg/r_00000' does not become active (lv_attr -wi-------); \
+                 check activation/volume_list in lvm.conf",
+            ),
+            (
+                StorageError::ToolFailed {
+                    command: "zfs rollback".into(),
+                    said: "busy".into(),
+                },
+                "zfs rollback failed: busy",
+            ),
+            (
+                StorageError::PoolConfig("property 'StorDriver/LvmVg' is not set".into()),
+                "storage pool configuration: property 'StorDriver/LvmVg' is not set",
+            ),
+            (
+                StorageError::io_other("/pool/a.img", "ended 512 bytes early".into()),
+                "/pool/a.img: ended 512 bytes early",
+            ),
+        ];
+        for (err, text) in cases {
+            assert_eq!(err.to_string(), text);
+        }
+    }
+
+    /// An I/O error keeps the error it came from.
+    #[test]
+    fn io_errors_keep_their_source() {
+        let e = StorageError::io(
+            "/pool",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+        assert_eq!(e.to_string(), format!("/pool: {io}"));
+    }
 }

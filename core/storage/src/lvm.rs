@@ -203,21 +203,29 @@ fn complaint(out: &Output) -> String {
     }
 }
 
-/// Refuses names that would be taken as options, hidden, paths or several arguments.
-fn check_name(what: &str, name: &str) -> Result<(), StorageError> {
-    if name.is_empty()
+/// Why `name` cannot name an LVM `what`: it would be taken as an option, hidden, a path or
+/// several arguments.
+fn name_problem(what: &str, name: &str) -> Option<String> {
+    let bad = name.is_empty()
         || name.starts_with('-')
         || name.starts_with('.')
         || name.contains('/')
         || name.contains('\0')
-        || name.chars().any(char::is_whitespace)
-    {
-        return Err(StorageError::Config(format!(
+        || name.chars().any(char::is_whitespace);
+    bad.then(|| {
+        format!(
             "'{name}' cannot name an LVM {what}: it must not be empty, start with '-' or '.', \
              or contain '/' or whitespace"
-        )));
+        )
+    })
+}
+
+/// Refuses volume and snapshot names [`name_problem`] finds fault with.
+fn check_name(what: &str, name: &str) -> Result<(), StorageError> {
+    match name_problem(what, name) {
+        Some(why) => Err(StorageError::InvalidName(why)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 pub struct LvmPool {
@@ -251,12 +259,24 @@ impl LvmPool {
         }
     }
 
+    /// The pool's own names (volume group, thin pool) as configured.
     fn check_config(&self) -> Result<(), StorageError> {
-        check_name("volume group", &self.vg)?;
-        if let Some(tp) = &self.thin_pool {
-            check_name("thin pool", tp)?;
+        let thin_pool = self.thin_pool.as_deref();
+        let problem = name_problem("volume group", &self.vg)
+            .or_else(|| thin_pool.and_then(|tp| name_problem("thin pool", tp)));
+        match problem {
+            Some(why) => Err(StorageError::PoolConfig(why)),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The answer for a snapshot this pool does not hold.
+    fn no_snapshot(&self, volume: &str, snapshot: &str) -> StorageError {
+        StorageError::SnapshotNotFound {
+            volume: volume.into(),
+            snapshot: snapshot.into(),
+            place: self.describe(),
+        }
     }
 
     fn lv_id(&self, name: &str) -> String {
@@ -282,7 +302,7 @@ impl LvmPool {
             } else {
                 "cannot be read on this node"
             };
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::PoolConfig(format!(
                 "LVM volume group '{}' {problem} ({program} reports: {said})",
                 self.vg
             )));
@@ -296,7 +316,7 @@ impl LvmPool {
             .into_iter()
             .find(|vg| vg.name == self.vg)
             .ok_or_else(|| {
-                StorageError::Config(format!(
+                StorageError::PoolConfig(format!(
                     "LVM volume group '{}' not found on this node (vgs did not list it)",
                     self.vg
                 ))
@@ -325,7 +345,7 @@ impl LvmPool {
             return Err(StorageError::NotOwned(self.lv_id(&lv.name)));
         }
         if !self.belongs(&lv) {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::NotInPool(format!(
                 "logical volume '{}' exists but is not a volume of {}",
                 self.lv_id(&lv.name),
                 self.describe()
@@ -353,13 +373,13 @@ impl LvmPool {
             } else {
                 format!("logical volumes there: {}", names.join(", "))
             };
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::PoolConfig(format!(
                 "LVM thin pool '{tp}' not found in volume group '{}' on this node ({there})",
                 self.vg
             )));
         };
         if !lv.is_thin_pool() {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::PoolConfig(format!(
                 "logical volume '{}' is not a thin pool (lv_attr {})",
                 self.lv_id(tp),
                 lv.attr
@@ -370,9 +390,9 @@ impl LvmPool {
 
     fn create(&self, name: &str, size_kib: u64) -> Result<(), StorageError> {
         if size_kib == 0 {
-            return Err(StorageError::Config(format!(
-                "volume '{name}' cannot be created with a size of 0 KiB"
-            )));
+            return Err(StorageError::ZeroSize {
+                volume: name.into(),
+            });
         }
         let size = format!("{size_kib}k");
         let cmd = match &self.thin_pool {
@@ -481,12 +501,10 @@ impl LvmPool {
         })?;
         let lv = self.ours(lv)?;
         if !lv.active() {
-            return Err(StorageError::Config(format!(
-                "logical volume '{}' does not become active (lv_attr {}); check \
-                 activation/volume_list in lvm.conf",
-                self.lv_id(name),
-                lv.attr
-            )));
+            return Err(StorageError::NotActivated {
+                volume: self.lv_id(name),
+                attr: lv.attr,
+            });
         }
         Ok(self.volume(&lv))
     }
@@ -598,7 +616,7 @@ impl Provider for LvmPool {
         check_name("logical volume", name)?;
         // Cutting data off: the tag is read again right before, whatever `current` says.
         let lv = self.lookup(name)?.ok_or_else(|| {
-            StorageError::Refused(format!("'{}' does not exist", self.lv_id(name)))
+            StorageError::NotFound(format!("'{}' does not exist", self.lv_id(name)))
         })?;
         self.ours(lv)?;
         self.runner.run(&Cmd::new("lvreduce").args([
@@ -623,13 +641,13 @@ impl Provider for LvmPool {
         check_name("logical volume", to)?;
         let lvs = self.lvs()?;
         if lvs.iter().any(|lv| lv.name == to) {
-            return Err(StorageError::Refused(format!(
+            return Err(StorageError::AlreadyExists(format!(
                 "'{}' exists already",
                 self.lv_id(to)
             )));
         }
         let lv = lvs.into_iter().find(|lv| lv.name == from).ok_or_else(|| {
-            StorageError::Refused(format!("'{}' does not exist", self.lv_id(from)))
+            StorageError::NotFound(format!("'{}' does not exist", self.lv_id(from)))
         })?;
         self.ours(lv)?;
         self.runner
@@ -647,7 +665,7 @@ impl Provider for LvmPool {
             return Ok(Some(self.volume(&self.ours(lv)?)));
         }
         if !self.belongs(&lv) || lv.snapshot_of().is_some() {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::NotInPool(format!(
                 "logical volume '{}' cannot be adopted: it is not a volume of {}",
                 self.lv_id(name),
                 self.describe()
@@ -690,7 +708,7 @@ impl Provider for LvmPool {
             return Ok(s);
         }
         let Some(origin) = lvs.iter().find(|lv| lv.name == volume) else {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::NotFound(format!(
                 "volume '{}' not found: there is nothing to take snapshot '{snapshot}' of",
                 self.lv_id(volume)
             )));
@@ -747,16 +765,13 @@ impl Provider for LvmPool {
         check_name("logical volume", target)?;
         let lvs = self.lvs()?;
         if lvs.iter().any(|lv| lv.name == target) {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::AlreadyExists(format!(
                 "cannot restore into '{}': it exists already",
                 self.lv_id(target)
             )));
         }
         let Some(snap) = self.find_snapshot(&lvs, volume, snapshot)? else {
-            return Err(StorageError::Config(format!(
-                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
-                self.describe()
-            )));
+            return Err(self.no_snapshot(volume, snapshot));
         };
         // A writable thin snapshot of the snapshot, activated like any volume of ours.
         let from = Self::snapshot_lv(&snap.volume, &snap.snapshot);
@@ -784,10 +799,7 @@ impl Provider for LvmPool {
         check_name("snapshot", snapshot)?;
         let lvs = self.lvs()?;
         if self.find_snapshot(&lvs, volume, snapshot)?.is_none() {
-            return Err(StorageError::Config(format!(
-                "snapshot '{snapshot}' of volume '{volume}' not found in {}",
-                self.describe()
-            )));
+            return Err(self.no_snapshot(volume, snapshot));
         }
         // The volume becomes a writable thin snapshot of the snapshot, under its own name.
         if let Some(lv) = lvs.into_iter().find(|lv| lv.name == volume) {
@@ -1299,13 +1311,16 @@ mod tests {
         let p = thick(&runner);
         for name in ["", "-rf", ".hidden", "a/b", "a b", "tab\there"] {
             assert!(
-                matches!(p.ensure(name, 4, None), Err(StorageError::Config(_))),
+                matches!(p.ensure(name, 4, None), Err(StorageError::InvalidName(_))),
                 "{name:?}"
             );
-            assert!(matches!(p.delete(name, None), Err(StorageError::Config(_))));
+            assert!(matches!(
+                p.delete(name, None),
+                Err(StorageError::InvalidName(_))
+            ));
         }
         let bad_vg = LvmPool::thick("--all".into(), runner.clone());
-        assert!(matches!(bad_vg.check(), Err(StorageError::Config(_))));
+        assert!(matches!(bad_vg.check(), Err(StorageError::PoolConfig(_))));
         assert!(runner.calls().is_empty());
     }
 
@@ -1315,7 +1330,7 @@ mod tests {
         runner.expect(&vgs_argv("vg_missing"), failed(VGS_MISSING_STDERR));
         let p = LvmPool::thick("vg_missing".into(), runner.clone());
         let err = p.check().unwrap_err();
-        assert!(matches!(err, StorageError::Config(_)));
+        assert!(matches!(err, StorageError::PoolConfig(_)));
         assert_eq!(
             err.to_string(),
             "storage pool configuration: LVM volume group 'vg_missing' not found on this node \

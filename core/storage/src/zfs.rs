@@ -172,7 +172,7 @@ fn check_name(name: &str) -> Result<(), StorageError> {
         || name.contains(['/', '@', '#', '%', '\0'])
         || name.chars().any(char::is_whitespace)
     {
-        return Err(StorageError::Config(format!(
+        return Err(StorageError::InvalidName(format!(
             "'{name}' cannot name a ZFS volume: it must not be empty, start with '-' or '.', \
              or contain '/', '@', '#', '%' or whitespace"
         )));
@@ -201,7 +201,7 @@ impl ZfsPool {
             || p.contains(['@', '#', '%', '\0'])
             || p.chars().any(char::is_whitespace)
         {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::PoolConfig(format!(
                 "'{p}' cannot name a ZFS pool or dataset"
             )));
         }
@@ -226,7 +226,7 @@ impl ZfsPool {
             } else {
                 "cannot be used on this node"
             };
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::PoolConfig(format!(
                 "ZFS pool or dataset '{}' {problem} (zfs reports: {said})",
                 self.pool
             )));
@@ -276,9 +276,9 @@ impl ZfsPool {
 
     fn create(&self, name: &str, size_kib: u64) -> Result<(), StorageError> {
         if size_kib == 0 {
-            return Err(StorageError::Config(format!(
-                "volume '{name}' cannot be created with a size of 0 KiB"
-            )));
+            return Err(StorageError::ZeroSize {
+                volume: name.into(),
+            });
         }
         let mut cmd = Cmd::new("zfs")
             .args(["create", "-V"])
@@ -396,7 +396,7 @@ impl Provider for ZfsPool {
         self.check_config()?;
         check_name(name)?;
         let vol = self.lookup(name)?.ok_or_else(|| {
-            StorageError::Refused(format!("'{}' does not exist", self.dataset(name)))
+            StorageError::NotFound(format!("'{}' does not exist", self.dataset(name)))
         })?;
         self.ours(vol)?;
         self.set_volsize(name, size_kib)?;
@@ -447,7 +447,7 @@ impl Provider for ZfsPool {
             return Ok(s);
         }
         let Some(vol) = self.lookup(volume)? else {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::NotFound(format!(
                 "volume '{}' not found: there is nothing to take snapshot '{snapshot}' of",
                 self.dataset(volume)
             )));
@@ -482,15 +482,15 @@ impl Provider for ZfsPool {
         if out.status != 0 {
             let said = complaint(&out);
             if said.contains("dependent clones") {
-                return Err(StorageError::Config(format!(
+                return Err(StorageError::HasDependents(format!(
                     "snapshot '{}' has volumes restored from it (zfs clones); delete those first ({said})",
                     self.snapshot_name(volume, snapshot)
                 )));
             }
-            return Err(StorageError::Config(format!(
-                "zfs destroy {} failed: {said}",
-                self.snapshot_name(volume, snapshot)
-            )));
+            return Err(StorageError::ToolFailed {
+                command: format!("zfs destroy {}", self.snapshot_name(volume, snapshot)),
+                said,
+            });
         }
         Ok(())
     }
@@ -506,16 +506,13 @@ impl Provider for ZfsPool {
         check_snapshot_name(snapshot)?;
         check_name(target)?;
         if self.lookup(target)?.is_some() {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::AlreadyExists(format!(
                 "cannot restore into '{}': it exists already",
                 self.dataset(target)
             )));
         }
         if self.find_snapshot(volume, snapshot)?.is_none() {
-            return Err(StorageError::Config(format!(
-                "snapshot '{snapshot}' of volume '{volume}' not found in pool '{}'",
-                self.pool
-            )));
+            return Err(self.no_snapshot(volume, snapshot));
         }
         self.runner.run(
             &Cmd::new("zfs")
@@ -532,10 +529,7 @@ impl Provider for ZfsPool {
         check_name(volume)?;
         check_snapshot_name(snapshot)?;
         if self.find_snapshot(volume, snapshot)?.is_none() {
-            return Err(StorageError::Config(format!(
-                "snapshot '{snapshot}' of volume '{volume}' not found in pool '{}'",
-                self.pool
-            )));
+            return Err(self.no_snapshot(volume, snapshot));
         }
         let out = self.runner.run_any(
             &Cmd::new("zfs")
@@ -544,15 +538,15 @@ impl Provider for ZfsPool {
         )?;
         if out.status != 0 {
             let said = complaint(&out);
-            return Err(StorageError::Config(
-                if said.contains("more recent snapshots") {
-                    format!(
+            if said.contains("more recent snapshots") {
+                return Err(StorageError::HasDependents(format!(
                     "volume '{volume}' has snapshots newer than '{snapshot}'; ZFS rolls back only to the latest: delete the newer ones first ({said})"
-                )
-                } else {
-                    format!("zfs rollback failed: {said}")
-                },
-            ));
+                )));
+            }
+            return Err(StorageError::ToolFailed {
+                command: "zfs rollback".into(),
+                said,
+            });
         }
         Ok(())
     }
@@ -562,7 +556,7 @@ impl Provider for ZfsPool {
 fn check_snapshot_name(name: &str) -> Result<(), StorageError> {
     check_name(name)?;
     if name.contains('@') {
-        return Err(StorageError::Config(format!(
+        return Err(StorageError::InvalidName(format!(
             "'{name}' cannot name a ZFS snapshot"
         )));
     }
@@ -570,6 +564,15 @@ fn check_snapshot_name(name: &str) -> Result<(), StorageError> {
 }
 
 impl ZfsPool {
+    /// The answer for a snapshot this pool does not hold.
+    fn no_snapshot(&self, volume: &str, snapshot: &str) -> StorageError {
+        StorageError::SnapshotNotFound {
+            volume: volume.into(),
+            snapshot: snapshot.into(),
+            place: format!("pool '{}'", self.pool),
+        }
+    }
+
     fn snapshot_name(&self, volume: &str, snapshot: &str) -> String {
         format!("{}@{snapshot}", self.dataset(volume))
     }
@@ -885,18 +888,18 @@ mod tests {
         let p = zfs(&runner, false);
         for name in ["", "-r", ".x", "a/b", "a b", "r1@snap", "r1#mark", "a%b"] {
             assert!(
-                matches!(p.ensure(name, 4, None), Err(StorageError::Config(_))),
+                matches!(p.ensure(name, 4, None), Err(StorageError::InvalidName(_))),
                 "{name:?}"
             );
             assert!(
-                matches!(p.delete(name, None), Err(StorageError::Config(_))),
+                matches!(p.delete(name, None), Err(StorageError::InvalidName(_))),
                 "{name:?}"
             );
         }
         for pool in ["", "-r", "/tank", "tank/", "tank@snap"] {
             let bad = ZfsPool::new(pool.into(), false, runner.clone());
             assert!(
-                matches!(bad.check(), Err(StorageError::Config(_))),
+                matches!(bad.check(), Err(StorageError::PoolConfig(_))),
                 "{pool:?}"
             );
         }
