@@ -12,7 +12,8 @@ use strata_model::plan::clone::{self as pclone, CloneRequest};
 use strata_model::plan::snapshot::SnapshotCreate;
 use strata_model::{ApiError, Cluster, ResourceName};
 
-use crate::core::{Answer, Core, RealEnv};
+use crate::core::{Answer, Core};
+use crate::env::RealEnv;
 
 /// How a clone of a definition stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

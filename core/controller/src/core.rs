@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use strata_agent_api::{NodeConfig, PoolConfig, PoolProbe, Report, PATH_POOL_PROBE};
+use strata_agent_api::{PoolConfig, PoolProbe, Report, PATH_POOL_PROBE};
 use strata_model::error::code;
 use strata_model::kinds::ConnectionStatus;
 use strata_model::objects::{ResourceGroup, SelectFilter, DEFAULT_RSC_GRP};
@@ -16,26 +16,11 @@ use strata_model::{ApiError, Change, Cluster, NodeName, ObjKind, ResourceGroupNa
 use strata_store::Persistence;
 
 use crate::config::Settings;
+use crate::env::RealEnv;
 use crate::errors::{ErrorReports, MODULE_CONTROLLER, MODULE_SATELLITE};
-use crate::link::{self, LinkHandle, Outcome};
+use crate::link::{self, Host, LinkHandle, Outcome, Push};
 use crate::nodecfg::{self, Dirty};
 use crate::observed::ObservedState;
-
-/// Fresh ids from the OS and the wall clock.
-pub struct RealEnv;
-
-impl Env for RealEnv {
-    fn uuid(&mut self) -> String {
-        uuid::Uuid::new_v4().to_string()
-    }
-
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-}
 
 pub struct Core {
     /// The desired state. Read through [`Core::cluster`]; written only on the commit path
@@ -60,26 +45,11 @@ pub struct Core {
     dirty: Mutex<HashMap<NodeName, Dirty>>,
     /// Whole configurations built and sent at once: after a restart every node gets one,
     /// and building them all together would hold them all in memory together.
-    pub full_pushes: tokio::sync::Semaphore,
+    full_pushes: tokio::sync::Semaphore,
 }
 
 /// How many whole configurations are built and sent at the same time.
 const FULL_PUSHES_AT_ONCE: usize = 4;
-
-/// A node's next configuration: the whole of it, or the changes to what it holds.
-pub enum Push {
-    Full(NodeConfig),
-    Delta(strata_agent_api::NodeConfigDelta),
-}
-
-impl Push {
-    pub fn generation(&self) -> u64 {
-        match self {
-            Push::Full(c) => c.generation,
-            Push::Delta(d) => d.generation,
-        }
-    }
-}
 
 /// A resource on a node became promotable, or stopped being.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -431,8 +401,24 @@ impl Core {
                 .clone(),
         )
     }
+}
 
-    pub fn satellite_addr(&self, node: &NodeName) -> Option<SocketAddr> {
+/// What the links call: where a node is, its next configuration, and what its satellite
+/// said.
+impl Host for Core {
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn full_pushes(&self) -> &tokio::sync::Semaphore {
+        &self.full_pushes
+    }
+
+    fn satellite_addr(&self, node: &NodeName) -> Option<SocketAddr> {
         let cluster = self.cluster();
         let n = cluster.nodes.get(node)?;
         let nif = n.satellite_interface()?;
@@ -440,16 +426,16 @@ impl Core {
         Some(SocketAddr::new(ip, nif.satellite_port?))
     }
 
-    pub fn set_node_online(&self, node: &NodeName, caps: Capabilities) {
+    fn set_node_online(&self, node: &NodeName, caps: Capabilities) {
         self.observed_mut().set_online(node, caps);
     }
 
-    pub fn set_node_status(&self, node: &NodeName, status: ConnectionStatus, why: Option<String>) {
+    fn set_node_status(&self, node: &NodeName, status: ConnectionStatus, why: Option<String>) {
         self.observed_mut().set_status(node, status, why);
     }
 
     /// Stores a node's report and finishes deletions it confirms.
-    pub async fn record_report(self: &Arc<Self>, node: &NodeName, report: &Arc<Report>) {
+    async fn record_report(self: &Arc<Self>, node: &NodeName, report: &Arc<Report>) {
         {
             let mut observed = self.observed_mut();
             let known = observed.node_mut(node).errors();
@@ -467,6 +453,92 @@ impl Core {
         self.finish_deletions_visible(node, report).await;
     }
 
+    /// Takes the DRBD state a node's event watcher sent.
+    fn record_drbd(&self, node: &NodeName, report: Arc<strata_model::observed::DrbdReport>) {
+        let changed = self.observed_mut().apply_drbd(node, report);
+        self.announce_promotions(node, changed);
+    }
+
+    /// Finishes the migrations (`toggle-disk --migrate-from`) on `node` whose new disks are
+    /// up to date now: the old replicas go.
+    async fn finish_migrations(self: &Arc<Self>, node: &NodeName) {
+        let due = {
+            let cluster = self.cluster();
+            if cluster.migrations_on(node).next().is_none() {
+                return;
+            }
+            let observed = self.observed();
+            plan::rsc::migrations_due(&cluster, &*observed, node)
+        };
+        for (rsc, from) in due {
+            let (r, n, f) = (rsc.clone(), node.clone(), from.clone());
+            let done = self
+                .mutate(move |c, env, o| plan::rsc::finish_migration(c, env, o, &r, &n, &f))
+                .await;
+            match done {
+                Ok(_) => {
+                    tracing::info!(resource = %rsc, node = %node, from = %from, "migration finished; the old replica is deleted")
+                }
+                Err(e) => {
+                    tracing::warn!(resource = %rsc, from = %from, "migration cannot finish yet: {}", e.message)
+                }
+            }
+        }
+    }
+
+    /// Whether a node's report shows work to try again: a failed volume, or a resource it
+    /// should have removed.
+    fn needs_retry(&self, node: &NodeName, report: &Report) -> bool {
+        if report.resources.iter().any(|r| r.first_error().is_some()) {
+            return true;
+        }
+        let cluster = self.cluster();
+        // A DRBD volume smaller than its definition: its resize waits for the peers' disks,
+        // and the node asks DRBD again with every configuration.
+        let short =
+            report.resources.iter().any(|rs| {
+                let Some(rd) = cluster.rsc_dfn_named(&rs.name) else {
+                    return false;
+                };
+                if !rd.layer_stack.contains(&strata_model::LayerKind::Drbd) {
+                    return false;
+                }
+                rs.volumes.iter().any(|v| {
+                let want = rd.volume_definitions.get(&v.volume_number).map(|vd| vd.size_kib);
+                matches!((v.usable_kib, want), (Some(have), Some(want)) if have > 0 && have < want)
+            })
+            });
+        if short {
+            return true;
+        }
+        let pending = cluster
+            .pending_deletions()
+            .filter_map(|name| cluster.resource(name, node))
+            .filter(|r| r.is_deleting())
+            .any(|r| report.resource(r.name.as_str()).is_some());
+        pending
+    }
+
+    /// The next configuration for `node`: the changes since `base` when the node holds
+    /// exactly that generation of ours, else the whole of it.
+    fn next_push(&self, node: &NodeName, base: Option<u64>) -> Push {
+        let cluster = self.cluster();
+        let dirty = self
+            .dirty
+            .lock()
+            .unwrap_or_else(poisoned)
+            .remove(node)
+            .unwrap_or_default();
+        match base {
+            Some(b) if !dirty.full && b <= cluster.generation => {
+                Push::Delta(nodecfg::delta(&cluster, &self.cluster_id, node, b, &dirty))
+            }
+            _ => Push::Full(nodecfg::build(&cluster, &self.cluster_id, node)),
+        }
+    }
+}
+
+impl Core {
     /// Writes an error report for each failure in a node's report (the same failure seen
     /// again keeps its report).
     fn report_failures(&self, node: &NodeName, report: &Report) {
@@ -511,39 +583,6 @@ impl Core {
         ))
     }
 
-    /// Takes the DRBD state a node's event watcher sent.
-    pub fn record_drbd(&self, node: &NodeName, report: Arc<strata_model::observed::DrbdReport>) {
-        let changed = self.observed_mut().apply_drbd(node, report);
-        self.announce_promotions(node, changed);
-    }
-
-    /// Finishes the migrations (`toggle-disk --migrate-from`) on `node` whose new disks are
-    /// up to date now: the old replicas go.
-    pub async fn finish_migrations(self: &Arc<Self>, node: &NodeName) {
-        let due = {
-            let cluster = self.cluster();
-            if cluster.migrations_on(node).next().is_none() {
-                return;
-            }
-            let observed = self.observed();
-            plan::rsc::migrations_due(&cluster, &*observed, node)
-        };
-        for (rsc, from) in due {
-            let (r, n, f) = (rsc.clone(), node.clone(), from.clone());
-            let done = self
-                .mutate(move |c, env, o| plan::rsc::finish_migration(c, env, o, &r, &n, &f))
-                .await;
-            match done {
-                Ok(_) => {
-                    tracing::info!(resource = %rsc, node = %node, from = %from, "migration finished; the old replica is deleted")
-                }
-                Err(e) => {
-                    tracing::warn!(resource = %rsc, from = %from, "migration cannot finish yet: {}", e.message)
-                }
-            }
-        }
-    }
-
     fn announce_promotions(&self, node: &NodeName, changed: Vec<(String, bool)>) {
         for (rsc, may_promote) in changed {
             // Nobody listening is not an error.
@@ -553,39 +592,6 @@ impl Core {
                 may_promote,
             });
         }
-    }
-
-    /// Whether a node's report shows work to try again: a failed volume, or a resource it
-    /// should have removed.
-    pub fn needs_retry(&self, node: &NodeName, report: &Report) -> bool {
-        if report.resources.iter().any(|r| r.first_error().is_some()) {
-            return true;
-        }
-        let cluster = self.cluster();
-        // A DRBD volume smaller than its definition: its resize waits for the peers' disks,
-        // and the node asks DRBD again with every configuration.
-        let short =
-            report.resources.iter().any(|rs| {
-                let Some(rd) = cluster.rsc_dfn_named(&rs.name) else {
-                    return false;
-                };
-                if !rd.layer_stack.contains(&strata_model::LayerKind::Drbd) {
-                    return false;
-                }
-                rs.volumes.iter().any(|v| {
-                let want = rd.volume_definitions.get(&v.volume_number).map(|vd| vd.size_kib);
-                matches!((v.usable_kib, want), (Some(have), Some(want)) if have > 0 && have < want)
-            })
-            });
-        if short {
-            return true;
-        }
-        let pending = cluster
-            .pending_deletions()
-            .filter_map(|name| cluster.resource(name, node))
-            .filter(|r| r.is_deleting())
-            .any(|r| report.resource(r.name.as_str()).is_some());
-        pending
     }
 
     /// A cheap look (read lock only) whether a report lets deletions on `node` finish.
@@ -714,24 +720,6 @@ impl Core {
             dirty.entry(node).or_default().merge(d);
         }
         Ok((plan.replies, marks.targets))
-    }
-
-    /// The next configuration for `node`: the changes since `base` when the node holds
-    /// exactly that generation of ours, else the whole of it.
-    pub fn next_push(&self, node: &NodeName, base: Option<u64>) -> Push {
-        let cluster = self.cluster();
-        let dirty = self
-            .dirty
-            .lock()
-            .unwrap_or_else(poisoned)
-            .remove(node)
-            .unwrap_or_default();
-        match base {
-            Some(b) if !dirty.full && b <= cluster.generation => {
-                Push::Delta(nodecfg::delta(&cluster, &self.cluster_id, node, b, &dirty))
-            }
-            _ => Push::Full(nodecfg::build(&cluster, &self.cluster_id, node)),
-        }
     }
 
     fn commit_plan(&self, plan: Plan) -> Result<Vec<Reply>, ApiError> {

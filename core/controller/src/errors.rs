@@ -91,7 +91,7 @@ pub fn format_time(ms: i64) -> String {
 
 fn now_ms() -> i64 {
     use strata_model::plan::Env;
-    crate::core::RealEnv.now_ms()
+    crate::env::RealEnv.now_ms()
 }
 
 /// Which reports a listing or a deletion selects.

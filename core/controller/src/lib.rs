@@ -5,6 +5,7 @@
 pub mod clone;
 pub mod config;
 pub mod core;
+pub mod env;
 pub mod errors;
 pub mod link;
 pub mod nodecfg;

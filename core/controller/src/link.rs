@@ -12,19 +12,64 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
 use strata_agent_api::{
-    AgentError, Hello, Report, AGENT_API_VERSION, DRBD_WAIT_MAX_MS, PATH_CONFIG, PATH_CONFIG_DELTA,
-    PATH_DRBD, PATH_HELLO, PATH_REPORT,
+    AgentError, Hello, NodeConfig, NodeConfigDelta, Report, AGENT_API_VERSION, DRBD_WAIT_MAX_MS,
+    PATH_CONFIG, PATH_CONFIG_DELTA, PATH_DRBD, PATH_HELLO, PATH_REPORT,
 };
 use strata_model::kinds::ConnectionStatus;
-use strata_model::observed::DrbdReport;
+use strata_model::observed::{Capabilities, DrbdReport};
 use strata_model::NodeName;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
-use crate::core::{Core, Push};
+use crate::config::Settings;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a link needs of the controller: where the node is, what to send it, and where what
+/// its satellite says goes. The controller's core is the one host; links know nothing else
+/// of it.
+pub trait Host: Send + Sync + 'static {
+    fn http(&self) -> &reqwest::Client;
+    fn settings(&self) -> &Settings;
+    /// Whole configurations take turns: one permit per configuration built and sent.
+    fn full_pushes(&self) -> &Semaphore;
+    /// Where the node's satellite listens; `None` once the node is gone (the link ends).
+    fn satellite_addr(&self, node: &NodeName) -> Option<SocketAddr>;
+    /// The node's next configuration: the changes since `base` if it can, else all of it.
+    fn next_push(&self, node: &NodeName, base: Option<u64>) -> Push;
+    /// Whether a polled report shows work the node should be sent again.
+    fn needs_retry(&self, node: &NodeName, report: &Report) -> bool;
+    fn set_node_online(&self, node: &NodeName, caps: Capabilities);
+    fn set_node_status(&self, node: &NodeName, status: ConnectionStatus, why: Option<String>);
+    /// Takes a node's report (the answer to a push, or a polled one).
+    fn record_report(
+        self: &Arc<Self>,
+        node: &NodeName,
+        report: &Arc<Report>,
+    ) -> impl Future<Output = ()> + Send;
+    /// Takes the DRBD state the node's event watcher sent.
+    fn record_drbd(&self, node: &NodeName, report: Arc<DrbdReport>);
+    /// Acts on DRBD state that lets migrations on the node finish.
+    fn finish_migrations(self: &Arc<Self>, node: &NodeName) -> impl Future<Output = ()> + Send;
+}
+
+/// A node's next configuration: the whole of it, or the changes to what it holds.
+pub enum Push {
+    Full(NodeConfig),
+    Delta(NodeConfigDelta),
+}
+
+impl Push {
+    pub fn generation(&self) -> u64 {
+        match self {
+            Push::Full(c) => c.generation,
+            Push::Delta(d) => d.generation,
+        }
+    }
+}
 
 /// Latest state of a link, published to waiting requests.
 #[derive(Debug, Clone, Default)]
@@ -181,8 +226,8 @@ const DRBD_WAIT: Duration = Duration::from_millis(DRBD_WAIT_MAX_MS / 2);
 /// Follows the DRBD state of a node while it is online: asks for it, and again as soon as
 /// something changed (the satellite holds the question until then). Ends at once when the
 /// node has no DRBD layer.
-async fn follow_drbd(core: Arc<Core>, node: NodeName, addr: SocketAddr) {
-    let http = core.http.clone();
+async fn follow_drbd<H: Host>(core: Arc<H>, node: NodeName, addr: SocketAddr) {
+    let http = core.http().clone();
     let mut after = 0u64;
     let mut epoch: Option<u64> = None;
     loop {
@@ -212,7 +257,7 @@ async fn follow_drbd(core: Arc<Core>, node: NodeName, addr: SocketAddr) {
     }
 }
 
-pub fn spawn(core: Arc<Core>, node: NodeName) -> LinkHandle {
+pub fn spawn<H: Host>(core: Arc<H>, node: NodeName) -> LinkHandle {
     let (wanted_tx, wanted_rx) = watch::channel(0u64);
     let (status_tx, status_rx) = watch::channel(LinkStatus::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -233,16 +278,16 @@ fn phase(node: &NodeName, poll: Duration) -> Duration {
     poll.mul_f64((h.finish() % 1000) as f64 / 1000.0)
 }
 
-async fn run(
-    core: Arc<Core>,
+async fn run<H: Host>(
+    core: Arc<H>,
     node: NodeName,
     mut wanted: watch::Receiver<u64>,
     status: watch::Sender<LinkStatus>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let http = core.http.clone();
-    let poll = core.settings.poll_interval;
-    let push_timeout = core.settings.satellite_timeout;
+    let http = core.http().clone();
+    let poll = core.settings().poll_interval;
+    let push_timeout = core.settings().satellite_timeout;
     let mut online = false;
     let mut need_push = true;
     let mut pushed: u64 = 0;
@@ -323,10 +368,10 @@ async fn run(
         let want = *wanted.borrow_and_update();
         if need_push || want > pushed {
             let base = acked.filter(|_| deltas);
-            // Whole configurations take turns (see Core::full_pushes); the permit is held
+            // Whole configurations take turns (see Host::full_pushes); the permit is held
             // until the answer is in, with the configuration.
             let _turn = match base {
-                None => core.full_pushes.acquire().await.ok(),
+                None => core.full_pushes().acquire().await.ok(),
                 Some(_) => None,
             };
             let push = core.next_push(&node, base);

@@ -304,7 +304,7 @@ pub async fn sp_create(
         let observed = core.observed();
         pp::create_stor_pool(
             &cluster,
-            &mut crate::core::RealEnv,
+            &mut crate::env::RealEnv,
             &*observed,
             &node,
             &plan_req,
