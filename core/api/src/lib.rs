@@ -3,6 +3,7 @@
 
 pub mod convert;
 mod lenient;
+pub mod paths;
 pub mod rc;
 pub mod rsc_conn;
 pub mod types;

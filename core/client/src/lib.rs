@@ -9,6 +9,7 @@ pub use reqwest::Method;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use strata_api::paths;
 use strata_api::types::*;
 use strata_api::ApiCallRc;
 
@@ -116,19 +117,12 @@ impl QueryBuilder {
 }
 
 fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    paths::encode(s)
 }
 
+/// A path segment, percent-encoded.
 pub fn seg(s: &str) -> String {
-    encode(s)
+    paths::encode(s)
 }
 
 impl Client {
@@ -244,18 +238,18 @@ impl Client {
     // --- controller ---
 
     pub async fn version(&self) -> Result<ControllerVersion, ClientError> {
-        self.get("/v1/controller/version").await
+        self.get(paths::CONTROLLER_VERSION).await
     }
 
     pub async fn controller_props(&self) -> Result<Props, ClientError> {
-        self.get("/v1/controller/properties").await
+        self.get(paths::CONTROLLER_PROPS).await
     }
 
     pub async fn controller_props_modify(
         &self,
         m: &PropsModify,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, "/v1/controller/properties", Some(m))
+        self.write(Method::POST, paths::CONTROLLER_PROPS, Some(m))
             .await
     }
 
@@ -270,11 +264,11 @@ impl Client {
             .list("nodes", names)
             .list("props", props)
             .build();
-        self.get(&format!("/v1/nodes{q}")).await
+        self.get(&format!("{}{q}", paths::NODES)).await
     }
 
     pub async fn node_create(&self, n: &Node) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, "/v1/nodes", Some(n)).await
+        self.write(Method::POST, paths::NODES, Some(n)).await
     }
 
     pub async fn node_modify(
@@ -282,19 +276,19 @@ impl Client {
         node: &str,
         m: &NodeModify,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::PUT, &format!("/v1/nodes/{}", seg(node)), Some(m))
+        self.write(Method::PUT, &paths::fill(paths::NODE, &[node]), Some(m))
             .await
     }
 
     pub async fn node_delete(&self, node: &str) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(Method::DELETE, &format!("/v1/nodes/{}", seg(node)), None)
+        self.write::<()>(Method::DELETE, &paths::fill(paths::NODE, &[node]), None)
             .await
     }
 
     pub async fn node_lost(&self, node: &str) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write::<()>(
             Method::DELETE,
-            &format!("/v1/nodes/{}/lost", seg(node)),
+            &paths::fill(paths::NODE_LOST, &[node]),
             None,
         )
         .await
@@ -303,15 +297,14 @@ impl Client {
     pub async fn node_reconnect(&self, node: &str) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write::<()>(
             Method::PUT,
-            &format!("/v1/nodes/{}/reconnect", seg(node)),
+            &paths::fill(paths::NODE_RECONNECT, &[node]),
             None,
         )
         .await
     }
 
     pub async fn netifs(&self, node: &str) -> Result<Vec<NetInterface>, ClientError> {
-        self.get(&format!("/v1/nodes/{}/net-interfaces", seg(node)))
-            .await
+        self.get(&paths::fill(paths::NET_IFS, &[node])).await
     }
 
     pub async fn netif_create(
@@ -319,12 +312,8 @@ impl Client {
         node: &str,
         n: &NetInterface,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::POST,
-            &format!("/v1/nodes/{}/net-interfaces", seg(node)),
-            Some(n),
-        )
-        .await
+        self.write(Method::POST, &paths::fill(paths::NET_IFS, &[node]), Some(n))
+            .await
     }
 
     pub async fn netif_modify(
@@ -335,7 +324,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::PUT,
-            &format!("/v1/nodes/{}/net-interfaces/{}", seg(node), seg(name)),
+            &paths::fill(paths::NET_IF, &[node, name]),
             Some(n),
         )
         .await
@@ -348,7 +337,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write::<()>(
             Method::DELETE,
-            &format!("/v1/nodes/{}/net-interfaces/{}", seg(node), seg(name)),
+            &paths::fill(paths::NET_IF, &[node, name]),
             None,
         )
         .await
@@ -365,7 +354,7 @@ impl Client {
             .list("nodes", nodes)
             .list("storage_pools", pools)
             .build();
-        self.get(&format!("/v1/view/storage-pools{q}")).await
+        self.get(&format!("{}{q}", paths::VIEW_STOR_POOLS)).await
     }
 
     pub async fn storage_pool_create(
@@ -375,7 +364,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::POST,
-            &format!("/v1/nodes/{}/storage-pools", seg(node)),
+            &paths::fill(paths::NODE_STOR_POOLS, &[node]),
             Some(sp),
         )
         .await
@@ -389,7 +378,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::PUT,
-            &format!("/v1/nodes/{}/storage-pools/{}", seg(node), seg(pool)),
+            &paths::fill(paths::NODE_STOR_POOL, &[node, pool]),
             Some(m),
         )
         .await
@@ -402,21 +391,21 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write::<()>(
             Method::DELETE,
-            &format!("/v1/nodes/{}/storage-pools/{}", seg(node), seg(pool)),
+            &paths::fill(paths::NODE_STOR_POOL, &[node, pool]),
             None,
         )
         .await
     }
 
     pub async fn storage_pool_dfns(&self) -> Result<Vec<StoragePoolDefinition>, ClientError> {
-        self.get("/v1/storage-pool-definitions").await
+        self.get(paths::STOR_POOL_DFNS).await
     }
 
     pub async fn storage_pool_dfn_create(
         &self,
         d: &StoragePoolDefinition,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, "/v1/storage-pool-definitions", Some(d))
+        self.write(Method::POST, paths::STOR_POOL_DFNS, Some(d))
             .await
     }
 
@@ -427,7 +416,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::PUT,
-            &format!("/v1/storage-pool-definitions/{}", seg(name)),
+            &paths::fill(paths::STOR_POOL_DFN, &[name]),
             Some(m),
         )
         .await
@@ -436,7 +425,7 @@ impl Client {
     pub async fn storage_pool_dfn_delete(&self, name: &str) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write::<()>(
             Method::DELETE,
-            &format!("/v1/storage-pool-definitions/{}", seg(name)),
+            &paths::fill(paths::STOR_POOL_DFN, &[name]),
             None,
         )
         .await
@@ -455,15 +444,14 @@ impl Client {
             .list("props", props)
             .flag("with_volume_definitions", with_vds)
             .build();
-        self.get(&format!("/v1/resource-definitions{q}")).await
+        self.get(&format!("{}{q}", paths::RSC_DFNS)).await
     }
 
     pub async fn resource_dfn_create(
         &self,
         d: &ResourceDefinitionCreate,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, "/v1/resource-definitions", Some(d))
-            .await
+        self.write(Method::POST, paths::RSC_DFNS, Some(d)).await
     }
 
     pub async fn resource_dfn_modify(
@@ -471,29 +459,17 @@ impl Client {
         name: &str,
         m: &ResourceDefinitionModify,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::PUT,
-            &format!("/v1/resource-definitions/{}", seg(name)),
-            Some(m),
-        )
-        .await
+        self.write(Method::PUT, &paths::fill(paths::RSC_DFN, &[name]), Some(m))
+            .await
     }
 
     pub async fn resource_dfn_delete(&self, name: &str) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::DELETE,
-            &format!("/v1/resource-definitions/{}", seg(name)),
-            None,
-        )
-        .await
+        self.write::<()>(Method::DELETE, &paths::fill(paths::RSC_DFN, &[name]), None)
+            .await
     }
 
     pub async fn volume_dfns(&self, rsc: &str) -> Result<Vec<VolumeDefinition>, ClientError> {
-        self.get(&format!(
-            "/v1/resource-definitions/{}/volume-definitions",
-            seg(rsc)
-        ))
-        .await
+        self.get(&paths::fill(paths::VLM_DFNS, &[rsc])).await
     }
 
     pub async fn volume_dfn_create(
@@ -501,12 +477,8 @@ impl Client {
         rsc: &str,
         v: &VolumeDefinitionCreate,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::POST,
-            &format!("/v1/resource-definitions/{}/volume-definitions", seg(rsc)),
-            Some(v),
-        )
-        .await
+        self.write(Method::POST, &paths::fill(paths::VLM_DFNS, &[rsc]), Some(v))
+            .await
     }
 
     pub async fn volume_dfn_modify(
@@ -517,10 +489,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::PUT,
-            &format!(
-                "/v1/resource-definitions/{}/volume-definitions/{nr}",
-                seg(rsc)
-            ),
+            &paths::fill(paths::VLM_DFN, &[rsc, &nr.to_string()]),
             Some(m),
         )
         .await
@@ -533,10 +502,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write::<()>(
             Method::DELETE,
-            &format!(
-                "/v1/resource-definitions/{}/volume-definitions/{nr}",
-                seg(rsc)
-            ),
+            &paths::fill(paths::VLM_DFN, &[rsc, &nr.to_string()]),
             None,
         )
         .await
@@ -557,7 +523,7 @@ impl Client {
             .list("storage_pools", pools)
             .list("props", props)
             .build();
-        self.get(&format!("/v1/view/resources{q}")).await
+        self.get(&format!("{}{q}", paths::VIEW_RESOURCES)).await
     }
 
     pub async fn resource_create(
@@ -565,12 +531,8 @@ impl Client {
         rsc: &str,
         reqs: &[ResourceCreate],
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::POST,
-            &format!("/v1/resource-definitions/{}/resources", seg(rsc)),
-            Some(&reqs),
-        )
-        .await
+        self.write(Method::POST, &paths::fill(paths::RSCS, &[rsc]), Some(&reqs))
+            .await
     }
 
     pub async fn resource_modify(
@@ -579,16 +541,8 @@ impl Client {
         node: &str,
         m: &ResourceModify,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::PUT,
-            &format!(
-                "/v1/resource-definitions/{}/resources/{}",
-                seg(rsc),
-                seg(node)
-            ),
-            Some(m),
-        )
-        .await
+        self.write(Method::PUT, &paths::fill(paths::RSC, &[rsc, node]), Some(m))
+            .await
     }
 
     pub async fn resource_delete(
@@ -596,16 +550,8 @@ impl Client {
         rsc: &str,
         node: &str,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::DELETE,
-            &format!(
-                "/v1/resource-definitions/{}/resources/{}",
-                seg(rsc),
-                seg(node)
-            ),
-            None,
-        )
-        .await
+        self.write::<()>(Method::DELETE, &paths::fill(paths::RSC, &[rsc, node]), None)
+            .await
     }
 
     pub async fn volume_modify(
@@ -617,11 +563,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::PUT,
-            &format!(
-                "/v1/resource-definitions/{}/resources/{}/volumes/{nr}",
-                seg(rsc),
-                seg(node)
-            ),
+            &paths::fill(paths::VLM, &[rsc, node, &nr.to_string()]),
             Some(m),
         )
         .await
@@ -634,7 +576,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::POST,
-            &format!("/v1/resource-definitions/{}/autoplace", seg(rsc)),
+            &paths::fill(paths::AUTOPLACE, &[rsc]),
             Some(req),
         )
         .await
@@ -648,11 +590,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::POST,
-            &format!(
-                "/v1/resource-definitions/{}/resources/{}/make-available",
-                seg(rsc),
-                seg(node)
-            ),
+            &paths::fill(paths::MAKE_AVAILABLE, &[rsc, node]),
             Some(req),
         )
         .await
@@ -669,15 +607,14 @@ impl Client {
             .list("resource_groups", names)
             .list("props", props)
             .build();
-        self.get(&format!("/v1/resource-groups{q}")).await
+        self.get(&format!("{}{q}", paths::RSC_GRPS)).await
     }
 
     pub async fn resource_group_create(
         &self,
         g: &ResourceGroup,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, "/v1/resource-groups", Some(g))
-            .await
+        self.write(Method::POST, paths::RSC_GRPS, Some(g)).await
     }
 
     pub async fn resource_group_modify(
@@ -685,21 +622,13 @@ impl Client {
         name: &str,
         m: &ResourceGroupModify,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::PUT,
-            &format!("/v1/resource-groups/{}", seg(name)),
-            Some(m),
-        )
-        .await
+        self.write(Method::PUT, &paths::fill(paths::RSC_GRP, &[name]), Some(m))
+            .await
     }
 
     pub async fn resource_group_delete(&self, name: &str) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::DELETE,
-            &format!("/v1/resource-groups/{}", seg(name)),
-            None,
-        )
-        .await
+        self.write::<()>(Method::DELETE, &paths::fill(paths::RSC_GRP, &[name]), None)
+            .await
     }
 
     pub async fn resource_group_spawn(
@@ -709,7 +638,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::POST,
-            &format!("/v1/resource-groups/{}/spawn", seg(name)),
+            &paths::fill(paths::RSC_GRP_SPAWN, &[name]),
             Some(s),
         )
         .await
@@ -719,24 +648,20 @@ impl Client {
         &self,
         name: &str,
     ) -> Result<MaxVolumeSizes, ClientError> {
-        self.get(&format!(
-            "/v1/resource-groups/{}/query-max-volume-size",
-            seg(name)
-        ))
-        .await
+        self.get(&paths::fill(paths::RSC_GRP_MAX_VLM_SIZE, &[name]))
+            .await
     }
 
     pub async fn max_volume_size(
         &self,
         f: &AutoSelectFilter,
     ) -> Result<MaxVolumeSizes, ClientError> {
-        self.call(Method::OPTIONS, "/v1/query-max-volume-size", Some(f))
+        self.call(Method::OPTIONS, paths::MAX_VLM_SIZE, Some(f))
             .await
     }
 
     pub async fn volume_groups(&self, rg: &str) -> Result<Vec<VolumeGroup>, ClientError> {
-        self.get(&format!("/v1/resource-groups/{}/volume-groups", seg(rg)))
-            .await
+        self.get(&paths::fill(paths::VLM_GRPS, &[rg])).await
     }
 
     pub async fn volume_group_create(
@@ -744,12 +669,8 @@ impl Client {
         rg: &str,
         v: &VolumeGroup,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::POST,
-            &format!("/v1/resource-groups/{}/volume-groups", seg(rg)),
-            Some(v),
-        )
-        .await
+        self.write(Method::POST, &paths::fill(paths::VLM_GRPS, &[rg]), Some(v))
+            .await
     }
 
     pub async fn volume_group_modify(
@@ -760,7 +681,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::PUT,
-            &format!("/v1/resource-groups/{}/volume-groups/{nr}", seg(rg)),
+            &paths::fill(paths::VLM_GRP, &[rg, &nr.to_string()]),
             Some(m),
         )
         .await
@@ -773,7 +694,7 @@ impl Client {
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write::<()>(
             Method::DELETE,
-            &format!("/v1/resource-groups/{}/volume-groups/{nr}", seg(rg)),
+            &paths::fill(paths::VLM_GRP, &[rg, &nr.to_string()]),
             None,
         )
         .await
