@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use strata_agent_api::{NodeConfig, PoolConfig, PoolProbe, Report, ResourceConfig};
+use strata_agent_api::{
+    NodeConfig, PoolConfig, PoolProbe, Report, ResourceConfig, RollbackConfig, SnapshotConfig,
+    SnapshotReport, VolumeConfig,
+};
 use strata_exec::CommandRunner;
 use strata_model::kinds::LayerKind;
 use strata_model::observed::{ResourceState, VolumeState};
@@ -282,8 +285,6 @@ pub enum Removal {
     Never,
 }
 
-/// Applies `cfg` and returns what the node looks like afterwards. The record is updated with
-/// what was created and removed; the caller persists it.
 fn drbd_size_key(rsc: &str, vol: u32) -> String {
     format!("{rsc}/{vol}")
 }
@@ -390,151 +391,6 @@ fn drbd_volumes_into(
     }
 }
 
-/// Makes the node's snapshots what `cfg` asks: I/O of DRBD resources suspended where asked,
-/// missing copies taken where asked (only then: a copy taken later would be of another
-/// moment), I/O resumed where no longer asked, and copies this node took that are no longer
-/// wanted removed. Reports, per wanted snapshot, which copies exist.
-#[allow(clippy::too_many_arguments)]
-fn reconcile_snapshots(
-    factory: &dyn ProviderFactory,
-    cfg: &NodeConfig,
-    record: &mut Record,
-    pools: &BTreeMap<String, OpenPool>,
-    removal: Removal,
-    report: &mut Report,
-    keep_down: &BTreeSet<String>,
-    mut errors: BTreeMap<(String, String), String>,
-) {
-    let want_suspended: BTreeSet<String> = cfg
-        .snapshots
-        .iter()
-        .filter(|s| s.suspend_io)
-        .map(|s| s.resource.clone())
-        .collect();
-    if let Some(driver) = factory.drbd() {
-        for rsc in want_suspended.difference(&record.io_suspended.clone()) {
-            match driver.set_io_suspended(&cfg.node_name, rsc, true) {
-                Ok(()) => {
-                    record.io_suspended.insert(rsc.clone());
-                }
-                Err(e) => {
-                    for s in cfg.snapshots.iter().filter(|s| &s.resource == rsc) {
-                        errors.insert(
-                            (s.resource.clone(), s.name.clone()),
-                            format!("cannot suspend I/O: {e}"),
-                        );
-                    }
-                }
-            }
-        }
-    }
-    // Copies exist as the providers list them.
-    let mut held: BTreeMap<String, Vec<strata_storage::SnapshotVolume>> = BTreeMap::new();
-    for (name, pool) in pools {
-        if let Ok(p) = &pool.provider {
-            match p.snapshots() {
-                Ok(list) => {
-                    held.insert(name.clone(), list);
-                }
-                Err(e) => report
-                    .errors
-                    .push(format!("storage pool '{name}': cannot list snapshots: {e}")),
-            }
-        }
-    }
-    let has = |held: &BTreeMap<String, Vec<strata_storage::SnapshotVolume>>,
-               pool: &str,
-               volume: &str,
-               snap: &str| {
-        held.get(pool)
-            .is_some_and(|l| l.iter().any(|x| x.volume == volume && x.snapshot == snap))
-    };
-    for s in cfg.snapshots.iter().filter(|s| s.take) {
-        if errors.contains_key(&(s.resource.clone(), s.name.clone())) {
-            continue; // its I/O is not suspended: a copy now would not match the others
-        }
-        for v in &s.volumes {
-            if has(&held, &v.pool, &v.backing_name, &s.name) {
-                continue;
-            }
-            let Some(Ok(p)) = pools.get(&v.pool).map(|p| p.provider.as_ref()) else {
-                errors.insert(
-                    (s.resource.clone(), s.name.clone()),
-                    format!("storage pool '{}' is not usable on this node", v.pool),
-                );
-                continue;
-            };
-            match p.snapshot_create(&v.backing_name, &s.name) {
-                Ok(taken) => held.entry(v.pool.clone()).or_default().push(taken),
-                Err(e) => {
-                    errors.insert(
-                        (s.resource.clone(), s.name.clone()),
-                        format!("volume {}: {e}", v.number),
-                    );
-                }
-            }
-        }
-    }
-    if let Some(driver) = factory.drbd() {
-        for rsc in record.io_suspended.clone().difference(&want_suspended) {
-            match driver.set_io_suspended(&cfg.node_name, rsc, false) {
-                Ok(()) => {
-                    record.io_suspended.remove(rsc);
-                }
-                Err(e) => report
-                    .errors
-                    .push(format!("resource '{rsc}': cannot resume I/O: {e}")),
-            }
-        }
-    }
-    if removal == Removal::Allowed {
-        for (pool, list) in &held {
-            let Some(Ok(p)) = pools.get(pool).map(|p| p.provider.as_ref()) else {
-                continue;
-            };
-            for x in list {
-                let wanted = cfg.snapshots.iter().any(|s| {
-                    s.name == x.snapshot
-                        && s.volumes
-                            .iter()
-                            .any(|v| &v.pool == pool && v.backing_name == x.volume)
-                });
-                if wanted {
-                    continue;
-                }
-                match p.snapshot_delete(&x.volume, &x.snapshot) {
-                    Ok(()) => {
-                        tracing::info!(pool = %pool, volume = %x.volume, snapshot = %x.snapshot, "snapshot deleted")
-                    }
-                    Err(e) => report.errors.push(format!(
-                        "snapshot '{}' of '{}' could not be deleted: {e}",
-                        x.snapshot, x.volume
-                    )),
-                }
-            }
-        }
-    }
-    for s in &cfg.snapshots {
-        report.snapshots.push(strata_agent_api::SnapshotReport {
-            resource: s.resource.clone(),
-            name: s.name.clone(),
-            volumes: s
-                .volumes
-                .iter()
-                .filter(|v| has(&held, &v.pool, &v.backing_name, &s.name))
-                .map(|v| v.number)
-                .collect(),
-            suspended: record.io_suspended.contains(&s.resource),
-            error: errors.remove(&(s.resource.clone(), s.name.clone())),
-            rollback_down: s
-                .rollback
-                .filter(|_| keep_down.contains(&s.resource))
-                .map(|r| r.id),
-            rollback_done: record.rollbacks_done.get(&rollback_key(s)).copied(),
-        });
-    }
-}
-
 /// A volume of snapshot `s`'s resource that is in use on this node, said as an error.
 fn busy_volume(
     factory: &dyn ProviderFactory,
@@ -562,264 +418,490 @@ fn rollback_key(s: &strata_agent_api::SnapshotConfig) -> String {
     format!("{}/{}", s.resource, s.name)
 }
 
-/// Runs the rollbacks `cfg` asks for, before the volumes are looked at: DRBD down for every
-/// resource being rolled back (and kept down while `down_only`), then, once per rollback id,
-/// the volumes given the snapshot's content. Answers the resources whose DRBD stays down in
-/// this pass, and the errors by snapshot.
-fn reconcile_rollbacks(
-    factory: &dyn ProviderFactory,
-    cfg: &NodeConfig,
-    record: &mut Record,
-) -> (BTreeSet<String>, BTreeMap<(String, String), String>) {
-    let mut keep_down = BTreeSet::new();
-    let mut errors = BTreeMap::new();
-    record
-        .rollbacks_done
-        .retain(|k, _| cfg.snapshots.iter().any(|s| &rollback_key(s) == k));
-    for s in &cfg.snapshots {
-        let Some(rb) = s.rollback else {
-            continue;
-        };
-        let key = rollback_key(s);
-        if record.rollbacks_done.get(&key) == Some(&rb.id) {
-            continue; // rolled back already; DRBD comes up as usual
-        }
-        let fail = |errors: &mut BTreeMap<(String, String), String>, e: String| {
-            errors.insert((s.resource.clone(), s.name.clone()), e);
-        };
-        if let Some(driver) = factory.drbd() {
-            if let Err(e) = driver.take_down(&cfg.node_name, &s.resource) {
-                fail(&mut errors, format!("cannot take DRBD down: {e}"));
-                continue;
-            }
-        }
-        if rb.down_only {
-            // Nothing may hold the volumes now (a mounted storage-only volume, say).
-            if let Some(busy) = busy_volume(factory, cfg, s) {
-                fail(&mut errors, busy);
-                continue;
-            }
-            keep_down.insert(s.resource.clone());
-            continue;
-        }
-        let mut ok = true;
-        for v in &s.volumes {
-            let Some(pool) = cfg.pools.iter().find(|p| p.name == v.pool) else {
-                fail(
-                    &mut errors,
-                    format!("storage pool '{}' is not configured", v.pool),
-                );
-                ok = false;
-                break;
-            };
-            let rolled = factory
-                .open(pool)
-                .and_then(|p| p.snapshot_rollback(&v.backing_name, &s.name));
-            if let Err(e) = rolled {
-                fail(&mut errors, format!("volume {}: {e}", v.number));
-                ok = false;
-                break;
-            }
-        }
-        if ok {
-            tracing::info!(resource = %s.resource, snapshot = %s.name, "rolled back");
-            record.rollbacks_done.insert(key, rb.id);
-        } else {
-            keep_down.insert(s.resource.clone());
-        }
-    }
-    (keep_down, errors)
-}
-
 pub fn reconcile(factory: &dyn ProviderFactory, record: &mut Record, cfg: &NodeConfig) -> Report {
     reconcile_with(factory, record, cfg, Removal::Allowed)
 }
 
+/// Applies `cfg` and returns what the node looks like afterwards. The record is updated with
+/// what was created and removed; the caller persists it.
 pub fn reconcile_with(
     factory: &dyn ProviderFactory,
     record: &mut Record,
     cfg: &NodeConfig,
     removal: Removal,
 ) -> Report {
-    let mut report = Report {
-        node_name: Some(cfg.node_name.clone()),
-        applied_generation: cfg.generation,
-        ..Default::default()
-    };
+    let mut pass = Pass::new(factory, record, cfg, removal);
     // Rollbacks first: the volumes are listed after they changed.
-    let (keep_down, rollback_errors) = if removal == Removal::Allowed {
-        reconcile_rollbacks(factory, cfg, record)
-    } else {
-        Default::default()
-    };
-    let all_pools = pool_union(cfg, record);
-    let mut pools = open_pools(factory, &all_pools, &mut report);
-    for old in &record.known_pools {
-        if !cfg.pools.iter().any(|p| p.name == old.name) {
-            report.pools.remove(&old.name);
+    pass.rollbacks();
+    pass.open_pools();
+    pass.resources();
+    pass.snapshots();
+    // DRBD resources that went (or lost the layer) come down before their volumes go.
+    pass.take_down_leavers();
+    pass.delete_unwanted();
+    pass.record_applied()
+}
+
+/// One reconcile pass: what it works from, and what it collects on the way to the report.
+struct Pass<'a> {
+    factory: &'a dyn ProviderFactory,
+    cfg: &'a NodeConfig,
+    record: &'a mut Record,
+    removal: Removal,
+    report: Report,
+    /// The pools of the configuration and those the record knows from before.
+    all_pools: Vec<PoolConfig>,
+    pools: BTreeMap<String, OpenPool>,
+    /// Resources whose DRBD stays down in this pass (being rolled back).
+    keep_down: BTreeSet<String>,
+    /// Errors by snapshot (resource, snapshot name), reported with the snapshots.
+    snapshot_errors: BTreeMap<(String, String), String>,
+    /// Backing volumes (record keys) that stay.
+    wanted: BTreeSet<String>,
+    /// Pools that hold volumes which should have gone but did not.
+    still_holding: BTreeSet<String>,
+}
+
+/// Copies of snapshots by pool, as the providers list them.
+type Held = BTreeMap<String, Vec<strata_storage::SnapshotVolume>>;
+
+/// Whether pool `pool` holds the copy of volume `volume` for snapshot `snap`.
+fn holds(held: &Held, pool: &str, volume: &str, snap: &str) -> bool {
+    held.get(pool)
+        .is_some_and(|l| l.iter().any(|x| x.volume == volume && x.snapshot == snap))
+}
+
+impl<'a> Pass<'a> {
+    fn new(
+        factory: &'a dyn ProviderFactory,
+        record: &'a mut Record,
+        cfg: &'a NodeConfig,
+        removal: Removal,
+    ) -> Pass<'a> {
+        Pass {
+            factory,
+            cfg,
+            record,
+            removal,
+            report: Report {
+                node_name: Some(cfg.node_name.clone()),
+                applied_generation: cfg.generation,
+                ..Default::default()
+            },
+            all_pools: Vec::new(),
+            pools: BTreeMap::new(),
+            keep_down: BTreeSet::new(),
+            snapshot_errors: BTreeMap::new(),
+            wanted: BTreeSet::new(),
+            still_holding: BTreeSet::new(),
         }
     }
-    let mut wanted: BTreeSet<String> = BTreeSet::new();
-    for r in &cfg.resources {
+
+    /// Phase 1: the rollbacks the configuration asks for (none when converging from a record).
+    fn rollbacks(&mut self) {
+        // DRBD goes down for every resource being rolled back (and stays down while
+        // `down_only`), then, once per rollback id, the volumes get the snapshot's content.
+        if self.removal != Removal::Allowed {
+            return;
+        }
+        let cfg = self.cfg;
+        self.record
+            .rollbacks_done
+            .retain(|k, _| cfg.snapshots.iter().any(|s| &rollback_key(s) == k));
+        for s in &cfg.snapshots {
+            let Some(rb) = s.rollback else {
+                continue;
+            };
+            if self.record.rollbacks_done.get(&rollback_key(s)) == Some(&rb.id) {
+                continue; // rolled back already; DRBD comes up as usual
+            }
+            self.roll_back(s, rb);
+        }
+    }
+
+    /// One rollback: DRBD down, then (unless only that is asked) the volumes rolled back.
+    fn roll_back(&mut self, s: &SnapshotConfig, rb: RollbackConfig) {
+        let (factory, cfg) = (self.factory, self.cfg);
+        let id = (s.resource.clone(), s.name.clone());
+        if let Some(driver) = factory.drbd() {
+            if let Err(e) = driver.take_down(&cfg.node_name, &s.resource) {
+                self.snapshot_errors
+                    .insert(id, format!("cannot take DRBD down: {e}"));
+                return;
+            }
+        }
+        if rb.down_only {
+            // Nothing may hold the volumes now (a mounted storage-only volume, say).
+            match busy_volume(factory, cfg, s) {
+                Some(busy) => {
+                    self.snapshot_errors.insert(id, busy);
+                }
+                None => {
+                    self.keep_down.insert(s.resource.clone());
+                }
+            }
+            return;
+        }
+        match roll_back_volumes(factory, cfg, s) {
+            Ok(()) => {
+                tracing::info!(resource = %s.resource, snapshot = %s.name, "rolled back");
+                self.record.rollbacks_done.insert(rollback_key(s), rb.id);
+            }
+            Err(e) => {
+                self.snapshot_errors.insert(id, e);
+                self.keep_down.insert(s.resource.clone());
+            }
+        }
+    }
+
+    /// Phase 2: opens every pool, of the configuration and of the record, and lists volumes.
+    fn open_pools(&mut self) {
+        self.all_pools = pool_union(self.cfg, self.record);
+        self.pools = open_pools(self.factory, &self.all_pools, &mut self.report);
+        for old in &self.record.known_pools {
+            if !self.cfg.pools.iter().any(|p| p.name == old.name) {
+                self.report.pools.remove(&old.name);
+            }
+        }
+    }
+
+    /// Phase 3: each resource's volumes ensured, then its DRBD resource applied over them.
+    fn resources(&mut self) {
+        let cfg = self.cfg;
+        for r in &cfg.resources {
+            let rs = self.resource(r);
+            self.report.resources.push(rs);
+        }
+    }
+
+    /// One resource of phase 3, as the report shows it afterwards.
+    fn resource(&mut self, r: &ResourceConfig) -> ResourceState {
         let mut rs = ResourceState {
             name: r.name.clone(),
             ..Default::default()
         };
-        if let Some(e) = unsupported_layers(&r.layers, factory.drbd().is_some()) {
+        if let Some(e) = unsupported_layers(&r.layers, self.factory.drbd().is_some()) {
             rs.error = Some(e);
-            report.resources.push(rs);
             // Its volumes stay as they are until the resource is fixed or deleted.
             for v in &r.volumes {
-                wanted.insert(volume_key(&v.pool, &v.backing_name));
+                self.wanted.insert(volume_key(&v.pool, &v.backing_name));
             }
-            continue;
+            return rs;
         }
+        rs.volumes = self.ensure_volumes(r);
+        self.drbd(r, &mut rs);
+        rs.in_use = in_use(&rs);
+        rs
+    }
+
+    /// Phase 3a: makes the backing volumes of `r` exist with their size (none when diskless).
+    fn ensure_volumes(&mut self, r: &ResourceConfig) -> Vec<VolumeState> {
+        let mut states = Vec::with_capacity(r.volumes.len());
         for v in &r.volumes {
             if r.diskless {
-                rs.volumes.push(VolumeState {
+                states.push(VolumeState {
                     volume_number: v.number,
                     disk_state: DISK_DISKLESS.into(),
                     ..Default::default()
                 });
                 continue;
             }
-            let key = volume_key(&v.pool, &v.backing_name);
-            wanted.insert(key.clone());
-            let Some(pool) = pools.get_mut(&v.pool) else {
-                rs.volumes.push(failed(
-                    v.number,
-                    format!("storage pool '{}' is not configured on this node", v.pool),
-                ));
-                continue;
-            };
-            let provider = match &pool.provider {
-                Ok(p) => p,
-                Err(e) => {
-                    rs.volumes
-                        .push(failed(v.number, format!("storage pool '{}': {e}", v.pool)));
-                    continue;
-                }
-            };
-            let mut current = pool.volumes.get(&v.backing_name).cloned();
-            if current.is_none() {
-                match from_origin(provider.as_ref(), &pool.volumes, v) {
-                    Ok(made) => current = made,
-                    Err(e) => {
-                        rs.volumes.push(failed(v.number, e));
-                        continue;
-                    }
-                }
-            }
-            let asked_before = record.volume_sizes.get(&key).copied();
-            if let (Some(cur), Some(before), None) = (&current, asked_before, &r.drbd) {
-                if v.size_kib < before {
-                    if cur
-                        .device
-                        .as_deref()
-                        .is_some_and(strata_storage::device_in_use)
-                    {
-                        rs.volumes.push(failed(
-                            v.number,
-                            format!(
-                                "volume '{}' is in use; it shrinks to {} KiB once nothing uses it",
-                                v.backing_name, v.size_kib
-                            ),
-                        ));
-                        continue;
-                    }
-                    match provider.shrink(&v.backing_name, v.size_kib, cur) {
-                        Ok(bv) => current = Some(bv),
-                        Err(e) => {
-                            rs.volumes.push(failed(v.number, e.to_string()));
-                            continue;
-                        }
-                    }
-                }
-            }
-            match provider.ensure(&v.backing_name, v.size_kib, current.as_ref()) {
-                Ok(bv) => {
-                    record.volume_sizes.insert(key.clone(), v.size_kib);
-                    record.volumes.insert(
-                        key,
-                        OwnedVolume {
-                            resource: r.name.clone(),
-                            volume_number: v.number,
-                        },
-                    );
-                    rs.volumes.push(up_to_date(v.number, &bv));
-                    pool.volumes.insert(bv.name.clone(), bv);
-                }
-                Err(e) => rs.volumes.push(failed(v.number, e.to_string())),
+            states.push(self.ensure_volume(r, v));
+        }
+        states
+    }
+
+    /// One backing volume: found, else made from its origin or created; shrunk or grown to
+    /// its size; recorded as ours.
+    fn ensure_volume(&mut self, r: &ResourceConfig, v: &VolumeConfig) -> VolumeState {
+        let key = volume_key(&v.pool, &v.backing_name);
+        self.wanted.insert(key.clone());
+        let Some(pool) = self.pools.get_mut(&v.pool) else {
+            return failed(
+                v.number,
+                format!("storage pool '{}' is not configured on this node", v.pool),
+            );
+        };
+        let provider = match &pool.provider {
+            Ok(p) => p,
+            Err(e) => return failed(v.number, format!("storage pool '{}': {e}", v.pool)),
+        };
+        let mut current = pool.volumes.get(&v.backing_name).cloned();
+        if current.is_none() {
+            match from_origin(provider.as_ref(), &pool.volumes, v) {
+                Ok(made) => current = made,
+                Err(e) => return failed(v.number, e),
             }
         }
-        if let (Some(d), Some(driver), false) =
-            (&r.drbd, factory.drbd(), keep_down.contains(&r.name))
-        {
+        let asked_before = self.record.volume_sizes.get(&key).copied();
+        if let (Some(cur), Some(before), None) = (&current, asked_before, &r.drbd) {
+            if v.size_kib < before {
+                match shrink(provider.as_ref(), v, cur) {
+                    Ok(bv) => current = Some(bv),
+                    Err(e) => return failed(v.number, e),
+                }
+            }
+        }
+        match provider.ensure(&v.backing_name, v.size_kib, current.as_ref()) {
+            Ok(bv) => {
+                self.record.volume_sizes.insert(key.clone(), v.size_kib);
+                self.record.volumes.insert(
+                    key,
+                    OwnedVolume {
+                        resource: r.name.clone(),
+                        volume_number: v.number,
+                    },
+                );
+                let state = up_to_date(v.number, &bv);
+                pool.volumes.insert(bv.name.clone(), bv);
+                state
+            }
+            Err(e) => failed(v.number, e.to_string()),
+        }
+    }
+
+    /// Phase 3b: the DRBD resource of `r` over its volumes, unless a rollback keeps it down.
+    fn drbd(&mut self, r: &ResourceConfig, rs: &mut ResourceState) {
+        let Some(driver) = self.factory.drbd() else {
+            return;
+        };
+        if let (Some(d), false) = (&r.drbd, self.keep_down.contains(&r.name)) {
             apply_drbd(
                 driver,
-                &cfg.node_name,
+                &self.cfg.node_name,
                 r,
                 d,
-                &mut rs,
-                &mut record.drbd_sizes,
+                rs,
+                &mut self.record.drbd_sizes,
             );
         }
-        rs.in_use = in_use(&rs);
-        report.resources.push(rs);
     }
-    reconcile_snapshots(
-        factory,
-        cfg,
-        record,
-        &pools,
-        removal,
-        &mut report,
-        &keep_down,
-        rollback_errors,
-    );
-    // DRBD resources that went (or lost the layer) come down before their volumes go.
-    // Those that could not be taken down before are tried again.
-    if let (Some(driver), Removal::Allowed) = (factory.drbd(), removal) {
-        let mut leaving: Vec<ResourceConfig> = std::mem::take(&mut record.drbd_leaving);
-        for r in record.applied.iter().flat_map(|old| old.resources.iter()) {
+
+    /// Phase 4: makes the node's snapshots what the configuration asks, and reports them.
+    fn snapshots(&mut self) {
+        // I/O of DRBD resources is suspended where asked, missing copies are taken where asked
+        // (only then: a copy taken later would be of another moment), I/O is resumed where no
+        // longer asked, and copies this node took that are no longer wanted are removed.
+        let want_suspended: BTreeSet<String> = self
+            .cfg
+            .snapshots
+            .iter()
+            .filter(|s| s.suspend_io)
+            .map(|s| s.resource.clone())
+            .collect();
+        self.suspend_io(&want_suspended);
+        let mut held = self.held_snapshots();
+        self.take_snapshots(&mut held);
+        self.resume_io(&want_suspended);
+        if self.removal == Removal::Allowed {
+            self.delete_unwanted_snapshots(&held);
+        }
+        self.report_snapshots(&held);
+    }
+
+    /// Suspends the I/O of the DRBD resources in `want` that is not suspended yet.
+    fn suspend_io(&mut self, want: &BTreeSet<String>) {
+        let (Some(driver), cfg) = (self.factory.drbd(), self.cfg) else {
+            return;
+        };
+        for rsc in want.difference(&self.record.io_suspended.clone()) {
+            match driver.set_io_suspended(&cfg.node_name, rsc, true) {
+                Ok(()) => {
+                    self.record.io_suspended.insert(rsc.clone());
+                }
+                Err(e) => {
+                    for s in cfg.snapshots.iter().filter(|s| &s.resource == rsc) {
+                        self.snapshot_errors.insert(
+                            (s.resource.clone(), s.name.clone()),
+                            format!("cannot suspend I/O: {e}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The copies the usable pools hold.
+    fn held_snapshots(&mut self) -> Held {
+        let mut held = Held::new();
+        for (name, pool) in &self.pools {
+            if let Ok(p) = &pool.provider {
+                match p.snapshots() {
+                    Ok(list) => {
+                        held.insert(name.clone(), list);
+                    }
+                    Err(e) => self
+                        .report
+                        .errors
+                        .push(format!("storage pool '{name}': cannot list snapshots: {e}")),
+                }
+            }
+        }
+        held
+    }
+
+    /// Takes the missing copies of the snapshots to take, unless their I/O could not be
+    /// suspended.
+    fn take_snapshots(&mut self, held: &mut Held) {
+        for s in self.cfg.snapshots.iter().filter(|s| s.take) {
+            let id = (s.resource.clone(), s.name.clone());
+            if self.snapshot_errors.contains_key(&id) {
+                continue; // its I/O is not suspended: a copy now would not match the others
+            }
+            for v in &s.volumes {
+                if holds(held, &v.pool, &v.backing_name, &s.name) {
+                    continue;
+                }
+                let Some(Ok(p)) = self.pools.get(&v.pool).map(|p| p.provider.as_ref()) else {
+                    self.snapshot_errors.insert(
+                        id.clone(),
+                        format!("storage pool '{}' is not usable on this node", v.pool),
+                    );
+                    continue;
+                };
+                match p.snapshot_create(&v.backing_name, &s.name) {
+                    Ok(taken) => held.entry(v.pool.clone()).or_default().push(taken),
+                    Err(e) => {
+                        self.snapshot_errors
+                            .insert(id.clone(), format!("volume {}: {e}", v.number));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resumes the I/O this satellite suspended that `want` no longer asks suspended.
+    fn resume_io(&mut self, want: &BTreeSet<String>) {
+        let (Some(driver), cfg) = (self.factory.drbd(), self.cfg) else {
+            return;
+        };
+        for rsc in self.record.io_suspended.clone().difference(want) {
+            match driver.set_io_suspended(&cfg.node_name, rsc, false) {
+                Ok(()) => {
+                    self.record.io_suspended.remove(rsc);
+                }
+                Err(e) => self
+                    .report
+                    .errors
+                    .push(format!("resource '{rsc}': cannot resume I/O: {e}")),
+            }
+        }
+    }
+
+    /// Deletes the copies no snapshot of the configuration wants.
+    fn delete_unwanted_snapshots(&mut self, held: &Held) {
+        for (pool, list) in held {
+            let Some(Ok(p)) = self.pools.get(pool).map(|p| p.provider.as_ref()) else {
+                continue;
+            };
+            for x in list {
+                let wanted = self.cfg.snapshots.iter().any(|s| {
+                    s.name == x.snapshot
+                        && s.volumes
+                            .iter()
+                            .any(|v| &v.pool == pool && v.backing_name == x.volume)
+                });
+                if wanted {
+                    continue;
+                }
+                match p.snapshot_delete(&x.volume, &x.snapshot) {
+                    Ok(()) => {
+                        tracing::info!(pool = %pool, volume = %x.volume, snapshot = %x.snapshot, "snapshot deleted")
+                    }
+                    Err(e) => self.report.errors.push(format!(
+                        "snapshot '{}' of '{}' could not be deleted: {e}",
+                        x.snapshot, x.volume
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Reports, per snapshot of the configuration, which copies exist and how it stands.
+    fn report_snapshots(&mut self, held: &Held) {
+        for s in &self.cfg.snapshots {
+            self.report.snapshots.push(SnapshotReport {
+                resource: s.resource.clone(),
+                name: s.name.clone(),
+                volumes: s
+                    .volumes
+                    .iter()
+                    .filter(|v| holds(held, &v.pool, &v.backing_name, &s.name))
+                    .map(|v| v.number)
+                    .collect(),
+                suspended: self.record.io_suspended.contains(&s.resource),
+                error: self
+                    .snapshot_errors
+                    .remove(&(s.resource.clone(), s.name.clone())),
+                rollback_down: s
+                    .rollback
+                    .filter(|_| self.keep_down.contains(&s.resource))
+                    .map(|r| r.id),
+                rollback_done: self.record.rollbacks_done.get(&rollback_key(s)).copied(),
+            });
+        }
+    }
+
+    /// Phase 5: takes down DRBD resources that left (or lost the layer), or failed to before.
+    fn take_down_leavers(&mut self) {
+        let (Some(driver), Removal::Allowed) = (self.factory.drbd(), self.removal) else {
+            return;
+        };
+        let mut leaving: Vec<ResourceConfig> = std::mem::take(&mut self.record.drbd_leaving);
+        for r in self
+            .record
+            .applied
+            .iter()
+            .flat_map(|old| old.resources.iter())
+        {
             if !leaving.iter().any(|l| l.name == r.name) {
                 leaving.push(r.clone());
             }
         }
         for gone in leaving.iter().filter(|o| o.drbd.is_some()) {
-            let still = cfg
+            let still = self
+                .cfg
                 .resources
                 .iter()
                 .any(|r| r.name == gone.name && r.drbd.is_some());
-            if still {
-                continue;
+            if !still {
+                self.take_down(driver, gone);
             }
-            let disks: BTreeMap<u32, String> = gone
-                .volumes
-                .iter()
-                .filter_map(|v| {
-                    let dev = pools
-                        .get(&v.pool)?
-                        .volumes
-                        .get(&v.backing_name)?
-                        .device
-                        .clone()?;
-                    Some((v.number, dev))
-                })
-                .collect();
-            let d = gone.drbd.as_ref().expect("filtered on drbd");
-            let removed = driver.remove(&cfg.node_name, d, &disks);
-            if removed.is_ok() {
+        }
+    }
+
+    /// Takes down the DRBD resource of `gone`; one that stays up keeps its backing volumes
+    /// and is tried again at the next pass.
+    fn take_down(&mut self, driver: &DrbdDriver, gone: &ResourceConfig) {
+        let disks: BTreeMap<u32, String> = gone
+            .volumes
+            .iter()
+            .filter_map(|v| {
+                let dev = self
+                    .pools
+                    .get(&v.pool)?
+                    .volumes
+                    .get(&v.backing_name)?
+                    .device
+                    .clone()?;
+                Some((v.number, dev))
+            })
+            .collect();
+        let d = gone.drbd.as_ref().expect("filtered on drbd");
+        match driver.remove(&self.cfg.node_name, d, &disks) {
+            Ok(()) => {
                 let prefix = format!("{}/", gone.name);
-                record.drbd_sizes.retain(|k, _| !k.starts_with(&prefix));
+                self.record
+                    .drbd_sizes
+                    .retain(|k, _| !k.starts_with(&prefix));
             }
-            if let Err(e) = removed {
-                record.drbd_leaving.push(gone.clone());
+            Err(e) => {
+                self.record.drbd_leaving.push(gone.clone());
                 // Keep the backing volumes: DRBD still holds them.
                 for v in &gone.volumes {
-                    wanted.insert(volume_key(&v.pool, &v.backing_name));
+                    self.wanted.insert(volume_key(&v.pool, &v.backing_name));
                     report_leftover(
-                        &mut report,
+                        &mut self.report,
                         &OwnedVolume {
                             resource: gone.name.clone(),
                             volume_number: v.number,
@@ -830,63 +912,133 @@ pub fn reconcile_with(
             }
         }
     }
-    let mut still_holding: BTreeSet<String> = BTreeSet::new();
-    for (pool_name, pool) in &mut pools {
-        let Ok(provider) = &pool.provider else {
-            continue;
-        };
-        let names: Vec<String> = pool.volumes.keys().cloned().collect();
-        for name in names {
-            let key = volume_key(pool_name, &name);
-            if wanted.contains(&key) {
+
+    /// Phase 6: deletes the volumes nobody wants (reports them when removal is not allowed).
+    fn delete_unwanted(&mut self) {
+        let mut unwanted: Vec<(String, String)> = Vec::new();
+        for (pool_name, pool) in &self.pools {
+            if pool.provider.is_err() {
                 continue;
             }
-            let current = pool.volumes.get(&name).cloned();
-            if removal == Removal::Never {
-                let owner = owner_of(record, &key, &name);
-                report_leftover(
-                    &mut report,
-                    &owner,
-                    "kept until the controller confirms it should go".into(),
-                );
-                still_holding.insert(pool_name.clone());
-                continue;
-            }
-            // Never pull a volume from under a file system or another user.
-            let busy = current
-                .as_ref()
-                .and_then(|c| c.device.as_deref())
-                .filter(|d| strata_storage::device_in_use(d));
-            let result = match busy {
-                Some(dev) => Err(StorageError::InUse {
-                    device: dev.to_string(),
-                    fix: "unmount or close it first",
-                }),
-                None => provider.delete(&name, current.as_ref()),
-            };
-            match result {
-                Ok(()) => {
-                    record.volumes.remove(&key);
-                    record.volume_sizes.remove(&key);
-                    pool.volumes.remove(&name);
-                    tracing::info!(pool = %pool_name, volume = %name, "deleted");
-                }
-                Err(e) => {
-                    let owner = owner_of(record, &key, &name);
-                    report_leftover(&mut report, &owner, format!("could not be deleted: {e}"));
-                    still_holding.insert(pool_name.clone());
+            for name in pool.volumes.keys() {
+                if !self.wanted.contains(&volume_key(pool_name, name)) {
+                    unwanted.push((pool_name.clone(), name.clone()));
                 }
             }
         }
+        for (pool_name, name) in unwanted {
+            if self.removal == Removal::Never {
+                let owner = owner_of(self.record, &volume_key(&pool_name, &name), &name);
+                report_leftover(
+                    &mut self.report,
+                    &owner,
+                    "kept until the controller confirms it should go".into(),
+                );
+                self.still_holding.insert(pool_name);
+                continue;
+            }
+            self.delete_volume(&pool_name, &name);
+        }
     }
-    record.known_pools = all_pools
-        .into_iter()
-        .filter(|p| cfg.pools.iter().any(|c| c.name == p.name) || still_holding.contains(&p.name))
-        .collect();
-    record.node_name = Some(cfg.node_name.clone());
-    record.cluster_id = Some(cfg.cluster_id.clone());
-    record.applied = Some(cfg.clone());
-    report
+
+    /// Deletes volume `name` of pool `pool_name`, unless something uses it.
+    fn delete_volume(&mut self, pool_name: &str, name: &str) {
+        let key = volume_key(pool_name, name);
+        let Some(pool) = self.pools.get_mut(pool_name) else {
+            return;
+        };
+        let Ok(provider) = &pool.provider else {
+            return;
+        };
+        let current = pool.volumes.get(name).cloned();
+        // Never pull a volume from under a file system or another user.
+        let busy = current
+            .as_ref()
+            .and_then(|c| c.device.as_deref())
+            .filter(|d| strata_storage::device_in_use(d));
+        let result = match busy {
+            Some(dev) => Err(StorageError::InUse {
+                device: dev.to_string(),
+                fix: "unmount or close it first",
+            }),
+            None => provider.delete(name, current.as_ref()),
+        };
+        match result {
+            Ok(()) => {
+                self.record.volumes.remove(&key);
+                self.record.volume_sizes.remove(&key);
+                pool.volumes.remove(name);
+                tracing::info!(pool = %pool_name, volume = %name, "deleted");
+            }
+            Err(e) => {
+                let owner = owner_of(self.record, &key, name);
+                report_leftover(
+                    &mut self.report,
+                    &owner,
+                    format!("could not be deleted: {e}"),
+                );
+                self.still_holding.insert(pool_name.to_string());
+            }
+        }
+    }
+
+    /// Phase 7: records what the pass applied and the pools still in use; answers the report.
+    fn record_applied(self) -> Report {
+        let cfg = self.cfg;
+        let still_holding = self.still_holding;
+        self.record.known_pools = self
+            .all_pools
+            .into_iter()
+            .filter(|p| {
+                cfg.pools.iter().any(|c| c.name == p.name) || still_holding.contains(&p.name)
+            })
+            .collect();
+        self.record.node_name = Some(cfg.node_name.clone());
+        self.record.cluster_id = Some(cfg.cluster_id.clone());
+        self.record.applied = Some(cfg.clone());
+        self.report
+    }
+}
+
+/// Gives every volume of snapshot `s` the snapshot's content; stops at the first that fails.
+fn roll_back_volumes(
+    factory: &dyn ProviderFactory,
+    cfg: &NodeConfig,
+    s: &SnapshotConfig,
+) -> Result<(), String> {
+    for v in &s.volumes {
+        let pool = cfg
+            .pools
+            .iter()
+            .find(|p| p.name == v.pool)
+            .ok_or_else(|| format!("storage pool '{}' is not configured", v.pool))?;
+        factory
+            .open(pool)
+            .and_then(|p| p.snapshot_rollback(&v.backing_name, &s.name))
+            .map_err(|e| format!("volume {}: {e}", v.number))?;
+    }
+    Ok(())
+}
+
+/// Shrinks volume `v` (as `cur` is now) to its configured size, unless something uses it.
+fn shrink(
+    provider: &dyn Provider,
+    v: &VolumeConfig,
+    cur: &BackingVolume,
+) -> Result<BackingVolume, String> {
+    if cur
+        .device
+        .as_deref()
+        .is_some_and(strata_storage::device_in_use)
+    {
+        return Err(format!(
+            "volume '{}' is in use; it shrinks to {} KiB once nothing uses it",
+            v.backing_name, v.size_kib
+        ));
+    }
+    provider
+        .shrink(&v.backing_name, v.size_kib, cur)
+        .map_err(|e| e.to_string())
 }
 
 /// What the node looks like now, without changing anything.
