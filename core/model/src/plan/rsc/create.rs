@@ -3,14 +3,14 @@
 use std::collections::BTreeSet;
 
 use super::commit::commit_resources;
-use super::layers::choose_layers;
+use super::layers::{choose_layers, Layers};
 use super::pools::{check_room, resolve_pool, total_size};
 use super::shared::{live_resources, new_resource};
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
 use crate::kinds::{LayerKind, ProviderKind};
 use crate::name::{NodeName, StorPoolName};
-use crate::objects::{flag, Resource, DEFAULT_STOR_POOL};
+use crate::objects::{flag, Node, Resource, ResourceDefinition, StorPool, DEFAULT_STOR_POOL};
 use crate::plan::common::{rd_of, refuse_if_deleting};
 use crate::plan::{
     parse_layer_stack, parse_node_name, prop_error, Env, Observed, Op, Plan, PlanResult, Reply,
@@ -26,6 +26,8 @@ pub struct RscCreate {
     pub drbd_node_id: Option<i64>,
 }
 
+/// Creates the resources `reqs` name for definition `rsc`. A diskless resource asked for on
+/// the node of the definition's tie-breaker takes the tie-breaker over.
 pub fn create_resources(
     cluster: &Cluster,
     env: &mut dyn Env,
@@ -43,13 +45,99 @@ pub fn create_resources(
         ));
     }
     let existing = live_resources(cluster, &rd.name);
-    let size = total_size(rd);
-    let mut requested_layers: Vec<LayerKind> = Vec::new();
-    let mut new: Vec<(Resource, StorPoolName)> = Vec::new();
-    let mut takeovers: Vec<Resource> = Vec::new();
+    let mut batch = NewResources::new(cluster, rd);
     for req in reqs {
+        batch.add(env, observed, req)?;
+    }
+    let layers = batch.choose_layers(observed, &existing)?;
+    let NewResources { new, takeovers, .. } = batch;
+    let mut plan = Plan::new();
+    // Taken-over tie-breakers count as the diskless resources they become.
+    let existing = with_takeovers(existing, &takeovers);
+    take_over_tiebreakers(&mut plan, &takeovers);
+    let ids = requested_node_ids(reqs, &takeovers);
+    commit_resources(
+        &mut plan, cluster, env, observed, rd, layers, &existing, new, ids,
+    )?;
+    Ok(plan)
+}
+
+/// The resources one create request asks for, gathered entry by entry.
+struct NewResources<'a> {
+    cluster: &'a Cluster,
+    rd: &'a ResourceDefinition,
+    /// Space every new diskful resource needs.
+    size_kib: u64,
+    /// New resources with their storage pools.
+    new: Vec<(Resource, StorPoolName)>,
+    /// Tie-breakers that become regular diskless resources.
+    takeovers: Vec<Resource>,
+    /// The layer list the entries ask for (all the same, or none).
+    requested_layers: Vec<LayerKind>,
+}
+
+impl<'a> NewResources<'a> {
+    fn new(cluster: &'a Cluster, rd: &'a ResourceDefinition) -> Self {
+        NewResources {
+            cluster,
+            rd,
+            size_kib: total_size(rd),
+            new: Vec::new(),
+            takeovers: Vec::new(),
+            requested_layers: Vec::new(),
+        }
+    }
+
+    /// Adds what one entry of the request asks for: a new resource, or the takeover of the
+    /// tie-breaker on its node.
+    fn add(
+        &mut self,
+        env: &mut dyn Env,
+        observed: &dyn Observed,
+        req: &RscCreate,
+    ) -> Result<(), ApiError> {
+        let (node, n) = self.target_node(req)?;
+        let tiebreaker = self.tiebreaker_on(&node, n)?;
+        let mut flags = parse_flags(&req.flags)?;
+        let mut diskless = !flags.is_empty();
+        if tiebreaker.is_some() && !diskless {
+            self.refuse_diskful_over_tiebreaker(req, &node, n)?;
+        }
+        let pool = resolve_pool(self.cluster, self.rd, &req.props, &node, diskless)?;
+        let sp = self.storage_pool(&node, n, &pool)?;
+        if sp.kind == ProviderKind::Diskless {
+            if !diskless {
+                flags.insert(flag::DRBD_DISKLESS.to_string());
+                diskless = true;
+            }
+        } else if diskless {
+            return Err(ApiError::new(
+                code::FAIL_INVLD_REQUEST,
+                ObjKind::Rsc,
+                format!(
+                    "A diskless resource needs a DISKLESS storage pool, '{pool}' is {}",
+                    sp.kind
+                ),
+            ));
+        }
+        if let Some(tb) = tiebreaker {
+            self.takeovers.push(take_over(tb, req)?);
+            return Ok(());
+        }
+        if !diskless {
+            check_room(self.cluster, observed, sp, self.size_kib)?;
+        }
+        let props = new_props(req, &pool)?;
+        self.note_layers(req)?;
+        let r = new_resource(env, self.rd, &node, &pool, props, flags);
+        self.new.push((r, pool));
+        Ok(())
+    }
+
+    /// The node an entry names: it must exist and be able to hold resources.
+    fn target_node(&self, req: &RscCreate) -> Result<(NodeName, &'a Node), ApiError> {
         let node = parse_node_name(&req.node)?;
-        let Some(n) = cluster.nodes.get(&node) else {
+        let Some(n) = self.cluster.nodes.get(&node) else {
             return Err(ApiError::not_found(
                 code::FAIL_NOT_FOUND_NODE,
                 ObjKind::Node,
@@ -67,12 +155,20 @@ pub fn create_resources(
                 ),
             ));
         }
-        // A live tie-breaker on the node is taken over by a diskless resource asked for there.
-        let tiebreaker = cluster
-            .resource(&rd.name, &node)
+        Ok((node, n))
+    }
+
+    /// Refuses a node that already has the resource or that the request names twice; a live
+    /// tie-breaker on the node is returned instead, to be taken over by a diskless resource.
+    fn tiebreaker_on(&self, node: &NodeName, n: &Node) -> Result<Option<&'a Resource>, ApiError> {
+        let rd = self.rd;
+        let tiebreaker = self
+            .cluster
+            .resource(&rd.name, node)
             .filter(|r| r.is_tiebreaker() && !r.is_deleting());
-        if let Some(r) = cluster
-            .resource(&rd.name, &node)
+        if let Some(r) = self
+            .cluster
+            .resource(&rd.name, node)
             .filter(|_| tiebreaker.is_none())
         {
             return Err(if r.is_deleting() {
@@ -93,55 +189,54 @@ pub fn create_resources(
                 )
             });
         }
-        if new.iter().any(|(r, _)| r.node == node) || takeovers.iter().any(|r| r.node == node) {
+        if self.new.iter().any(|(r, _)| &r.node == node)
+            || self.takeovers.iter().any(|r| &r.node == node)
+        {
             return Err(ApiError::new(
                 code::FAIL_EXISTS_RSC,
                 ObjKind::Rsc,
                 format!("Node '{}' is named twice in the request", n.name),
             ));
         }
-        let mut flags = BTreeSet::new();
-        for f in &req.flags {
-            let up = f.to_ascii_uppercase();
-            match up.as_str() {
-                flag::DISKLESS | flag::DRBD_DISKLESS => {
-                    flags.insert(up);
-                }
-                "" => {}
-                _ => {
-                    return Err(ApiError::new(
-                        code::FAIL_INVLD_REQUEST,
-                        ObjKind::Rsc,
-                        format!("Unknown resource flag '{f}'"),
-                    )
-                    .correction(
-                        "Use DISKLESS or DRBD_DISKLESS, or no flag for a diskful resource",
-                    ))
-                }
-            }
+        Ok(tiebreaker)
+    }
+
+    /// Refuses a diskful resource on the node of the tie-breaker (unless the pool the entry
+    /// would use is DISKLESS, which makes it a diskless one after all).
+    fn refuse_diskful_over_tiebreaker(
+        &self,
+        req: &RscCreate,
+        node: &NodeName,
+        n: &Node,
+    ) -> Result<(), ApiError> {
+        let diskless_pool = resolve_pool(self.cluster, self.rd, &req.props, node, false)
+            .ok()
+            .and_then(|p| self.cluster.stor_pool(node, &p))
+            .is_some_and(|sp| sp.kind == ProviderKind::Diskless);
+        if diskless_pool {
+            return Ok(());
         }
-        let mut diskless = !flags.is_empty();
-        if tiebreaker.is_some() && !diskless {
-            let diskless_pool = resolve_pool(cluster, rd, &req.props, &node, false)
-                .ok()
-                .and_then(|p| cluster.stor_pool(&node, &p))
-                .is_some_and(|sp| sp.kind == ProviderKind::Diskless);
-            if !diskless_pool {
-                return Err(ApiError::new(
-                    code::FAIL_EXISTS_RSC,
-                    ObjKind::Rsc,
-                    format!(
-                        "Node '{}' holds the diskless tie-breaker of resource '{}'; a diskful replica cannot be created there",
-                        n.name, rd.name
-                    ),
-                )
-                .correction("Create a diskless resource there to take the tie-breaker over, or place the diskful replica on another node"));
-            }
-        }
-        let pool = resolve_pool(cluster, rd, &req.props, &node, diskless)?;
-        let Some(sp) = cluster.stor_pool(&node, &pool) else {
+        Err(ApiError::new(
+            code::FAIL_EXISTS_RSC,
+            ObjKind::Rsc,
+            format!(
+                "Node '{}' holds the diskless tie-breaker of resource '{}'; a diskful replica cannot be created there",
+                n.name, self.rd.name
+            ),
+        )
+        .correction("Create a diskless resource there to take the tie-breaker over, or place the diskful replica on another node"))
+    }
+
+    /// The storage pool `pool` of the node, which must exist.
+    fn storage_pool(
+        &self,
+        node: &NodeName,
+        n: &Node,
+        pool: &StorPoolName,
+    ) -> Result<&'a StorPool, ApiError> {
+        self.cluster.stor_pool(node, pool).ok_or_else(|| {
             let default = pool.as_str() == DEFAULT_STOR_POOL;
-            return Err(ApiError::new(
+            ApiError::new(
                 if default {
                     code::FAIL_NOT_FOUND_DFLT_STOR_POOL
                 } else {
@@ -154,83 +249,115 @@ pub fn create_resources(
                 "Name a storage pool (--storage-pool), or create one called DfltStorPool"
             } else {
                 "Create the storage pool on that node first, or name another one"
-            }));
-        };
-        if sp.kind == ProviderKind::Diskless {
-            if !diskless {
-                flags.insert(flag::DRBD_DISKLESS.to_string());
-                diskless = true;
-            }
-        } else if diskless {
-            return Err(ApiError::new(
-                code::FAIL_INVLD_REQUEST,
-                ObjKind::Rsc,
-                format!(
-                    "A diskless resource needs a DISKLESS storage pool, '{pool}' is {}",
-                    sp.kind
-                ),
-            ));
-        }
-        if let Some(tb) = tiebreaker {
-            let mut taken = tb.clone();
-            taken.flags.remove(flag::TIE_BREAKER);
-            taken.flags.insert(flag::DRBD_DISKLESS.to_string());
-            taken.props = PropsChange {
-                set: req.props.clone(),
-                ..Default::default()
-            }
-            .apply(PropsOwner::Resource, &taken.props)
-            .map_err(|e| prop_error(ObjKind::Rsc, e))?;
-            takeovers.push(taken);
-            continue;
-        }
-        if !diskless {
-            check_room(cluster, observed, sp, size)?;
-        }
-        let mut props = PropsChange {
-            set: req.props.clone(),
-            ..Default::default()
-        }
-        .apply(PropsOwner::Resource, &Props::new())
-        .map_err(|e| prop_error(ObjKind::Rsc, e))?;
-        props
-            .entry("StorPoolName".into())
-            .or_insert_with(|| pool.to_string());
+            })
+        })
+    }
+
+    /// Records the layer list an entry asks for; the entries of one request must agree.
+    fn note_layers(&mut self, req: &RscCreate) -> Result<(), ApiError> {
         let layers = parse_layer_stack(&req.layer_list, ObjKind::Rsc)?;
         if !layers.is_empty() {
-            if !requested_layers.is_empty() && requested_layers != layers {
+            if !self.requested_layers.is_empty() && self.requested_layers != layers {
                 return Err(ApiError::new(
                     code::FAIL_INVLD_LAYER_STACK,
                     ObjKind::Rsc,
                     "The resources of one request must use the same layer list",
                 ));
             }
-            requested_layers = layers;
+            self.requested_layers = layers;
         }
-        let r = new_resource(env, rd, &node, &pool, props, flags);
-        new.push((r, pool));
+        Ok(())
     }
-    let nodes: Vec<&NodeName> = existing
-        .iter()
-        .map(|r| &r.node)
-        .chain(new.iter().map(|(r, _)| &r.node))
-        .collect();
-    let diskful = existing.iter().filter(|r| !r.is_diskless()).count()
-        + new.iter().filter(|(r, _)| !r.is_diskless()).count();
-    // The group's layer list applies to a definition that has none of its own yet.
-    if requested_layers.is_empty() && rd.layer_stack.is_empty() {
-        if let Some(g) = cluster.rsc_grps.get(&rd.resource_group) {
-            requested_layers = g.select_filter.layer_stack.clone();
+
+    /// The layer stack of the definition with the new resources added to `existing`: the
+    /// request's layer list, else the group's for a definition without one of its own.
+    fn choose_layers(
+        &self,
+        observed: &dyn Observed,
+        existing: &[&Resource],
+    ) -> Result<Layers, ApiError> {
+        let rd = self.rd;
+        let new = &self.new;
+        let nodes: Vec<&NodeName> = existing
+            .iter()
+            .map(|r| &r.node)
+            .chain(new.iter().map(|(r, _)| &r.node))
+            .collect();
+        let diskful = existing.iter().filter(|r| !r.is_diskless()).count()
+            + new.iter().filter(|(r, _)| !r.is_diskless()).count();
+        let mut requested_layers = self.requested_layers.clone();
+        // The group's layer list applies to a definition that has none of its own yet.
+        if requested_layers.is_empty() && rd.layer_stack.is_empty() {
+            if let Some(g) = self.cluster.rsc_grps.get(&rd.resource_group) {
+                requested_layers = g.select_filter.layer_stack.clone();
+            }
+        }
+        choose_layers(observed, rd, &requested_layers, &nodes, diskful)
+    }
+}
+
+/// The flags of an entry: DISKLESS or DRBD_DISKLESS, or none for a diskful resource.
+fn parse_flags(flags: &[String]) -> Result<BTreeSet<String>, ApiError> {
+    let mut out = BTreeSet::new();
+    for f in flags {
+        let up = f.to_ascii_uppercase();
+        match up.as_str() {
+            flag::DISKLESS | flag::DRBD_DISKLESS => {
+                out.insert(up);
+            }
+            "" => {}
+            _ => {
+                return Err(ApiError::new(
+                    code::FAIL_INVLD_REQUEST,
+                    ObjKind::Rsc,
+                    format!("Unknown resource flag '{f}'"),
+                )
+                .correction("Use DISKLESS or DRBD_DISKLESS, or no flag for a diskful resource"))
+            }
         }
     }
-    let layers = choose_layers(observed, rd, &requested_layers, &nodes, diskful)?;
-    let mut plan = Plan::new();
-    // Taken-over tie-breakers count as the diskless resources they become.
-    let existing: Vec<&Resource> = existing
+    Ok(out)
+}
+
+/// The properties of a new resource: the entry's, with the storage pool it uses.
+fn new_props(req: &RscCreate, pool: &StorPoolName) -> Result<Props, ApiError> {
+    let mut props = PropsChange {
+        set: req.props.clone(),
+        ..Default::default()
+    }
+    .apply(PropsOwner::Resource, &Props::new())
+    .map_err(|e| prop_error(ObjKind::Rsc, e))?;
+    props
+        .entry("StorPoolName".into())
+        .or_insert_with(|| pool.to_string());
+    Ok(props)
+}
+
+/// The tie-breaker `tb` turned into a regular diskless resource with the entry's properties.
+fn take_over(tb: &Resource, req: &RscCreate) -> Result<Resource, ApiError> {
+    let mut taken = tb.clone();
+    taken.flags.remove(flag::TIE_BREAKER);
+    taken.flags.insert(flag::DRBD_DISKLESS.to_string());
+    taken.props = PropsChange {
+        set: req.props.clone(),
+        ..Default::default()
+    }
+    .apply(PropsOwner::Resource, &taken.props)
+    .map_err(|e| prop_error(ObjKind::Rsc, e))?;
+    Ok(taken)
+}
+
+/// The `existing` resources with the taken-over tie-breakers in their new form.
+fn with_takeovers<'a>(existing: Vec<&'a Resource>, takeovers: &'a [Resource]) -> Vec<&'a Resource> {
+    existing
         .into_iter()
         .map(|r| takeovers.iter().find(|t| t.node == r.node).unwrap_or(r))
-        .collect();
-    for t in &takeovers {
+        .collect()
+}
+
+/// Persists the taken-over tie-breakers and says so.
+fn take_over_tiebreakers(plan: &mut Plan, takeovers: &[Resource]) {
+    for t in takeovers {
         plan.reply(
             Reply::info(
                 Op::Create,
@@ -246,17 +373,17 @@ pub fn create_resources(
         );
         plan.change(Change::PutRsc(t.clone()));
     }
-    let ids: Vec<Option<i64>> = reqs
-        .iter()
+}
+
+/// The DRBD node ids the entries ask for, in the order of the new resources (a takeover
+/// keeps its node id).
+fn requested_node_ids(reqs: &[RscCreate], takeovers: &[Resource]) -> Vec<Option<i64>> {
+    reqs.iter()
         .filter(|r| {
             !takeovers
                 .iter()
                 .any(|t| t.node.as_str().eq_ignore_ascii_case(&r.node))
         })
         .map(|r| r.drbd_node_id)
-        .collect();
-    commit_resources(
-        &mut plan, cluster, env, observed, rd, layers, &existing, new, ids,
-    )?;
-    Ok(plan)
+        .collect()
 }

@@ -7,7 +7,7 @@ use super::tiebreaker::rebalance_tiebreaker;
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ObjKind};
 use crate::name::{NodeName, ResourceName};
-use crate::objects::Resource;
+use crate::objects::{Resource, ResourceDefinition};
 use crate::plan::{parse_node_name, Env, Observed, Op, Plan, PlanResult, Reply};
 
 /// Marks a resource for deletion; with DRBD, the tie-breaker follows the new replica count
@@ -79,92 +79,126 @@ pub fn finish_deletions(
             continue;
         };
         let held = present(&r.name);
-        if r.is_deleting() {
-            if r.delete_generation.is_some_and(|g| g <= applied) && held.is_none() {
-                plan.changes.extend(crate::plan::rconn::drop_connections(
-                    cluster,
-                    &r.name,
-                    Some(&r.node),
-                ));
-                plan.change(Change::DelRsc(r.name.clone(), r.node.clone()));
-                plan.reply(Reply::deleted(
-                    ObjKind::Rsc,
-                    format!("Resource '{}' on node '{}' deleted.", r.name, r.node),
-                ));
-                touched_rds.insert(r.name.clone());
-            }
-            continue;
-        }
-        // Volumes whose definitions are being deleted.
-        let gone: Vec<u32> = r
-            .volumes
-            .keys()
-            .filter(|nr| {
-                rd.volume_definitions.get(nr).is_some_and(|vd| {
-                    vd.is_deleting()
-                        && vd.delete_generation.is_some_and(|g| g <= applied)
-                        && !held.as_ref().is_some_and(|h| h.contains(nr))
-                })
-            })
-            .copied()
-            .collect();
-        if !gone.is_empty() {
-            let mut u = r.clone();
-            for nr in &gone {
-                u.volumes.remove(nr);
-            }
-            plan.change(Change::PutRsc(u));
+        let touched = if r.is_deleting() {
+            finish_resource(&mut plan, cluster, r, applied, held.is_none())
+        } else {
+            finish_volumes(&mut plan, rd, r, applied, held.as_deref())
+        };
+        if touched {
             touched_rds.insert(r.name.clone());
         }
     }
     // Definitions whose last resource or volume just went.
     for name in touched_rds {
-        let Some(rd) = cluster.rsc_dfns.get(&name) else {
-            continue;
-        };
-        let remaining: Vec<&Resource> = cluster
-            .resources_of(&name)
-            .filter(|r| {
-                !plan
-                    .changes
-                    .iter()
-                    .any(|c| matches!(c, Change::DelRsc(rn, nn) if rn == &r.name && nn == &r.node))
-            })
-            .collect();
-        if rd.is_deleting() && remaining.is_empty() {
-            plan.change(Change::DelRscDfn(name.clone()));
-            plan.reply(Reply::deleted(
-                ObjKind::RscDfn,
-                format!("Resource definition '{}' deleted.", rd.name),
-            ));
-            continue;
-        }
-        let volumes_left = |nr: u32| {
-            remaining.iter().any(|r| {
-                let updated = plan.changes.iter().rev().find_map(|c| match c {
-                    Change::PutRsc(u) if u.name == r.name && u.node == r.node => Some(u),
-                    _ => None,
-                });
-                updated.unwrap_or(r).volumes.contains_key(&nr)
-            })
-        };
-        let finished: Vec<u32> = rd
-            .volume_definitions
-            .values()
-            .filter(|vd| vd.is_deleting() && !volumes_left(vd.number))
-            .map(|vd| vd.number)
-            .collect();
-        if !finished.is_empty() {
-            let mut u = rd.clone();
-            for nr in finished {
-                u.volume_definitions.remove(&nr);
-                plan.reply(Reply::deleted(
-                    ObjKind::VlmDfn,
-                    format!("Volume definition {nr} of resource '{}' deleted.", rd.name),
-                ));
-            }
-            plan.change(Change::PutRscDfn(u));
-        }
+        finish_definition(&mut plan, cluster, &name);
     }
     plan
+}
+
+/// Deletes the resource `r` (marked for deletion) and its connections once its node has
+/// applied the deletion and no longer has it; whether it did.
+fn finish_resource(
+    plan: &mut Plan,
+    cluster: &Cluster,
+    r: &Resource,
+    applied: u64,
+    gone_from_node: bool,
+) -> bool {
+    if !(r.delete_generation.is_some_and(|g| g <= applied) && gone_from_node) {
+        return false;
+    }
+    plan.changes.extend(crate::plan::rconn::drop_connections(
+        cluster,
+        &r.name,
+        Some(&r.node),
+    ));
+    plan.change(Change::DelRsc(r.name.clone(), r.node.clone()));
+    plan.reply(Reply::deleted(
+        ObjKind::Rsc,
+        format!("Resource '{}' on node '{}' deleted.", r.name, r.node),
+    ));
+    true
+}
+
+/// Drops from `r` the volumes whose definitions are being deleted, once the node has applied
+/// that and no longer holds them (`held`); whether any went.
+fn finish_volumes(
+    plan: &mut Plan,
+    rd: &ResourceDefinition,
+    r: &Resource,
+    applied: u64,
+    held: Option<&[u32]>,
+) -> bool {
+    let gone: Vec<u32> = r
+        .volumes
+        .keys()
+        .filter(|nr| {
+            rd.volume_definitions.get(nr).is_some_and(|vd| {
+                vd.is_deleting()
+                    && vd.delete_generation.is_some_and(|g| g <= applied)
+                    && !held.is_some_and(|h| h.contains(nr))
+            })
+        })
+        .copied()
+        .collect();
+    if gone.is_empty() {
+        return false;
+    }
+    let mut u = r.clone();
+    for nr in &gone {
+        u.volumes.remove(nr);
+    }
+    plan.change(Change::PutRsc(u));
+    true
+}
+
+/// Deletes definition `name` when it is being deleted and `plan` removes its last resource;
+/// otherwise drops its deleting volume definitions that no resource has any more.
+fn finish_definition(plan: &mut Plan, cluster: &Cluster, name: &ResourceName) {
+    let Some(rd) = cluster.rsc_dfns.get(name) else {
+        return;
+    };
+    let remaining: Vec<&Resource> = cluster
+        .resources_of(name)
+        .filter(|r| {
+            !plan
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::DelRsc(rn, nn) if rn == &r.name && nn == &r.node))
+        })
+        .collect();
+    if rd.is_deleting() && remaining.is_empty() {
+        plan.change(Change::DelRscDfn(name.clone()));
+        plan.reply(Reply::deleted(
+            ObjKind::RscDfn,
+            format!("Resource definition '{}' deleted.", rd.name),
+        ));
+        return;
+    }
+    let volumes_left = |nr: u32| {
+        remaining.iter().any(|r| {
+            let updated = plan.changes.iter().rev().find_map(|c| match c {
+                Change::PutRsc(u) if u.name == r.name && u.node == r.node => Some(u),
+                _ => None,
+            });
+            updated.unwrap_or(r).volumes.contains_key(&nr)
+        })
+    };
+    let finished: Vec<u32> = rd
+        .volume_definitions
+        .values()
+        .filter(|vd| vd.is_deleting() && !volumes_left(vd.number))
+        .map(|vd| vd.number)
+        .collect();
+    if !finished.is_empty() {
+        let mut u = rd.clone();
+        for nr in finished {
+            u.volume_definitions.remove(&nr);
+            plan.reply(Reply::deleted(
+                ObjKind::VlmDfn,
+                format!("Volume definition {nr} of resource '{}' deleted.", rd.name),
+            ));
+        }
+        plan.change(Change::PutRscDfn(u));
+    }
 }

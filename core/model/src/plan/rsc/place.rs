@@ -16,7 +16,7 @@ use crate::name::{NodeName, StorPoolName};
 use crate::objects::{
     flag, Resource, ResourceDefinition, SelectFilter, DEFAULT_DISKLESS_STOR_POOL,
 };
-use crate::plan::autoplace::{autoplace as place, PlacementRequest};
+use crate::plan::autoplace::{autoplace as place, Placement, PlacementRequest};
 use crate::plan::common::{rd_of, refuse_if_deleting};
 use crate::plan::{
     parse_layer_stack, parse_node_name, parse_pool_name, Env, Observed, Op, Plan, PlanResult, Reply,
@@ -81,42 +81,8 @@ pub fn adjust_rd(
         );
         return Ok(plan);
     }
-    // The newest replicas go first.
-    let mut candidates = diskful.clone();
-    candidates.sort_by_key(|r| std::cmp::Reverse((r.create_timestamp, r.node.clone())));
-    let mut gone: Vec<&Resource> = Vec::new();
-    let mut kept: Vec<String> = Vec::new();
-    for r in candidates {
-        if gone.len() + place == diskful.len() {
-            break;
-        }
-        // Checked against what stays: the replicas already chosen count as gone.
-        let leaving: Vec<&NodeName> = gone.iter().map(|g| &g.node).collect();
-        let check = crate::plan::safety::refuse_if_in_use(observed, r, "it is not deleted")
-            .and_then(|()| {
-                crate::plan::safety::check_not_only_copy(
-                    cluster, observed, rd, r, "deleted", &leaving,
-                )
-            });
-        match check {
-            Ok(()) => gone.push(r),
-            Err(e) => kept.push(format!("'{}': {}", r.node, e.message)),
-        }
-    }
-    for r in &gone {
-        plan.change(Change::PutRsc(mark_deleting(cluster, r)));
-        plan.reply(
-            Reply::deleted(
-                ObjKind::Rsc,
-                format!(
-                    "Resource '{}' on node '{}' is beyond the place count {place} and is deleted.",
-                    r.name, r.node
-                ),
-            )
-            .with_ref("RscDfn", r.name.as_str())
-            .with_ref("Node", r.node.as_str()),
-        );
-    }
+    let (gone, kept) = surplus_replicas(cluster, observed, rd, &diskful, place);
+    delete_surplus(&mut plan, cluster, &gone, place);
     if gone.len() + place < diskful.len() {
         plan.reply(
             Reply::warning(
@@ -137,6 +103,58 @@ pub fn adjust_rd(
     Ok(plan)
 }
 
+/// Which of the `diskful` replicas beyond the place count go, newest first, and why each of
+/// the others that were looked at has to stay.
+fn surplus_replicas<'a>(
+    cluster: &Cluster,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    diskful: &[&'a Resource],
+    place: usize,
+) -> (Vec<&'a Resource>, Vec<String>) {
+    // The newest replicas go first.
+    let mut candidates = diskful.to_vec();
+    candidates.sort_by_key(|r| std::cmp::Reverse((r.create_timestamp, r.node.clone())));
+    let mut gone: Vec<&Resource> = Vec::new();
+    let mut kept: Vec<String> = Vec::new();
+    for r in candidates {
+        if gone.len() + place == diskful.len() {
+            break;
+        }
+        // Checked against what stays: the replicas already chosen count as gone.
+        let leaving: Vec<&NodeName> = gone.iter().map(|g| &g.node).collect();
+        let check = crate::plan::safety::refuse_if_in_use(observed, r, "it is not deleted")
+            .and_then(|()| {
+                crate::plan::safety::check_not_only_copy(
+                    cluster, observed, rd, r, "deleted", &leaving,
+                )
+            });
+        match check {
+            Ok(()) => gone.push(r),
+            Err(e) => kept.push(format!("'{}': {}", r.node, e.message)),
+        }
+    }
+    (gone, kept)
+}
+
+/// Marks the surplus replicas `gone` for deletion and says so.
+fn delete_surplus(plan: &mut Plan, cluster: &Cluster, gone: &[&Resource], place: usize) {
+    for r in gone {
+        plan.change(Change::PutRsc(mark_deleting(cluster, r)));
+        plan.reply(
+            Reply::deleted(
+                ObjKind::Rsc,
+                format!(
+                    "Resource '{}' on node '{}' is beyond the place count {place} and is deleted.",
+                    r.name, r.node
+                ),
+            )
+            .with_ref("RscDfn", r.name.as_str())
+            .with_ref("Node", r.node.as_str()),
+        );
+    }
+}
+
 /// Autoplace for a definition that may not be committed yet (spawn creates and places in one
 /// transaction).
 pub fn autoplace_rd(
@@ -155,8 +173,98 @@ pub fn autoplace_rd(
     let filter = req.filter.over(&group_filter);
     let existing = live_resources(cluster, &rd.name);
     let diskful_existing = existing.iter().filter(|r| !r.is_diskless()).count();
-    let count = match filter.additional_place_count {
-        Some(extra) => extra as usize,
+    let count = replicas_to_place(&filter, diskful_existing)?;
+    if count == 0 {
+        return Ok(Plan::only(nothing_to_place(rd, diskful_existing)));
+    }
+    let requested = requested_layers(req, &filter)?;
+    let total = diskful_existing + count;
+    let required_layers = required_layers(cluster, observed, rd, &requested, total)?;
+    let placements = place(
+        cluster,
+        observed,
+        &PlacementRequest {
+            rsc: &rd.name,
+            filter: &filter,
+            count,
+            size_kib: total_size(rd),
+            existing: &existing,
+            layers: &required_layers,
+            drbd_port: rd.drbd_port,
+        },
+    )?;
+    let mut new = placed_resources(env, rd, &placements);
+    let nodes: Vec<&NodeName> = existing
+        .iter()
+        .map(|r| &r.node)
+        .chain(new.iter().map(|(r, _)| &r.node))
+        .collect();
+    let layers = choose_layers(observed, rd, &requested, &nodes, total)?;
+    let diskless_wanted = req
+        .diskless_on_remaining
+        .or(filter.diskless_on_remaining)
+        .unwrap_or(false);
+    let mut plan = Plan::new();
+    if diskless_wanted {
+        if layers.stack.contains(&LayerKind::Drbd) {
+            let diskless = diskless_on_remaining(cluster, env, observed, rd, &filter, &nodes)?;
+            new.extend(diskless);
+        } else {
+            plan.reply(Reply::info(
+                Op::Create,
+                ObjKind::Rsc,
+                code::WARN_NO_EFFECT,
+                "Diskless resources on the remaining nodes need the DRBD layer; none were created.",
+            ));
+        }
+    }
+    commit_resources(
+        &mut plan,
+        cluster,
+        env,
+        observed,
+        rd,
+        layers,
+        &existing,
+        new,
+        Vec::new(),
+    )?;
+    Ok(plan)
+}
+
+/// The answer when the definition has the replicas it asks for.
+fn nothing_to_place(rd: &ResourceDefinition, diskful_existing: usize) -> Reply {
+    Reply::info(
+        Op::Create,
+        ObjKind::Rsc,
+        code::WARN_RSC_ALREADY_DEPLOYED,
+        format!(
+            "Resource '{}' already has {diskful_existing} diskful replica(s); nothing to place.",
+            rd.name
+        ),
+    )
+    .with_ref("RscDfn", rd.name.as_str())
+}
+
+/// The layer list of the request, else of the filter; it must be one this controller builds.
+fn requested_layers(
+    req: &AutoplaceRequest,
+    filter: &SelectFilter,
+) -> Result<Vec<LayerKind>, ApiError> {
+    let requested = if req.layer_list.is_empty() {
+        filter.layer_stack.clone()
+    } else {
+        parse_layer_stack(&req.layer_list, ObjKind::Rsc)?
+    };
+    crate::plan::check_layer_stack(&requested, ObjKind::Rsc)?;
+    Ok(requested)
+}
+
+/// How many diskful replicas to add: the filter's additional count, or what the place count
+/// asks beyond the `diskful_existing` ones.
+fn replicas_to_place(filter: &SelectFilter, diskful_existing: usize) -> Result<usize, ApiError> {
+    match filter.additional_place_count {
+        Some(extra) => Ok(extra as usize),
         None => {
             let place = filter.place_count.unwrap_or(DEFAULT_PLACE_COUNT);
             if place == 0 {
@@ -167,34 +275,25 @@ pub fn autoplace_rd(
                 )
                 .correction("Give a place count of 1 or more"));
             }
-            (place as usize).saturating_sub(diskful_existing)
+            Ok((place as usize).saturating_sub(diskful_existing))
         }
-    };
-    if count == 0 {
-        return Ok(Plan::only(
-            Reply::info(
-                Op::Create,
-                ObjKind::Rsc,
-                code::WARN_RSC_ALREADY_DEPLOYED,
-                format!(
-                    "Resource '{}' already has {diskful_existing} diskful replica(s); nothing to place.",
-                    rd.name
-                ),
-            )
-            .with_ref("RscDfn", rd.name.as_str()),
-        ));
     }
-    let requested = if req.layer_list.is_empty() {
-        filter.layer_stack.clone()
-    } else {
-        parse_layer_stack(&req.layer_list, ObjKind::Rsc)?
-    };
-    crate::plan::check_layer_stack(&requested, ObjKind::Rsc)?;
-    let total = diskful_existing + count;
+}
+
+/// The layers every chosen node must support for `total` diskful replicas: DRBD when the
+/// stack has it or has to replicate. Refuses several copies under a stack without DRBD that
+/// the user did not choose, and replication when no node supports DRBD.
+fn required_layers(
+    cluster: &Cluster,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    requested: &[LayerKind],
+    total: usize,
+) -> Result<Vec<LayerKind>, ApiError> {
     let fixed = if !rd.layer_stack.is_empty() {
         rd.layer_stack.clone()
     } else {
-        requested.clone()
+        requested.to_vec()
     };
     // More than one copy can only be a replica with DRBD: require it while placing, unless
     // the user chose a layer list without it (then independent volumes are what they want).
@@ -222,91 +321,66 @@ pub fn autoplace_rd(
             return Err(no_replication_error(rd, total, why));
         }
     }
-    let required_layers: Vec<LayerKind> = if needs_drbd {
+    Ok(if needs_drbd {
         vec![LayerKind::Drbd]
     } else {
         Vec::new()
-    };
-    let placements = place(
-        cluster,
-        observed,
-        &PlacementRequest {
-            rsc: &rd.name,
-            filter: &filter,
-            count,
-            size_kib: total_size(rd),
-            existing: &existing,
-            layers: &required_layers,
-            drbd_port: rd.drbd_port,
-        },
-    )?;
+    })
+}
+
+/// The new diskful resources of the auto-placer's `placements`.
+fn placed_resources(
+    env: &mut dyn Env,
+    rd: &ResourceDefinition,
+    placements: &[Placement],
+) -> Vec<(Resource, StorPoolName)> {
     let mut new: Vec<(Resource, StorPoolName)> = Vec::new();
-    for p in &placements {
+    for p in placements {
         let props: Props = [("StorPoolName".to_string(), p.pool.to_string())].into();
         new.push((
             new_resource(env, rd, &p.node, &p.pool, props, BTreeSet::new()),
             p.pool.clone(),
         ));
     }
-    let nodes: Vec<&NodeName> = existing
-        .iter()
-        .map(|r| &r.node)
-        .chain(new.iter().map(|(r, _)| &r.node))
-        .collect();
-    let layers = choose_layers(observed, rd, &requested, &nodes, total)?;
-    let diskless_wanted = req
-        .diskless_on_remaining
-        .or(filter.diskless_on_remaining)
-        .unwrap_or(false);
-    let mut plan = Plan::new();
-    if diskless_wanted {
-        if layers.stack.contains(&LayerKind::Drbd) {
-            let diskless_pool = filter
-                .storage_pool_diskless_list
-                .first()
-                .cloned()
-                .unwrap_or_else(|| DEFAULT_DISKLESS_STOR_POOL.to_string());
-            let diskless_pool = parse_pool_name(&diskless_pool)?;
-            for (name, node) in &cluster.nodes {
-                let taken = existing.iter().any(|r| &r.node == name)
-                    || new.iter().any(|(r, _)| &r.node == name);
-                let pool_ok = cluster
-                    .stor_pool(name, &diskless_pool)
-                    .is_some_and(|sp| sp.kind == ProviderKind::Diskless);
-                if taken || !node.node_type.hosts_storage() || !pool_ok {
-                    continue;
-                }
-                if drbd_support(observed, name).is_err() {
-                    continue;
-                }
-                let props: Props = [("StorPoolName".to_string(), diskless_pool.to_string())].into();
-                let flags: BTreeSet<String> = [flag::DRBD_DISKLESS.to_string()].into();
-                new.push((
-                    new_resource(env, rd, name, &diskless_pool, props, flags),
-                    diskless_pool.clone(),
-                ));
-            }
-        } else {
-            plan.reply(Reply::info(
-                Op::Create,
-                ObjKind::Rsc,
-                code::WARN_NO_EFFECT,
-                "Diskless resources on the remaining nodes need the DRBD layer; none were created.",
-            ));
+    new
+}
+
+/// Diskless resources on every node not in `taken` that can hold one: it has the filter's
+/// diskless pool (the default one if the filter names none) as a DISKLESS pool and supports
+/// DRBD.
+fn diskless_on_remaining(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    filter: &SelectFilter,
+    taken: &[&NodeName],
+) -> Result<Vec<(Resource, StorPoolName)>, ApiError> {
+    let pool = filter
+        .storage_pool_diskless_list
+        .first()
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_DISKLESS_STOR_POOL.to_string());
+    let pool = &parse_pool_name(&pool)?;
+    let mut new = Vec::new();
+    for (name, node) in &cluster.nodes {
+        let pool_ok = cluster
+            .stor_pool(name, pool)
+            .is_some_and(|sp| sp.kind == ProviderKind::Diskless);
+        if taken.contains(&name) || !node.node_type.hosts_storage() || !pool_ok {
+            continue;
         }
+        if drbd_support(observed, name).is_err() {
+            continue;
+        }
+        let props: Props = [("StorPoolName".to_string(), pool.to_string())].into();
+        let flags: BTreeSet<String> = [flag::DRBD_DISKLESS.to_string()].into();
+        new.push((
+            new_resource(env, rd, name, pool, props, flags),
+            pool.clone(),
+        ));
     }
-    commit_resources(
-        &mut plan,
-        cluster,
-        env,
-        observed,
-        rd,
-        layers,
-        &existing,
-        new,
-        Vec::new(),
-    )?;
-    Ok(plan)
+    Ok(new)
 }
 
 pub fn make_available(

@@ -9,8 +9,8 @@ use super::tiebreaker::move_tiebreaker;
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
 use crate::kinds::{LayerKind, ProviderKind};
-use crate::name::{NodeName, ResourceName};
-use crate::objects::{flag, Resource};
+use crate::name::{NodeName, ResourceName, StorPoolName};
+use crate::objects::{flag, Resource, ResourceDefinition, StorPool};
 use crate::plan::common::{rd_of, refuse_if_deleting};
 use crate::plan::{parse_node_name, parse_pool_name, Env, Observed, Op, Plan, PlanResult, Reply};
 
@@ -38,6 +38,42 @@ pub fn toggle_disk(
     let r = rsc_of(cluster, rsc, node)?;
     let rd = rd_of(cluster, rsc)?;
     refuse_if_deleting(rd)?;
+    refuse_toggle(rd, r)?;
+    if req.diskful != r.is_diskless() {
+        return Ok(Plan::only(nothing_to_toggle(r, req.diskful)));
+    }
+    let (pool, sp) = target_pool(cluster, rd, r, req)?;
+    let mut u = r.clone();
+    if let Some(from) = migration_source(cluster, rd, r, req)? {
+        u.migrate_from = Some(from);
+    }
+    if req.diskful {
+        check_room(cluster, observed, sp, total_size(rd))?;
+        u.flags.remove(flag::DISKLESS);
+        u.flags.remove(flag::DRBD_DISKLESS);
+        u.flags.remove(flag::TIE_BREAKER);
+    } else {
+        refuse_removing_last_disk(cluster, observed, rd, r)?;
+        u.flags.insert(flag::DRBD_DISKLESS.to_string());
+    }
+    u.props.insert("StorPoolName".into(), pool.to_string());
+    for v in u.volumes.values_mut() {
+        v.storage_pool = pool.clone();
+    }
+    let mut plan = Plan::new();
+    let live: Vec<&Resource> = live_resources(cluster, &rd.name)
+        .into_iter()
+        .map(|o| if o.node == u.node { &u } else { o })
+        .collect();
+    move_tiebreaker(&mut plan, cluster, env, observed, rd, &live, false)?;
+    plan.change(Change::PutRsc(u.clone()));
+    plan.reply(toggled_reply(r, &pool, req.diskful));
+    Ok(plan)
+}
+
+/// Refuses to toggle a resource that is being deleted, or one whose definition lacks the
+/// DRBD layer (without it a resource cannot be diskless).
+fn refuse_toggle(rd: &ResourceDefinition, r: &Resource) -> Result<(), ApiError> {
     if r.is_deleting() {
         return Err(ApiError::new(
             code::FAIL_INVLD_REQUEST,
@@ -60,26 +96,34 @@ pub fn toggle_disk(
         )
         .correction("Toggle only resources of definitions with the DRBD layer; otherwise create or delete the resource"));
     }
-    if req.diskful != r.is_diskless() {
-        let what = if req.diskful {
-            "has a disk"
-        } else {
-            "is diskless"
-        };
-        return Ok(Plan::only(
-            Reply::warning(
-                Op::Modify,
-                ObjKind::Rsc,
-                code::WARN_NO_EFFECT,
-                format!(
-                    "Resource '{}' already {what} on node '{}'; nothing to do.",
-                    r.name, r.node
-                ),
-            )
-            .with_ref("RscDfn", r.name.as_str())
-            .with_ref("Node", r.node.as_str()),
-        ));
-    }
+    Ok(())
+}
+
+/// The answer when the resource already is what the request asks it to become.
+fn nothing_to_toggle(r: &Resource, diskful: bool) -> Reply {
+    let what = if diskful { "has a disk" } else { "is diskless" };
+    Reply::warning(
+        Op::Modify,
+        ObjKind::Rsc,
+        code::WARN_NO_EFFECT,
+        format!(
+            "Resource '{}' already {what} on node '{}'; nothing to do.",
+            r.name, r.node
+        ),
+    )
+    .with_ref("RscDfn", r.name.as_str())
+    .with_ref("Node", r.node.as_str())
+}
+
+/// The storage pool the resource toggles into: the one the request names, else the pool a
+/// diskful resource would get, else the default diskless pool. It must exist on the node and
+/// be DISKLESS exactly when the resource becomes diskless.
+fn target_pool<'a>(
+    cluster: &'a Cluster,
+    rd: &ResourceDefinition,
+    r: &Resource,
+    req: &ToggleDisk,
+) -> Result<(StorPoolName, &'a StorPool), ApiError> {
     let pool = match &req.storage_pool {
         Some(p) => parse_pool_name(p)?,
         None if req.diskful => {
@@ -117,78 +161,82 @@ pub fn toggle_disk(
             },
         ));
     }
-    let mut u = r.clone();
-    if let Some(from) = &req.migrate_from {
-        let from = parse_node_name(from)?;
-        let source = cluster
-            .resource(&rd.name, &from)
-            .filter(|s| !s.is_deleting() && !s.is_diskless() && s.node != r.node);
-        if !req.diskful || source.is_none() {
-            return Err(ApiError::new(
-                code::FAIL_INVLD_REQUEST,
-                ObjKind::Rsc,
-                format!(
-                    "Resource '{}' has no replica with a disk on node '{from}' to migrate from",
-                    r.name
-                ),
-            )
-            .correction("Name another node holding a diskful replica, and toggle into a disk"));
-        }
-        u.migrate_from = Some(from);
-    }
-    if req.diskful {
-        check_room(cluster, observed, sp, total_size(rd))?;
-        u.flags.remove(flag::DISKLESS);
-        u.flags.remove(flag::DRBD_DISKLESS);
-        u.flags.remove(flag::TIE_BREAKER);
-    } else {
-        crate::plan::safety::check_not_only_copy(cluster, observed, rd, r, "made diskless", &[])?;
-        let others = cluster
-            .resources_of(&rd.name)
-            .any(|o| o.node != r.node && !o.is_deleting() && !o.is_diskless());
-        if !others {
-            return Err(ApiError::new(
-                code::FAIL_INVLD_REQUEST,
-                ObjKind::Rsc,
-                format!(
-                    "Resource '{}' on node '{}' is the only replica with a disk; without it there would be no data",
-                    r.name, r.node
-                ),
-            )
-            .correction("Create a replica on another node and wait for it to sync first ('linstor resource-definition wait-sync')"));
-        }
-        u.flags.insert(flag::DRBD_DISKLESS.to_string());
-    }
-    u.props.insert("StorPoolName".into(), pool.to_string());
-    for v in u.volumes.values_mut() {
-        v.storage_pool = pool.clone();
-    }
-    let mut plan = Plan::new();
-    let live: Vec<&Resource> = live_resources(cluster, &rd.name)
-        .into_iter()
-        .map(|o| if o.node == u.node { &u } else { o })
-        .collect();
-    move_tiebreaker(&mut plan, cluster, env, observed, rd, &live, false)?;
-    plan.change(Change::PutRsc(u.clone()));
-    plan.reply(
-        Reply::modified(
+    Ok((pool, sp))
+}
+
+/// The node named by `--migrate-from`, if any: it must hold a diskful replica other than
+/// `r`, and the toggle must be into a disk.
+fn migration_source(
+    cluster: &Cluster,
+    rd: &ResourceDefinition,
+    r: &Resource,
+    req: &ToggleDisk,
+) -> Result<Option<NodeName>, ApiError> {
+    let Some(from) = &req.migrate_from else {
+        return Ok(None);
+    };
+    let from = parse_node_name(from)?;
+    let source = cluster
+        .resource(&rd.name, &from)
+        .filter(|s| !s.is_deleting() && !s.is_diskless() && s.node != r.node);
+    if !req.diskful || source.is_none() {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_REQUEST,
             ObjKind::Rsc,
-            if req.diskful {
-                format!(
-                    "Resource '{}' on node '{}' gets a disk in storage pool '{pool}'; DRBD fills it from its peers.",
-                    r.name, r.node
-                )
-            } else {
-                format!(
-                    "Resource '{}' on node '{}' is now diskless; its disk is removed.",
-                    r.name, r.node
-                )
-            },
+            format!(
+                "Resource '{}' has no replica with a disk on node '{from}' to migrate from",
+                r.name
+            ),
         )
-        .with_ref("RscDfn", r.name.as_str())
-        .with_ref("Node", r.node.as_str()),
-    );
-    Ok(plan)
+        .correction("Name another node holding a diskful replica, and toggle into a disk"));
+    }
+    Ok(Some(from))
+}
+
+/// Refuses to take the disk of `r` while it holds the only up-to-date copy, or when it is
+/// the only replica with a disk.
+fn refuse_removing_last_disk(
+    cluster: &Cluster,
+    observed: &dyn Observed,
+    rd: &ResourceDefinition,
+    r: &Resource,
+) -> Result<(), ApiError> {
+    crate::plan::safety::check_not_only_copy(cluster, observed, rd, r, "made diskless", &[])?;
+    let others = cluster
+        .resources_of(&rd.name)
+        .any(|o| o.node != r.node && !o.is_deleting() && !o.is_diskless());
+    if !others {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_REQUEST,
+            ObjKind::Rsc,
+            format!(
+                "Resource '{}' on node '{}' is the only replica with a disk; without it there would be no data",
+                r.name, r.node
+            ),
+        )
+        .correction("Create a replica on another node and wait for it to sync first ('linstor resource-definition wait-sync')"));
+    }
+    Ok(())
+}
+
+/// What the toggle of `r` into `pool` does, in words.
+fn toggled_reply(r: &Resource, pool: &StorPoolName, diskful: bool) -> Reply {
+    Reply::modified(
+        ObjKind::Rsc,
+        if diskful {
+            format!(
+                "Resource '{}' on node '{}' gets a disk in storage pool '{pool}'; DRBD fills it from its peers.",
+                r.name, r.node
+            )
+        } else {
+            format!(
+                "Resource '{}' on node '{}' is now diskless; its disk is removed.",
+                r.name, r.node
+            )
+        },
+    )
+    .with_ref("RscDfn", r.name.as_str())
+    .with_ref("Node", r.node.as_str())
 }
 
 /// The migrations (`toggle-disk --migrate-from`) on `node` whose new disks are up to date:
