@@ -278,224 +278,354 @@ fn phase(node: &NodeName, poll: Duration) -> Duration {
     poll.mul_f64((h.finish() % 1000) as f64 / 1000.0)
 }
 
-async fn run<H: Host>(
-    core: Arc<H>,
+/// How long a link waits after its first failed hello; it doubles with each further one, up
+/// to the poll interval.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Where a link stands. [`run`] takes one step of the state it is in and moves on to the
+/// state that step leads to.
+enum LinkState {
+    /// Not connected, a hello goes out at once: at the start and right after the connection
+    /// failed. `backoff`: how long to wait if the hello fails.
+    Connecting { backoff: Duration },
+    /// The last hello failed, or found a satellite that speaks another agent protocol: the
+    /// next goes out after `backoff`, or sooner when a change is wanted.
+    Offline { backoff: Duration },
+    /// Connected: configurations go out when wanted, and the report is polled.
+    Online(Online),
+}
+
+/// A connected link.
+struct Online {
+    /// A push is due whatever generation is wanted: after connecting, after a refused delta,
+    /// and when a polled report shows the node lost what it had or has work to retry.
+    need_push: bool,
+    /// Follows the node's DRBD state while connected; dropping it stops that.
+    _drbd: AbortOnDrop,
+}
+
+/// Why a node is not connected.
+enum Down {
+    /// The hello got no answer, or an error.
+    Unreachable(String),
+    /// The satellite answered the hello in this other agent protocol version.
+    OtherProtocol(u32),
+    /// A push or a poll on the connection failed.
+    Lost(String),
+}
+
+/// When the node's report is polled: at its own moment of each interval (see [`phase`]), so
+/// that the nodes are not polled all at once. A push's answer is a report too, so it puts
+/// the next poll off, but never beyond twice the interval since the last poll: the state of
+/// what no push touched still comes in.
+struct PollSchedule {
+    every: Duration,
+    next: tokio::time::Instant,
+    due_by: tokio::time::Instant,
+}
+
+impl PollSchedule {
+    fn new(node: &NodeName, every: Duration) -> PollSchedule {
+        let next = tokio::time::Instant::now() + phase(node, every);
+        PollSchedule {
+            every,
+            next,
+            due_by: next,
+        }
+    }
+
+    /// A poll goes out now.
+    fn polling(&mut self) {
+        self.next = tokio::time::Instant::now() + self.every;
+        self.due_by = self.next + self.every;
+    }
+
+    /// A push was answered (with a report).
+    fn pushed(&mut self) {
+        self.next = (tokio::time::Instant::now() + self.every).min(self.due_by);
+    }
+}
+
+/// One node's link: what its states have to work with.
+struct Link<H: Host> {
+    host: Arc<H>,
     node: NodeName,
-    mut wanted: watch::Receiver<u64>,
+    http: reqwest::Client,
+    push_timeout: Duration,
+    wanted: watch::Receiver<u64>,
     status: watch::Sender<LinkStatus>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    schedule: PollSchedule,
+    /// The highest generation the node answered (applied or refused); kept across
+    /// reconnects, so that a node reporting less is sent its configuration again.
+    pushed: u64,
+    /// The generation the node holds exactly as we built it: deltas are based on it.
+    acked: Option<u64>,
+    /// Off for a satellite that does not know deltas (an older one).
+    deltas: bool,
+}
+
+/// One node's link, from its first hello until it is stopped or the node is gone.
+async fn run<H: Host>(
+    host: Arc<H>,
+    node: NodeName,
+    wanted: watch::Receiver<u64>,
+    status: watch::Sender<LinkStatus>,
+    stop: watch::Receiver<bool>,
 ) {
-    let http = core.http().clone();
-    let poll = core.settings().poll_interval;
-    let push_timeout = core.settings().satellite_timeout;
-    let mut online = false;
-    let mut need_push = true;
-    let mut pushed: u64 = 0;
-    // The generation the node holds exactly as we built it: deltas are based on it.
-    let mut acked: Option<u64> = None;
-    // Off for a satellite that does not know deltas (an older one).
-    let mut deltas = true;
-    let mut backoff = Duration::from_millis(500);
-    // The nodes are polled at different moments of the interval, not all at once. A push's
-    // answer is a report too, so it puts the next poll off, but never beyond twice the
-    // interval since the last poll: the state of what no push touched still comes in.
-    let mut next_poll = tokio::time::Instant::now() + phase(&node, poll);
-    let mut poll_due_by = next_poll;
-    // Held for its effect: dropping it stops following DRBD.
-    let mut _drbd: Option<AbortOnDrop> = None;
+    let mut link = Link {
+        http: host.http().clone(),
+        push_timeout: host.settings().satellite_timeout,
+        schedule: PollSchedule::new(&node, host.settings().poll_interval),
+        host,
+        node,
+        wanted,
+        status,
+        stop,
+        pushed: 0,
+        acked: None,
+        deltas: true,
+    };
+    let mut state = LinkState::Connecting {
+        backoff: FIRST_BACKOFF,
+    };
     loop {
-        if *stop.borrow() {
+        if *link.stop.borrow() {
             return;
         }
-        if !online {
-            _drbd = None;
-        }
-        let Some(addr) = core.satellite_addr(&node) else {
+        let Some(addr) = link.host.satellite_addr(&link.node) else {
             return;
         };
-        if !online {
-            let hello = call::<Hello>(http.get(url(addr, PATH_HELLO)), HELLO_TIMEOUT).await;
-            match hello {
-                Ok(h) if h.agent_api != AGENT_API_VERSION => {
-                    let why = format!(
-                        "satellite {addr} speaks agent protocol {}, the controller {AGENT_API_VERSION}",
-                        h.agent_api
-                    );
-                    core.set_node_status(
-                        &node,
-                        ConnectionStatus::VersionMismatch,
-                        Some(why.clone()),
-                    );
-                    status.send_modify(|s| {
-                        s.seq += 1;
-                        s.online = false;
-                        s.error = Some(why);
-                    });
-                }
-                Ok(h) => {
-                    online = true;
-                    need_push = true;
-                    acked = acked.filter(|a| *a == h.applied_generation);
-                    backoff = Duration::from_millis(500);
-                    _drbd = Some(AbortOnDrop(tokio::spawn(follow_drbd(
-                        core.clone(),
-                        node.clone(),
-                        addr,
-                    ))));
-                    core.set_node_online(&node, h.capabilities);
-                    tracing::info!(node = %node, %addr, "satellite connected");
-                    continue;
-                }
-                Err(CallError::Network(e)) | Err(CallError::Refused(e)) => {
-                    let why = format!("cannot reach satellite at {addr}: {e}");
-                    core.set_node_status(&node, ConnectionStatus::Offline, Some(why.clone()));
-                    status.send_modify(|s| {
-                        s.seq += 1;
-                        s.online = false;
-                        s.error = Some(why);
-                        s.rejected = None;
-                    });
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {},
-                r = wanted.changed() => { if r.is_err() { return; } },
-                _ = stop.changed() => {},
-            }
-            backoff = (backoff * 2).min(poll);
-            continue;
+        let next = match state {
+            LinkState::Connecting { backoff } => Some(link.connect(addr, backoff).await),
+            LinkState::Offline { backoff } => link.wait_to_retry(backoff).await,
+            LinkState::Online(online) => link.serve(addr, online).await,
+        };
+        match next {
+            Some(next) => state = next,
+            None => return,
         }
-        let want = *wanted.borrow_and_update();
-        if need_push || want > pushed {
-            let base = acked.filter(|_| deltas);
-            // Whole configurations take turns (see Host::full_pushes); the permit is held
-            // until the answer is in, with the configuration.
-            let _turn = match base {
-                None => core.full_pushes().acquire().await.ok(),
-                Some(_) => None,
-            };
-            let push = core.next_push(&node, base);
-            let generation = push.generation();
-            let is_delta = matches!(push, Push::Delta(_));
-            tracing::debug!(node = %node, generation, ?acked, is_delta, need_push, "push");
-            let answer = match &push {
-                Push::Full(cfg) => {
-                    call::<Report>(http.put(url(addr, PATH_CONFIG)).json(cfg), push_timeout).await
-                }
-                Push::Delta(d) => {
-                    call::<Report>(http.put(url(addr, PATH_CONFIG_DELTA)).json(d), push_timeout)
-                        .await
-                }
-            };
-            match answer {
-                Ok(report) => {
-                    need_push = false;
-                    pushed = pushed.max(generation);
-                    next_poll = (tokio::time::Instant::now() + poll).min(poll_due_by);
-                    acked = (report.applied_generation == generation).then_some(generation);
-                    tracing::debug!(node = %node, generation, applied = report.applied_generation, "pushed");
-                    let report = Arc::new(report);
-                    core.record_report(&node, &report).await;
-                    status.send_modify(|s| {
-                        s.seq += 1;
-                        s.online = true;
-                        s.applied = report.applied_generation;
-                        s.report = Some(report.clone());
-                        s.error = None;
-                        s.rejected = None;
-                    });
-                }
-                Err(CallError::Refused(msg)) if is_delta => {
-                    // The node holds something else than we thought (or knows no deltas):
-                    // the whole configuration goes next, at once.
-                    tracing::debug!(node = %node, "delta refused, sending the whole configuration: {msg}");
-                    if msg.starts_with("HTTP status 404") || msg.starts_with("HTTP status 405") {
-                        deltas = false;
-                    }
-                    acked = None;
-                    need_push = true;
-                }
-                Err(CallError::Refused(msg)) => {
-                    tracing::warn!(node = %node, "satellite refused its configuration: {msg}");
-                    core.set_node_status(
-                        &node,
-                        ConnectionStatus::OtherController,
-                        Some(msg.clone()),
-                    );
-                    need_push = false;
-                    acked = None;
-                    pushed = pushed.max(generation);
-                    status.send_modify(|s| {
-                        s.seq += 1;
-                        s.online = true;
-                        s.rejected = Some(msg);
-                    });
-                }
-                Err(CallError::Network(e)) => {
-                    online = false;
-                    acked = None;
-                    let why = format!("lost satellite at {addr}: {e}");
-                    tracing::warn!(node = %node, "{why}");
-                    core.set_node_status(&node, ConnectionStatus::Offline, Some(why.clone()));
-                    status.send_modify(|s| {
-                        s.seq += 1;
-                        s.online = false;
-                        s.error = Some(why);
-                    });
-                }
+    }
+}
+
+impl<H: Host> Link<H> {
+    /// Says hello: online when the satellite answers in our protocol, offline otherwise.
+    async fn connect(&mut self, addr: SocketAddr, backoff: Duration) -> LinkState {
+        let hello = call::<Hello>(self.http.get(url(addr, PATH_HELLO)), HELLO_TIMEOUT).await;
+        let h = match hello {
+            Ok(h) if h.agent_api != AGENT_API_VERSION => {
+                self.went_offline(addr, Down::OtherProtocol(h.agent_api));
+                return LinkState::Offline { backoff };
             }
-            continue;
-        }
+            Ok(h) => h,
+            Err(CallError::Network(e)) | Err(CallError::Refused(e)) => {
+                self.went_offline(addr, Down::Unreachable(e));
+                return LinkState::Offline { backoff };
+            }
+        };
+        self.acked = self.acked.filter(|a| *a == h.applied_generation);
+        let drbd = tokio::spawn(follow_drbd(self.host.clone(), self.node.clone(), addr));
+        self.host.set_node_online(&self.node, h.capabilities);
+        tracing::info!(node = %self.node, %addr, "satellite connected");
+        LinkState::Online(Online {
+            need_push: true,
+            _drbd: AbortOnDrop(drbd),
+        })
+    }
+
+    /// Waits `backoff` before the next hello, less when a change is wanted or the link
+    /// stops; `None` when the link is dropped.
+    async fn wait_to_retry(&mut self, backoff: Duration) -> Option<LinkState> {
         tokio::select! {
-            r = wanted.changed() => { if r.is_err() { return; } },
-            _ = stop.changed() => {},
-            _ = tokio::time::sleep_until(next_poll) => {
-                next_poll = tokio::time::Instant::now() + poll;
-                poll_due_by = next_poll + poll;
-                match call::<Report>(http.get(url(addr, PATH_REPORT)), REPORT_TIMEOUT).await {
-                    Ok(report) => {
-                        if report.applied_generation < pushed || core.needs_retry(&node, &report) {
-                            // The node lost what it had applied (e.g. its record), or still
-                            // has work that failed before: push again.
-                            need_push = true;
-                        }
-                        if acked.is_some_and(|a| a != report.applied_generation) {
-                            acked = None;
-                        }
-                        // Merged into the observed state; waiters take the answers to pushes,
-                        // so the link keeps no second copy of a whole node's report: the
-                        // answer of a whole configuration, served to its waiters by now,
-                        // keeps only what is not per resource.
-                        let report = Arc::new(report);
-                        core.record_report(&node, &report).await;
-                        status.send_modify(|s| {
-                            if let Some(last) = s.report.as_ref().filter(|r| !r.partial) {
-                                s.report = Some(Arc::new(Report {
-                                    node_name: last.node_name.clone(),
-                                    applied_generation: last.applied_generation,
-                                    pools: last.pools.clone(),
-                                    errors: last.errors.clone(),
-                                    snapshots: last.snapshots.clone(),
-                                    partial: true,
-                                    ..Report::default()
-                                }));
-                            }
-                        });
-                    }
-                    Err(CallError::Network(e)) | Err(CallError::Refused(e)) => {
-                        online = false;
-                        let why = format!("lost satellite at {addr}: {e}");
-                        tracing::warn!(node = %node, "{why}");
-                        core.set_node_status(&node, ConnectionStatus::Offline, Some(why.clone()));
-                        status.send_modify(|s| {
-                            s.seq += 1;
-                            s.online = false;
-                            s.error = Some(why);
-                        });
-                    }
-                }
-            },
+            _ = tokio::time::sleep(backoff) => {},
+            r = self.wanted.changed() => { if r.is_err() { return None; } },
+            _ = self.stop.changed() => {},
         }
+        let backoff = (backoff * 2).min(self.schedule.every);
+        Some(LinkState::Connecting { backoff })
+    }
+
+    /// One step of a connected link: a push when one is due, else a wait for a wanted
+    /// change, for the link to stop, or for the next poll. `None` when the link is dropped.
+    async fn serve(&mut self, addr: SocketAddr, online: Online) -> Option<LinkState> {
+        let want = *self.wanted.borrow_and_update();
+        if online.need_push || want > self.pushed {
+            return Some(self.push(addr, online).await);
+        }
+        let poll_due = tokio::select! {
+            r = self.wanted.changed() => { if r.is_err() { return None; } false },
+            _ = self.stop.changed() => false,
+            _ = tokio::time::sleep_until(self.schedule.next) => true,
+        };
+        if !poll_due {
+            return Some(LinkState::Online(online));
+        }
+        Some(self.poll(addr, online).await)
+    }
+
+    /// Sends the node its next configuration and takes the answer.
+    async fn push(&mut self, addr: SocketAddr, mut online: Online) -> LinkState {
+        let base = self.acked.filter(|_| self.deltas);
+        // Whole configurations take turns (see Host::full_pushes); the permit is held
+        // until the answer is in, with the configuration.
+        let host = self.host.clone();
+        let _turn = match base {
+            None => host.full_pushes().acquire().await.ok(),
+            Some(_) => None,
+        };
+        let push = self.host.next_push(&self.node, base);
+        let generation = push.generation();
+        let is_delta = matches!(push, Push::Delta(_));
+        tracing::debug!(node = %self.node, generation, acked = ?self.acked, is_delta, need_push = online.need_push, "push");
+        let answer = match &push {
+            Push::Full(cfg) => self.http.put(url(addr, PATH_CONFIG)).json(cfg),
+            Push::Delta(d) => self.http.put(url(addr, PATH_CONFIG_DELTA)).json(d),
+        };
+        match call::<Report>(answer, self.push_timeout).await {
+            Ok(report) => {
+                online.need_push = false;
+                self.applied(generation, report).await;
+            }
+            Err(CallError::Refused(msg)) if is_delta => {
+                // The node holds something else than we thought (or knows no deltas):
+                // the whole configuration goes next, at once.
+                tracing::debug!(node = %self.node, "delta refused, sending the whole configuration: {msg}");
+                if msg.starts_with("HTTP status 404") || msg.starts_with("HTTP status 405") {
+                    self.deltas = false;
+                }
+                self.acked = None;
+                online.need_push = true;
+            }
+            Err(CallError::Refused(msg)) => {
+                online.need_push = false;
+                self.refused(generation, msg);
+            }
+            Err(CallError::Network(e)) => {
+                self.acked = None;
+                return self.lost(addr, e);
+            }
+        }
+        LinkState::Online(online)
+    }
+
+    /// The node answered the configuration of `generation` with `report`.
+    async fn applied(&mut self, generation: u64, report: Report) {
+        self.pushed = self.pushed.max(generation);
+        self.schedule.pushed();
+        self.acked = (report.applied_generation == generation).then_some(generation);
+        tracing::debug!(node = %self.node, generation, applied = report.applied_generation, "pushed");
+        let report = Arc::new(report);
+        self.host.record_report(&self.node, &report).await;
+        self.status.send_modify(|s| {
+            s.seq += 1;
+            s.online = true;
+            s.applied = report.applied_generation;
+            s.report = Some(report.clone());
+            s.error = None;
+            s.rejected = None;
+        });
+    }
+
+    /// The satellite refused the configuration of `generation` as a whole (it belongs to
+    /// another controller): it is not sent again until a newer one is wanted.
+    fn refused(&mut self, generation: u64, msg: String) {
+        tracing::warn!(node = %self.node, "satellite refused its configuration: {msg}");
+        self.host.set_node_status(
+            &self.node,
+            ConnectionStatus::OtherController,
+            Some(msg.clone()),
+        );
+        self.acked = None;
+        self.pushed = self.pushed.max(generation);
+        self.status.send_modify(|s| {
+            s.seq += 1;
+            s.online = true;
+            s.rejected = Some(msg);
+        });
+    }
+
+    /// Polls the node's report.
+    async fn poll(&mut self, addr: SocketAddr, mut online: Online) -> LinkState {
+        self.schedule.polling();
+        let report = match call::<Report>(self.http.get(url(addr, PATH_REPORT)), REPORT_TIMEOUT)
+            .await
+        {
+            Ok(report) => report,
+            Err(CallError::Network(e)) | Err(CallError::Refused(e)) => return self.lost(addr, e),
+        };
+        if report.applied_generation < self.pushed || self.host.needs_retry(&self.node, &report) {
+            // The node lost what it had applied (e.g. its record), or still has work that
+            // failed before: push again.
+            online.need_push = true;
+        }
+        if self.acked.is_some_and(|a| a != report.applied_generation) {
+            self.acked = None;
+        }
+        // Merged into the observed state; waiters take the answers to pushes, so the link
+        // keeps no second copy of a whole node's report: the answer of a whole
+        // configuration, served to its waiters by now, keeps only what is not per resource.
+        let report = Arc::new(report);
+        self.host.record_report(&self.node, &report).await;
+        self.status.send_modify(|s| {
+            if let Some(last) = s.report.as_ref().filter(|r| !r.partial) {
+                s.report = Some(Arc::new(summary(last)));
+            }
+        });
+        LinkState::Online(online)
+    }
+
+    /// The connection failed during a push or a poll: a hello goes out at once.
+    fn lost(&self, addr: SocketAddr, e: String) -> LinkState {
+        self.went_offline(addr, Down::Lost(e));
+        LinkState::Connecting {
+            backoff: FIRST_BACKOFF,
+        }
+    }
+
+    /// Tells the observed state and the waiters that the node is not connected, and why.
+    /// An earlier refusal stays visible to waiters until a push is applied or a hello fails.
+    fn went_offline(&self, addr: SocketAddr, down: Down) {
+        let (status, why, forget_refusal) = match down {
+            Down::Unreachable(e) => (
+                ConnectionStatus::Offline,
+                format!("cannot reach satellite at {addr}: {e}"),
+                true,
+            ),
+            Down::OtherProtocol(v) => (
+                ConnectionStatus::VersionMismatch,
+                format!("satellite {addr} speaks agent protocol {v}, the controller {AGENT_API_VERSION}"),
+                false,
+            ),
+            Down::Lost(e) => {
+                let why = format!("lost satellite at {addr}: {e}");
+                tracing::warn!(node = %self.node, "{why}");
+                (ConnectionStatus::Offline, why, false)
+            }
+        };
+        self.host
+            .set_node_status(&self.node, status, Some(why.clone()));
+        self.status.send_modify(|s| {
+            s.seq += 1;
+            s.online = false;
+            s.error = Some(why);
+            if forget_refusal {
+                s.rejected = None;
+            }
+        });
+    }
+}
+
+/// What a link keeps of the answer to a whole configuration once a poll came in: what is
+/// not per resource.
+fn summary(last: &Report) -> Report {
+    Report {
+        node_name: last.node_name.clone(),
+        applied_generation: last.applied_generation,
+        pools: last.pools.clone(),
+        errors: last.errors.clone(),
+        snapshots: last.snapshots.clone(),
+        partial: true,
+        ..Report::default()
     }
 }
 
