@@ -11,8 +11,8 @@ use crate::error::{code, ApiError, ObjKind};
 use crate::kinds::ProviderKind;
 use crate::name::{NodeName, ResourceName, SnapshotName};
 use crate::objects::{
-    RestoreSource, Rollback, SnapshotDefinition, SnapshotOnNode, SnapshotState,
-    SnapshotVolumeDefinition, SnapshotVolumeOnNode,
+    Resource, ResourceDefinition, RestoreSource, Rollback, SnapshotDefinition, SnapshotOnNode,
+    SnapshotState, SnapshotVolumeDefinition, SnapshotVolumeOnNode,
 };
 use crate::props::Props;
 
@@ -72,7 +72,43 @@ pub fn create(
     let rd = rd_of(cluster, rsc)?;
     refuse_if_deleting(rd)?;
     let name = parse_snapshot_name(&req.name)?;
-    if cluster.snapshot(&rd.name, &name).is_some() {
+    refuse_taken_or_busy(cluster, rd, &name)?;
+    let volumes = snapshot_volumes(rd)?;
+    let chosen = snapshot_resources(cluster, rd, req)?;
+    let mut nodes = Vec::new();
+    for r in chosen {
+        nodes.push(snapshot_on_node(cluster, env, observed, r, &volumes)?);
+    }
+    let drbd = rd.layer_stack.contains(&crate::kinds::LayerKind::Drbd);
+    let snap = SnapshotDefinition {
+        rsc_name: rd.name.clone(),
+        name: name.clone(),
+        uuid: env.uuid(),
+        state: if drbd {
+            SnapshotState::Suspending
+        } else {
+            SnapshotState::Taking
+        },
+        delete_generation: None,
+        volumes,
+        nodes,
+        props: Props::new(),
+        layer_stack: rd.layer_stack.clone(),
+        rollback: None,
+    };
+    let mut plan = Plan::new();
+    plan.change(Change::PutSnapshot(snap));
+    Ok(plan)
+}
+
+/// Refuses a snapshot name the definition already has, and a new snapshot while another
+/// one is being taken.
+fn refuse_taken_or_busy(
+    cluster: &Cluster,
+    rd: &ResourceDefinition,
+    name: &SnapshotName,
+) -> Result<(), ApiError> {
+    if cluster.snapshot(&rd.name, name).is_some() {
         return Err(ApiError::new(
             code::FAIL_EXISTS_SNAPSHOT_DFN,
             ObjKind::Snapshot,
@@ -97,6 +133,11 @@ pub fn create(
         )
         .correction("Retry when it is done"));
     }
+    Ok(())
+}
+
+/// The volumes the snapshot covers: every volume definition not being deleted (at least one).
+fn snapshot_volumes(rd: &ResourceDefinition) -> Result<Vec<SnapshotVolumeDefinition>, ApiError> {
     let volumes: Vec<SnapshotVolumeDefinition> = rd
         .volume_definitions
         .values()
@@ -116,6 +157,16 @@ pub fn create(
             ),
         ));
     }
+    Ok(volumes)
+}
+
+/// The diskful resources to take the snapshot on: those on the nodes the request names, or
+/// every one (at least one).
+fn snapshot_resources<'a>(
+    cluster: &'a Cluster,
+    rd: &ResourceDefinition,
+    req: &SnapshotCreate,
+) -> Result<Vec<&'a Resource>, ApiError> {
     let diskful: Vec<_> = cluster
         .resources_of(&rd.name)
         .filter(|r| !r.is_deleting() && !r.is_diskless())
@@ -137,10 +188,7 @@ pub fn create(
                 )
                 .correction("Name nodes that hold the resource's data ('linstor resource list')"));
             };
-            if !out
-                .iter()
-                .any(|x: &&crate::objects::Resource| x.node == node)
-            {
+            if !out.iter().any(|x: &&Resource| x.node == node) {
                 out.push(*r);
             }
         }
@@ -156,76 +204,65 @@ pub fn create(
             ),
         ));
     }
-    let mut nodes = Vec::new();
-    for r in chosen {
-        if !observed.is_online(&r.node) {
+    Ok(chosen)
+}
+
+/// The copy of the snapshot on the node of `r`: the node must be online and keep each of
+/// the `volumes` in a pool that takes snapshots.
+fn snapshot_on_node(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    observed: &dyn Observed,
+    r: &Resource,
+    volumes: &[SnapshotVolumeDefinition],
+) -> Result<SnapshotOnNode, ApiError> {
+    if !observed.is_online(&r.node) {
+        return Err(ApiError::new(
+            code::FAIL_NOT_CONNECTED,
+            ObjKind::Snapshot,
+            format!(
+                "Node '{}' is not connected; a snapshot needs every node it is taken on",
+                r.node
+            ),
+        )
+        .correction("Start the node's satellite, or name only connected nodes with --nodes"));
+    }
+    let mut vols = Vec::new();
+    for v in volumes {
+        let Some(vol) = r.volumes.get(&v.number) else {
+            continue;
+        };
+        let kind = cluster
+            .stor_pools
+            .get(&r.node)
+            .and_then(|p| p.get(&vol.storage_pool))
+            .map(|p| p.kind);
+        if !kind.is_some_and(|k| SNAPSHOT_KINDS.contains(&k)) {
+            let kind = kind
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "unknown".into());
             return Err(ApiError::new(
-                code::FAIL_NOT_CONNECTED,
+                code::FAIL_SNAPSHOTS_NOT_SUPPORTED,
                 ObjKind::Snapshot,
                 format!(
-                    "Node '{}' is not connected; a snapshot needs every node it is taken on",
-                    r.node
+                    "Storage pool '{}' on node '{}' ({kind}) cannot take snapshots",
+                    vol.storage_pool, r.node
                 ),
             )
-            .correction("Start the node's satellite, or name only connected nodes with --nodes"));
+            .correction(
+                "Snapshots need a pool of kind LVM_THIN, FILE_THIN, ZFS or ZFS_THIN; keep the resource in such a pool",
+            ));
         }
-        let mut vols = Vec::new();
-        for v in &volumes {
-            let Some(vol) = r.volumes.get(&v.number) else {
-                continue;
-            };
-            let kind = cluster
-                .stor_pools
-                .get(&r.node)
-                .and_then(|p| p.get(&vol.storage_pool))
-                .map(|p| p.kind);
-            if !kind.is_some_and(|k| SNAPSHOT_KINDS.contains(&k)) {
-                let kind = kind
-                    .map(|k| k.to_string())
-                    .unwrap_or_else(|| "unknown".into());
-                return Err(ApiError::new(
-                    code::FAIL_SNAPSHOTS_NOT_SUPPORTED,
-                    ObjKind::Snapshot,
-                    format!(
-                        "Storage pool '{}' on node '{}' ({kind}) cannot take snapshots",
-                        vol.storage_pool, r.node
-                    ),
-                )
-                .correction(
-                    "Snapshots need a pool of kind LVM_THIN, FILE_THIN, ZFS or ZFS_THIN; keep the resource in such a pool",
-                ));
-            }
-            vols.push(SnapshotVolumeOnNode {
-                number: v.number,
-                storage_pool: vol.storage_pool.clone(),
-            });
-        }
-        nodes.push(SnapshotOnNode {
-            node: r.node.clone(),
-            volumes: vols,
-            create_timestamp: env.now_ms(),
+        vols.push(SnapshotVolumeOnNode {
+            number: v.number,
+            storage_pool: vol.storage_pool.clone(),
         });
     }
-    let drbd = rd.layer_stack.contains(&crate::kinds::LayerKind::Drbd);
-    let snap = SnapshotDefinition {
-        rsc_name: rd.name.clone(),
-        name: name.clone(),
-        uuid: env.uuid(),
-        state: if drbd {
-            SnapshotState::Suspending
-        } else {
-            SnapshotState::Taking
-        },
-        delete_generation: None,
-        volumes,
-        nodes,
-        props: Props::new(),
-        layer_stack: rd.layer_stack.clone(),
-        rollback: None,
-    };
-    let mut plan = Plan::new();
-    plan.change(Change::PutSnapshot(snap));
-    Ok(plan)
+    Ok(SnapshotOnNode {
+        node: r.node.clone(),
+        volumes: vols,
+        create_timestamp: env.now_ms(),
+    })
 }
 
 /// Moves a snapshot to its next state (the controller's steps of taking it).
