@@ -255,19 +255,14 @@ impl Cluster {
         &self.rd_ports
     }
 
+    /// Applies one committed change to the state and its indexes.
     pub fn apply(&mut self, change: Change) {
         match change {
             Change::CtrlProps(p) => self.ctrl_props = p,
             Change::PutNode(n) => {
                 self.nodes.insert(n.name.clone(), n);
             }
-            Change::DelNode(n) => {
-                self.nodes.remove(&n);
-                self.stor_pools.remove(&n);
-                self.node_rscs.remove(&n);
-                self.node_ports.remove(&n);
-                self.migrating.retain(|(node, _)| node != &n);
-            }
+            Change::DelNode(n) => self.del_node(n),
             Change::PutStorPoolDfn(s) => {
                 self.stor_pool_dfns.insert(s.name.clone(), s);
             }
@@ -280,121 +275,157 @@ impl Cluster {
                     .or_default()
                     .insert(p.name.clone(), p);
             }
-            Change::DelStorPool(n, s) => {
-                if let Some(pools) = self.stor_pools.get_mut(&n) {
-                    pools.remove(&s);
-                    if pools.is_empty() {
-                        self.stor_pools.remove(&n);
-                    }
-                }
-            }
+            Change::DelStorPool(n, s) => self.del_stor_pool(n, s),
             Change::PutRscGrp(g) => {
                 self.rsc_grps.insert(g.name.clone(), g);
             }
             Change::DelRscGrp(g) => {
                 self.rsc_grps.remove(&g);
             }
-            Change::PutRscDfn(d) => {
-                if let Some(old) = self.rsc_dfns.remove(&d.name) {
-                    if let Some(ext) = &old.external_name {
-                        self.ext_names.remove(ext);
-                    }
-                    self.index_rd(&old, false);
-                }
-                if let Some(ext) = &d.external_name {
-                    self.ext_names.insert(ext.clone(), d.name.clone());
-                }
-                self.index_rd(&d, true);
-                let name = d.name.clone();
-                self.rsc_dfns.insert(d.name.clone(), d);
-                self.refresh_deleting(&name);
-            }
-            Change::DelRscDfn(d) => {
-                if let Some(old) = self.rsc_dfns.remove(&d) {
-                    if let Some(ext) = &old.external_name {
-                        self.ext_names.remove(ext);
-                    }
-                    self.index_rd(&old, false);
-                }
-                if let Some(rscs) = self.rscs.remove(&d) {
-                    for (node, r) in &rscs {
-                        if let Some(set) = self.node_rscs.get_mut(node) {
-                            set.remove(&d);
-                        }
-                        self.index_rsc(r, false);
-                        self.migrating.remove(&(node.clone(), d.clone()));
-                    }
-                }
-                self.deleting.remove(&d);
-                self.rsc_conns.remove(&d);
-            }
-            Change::PutRsc(r) => {
-                let r = Arc::new(r);
-                let name = r.name.clone();
-                let key = (r.node.clone(), r.name.clone());
-                if r.migrate_from.is_some() {
-                    self.migrating.insert(key);
-                } else {
-                    self.migrating.remove(&key);
-                }
-                let old = self
-                    .node_rscs
-                    .entry(r.node.clone())
-                    .or_default()
-                    .insert(r.name.clone(), r.clone());
-                if let Some(old) = old {
-                    self.index_rsc(&old, false);
-                }
-                self.index_rsc(&r, true);
-                self.rscs
-                    .entry(r.name.clone())
-                    .or_default()
-                    .insert(r.node.clone(), r);
-                self.refresh_deleting(&name);
-            }
-            Change::DelRsc(r, n) => {
-                if let Some(by_node) = self.rscs.get_mut(&r) {
-                    by_node.remove(&n);
-                    if by_node.is_empty() {
-                        self.rscs.remove(&r);
-                    }
-                }
-                if let Some(old) = self.node_rscs.get_mut(&n).and_then(|set| set.remove(&r)) {
-                    self.index_rsc(&old, false);
-                }
-                self.migrating.remove(&(n, r.clone()));
-                self.refresh_deleting(&r);
-            }
-            Change::PutRscConn(mut c) => {
-                let (a, b) = ResourceConnection::ordered(c.node_a, c.node_b);
-                c.node_a = a.clone();
-                c.node_b = b.clone();
-                self.rsc_conns
-                    .entry(c.name.clone())
-                    .or_default()
-                    .insert((a, b), c);
-            }
-            Change::DelRscConn(r, a, b) => {
-                if let Some(conns) = self.rsc_conns.get_mut(&r) {
-                    conns.remove(&ResourceConnection::ordered(a, b));
-                    if conns.is_empty() {
-                        self.rsc_conns.remove(&r);
-                    }
-                }
-            }
+            Change::PutRscDfn(d) => self.put_rsc_dfn(d),
+            Change::DelRscDfn(d) => self.del_rsc_dfn(d),
+            Change::PutRsc(r) => self.put_rsc(r),
+            Change::DelRsc(r, n) => self.del_rsc(r, n),
+            Change::PutRscConn(c) => self.put_rsc_conn(c),
+            Change::DelRscConn(r, a, b) => self.del_rsc_conn(r, a, b),
             Change::PutSnapshot(d) => {
                 self.snapshots
                     .entry(d.rsc_name.clone())
                     .or_default()
                     .insert(d.name.clone(), d);
             }
-            Change::DelSnapshot(r, n) => {
-                if let Some(snaps) = self.snapshots.get_mut(&r) {
-                    snaps.remove(&n);
-                    if snaps.is_empty() {
-                        self.snapshots.remove(&r);
-                    }
+            Change::DelSnapshot(r, n) => self.del_snapshot(r, n),
+        }
+    }
+
+    /// Drops a node with its pools, and its entries in the per-node indexes.
+    fn del_node(&mut self, n: NodeName) {
+        self.nodes.remove(&n);
+        self.stor_pools.remove(&n);
+        self.node_rscs.remove(&n);
+        self.node_ports.remove(&n);
+        self.migrating.retain(|(node, _)| node != &n);
+    }
+
+    /// Drops a storage pool, and the node's pool map with its last pool.
+    fn del_stor_pool(&mut self, n: NodeName, s: StorPoolName) {
+        if let Some(pools) = self.stor_pools.get_mut(&n) {
+            pools.remove(&s);
+            if pools.is_empty() {
+                self.stor_pools.remove(&n);
+            }
+        }
+    }
+
+    /// Puts a definition, moving its external name, minors and port in the indexes from the
+    /// old version to the new one.
+    fn put_rsc_dfn(&mut self, d: ResourceDefinition) {
+        if let Some(old) = self.rsc_dfns.remove(&d.name) {
+            if let Some(ext) = &old.external_name {
+                self.ext_names.remove(ext);
+            }
+            self.index_rd(&old, false);
+        }
+        if let Some(ext) = &d.external_name {
+            self.ext_names.insert(ext.clone(), d.name.clone());
+        }
+        self.index_rd(&d, true);
+        let name = d.name.clone();
+        self.rsc_dfns.insert(d.name.clone(), d);
+        self.refresh_deleting(&name);
+    }
+
+    /// Drops a definition with its resources and connections, and everything the indexes
+    /// hold of them.
+    fn del_rsc_dfn(&mut self, d: ResourceName) {
+        if let Some(old) = self.rsc_dfns.remove(&d) {
+            if let Some(ext) = &old.external_name {
+                self.ext_names.remove(ext);
+            }
+            self.index_rd(&old, false);
+        }
+        if let Some(rscs) = self.rscs.remove(&d) {
+            for (node, r) in &rscs {
+                if let Some(set) = self.node_rscs.get_mut(node) {
+                    set.remove(&d);
                 }
+                self.index_rsc(r, false);
+                self.migrating.remove(&(node.clone(), d.clone()));
+            }
+        }
+        self.deleting.remove(&d);
+        self.rsc_conns.remove(&d);
+    }
+
+    /// Puts a resource into both resource maps, and moves its port and migration in the
+    /// indexes from the old version to the new one.
+    fn put_rsc(&mut self, r: Resource) {
+        let r = Arc::new(r);
+        let name = r.name.clone();
+        let key = (r.node.clone(), r.name.clone());
+        if r.migrate_from.is_some() {
+            self.migrating.insert(key);
+        } else {
+            self.migrating.remove(&key);
+        }
+        let old = self
+            .node_rscs
+            .entry(r.node.clone())
+            .or_default()
+            .insert(r.name.clone(), r.clone());
+        if let Some(old) = old {
+            self.index_rsc(&old, false);
+        }
+        self.index_rsc(&r, true);
+        self.rscs
+            .entry(r.name.clone())
+            .or_default()
+            .insert(r.node.clone(), r);
+        self.refresh_deleting(&name);
+    }
+
+    /// Drops a resource from both resource maps and the indexes.
+    fn del_rsc(&mut self, r: ResourceName, n: NodeName) {
+        if let Some(by_node) = self.rscs.get_mut(&r) {
+            by_node.remove(&n);
+            if by_node.is_empty() {
+                self.rscs.remove(&r);
+            }
+        }
+        if let Some(old) = self.node_rscs.get_mut(&n).and_then(|set| set.remove(&r)) {
+            self.index_rsc(&old, false);
+        }
+        self.migrating.remove(&(n, r.clone()));
+        self.refresh_deleting(&r);
+    }
+
+    /// Puts a connection under its ordered pair of nodes.
+    fn put_rsc_conn(&mut self, mut c: ResourceConnection) {
+        let (a, b) = ResourceConnection::ordered(c.node_a, c.node_b);
+        c.node_a = a.clone();
+        c.node_b = b.clone();
+        self.rsc_conns
+            .entry(c.name.clone())
+            .or_default()
+            .insert((a, b), c);
+    }
+
+    /// Drops a connection, and the definition's connection map with its last connection.
+    fn del_rsc_conn(&mut self, r: ResourceName, a: NodeName, b: NodeName) {
+        if let Some(conns) = self.rsc_conns.get_mut(&r) {
+            conns.remove(&ResourceConnection::ordered(a, b));
+            if conns.is_empty() {
+                self.rsc_conns.remove(&r);
+            }
+        }
+    }
+
+    /// Drops a snapshot, and the definition's snapshot map with its last snapshot.
+    fn del_snapshot(&mut self, r: ResourceName, n: SnapshotName) {
+        if let Some(snaps) = self.snapshots.get_mut(&r) {
+            snaps.remove(&n);
+            if snaps.is_empty() {
+                self.snapshots.remove(&r);
             }
         }
     }
