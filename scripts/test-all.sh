@@ -57,6 +57,9 @@ echo "== VM image (tests/vmlab/build-image.sh, cached)"
 tests/vmlab/build-image.sh "${STRATA_VMLAB_DIR:-/var/cache/strata-vmlab}" >target/vmlab-build.log 2>&1 \
     || { tail -n 40 target/vmlab-build.log >&2; echo "building the VM image failed" >&2; exit 1; }
 echo "== tests"
+# Everything a test needs is installed above: a test that would skip for a missing need
+# (root, loop devices, drbd-utils, dockerd, the VM image, python-linstor) fails here instead.
+export STRATA_TESTS_REQUIRE_ALL=1
 cargo test --workspace --quiet
 echo "== benchmark smoke run (debug build, small scale; figures are not meaningful here)"
 target/debug/bench --quick

@@ -61,10 +61,44 @@ pub fn free_port() -> u16 {
     }
 }
 
-pub fn require_root() {
+pub use strata_exec;
+pub use strata_exec::needs;
+
+/// Skips the calling test (fails it where `STRATA_TESTS_REQUIRE_ALL` is set, as in CI) unless
+/// this machine can run a cluster of real processes: root and loop devices for the pools,
+/// and whatever else is named.
+#[macro_export]
+macro_rules! needs_cluster {
+    ($($more:expr),* $(,)?) => {
+        $crate::strata_exec::needs!(
+            $crate::needs::root(),
+            $crate::needs::loop_devices()
+            $(, $more)*
+        )
+    };
+}
+
+/// python-linstor is importable by `STRATA_PYTHON` (else python3).
+pub fn python_linstor() -> needs::Need {
+    let python = std::env::var("STRATA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let importable = std::process::Command::new(&python)
+        .args(["-c", "import linstor"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if importable {
+        Ok(())
+    } else {
+        Err(format!(
+            "needs python-linstor importable by {python}; set STRATA_PYTHON to a python that has it \
+             (scripts/test-all.sh installs it into target/python-linstor-venv)"
+        ))
+    }
+}
+
+fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
-        "cluster tests need root (loop devices); run them as root, as CI does"
+        "cluster tests need root (loop devices): begin the test with needs_cluster!()"
     );
 }
 

@@ -31,17 +31,26 @@ pub fn vmlab_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("vmlab")
 }
 
+/// The VM image has been built (its kernel, initramfs and settings).
+pub fn image() -> strata_exec::needs::Need {
+    let dir = image_dir();
+    let files: Vec<PathBuf> = ["env.sh", "vmlinuz", "initramfs.cpio.gz"]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+    strata_exec::needs::files(
+        &files,
+        &format!(
+            "the VM image: run tests/vmlab/build-image.sh {}; scripts/test-all.sh does",
+            dir.display()
+        ),
+    )
+}
+
 /// Panics with what to do when the image has not been built.
 pub fn require_image() {
-    let dir = image_dir();
-    for f in ["env.sh", "vmlinuz", "initramfs.cpio.gz"] {
-        assert!(
-            dir.join(f).is_file(),
-            "the VM image is missing ({} not found): run tests/vmlab/build-image.sh {} first \
-             (scripts/test-all.sh does)",
-            dir.join(f).display(),
-            dir.display()
-        );
+    if let Err(why) = image() {
+        panic!("the VM image is missing, {why}");
     }
 }
 

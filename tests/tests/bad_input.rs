@@ -109,6 +109,7 @@ fn setup() -> TestCluster {
 
 #[test]
 fn bad_requests_are_refused_and_change_nothing() {
+    strata_tests::needs_cluster!();
     use Method as M;
     let c = setup();
     let before = snapshot(&c);
@@ -485,6 +486,7 @@ fn bad_requests_are_refused_and_change_nothing() {
 
 #[test]
 fn reading_unknown_objects_is_404_and_deleting_them_warns() {
+    strata_tests::needs_cluster!();
     use Method as M;
     let c = setup();
     let client = c.client();
@@ -521,6 +523,7 @@ fn reading_unknown_objects_is_404_and_deleting_them_warns() {
 
 #[test]
 fn concurrent_requests_never_share_a_name_or_port() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start(0);
     let client: Client = c.client();
     let results: Vec<bool> = c.block(async {
@@ -567,6 +570,7 @@ fn concurrent_requests_never_share_a_name_or_port() {
 
 #[test]
 fn bad_snapshot_requests_are_refused_and_change_nothing() {
+    strata_tests::needs_cluster!();
     use Method as M;
     let c = setup();
     ok_replies(call(

@@ -27,6 +27,7 @@ fn rows(v: &serde_json::Value) -> Vec<serde_json::Value> {
 
 #[test]
 fn guide_lines_work_as_written() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start(2);
     let p1 = c.satellites[0].port.to_string();
     let p2 = c.satellites[1].port.to_string();
@@ -249,6 +250,7 @@ fn guide_lines_work_as_written() {
 
 #[test]
 fn bad_input_and_unreachable_controllers_exit_non_zero() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start(0);
     // Sizes are refused before anything is sent.
     c.linstor_ok(&["resource-definition", "create", "sized"]);
@@ -291,6 +293,7 @@ fn bad_input_and_unreachable_controllers_exit_non_zero() {
 
 #[test]
 fn node_without_address_is_resolved_and_interactive_mode_works() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start(0);
     // No address: the name is resolved. A name that resolves only to loopback would be
     // useless to other nodes, so it is refused with a hint, and nothing is recorded.
@@ -334,6 +337,7 @@ fn node_without_address_is_resolved_and_interactive_mode_works() {
 
 #[test]
 fn drbd_options_answer_as_linstor_does() {
+    strata_tests::needs_cluster!();
     // The entry for the changed properties first, then the object's MODIFIED entry.
     const MODIFIED: u64 = 3;
     const MASK_MOD: u64 = 0x0200_0000;

@@ -36,6 +36,7 @@ fn resources(c: &TestCluster, rsc: &str) -> Vec<ResourceWithVolumes> {
 
 #[test]
 fn spawned_volume_is_a_usable_block_device() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start(2);
     c.register_all();
     c.create_group("my_ssd_group", 1);
@@ -105,6 +106,7 @@ fn spawned_volume_is_a_usable_block_device() {
 
 #[test]
 fn acknowledged_state_survives_kill9_and_nodes_reconverge() {
+    strata_tests::needs_cluster!();
     let mut c = TestCluster::start(2);
     c.register_all();
     c.create_group("rg1", 1);
@@ -147,6 +149,7 @@ fn acknowledged_state_survives_kill9_and_nodes_reconverge() {
 
 #[test]
 fn satellite_restart_reattaches_its_volumes_without_the_controller() {
+    strata_tests::needs_cluster!();
     let mut c = TestCluster::start(1);
     c.register_all();
     c.create_group("rg1", 1);
@@ -190,6 +193,7 @@ fn satellite_restart_reattaches_its_volumes_without_the_controller() {
 
 #[test]
 fn offline_node_never_blocks_and_catches_up() {
+    strata_tests::needs_cluster!();
     let mut c = TestCluster::start(2);
     c.register_all();
     c.stop_satellite(1);
@@ -264,6 +268,7 @@ fn offline_node_never_blocks_and_catches_up() {
 
 #[test]
 fn unusable_pools_are_refused_before_anything_is_recorded() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start(1);
     c.register_all();
     // A directory below a regular file cannot be created.
@@ -309,6 +314,7 @@ fn unusable_pools_are_refused_before_anything_is_recorded() {
 
 #[test]
 fn a_pool_too_small_is_refused_before_anything_is_created() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start(1);
     c.register_all();
     // A 24 MiB file system as a preallocating FILE pool.
@@ -386,6 +392,7 @@ fn a_pool_too_small_is_refused_before_anything_is_created() {
 
 #[test]
 fn a_mounted_volume_is_never_pulled_away() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start(1);
     c.register_all();
     c.create_group("rg1", 1);
@@ -445,6 +452,7 @@ fn device_bytes(dev: &str) -> u64 {
 /// is in use.
 #[test]
 fn resize_grows_devices_and_shrinks_only_when_asked() {
+    strata_tests::needs_cluster!();
     let mut c = TestCluster::start(1);
     c.register_all();
     c.linstor_ok(&["resource-definition", "create", "rsz"]);
@@ -558,6 +566,7 @@ fn applied_config(c: &TestCluster, i: usize) -> serde_json::Value {
 
 #[test]
 fn changes_sent_as_deltas_add_up_to_the_whole_configuration() {
+    strata_tests::needs_cluster!();
     let mut c = TestCluster::start(2);
     c.register_all();
     // Two nodes without DRBD: one diskful replica each, several definitions.

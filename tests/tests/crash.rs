@@ -70,6 +70,7 @@ async fn send(client: &Client, op: &Op) -> Outcome {
 
 #[test]
 fn kill9_during_concurrent_mutations_loses_nothing_acknowledged() {
+    strata_tests::needs_cluster!();
     let c = Arc::new(Mutex::new(TestCluster::start(2)));
     let (client, runtime_c) = {
         let g = c.lock().unwrap();
@@ -265,20 +266,9 @@ fn kill9_during_concurrent_mutations_loses_nothing_acknowledged() {
     assert_eq!(g.loop_devices().len(), rscs.len());
 }
 
-fn fio_available() -> bool {
-    Command::new("fio")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn io_never_stops_while_satellite_and_controller_restart() {
-    assert!(
-        fio_available(),
-        "fio is needed (scripts/test-all.sh installs it)"
-    );
+    strata_tests::needs_cluster!(strata_tests::needs::tool("fio", "fio"));
     let mut c = TestCluster::start(1);
     c.register_all();
     c.create_group("rg1", 1);
@@ -353,6 +343,7 @@ fn io_never_stops_while_satellite_and_controller_restart() {
 
 #[test]
 fn damaged_satellite_record_is_not_guessed_at() {
+    strata_tests::needs_cluster!();
     let mut c = TestCluster::start(1);
     c.register_all();
     c.create_group("rg1", 1);

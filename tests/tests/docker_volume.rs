@@ -158,7 +158,10 @@ fn mounted(path: &Path) -> bool {
 
 #[test]
 fn docker_volumes_through_the_plugin() {
-    strata_tests::require_root();
+    strata_tests::needs_cluster!(
+        strata_tests::needs::tool("dockerd", "docker.io"),
+        strata_tests::needs::files(&["/bin/busybox".into()], "install busybox-static")
+    );
     let c = TestCluster::start(1);
     c.register_all();
     let dir = c.dir.path().to_path_buf();
@@ -303,7 +306,10 @@ fn call(socket: &Path, endpoint: &str, body: &str) -> serde_json::Value {
 /// on the other; mount IDs are counted (also across a plugin restart).
 #[test]
 fn plugin_protocol_counts_mounts_and_keeps_a_volume_on_one_node() {
-    strata_tests::require_root();
+    strata_tests::needs_cluster!(
+        strata_tests::needs::tool("dockerd", "docker.io"),
+        strata_tests::needs::files(&["/bin/busybox".into()], "install busybox-static")
+    );
     let c = TestCluster::start(2);
     c.register_all();
     let dir = c.dir.path().to_path_buf();

@@ -12,10 +12,6 @@ use strata_tests::{ok_replies, TestCluster};
 
 const MIB: u64 = 1024; // KiB
 
-fn drbdadm_available() -> bool {
-    Command::new("drbdadm").arg("--version").output().is_ok()
-}
-
 /// (host, node id, address) triples of a dump, in order.
 fn hosts(dump: &str) -> BTreeSet<(String, u32, String)> {
     let mut out = BTreeSet::new();
@@ -40,10 +36,7 @@ fn hosts(dump: &str) -> BTreeSet<(String, u32, String)> {
 
 #[test]
 fn three_replicas_and_a_diskless_client_agree_on_every_node() {
-    assert!(
-        drbdadm_available(),
-        "drbd-utils are needed (scripts/test-all.sh installs them)"
-    );
+    strata_tests::needs_cluster!(strata_tests::needs::tool("drbdadm", "drbd-utils"));
     let c = TestCluster::start_drbd_dry_run(4);
     c.register_all();
     let client = c.client();
@@ -161,6 +154,7 @@ fn read_events_until(
 
 #[test]
 fn drbd_state_reaches_the_api_the_cli_and_the_event_stream() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start_drbd_dry_run(2);
     c.register_all();
     c.create_group("rg2", 2);
@@ -344,6 +338,7 @@ fn listed_state(c: &TestCluster, rsc: &str, node: &str) -> String {
 
 #[test]
 fn a_replica_moves_without_losing_the_only_up_to_date_copy() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start_drbd_dry_run(2);
     c.register_all();
     c.create_group_on("rg1", 1, &["node1"]);
@@ -485,10 +480,7 @@ fn hand_made_drbd_disk(path: &std::path::Path, size_kib: u64) {
 /// with the port, minor and node ids given.
 #[test]
 fn a_drbd_resource_made_by_hand_is_adopted_verbatim() {
-    assert!(
-        drbdadm_available(),
-        "drbd-utils are needed (scripts/test-all.sh installs them)"
-    );
+    strata_tests::needs_cluster!(strata_tests::needs::tool("drbdadm", "drbd-utils"));
     let mut c = TestCluster::start_drbd_dry_run(0);
     c.add_satellite("eagle");
     c.add_satellite("hawk");
@@ -667,6 +659,7 @@ fn a_drbd_resource_made_by_hand_is_adopted_verbatim() {
 /// another holds the data; what would lose data or cannot be done is refused.
 #[test]
 fn toggle_disk_gives_and_takes_disks() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start_drbd_dry_run(3);
     c.register_all();
     c.create_group_on("rgt", 2, &["node1", "node2"]);
@@ -843,6 +836,7 @@ fn diskful_nodes(c: &TestCluster, rsc: &str) -> BTreeSet<String> {
 /// missing replicas are placed, surplus ones deleted (never the only up-to-date copy).
 #[test]
 fn adjust_follows_the_groups_place_count() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start_drbd_dry_run(3);
     c.register_all();
     c.create_group_on("rga", 1, &[]);
@@ -897,6 +891,7 @@ fn adjust_follows_the_groups_place_count() {
 /// it is declared lost.
 #[test]
 fn deletion_waits_for_an_offline_node_or_its_loss() {
+    strata_tests::needs_cluster!();
     let mut c = TestCluster::start_drbd_dry_run(2);
     c.register_all();
     c.create_group_on("rgl", 2, &["node1", "node2"]);
@@ -937,6 +932,7 @@ fn deletion_waits_for_an_offline_node_or_its_loss() {
 /// to date everywhere.
 #[test]
 fn a_clone_from_thick_pools_is_copied_on_every_node() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start_drbd_dry_run(2);
     c.register_all();
     let fat: Vec<std::path::PathBuf> = c

@@ -27,6 +27,7 @@ impl Drop for Immutable {
 
 #[test]
 fn a_failed_step_gets_a_report_that_can_be_listed_shown_and_deleted() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start(1);
     c.register_all();
     c.linstor_ok(&["resource-definition", "create", "doomed"]);

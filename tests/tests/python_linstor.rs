@@ -9,6 +9,7 @@ use strata_tests::TestCluster;
 
 #[test]
 fn python_linstor_drives_the_cluster() {
+    strata_tests::needs_cluster!(strata_tests::python_linstor());
     let c = TestCluster::start(2);
     let python = std::env::var("STRATA_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = Command::new(&python)

@@ -94,6 +94,7 @@ fn refused(result: Result<Vec<ApiCallRc>, ClientError>, status: u16, code: u64) 
 
 #[test]
 fn connection_options_reach_both_nodes_for_that_connection_only() {
+    strata_tests::needs_cluster!();
     let c = TestCluster::start_drbd_dry_run(4);
     c.register_all();
     let client = c.client();

@@ -163,6 +163,7 @@ fn cluster() -> TestCluster {
 
 #[test]
 fn malformed_queries_and_paths_get_json_answers() {
+    strata_tests::needs_cluster!();
     let c = cluster();
     let port = c.port;
     // The cases seen failing or most likely to: an escape cut short before a non-ASCII byte.
@@ -200,6 +201,7 @@ fn malformed_queries_and_paths_get_json_answers() {
 
 #[test]
 fn generated_queries_and_paths_get_json_answers() {
+    strata_tests::needs_cluster!();
     let c = cluster();
     let port = c.port;
     let config = ProptestConfig {

@@ -61,7 +61,10 @@ fn read(dev: &str, len: usize) -> Vec<u8> {
 
 #[test]
 fn file_thin_snapshots_restore_what_was_written() {
-    strata_tests::require_root();
+    strata_tests::needs_cluster!(
+        strata_tests::needs::tool("mkfs.xfs", "xfsprogs"),
+        strata_tests::python_linstor()
+    );
     let fsdir = tempfile::tempdir().unwrap();
     let xfs = LoopFs::new(fsdir.path(), "xfs", &["mkfs.xfs", "-q", "-m", "reflink=1"]);
     let ext4 = LoopFs::new(fsdir.path(), "ext4", &["mkfs.ext4", "-q", "-F"]);

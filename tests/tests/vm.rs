@@ -57,7 +57,7 @@ fn guest_node(c: &TestCluster, name: &str, spec: VmSpec) -> Vm {
 
 #[test]
 fn guest_console_runs_commands_with_their_status() {
-    strata_tests::require_root();
+    strata_tests::needs_cluster!(strata_tests::vm::image());
     let _one = one_at_a_time();
     let mut vm = Vm::boot(&VmSpec {
         name: "vmtest1".into(),
@@ -76,7 +76,7 @@ fn guest_console_runs_commands_with_their_status() {
 /// ownership (a volume the administrator made is never touched) and a satellite restart.
 #[test]
 fn lvm_and_lvm_thin_pools_in_a_guest() {
-    strata_tests::require_root();
+    strata_tests::needs_cluster!(strata_tests::vm::image());
     let _one = one_at_a_time();
     let c = TestCluster::start(0);
     let mut vm = guest_node(&c, "lvmnode", VmSpec::default());
@@ -360,7 +360,7 @@ fn md5(vm: &mut Vm, dev: &str, mib: u32) -> String {
 /// other, a resync after a disconnect shown as progress, and nothing left after delete.
 #[test]
 fn drbd84_replicates_between_two_guests() {
-    strata_tests::require_root();
+    strata_tests::needs_cluster!(strata_tests::vm::image());
     let _one = one_at_a_time();
     let c = TestCluster::start(0);
     let (mut a, mut b) = guest_pair(&c);

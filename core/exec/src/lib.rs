@@ -8,6 +8,7 @@
 //! Long-lived processes whose output is read line by line while they run (such as
 //! `drbdsetup events2`) go through [`StreamRunner`] and [`LineSource`] (see `stream.rs`).
 
+pub mod needs;
 mod scripted;
 mod stream;
 
