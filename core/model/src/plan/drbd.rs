@@ -164,6 +164,20 @@ pub fn assign_resources(
         )
         .correction("Use fewer replicas (diskless ones count too)"));
     }
+    assign_node_ids(cluster, rd, existing, new, requested_ids)?;
+    assign_peer_slots(cluster, rd, existing, new)?;
+    assign_ports(cluster, rd, new)
+}
+
+/// Gives each new resource its DRBD node id: the one asked for, which must be valid and
+/// free, or the lowest free one.
+fn assign_node_ids(
+    cluster: &Cluster,
+    rd: &ResourceDefinition,
+    existing: &[&Resource],
+    new: &mut [Resource],
+    requested_ids: &[Option<i64>],
+) -> Result<(), ApiError> {
     // Ids of resources still being deleted stay taken: their peers may not have let go yet.
     let mut ids: BTreeSet<u32> = existing
         .iter()
@@ -214,12 +228,23 @@ pub fn assign_resources(
         ids.insert(id);
         r.node_id = Some(id);
     }
+    Ok(())
+}
+
+/// Gives the new resources the peer slots of new resources of `rd`, and refuses when any
+/// resource (existing or new) would have fewer slots than peers.
+fn assign_peer_slots(
+    cluster: &Cluster,
+    rd: &ResourceDefinition,
+    existing: &[&Resource],
+    new: &mut [Resource],
+) -> Result<(), ApiError> {
     // Peer slots: each resource's metadata has room for that many peers, fixed at creation.
     let slots = peer_slots_for_new(cluster, rd);
     for r in new.iter_mut() {
         r.peer_slots = Some(slots);
     }
-    let peers = total.saturating_sub(1);
+    let peers = (existing.len() + new.len()).saturating_sub(1);
     let tightest = existing
         .iter()
         .map(|r| {
@@ -246,7 +271,16 @@ pub fn assign_resources(
             )));
         }
     }
-    // Ports: per node; the definition's own port when it has one.
+    Ok(())
+}
+
+/// Gives each new resource its TCP port: the definition's own port when it has one (which
+/// must be free on the node), else the lowest free port of the node's range.
+fn assign_ports(
+    cluster: &Cluster,
+    rd: &ResourceDefinition,
+    new: &mut [Resource],
+) -> Result<(), ApiError> {
     let mut given: Vec<(NodeName, u16)> = Vec::new();
     for r in new.iter_mut() {
         if let Some(p) = rd.drbd_port {
