@@ -14,7 +14,9 @@ use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
 use crate::kinds::ProviderKind;
 use crate::name::NodeName;
-use crate::objects::{ResourceGroup, SelectFilter, StorPool, VolumeGroup, DEFAULT_RSC_GRP};
+use crate::objects::{
+    ResourceDefinition, ResourceGroup, SelectFilter, StorPool, VolumeGroup, DEFAULT_RSC_GRP,
+};
 use crate::props::{Props, PropsChange, PropsOwner};
 
 #[derive(Debug, Clone, Default)]
@@ -429,6 +431,9 @@ pub fn delete_vg(cluster: &Cluster, rg_name: &str, nr: i64) -> PlanResult {
     Ok(plan)
 }
 
+/// `resource-group spawn`: a new resource definition with a volume definition per given
+/// size (numbered after the group's volume groups), autoplaced with the request's filter
+/// over the group's unless only the definitions are asked for.
 pub fn spawn(
     cluster: &Cluster,
     env: &mut dyn Env,
@@ -437,43 +442,7 @@ pub fn spawn(
     req: &Spawn,
 ) -> PlanResult {
     let rg = rg_of(cluster, rg_name)?;
-    for s in &req.volume_sizes {
-        if *s <= 0 {
-            return Err(ApiError::new(
-                code::FAIL_INVLD_VLM_SIZE,
-                ObjKind::VlmDfn,
-                format!("Invalid volume size {s} KiB"),
-            )
-            .correction("Give sizes larger than zero, e.g. 2G"));
-        }
-    }
-    let groups: Vec<&VolumeGroup> = rg.volume_groups.values().collect();
-    if req.volume_sizes.len() > groups.len()
-        || (!req.partial && req.volume_sizes.len() != groups.len())
-    {
-        // More sizes than groups is a wrong list of sizes (LINSTOR's FAIL_INVLD_VLM_SIZES);
-        // fewer is a wrong count unless the spawn is partial.
-        let code = if req.volume_sizes.len() > groups.len() {
-            code::FAIL_INVLD_VLM_SIZES
-        } else {
-            code::FAIL_INVLD_VLM_COUNT
-        };
-        return Err(ApiError::new(
-            code,
-            ObjKind::RscGrp,
-            format!(
-                "Resource group '{}' has {} volume group(s), but {} size(s) were given",
-                rg.name,
-                groups.len(),
-                req.volume_sizes.len()
-            ),
-        )
-        .correction(if groups.is_empty() {
-            "Create a volume group first (linstor volume-group create <group>), or spawn with --partial"
-        } else {
-            "Give one size per volume group, or spawn with --partial"
-        }));
-    }
+    check_spawn_sizes(rg, req)?;
     check_filter(&req.select_filter)?;
     let mut rd = build_rd(
         cluster,
@@ -489,43 +458,7 @@ pub fn spawn(
     )?;
     let mut plan = Plan::new();
     plan.reply(created_rd_reply(&rd));
-    let mut next_free = 0u32;
-    for (i, size) in req.volume_sizes.iter().enumerate() {
-        let (number, flags) = match groups.get(i) {
-            Some(vg) => (vg.number, vg.flags.iter().cloned().collect()),
-            None => {
-                while rg.volume_groups.contains_key(&next_free)
-                    || rd.volume_definitions.contains_key(&next_free)
-                {
-                    next_free += 1;
-                }
-                (next_free, Vec::new())
-            }
-        };
-        let vd = build_vd(
-            cluster,
-            env,
-            &rd,
-            &VlmDfnCreate {
-                volume_number: Some(number as i64),
-                size_kib: *size,
-                flags,
-                ..Default::default()
-            },
-        )?;
-        plan.reply(
-            Reply::created(
-                ObjKind::VlmDfn,
-                format!(
-                    "New volume definition {} of resource '{}' created.",
-                    vd.number, rd.name
-                ),
-            )
-            .with_ref("RscDfn", rd.name.as_str())
-            .with_ref("VlmNr", vd.number.to_string()),
-        );
-        rd.volume_definitions.insert(vd.number, vd);
-    }
+    add_spawned_volumes(&mut plan, cluster, env, rg, &mut rd, &req.volume_sizes)?;
     if req.definitions_only {
         plan.changes.push(Change::PutRscDfn(rd));
         return Ok(plan);
@@ -555,6 +488,98 @@ pub fn spawn(
     plan.changes.extend(rest);
     plan.replies.extend(placed.replies);
     Ok(plan)
+}
+
+/// Refuses sizes that are not positive, and a count of sizes that does not match the
+/// group's volume groups (fewer are fine for a partial spawn).
+fn check_spawn_sizes(rg: &ResourceGroup, req: &Spawn) -> Result<(), ApiError> {
+    for s in &req.volume_sizes {
+        if *s <= 0 {
+            return Err(ApiError::new(
+                code::FAIL_INVLD_VLM_SIZE,
+                ObjKind::VlmDfn,
+                format!("Invalid volume size {s} KiB"),
+            )
+            .correction("Give sizes larger than zero, e.g. 2G"));
+        }
+    }
+    let groups = rg.volume_groups.len();
+    if req.volume_sizes.len() > groups || (!req.partial && req.volume_sizes.len() != groups) {
+        // More sizes than groups is a wrong list of sizes (LINSTOR's FAIL_INVLD_VLM_SIZES);
+        // fewer is a wrong count unless the spawn is partial.
+        let code = if req.volume_sizes.len() > groups {
+            code::FAIL_INVLD_VLM_SIZES
+        } else {
+            code::FAIL_INVLD_VLM_COUNT
+        };
+        return Err(ApiError::new(
+            code,
+            ObjKind::RscGrp,
+            format!(
+                "Resource group '{}' has {} volume group(s), but {} size(s) were given",
+                rg.name,
+                groups,
+                req.volume_sizes.len()
+            ),
+        )
+        .correction(if groups == 0 {
+            "Create a volume group first (linstor volume-group create <group>), or spawn with --partial"
+        } else {
+            "Give one size per volume group, or spawn with --partial"
+        }));
+    }
+    Ok(())
+}
+
+/// Adds a volume definition per size to the spawned `rd`: the i-th takes the number and
+/// flags of the group's i-th volume group.
+fn add_spawned_volumes(
+    plan: &mut Plan,
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    rg: &ResourceGroup,
+    rd: &mut ResourceDefinition,
+    sizes: &[i64],
+) -> Result<(), ApiError> {
+    let groups: Vec<&VolumeGroup> = rg.volume_groups.values().collect();
+    let mut next_free = 0u32;
+    for (i, size) in sizes.iter().enumerate() {
+        let (number, flags) = match groups.get(i) {
+            Some(vg) => (vg.number, vg.flags.iter().cloned().collect()),
+            None => {
+                while rg.volume_groups.contains_key(&next_free)
+                    || rd.volume_definitions.contains_key(&next_free)
+                {
+                    next_free += 1;
+                }
+                (next_free, Vec::new())
+            }
+        };
+        let vd = build_vd(
+            cluster,
+            env,
+            rd,
+            &VlmDfnCreate {
+                volume_number: Some(number as i64),
+                size_kib: *size,
+                flags,
+                ..Default::default()
+            },
+        )?;
+        plan.reply(
+            Reply::created(
+                ObjKind::VlmDfn,
+                format!(
+                    "New volume definition {} of resource '{}' created.",
+                    vd.number, rd.name
+                ),
+            )
+            .with_ref("RscDfn", rd.name.as_str())
+            .with_ref("VlmNr", vd.number.to_string()),
+        );
+        rd.volume_definitions.insert(vd.number, vd);
+    }
+    Ok(())
 }
 
 /// One answer of a maximum-volume-size query.
