@@ -9,7 +9,7 @@ use std::time::Duration;
 use strata_agent_api::{PoolConfig, PoolProbe, Report, PATH_POOL_PROBE};
 use strata_model::error::code;
 use strata_model::kinds::ConnectionStatus;
-use strata_model::objects::{ResourceGroup, SelectFilter, DEFAULT_RSC_GRP};
+use strata_model::objects::{ResourceGroup, SelectFilter, SnapshotState, DEFAULT_RSC_GRP};
 use strata_model::observed::Capabilities;
 use strata_model::plan::{self, Env, Observed, Op, Plan, PlanResult, Reply};
 use strata_model::{ApiError, Change, Cluster, NodeName, ObjKind, ResourceGroupName};
@@ -973,81 +973,15 @@ impl Core {
         }
     }
 
+    /// What to say of how `node` answered `changes`.
     fn outcome_replies(
         &self,
         node: &NodeName,
         outcome: &Outcome,
         changes: &[Change],
     ) -> Vec<Reply> {
-        let touched: Vec<(String, bool)> = changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::PutRsc(r) if &r.node == node => Some((r.name.to_string(), r.is_deleting())),
-                _ => None,
-            })
-            .collect();
         match outcome {
-            Outcome::Applied(report) => {
-                let mut out = Vec::new();
-                for (rsc, deleting) in touched {
-                    if deleting {
-                        continue;
-                    }
-                    match report.resource(&rsc) {
-                        Some(state) => match state.first_error() {
-                            Some(err) => out.push(Reply::from_error(
-                                Op::Create,
-                                ApiError {
-                                    report_id: self
-                                        .failure_report(node, report, &rsc)
-                                        .map(Box::new),
-                                    ..ApiError::new(
-                                        code::FAIL_UNKNOWN_ERROR,
-                                        ObjKind::Rsc,
-                                        format!("(Node: '{node}') Resource '{rsc}' could not be set up"),
-                                    )
-                                    .cause(err)
-                                    .correction("Fix the cause on the node, then delete and re-create the resource, or retry by changing it")
-                                },
-                            )),
-                            None => {
-                                let devices: Vec<String> = state
-                                    .volumes
-                                    .iter()
-                                    .filter_map(|v| v.device_path.clone())
-                                    .collect();
-                                let mut msg = format!("(Node: '{node}') Resource '{rsc}' is ready");
-                                if !devices.is_empty() {
-                                    msg.push_str(&format!(" ({})", devices.join(", ")));
-                                }
-                                out.push(Reply::info(Op::Create, ObjKind::Rsc, 0, msg));
-                            }
-                        },
-                        None => out.push(Reply::warning(
-                            Op::Create,
-                            ObjKind::Rsc,
-                            code::WARN_STLT_NOT_UPDATED,
-                            format!("(Node: '{node}') did not report resource '{rsc}' yet"),
-                        )),
-                    }
-                }
-                for (pool, state) in &report.pools {
-                    let new_pool = changes.iter().any(|c| {
-                        matches!(c, Change::PutStorPool(sp) if &sp.node == node && sp.name.as_str().eq_ignore_ascii_case(pool))
-                    });
-                    if new_pool {
-                        if let Some(e) = state.errors.first() {
-                            out.push(Reply::warning(
-                                Op::Create,
-                                ObjKind::StorPool,
-                                code::WARN_STORAGE_ERROR,
-                                format!("(Node: '{node}') storage pool '{pool}' reports a problem: {e}"),
-                            ));
-                        }
-                    }
-                }
-                out
-            }
+            Outcome::Applied(report) => self.applied_replies(node, report, changes),
             Outcome::Offline(why) => vec![Reply::warning(
                 Op::None,
                 ObjKind::Node,
@@ -1084,6 +1018,59 @@ impl Core {
         }
     }
 
+    /// What `node` applying `changes` means, by its `report`: for each resource put there
+    /// (and not being deleted) whether it is ready, and the problems of its new pools.
+    fn applied_replies(&self, node: &NodeName, report: &Report, changes: &[Change]) -> Vec<Reply> {
+        let mut out: Vec<Reply> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::PutRsc(r) if &r.node == node && !r.is_deleting() => {
+                    Some(self.resource_reply(node, report, r.name.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        out.extend(new_pool_problems(node, report, changes));
+        out
+    }
+
+    /// Whether resource `rsc` is ready on `node` by its `report`: its devices, or its error.
+    fn resource_reply(&self, node: &NodeName, report: &Report, rsc: &str) -> Reply {
+        let Some(state) = report.resource(rsc) else {
+            return Reply::warning(
+                Op::Create,
+                ObjKind::Rsc,
+                code::WARN_STLT_NOT_UPDATED,
+                format!("(Node: '{node}') did not report resource '{rsc}' yet"),
+            );
+        };
+        if let Some(err) = state.first_error() {
+            return Reply::from_error(
+                Op::Create,
+                ApiError {
+                    report_id: self.failure_report(node, report, rsc).map(Box::new),
+                    ..ApiError::new(
+                        code::FAIL_UNKNOWN_ERROR,
+                        ObjKind::Rsc,
+                        format!("(Node: '{node}') Resource '{rsc}' could not be set up"),
+                    )
+                    .cause(err)
+                    .correction("Fix the cause on the node, then delete and re-create the resource, or retry by changing it")
+                },
+            );
+        }
+        let devices: Vec<String> = state
+            .volumes
+            .iter()
+            .filter_map(|v| v.device_path.clone())
+            .collect();
+        let mut msg = format!("(Node: '{node}') Resource '{rsc}' is ready");
+        if !devices.is_empty() {
+            msg.push_str(&format!(" ({})", devices.join(", ")));
+        }
+        Reply::info(Op::Create, ObjKind::Rsc, 0, msg)
+    }
+
     /// Asks a node's satellite whether a pool can be used; `None` when the node is offline.
     pub async fn probe_pool(&self, node: &NodeName, pool: &PoolConfig) -> Option<PoolProbe> {
         if !self.observed().is_online(node) {
@@ -1111,6 +1098,26 @@ impl Core {
     }
 }
 
+/// The first problem `report` shows of each pool `changes` put on `node`.
+fn new_pool_problems<'a>(
+    node: &'a NodeName,
+    report: &'a Report,
+    changes: &'a [Change],
+) -> impl Iterator<Item = Reply> + 'a {
+    report.pools.iter().filter_map(move |(pool, state)| {
+        let new_pool = changes.iter().any(|c| {
+            matches!(c, Change::PutStorPool(sp) if &sp.node == node && sp.name.as_str().eq_ignore_ascii_case(pool))
+        });
+        let e = state.errors.first().filter(|_| new_pool)?;
+        Some(Reply::warning(
+            Op::Create,
+            ObjKind::StorPool,
+            code::WARN_STORAGE_ERROR,
+            format!("(Node: '{node}') storage pool '{pool}' reports a problem: {e}"),
+        ))
+    })
+}
+
 impl Core {
     /// Takes a snapshot in its steps, each a committed change the involved nodes apply:
     /// with DRBD, I/O suspended on every node, then the copies taken, then I/O resumed;
@@ -1131,16 +1138,7 @@ impl Core {
         self: &Arc<Self>,
         reqs: Vec<(String, plan::snapshot::SnapshotCreate)>,
     ) -> Result<Answer, ApiError> {
-        use strata_model::objects::SnapshotState;
-        for (i, (rsc, _)) in reqs.iter().enumerate() {
-            if reqs[..i].iter().any(|(r, _)| r.eq_ignore_ascii_case(rsc)) {
-                return Err(ApiError::new(
-                    code::FAIL_INVLD_REQUEST,
-                    ObjKind::Snapshot,
-                    format!("Resource '{rsc}' is named twice in the request"),
-                ));
-            }
-        }
+        refuse_repeated_resources(&reqs)?;
         let q = reqs.clone();
         let first = self
             .mutate(move |c, env, obs| {
@@ -1156,125 +1154,189 @@ impl Core {
         if first.has_errors() {
             return Ok(first);
         }
-        // (resource, snapshot, state, nodes with their volume counts)
-        type Taken = (String, String, SnapshotState, Vec<(NodeName, usize)>);
-        let snaps: Vec<Taken> = {
-            let cluster = self.cluster();
-            let mut out = Vec::new();
-            for (rsc, req) in &reqs {
-                let s = plan::snapshot::snapshot_of(&cluster, rsc, &req.name)?;
-                let nodes = s
-                    .nodes
-                    .iter()
-                    .map(|n| (n.node.clone(), n.volumes.len()))
-                    .collect();
-                out.push((rsc.clone(), req.name.clone(), s.state, nodes));
-            }
-            out
-        };
-        let several = snaps.len() > 1;
-        let check = |answer: &Answer, suspended: bool| -> Option<String> {
-            let problems: Vec<String> = snaps
-                .iter()
-                .filter_map(|(rsc, name, _, nodes)| {
-                    let found = answer.snapshot_problems(
-                        rsc,
-                        name,
-                        nodes.iter().map(|(n, _)| n),
-                        |node, s| {
-                            let volumes =
-                                nodes.iter().find(|(n, _)| n == node).map_or(0, |(_, v)| *v);
-                            if suspended && !s.suspended {
-                                Some("did not suspend I/O".into())
-                            } else if !suspended && s.volumes.len() < volumes {
-                                Some(format!(
-                                    "holds {} of {volumes} volume copies",
-                                    s.volumes.len()
-                                ))
-                            } else {
-                                None
-                            }
-                        },
-                    )?;
-                    Some(if several {
-                        format!("resource '{rsc}': {found}")
-                    } else {
-                        found
-                    })
-                })
-                .collect();
-            (!problems.is_empty()).then(|| problems.join("; "))
-        };
-        let all = |to: Option<SnapshotState>| {
-            let list: Vec<(String, String)> = snaps
-                .iter()
-                .map(|(r, n, _, _)| (r.clone(), n.clone()))
-                .collect();
-            move |c: &Cluster, _: &mut dyn plan::Env, _: &dyn plan::Observed| {
-                let mut plan = Plan::new();
-                for (r, n) in &list {
-                    let p = match to {
-                        Some(state) => plan::snapshot::advance(c, r, n, state)?,
-                        None => plan::snapshot::delete(c, r, n)?,
-                    };
-                    plan.changes.extend(p.changes);
-                    plan.replies.extend(p.replies);
-                }
-                Ok(plan)
-            }
-        };
-        let mut failure = None;
-        let mut taken = first;
-        if snaps
-            .iter()
-            .any(|(_, _, state, _)| *state == SnapshotState::Suspending)
-        {
-            failure = check(&taken, true);
-            if failure.is_none() {
-                taken = self.mutate(all(Some(SnapshotState::Taking))).await?;
-            }
-        }
-        if failure.is_none() {
-            failure = check(&taken, false);
-        }
-        let what = || {
-            let rscs: Vec<String> = snaps.iter().map(|(r, _, _, _)| format!("'{r}'")).collect();
-            let names: BTreeSet<&str> = snaps.iter().map(|(_, n, _, _)| n.as_str()).collect();
-            let names: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
-            format!(
-                "Snapshot {} of resource {}",
-                names.join(", "),
-                rscs.join(", ")
-            )
-        };
-        match failure {
+        let batch = SnapshotBatch::of(&self.cluster(), &reqs)?;
+        match self.take_copies(&batch, first).await? {
             None => {
-                let done = self.mutate(all(Some(SnapshotState::Successful))).await?;
-                Ok(Answer {
-                    replies: done.replies,
-                    outcomes: done.outcomes,
-                })
+                self.mutate(batch.step(Some(SnapshotState::Successful)))
+                    .await
             }
-            Some(why) => {
-                let cleanup = self.mutate(all(None)).await;
-                let mut err = ApiError::new(
-                    code::FAIL_UNKNOWN_ERROR,
-                    ObjKind::Snapshot,
-                    format!("{} could not be taken", what()),
-                )
-                .cause(why);
-                err = match cleanup {
-                    Ok(_) => err.correction(
-                        "Nothing was kept: I/O runs again and partial copies are removed. Fix the cause and retry",
-                    ),
-                    Err(e) => err.correction(format!(
-                        "Removing the partial snapshot failed too ({}); delete it with 'linstor snapshot delete'",
-                        e.message
-                    )),
-                };
-                Err(err)
-            }
+            Some(why) => Err(self.give_up_snapshots(&batch, why).await),
         }
+    }
+
+    /// Brings the snapshots `first` created to their copies: with DRBD, once every node
+    /// suspended I/O, the copies are taken. Answers what went wrong, if anything.
+    async fn take_copies(
+        self: &Arc<Self>,
+        batch: &SnapshotBatch,
+        first: Answer,
+    ) -> Result<Option<String>, ApiError> {
+        let mut taken = first;
+        if batch.suspends() {
+            if let Some(why) = batch.problems(&taken, true) {
+                return Ok(Some(why));
+            }
+            taken = self.mutate(batch.step(Some(SnapshotState::Taking))).await?;
+        }
+        Ok(batch.problems(&taken, false))
+    }
+
+    /// Deletes the snapshots of `batch` after a failed step (`why`); answers the error to
+    /// report, which says whether the cleanup worked.
+    async fn give_up_snapshots(self: &Arc<Self>, batch: &SnapshotBatch, why: String) -> ApiError {
+        let cleanup = self.mutate(batch.step(None)).await;
+        let err = ApiError::new(
+            code::FAIL_UNKNOWN_ERROR,
+            ObjKind::Snapshot,
+            format!("{} could not be taken", batch.what()),
+        )
+        .cause(why);
+        match cleanup {
+            Ok(_) => err.correction(
+                "Nothing was kept: I/O runs again and partial copies are removed. Fix the cause and retry",
+            ),
+            Err(e) => err.correction(format!(
+                "Removing the partial snapshot failed too ({}); delete it with 'linstor snapshot delete'",
+                e.message
+            )),
+        }
+    }
+}
+
+/// Refuses a request that names a definition twice.
+fn refuse_repeated_resources(
+    reqs: &[(String, plan::snapshot::SnapshotCreate)],
+) -> Result<(), ApiError> {
+    for (i, (rsc, _)) in reqs.iter().enumerate() {
+        if reqs[..i].iter().any(|(r, _)| r.eq_ignore_ascii_case(rsc)) {
+            return Err(ApiError::new(
+                code::FAIL_INVLD_REQUEST,
+                ObjKind::Snapshot,
+                format!("Resource '{rsc}' is named twice in the request"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One snapshot being taken.
+struct SnapshotTaken {
+    rsc: String,
+    name: String,
+    /// The state it was created in.
+    state: SnapshotState,
+    /// Its nodes, with the number of volume copies each must hold.
+    nodes: Vec<(NodeName, usize)>,
+}
+
+/// The snapshots one request takes together.
+struct SnapshotBatch {
+    snaps: Vec<SnapshotTaken>,
+}
+
+impl SnapshotBatch {
+    /// The snapshots `reqs` created, as `cluster` holds them.
+    fn of(
+        cluster: &Cluster,
+        reqs: &[(String, plan::snapshot::SnapshotCreate)],
+    ) -> Result<SnapshotBatch, ApiError> {
+        let mut snaps = Vec::new();
+        for (rsc, req) in reqs {
+            let s = plan::snapshot::snapshot_of(cluster, rsc, &req.name)?;
+            let nodes = s
+                .nodes
+                .iter()
+                .map(|n| (n.node.clone(), n.volumes.len()))
+                .collect();
+            snaps.push(SnapshotTaken {
+                rsc: rsc.clone(),
+                name: req.name.clone(),
+                state: s.state,
+                nodes,
+            });
+        }
+        Ok(SnapshotBatch { snaps })
+    }
+
+    /// Whether I/O is suspended first (some snapshot is of a DRBD resource).
+    fn suspends(&self) -> bool {
+        self.snaps
+            .iter()
+            .any(|s| s.state == SnapshotState::Suspending)
+    }
+
+    /// What is wrong after a step, per snapshot, joined; `None` when nothing is. After the
+    /// suspension (`suspended`) every node must have suspended I/O, after the copies every
+    /// node must hold all of its copies.
+    fn problems(&self, answer: &Answer, suspended: bool) -> Option<String> {
+        let several = self.snaps.len() > 1;
+        let problems: Vec<String> = self
+            .snaps
+            .iter()
+            .filter_map(|snap| {
+                let nodes = &snap.nodes;
+                let found = answer.snapshot_problems(
+                    &snap.rsc,
+                    &snap.name,
+                    nodes.iter().map(|(n, _)| n),
+                    |node, s| {
+                        let volumes = nodes.iter().find(|(n, _)| n == node).map_or(0, |(_, v)| *v);
+                        if suspended && !s.suspended {
+                            Some("did not suspend I/O".into())
+                        } else if !suspended && s.volumes.len() < volumes {
+                            Some(format!(
+                                "holds {} of {volumes} volume copies",
+                                s.volumes.len()
+                            ))
+                        } else {
+                            None
+                        }
+                    },
+                )?;
+                Some(if several {
+                    format!("resource '{}': {found}", snap.rsc)
+                } else {
+                    found
+                })
+            })
+            .collect();
+        (!problems.is_empty()).then(|| problems.join("; "))
+    }
+
+    /// The plan of the next step for every snapshot: on to state `to`, or (`None`) deleted.
+    fn step(
+        &self,
+        to: Option<SnapshotState>,
+    ) -> impl FnOnce(&Cluster, &mut dyn Env, &dyn Observed) -> PlanResult + Send + 'static {
+        let list: Vec<(String, String)> = self
+            .snaps
+            .iter()
+            .map(|s| (s.rsc.clone(), s.name.clone()))
+            .collect();
+        move |c: &Cluster, _: &mut dyn Env, _: &dyn Observed| {
+            let mut plan = Plan::new();
+            for (r, n) in &list {
+                let p = match to {
+                    Some(state) => plan::snapshot::advance(c, r, n, state)?,
+                    None => plan::snapshot::delete(c, r, n)?,
+                };
+                plan.changes.extend(p.changes);
+                plan.replies.extend(p.replies);
+            }
+            Ok(plan)
+        }
+    }
+
+    /// The snapshots and their resources, for a message: "Snapshot 's' of resource 'a', 'b'".
+    fn what(&self) -> String {
+        let rscs: Vec<String> = self.snaps.iter().map(|s| format!("'{}'", s.rsc)).collect();
+        let names: BTreeSet<&str> = self.snaps.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+        format!(
+            "Snapshot {} of resource {}",
+            names.join(", "),
+            rscs.join(", ")
+        )
     }
 }
 
