@@ -454,6 +454,14 @@ impl Client {
         self.write(Method::POST, paths::RSC_DFNS, Some(d)).await
     }
 
+    /// [`Client::resource_dfn_create`] with only the fields set sent (see [`sparse`]).
+    pub async fn resource_dfn_create_sparse(
+        &self,
+        d: &sparse::ResourceDefinitionCreate,
+    ) -> Result<Vec<ApiCallRc>, ClientError> {
+        self.write(Method::POST, paths::RSC_DFNS, Some(d)).await
+    }
+
     pub async fn resource_dfn_modify(
         &self,
         name: &str,
@@ -476,6 +484,16 @@ impl Client {
         &self,
         rsc: &str,
         v: &VolumeDefinitionCreate,
+    ) -> Result<Vec<ApiCallRc>, ClientError> {
+        self.write(Method::POST, &paths::fill(paths::VLM_DFNS, &[rsc]), Some(v))
+            .await
+    }
+
+    /// [`Client::volume_dfn_create`] with only the fields set sent (see [`sparse`]).
+    pub async fn volume_dfn_create_sparse(
+        &self,
+        rsc: &str,
+        v: &sparse::VolumeDefinitionCreate,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(Method::POST, &paths::fill(paths::VLM_DFNS, &[rsc]), Some(v))
             .await
@@ -535,6 +553,16 @@ impl Client {
             .await
     }
 
+    /// [`Client::resource_create`] with only the fields set sent (see [`sparse`]).
+    pub async fn resource_create_sparse(
+        &self,
+        rsc: &str,
+        reqs: &[sparse::ResourceCreate],
+    ) -> Result<Vec<ApiCallRc>, ClientError> {
+        self.write(Method::POST, &paths::fill(paths::RSCS, &[rsc]), Some(&reqs))
+            .await
+    }
+
     pub async fn resource_modify(
         &self,
         rsc: &str,
@@ -573,6 +601,20 @@ impl Client {
         &self,
         rsc: &str,
         req: &AutoPlaceRequest,
+    ) -> Result<Vec<ApiCallRc>, ClientError> {
+        self.write(
+            Method::POST,
+            &paths::fill(paths::AUTOPLACE, &[rsc]),
+            Some(req),
+        )
+        .await
+    }
+
+    /// [`Client::autoplace`] with the filter of [`sparse::AutoPlaceRequest`].
+    pub async fn autoplace_sparse(
+        &self,
+        rsc: &str,
+        req: &sparse::AutoPlaceRequest,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.write(
             Method::POST,
@@ -735,6 +777,113 @@ mod tests {
             "?nodes=a&nodes=b&props=Aux%2Fsite%3Da&with_volume_definitions=true"
         );
         assert_eq!(QueryBuilder::new().build(), "");
+    }
+
+    /// Serves one request on a local port and answers it `[]`; hands back its request line
+    /// and body as received.
+    async fn one_request() -> (String, tokio::task::JoinHandle<(String, String)>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let served = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let l = l.to_ascii_lowercase();
+                        l.strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() < len {
+                    continue;
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n[]")
+                    .await
+                    .unwrap();
+                let line = head.lines().next().unwrap_or_default().to_string();
+                return (line, body.to_string());
+            }
+        });
+        (addr, served)
+    }
+
+    #[tokio::test]
+    async fn sparse_bodies_carry_only_what_is_set() {
+        let timeout = Duration::from_secs(10);
+        let (addr, served) = one_request().await;
+        let c = Client::new(&[addr], timeout).unwrap();
+        let rd = sparse::ResourceDefinitionCreate {
+            resource_definition: sparse::ResourceDefinition {
+                name: Some("r1".into()),
+                ..Default::default()
+            },
+        };
+        c.resource_dfn_create_sparse(&rd).await.unwrap();
+        assert_eq!(
+            served.await.unwrap(),
+            (
+                "POST /v1/resource-definitions HTTP/1.1".to_string(),
+                r#"{"resource_definition":{"name":"r1"}}"#.to_string()
+            )
+        );
+
+        let (addr, served) = one_request().await;
+        let c = Client::new(&[addr], timeout).unwrap();
+        let vd = sparse::VolumeDefinitionCreate {
+            volume_definition: sparse::VolumeDefinition {
+                size_kib: 2048,
+                ..Default::default()
+            },
+        };
+        c.volume_dfn_create_sparse("my rsc", &vd).await.unwrap();
+        assert_eq!(
+            served.await.unwrap(),
+            (
+                "POST /v1/resource-definitions/my%20rsc/volume-definitions HTTP/1.1".to_string(),
+                r#"{"volume_definition":{"size_kib":2048}}"#.to_string()
+            )
+        );
+
+        let (addr, served) = one_request().await;
+        let c = Client::new(&[addr], timeout).unwrap();
+        let r = sparse::ResourceCreate {
+            resource: sparse::Resource {
+                node_name: "alpha".into(),
+                ..Default::default()
+            },
+        };
+        c.resource_create_sparse("r1", &[r]).await.unwrap();
+        assert_eq!(
+            served.await.unwrap(),
+            (
+                "POST /v1/resource-definitions/r1/resources HTTP/1.1".to_string(),
+                r#"[{"resource":{"node_name":"alpha"}}]"#.to_string()
+            )
+        );
+
+        let (addr, served) = one_request().await;
+        let c = Client::new(&[addr], timeout).unwrap();
+        let mut a = sparse::AutoPlaceRequest::default();
+        a.select_filter.filter.place_count = Some(2);
+        c.autoplace_sparse("r1", &a).await.unwrap();
+        assert_eq!(
+            served.await.unwrap(),
+            (
+                "POST /v1/resource-definitions/r1/autoplace HTTP/1.1".to_string(),
+                r#"{"select_filter":{"place_count":2}}"#.to_string()
+            )
+        );
     }
 
     #[tokio::test]
