@@ -6,7 +6,8 @@ use super::{
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
 use crate::kinds::ProviderKind;
-use crate::objects::{StorPool, StorPoolDefinition};
+use crate::name::NodeName;
+use crate::objects::{Node, StorPool, StorPoolDefinition};
 use crate::props::{Props, PropsChange, PropsOwner};
 
 /// The combined "backing pool" key clients send; the controller maps it to the key of the
@@ -94,6 +95,48 @@ fn map_driver_props(kind: ProviderKind, mut props: Props) -> Result<Props, ApiEr
     Ok(props)
 }
 
+/// The storage provider a request names: known, and implemented here.
+fn parse_provider(name: &str) -> Result<ProviderKind, ApiError> {
+    let kind: ProviderKind = name.parse().map_err(|e: String| {
+        ApiError::new(
+            code::FAIL_INVLD_STOR_DRIVER,
+            ObjKind::StorPool,
+            format!("Unknown storage provider '{name}'"),
+        )
+        .cause(e)
+    })?;
+    if !kind.is_implemented() {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_STOR_DRIVER,
+            ObjKind::StorPool,
+            format!("The {kind} provider is not supported"),
+        )
+        .correction("Use LVM, LVM_THIN, ZFS, ZFS_THIN, FILE, FILE_THIN or DISKLESS"));
+    }
+    Ok(kind)
+}
+
+/// Refuses a provider that the node, while online, reports it cannot run.
+fn refuse_unsupported_provider(
+    observed: &dyn Observed,
+    node_name: &NodeName,
+    n: &Node,
+    kind: ProviderKind,
+) -> Result<(), ApiError> {
+    if let Some(caps) = observed.capabilities(node_name) {
+        if observed.is_online(node_name) && !caps.supports_provider(kind) {
+            return Err(ApiError::new(
+                code::FAIL_STLT_DOES_NOT_SUPPORT_PROVIDER,
+                ObjKind::StorPool,
+                format!("Node '{}' does not support the {kind} provider", n.name),
+            )
+            .cause(caps.provider_reason(kind))
+            .correction("Install what the satellite reports as missing, or use another provider"));
+        }
+    }
+    Ok(())
+}
+
 pub fn create_stor_pool(
     cluster: &Cluster,
     env: &mut dyn Env,
@@ -132,22 +175,7 @@ pub fn create_stor_pool(
         )
         .correction("Choose another name, or delete the existing pool first"));
     }
-    let kind: ProviderKind = req.provider_kind.parse().map_err(|e: String| {
-        ApiError::new(
-            code::FAIL_INVLD_STOR_DRIVER,
-            ObjKind::StorPool,
-            format!("Unknown storage provider '{}'", req.provider_kind),
-        )
-        .cause(e)
-    })?;
-    if !kind.is_implemented() {
-        return Err(ApiError::new(
-            code::FAIL_INVLD_STOR_DRIVER,
-            ObjKind::StorPool,
-            format!("The {kind} provider is not supported"),
-        )
-        .correction("Use LVM, LVM_THIN, ZFS, ZFS_THIN, FILE, FILE_THIN or DISKLESS"));
-    }
+    let kind = parse_provider(&req.provider_kind)?;
     let mapped = map_driver_props(kind, req.props.clone())?;
     let props = PropsChange {
         set: mapped,
@@ -155,17 +183,7 @@ pub fn create_stor_pool(
     }
     .apply(PropsOwner::StorPool, &Props::new())
     .map_err(|e| prop_error(ObjKind::StorPool, e))?;
-    if let Some(caps) = observed.capabilities(&node_name) {
-        if observed.is_online(&node_name) && !caps.supports_provider(kind) {
-            return Err(ApiError::new(
-                code::FAIL_STLT_DOES_NOT_SUPPORT_PROVIDER,
-                ObjKind::StorPool,
-                format!("Node '{}' does not support the {kind} provider", n.name),
-            )
-            .cause(caps.provider_reason(kind))
-            .correction("Install what the satellite reports as missing, or use another provider"));
-        }
-    }
+    refuse_unsupported_provider(observed, &node_name, n, kind)?;
 
     let mut plan = Plan::new();
     if !cluster.stor_pool_dfns.contains_key(&pool_name) {
