@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use strata_api::types::{ResourceDefinition, ResourceWithVolumes};
-use strata_client::{seg, Client, ClientError, Method};
+use strata_api::types::{
+    sparse, AutoSelectFilter, Props, PropsModify, ResourceDefinition, ResourceMakeAvailable,
+    ResourceModify, ResourceWithVolumes, StoragePool,
+};
+use strata_client::{Client, ClientError};
 use strata_exec::{Cmd, CommandRunner};
 
 use crate::config::Settings;
@@ -123,9 +125,9 @@ impl Driver {
 
     /// Every resource definition that is one of the plugin's volumes.
     async fn volume_rds(&self) -> Result<Vec<ResourceDefinition>, String> {
-        let rds: Vec<ResourceDefinition> = self
+        let rds = self
             .client
-            .get("/v1/resource-definitions?with_volume_definitions=true")
+            .resource_dfns(&[], &[], true)
             .await
             .map_err(|e| explain("cannot list the volumes", e))?;
         Ok(rds
@@ -198,33 +200,28 @@ impl Driver {
             return Ok(());
         }
         self.check_pools(&o).await?;
-        let mut props = serde_json::Map::new();
-        props.insert(PROP_VOLUME.into(), json!(name));
-        props.insert(PROP_FS.into(), json!(o.fs));
+        let mut props = Props::new();
+        props.insert(PROP_VOLUME.into(), name.into());
+        props.insert(PROP_FS.into(), o.fs.clone());
         if !o.fsopts.is_empty() {
-            props.insert(PROP_FSOPTS.into(), json!(o.fsopts));
+            props.insert(PROP_FSOPTS.into(), o.fsopts.clone());
         }
         if !o.mountopts.is_empty() {
-            props.insert(PROP_MOUNTOPTS.into(), json!(o.mountopts));
+            props.insert(PROP_MOUNTOPTS.into(), o.mountopts.clone());
         }
         // A name LINSTOR accepts names the definition; any other goes through external_name.
         let plain = strata_model::ResourceName::new(name).is_ok();
-        let mut rd = json!({"props": props});
-        if plain {
-            rd["name"] = json!(name);
-        } else {
-            rd["external_name"] = json!(name);
-        }
-        if let Some(rg) = &o.resource_group {
-            rd["resource_group_name"] = json!(rg);
-        }
+        let rd = sparse::ResourceDefinition {
+            name: plain.then(|| name.to_string()),
+            external_name: (!plain).then(|| name.to_string()),
+            props,
+            resource_group_name: o.resource_group.clone(),
+        };
         let replies = self
             .client
-            .write(
-                Method::POST,
-                "/v1/resource-definitions",
-                Some(&json!({"resource_definition": rd})),
-            )
+            .resource_dfn_create_sparse(&sparse::ResourceDefinitionCreate {
+                resource_definition: rd,
+            })
             .await
             .map_err(|e| explain(&format!("cannot create volume '{name}'"), e))?;
         let rd_name = if plain {
@@ -237,14 +234,7 @@ impl Driver {
         };
         if let Err(e) = self.deploy(&rd_name, &o).await {
             // Nothing half-made stays behind.
-            let _ = self
-                .client
-                .write::<()>(
-                    Method::DELETE,
-                    &format!("/v1/resource-definitions/{}", seg(&rd_name)),
-                    None,
-                )
-                .await;
+            let _ = self.client.resource_dfn_delete(&rd_name).await;
             return Err(format!("cannot create volume '{name}': {e}"));
         }
         Ok(())
@@ -261,9 +251,9 @@ impl Driver {
         if named.is_empty() {
             return Ok(());
         }
-        let pools: Vec<strata_api::types::StoragePool> = self
+        let pools: Vec<StoragePool> = self
             .client
-            .get("/v1/view/storage-pools")
+            .storage_pools(&[], &[])
             .await
             .map_err(|e| explain("cannot list the storage pools", e))?;
         for want in named {
@@ -297,65 +287,43 @@ impl Driver {
 
     /// The volume definition and the replicas of a new volume.
     async fn deploy(&self, rd: &str, o: &VolumeOpts) -> Result<(), String> {
-        let base = format!("/v1/resource-definitions/{}", seg(rd));
+        let vd = sparse::VolumeDefinition {
+            size_kib: o.size_kib,
+            props: Props::new(),
+        };
         self.client
-            .write(
-                Method::POST,
-                &format!("{base}/volume-definitions"),
-                Some(&json!({"volume_definition": {"size_kib": o.size_kib}})),
+            .volume_dfn_create_sparse(
+                rd,
+                &sparse::VolumeDefinitionCreate {
+                    volume_definition: vd,
+                },
             )
             .await
             .map_err(|e| explain("size", e))?;
         if !o.nodes.is_empty() {
-            let mut list = Vec::new();
-            for n in &o.nodes {
-                let mut r = json!({"resource": {"node_name": n}});
-                if let Some(sp) = &o.storage_pool {
-                    r["resource"]["props"] = json!({"StorPoolName": sp});
-                }
-                list.push(r);
-            }
+            let pool: Props = o
+                .storage_pool
+                .iter()
+                .map(|sp| ("StorPoolName".to_string(), sp.clone()))
+                .collect();
+            let list: Vec<sparse::ResourceCreate> = o
+                .nodes
+                .iter()
+                .map(|n| sparse::ResourceCreate {
+                    resource: sparse::Resource {
+                        node_name: n.clone(),
+                        props: pool.clone(),
+                    },
+                })
+                .collect();
             self.client
-                .write(
-                    Method::POST,
-                    &format!("{base}/resources"),
-                    Some(&Value::from(list)),
-                )
+                .resource_create_sparse(rd, &list)
                 .await
                 .map_err(|e| explain("placing the replicas", e))?;
             return Ok(());
         }
-        let mut filter = serde_json::Map::new();
-        if let Some(n) = o.replicas {
-            filter.insert("place_count".into(), json!(n));
-        }
-        if let Some(sp) = &o.storage_pool {
-            filter.insert("storage_pool".into(), json!(sp));
-        }
-        if let Some(sp) = &o.diskless_storage_pool {
-            filter.insert("diskless_storage_pool".into(), json!(sp));
-        }
-        if !o.replicas_on_same.is_empty() {
-            filter.insert("replicas_on_same".into(), json!(o.replicas_on_same));
-        }
-        if !o.replicas_on_different.is_empty() {
-            filter.insert(
-                "replicas_on_different".into(),
-                json!(o.replicas_on_different),
-            );
-        }
-        if let Some(re) = &o.do_not_place_with_regex {
-            filter.insert("not_place_with_rsc_regex".into(), json!(re));
-        }
-        if let Some(d) = o.diskless_on_remaining {
-            filter.insert("diskless_on_remaining".into(), json!(d));
-        }
         self.client
-            .write(
-                Method::POST,
-                &format!("{base}/autoplace"),
-                Some(&json!({"select_filter": filter})),
-            )
+            .autoplace_sparse(rd, &select_filter(o))
             .await
             .map_err(|e| explain("placing the replicas", e))?;
         Ok(())
@@ -380,11 +348,7 @@ impl Driver {
             ));
         }
         self.client
-            .write::<()>(
-                Method::DELETE,
-                &format!("/v1/resource-definitions/{}", seg(&rd.name)),
-                None,
-            )
+            .resource_dfn_delete(&rd.name)
             .await
             .map_err(|e| explain(&format!("cannot remove volume '{name}'"), e))?;
         if state.volumes.remove(name).is_some() {
@@ -395,7 +359,7 @@ impl Driver {
 
     async fn resources(&self, rd: &str) -> Result<Vec<ResourceWithVolumes>, String> {
         self.client
-            .get(&format!("/v1/view/resources?resources={}", seg(rd)))
+            .resources(&[], &[rd.to_string()], &[], &[])
             .await
             .map_err(|e| explain("cannot read where the volume is", e))
     }
@@ -441,16 +405,12 @@ impl Driver {
         };
         let attached_here = !rscs.iter().any(|r| r.resource.node_name == me);
         if attached_here {
+            let diskless = ResourceMakeAvailable {
+                diskful: Some(false),
+                ..Default::default()
+            };
             self.client
-                .write(
-                    Method::POST,
-                    &format!(
-                        "/v1/resource-definitions/{}/resources/{}/make-available",
-                        seg(&rd.name),
-                        seg(&me)
-                    ),
-                    Some(&json!({"diskful": false})),
-                )
+                .make_available(&rd.name, &me, &diskless)
                 .await
                 .map_err(|e| {
                     explain(&format!("cannot attach volume '{name}' on node '{me}'"), e)
@@ -542,33 +502,30 @@ impl Driver {
 
     /// Sets or clears [`PROP_MOUNTED`] on the volume's resource on `node`.
     async fn mark_mounted(&self, rd: &str, node: &str, on: bool) -> Result<(), String> {
-        let body = if on {
-            json!({"override_props": {PROP_MOUNTED: "true"}})
+        let props = if on {
+            PropsModify {
+                override_props: [(PROP_MOUNTED.to_string(), "true".to_string())].into(),
+                ..Default::default()
+            }
         } else {
-            json!({"delete_props": [PROP_MOUNTED]})
+            PropsModify {
+                delete_props: vec![PROP_MOUNTED.to_string()],
+                ..Default::default()
+            }
+        };
+        let m = ResourceModify {
+            props,
+            ..Default::default()
         };
         self.client
-            .write(
-                Method::PUT,
-                &format!(
-                    "/v1/resource-definitions/{}/resources/{}",
-                    seg(rd),
-                    seg(node)
-                ),
-                Some(&body),
-            )
+            .resource_modify(rd, node, &m)
             .await
             .map(|_| ())
             .map_err(|e| explain("cannot record where the volume is mounted", e))
     }
 
     async fn detach(&self, rd: &str, node: &str) {
-        let path = format!(
-            "/v1/resource-definitions/{}/resources/{}",
-            seg(rd),
-            seg(node)
-        );
-        if let Err(e) = self.client.write::<()>(Method::DELETE, &path, None).await {
+        if let Err(e) = self.client.resource_delete(rd, node).await {
             tracing::warn!("detaching {rd} from {node} failed: {e}");
         }
     }
@@ -618,6 +575,25 @@ impl Driver {
             }
         }
         Ok(())
+    }
+}
+
+/// The autoplace filter of the options: only those given are sent.
+fn select_filter(o: &VolumeOpts) -> sparse::AutoPlaceRequest {
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    sparse::AutoPlaceRequest {
+        select_filter: sparse::AutoSelectFilter {
+            filter: AutoSelectFilter {
+                place_count: o.replicas.map(i64::from),
+                storage_pool: o.storage_pool.clone(),
+                replicas_on_same: list(&o.replicas_on_same),
+                replicas_on_different: list(&o.replicas_on_different),
+                not_place_with_rsc_regex: o.do_not_place_with_regex.clone(),
+                diskless_on_remaining: o.diskless_on_remaining,
+                ..Default::default()
+            },
+            diskless_storage_pool: o.diskless_storage_pool.clone(),
+        },
     }
 }
 
