@@ -81,15 +81,17 @@ fn agent_error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 impl Satellite {
-    /// Loads the record from `state_dir` and detects what the host can do.
+    /// Loads the record from `state_dir`. A record of a newer format than this satellite
+    /// knows is an error: it is left as it is, and the satellite must not start on it.
     pub fn new(
         state_dir: PathBuf,
         factory: Arc<dyn ProviderFactory>,
         caps: Capabilities,
-    ) -> Satellite {
+    ) -> Result<Satellite, RecordError> {
         let file = RecordFile::new(&state_dir);
         let (record, problem) = match file.load() {
             Ok(r) => (r, None),
+            Err(e @ RecordError::Newer { .. }) => return Err(e),
             Err(e @ RecordError::Corrupt { .. }) => {
                 // Refuse to guess: keep the damaged record aside, touch no volume, and wait
                 // for the controller's configuration, which finds the volumes that exist.
@@ -109,7 +111,7 @@ impl Satellite {
             }
         };
         let identity = RwLock::new(Identity::of(&record));
-        Satellite {
+        Ok(Satellite {
             inner: Arc::new(Inner {
                 factory,
                 caps,
@@ -120,7 +122,7 @@ impl Satellite {
                 record_problem: Mutex::new(problem),
                 watch: None,
             }),
-        }
+        })
     }
 
     /// The same satellite with a DRBD event watcher (call before serving).
@@ -609,7 +611,8 @@ mod tests {
             dir.to_path_buf(),
             Arc::new(Factory(pool)),
             Capabilities::default(),
-        );
+        )
+        .expect("no record yet");
         (sat, release_tx, started_rx)
     }
 
@@ -706,5 +709,42 @@ mod tests {
         assert!(!held.partial);
         // The same delta again is based on what the node no longer holds.
         assert_eq!(sat.apply_delta(&delta).unwrap_err().0, StatusCode::CONFLICT);
+    }
+
+    /// A factory without pools, for satellites that only start.
+    struct NoPools;
+
+    impl ProviderFactory for NoPools {
+        fn open(&self, _: &PoolConfig) -> Result<Box<dyn Provider>, StorageError> {
+            Err(StorageError::Unsupported("no pools here".into()))
+        }
+    }
+
+    #[test]
+    fn a_record_of_a_newer_format_stops_the_start_and_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(record::RECORD_FILE);
+        let newer = r#"{"version": 99, "node_name": "alpha"}"#;
+        std::fs::write(&path, newer).unwrap();
+        let start = || {
+            Satellite::new(
+                dir.path().to_path_buf(),
+                Arc::new(NoPools),
+                Capabilities::default(),
+            )
+        };
+        let err = start().err().expect("a newer record stops the start");
+        assert!(
+            matches!(err, RecordError::Newer { version: 99, .. }),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), newer);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        // A record of the first format is taken up as it is.
+        std::fs::write(&path, include_str!("../tests/fixtures/record-v1.json")).unwrap();
+        let hello = start().expect("a version-1 record is read").hello();
+        assert_eq!(hello.node_name.as_deref(), Some("alpha"));
+        assert_eq!(hello.applied_generation, 5);
     }
 }

@@ -175,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
         "detected capabilities"
     );
     let factory = Arc::new(RealProviders { runner, drbd });
-    let mut sat = Satellite::new(settings.state_dir.clone(), factory, caps);
+    let mut sat = Satellite::new(settings.state_dir.clone(), factory, caps)?;
     if let Some(w) = watch {
         sat = sat.with_watch(w);
     }

@@ -18,7 +18,7 @@ use strata_model::observed::{ResourceState, VolumeState};
 use strata_storage::{BackingVolume, Provider, StorageError};
 
 use crate::drbd::{device_path, DrbdDriver};
-use crate::record::{OwnedVolume, Record};
+use crate::record::{DrbdVolumeKey, OwnedVolume, Record, SnapshotKey, VolumeKey};
 
 /// Opens providers; the real one builds them from the pool kind, tests substitute fakes.
 pub trait ProviderFactory: Send + Sync {
@@ -95,8 +95,8 @@ fn open_pools(
     pools
 }
 
-fn volume_key(pool: &str, backing: &str) -> String {
-    format!("{pool}/{backing}")
+fn volume_key(pool: &str, backing: &str) -> VolumeKey {
+    VolumeKey::new(pool, backing)
 }
 
 /// Reads `<resource>_<nnnnn>` back into its parts, for volumes the record does not know.
@@ -231,7 +231,7 @@ fn unsupported_layers(layers: &[LayerKind], drbd: bool) -> Option<String> {
 
 /// Which resource volume the backing volume `name` (record key `key`) belongs to: as the
 /// record says, else as its name says, else the name itself.
-fn owner_of(record: &Record, key: &str, name: &str) -> OwnedVolume {
+fn owner_of(record: &Record, key: &VolumeKey, name: &str) -> OwnedVolume {
     record
         .volumes
         .get(key)
@@ -285,8 +285,8 @@ pub enum Removal {
     Never,
 }
 
-fn drbd_size_key(rsc: &str, vol: u32) -> String {
-    format!("{rsc}/{vol}")
+fn drbd_size_key(rsc: &str, vol: u32) -> DrbdVolumeKey {
+    DrbdVolumeKey::new(rsc, vol)
 }
 
 /// Applies the DRBD resource `d` of `r` over the backing volumes `rs` reports, and makes
@@ -298,7 +298,7 @@ fn apply_drbd(
     r: &strata_agent_api::ResourceConfig,
     d: &strata_drbd::config::Resource,
     rs: &mut ResourceState,
-    sizes: &mut BTreeMap<String, u64>,
+    sizes: &mut BTreeMap<DrbdVolumeKey, u64>,
 ) {
     if rs.volumes.iter().any(|v| v.error.is_some()) {
         return; // the storage errors say what is wrong; DRBD waits for its disks
@@ -414,8 +414,8 @@ fn busy_volume(
     None
 }
 
-fn rollback_key(s: &strata_agent_api::SnapshotConfig) -> String {
-    format!("{}/{}", s.resource, s.name)
+fn rollback_key(s: &strata_agent_api::SnapshotConfig) -> SnapshotKey {
+    SnapshotKey::new(&s.resource, &s.name)
 }
 
 pub fn reconcile(factory: &dyn ProviderFactory, record: &mut Record, cfg: &NodeConfig) -> Report {
@@ -456,8 +456,8 @@ struct Pass<'a> {
     keep_down: BTreeSet<String>,
     /// Errors by snapshot (resource, snapshot name), reported with the snapshots.
     snapshot_errors: BTreeMap<(String, String), String>,
-    /// Backing volumes (record keys) that stay.
-    wanted: BTreeSet<String>,
+    /// Backing volumes that stay.
+    wanted: BTreeSet<VolumeKey>,
     /// Pools that hold volumes which should have gone but did not.
     still_holding: BTreeSet<String>,
 }
@@ -890,10 +890,9 @@ impl<'a> Pass<'a> {
         let d = gone.drbd.as_ref().expect("filtered on drbd");
         match driver.remove(&self.cfg.node_name, d, &disks) {
             Ok(()) => {
-                let prefix = format!("{}/", gone.name);
                 self.record
                     .drbd_sizes
-                    .retain(|k, _| !k.starts_with(&prefix));
+                    .retain(|k, _| k.resource != gone.name);
             }
             Err(e) => {
                 self.record.drbd_leaving.push(gone.clone());
@@ -1056,7 +1055,7 @@ pub fn observe(factory: &dyn ProviderFactory, record: &Record) -> Report {
     report
         .pools
         .retain(|name, _| cfg.pools.iter().any(|p| &p.name == name));
-    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut wanted: BTreeSet<VolumeKey> = BTreeSet::new();
     for r in &cfg.resources {
         let mut rs = ResourceState {
             name: r.name.clone(),
@@ -1106,15 +1105,7 @@ pub fn observe(factory: &dyn ProviderFactory, record: &Record) -> Report {
             if wanted.contains(&key) {
                 continue;
             }
-            let owner = record
-                .volumes
-                .get(&key)
-                .cloned()
-                .or_else(|| parse_backing_name(name))
-                .unwrap_or(OwnedVolume {
-                    resource: name.clone(),
-                    volume_number: 0,
-                });
+            let owner = owner_of(record, &key, name);
             report_leftover(
                 &mut report,
                 &owner,
@@ -1454,7 +1445,7 @@ mod tests {
             ..Default::default()
         };
         rec.volumes.insert(
-            "pool1/r1_00000".into(),
+            VolumeKey::new("pool1", "r1_00000"),
             OwnedVolume {
                 resource: "r1".into(),
                 volume_number: 0,
@@ -1537,7 +1528,7 @@ mod tests {
         let mut rec = Record::default();
         // The backing volume was grown and resized for already; DRBD stayed at 100 KiB
         // because the peer's disk had not grown yet.
-        rec.drbd_sizes.insert("r1/0".into(), 300);
+        rec.drbd_sizes.insert(DrbdVolumeKey::new("r1", 0), 300);
         std::fs::write(sys.join("drbd1000/size"), "200\n").unwrap();
         runner
             .expect(&["drbdadm", "adjust", "r1"], Output::ok(""))
