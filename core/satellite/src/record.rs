@@ -463,7 +463,7 @@ impl RecordFile {
         fs::rename(&self.path, &to).ok().map(|_| to)
     }
 
-    /// Writes the record in the current format, atomically.
+    /// Writes the record in the current format, atomically, and makes the rename durable.
     pub fn save(&self, record: &Record) -> Result<(), RecordError> {
         let err = |e: std::io::Error| RecordError::Write {
             path: self.path.display().to_string(),
@@ -476,10 +476,10 @@ impl RecordFile {
             record,
         })
         .expect("the record always serializes");
-        // No fsync of the directory: should the rename be lost in a power cut, the previous
-        // record stays, and a record older than the truth is safe (converging from it never
-        // removes anything; the controller's next configuration settles the rest).
-        write_atomically(&self.path, &body).map_err(err)
+        write_atomically(&self.path, &body).map_err(err)?;
+        // The rename is an entry of the directory: flushed with the directory, so that the
+        // new record is still there after a power cut.
+        File::open(dir).and_then(|d| d.sync_all()).map_err(err)
     }
 }
 
