@@ -136,6 +136,34 @@ impl DrbdDriver {
         fresh: &BTreeSet<u32>,
         grown: &[u32],
     ) -> Result<(), String> {
+        self.write_res_file(node, res, disks)?;
+        self.ensure_metadata(node, res, disks, known_md, fresh)?;
+        let runner = self.runner.as_ref();
+        let adm = &self.adm_for(node);
+        let alone = res.hosts.len() < 2;
+        let diskless = res.volumes.iter().any(|v| !disks.contains_key(&v.number));
+        if self.adm.drbd84 && (alone || diskless) {
+            // drbdadm-84 cannot adjust a resource without a peer, nor a diskless volume.
+            adm::adjust84_by_plan(runner, adm, &res.name, !alone).map_err(|e| e.to_string())?;
+        } else {
+            adm::adjust(runner, adm, &res.name).map_err(|e| e.to_string())?;
+        }
+        for v in grown {
+            if disks.contains_key(v) {
+                adm::resize(runner, adm, &res.name, *v)
+                    .map_err(|e| format!("volume {v} could not be resized: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the `.res` file of `res` as node `node` sees it, unless it says that already.
+    fn write_res_file(
+        &self,
+        node: &str,
+        res: &Resource,
+        disks: &BTreeMap<u32, String>,
+    ) -> Result<(), String> {
         let local = Local {
             node: node.to_string(),
             disks: disks.clone(),
@@ -151,6 +179,20 @@ impl DrbdDriver {
             write_atomically(&path, text.as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
+        Ok(())
+    }
+
+    /// Creates DRBD metadata on the backing devices in `disks` that have none. Volumes in
+    /// `known_md` carry it already; volumes in `fresh` (restored or copied from another
+    /// resource's volume) get their own whatever they carry.
+    fn ensure_metadata(
+        &self,
+        node: &str,
+        res: &Resource,
+        disks: &BTreeMap<u32, String>,
+        known_md: &BTreeSet<u32>,
+        fresh: &BTreeSet<u32>,
+    ) -> Result<(), String> {
         let runner = self.runner.as_ref();
         let adm = &self.adm_for(node);
         for v in &res.volumes {
@@ -191,20 +233,6 @@ impl DrbdDriver {
                     res.al_stripe_size_kib,
                 )
                 .map_err(|e| e.to_string())?;
-            }
-        }
-        let alone = res.hosts.len() < 2;
-        let diskless = res.volumes.iter().any(|v| !disks.contains_key(&v.number));
-        if self.adm.drbd84 && (alone || diskless) {
-            // drbdadm-84 cannot adjust a resource without a peer, nor a diskless volume.
-            adm::adjust84_by_plan(runner, adm, &res.name, !alone).map_err(|e| e.to_string())?;
-        } else {
-            adm::adjust(runner, adm, &res.name).map_err(|e| e.to_string())?;
-        }
-        for v in grown {
-            if disks.contains_key(v) {
-                adm::resize(runner, adm, &res.name, *v)
-                    .map_err(|e| format!("volume {v} could not be resized: {e}"))?;
             }
         }
         Ok(())
