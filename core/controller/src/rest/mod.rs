@@ -23,7 +23,7 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use strata_api::ApiCallRc;
+use strata_api::{paths, ApiCallRc};
 use strata_model::error::code;
 use strata_model::plan::{Env, Observed, Op, PlanResult, Reply, Severity};
 use strata_model::{ApiError, Cluster, ObjKind};
@@ -39,192 +39,129 @@ static PANIC_REPORTS: std::sync::OnceLock<Arc<crate::errors::ErrorReports>> =
 pub fn router(core: Arc<Core>) -> Router {
     let _ = PANIC_REPORTS.set(core.reports.clone());
     Router::new()
-        .route("/health", get(ctrl::health))
-        .route("/v1/controller/version", get(ctrl::version))
+        .route(paths::HEALTH, get(ctrl::health))
+        .route(paths::CONTROLLER_VERSION, get(ctrl::version))
         .route(
-            "/v1/controller/properties",
+            paths::CONTROLLER_PROPS,
             get(ctrl::props_list).post(ctrl::props_modify),
         )
+        .route(paths::CONTROLLER_PROP, delete(ctrl::props_delete))
+        .route(paths::NODES, get(nodes::list).post(nodes::create))
         .route(
-            "/v1/controller/properties/{*key}",
-            delete(ctrl::props_delete),
-        )
-        .route("/v1/nodes", get(nodes::list).post(nodes::create))
-        .route(
-            "/v1/nodes/{node}",
+            paths::NODE,
             get(nodes::get_one)
                 .put(nodes::modify)
                 .delete(nodes::delete_one),
         )
-        .route("/v1/nodes/{node}/lost", delete(nodes::lost))
-        .route("/v1/nodes/{node}/reconnect", put(nodes::reconnect))
+        .route(paths::NODE_LOST, delete(nodes::lost))
+        .route(paths::NODE_RECONNECT, put(nodes::reconnect))
         .route(
-            "/v1/nodes/{node}/net-interfaces",
+            paths::NET_IFS,
             get(nodes::netif_list).post(nodes::netif_create),
         )
         .route(
-            "/v1/nodes/{node}/net-interfaces/{netif}",
+            paths::NET_IF,
             get(nodes::netif_get)
                 .put(nodes::netif_modify)
                 .delete(nodes::netif_delete),
         )
         .route(
-            "/v1/nodes/{node}/storage-pools",
+            paths::NODE_STOR_POOLS,
             get(nodes::sp_list).post(nodes::sp_create),
         )
         .route(
-            "/v1/nodes/{node}/storage-pools/{pool}",
+            paths::NODE_STOR_POOL,
             get(nodes::sp_get)
                 .put(nodes::sp_modify)
                 .delete(nodes::sp_delete),
         )
         .route(
-            "/v1/storage-pool-definitions",
+            paths::STOR_POOL_DFNS,
             get(nodes::spd_list).post(nodes::spd_create),
         )
         .route(
-            "/v1/storage-pool-definitions/{pool}",
+            paths::STOR_POOL_DFN,
             get(nodes::spd_get)
                 .put(nodes::spd_modify)
                 .delete(nodes::spd_delete),
         )
-        .route("/v1/resource-definitions", get(rd::list).post(rd::create))
+        .route(paths::RSC_DFNS, get(rd::list).post(rd::create))
         .route(
-            "/v1/resource-definitions/{rsc}",
+            paths::RSC_DFN,
             get(rd::get_one).put(rd::modify).delete(rd::delete_one),
         )
+        .route(paths::VLM_DFNS, get(rd::vd_list).post(rd::vd_create))
         .route(
-            "/v1/resource-definitions/{rsc}/volume-definitions",
-            get(rd::vd_list).post(rd::vd_create),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/volume-definitions/{vnr}",
+            paths::VLM_DFN,
             get(rd::vd_get).put(rd::vd_modify).delete(rd::vd_delete),
         )
+        .route(paths::RSCS, get(rd::rsc_list).post(rd::rsc_create))
         .route(
-            "/v1/resource-definitions/{rsc}/resources",
-            get(rd::rsc_list).post(rd::rsc_create),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resources/{node}",
+            paths::RSC,
             get(rd::rsc_get)
                 .post(rd::rsc_create_on_node)
                 .put(rd::rsc_modify)
                 .delete(rd::rsc_delete),
         )
+        .route(paths::MAKE_AVAILABLE, post(rd::make_available))
+        .route(paths::TOGGLE_DISK, put(rd::toggle_disk))
+        .route(paths::TOGGLE_DISK_TO, put(rd::toggle_disk_path))
+        .route(paths::TOGGLE_DISK_TO_POOL, put(rd::toggle_disk_path))
+        .route(paths::MIGRATE_DISK, put(rd::migrate_disk))
+        .route(paths::MIGRATE_DISK_TO_POOL, put(rd::migrate_disk))
+        .route(paths::VLMS, get(rd::vlm_list))
+        .route(paths::VLM, get(rd::vlm_get).put(rd::vlm_modify))
+        .route(paths::AUTOPLACE, post(rd::autoplace))
+        .route(paths::CLONE, post(rd::clone))
+        .route(paths::CLONE_STATUS, get(rd::clone_status))
+        .route(paths::RSC_CONNS, get(rd::rconn_list))
+        .route(paths::RSC_CONN, get(rd::rconn_get).put(rd::rconn_modify))
+        .route(paths::RSC_GRPS, get(rg::list).post(rg::create))
         .route(
-            "/v1/resource-definitions/{rsc}/resources/{node}/make-available",
-            post(rd::make_available),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resources/{node}/toggle-disk",
-            put(rd::toggle_disk),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resources/{node}/toggle-disk/{how}",
-            put(rd::toggle_disk_path),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resources/{node}/toggle-disk/{how}/{pool}",
-            put(rd::toggle_disk_path),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resources/{node}/migrate-disk/{from}",
-            put(rd::migrate_disk),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resources/{node}/migrate-disk/{from}/{pool}",
-            put(rd::migrate_disk),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resources/{node}/volumes",
-            get(rd::vlm_list),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resources/{node}/volumes/{vnr}",
-            get(rd::vlm_get).put(rd::vlm_modify),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/autoplace",
-            post(rd::autoplace),
-        )
-        .route("/v1/resource-definitions/{rsc}/clone", post(rd::clone))
-        .route(
-            "/v1/resource-definitions/{rsc}/clone/{clone}",
-            get(rd::clone_status),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resource-connections",
-            get(rd::rconn_list),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/resource-connections/{node_a}/{node_b}",
-            get(rd::rconn_get).put(rd::rconn_modify),
-        )
-        .route("/v1/resource-groups", get(rg::list).post(rg::create))
-        .route(
-            "/v1/resource-groups/{rg}",
+            paths::RSC_GRP,
             get(rg::get_one).put(rg::modify).delete(rg::delete_one),
         )
-        .route("/v1/resource-groups/{rg}/spawn", post(rg::spawn))
-        .route("/v1/resource-groups/{rg}/adjust", post(rg::adjust))
-        .route("/v1/resource-groups/adjustall", post(rg::adjust_all))
+        .route(paths::RSC_GRP_SPAWN, post(rg::spawn))
+        .route(paths::RSC_GRP_ADJUST, post(rg::adjust))
+        .route(paths::RSC_GRPS_ADJUST_ALL, post(rg::adjust_all))
+        .route(paths::VLM_GRPS, get(rg::vg_list).post(rg::vg_create))
         .route(
-            "/v1/resource-groups/{rg}/volume-groups",
-            get(rg::vg_list).post(rg::vg_create),
-        )
-        .route(
-            "/v1/resource-groups/{rg}/volume-groups/{vnr}",
+            paths::VLM_GRP,
             get(rg::vg_get).put(rg::vg_modify).delete(rg::vg_delete),
         )
+        .route(paths::RSC_GRP_MAX_VLM_SIZE, get(rg::query_max_volume_size))
+        .route(paths::RSC_GRP_SIZE_INFO, post(rg::query_size_info))
+        .route(paths::RSC_GRPS_SIZE_INFO, post(rg::query_all_size_info))
         .route(
-            "/v1/resource-groups/{rg}/query-max-volume-size",
-            get(rg::query_max_volume_size),
-        )
-        .route(
-            "/v1/resource-groups/{rg}/query-size-info",
-            post(rg::query_size_info),
-        )
-        .route(
-            "/v1/queries/resource-groups/query-all-size-info",
-            post(rg::query_all_size_info),
-        )
-        .route(
-            "/v1/query-max-volume-size",
+            paths::MAX_VLM_SIZE,
             axum::routing::options(rg::query_max_volume_size_filter)
                 .post(rg::query_max_volume_size_filter),
         )
-        .route("/v1/view/resources", get(view::resources))
-        .route("/v1/events/drbd/promotion", get(events::drbd_promotion))
-        .route("/v1/view/storage-pools", get(view::storage_pools))
-        .route("/v1/view/snapshots", get(snapshot::view))
-        .route("/v1/actions/snapshot/multi", post(snapshot::create_multi))
+        .route(paths::VIEW_RESOURCES, get(view::resources))
+        .route(paths::EVENTS_PROMOTION, get(events::drbd_promotion))
+        .route(paths::VIEW_STOR_POOLS, get(view::storage_pools))
+        .route(paths::VIEW_SNAPSHOTS, get(snapshot::view))
+        .route(paths::SNAPSHOT_MULTI, post(snapshot::create_multi))
+        .route(paths::SNAPSHOTS, get(snapshot::list).post(snapshot::create))
         .route(
-            "/v1/resource-definitions/{rsc}/snapshots",
-            get(snapshot::list).post(snapshot::create),
-        )
-        .route(
-            "/v1/resource-definitions/{rsc}/snapshots/{snap}",
+            paths::SNAPSHOT,
             get(snapshot::get_one).delete(snapshot::delete),
         )
         .route(
-            "/v1/resource-definitions/{rsc}/snapshot-restore-volume-definition/{snap}",
+            paths::SNAPSHOT_RESTORE_VLM_DFN,
             post(snapshot::restore_volume_definitions),
         )
         .route(
-            "/v1/resource-definitions/{rsc}/snapshot-restore-resource/{snap}",
+            paths::SNAPSHOT_RESTORE_RSC,
             post(snapshot::restore_resources),
         )
+        .route(paths::SNAPSHOT_ROLLBACK, post(snapshot::rollback))
         .route(
-            "/v1/resource-definitions/{rsc}/snapshot-rollback/{snap}",
-            post(snapshot::rollback),
-        )
-        .route(
-            "/v1/error-reports",
+            paths::ERROR_REPORTS,
             get(reports::list).patch(reports::delete_range),
         )
         .route(
-            "/v1/error-reports/{id}",
+            paths::ERROR_REPORT,
             get(reports::get_one).delete(reports::delete_one),
         )
         .fallback(unknown_call)
