@@ -16,6 +16,7 @@ use strata_api::ApiCallRc;
 use strata_docker_volume::config::Settings;
 use strata_docker_volume::driver::Driver;
 use strata_docker_volume::opts::VolumeOpts;
+use strata_docker_volume::server;
 use strata_exec::{Output, ScriptedRunner};
 
 /// A controller that records requests as `METHOD /path?query body` and answers them from a
@@ -654,4 +655,105 @@ async fn an_unreachable_controller_is_named() {
     assert!(e
         .to_string()
         .starts_with("cannot list the volumes: cannot reach any controller"));
+}
+
+/// One call of the plugin protocol, as dockerd sends it (no Content-Type); the answer's body.
+async fn call(addr: &str, endpoint: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = format!("{body}\n");
+    let request = format!(
+        "POST /{endpoint} HTTP/1.1\r\nHost: plugin\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    let (head, json) = resp.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/vnd.docker.plugins.v1.2+json"),
+        "{resp}"
+    );
+    json.to_string()
+}
+
+#[tokio::test]
+async fn the_protocol_answers_as_docker_reads_them() {
+    let s = setup().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = server::router(Arc::new(s.driver));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let fake = s.fake;
+
+    assert_eq!(
+        call(&addr, "Plugin.Activate", "").await,
+        r#"{"Implements":["VolumeDriver"]}"#
+    );
+    assert_eq!(
+        call(&addr, "VolumeDriver.Capabilities", "{}").await,
+        r#"{"Capabilities":{"Scope":"global"}}"#
+    );
+    assert_eq!(
+        call(&addr, "VolumeDriver.List", "{}").await,
+        r#"{"Err":"","Volumes":[]}"#
+    );
+    assert_eq!(
+        call(&addr, "VolumeDriver.Get", r#"{"Name":"v1"}"#).await,
+        r#"{"Err":"no such volume"}"#
+    );
+    assert_eq!(
+        call(
+            &addr,
+            "VolumeDriver.Create",
+            r#"{"Name":"v1","Opts":{"size":"64M"}}"#
+        )
+        .await,
+        r#"{"Err":""}"#
+    );
+    assert_eq!(
+        call(
+            &addr,
+            "VolumeDriver.Create",
+            r#"{"Name":"v2","Opts":{"size":"lots"}}"#
+        )
+        .await,
+        concat!(
+            r#"{"Err":"invalid size 'lots': 'lots' is not a size: it does not start with a number; "#,
+            "use a whole or decimal number with an optional unit: B, S (512-byte sectors), ",
+            "K/KiB, KB, M/MiB, MB, G/GiB, GB, T/TiB, TB, P/PiB, PB (e.g. 150M, 2G, 1371956KiB); ",
+            r#"write it as people do, e.g. 64M, 10GiB or 1.5T (a plain number is MiB)"}"#
+        )
+    );
+    fake.answer(
+        "GET /v1/resource-definitions",
+        200,
+        &volume_rd("v1", "v1", r#","Aux/strata/docker-fs":"ext4""#),
+    );
+    assert_eq!(
+        call(&addr, "VolumeDriver.Get", r#"{"Name":"v1"}"#).await,
+        r#"{"Err":"","Volume":{"Mountpoint":"","Name":"v1","Status":{"fs":"ext4","resource":"v1","size":"64 MiB"}}}"#
+    );
+    assert_eq!(
+        call(&addr, "VolumeDriver.List", "{}").await,
+        r#"{"Err":"","Volumes":[{"Mountpoint":"","Name":"v1"}]}"#
+    );
+    assert_eq!(
+        call(&addr, "VolumeDriver.Path", r#"{"Name":"v1"}"#).await,
+        r#"{"Err":"","Mountpoint":""}"#
+    );
+    assert_eq!(
+        call(&addr, "VolumeDriver.Unmount", r#"{"Name":"v9","ID":"c1"}"#).await,
+        r#"{"Err":""}"#
+    );
+    assert_eq!(
+        call(&addr, "VolumeDriver.Remove", r#"{"Name":"v1"}"#).await,
+        r#"{"Err":""}"#
+    );
+    assert_eq!(
+        call(&addr, "VolumeDriver.Mount", "{not json").await,
+        r#"{"Err":"cannot read the request: key must be a string at line 1 column 2"}"#
+    );
 }
