@@ -14,10 +14,11 @@ use strata_api::types::{
     sparse, AutoSelectFilter, Props, PropsModify, ResourceDefinition, ResourceMakeAvailable,
     ResourceModify, ResourceWithVolumes, StoragePool,
 };
-use strata_client::{Client, ClientError};
+use strata_client::Client;
 use strata_exec::{Cmd, CommandRunner};
 
 use crate::config::Settings;
+use crate::error::{failed, Call, DeviceError, PluginError};
 use crate::opts::{self, VolumeOpts};
 
 /// Property marking a resource definition as a Docker volume; its value is the volume name.
@@ -69,30 +70,6 @@ pub struct Driver {
     state: tokio::sync::Mutex<State>,
 }
 
-/// The message of a failed controller call, with what the controller said.
-fn explain(what: &str, e: ClientError) -> String {
-    let replies = e.replies();
-    let said: Vec<String> = replies
-        .iter()
-        .filter(|r| r.is_error())
-        .map(|r| {
-            let mut s = r.message.clone();
-            if let Some(c) = r.cause.as_deref().filter(|c| !c.is_empty()) {
-                s.push_str(&format!(" ({c})"));
-            }
-            if let Some(c) = r.correction.as_deref().filter(|c| !c.is_empty()) {
-                s.push_str(&format!("; {c}"));
-            }
-            s
-        })
-        .collect();
-    if said.is_empty() {
-        format!("{what}: {e}")
-    } else {
-        format!("{what}: {}", said.join("; "))
-    }
-}
-
 impl Driver {
     pub fn new(settings: Settings, runner: Arc<dyn CommandRunner>) -> anyhow::Result<Driver> {
         let client = Client::new(&settings.controllers, settings.timeout)
@@ -110,13 +87,14 @@ impl Driver {
         self.settings.state_dir.join("state.json")
     }
 
-    fn save(&self, state: &State) -> Result<(), String> {
+    fn save(&self, state: &State) -> Result<(), PluginError> {
         let path = self.state_file();
         let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
-        std::fs::write(&tmp, text)
+        serde_json::to_vec_pretty(state)
+            .map_err(std::io::Error::from)
+            .and_then(|text| std::fs::write(&tmp, text))
             .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("cannot save the plugin's state in {}: {e}", path.display()))
+            .map_err(|source| PluginError::StateFile { path, source })
     }
 
     fn mountpoint_of(&self, name: &str) -> PathBuf {
@@ -124,19 +102,19 @@ impl Driver {
     }
 
     /// Every resource definition that is one of the plugin's volumes.
-    async fn volume_rds(&self) -> Result<Vec<ResourceDefinition>, String> {
+    async fn volume_rds(&self) -> Result<Vec<ResourceDefinition>, PluginError> {
         let rds = self
             .client
             .resource_dfns(&[], &[], true)
             .await
-            .map_err(|e| explain("cannot list the volumes", e))?;
+            .map_err(failed(Call::ListVolumes))?;
         Ok(rds
             .into_iter()
             .filter(|d| d.props.contains_key(PROP_VOLUME))
             .collect())
     }
 
-    async fn find(&self, name: &str) -> Result<Option<ResourceDefinition>, String> {
+    async fn find(&self, name: &str) -> Result<Option<ResourceDefinition>, PluginError> {
         Ok(self
             .volume_rds()
             .await?
@@ -173,26 +151,27 @@ impl Driver {
         }
     }
 
-    pub async fn get(&self, name: &str) -> Result<VolumeInfo, String> {
-        let rd = self
-            .find(name)
-            .await?
-            .ok_or_else(|| "no such volume".to_string())?;
+    pub async fn get(&self, name: &str) -> Result<VolumeInfo, PluginError> {
+        let rd = self.find(name).await?.ok_or(PluginError::NotFound)?;
         let state = self.state.lock().await;
         Ok(self.info(&rd, &state))
     }
 
-    pub async fn list(&self) -> Result<Vec<VolumeInfo>, String> {
+    pub async fn list(&self) -> Result<Vec<VolumeInfo>, PluginError> {
         let rds = self.volume_rds().await?;
         let state = self.state.lock().await;
         Ok(rds.iter().map(|rd| self.info(rd, &state)).collect())
     }
 
-    pub async fn path(&self, name: &str) -> Result<String, String> {
+    pub async fn path(&self, name: &str) -> Result<String, PluginError> {
         Ok(self.get(name).await?.mountpoint)
     }
 
-    pub async fn create(&self, name: &str, given: &BTreeMap<String, String>) -> Result<(), String> {
+    pub async fn create(
+        &self,
+        name: &str,
+        given: &BTreeMap<String, String>,
+    ) -> Result<(), PluginError> {
         check_volume_name(name)?;
         let o = opts::apply(&self.settings.defaults, given)?;
         let _guard = self.state.lock().await;
@@ -223,26 +202,30 @@ impl Driver {
                 resource_definition: rd,
             })
             .await
-            .map_err(|e| explain(&format!("cannot create volume '{name}'"), e))?;
+            .map_err(failed(Call::CreateDefinition {
+                volume: name.to_string(),
+            }))?;
         let rd_name = if plain {
             name.to_string()
         } else {
             replies
                 .iter()
                 .find_map(|r| r.obj_refs.get("RscDfn").cloned())
-                .ok_or_else(|| format!("cannot create volume '{name}': the controller did not name its resource definition"))?
+                .ok_or_else(|| PluginError::Unnamed {
+                    volume: name.to_string(),
+                })?
         };
-        if let Err(e) = self.deploy(&rd_name, &o).await {
+        if let Err(e) = self.deploy(name, &rd_name, &o).await {
             // Nothing half-made stays behind.
             let _ = self.client.resource_dfn_delete(&rd_name).await;
-            return Err(format!("cannot create volume '{name}': {e}"));
+            return Err(e);
         }
         Ok(())
     }
 
     /// Refuses pools that exist on no node (or not on the nodes named), naming the ones
     /// there are, before anything is created.
-    async fn check_pools(&self, o: &VolumeOpts) -> Result<(), String> {
+    async fn check_pools(&self, o: &VolumeOpts) -> Result<(), PluginError> {
         let named: Vec<&String> = o
             .storage_pool
             .iter()
@@ -255,7 +238,7 @@ impl Driver {
             .client
             .storage_pools(&[], &[])
             .await
-            .map_err(|e| explain("cannot list the storage pools", e))?;
+            .map_err(failed(Call::ListPools))?;
         for want in named {
             let on: Vec<&str> = pools
                 .iter()
@@ -263,30 +246,32 @@ impl Driver {
                 .filter_map(|p| p.node_name.as_deref())
                 .collect();
             if on.is_empty() {
-                let mut there: Vec<&str> =
-                    pools.iter().map(|p| p.storage_pool_name.as_str()).collect();
+                let mut there: Vec<String> =
+                    pools.iter().map(|p| p.storage_pool_name.clone()).collect();
                 there.sort_unstable();
                 there.dedup();
-                return Err(format!(
-                    "storage pool '{want}' does not exist on any node; the pools are: {}",
-                    there.join(", ")
-                ));
+                return Err(PluginError::NoSuchPool {
+                    pool: want.clone(),
+                    pools: there,
+                });
             }
             if let Some(n) = o
                 .nodes
                 .iter()
                 .find(|n| !on.iter().any(|x| x.eq_ignore_ascii_case(n)))
             {
-                return Err(format!(
-                    "storage pool '{want}' does not exist on node '{n}'"
-                ));
+                return Err(PluginError::PoolNotOnNode {
+                    pool: want.clone(),
+                    node: n.clone(),
+                });
             }
         }
         Ok(())
     }
 
-    /// The volume definition and the replicas of a new volume.
-    async fn deploy(&self, rd: &str, o: &VolumeOpts) -> Result<(), String> {
+    /// The volume definition and the replicas of the new volume `name`.
+    async fn deploy(&self, name: &str, rd: &str, o: &VolumeOpts) -> Result<(), PluginError> {
+        let volume = name.to_string();
         let vd = sparse::VolumeDefinition {
             size_kib: o.size_kib,
             props: Props::new(),
@@ -299,7 +284,9 @@ impl Driver {
                 },
             )
             .await
-            .map_err(|e| explain("size", e))?;
+            .map_err(failed(Call::DefineSize {
+                volume: volume.clone(),
+            }))?;
         if !o.nodes.is_empty() {
             let pool: Props = o
                 .storage_pool
@@ -319,52 +306,54 @@ impl Driver {
             self.client
                 .resource_create_sparse(rd, &list)
                 .await
-                .map_err(|e| explain("placing the replicas", e))?;
+                .map_err(failed(Call::PlaceReplicas { volume }))?;
             return Ok(());
         }
         self.client
             .autoplace_sparse(rd, &select_filter(o))
             .await
-            .map_err(|e| explain("placing the replicas", e))?;
+            .map_err(failed(Call::PlaceReplicas { volume }))?;
         Ok(())
     }
 
-    pub async fn remove(&self, name: &str) -> Result<(), String> {
+    pub async fn remove(&self, name: &str) -> Result<(), PluginError> {
         let mut state = self.state.lock().await;
         if let Some(m) = state.volumes.get(name).filter(|m| !m.ids.is_empty()) {
-            return Err(format!(
-                "volume '{name}' is mounted here by {} container(s); stop them first",
-                m.ids.len()
-            ));
+            return Err(PluginError::MountedHere {
+                volume: name.to_string(),
+                containers: m.ids.len(),
+            });
         }
         let Some(rd) = self.find(name).await? else {
-            return Err("no such volume".into());
+            return Err(PluginError::NotFound);
         };
         let rscs = self.resources(&rd.name).await?;
         if let Some(r) = rscs.iter().find(|r| in_use(r)) {
-            return Err(format!(
-                "volume '{name}' is in use on node '{}'; stop its containers there first",
-                r.resource.node_name
-            ));
+            return Err(PluginError::InUseOnNode {
+                volume: name.to_string(),
+                node: r.resource.node_name.clone(),
+            });
         }
         self.client
             .resource_dfn_delete(&rd.name)
             .await
-            .map_err(|e| explain(&format!("cannot remove volume '{name}'"), e))?;
+            .map_err(failed(Call::Remove {
+                volume: name.to_string(),
+            }))?;
         if state.volumes.remove(name).is_some() {
             self.save(&state)?;
         }
         Ok(())
     }
 
-    async fn resources(&self, rd: &str) -> Result<Vec<ResourceWithVolumes>, String> {
+    async fn resources(&self, rd: &str) -> Result<Vec<ResourceWithVolumes>, PluginError> {
         self.client
             .resources(&[], &[rd.to_string()], &[], &[])
             .await
-            .map_err(|e| explain("cannot read where the volume is", e))
+            .map_err(failed(Call::ReadResources))
     }
 
-    pub async fn mount(&self, name: &str, id: &str) -> Result<String, String> {
+    pub async fn mount(&self, name: &str, id: &str) -> Result<String, PluginError> {
         let mut state = self.state.lock().await;
         let me = self.settings.node.clone();
         let mountpoint = self.mountpoint_of(name);
@@ -375,10 +364,7 @@ impl Driver {
             self.save(&state)?;
             return Ok(mp);
         }
-        let rd = self
-            .find(name)
-            .await?
-            .ok_or_else(|| "no such volume".to_string())?;
+        let rd = self.find(name).await?.ok_or(PluginError::NotFound)?;
         // Mounted elsewhere by a plugin: refused at once. Opened elsewhere: a moment's use
         // (DRBD makes a new volume's first replica primary once) is waited out.
         let start = Instant::now();
@@ -396,9 +382,10 @@ impl Driver {
             match busy {
                 None => break rscs,
                 Some((node, marked)) if marked || start.elapsed() > IN_USE_WAIT => {
-                    return Err(format!(
-                        "volume '{name}' is in use on node '{node}'; it can be mounted on one node at a time"
-                    ));
+                    return Err(PluginError::MountedOnNode {
+                        volume: name.to_string(),
+                        node,
+                    });
                 }
                 Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
@@ -412,9 +399,10 @@ impl Driver {
             self.client
                 .make_available(&rd.name, &me, &diskless)
                 .await
-                .map_err(|e| {
-                    explain(&format!("cannot attach volume '{name}' on node '{me}'"), e)
-                })?;
+                .map_err(failed(Call::Attach {
+                    volume: name.to_string(),
+                    node: me.clone(),
+                }))?;
         }
         let mut result = self.mark_mounted(&rd.name, &me, true).await.map(|_| false);
         if result.is_ok() {
@@ -450,7 +438,7 @@ impl Driver {
         name: &str,
         me: &str,
         mountpoint: &Path,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, PluginError> {
         let dev = self.device(&rd.name, me).await?;
         let rsc = rd.name.clone();
         let fs = rd
@@ -462,23 +450,24 @@ impl Driver {
         let fsopts = rd.props.get(PROP_FSOPTS).cloned().unwrap_or_default();
         let mountopts = rd.props.get(PROP_MOUNTOPTS).cloned().unwrap_or_default();
         let mp = mountpoint.to_path_buf();
-        let name = name.to_string();
         tokio::task::spawn_blocking(move || {
-            let promoted = promote_if_needed(runner.as_ref(), &dev, &rsc)
-                .map_err(|e| format!("cannot mount volume '{name}': {e}"))?;
-            let mounted = prepare_and_mount(runner.as_ref(), &dev, &fs, &fsopts, &mountopts, &mp)
-                .map_err(|e| format!("cannot mount volume '{name}': {e}"));
+            let promoted = promote_if_needed(runner.as_ref(), &dev, &rsc)?;
+            let mounted = prepare_and_mount(runner.as_ref(), &dev, &fs, &fsopts, &mountopts, &mp);
             if mounted.is_err() && promoted {
                 let _ = runner.run(&Cmd::new("drbdadm").arg("secondary").arg(&rsc));
             }
             mounted.map(|_| promoted)
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(PluginError::Worker)?
+        .map_err(|source| PluginError::MountFailed {
+            volume: name.to_string(),
+            source: Box::new(source),
+        })
     }
 
     /// The block device of the volume on `node`, once it exists.
-    async fn device(&self, rd: &str, node: &str) -> Result<String, String> {
+    async fn device(&self, rd: &str, node: &str) -> Result<String, PluginError> {
         let start = Instant::now();
         loop {
             let rscs = self.resources(rd).await?;
@@ -491,17 +480,17 @@ impl Driver {
                 return Ok(d);
             }
             if start.elapsed() > DEVICE_WAIT {
-                return Err(format!(
-                    "the volume's device did not appear on node '{node}' within {}s",
-                    DEVICE_WAIT.as_secs()
-                ));
+                return Err(PluginError::NoDevice {
+                    node: node.to_string(),
+                    waited: DEVICE_WAIT,
+                });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     /// Sets or clears [`PROP_MOUNTED`] on the volume's resource on `node`.
-    async fn mark_mounted(&self, rd: &str, node: &str, on: bool) -> Result<(), String> {
+    async fn mark_mounted(&self, rd: &str, node: &str, on: bool) -> Result<(), PluginError> {
         let props = if on {
             PropsModify {
                 override_props: [(PROP_MOUNTED.to_string(), "true".to_string())].into(),
@@ -521,7 +510,7 @@ impl Driver {
             .resource_modify(rd, node, &m)
             .await
             .map(|_| ())
-            .map_err(|e| explain("cannot record where the volume is mounted", e))
+            .map_err(failed(Call::RecordMount))
     }
 
     async fn detach(&self, rd: &str, node: &str) {
@@ -530,7 +519,7 @@ impl Driver {
         }
     }
 
-    pub async fn unmount(&self, name: &str, id: &str) -> Result<(), String> {
+    pub async fn unmount(&self, name: &str, id: &str) -> Result<(), PluginError> {
         let mut state = self.state.lock().await;
         let Some(m) = state.volumes.get_mut(name) else {
             return Ok(()); // not mounted here: nothing to do
@@ -551,16 +540,19 @@ impl Driver {
             if let (true, Some(rsc)) = (promoted, rsc) {
                 runner
                     .run(&Cmd::new("drbdadm").arg("secondary").arg(&rsc))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(DeviceError::Demote)?;
             }
-            Ok::<(), String>(())
+            Ok(())
         })
         .await
-        .map_err(|e| e.to_string())?;
-        if let Err(e) = unmounted {
+        .map_err(PluginError::Worker)?;
+        if let Err(source) = unmounted {
             // Keep the record: the next unmount tries again.
             m.ids.insert(id.to_string());
-            return Err(format!("cannot unmount volume '{name}': {e}"));
+            return Err(PluginError::UnmountFailed {
+                volume: name.to_string(),
+                source: Box::new(source),
+            });
         }
         state.volumes.remove(name);
         self.save(&state)?;
@@ -609,14 +601,14 @@ fn in_use(r: &ResourceWithVolumes) -> bool {
 }
 
 /// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn check_volume_name(name: &str) -> Result<(), String> {
+pub fn check_volume_name(name: &str) -> Result<(), PluginError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if name.len() < 2 || !first_ok || !rest_ok {
-        return Err(format!(
-            "invalid volume name '{name}': use letters, digits, '_', '.' and '-', starting with a letter or digit"
-        ));
+        return Err(PluginError::BadVolumeName {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -646,11 +638,11 @@ fn prepare_and_mount(
     fsopts: &str,
     mountopts: &str,
     mp: &Path,
-) -> Result<(), String> {
+) -> Result<(), DeviceError> {
     // blkid exits 2 when it finds no file system signature.
     let probe = runner
         .run_any(&Cmd::new("blkid").args(["-p", "-o", "value", "-s", "TYPE", dev]))
-        .map_err(|e| e.to_string())?;
+        .map_err(DeviceError::Blkid)?;
     let found = probe.stdout.trim().to_string();
     if probe.status == 2 || (probe.status == 0 && found.is_empty()) {
         let mut mkfs = Cmd::new(format!("mkfs.{fs}")).timeout(Duration::from_secs(600));
@@ -660,13 +652,23 @@ fn prepare_and_mount(
         };
         runner
             .run(&mkfs.args(words(fsopts)).arg(dev))
-            .map_err(|e| format!("making the {fs} file system failed: {e}"))?;
+            .map_err(|source| DeviceError::Mkfs {
+                fs: fs.to_string(),
+                source,
+            })?;
     } else if probe.status != 0 {
-        return Err(format!("cannot probe {dev}: {}", probe.stderr.trim()));
+        return Err(DeviceError::Probe {
+            device: dev.to_string(),
+            status: probe.status,
+            stderr: probe.stderr,
+        });
     } else if found != fs {
         tracing::info!("{dev} holds {found}; mounting it as it is");
     }
-    std::fs::create_dir_all(mp).map_err(|e| format!("{}: {e}", mp.display()))?;
+    std::fs::create_dir_all(mp).map_err(|source| DeviceError::Mountpoint {
+        path: mp.to_path_buf(),
+        source,
+    })?;
     if is_mountpoint(mp) {
         return Ok(());
     }
@@ -676,13 +678,17 @@ fn prepare_and_mount(
     }
     runner
         .run(&mount.arg(dev).arg(mp.display().to_string()))
-        .map_err(|e| e.to_string())?;
+        .map_err(DeviceError::Mount)?;
     Ok(())
 }
 
 /// DRBD 8.4 has no auto-promote and refuses to open a Secondary's device: such a resource is
 /// made primary before use. Answers whether it was (DRBD 9 promotes itself on open).
-fn promote_if_needed(runner: &dyn CommandRunner, dev: &str, rsc: &str) -> Result<bool, String> {
+fn promote_if_needed(
+    runner: &dyn CommandRunner,
+    dev: &str,
+    rsc: &str,
+) -> Result<bool, DeviceError> {
     if !dev.starts_with("/dev/drbd") {
         return Ok(false);
     }
@@ -698,7 +704,7 @@ fn promote_if_needed(runner: &dyn CommandRunner, dev: &str, rsc: &str) -> Result
         match runner.run(&Cmd::new("drbdadm").arg("primary").arg(rsc)) {
             Ok(_) => return Ok(true),
             Err(e) if start.elapsed() > Duration::from_secs(30) => {
-                return Err(format!("cannot make it primary on this node: {e}"))
+                return Err(DeviceError::Promote(e))
             }
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
@@ -715,11 +721,11 @@ fn is_mountpoint(mp: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn unmount_dir(runner: &dyn CommandRunner, mp: &Path) -> Result<(), String> {
+fn unmount_dir(runner: &dyn CommandRunner, mp: &Path) -> Result<(), DeviceError> {
     if is_mountpoint(mp) {
         runner
             .run(&Cmd::new("umount").arg(mp.display().to_string()))
-            .map_err(|e| e.to_string())?;
+            .map_err(DeviceError::Unmount)?;
     }
     let _ = std::fs::remove_dir(mp);
     Ok(())

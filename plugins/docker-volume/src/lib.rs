@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod driver;
+pub mod error;
 pub mod opts;
 pub mod server;

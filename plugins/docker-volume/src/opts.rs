@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use strata_model::size::{parse_size_kib, DefaultUnit};
+use strata_model::size::{parse_size_kib, DefaultUnit, InvalidSize};
 
 /// Every option the plugin knows.
 pub const KNOWN: &[&str] = &[
@@ -27,6 +27,35 @@ pub const KNOWN: &[&str] = &[
 pub const DEFAULT_SIZE_KIB: u64 = 100 * 1024;
 /// File systems the plugin makes.
 pub const FILE_SYSTEMS: &[&str] = &["ext4", "xfs"];
+
+/// An option that is unknown or has a value the plugin cannot use; `value` is as given.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OptError {
+    #[error(
+        "invalid size '{value}': {source}; write it as people do, e.g. 64M, 10GiB or 1.5T (a plain number is MiB)"
+    )]
+    Size {
+        value: String,
+        #[source]
+        source: InvalidSize,
+    },
+    #[error("invalid size '{value}': a volume cannot be empty")]
+    EmptySize { value: String },
+    #[error("unsupported file system '{value}'; use one of: {}", FILE_SYSTEMS.join(", "))]
+    FileSystem { value: String },
+    #[error("invalid replicas '{value}': use a whole number from 1 to 16")]
+    Replicas { value: String },
+    #[error("invalid donotplacewithregex '{value}': {source}")]
+    Regex {
+        value: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("invalid disklessonremaining '{value}': use true or false")]
+    DisklessOnRemaining { value: String },
+    #[error("unknown option '{key}'; the options are: {}", KNOWN.join(", "))]
+    Unknown { key: String },
+}
 
 /// What a volume is created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,31 +110,30 @@ fn non_empty(v: &str) -> Option<String> {
 }
 
 /// Applies `given` (option name -> value, names case-insensitive) over `base`.
-pub fn apply(base: &VolumeOpts, given: &BTreeMap<String, String>) -> Result<VolumeOpts, String> {
+pub fn apply(base: &VolumeOpts, given: &BTreeMap<String, String>) -> Result<VolumeOpts, OptError> {
     let mut o = base.clone();
     for (key, value) in given {
         let k = key.to_ascii_lowercase();
         let v = value.as_str();
         match k.as_str() {
             "size" => {
-                let kib = parse_size_kib(v, DefaultUnit::MiB).map_err(|e| {
-                    format!(
-                        "invalid size '{v}': {}; write it as people do, e.g. 64M, 10GiB or 1.5T (a plain number is MiB)",
-                        e.0
-                    )
+                let kib = parse_size_kib(v, DefaultUnit::MiB).map_err(|source| OptError::Size {
+                    value: v.to_string(),
+                    source,
                 })?;
                 if kib == 0 {
-                    return Err(format!("invalid size '{v}': a volume cannot be empty"));
+                    return Err(OptError::EmptySize {
+                        value: v.to_string(),
+                    });
                 }
                 o.size_kib = kib;
             }
             "fs" => {
                 let fs = v.trim().to_ascii_lowercase();
                 if !FILE_SYSTEMS.contains(&fs.as_str()) {
-                    return Err(format!(
-                        "unsupported file system '{v}'; use one of: {}",
-                        FILE_SYSTEMS.join(", ")
-                    ));
+                    return Err(OptError::FileSystem {
+                        value: v.to_string(),
+                    });
                 }
                 o.fs = fs;
             }
@@ -117,8 +145,8 @@ pub fn apply(base: &VolumeOpts, given: &BTreeMap<String, String>) -> Result<Volu
                     .parse()
                     .ok()
                     .filter(|n| (1..=16).contains(n))
-                    .ok_or_else(|| {
-                        format!("invalid replicas '{v}': use a whole number from 1 to 16")
+                    .ok_or_else(|| OptError::Replicas {
+                        value: v.to_string(),
                     })?;
                 o.replicas = Some(n);
             }
@@ -130,8 +158,9 @@ pub fn apply(base: &VolumeOpts, given: &BTreeMap<String, String>) -> Result<Volu
             "replicasondifferent" => o.replicas_on_different = list(v),
             "donotplacewithregex" => {
                 if let Some(re) = non_empty(v) {
-                    regex::Regex::new(&re)
-                        .map_err(|e| format!("invalid donotplacewithregex '{re}': {e}"))?;
+                    if let Err(source) = regex::Regex::new(&re) {
+                        return Err(OptError::Regex { value: re, source });
+                    }
                     o.do_not_place_with_regex = Some(re);
                 }
             }
@@ -140,18 +169,13 @@ pub fn apply(base: &VolumeOpts, given: &BTreeMap<String, String>) -> Result<Volu
                     "true" | "yes" | "1" | "on" => true,
                     "false" | "no" | "0" | "off" => false,
                     _ => {
-                        return Err(format!(
-                            "invalid disklessonremaining '{v}': use true or false"
-                        ))
+                        return Err(OptError::DisklessOnRemaining {
+                            value: v.to_string(),
+                        })
                     }
                 });
             }
-            _ => {
-                return Err(format!(
-                    "unknown option '{key}'; the options are: {}",
-                    KNOWN.join(", ")
-                ))
-            }
+            _ => return Err(OptError::Unknown { key: key.clone() }),
         }
     }
     Ok(o)
@@ -212,7 +236,11 @@ mod tests {
 
     #[test]
     fn bad_options_are_explained() {
-        let bad = |k: &str, v: &str| apply(&VolumeOpts::default(), &given(&[(k, v)])).unwrap_err();
+        let bad = |k: &str, v: &str| {
+            apply(&VolumeOpts::default(), &given(&[(k, v)]))
+                .unwrap_err()
+                .to_string()
+        };
         assert!(bad("size", "lots").contains("invalid size 'lots'"));
         assert!(bad("size", "0").contains("invalid size '0'"));
         assert!(bad("fs", "btrfs").contains("use one of: ext4, xfs"));

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::driver::{Driver, VolumeInfo};
+use crate::error::PluginError;
 
 /// The media type Docker's plugin clients use.
 const MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
@@ -34,17 +35,25 @@ fn answer(v: Value) -> Response {
     ([(header::CONTENT_TYPE, MEDIA_TYPE)], v.to_string()).into_response()
 }
 
-fn err(e: impl Into<String>) -> Response {
-    answer(json!({"Err": e.into()}))
+fn err(e: &PluginError) -> Response {
+    answer(json!({"Err": e.to_string()}))
 }
 
-fn parse(body: &Bytes) -> Result<Request, String> {
+/// `Ok(())` as the protocol says it: an empty `Err`.
+fn done(result: Result<(), PluginError>) -> Response {
+    match result {
+        Ok(()) => answer(json!({"Err": ""})),
+        Err(e) => err(&e),
+    }
+}
+
+fn parse(body: &Bytes) -> Result<Request, PluginError> {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {
         return Ok(Request::default());
     }
-    serde_json::from_str(text).map_err(|e| format!("cannot read the request: {e}"))
+    serde_json::from_str(text).map_err(PluginError::BadRequest)
 }
 
 fn volume(v: &VolumeInfo) -> Value {
@@ -66,62 +75,55 @@ async fn capabilities(_body: Bytes) -> Response {
 async fn create(State(d): State<Shared>, body: Bytes) -> Response {
     let req = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return err(e),
+        Err(e) => return err(&e),
     };
-    match d.create(&req.name, &req.opts.unwrap_or_default()).await {
-        Ok(()) => err(""),
-        Err(e) => err(e),
-    }
+    done(d.create(&req.name, &req.opts.unwrap_or_default()).await)
 }
 
 async fn remove(State(d): State<Shared>, body: Bytes) -> Response {
     match parse(&body) {
-        Ok(req) => err(d.remove(&req.name).await.err().unwrap_or_default()),
-        Err(e) => err(e),
+        Ok(req) => done(d.remove(&req.name).await),
+        Err(e) => err(&e),
     }
 }
 
 async fn mount(State(d): State<Shared>, body: Bytes) -> Response {
     let req = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return err(e),
+        Err(e) => return err(&e),
     };
     match d.mount(&req.name, &req.id).await {
         Ok(mp) => answer(json!({"Mountpoint": mp, "Err": ""})),
-        Err(e) => err(e),
+        Err(e) => err(&e),
     }
 }
 
 async fn unmount(State(d): State<Shared>, body: Bytes) -> Response {
     match parse(&body) {
-        Ok(req) => err(d
-            .unmount(&req.name, &req.id)
-            .await
-            .err()
-            .unwrap_or_default()),
-        Err(e) => err(e),
+        Ok(req) => done(d.unmount(&req.name, &req.id).await),
+        Err(e) => err(&e),
     }
 }
 
 async fn path(State(d): State<Shared>, body: Bytes) -> Response {
     let req = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return err(e),
+        Err(e) => return err(&e),
     };
     match d.path(&req.name).await {
         Ok(mp) => answer(json!({"Mountpoint": mp, "Err": ""})),
-        Err(e) => err(e),
+        Err(e) => err(&e),
     }
 }
 
 async fn get(State(d): State<Shared>, body: Bytes) -> Response {
     let req = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return err(e),
+        Err(e) => return err(&e),
     };
     match d.get(&req.name).await {
         Ok(v) => answer(json!({"Volume": volume(&v), "Err": ""})),
-        Err(e) => err(e),
+        Err(e) => err(&e),
     }
 }
 
@@ -134,7 +136,7 @@ async fn list(State(d): State<Shared>, _body: Bytes) -> Response {
                 .collect();
             answer(json!({"Volumes": list, "Err": ""}))
         }
-        Err(e) => err(e),
+        Err(e) => err(&e),
     }
 }
 
