@@ -12,8 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::driver::{Driver, VolumeInfo};
 use crate::error::PluginError;
@@ -31,18 +30,84 @@ struct Request {
     id: String,
 }
 
-fn answer(v: Value) -> Response {
-    ([(header::CONTENT_TYPE, MEDIA_TYPE)], v.to_string()).into_response()
+// The answers, their fields in alphabetical order.
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Activated {
+    implements: [&'static str; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Scope {
+    scope: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Capabilities {
+    capabilities: Scope,
+}
+
+/// The answer of calls that answer nothing but success (an empty `Err`) or failure.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Done {
+    err: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Mountpoint {
+    err: String,
+    mountpoint: String,
+}
+
+/// A volume in the answer of `VolumeDriver.Get`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Volume<'a> {
+    mountpoint: &'a str,
+    name: &'a str,
+    status: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Got<'a> {
+    err: String,
+    volume: Volume<'a>,
+}
+
+/// A volume in the answer of `VolumeDriver.List`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Listed<'a> {
+    mountpoint: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Volumes<'a> {
+    err: String,
+    volumes: Vec<Listed<'a>>,
+}
+
+fn answer(v: &impl Serialize) -> Response {
+    let text = serde_json::to_string(v).expect("answers always serialize");
+    ([(header::CONTENT_TYPE, MEDIA_TYPE)], text).into_response()
 }
 
 fn err(e: &PluginError) -> Response {
-    answer(json!({"Err": e.to_string()}))
+    answer(&Done { err: e.to_string() })
 }
 
 /// `Ok(())` as the protocol says it: an empty `Err`.
 fn done(result: Result<(), PluginError>) -> Response {
     match result {
-        Ok(()) => answer(json!({"Err": ""})),
+        Ok(()) => answer(&Done { err: String::new() }),
         Err(e) => err(&e),
     }
 }
@@ -56,8 +121,22 @@ fn parse(body: &Bytes) -> Result<Request, PluginError> {
     serde_json::from_str(text).map_err(PluginError::BadRequest)
 }
 
-fn volume(v: &VolumeInfo) -> Value {
-    json!({"Name": v.name, "Mountpoint": v.mountpoint, "Status": v.status})
+fn mountpoint(result: Result<String, PluginError>) -> Response {
+    match result {
+        Ok(mountpoint) => answer(&Mountpoint {
+            err: String::new(),
+            mountpoint,
+        }),
+        Err(e) => err(&e),
+    }
+}
+
+fn volume(v: &VolumeInfo) -> Volume<'_> {
+    Volume {
+        mountpoint: &v.mountpoint,
+        name: &v.name,
+        status: &v.status,
+    }
 }
 
 type Shared = Arc<Driver>;
@@ -65,11 +144,15 @@ type Shared = Arc<Driver>;
 // Every handler takes the body, even when it needs none: answering before the request was
 // read would close the connection under a client still sending.
 async fn activate(_body: Bytes) -> Response {
-    answer(json!({"Implements": ["VolumeDriver"]}))
+    answer(&Activated {
+        implements: ["VolumeDriver"],
+    })
 }
 
 async fn capabilities(_body: Bytes) -> Response {
-    answer(json!({"Capabilities": {"Scope": "global"}}))
+    answer(&Capabilities {
+        capabilities: Scope { scope: "global" },
+    })
 }
 
 async fn create(State(d): State<Shared>, body: Bytes) -> Response {
@@ -88,12 +171,8 @@ async fn remove(State(d): State<Shared>, body: Bytes) -> Response {
 }
 
 async fn mount(State(d): State<Shared>, body: Bytes) -> Response {
-    let req = match parse(&body) {
-        Ok(r) => r,
-        Err(e) => return err(&e),
-    };
-    match d.mount(&req.name, &req.id).await {
-        Ok(mp) => answer(json!({"Mountpoint": mp, "Err": ""})),
+    match parse(&body) {
+        Ok(req) => mountpoint(d.mount(&req.name, &req.id).await),
         Err(e) => err(&e),
     }
 }
@@ -106,12 +185,8 @@ async fn unmount(State(d): State<Shared>, body: Bytes) -> Response {
 }
 
 async fn path(State(d): State<Shared>, body: Bytes) -> Response {
-    let req = match parse(&body) {
-        Ok(r) => r,
-        Err(e) => return err(&e),
-    };
-    match d.path(&req.name).await {
-        Ok(mp) => answer(json!({"Mountpoint": mp, "Err": ""})),
+    match parse(&body) {
+        Ok(req) => mountpoint(d.path(&req.name).await),
         Err(e) => err(&e),
     }
 }
@@ -122,20 +197,26 @@ async fn get(State(d): State<Shared>, body: Bytes) -> Response {
         Err(e) => return err(&e),
     };
     match d.get(&req.name).await {
-        Ok(v) => answer(json!({"Volume": volume(&v), "Err": ""})),
+        Ok(v) => answer(&Got {
+            err: String::new(),
+            volume: volume(&v),
+        }),
         Err(e) => err(&e),
     }
 }
 
 async fn list(State(d): State<Shared>, _body: Bytes) -> Response {
     match d.list().await {
-        Ok(vs) => {
-            let list: Vec<Value> = vs
+        Ok(vs) => answer(&Volumes {
+            err: String::new(),
+            volumes: vs
                 .iter()
-                .map(|v| json!({"Name": v.name, "Mountpoint": v.mountpoint}))
-                .collect();
-            answer(json!({"Volumes": list, "Err": ""}))
-        }
+                .map(|v| Listed {
+                    mountpoint: &v.mountpoint,
+                    name: &v.name,
+                })
+                .collect(),
+        }),
         Err(e) => err(&e),
     }
 }
