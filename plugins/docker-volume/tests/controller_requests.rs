@@ -15,6 +15,7 @@ use axum::Router;
 use strata_api::ApiCallRc;
 use strata_docker_volume::config::Settings;
 use strata_docker_volume::driver::Driver;
+use strata_docker_volume::error::{Call, DeviceError, PluginError};
 use strata_docker_volume::opts::VolumeOpts;
 use strata_docker_volume::server;
 use strata_exec::{Output, ScriptedRunner};
@@ -278,6 +279,14 @@ async fn refused_creations_are_explained_and_leave_nothing_behind() {
     assert_eq!(
         e.to_string(),
         "cannot create volume 'odd.vol': size: Not enough free space (pool_a has 10 MiB); Use a smaller size"
+    );
+    assert!(
+        matches!(
+            &e,
+            PluginError::Refused { call: Call::DefineSize { volume }, status: 500, replies }
+                if volume == "odd.vol" && replies.len() == 1
+        ),
+        "{e:?}"
     );
     assert_seen(
         &s.fake,
@@ -580,6 +589,13 @@ async fn failed_mounts_are_explained_and_undone() {
             "cannot mount volume 'v1': 'mount {dev} {mp_text}' failed with exit status 32: mount: wrong fs type"
         )
     );
+    let PluginError::MountFailed { source, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        matches!(**source, DeviceError::Mount(ref x) if x.status() == Some(32)),
+        "{e:?}"
+    );
     // blkid cannot read the device.
     s.runner
         .expect(&blkid, Output::failed(4, "blkid: I/O error"));
@@ -650,6 +666,16 @@ async fn an_unreachable_controller_is_named() {
     assert_eq!(
         e.to_string(),
         "cannot list the volumes: cannot reach any controller (http://127.0.0.1:1): http://127.0.0.1:1: connection refused or unreachable"
+    );
+    assert!(
+        matches!(
+            &e,
+            PluginError::CallFailed {
+                call: Call::ListVolumes,
+                source: strata_client::ClientError::Unreachable { .. }
+            }
+        ),
+        "{e:?}"
     );
     let e = driver.create("v1", &opts(&[])).await.unwrap_err();
     assert!(e
