@@ -796,12 +796,16 @@ mod real_tools {
     use super::*;
     use crate::config::Local;
     use crate::res::render;
-    use crate::testutil::{self, require_tool, ConfDir, ForgetMinor, Loop};
+    use crate::testutil::{self, ConfDir, ForgetMinor, Loop};
     use strata_exec::RealRunner;
 
     #[test]
     fn metadata_lifecycle_on_a_loop_device() {
-        require_tool("drbdmeta");
+        strata_exec::needs!(
+            needs::root(),
+            needs::loop_devices(),
+            needs::tool("drbdmeta", "drbd-utils")
+        );
         let dev = Loop::new(64 * 1024);
         let minor = 1995;
         let _forget = ForgetMinor(minor);
@@ -866,7 +870,8 @@ mod real_tools {
 
     #[test]
     fn asking_about_a_missing_device_is_an_error() {
-        require_tool("drbdmeta");
+        // drbdmeta takes a lock file under /var/lock: root only.
+        strata_exec::needs!(needs::root(), needs::tool("drbdmeta", "drbd-utils"));
         let err = has_metadata(
             &RealRunner,
             &AdmConfig::system(),
@@ -885,7 +890,7 @@ mod real_tools {
 
     #[test]
     fn status_without_the_module() {
-        require_tool("drbdsetup");
+        strata_exec::needs!(needs::tool("drbdsetup", "drbd-utils"));
         if std::path::Path::new(crate::version::PROC_DRBD).exists() {
             eprintln!("skipped: a DRBD module is loaded");
             return;

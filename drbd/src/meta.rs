@@ -234,7 +234,7 @@ mod tests {
 #[cfg(test)]
 mod real_drbdmeta {
     use super::*;
-    use crate::testutil::{require_tool, ForgetMinor, Loop};
+    use crate::testutil::{ForgetMinor, Loop};
     use strata_exec::{Cmd, CommandRunner, RealRunner};
 
     /// The `# key value` comment lines of `drbdmeta dump-md`, e.g. `# bm_offset 104808448`.
@@ -247,7 +247,11 @@ mod real_drbdmeta {
 
     #[test]
     fn drbdmeta_agrees_on_loop_devices() {
-        require_tool("drbdmeta");
+        strata_exec::needs!(
+            needs::root(),
+            needs::loop_devices(),
+            needs::tool("drbdmeta", "drbd-utils")
+        );
         let _forget = ForgetMinor(1999);
         const MIB: u64 = 1024;
         // (gross KiB, peer slots, AL stripes, AL stripe KiB): odd sizes, bitmap steps, many
@@ -323,7 +327,11 @@ mod real_drbdmeta {
     /// relies on to size the backing volumes of 8.4 resources.
     #[test]
     fn drbd84_metadata_is_v09_with_one_peer() {
-        require_tool("drbdmeta");
+        strata_exec::needs!(
+            needs::root(),
+            needs::loop_devices(),
+            needs::tool("drbdmeta", "drbd-utils")
+        );
         let _forget = ForgetMinor(1997);
         const MIB: u64 = 1024;
         for gross in [
@@ -360,7 +368,11 @@ mod real_drbdmeta {
 
     #[test]
     fn gross_for_a_net_size_holds_it_on_a_real_device() {
-        require_tool("drbdmeta");
+        strata_exec::needs!(
+            needs::root(),
+            needs::loop_devices(),
+            needs::tool("drbdmeta", "drbd-utils")
+        );
         let _forget = ForgetMinor(1998);
         let want = 50 * 1024 + 4;
         let gross = gross_kib(want, 7, 1, 32);

@@ -991,6 +991,7 @@ mod real_drbdadm {
 
     #[test]
     fn dump_shows_what_was_rendered() {
+        strata_exec::needs!(needs::tool("drbdadm", "drbd-utils"));
         let (r, local) = alpha_view();
         let conf = ConfDir::new();
         conf.write("r0", &render(&r, &local).unwrap());
@@ -1028,6 +1029,7 @@ mod real_drbdadm {
 
     #[test]
     fn dry_run_up_as_another_node() {
+        strata_exec::needs!(needs::tool("drbdadm", "drbd-utils"));
         let (r, local) = alpha_view();
         let conf = ConfDir::new();
         conf.write("r0", &render(&r, &local).unwrap());
@@ -1081,6 +1083,7 @@ mod real_drbdadm {
 
     #[test]
     fn connection_overrides_reach_only_their_peer() {
+        strata_exec::needs!(needs::tool("drbdadm", "drbd-utils"));
         let (mut r, local) = alpha_view();
         r.connections.push(crate::config::Connection {
             hosts: ["beta".into(), "alpha".into()],
@@ -1107,6 +1110,7 @@ mod real_drbdadm {
 
     #[test]
     fn peer_device_overrides_reach_only_their_peer() {
+        strata_exec::needs!(needs::tool("drbdadm", "drbd-utils"));
         let (mut r, local) = alpha_view();
         r.connections.push(crate::config::Connection {
             hosts: ["alpha".into(), "beta".into()],
@@ -1161,6 +1165,7 @@ mod real_drbdadm {
 
     #[test]
     fn every_node_view_parses() {
+        strata_exec::needs!(needs::tool("drbdadm", "drbd-utils"));
         let r = two_volume_resource();
         for (node, disks) in [
             ("alpha", vec![(0, "/dev/loop10"), (1, "/dev/loop11")]),
@@ -1367,6 +1372,10 @@ mod real_drbdadm84 {
 
     #[test]
     fn renders_two_hosts_without_node_ids_or_connection_sections() {
+        strata_exec::needs!(
+            needs::tool("drbdadm", "drbd-utils"),
+            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+        );
         let text = render84(&pair(false), &alpha()).unwrap();
         assert!(!text.contains("node-id"), "{text}");
         assert!(!text.contains("connection"), "{text}");
@@ -1396,6 +1405,10 @@ mod real_drbdadm84 {
     /// (dry run): v08 metadata, and no option drbdadm-84 refuses.
     #[test]
     fn metadata_commands_suit_the_84_drbdadm() {
+        strata_exec::needs!(
+            needs::tool("drbdadm", "drbd-utils"),
+            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+        );
         let conf = ConfDir::new();
         conf.write("r84", &render84(&pair(false), &alpha()).unwrap());
         let run = crate::testutil::As84 {
@@ -1433,6 +1446,10 @@ mod real_drbdadm84 {
     /// adjust it, so it runs adjust's plan without the network part.
     #[test]
     fn a_resource_without_peer_is_adjusted_without_its_network() {
+        strata_exec::needs!(
+            needs::tool("drbdadm", "drbd-utils"),
+            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+        );
         let mut alone = pair(false);
         alone.hosts.truncate(1);
         alone.connections.clear();
@@ -1473,6 +1490,10 @@ mod real_drbdadm84 {
     /// without it and connects with the configured secret.
     #[test]
     fn a_diskless_node_is_adjusted_without_attaching() {
+        strata_exec::needs!(
+            needs::tool("drbdadm", "drbd-utils"),
+            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+        );
         let conf = ConfDir::new();
         let beta = Local {
             node: "beta".into(),
@@ -1511,6 +1532,10 @@ mod real_drbdadm84 {
 
     #[test]
     fn dry_run_up_drives_the_84_tools() {
+        strata_exec::needs!(
+            needs::tool("drbdadm", "drbd-utils"),
+            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+        );
         let conf = ConfDir::new();
         conf.write("r84", &render84(&pair(false), &alpha()).unwrap());
         let out = drbdadm84_as("alpha", &conf.conf(), &["-d", "up", "r84"]);

@@ -50,8 +50,9 @@ pub fn two_volume_resource() -> Resource {
     }
 }
 
-/// The programs the real-tool tests need; they fail loudly without them, as the cluster
-/// tests do without root (scripts/test-all.sh installs drbd-utils).
+/// The programs the real-tool tests need. Those tests declare their needs first
+/// (`strata_exec::needs!`), so that they are skipped where drbd-utils are missing; this is
+/// the loud fallback for a test that forgot to.
 pub fn require_tool(program: &str) -> PathBuf {
     strata_exec::SAFE_PATH
         .split(':')

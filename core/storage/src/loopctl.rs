@@ -76,10 +76,7 @@ mod tests {
 
     #[test]
     fn attach_grow_and_detach_a_real_file() {
-        assert!(
-            nix::unistd::geteuid().is_root() && Path::new(LOOP_CONTROL).exists(),
-            "this test needs root and /dev/loop-control (CI runs it as root)"
-        );
+        strata_exec::needs!(needs::root(), needs::loop_devices());
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("x.img");
         File::create(&img).unwrap().set_len(1 << 20).unwrap();
