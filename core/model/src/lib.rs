@@ -2,6 +2,7 @@
 //! desired state, and the planning of every change to it. No I/O, no async.
 
 pub mod cluster;
+pub mod drbd_state;
 pub mod error;
 pub mod kinds;
 pub mod name;
