@@ -35,7 +35,7 @@ pub struct OwnedVolume {
 }
 
 /// A backing volume: its pool and its name there.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct VolumeKey {
     pub pool: String,
     pub name: String,
@@ -51,7 +51,7 @@ impl VolumeKey {
 }
 
 /// A volume of a DRBD resource on this node.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DrbdVolumeKey {
     pub resource: String,
     pub volume: u32,
@@ -67,7 +67,7 @@ impl DrbdVolumeKey {
 }
 
 /// A snapshot of a resource.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SnapshotKey {
     pub resource: String,
     pub snapshot: String,
@@ -93,8 +93,8 @@ pub struct Record {
     pub known_pools: Vec<PoolConfig>,
     /// Backing volume -> owner.
     #[serde(
-        serialize_with = "listed::serialize::<VolumeEntry, _>",
-        deserialize_with = "listed::deserialize::<VolumeEntry, _>"
+        serialize_with = "listed::serialize::<OwnedVolume, _, _, _>",
+        deserialize_with = "listed::deserialize::<OwnedVolume, _, _, _>"
     )]
     pub volumes: BTreeMap<VolumeKey, OwnedVolume>,
     /// DRBD volume -> backing size (KiB) DRBD was last set up or resized for on this node. A
@@ -102,16 +102,16 @@ pub struct Record {
     /// backing volume grew and DRBD must be resized.
     #[serde(
         default,
-        serialize_with = "listed::serialize::<DrbdSizeEntry, _>",
-        deserialize_with = "listed::deserialize::<DrbdSizeEntry, _>"
+        serialize_with = "listed::serialize::<SizeKib, _, _, _>",
+        deserialize_with = "listed::deserialize::<SizeKib, _, _, _>"
     )]
     pub drbd_sizes: BTreeMap<DrbdVolumeKey, u64>,
     /// Backing volume -> size (KiB) the configuration last asked for. A smaller one in the
     /// configuration (of a volume without DRBD) is a shrink the controller allowed.
     #[serde(
         default,
-        serialize_with = "listed::serialize::<VolumeSizeEntry, _>",
-        deserialize_with = "listed::deserialize::<VolumeSizeEntry, _>"
+        serialize_with = "listed::serialize::<SizeKib, _, _, _>",
+        deserialize_with = "listed::deserialize::<SizeKib, _, _, _>"
     )]
     pub volume_sizes: BTreeMap<VolumeKey, u64>,
     /// DRBD resources that left the configuration but could not be taken down yet (in use,
@@ -125,8 +125,8 @@ pub struct Record {
     /// once per id, however often the configuration arrives).
     #[serde(
         default,
-        serialize_with = "listed::serialize::<RollbackEntry, _>",
-        deserialize_with = "listed::deserialize::<RollbackEntry, _>"
+        serialize_with = "listed::serialize::<RollbackId, _, _, _>",
+        deserialize_with = "listed::deserialize::<RollbackId, _, _, _>"
     )]
     pub rollbacks_done: BTreeMap<SnapshotKey, u64>,
 }
@@ -137,136 +137,86 @@ impl Record {
     }
 }
 
-/// The keyed maps of the record as the file lists them: one object per entry, with the
-/// key's fields and the value's.
+/// The keyed maps of the record as the file lists them: one object per entry, the key's
+/// fields followed by the value's (`W`, the value as the file names it).
 mod listed {
     use super::*;
 
-    /// One map entry as the file holds it.
-    pub trait Entry: Serialize + DeserializeOwned {
-        type Key: Ord;
-        type Value;
-        fn of(key: &Self::Key, value: &Self::Value) -> Self;
-        fn split(self) -> (Self::Key, Self::Value);
+    #[derive(Serialize)]
+    struct Out<'a, K, W> {
+        #[serde(flatten)]
+        key: &'a K,
+        #[serde(flatten)]
+        value: W,
     }
 
-    pub fn serialize<E: Entry, S: Serializer>(
-        map: &BTreeMap<E::Key, E::Value>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(map.iter().map(|(k, v)| E::of(k, v)))
+    #[derive(Deserialize)]
+    struct In<K, W> {
+        #[serde(flatten)]
+        key: K,
+        #[serde(flatten)]
+        value: W,
     }
 
-    pub fn deserialize<'de, E: Entry, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<E::Key, E::Value>, D::Error> {
-        Ok(Vec::<E>::deserialize(d)?
+    pub fn serialize<W, K, V, S>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error>
+    where
+        W: Serialize + From<V>,
+        K: Serialize,
+        V: Clone,
+        S: Serializer,
+    {
+        s.collect_seq(map.iter().map(|(key, v)| Out {
+            key,
+            value: W::from(v.clone()),
+        }))
+    }
+
+    pub fn deserialize<'de, W, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        W: DeserializeOwned + Into<V>,
+        K: DeserializeOwned + Ord,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<In<K, W>>::deserialize(d)?
             .into_iter()
-            .map(E::split)
+            .map(|e| (e.key, e.value.into()))
             .collect())
     }
 }
 
-use listed::Entry;
-
-/// An entry of [`Record::volumes`].
+/// A size as the file names it.
 #[derive(Serialize, Deserialize)]
-struct VolumeEntry {
-    pool: String,
-    name: String,
-    resource: String,
-    volume_number: u32,
-}
-
-impl Entry for VolumeEntry {
-    type Key = VolumeKey;
-    type Value = OwnedVolume;
-    fn of(k: &VolumeKey, v: &OwnedVolume) -> VolumeEntry {
-        VolumeEntry {
-            pool: k.pool.clone(),
-            name: k.name.clone(),
-            resource: v.resource.clone(),
-            volume_number: v.volume_number,
-        }
-    }
-    fn split(self) -> (VolumeKey, OwnedVolume) {
-        let owner = OwnedVolume {
-            resource: self.resource,
-            volume_number: self.volume_number,
-        };
-        (VolumeKey::new(self.pool, self.name), owner)
-    }
-}
-
-/// An entry of [`Record::volume_sizes`].
-#[derive(Serialize, Deserialize)]
-struct VolumeSizeEntry {
-    pool: String,
-    name: String,
+struct SizeKib {
     size_kib: u64,
 }
 
-impl Entry for VolumeSizeEntry {
-    type Key = VolumeKey;
-    type Value = u64;
-    fn of(k: &VolumeKey, size_kib: &u64) -> VolumeSizeEntry {
-        VolumeSizeEntry {
-            pool: k.pool.clone(),
-            name: k.name.clone(),
-            size_kib: *size_kib,
-        }
-    }
-    fn split(self) -> (VolumeKey, u64) {
-        (VolumeKey::new(self.pool, self.name), self.size_kib)
+impl From<u64> for SizeKib {
+    fn from(size_kib: u64) -> SizeKib {
+        SizeKib { size_kib }
     }
 }
 
-/// An entry of [`Record::drbd_sizes`].
+impl From<SizeKib> for u64 {
+    fn from(s: SizeKib) -> u64 {
+        s.size_kib
+    }
+}
+
+/// The id of a rollback as the file names it.
 #[derive(Serialize, Deserialize)]
-struct DrbdSizeEntry {
-    resource: String,
-    volume: u32,
-    size_kib: u64,
-}
-
-impl Entry for DrbdSizeEntry {
-    type Key = DrbdVolumeKey;
-    type Value = u64;
-    fn of(k: &DrbdVolumeKey, size_kib: &u64) -> DrbdSizeEntry {
-        DrbdSizeEntry {
-            resource: k.resource.clone(),
-            volume: k.volume,
-            size_kib: *size_kib,
-        }
-    }
-    fn split(self) -> (DrbdVolumeKey, u64) {
-        (
-            DrbdVolumeKey::new(self.resource, self.volume),
-            self.size_kib,
-        )
-    }
-}
-
-/// An entry of [`Record::rollbacks_done`].
-#[derive(Serialize, Deserialize)]
-struct RollbackEntry {
-    resource: String,
-    snapshot: String,
+struct RollbackId {
     id: u64,
 }
 
-impl Entry for RollbackEntry {
-    type Key = SnapshotKey;
-    type Value = u64;
-    fn of(k: &SnapshotKey, id: &u64) -> RollbackEntry {
-        RollbackEntry {
-            resource: k.resource.clone(),
-            snapshot: k.snapshot.clone(),
-            id: *id,
-        }
+impl From<u64> for RollbackId {
+    fn from(id: u64) -> RollbackId {
+        RollbackId { id }
     }
-    fn split(self) -> (SnapshotKey, u64) {
-        (SnapshotKey::new(self.resource, self.snapshot), self.id)
+}
+
+impl From<RollbackId> for u64 {
+    fn from(r: RollbackId) -> u64 {
+        r.id
     }
 }
 
