@@ -205,6 +205,16 @@ mod tests {
         names.map(|n| n.unwrap()).collect()
     }
 
+    /// The rows of a two-column query.
+    fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+        conn: &Connection,
+        sql: &str,
+    ) -> Vec<(A, B)> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    }
+
     #[test]
     fn the_chain_leads_step_by_step_to_the_current_version() {
         for (i, m) in MIGRATIONS.iter().enumerate() {
@@ -281,24 +291,16 @@ mod tests {
 
         let conn = Connection::open(&path).unwrap();
         assert_eq!(version_of(&conn).unwrap(), Some(SCHEMA_VERSION));
-        let stamped: Vec<(String, i64)> = conn
-            .prepare("SELECT key, generation FROM objects WHERE class = 'node' ORDER BY key")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
+        let stamped: Vec<(String, i64)> = pairs(
+            &conn,
+            "SELECT key, generation FROM objects WHERE class = 'node' ORDER BY key",
+        );
         assert_eq!(
             stamped,
             [("ALPHA".to_string(), 19), ("BETA".to_string(), 0)]
         );
-        let history: Vec<(i64, String)> = conn
-            .prepare("SELECT version, release FROM schema_history")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
+        let history: Vec<(i64, String)> =
+            pairs(&conn, "SELECT version, release FROM schema_history");
         assert_eq!(history, [(2, env!("CARGO_PKG_VERSION").to_string())]);
 
         // The copy is the untouched version 1 database, and it is not written again.
