@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use strata_model::drbd_state::ConnectionState;
 use strata_model::kinds::{ConnectionStatus, LayerKind, ProviderKind};
 use strata_model::objects as m;
 use strata_model::observed::{
@@ -374,7 +375,7 @@ fn replication_states(
             (
                 peer.clone(),
                 ReplicationState {
-                    replication_state: Some(p.replication.clone()),
+                    replication_state: Some(p.replication.to_string()),
                     done_percentage: p.done,
                 },
             )
@@ -450,11 +451,13 @@ impl Joined<'_> {
         let device = obs.and_then(|o| o.device_path.clone());
         let allocated = obs.and_then(|o| o.allocated_kib).map(|k| k as i64);
         let usable = obs.and_then(|o| o.usable_kib).map(|k| k as i64);
-        let storage_state = obs.map(|o| o.disk_state.clone()).filter(|s| !s.is_empty());
+        let storage_state = obs
+            .map(|o| o.disk_state.to_string())
+            .filter(|s| !s.is_empty());
         // With DRBD followed, the volume's state is DRBD's.
         let drbd_vlm = self.drbd_obs.and_then(|d| d.volumes.get(&v.number));
         let disk_state = if self.watched {
-            drbd_vlm.and_then(|dv| dv.disk_state.clone())
+            drbd_vlm.and_then(|dv| dv.disk_state.as_ref().map(|d| d.to_string()))
         } else {
             storage_state.clone()
         };
@@ -594,8 +597,8 @@ fn drbd_connections(d: &DrbdObserved) -> BTreeMap<String, DrbdConnection> {
             (
                 peer.clone(),
                 DrbdConnection {
-                    connected: state == "Connected",
-                    message: Some(state.clone()),
+                    connected: *state == ConnectionState::Connected,
+                    message: Some(state.to_string()),
                 },
             )
         })

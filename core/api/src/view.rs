@@ -7,6 +7,7 @@
 //! bytes and only the values are formatted. The tests hold both to the same bytes, in every
 //! state a resource can be shown in.
 
+use strata_model::drbd_state::{ConnectionState, DiskState};
 use strata_model::objects as m;
 use strata_model::observed::{DrbdObserved, DrbdVolumeObserved, ResourceState as ObservedRsc};
 use strata_model::{LayerKind, ProviderKind, StorPoolName};
@@ -165,7 +166,8 @@ pub fn write_resource(
                 usable: obs.and_then(|o| o.usable_kib).map(|k| k as i64),
                 storage_state,
                 disk_state: if watched {
-                    dv.and_then(|d| d.disk_state.as_deref())
+                    dv.and_then(|d| d.disk_state.as_ref())
+                        .map(DiskState::as_str)
                 } else {
                     storage_state
                 },
@@ -324,9 +326,9 @@ fn write_drbd_resource(
             }
             write_str(out, peer);
             out.extend_from_slice(b":{\"connected\":");
-            write_bool(out, state == "Connected");
+            write_bool(out, *state == ConnectionState::Connected);
             out.extend_from_slice(b",\"message\":");
-            write_str(out, state);
+            write_str(out, state.as_str());
             out.push(b'}');
         }
     }
@@ -387,7 +389,7 @@ fn write_volume(
                 }
                 write_str(out, peer);
                 out.extend_from_slice(b":{\"replication_state\":");
-                write_str(out, &p.replication);
+                write_str(out, p.replication.as_str());
                 if let Some(done) = p.done {
                     out.extend_from_slice(b",\"done_percentage\":");
                     write_serde(out, &done);

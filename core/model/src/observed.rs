@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::drbd_state::{ConnectionState, DiskState, ReplicationState, Role};
 use crate::kinds::{LayerKind, ProviderKind};
 
 /// What a satellite can do, as it detected on its host.
@@ -74,8 +75,9 @@ pub struct VolumeState {
     pub backing_path: Option<String>,
     pub allocated_kib: Option<u64>,
     pub usable_kib: Option<u64>,
-    /// `UpToDate`, `Diskless`, `Failed`, or a DRBD disk state.
-    pub disk_state: String,
+    /// `UpToDate`, `Diskless` or `Failed` as the storage below sees it; empty (the default)
+    /// when nothing was said.
+    pub disk_state: DiskState,
     pub error: Option<String>,
 }
 
@@ -105,9 +107,8 @@ impl ResourceState {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DrbdObserved {
     pub name: String,
-    /// `Primary`, `Secondary` or `Unknown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub may_promote: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,9 +118,9 @@ pub struct DrbdObserved {
     /// Why I/O is suspended (`user`, `no-data`, `fencing`, `quorum`); empty when it is not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suspended: Vec<String>,
-    /// Peer node name -> connection state (`Connected`, `Connecting`, `StandAlone`, ...).
+    /// Peer node name -> connection state.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub connections: BTreeMap<String, String>,
+    pub connections: BTreeMap<String, ConnectionState>,
     /// Local volumes by number.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<u32, DrbdVolumeObserved>,
@@ -128,9 +129,8 @@ pub struct DrbdObserved {
 /// One local DRBD volume.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DrbdVolumeObserved {
-    /// `UpToDate`, `Inconsistent`, `Diskless`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_state: Option<String>,
+    pub disk_state: Option<DiskState>,
     /// Intentionally diskless (a DRBD client).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub client: bool,
@@ -145,47 +145,38 @@ pub struct DrbdVolumeObserved {
 /// One volume as replicated to one peer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PeerReplication {
-    /// `Established`, `SyncSource`, `SyncTarget`, `Off`, ...
-    pub replication: String,
+    pub replication: ReplicationState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer_disk: Option<String>,
+    pub peer_disk: Option<DiskState>,
     /// Resync progress in percent while one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<f64>,
 }
 
-/// Replication states in which the data of a volume is being brought up to date.
+/// Whether the replication state named `state` brings the data of a volume up to date (see
+/// [`ReplicationState::is_resync`]), for those that hold the name as text.
 pub fn is_resync_state(state: &str) -> bool {
-    matches!(
-        state,
-        "StartingSyncS"
-            | "StartingSyncT"
-            | "WFBitMapS"
-            | "WFBitMapT"
-            | "WFSyncUUID"
-            | "SyncSource"
-            | "SyncTarget"
-            | "PausedSyncS"
-            | "PausedSyncT"
-    )
+    ReplicationState::parse(state).is_resync()
 }
 
 impl DrbdVolumeObserved {
     pub fn is_up_to_date(&self) -> bool {
-        self.disk_state.as_deref() == Some("UpToDate")
+        self.disk_state == Some(DiskState::UpToDate)
     }
 
     /// The state as people read it: `SyncTarget(45.12%)` while receiving a resync, the disk
     /// state otherwise.
     pub fn summary(&self) -> String {
-        let receiving = self
-            .peers
-            .values()
-            .find(|p| matches!(p.replication.as_str(), "SyncTarget" | "PausedSyncT"));
-        match (receiving, self.disk_state.as_deref()) {
+        let receiving = self.peers.values().find(|p| {
+            matches!(
+                p.replication,
+                ReplicationState::SyncTarget | ReplicationState::PausedSyncT
+            )
+        });
+        match (receiving, &self.disk_state) {
             (Some(p), _) => match p.done {
                 Some(done) => format!("{}({done:.2}%)", p.replication),
-                None => p.replication.clone(),
+                None => p.replication.to_string(),
             },
             (None, Some(d)) => d.to_string(),
             (None, None) => "Unknown".to_string(),
@@ -196,7 +187,7 @@ impl DrbdVolumeObserved {
 impl DrbdObserved {
     /// The resource is in use here (DRBD Primary).
     pub fn in_use(&self) -> Option<bool> {
-        self.role.as_deref().map(|r| r == "Primary")
+        self.role.as_ref().map(|r| *r == Role::Primary)
     }
 
     /// Every local volume is UpToDate (or intentionally diskless) and no resync runs towards
@@ -204,12 +195,12 @@ impl DrbdObserved {
     pub fn is_synced(&self) -> bool {
         !self.volumes.is_empty()
             && self.volumes.values().all(|v| {
-                let disk_ok = match v.disk_state.as_deref() {
-                    Some("UpToDate") => true,
-                    Some("Diskless") => v.client,
+                let disk_ok = match v.disk_state {
+                    Some(DiskState::UpToDate) => true,
+                    Some(DiskState::Diskless) => v.client,
                     _ => false,
                 };
-                disk_ok && v.peers.values().all(|p| !is_resync_state(&p.replication))
+                disk_ok && v.peers.values().all(|p| !p.replication.is_resync())
             })
     }
 }
@@ -239,5 +230,64 @@ impl DrbdReport {
         self.resources
             .iter()
             .find(|r| r.name.eq_ignore_ascii_case(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The states are written as DRBD names them, as when they were held as text.
+    #[test]
+    fn drbd_states_serialise_as_their_names() {
+        let text = r#"{"name":"r0","role":"Primary","connections":{"beta":"Connected","gamma":"SomethingNew"},"volumes":{"0":{"disk_state":"UpToDate","peers":{"beta":{"replication":"SyncSource","peer_disk":"Inconsistent","done":45.12}}},"1":{"disk_state":""}}}"#;
+        let d: DrbdObserved = serde_json::from_str(text).unwrap();
+        assert_eq!(d.role, Some(Role::Primary));
+        assert_eq!(d.connections["beta"], ConnectionState::Connected);
+        assert_eq!(
+            d.connections["gamma"],
+            ConnectionState::Other("SomethingNew".into())
+        );
+        let v = &d.volumes[&0];
+        assert_eq!(v.disk_state, Some(DiskState::UpToDate));
+        assert_eq!(v.peers["beta"].replication, ReplicationState::SyncSource);
+        assert_eq!(v.peers["beta"].peer_disk, Some(DiskState::Inconsistent));
+        assert_eq!(serde_json::to_string(&d).unwrap(), text);
+
+        let vol = r#"{"volume_number":0,"device_path":null,"backing_path":null,"allocated_kib":null,"usable_kib":null,"disk_state":"","error":null}"#;
+        assert_eq!(serde_json::to_string(&VolumeState::default()).unwrap(), vol);
+        let back: VolumeState = serde_json::from_str(vol).unwrap();
+        assert_eq!(back, VolumeState::default());
+    }
+
+    #[test]
+    fn summary_and_sync() {
+        let mut d = DrbdObserved {
+            role: Some(Role::Secondary),
+            ..Default::default()
+        };
+        let mut v = DrbdVolumeObserved {
+            disk_state: Some(DiskState::Inconsistent),
+            ..Default::default()
+        };
+        v.peers.insert(
+            "alpha".into(),
+            PeerReplication {
+                replication: ReplicationState::SyncTarget,
+                peer_disk: Some(DiskState::UpToDate),
+                done: Some(45.123),
+            },
+        );
+        assert_eq!(v.summary(), "SyncTarget(45.12%)");
+        d.volumes.insert(0, v.clone());
+        assert!(!d.is_synced());
+        assert_eq!(d.in_use(), Some(false));
+        v.disk_state = Some(DiskState::UpToDate);
+        v.peers.get_mut("alpha").unwrap().replication = ReplicationState::Established;
+        assert_eq!(v.summary(), "UpToDate");
+        d.volumes.insert(0, v);
+        assert!(d.is_synced());
+        assert!(is_resync_state("PausedSyncT"));
+        assert!(!is_resync_state("Established"));
     }
 }

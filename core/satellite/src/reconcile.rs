@@ -13,6 +13,7 @@ use strata_agent_api::{
     SnapshotReport, VolumeConfig,
 };
 use strata_exec::CommandRunner;
+use strata_model::drbd_state::DiskState;
 use strata_model::kinds::LayerKind;
 use strata_model::observed::{ResourceState, VolumeState};
 use strata_storage::{BackingVolume, Provider, StorageError};
@@ -44,10 +45,6 @@ impl ProviderFactory for RealProviders {
         self.drbd.as_ref()
     }
 }
-
-pub const DISK_UP_TO_DATE: &str = "UpToDate";
-pub const DISK_DISKLESS: &str = "Diskless";
-pub const DISK_FAILED: &str = "Failed";
 
 /// A pool opened for one pass, with what it holds.
 struct OpenPool {
@@ -120,11 +117,10 @@ fn up_to_date(number: u32, v: &BackingVolume) -> VolumeState {
         allocated_kib: Some(v.allocated_kib),
         usable_kib: Some(v.size_kib),
         disk_state: if attached {
-            DISK_UP_TO_DATE
+            DiskState::UpToDate
         } else {
-            DISK_FAILED
-        }
-        .to_string(),
+            DiskState::Failed
+        },
         error: (!attached).then(|| format!("{} is not attached to a block device", v.path)),
     }
 }
@@ -216,7 +212,7 @@ fn copy_volume(
 fn failed(number: u32, error: String) -> VolumeState {
     VolumeState {
         volume_number: number,
-        disk_state: DISK_FAILED.into(),
+        disk_state: DiskState::Failed,
         error: Some(error),
         ..Default::default()
     }
@@ -601,7 +597,7 @@ impl<'a> Pass<'a> {
             if r.diskless {
                 states.push(VolumeState {
                     volume_number: v.number,
-                    disk_state: DISK_DISKLESS.into(),
+                    disk_state: DiskState::Diskless,
                     ..Default::default()
                 });
                 continue;
@@ -1070,7 +1066,7 @@ pub fn observe(factory: &dyn ProviderFactory, record: &Record) -> Report {
             if r.diskless {
                 rs.volumes.push(VolumeState {
                     volume_number: v.number,
-                    disk_state: DISK_DISKLESS.into(),
+                    disk_state: DiskState::Diskless,
                     ..Default::default()
                 });
                 continue;

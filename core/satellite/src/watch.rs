@@ -141,7 +141,7 @@ pub fn observe(st: &events::ResourceState, names: &HashMap<u32, &str>) -> DrbdOb
             (
                 d.volume,
                 DrbdVolumeObserved {
-                    disk_state: d.disk.as_ref().map(|s| s.to_string()),
+                    disk_state: d.disk.clone(),
                     client: d.client.unwrap_or(false),
                     open: d.open.unwrap_or(false),
                     peers: BTreeMap::new(),
@@ -153,7 +153,7 @@ pub fn observe(st: &events::ResourceState, names: &HashMap<u32, &str>) -> DrbdOb
     for c in st.connections.values() {
         let name = peer_name(names, c.peer_node_id, c.conn_name.as_deref());
         if let Some(state) = &c.connection {
-            connections.insert(name.clone(), state.to_string());
+            connections.insert(name.clone(), state.clone());
         }
         for p in c.peer_devices.values() {
             let Some(v) = volumes.get_mut(&p.volume) else {
@@ -164,10 +164,9 @@ pub fn observe(st: &events::ResourceState, names: &HashMap<u32, &str>) -> DrbdOb
                 PeerReplication {
                     replication: p
                         .replication
-                        .as_ref()
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "Off".into()),
-                    peer_disk: p.peer_disk.as_ref().map(|d| d.to_string()),
+                        .clone()
+                        .unwrap_or(events::ReplicationState::Off),
+                    peer_disk: p.peer_disk.clone(),
                     done: p.done,
                 },
             );
@@ -175,7 +174,7 @@ pub fn observe(st: &events::ResourceState, names: &HashMap<u32, &str>) -> DrbdOb
     }
     DrbdObserved {
         name: st.name.clone(),
-        role: st.role.as_ref().map(|r| r.to_string()),
+        role: st.role.clone(),
         may_promote: st.may_promote,
         promotion_score: st.promotion_score,
         quorum: st.has_quorum(),
@@ -632,8 +631,8 @@ mod tests {
         let o = r.resource("r0").unwrap();
         assert_eq!(o.connections.keys().collect::<Vec<_>>(), ["beta"]);
         assert_eq!(
-            o.volumes[&0].peers["beta"].peer_disk.as_deref(),
-            Some("UpToDate")
+            o.volumes[&0].peers["beta"].peer_disk,
+            Some(DiskState::UpToDate)
         );
     }
 
@@ -689,14 +688,17 @@ mod tests {
         let cfg = config(None);
         let res = cfg.resources[0].drbd.as_ref();
         let o = observe(st.resource("r0").unwrap(), &names(res.unwrap()));
-        assert_eq!(o.role.as_deref(), Some("Primary"));
+        assert_eq!(o.role, Some(events::Role::Primary));
         assert_eq!(o.in_use(), Some(true));
         assert_eq!(o.may_promote, Some(false));
         assert_eq!(o.promotion_score, Some(10101));
-        assert_eq!(o.connections["beta"], "Connected");
+        assert_eq!(o.connections["beta"], events::ConnectionState::Connected);
         let v = &o.volumes[&0];
-        assert_eq!(v.disk_state.as_deref(), Some("UpToDate"));
-        assert_eq!(v.peers["beta"].replication, "SyncSource");
+        assert_eq!(v.disk_state, Some(DiskState::UpToDate));
+        assert_eq!(
+            v.peers["beta"].replication,
+            events::ReplicationState::SyncSource
+        );
         assert_eq!(v.peers["beta"].done, Some(45.12));
         assert!(!o.is_synced());
         // Without the configuration peers keep DRBD's connection name.
@@ -791,7 +793,10 @@ mod tests {
         );
         wait_until("the state", || w.report().resource("r0").is_some());
         let r = w.report();
-        assert_eq!(r.resource("r0").unwrap().connections["beta"], "Connected");
+        assert_eq!(
+            r.resource("r0").unwrap().connections["beta"],
+            events::ConnectionState::Connected
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use strata_agent_api::{
     AgentError, Hello, NodeConfig, NodeConfigDelta, PoolConfig, PoolProbe, Report, ResourceConfig,
     AGENT_API_VERSION,
 };
+use strata_model::drbd_state::DiskState;
 use strata_model::kinds::{LayerKind, ProviderKind};
 use strata_model::observed::{Capabilities, PoolState, ResourceState, VolumeState};
 
@@ -86,7 +87,11 @@ fn resource_state(r: &ResourceConfig) -> ResourceState {
                 backing_path: None,
                 allocated_kib: Some(0),
                 usable_kib: Some(v.size_kib),
-                disk_state: if r.diskless { "Diskless" } else { "UpToDate" }.into(),
+                disk_state: if r.diskless {
+                    DiskState::Diskless
+                } else {
+                    DiskState::UpToDate
+                },
                 error: None,
             })
             .collect(),

@@ -2,6 +2,7 @@
 //! replica has the data, and a resource in use stays where it is used.
 
 use super::*;
+use crate::drbd_state::{DiskState, ReplicationState, Role};
 use crate::observed::{DrbdObserved, DrbdVolumeObserved, PeerReplication};
 
 fn rsc(name: &str) -> ResourceName {
@@ -29,33 +30,33 @@ fn create_on(w: &mut World, name: &str, on: &str) {
 
 /// Tells the planner what DRBD says of volume 0 of `name` on `on`: its disk state and, when
 /// it receives a resync from `source`, how far it got.
-fn observe(w: &mut World, name: &str, on: &str, disk: &str, receiving: Option<(&str, f64)>) {
+fn observe(w: &mut World, name: &str, on: &str, disk: DiskState, receiving: Option<(&str, f64)>) {
     let mut vol = DrbdVolumeObserved {
-        disk_state: Some(disk.into()),
+        disk_state: Some(disk),
         ..Default::default()
     };
     if let Some((source, done)) = receiving {
         vol.peers.insert(
             source.into(),
             PeerReplication {
-                replication: "SyncTarget".into(),
-                peer_disk: Some("UpToDate".into()),
+                replication: ReplicationState::SyncTarget,
+                peer_disk: Some(DiskState::UpToDate),
                 done: Some(done),
             },
         );
     }
     let d = DrbdObserved {
         name: name.into(),
-        role: Some("Secondary".into()),
+        role: Some(Role::Secondary),
         volumes: [(0, vol)].into(),
         ..Default::default()
     };
     w.obs.drbd.insert((node(on), rsc(name)), d);
 }
 
-fn set_role(w: &mut World, name: &str, on: &str, role: &str) {
+fn set_role(w: &mut World, name: &str, on: &str, role: Role) {
     let d = w.obs.drbd.get_mut(&(node(on), rsc(name))).unwrap();
-    d.role = Some(role.into());
+    d.role = Some(role);
 }
 
 fn is_deleting(w: &World, name: &str, on: &str) -> bool {
@@ -68,12 +69,12 @@ fn moving() -> World {
     w.rd_with_volume("r1", GIB as i64);
     create_on(&mut w, "r1", "node0");
     create_on(&mut w, "r1", "node1");
-    observe(&mut w, "r1", "node0", "UpToDate", None);
+    observe(&mut w, "r1", "node0", DiskState::UpToDate, None);
     observe(
         &mut w,
         "r1",
         "node1",
-        "Inconsistent",
+        DiskState::Inconsistent,
         Some(("node0", 45.12)),
     );
     w
@@ -106,7 +107,7 @@ fn the_only_up_to_date_copy_stays_until_the_new_replica_has_synced() {
     assert!(p.is_ok(), "{:?}", p.err());
 
     // Once the new replica is UpToDate, the old one can go.
-    observe(&mut w, "r1", "node1", "UpToDate", None);
+    observe(&mut w, "r1", "node1", DiskState::UpToDate, None);
     let p = delete_resource(&w.c, &mut w.env, &w.obs, "r1", "node0", false);
     w.apply(p);
     assert!(is_deleting(&w, "r1", "node0"));
@@ -145,7 +146,7 @@ fn the_last_diskful_replica_can_be_deleted() {
     let mut w = World::new(&[10, 10], true);
     w.rd_with_volume("r1", GIB as i64);
     create_on(&mut w, "r1", "node0");
-    observe(&mut w, "r1", "node0", "UpToDate", None);
+    observe(&mut w, "r1", "node0", DiskState::UpToDate, None);
     let p = delete_resource(&w.c, &mut w.env, &w.obs, "r1", "node0", false);
     w.apply(p);
     assert!(is_deleting(&w, "r1", "node0"));
@@ -154,8 +155,8 @@ fn the_last_diskful_replica_can_be_deleted() {
 #[test]
 fn a_resource_in_use_is_not_taken_away() {
     let mut w = moving();
-    observe(&mut w, "r1", "node1", "UpToDate", None);
-    set_role(&mut w, "r1", "node1", "Primary");
+    observe(&mut w, "r1", "node1", DiskState::UpToDate, None);
+    set_role(&mut w, "r1", "node1", Role::Primary);
     let err = delete_resource(&w.c, &mut w.env, &w.obs, "r1", "node1", false).unwrap_err();
     assert_eq!(err.code, code::FAIL_IN_USE);
     assert!(
@@ -176,7 +177,7 @@ fn a_resource_in_use_is_not_taken_away() {
     // The replica that is not in use can go, and everything once nothing uses it.
     let p = delete_resource(&w.c, &mut w.env, &w.obs, "r1", "node0", false);
     assert!(p.is_ok(), "{:?}", p.err());
-    set_role(&mut w, "r1", "node1", "Secondary");
+    set_role(&mut w, "r1", "node1", Role::Secondary);
     let p = delete_rd(&w.c, &w.obs, "r1");
     w.apply(p);
     assert!(w.c.rsc_dfns[&rsc("r1")].is_deleting());
