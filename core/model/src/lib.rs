@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod drbd_state;
 pub mod error;
+pub mod flags;
 pub mod kinds;
 pub mod name;
 pub mod objects;
