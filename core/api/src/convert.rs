@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use strata_model::drbd_state::ConnectionState;
+use strata_model::flags::Flags;
 use strata_model::kinds::{ConnectionStatus, LayerKind, ProviderKind};
 use strata_model::objects as m;
 use strata_model::observed::{
@@ -14,6 +15,11 @@ use strata_model::{ApiError, ObjKind, PropsChange, StorPoolName};
 
 use crate::rc::ApiCallRc;
 use crate::types::*;
+
+/// The names of an object's flags, in the order they are shown.
+pub fn flag_names(flags: &Flags) -> Vec<String> {
+    flags.names().map(str::to_string).collect()
+}
 
 pub fn props_change(m: &PropsModify) -> PropsChange {
     PropsChange {
@@ -43,7 +49,7 @@ pub fn node(n: &m::Node, status: ConnectionStatus, caps: Option<&Capabilities>) 
     Node {
         name: n.name.to_string(),
         node_type: n.node_type.to_string(),
-        flags: n.flags.iter().cloned().collect(),
+        flags: flag_names(&n.flags),
         props: n.props.clone(),
         net_interfaces: n.net_interfaces.iter().map(net_interface).collect(),
         connection_status: Some(status.to_string()),
@@ -155,7 +161,7 @@ pub fn volume_definition(vd: &m::VolumeDefinition, layers: &[LayerKind]) -> Volu
         volume_number: Some(vd.number as i64),
         size_kib: Some(vd.size_kib as i64),
         props: vd.props.clone(),
-        flags: vd.flags.iter().cloned().collect(),
+        flags: flag_names(&vd.flags),
         layer_data: layers
             .iter()
             .map(|l| VolumeDefinitionLayer {
@@ -176,7 +182,7 @@ pub fn resource_definition(rd: &m::ResourceDefinition, with_vds: bool) -> Resour
         name: rd.name.to_string(),
         external_name: rd.external_name.clone(),
         props: rd.props.clone(),
-        flags: rd.flags.iter().cloned().collect(),
+        flags: flag_names(&rd.flags),
         layer_data: rd
             .layer_stack
             .iter()
@@ -337,7 +343,7 @@ pub fn volume_group(vg: &m::VolumeGroup) -> VolumeGroup {
         volume_number: Some(vg.number as i64),
         props: vg.props.clone(),
         uuid: Some(vg.uuid.clone()),
-        flags: vg.flags.iter().cloned().collect(),
+        flags: flag_names(&vg.flags),
     }
 }
 
@@ -416,7 +422,7 @@ pub fn resource_with_volumes(
             name: r.name.to_string(),
             node_name: r.node.to_string(),
             props: r.props.clone(),
-            flags: r.flags.iter().cloned().collect(),
+            flags: flag_names(&r.flags),
             layer_object: Some(joined.layer_object(storage_volumes, drbd_volumes)),
             state: joined.state(observed),
             uuid: Some(r.uuid.clone()),
@@ -503,7 +509,7 @@ impl Joined<'_> {
             allocated_size_kib: allocated,
             usable_size_kib: usable,
             props: v.props.clone(),
-            flags: v.flags.iter().cloned().collect(),
+            flags: flag_names(&v.flags),
             state: (obs.is_some() || drbd_vlm.is_some()).then(|| VolumeState {
                 disk_state,
                 replication_states: drbd_vlm.map(replication_states).unwrap_or_default(),

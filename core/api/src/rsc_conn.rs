@@ -10,7 +10,7 @@ pub fn resource_connection(c: &Model) -> ResourceConnection {
         node_a: c.node_a.to_string(),
         node_b: c.node_b.to_string(),
         props: c.props.clone(),
-        flags: c.flags.iter().cloned().collect(),
+        flags: crate::convert::flag_names(&c.flags),
         // DRBD proxy ports belong to DRBD Proxy, which this controller does not drive.
         port: None,
         drbd_proxy_port_a: None,

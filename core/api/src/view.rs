@@ -105,7 +105,7 @@ fn write_props(out: &mut Vec<u8>, props: &strata_model::props::Props) {
     out.push(b'}');
 }
 
-fn write_strs<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a String>) {
+fn write_strs<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a str>) {
     out.push(b'[');
     for (i, s) in items.enumerate() {
         if i > 0 {
@@ -184,7 +184,7 @@ pub fn write_resource(
     out.extend_from_slice(b",\"props\":");
     write_props(out, &r.props);
     out.extend_from_slice(b",\"flags\":");
-    write_strs(out, r.flags.iter());
+    write_strs(out, r.flags.names());
     out.extend_from_slice(b",\"layer_object\":");
     if drbd {
         out.extend_from_slice(b"{\"children\":[");
@@ -369,7 +369,7 @@ fn write_volume(
     out.extend_from_slice(b",\"props\":");
     write_props(out, &v.props);
     out.extend_from_slice(b",\"flags\":");
-    write_strs(out, v.flags.iter());
+    write_strs(out, v.flags.names());
     if f.reported || f.drbd.is_some() {
         out.extend_from_slice(b",\"state\":{");
         let mut first = true;
@@ -423,6 +423,7 @@ mod tests {
     use super::*;
     use crate::convert::resource_with_volumes;
     use serde_json::json;
+    use strata_model::flags::Flag;
 
     fn rd(layers: &[&str]) -> m::ResourceDefinition {
         serde_json::from_value(json!({
@@ -535,8 +536,8 @@ mod tests {
         r.node_id = None;
         r.tcp_port = None;
         r.peer_slots = None;
-        r.flags.insert("DISKLESS".into());
-        r.flags.insert("DRBD_DISKLESS".into());
+        r.flags.insert(Flag::Diskless);
+        r.flags.insert(Flag::DrbdDiskless);
         r.props.insert(
             "Aux/\"quoted\"".into(),
             "back\\slash\ttab\u{1}\u{1f}\u{7f} naïve ✓".into(),

@@ -389,6 +389,7 @@ fn snapshots(cluster: &Cluster, node: &NodeName) -> Vec<SnapshotConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_model::flags::Flag;
     use strata_model::kinds::{NodeType, ProviderKind};
     use strata_model::objects::{
         NetInterface, ResourceConnection, ResourceGroup, StorPool, Volume, VolumeDefinition,
@@ -539,7 +540,7 @@ mod tests {
             .resource(&ResourceName::new("r1").unwrap(), &name("node3"))
             .unwrap()
             .clone();
-        gone.flags.insert("DELETE".into());
+        gone.flags.insert(Flag::Delete);
         c.apply(Change::PutRsc(gone));
         let d = drbd_of(&c, "node1");
         assert_eq!(d.hosts.len(), 2);

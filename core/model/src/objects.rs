@@ -1,10 +1,11 @@
 //! The cluster's desired state: what users asked for. Every type here is persisted by the
 //! store and rebuilt from it at start-up; nothing here is observed from a node.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flags::{Flag, Flags};
 use crate::kinds::{EncryptionType, LayerKind, NodeType, ProviderKind};
 use crate::name::{
     NetIfName, NodeName, ResourceGroupName, ResourceName, SnapshotName, StorPoolName,
@@ -42,7 +43,7 @@ pub struct Node {
     pub name: NodeName,
     pub node_type: NodeType,
     pub props: Props,
-    pub flags: BTreeSet<String>,
+    pub flags: Flags,
     /// In creation order; the active one carries the satellite connection.
     pub net_interfaces: Vec<NetInterface>,
     pub uuid: String,
@@ -188,7 +189,7 @@ impl SelectFilter {
 pub struct VolumeGroup {
     pub number: VolumeNumber,
     pub props: Props,
-    pub flags: BTreeSet<String>,
+    pub flags: Flags,
     pub uuid: String,
 }
 
@@ -208,7 +209,7 @@ pub struct VolumeDefinition {
     pub number: VolumeNumber,
     pub size_kib: u64,
     pub props: Props,
-    pub flags: BTreeSet<String>,
+    pub flags: Flags,
     /// DRBD minor number, when one was asked for or allocated.
     pub minor: Option<u32>,
     #[serde(default)]
@@ -218,7 +219,7 @@ pub struct VolumeDefinition {
 
 impl VolumeDefinition {
     pub fn is_deleting(&self) -> bool {
-        self.flags.contains(flag::DELETE)
+        self.flags.has(Flag::Delete)
     }
 }
 
@@ -227,7 +228,7 @@ pub struct ResourceDefinition {
     pub name: ResourceName,
     pub external_name: Option<String>,
     pub props: Props,
-    pub flags: BTreeSet<String>,
+    pub flags: Flags,
     /// Empty until the first resource fixes it (or the user names one).
     pub layer_stack: Vec<LayerKind>,
     /// The user chose the layer list (on the definition, its group or a resource request),
@@ -251,7 +252,7 @@ pub struct ResourceDefinition {
 
 impl ResourceDefinition {
     pub fn is_deleting(&self) -> bool {
-        self.flags.contains(flag::DELETE)
+        self.flags.has(Flag::Delete)
     }
 }
 
@@ -260,7 +261,7 @@ pub struct Volume {
     pub number: VolumeNumber,
     pub storage_pool: StorPoolName,
     pub props: Props,
-    pub flags: BTreeSet<String>,
+    pub flags: Flags,
     pub uuid: String,
 }
 
@@ -269,7 +270,7 @@ pub struct Resource {
     pub name: ResourceName,
     pub node: NodeName,
     pub props: Props,
-    pub flags: BTreeSet<String>,
+    pub flags: Flags,
     pub volumes: VecMap<VolumeNumber, Volume>,
     /// DRBD node id, when the DRBD layer is used.
     pub node_id: Option<u32>,
@@ -298,15 +299,15 @@ pub struct Resource {
 
 impl Resource {
     pub fn is_diskless(&self) -> bool {
-        self.flags.contains(flag::DISKLESS) || self.flags.contains(flag::DRBD_DISKLESS)
+        self.flags.has(Flag::Diskless) || self.flags.has(Flag::DrbdDiskless)
     }
 
     pub fn is_deleting(&self) -> bool {
-        self.flags.contains(flag::DELETE)
+        self.flags.has(Flag::Delete)
     }
 
     pub fn is_tiebreaker(&self) -> bool {
-        self.flags.contains(flag::TIE_BREAKER)
+        self.flags.has(Flag::TieBreaker)
     }
 }
 
@@ -319,7 +320,7 @@ pub struct ResourceConnection {
     pub node_a: NodeName,
     pub node_b: NodeName,
     pub props: Props,
-    pub flags: BTreeSet<String>,
+    pub flags: Flags,
     pub uuid: String,
 }
 
@@ -339,7 +340,6 @@ impl ResourceConnection {
     }
 }
 
-/// Flag names as LINSTOR shows them.
 /// Where a snapshot stands. Taking one is three steps, each a committed change the
 /// involved nodes apply: I/O suspended on every node (DRBD only), the snapshots taken, I/O
 /// resumed; so that the copies on all nodes are of the same moment.
@@ -430,16 +430,6 @@ pub struct RestoreSource {
     pub snapshot: SnapshotName,
 }
 
-pub mod flag {
-    pub const DELETE: &str = "DELETE";
-    pub const DISKLESS: &str = "DISKLESS";
-    pub const DRBD_DISKLESS: &str = "DRBD_DISKLESS";
-    pub const TIE_BREAKER: &str = "TIE_BREAKER";
-    pub const INACTIVE: &str = "INACTIVE";
-    pub const EVICTED: &str = "EVICTED";
-    pub const GROSS_SIZE: &str = "GROSS_SIZE";
-}
-
 /// Name of the backing volume of a resource's volume: `<resource>_<5-digit volume number>`.
 pub fn backing_volume_name(rsc: &ResourceName, vlm: VolumeNumber) -> String {
     format!("{}_{:05}", rsc.as_str(), vlm)
@@ -454,6 +444,22 @@ mod tests {
         let r = ResourceName::new("my_ssd_res").unwrap();
         assert_eq!(backing_volume_name(&r, 0), "my_ssd_res_00000");
         assert_eq!(backing_volume_name(&r, 12), "my_ssd_res_00012");
+    }
+
+    /// Flags are stored as the sorted list of their names, as when they were strings.
+    #[test]
+    fn flags_are_stored_as_their_names() {
+        let text = r#"{"name":"r1","node":"n1","props":{},"flags":["DELETE","DRBD_DISKLESS","RESIZE","TIE_BREAKER"],"volumes":{},"node_id":null,"tcp_port":null,"peer_slots":null,"create_timestamp":0,"delete_generation":null,"uuid":"u"}"#;
+        let mut r: Resource = serde_json::from_str(text).unwrap();
+        assert!(r.is_deleting() && r.is_diskless() && r.is_tiebreaker());
+        assert_eq!(serde_json::to_string(&r).unwrap(), text);
+        r.flags.remove(Flag::Delete);
+        r.flags.insert(Flag::Diskless);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v["flags"],
+            serde_json::json!(["DISKLESS", "DRBD_DISKLESS", "RESIZE", "TIE_BREAKER"])
+        );
     }
 
     #[test]

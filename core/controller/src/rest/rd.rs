@@ -12,6 +12,7 @@ use strata_api::types::{
     ResourceWithVolumes, VolumeDefinitionCreate, VolumeDefinitionModify, VolumeModify,
 };
 use strata_model::error::{code, ApiError};
+use strata_model::flags::Flag;
 use strata_model::plan::rconn as prconn;
 use strata_model::plan::rd::{self as prd, RscDfnCreate, RscDfnModify, VlmDfnCreate, VlmDfnModify};
 use strata_model::plan::rsc::{self as prsc, AutoplaceRequest, RscCreate};
@@ -263,7 +264,7 @@ pub async fn rsc_get(
 fn rsc_req(node: String, r: &ResourceCreate) -> RscCreate {
     let mut flags = r.resource.flags.clone();
     if r.drbd_client == Some(true) {
-        flags.push("DRBD_DISKLESS".into());
+        flags.push(Flag::DrbdDiskless.to_string());
     }
     RscCreate {
         node,

@@ -14,9 +14,10 @@ use regex::Regex;
 use super::Observed;
 use crate::cluster::Cluster;
 use crate::error::{code, ApiError, ObjKind};
+use crate::flags::Flag;
 use crate::kinds::{LayerKind, ProviderKind};
 use crate::name::{NodeName, ResourceName, StorPoolName};
-use crate::objects::{flag, Node, Resource, SelectFilter, StorPool};
+use crate::objects::{Node, Resource, SelectFilter, StorPool};
 
 /// Default `MaxOversubscriptionRatio` for thin pools.
 pub const DEFAULT_OVERSUBSCRIPTION: f64 = 20.0;
@@ -259,7 +260,7 @@ impl<'a> Screen<'a> {
     /// where more than two nodes would replicate.
     fn node_rejection(&self, name: &NodeName, node: &Node) -> Option<String> {
         let (req, observed) = (self.req, self.observed);
-        if node.flags.contains(flag::EVICTED) || node.flags.contains(flag::DELETE) {
+        if node.flags.has(Flag::Evicted) || node.flags.has(Flag::Delete) {
             return Some("node is evicted or being deleted".into());
         }
         if node

@@ -29,6 +29,7 @@ use crate::cluster::Change;
 #[cfg(test)]
 use crate::cluster::Cluster;
 use crate::error::{code, ApiError, ObjKind};
+use crate::flags::{Flag, Flags};
 use crate::kinds::LayerKind;
 use crate::name::{
     InvalidName, NetIfName, NodeName, ResourceGroupName, ResourceName, SnapshotName, StorPoolName,
@@ -366,7 +367,7 @@ pub(crate) fn volume_flags(
         .filter(|f| !f.is_empty())
         .map(|f| {
             let up = f.to_ascii_uppercase();
-            if up.trim_start_matches('-') == crate::objects::flag::GROSS_SIZE {
+            if Flag::parse(up.trim_start_matches('-')) == Flag::GrossSize {
                 Ok(up)
             } else {
                 Err(ApiError::new(
@@ -380,15 +381,16 @@ pub(crate) fn volume_flags(
         .collect()
 }
 
-/// Applies flags parsed by `volume_flags` to a flag set.
-pub(crate) fn apply_volume_flags(set: &mut std::collections::BTreeSet<String>, flags: Vec<String>) {
+/// Applies flags parsed by `volume_flags` to a flag set: `-NAME` clears the flag, `NAME`
+/// sets it.
+pub(crate) fn apply_volume_flags(set: &mut Flags, flags: Vec<String>) {
     for f in flags {
         match f.strip_prefix('-') {
             Some(off) => {
-                set.remove(off);
+                set.remove(Flag::parse(off));
             }
             None => {
-                set.insert(f);
+                set.insert(Flag::parse(&f));
             }
         }
     }

@@ -8,8 +8,9 @@ use super::{
 };
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
+use crate::flags::Flag;
 use crate::name::ResourceName;
-use crate::objects::{flag, ResourceDefinition, Volume, VolumeDefinition, DEFAULT_RSC_GRP};
+use crate::objects::{ResourceDefinition, Volume, VolumeDefinition, DEFAULT_RSC_GRP};
 use crate::props::{Props, PropsChange, PropsOwner};
 
 #[derive(Debug, Clone, Default)]
@@ -376,13 +377,13 @@ pub fn delete_rd(cluster: &Cluster, observed: &dyn Observed, rsc: &str) -> PlanR
     super::safety::check_definition_removal(cluster, observed, rd)?;
     let generation = cluster.generation + 1;
     let mut updated = rd.clone();
-    updated.flags.insert(flag::DELETE.into());
+    updated.flags.insert(Flag::Delete);
     updated.delete_generation.get_or_insert(generation);
     plan.change(Change::PutRscDfn(updated));
     for r in rscs {
         if !r.is_deleting() {
             let mut u = r.clone();
-            u.flags.insert(flag::DELETE.into());
+            u.flags.insert(Flag::Delete);
             u.delete_generation = Some(generation);
             plan.change(Change::PutRsc(u));
         }
@@ -743,7 +744,7 @@ pub fn delete_vd(cluster: &Cluster, rsc: &str, nr: i64) -> PlanResult {
         return Ok(plan);
     }
     let mut uvd = vd.clone();
-    uvd.flags.insert(flag::DELETE.into());
+    uvd.flags.insert(Flag::Delete);
     uvd.delete_generation.get_or_insert(cluster.generation + 1);
     updated.volume_definitions.insert(vd.number, uvd);
     plan.change(Change::PutRscDfn(updated));

@@ -545,7 +545,7 @@ fn add_spawned_volumes(
     let mut next_free = 0u32;
     for (i, size) in sizes.iter().enumerate() {
         let (number, flags) = match groups.get(i) {
-            Some(vg) => (vg.number, vg.flags.iter().cloned().collect()),
+            Some(vg) => (vg.number, vg.flags.names().map(str::to_string).collect()),
             None => {
                 while rg.volume_groups.contains_key(&next_free)
                     || rd.volume_definitions.contains_key(&next_free)

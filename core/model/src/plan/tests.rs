@@ -719,7 +719,7 @@ fn max_volume_size_query() {
 
 mod drbd_numbers {
     use super::*;
-    use crate::objects::flag;
+    use crate::flags::Flag;
     use crate::plan::drbd;
     use std::collections::BTreeSet;
 
@@ -788,7 +788,7 @@ mod drbd_numbers {
         assert_eq!(rs.len(), 3, "two diskful and a tie-breaker");
         let tb: Vec<_> = rs.iter().filter(|r| r.is_tiebreaker()).collect();
         assert_eq!(tb.len(), 1);
-        assert!(tb[0].flags.contains(flag::DRBD_DISKLESS));
+        assert!(tb[0].flags.has(Flag::DrbdDiskless));
         assert!(tb[0].node_id.is_some() && tb[0].tcp_port.is_some());
         assert!(plan
             .replies

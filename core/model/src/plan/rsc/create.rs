@@ -1,16 +1,15 @@
 //! `resource create`: resources on the nodes the request names.
 
-use std::collections::BTreeSet;
-
 use super::commit::commit_resources;
 use super::layers::{choose_layers, Layers};
 use super::pools::{check_room, resolve_pool, total_size};
 use super::shared::{live_resources, new_resource};
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
+use crate::flags::{Flag, Flags};
 use crate::kinds::{LayerKind, ProviderKind};
 use crate::name::{NodeName, StorPoolName};
-use crate::objects::{flag, Node, Resource, ResourceDefinition, StorPool, DEFAULT_STOR_POOL};
+use crate::objects::{Node, Resource, ResourceDefinition, StorPool, DEFAULT_STOR_POOL};
 use crate::plan::common::{rd_of, refuse_if_deleting};
 use crate::plan::{
     parse_layer_stack, parse_node_name, prop_error, Env, Observed, Op, Plan, PlanResult, Reply,
@@ -107,7 +106,7 @@ impl<'a> NewResources<'a> {
         let sp = self.storage_pool(&node, n, &pool)?;
         if sp.kind == ProviderKind::Diskless {
             if !diskless {
-                flags.insert(flag::DRBD_DISKLESS.to_string());
+                flags.insert(Flag::DrbdDiskless);
                 diskless = true;
             }
         } else if diskless {
@@ -297,15 +296,13 @@ impl<'a> NewResources<'a> {
 }
 
 /// The flags of an entry: DISKLESS or DRBD_DISKLESS, or none for a diskful resource.
-fn parse_flags(flags: &[String]) -> Result<BTreeSet<String>, ApiError> {
-    let mut out = BTreeSet::new();
-    for f in flags {
-        let up = f.to_ascii_uppercase();
-        match up.as_str() {
-            flag::DISKLESS | flag::DRBD_DISKLESS => {
-                out.insert(up);
+fn parse_flags(flags: &[String]) -> Result<Flags, ApiError> {
+    let mut out = Flags::new();
+    for f in flags.iter().filter(|f| !f.is_empty()) {
+        match Flag::parse(&f.to_ascii_uppercase()) {
+            flag @ (Flag::Diskless | Flag::DrbdDiskless) => {
+                out.insert(flag);
             }
-            "" => {}
             _ => {
                 return Err(ApiError::new(
                     code::FAIL_INVLD_REQUEST,
@@ -336,8 +333,8 @@ fn new_props(req: &RscCreate, pool: &StorPoolName) -> Result<Props, ApiError> {
 /// The tie-breaker `tb` turned into a regular diskless resource with the entry's properties.
 fn take_over(tb: &Resource, req: &RscCreate) -> Result<Resource, ApiError> {
     let mut taken = tb.clone();
-    taken.flags.remove(flag::TIE_BREAKER);
-    taken.flags.insert(flag::DRBD_DISKLESS.to_string());
+    taken.flags.remove(Flag::TieBreaker);
+    taken.flags.insert(Flag::DrbdDiskless);
     taken.props = PropsChange {
         set: req.props.clone(),
         ..Default::default()

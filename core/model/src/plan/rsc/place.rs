@@ -1,8 +1,6 @@
 //! Placing resources by the rules of a resource group: autoplace, bringing a definition to
 //! its place count, and making a resource available on one node.
 
-use std::collections::BTreeSet;
-
 use super::commit::commit_resources;
 use super::create::{create_resources, RscCreate};
 use super::layers::{choose_layers, drbd_support, no_replication_error};
@@ -11,11 +9,10 @@ use super::shared::{live_resources, mark_deleting, new_resource};
 use super::tiebreaker::rebalance_tiebreaker;
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
+use crate::flags::{Flag, Flags};
 use crate::kinds::{LayerKind, ProviderKind};
 use crate::name::{NodeName, StorPoolName};
-use crate::objects::{
-    flag, Resource, ResourceDefinition, SelectFilter, DEFAULT_DISKLESS_STOR_POOL,
-};
+use crate::objects::{Resource, ResourceDefinition, SelectFilter, DEFAULT_DISKLESS_STOR_POOL};
 use crate::plan::autoplace::{autoplace as place, Placement, PlacementRequest};
 use crate::plan::common::{rd_of, refuse_if_deleting};
 use crate::plan::{
@@ -338,7 +335,7 @@ fn placed_resources(
     for p in placements {
         let props: Props = [("StorPoolName".to_string(), p.pool.to_string())].into();
         new.push((
-            new_resource(env, rd, &p.node, &p.pool, props, BTreeSet::new()),
+            new_resource(env, rd, &p.node, &p.pool, props, Flags::new()),
             p.pool.clone(),
         ));
     }
@@ -374,7 +371,7 @@ fn diskless_on_remaining(
             continue;
         }
         let props: Props = [("StorPoolName".to_string(), pool.to_string())].into();
-        let flags: BTreeSet<String> = [flag::DRBD_DISKLESS.to_string()].into();
+        let flags = Flags::from([Flag::DrbdDiskless]);
         new.push((
             new_resource(env, rd, name, pool, props, flags),
             pool.clone(),
@@ -440,7 +437,7 @@ pub fn make_available(
     if !diskful && any_diskful && drbd_possible {
         let req = RscCreate {
             node: node.to_string(),
-            flags: vec![flag::DRBD_DISKLESS.to_string()],
+            flags: vec![Flag::DrbdDiskless.to_string()],
             layer_list: layer_list.to_vec(),
             ..Default::default()
         };

@@ -1,12 +1,11 @@
 //! Small pieces the resource planners share: the resource a request names, the live
 //! resources of a definition, a new resource, and the marking of one for deletion.
 
-use std::collections::BTreeSet;
-
 use crate::cluster::Cluster;
 use crate::error::{code, ApiError, ObjKind};
+use crate::flags::{Flag, Flags};
 use crate::name::{NodeName, ResourceName, StorPoolName};
-use crate::objects::{flag, Resource, ResourceDefinition, Volume, DEFAULT_DISKLESS_STOR_POOL};
+use crate::objects::{Resource, ResourceDefinition, Volume, DEFAULT_DISKLESS_STOR_POOL};
 use crate::plan::common::rd_of;
 use crate::plan::{parse_node_name, Env};
 use crate::props::Props;
@@ -17,7 +16,7 @@ pub(super) fn new_resource(
     node: &NodeName,
     pool: &StorPoolName,
     props: Props,
-    flags: BTreeSet<String>,
+    flags: Flags,
 ) -> Resource {
     let volumes = rd
         .volume_definitions
@@ -67,7 +66,7 @@ pub(super) fn tb_pool() -> StorPoolName {
 
 pub(super) fn mark_deleting(cluster: &Cluster, r: &Resource) -> Resource {
     let mut u = r.clone();
-    u.flags.insert(flag::DELETE.into());
+    u.flags.insert(Flag::Delete);
     u.delete_generation = Some(cluster.generation + 1);
     u
 }

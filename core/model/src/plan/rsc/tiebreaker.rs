@@ -1,14 +1,13 @@
 //! The diskless tie-breaker of a DRBD definition: added when the replica count asks for one,
 //! dropped when it no longer does.
 
-use std::collections::BTreeSet;
-
 use super::layers::drbd_support;
 use super::shared::{live_resources, mark_deleting, new_resource, tb_pool};
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
+use crate::flags::{Flag, Flags};
 use crate::kinds::LayerKind;
-use crate::objects::{flag, Resource, ResourceDefinition};
+use crate::objects::{Resource, ResourceDefinition};
 use crate::plan::drbd;
 use crate::plan::{Env, Observed, Op, Plan, Reply};
 use crate::props::Props;
@@ -40,11 +39,7 @@ fn new_tiebreaker(
         drbd_support(observed, n).is_ok() && !crate::plan::drbd84::is_drbd8(observed, n)
     })?;
     let props: Props = [("StorPoolName".to_string(), pool.to_string())].into();
-    let flags: BTreeSet<String> = [
-        flag::DRBD_DISKLESS.to_string(),
-        flag::TIE_BREAKER.to_string(),
-    ]
-    .into();
+    let flags = Flags::from([Flag::DrbdDiskless, Flag::TieBreaker]);
     Some(new_resource(env, rd, &node, &pool, props, flags))
 }
 

@@ -8,9 +8,10 @@ use super::shared::{live_resources, rsc_of, tb_pool};
 use super::tiebreaker::move_tiebreaker;
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
+use crate::flags::Flag;
 use crate::kinds::{LayerKind, ProviderKind};
 use crate::name::{NodeName, ResourceName, StorPoolName};
-use crate::objects::{flag, Resource, ResourceDefinition, StorPool};
+use crate::objects::{Resource, ResourceDefinition, StorPool};
 use crate::plan::common::{rd_of, refuse_if_deleting};
 use crate::plan::{parse_node_name, parse_pool_name, Env, Observed, Op, Plan, PlanResult, Reply};
 
@@ -49,12 +50,12 @@ pub fn toggle_disk(
     }
     if req.diskful {
         check_room(cluster, observed, sp, total_size(rd))?;
-        u.flags.remove(flag::DISKLESS);
-        u.flags.remove(flag::DRBD_DISKLESS);
-        u.flags.remove(flag::TIE_BREAKER);
+        u.flags.remove(Flag::Diskless);
+        u.flags.remove(Flag::DrbdDiskless);
+        u.flags.remove(Flag::TieBreaker);
     } else {
         refuse_removing_last_disk(cluster, observed, rd, r)?;
-        u.flags.insert(flag::DRBD_DISKLESS.to_string());
+        u.flags.insert(Flag::DrbdDiskless);
     }
     u.props.insert("StorPoolName".into(), pool.to_string());
     for v in u.volumes.values_mut() {
