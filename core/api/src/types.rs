@@ -939,6 +939,71 @@ pub struct SnapshotRestore {
     pub nodes: Vec<String>,
 }
 
+/// Body of `PUT .../resources/{node}/toggle-disk`: which way, and optionally the pool of the
+/// new disk and the node to delete once it is in sync.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ToggleDiskRequest {
+    /// `INTO_DRBD_DISKFUL`, `INTO_DRBD_DISKLESS` or `INTO_DRBD_CLIENT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_from: Option<String>,
+}
+
+/// Body of `POST /v1/resource-definitions/{rsc}/clone`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceDefinitionCloneRequest {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
+}
+
+/// Body of `POST .../snapshot-rollback/{snap}`; empty unless a ZFS strategy is chosen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRollback {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zfs_rollback_strategy: Option<String>,
+}
+
+/// Body of `POST /v1/resource-groups/{rg}/adjust` and `.../adjustall`; empty unless a filter
+/// is laid over the groups'.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceGroupAdjust {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_filter: Option<AutoSelectFilter>,
+}
+
+/// Body of `PATCH /v1/error-reports`: the reports to delete. Times are milliseconds since the
+/// epoch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReportDelete {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub nodes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::null_vec"
+    )]
+    pub ids: Vec<String>,
+}
+
 /// Create bodies as a client sends them when it names only what it sets: every field left
 /// unset stays off the wire. The full types above are also the controller's answers, so they
 /// send every field, empty or not (`"name": ""`, `"flags": []`, `"props": {}`); LINSTOR reads
@@ -1064,6 +1129,224 @@ pub mod sparse {
             let back: AutoPlaceRequest =
                 serde_json::from_str(r#"{"select_filter":{"place_count":"2"}}"#).unwrap();
             assert_eq!(back.select_filter.filter.place_count, Some(2));
+        }
+    }
+}
+
+/// Bodies as python-linstor, the upstream client, sends them, and so the `linstor` command
+/// line: fields left unset stay off the wire as in [`sparse`], but where python-linstor always
+/// sends a field (the `flags` of a new volume definition, `diskless_on_remaining` of an
+/// auto-place, `null` when not chosen) it is always there.
+pub mod upstream {
+    use serde::{Deserialize, Serialize};
+
+    use super::{AutoSelectFilter, Props, ResourceDefinitionLayer};
+
+    fn is_false(b: &bool) -> bool {
+        !*b
+    }
+
+    /// Body of `POST /v1/nodes`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Node {
+        pub name: String,
+        #[serde(rename = "type")]
+        pub node_type: String,
+        #[serde(default, skip_serializing_if = "Props::is_empty")]
+        pub props: Props,
+        #[serde(default)]
+        pub net_interfaces: Vec<super::NetInterface>,
+    }
+
+    /// Body of `PUT /v1/nodes/{node}/net-interfaces/{netif}`: the address only when it changes.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct NetInterface {
+        pub name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub address: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub satellite_port: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub satellite_encryption_type: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub is_active: Option<bool>,
+    }
+
+    /// Body of `POST /v1/nodes/{node}/storage-pools`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct StoragePool {
+        pub storage_pool_name: String,
+        pub provider_kind: String,
+        #[serde(default, skip_serializing_if = "Props::is_empty")]
+        pub props: Props,
+        /// The shared space of the pool, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub free_space_mgr_name: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        pub external_locking: bool,
+    }
+
+    /// Body of `POST /v1/storage-pool-definitions`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct StoragePoolDefinition {
+        pub storage_pool_name: String,
+    }
+
+    /// The definition of `POST /v1/resource-definitions`: `name` or `external_name`, and the
+    /// layer stack (`{"type": "drbd"}`, ...) when one is chosen.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct ResourceDefinition {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub external_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub layer_data: Vec<ResourceDefinitionLayer>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub resource_group_name: Option<String>,
+    }
+
+    /// Body of `POST /v1/resource-definitions`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct ResourceDefinitionCreate {
+        pub resource_definition: ResourceDefinition,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub drbd_port: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub drbd_peer_slots: Option<i64>,
+    }
+
+    /// The volume definition of `POST .../volume-definitions`; `flags` is always sent.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct VolumeDefinition {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub volume_number: Option<i64>,
+        pub size_kib: i64,
+        #[serde(default, skip_serializing_if = "Props::is_empty")]
+        pub props: Props,
+        #[serde(default)]
+        pub flags: Vec<String>,
+    }
+
+    /// Body of `POST .../volume-definitions`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct VolumeDefinitionCreate {
+        pub volume_definition: VolumeDefinition,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub drbd_minor_number: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub passphrase: Option<String>,
+    }
+
+    /// A resource of `POST .../resources`: the node, properties such as `StorPoolName`, and
+    /// flags such as `DRBD_DISKLESS`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Resource {
+        pub node_name: String,
+        #[serde(default, skip_serializing_if = "Props::is_empty")]
+        pub props: Props,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub flags: Vec<String>,
+    }
+
+    /// One element of the list `POST .../resources` takes.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct ResourceCreate {
+        pub resource: Resource,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub drbd_node_id: Option<i64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub layer_list: Vec<String>,
+    }
+
+    /// Body of `POST .../autoplace`: `diskless_on_remaining` is always there (`null` when the
+    /// command line leaves it open).
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct AutoPlaceRequest {
+        #[serde(default)]
+        pub diskless_on_remaining: Option<bool>,
+        #[serde(default)]
+        pub select_filter: AutoSelectFilter,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub layer_list: Vec<String>,
+    }
+
+    /// Body of `POST /v1/resource-groups`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct ResourceGroup {
+        pub name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        #[serde(default)]
+        pub select_filter: AutoSelectFilter,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub peer_slots: Option<i64>,
+    }
+
+    /// Body of `POST /v1/resource-groups/{rg}/volume-groups`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct VolumeGroup {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub volume_number: Option<i64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub flags: Vec<String>,
+    }
+
+    /// Body of `POST .../snapshots` (without `resource_name`: the path names it), and one
+    /// snapshot of `POST /v1/actions/snapshot/multi`. No nodes: every diskful node.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Snapshot {
+        pub name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub resource_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub nodes: Vec<String>,
+    }
+
+    /// Body of `POST /v1/actions/snapshot/multi`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct CreateMultiSnapshotRequest {
+        pub snapshots: Vec<Snapshot>,
+    }
+
+    /// Body of the snapshot restore calls; no nodes: every node that holds the snapshot.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct SnapshotRestore {
+        pub to_resource: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub nodes: Vec<String>,
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn what_python_linstor_always_sends_is_always_there() {
+            let vd = VolumeDefinitionCreate {
+                volume_definition: VolumeDefinition {
+                    size_kib: 1024,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            assert_eq!(
+                serde_json::to_string(&vd).unwrap(),
+                r#"{"volume_definition":{"size_kib":1024,"flags":[]}}"#
+            );
+            assert_eq!(
+                serde_json::to_string(&AutoPlaceRequest::default()).unwrap(),
+                r#"{"diskless_on_remaining":null,"select_filter":{}}"#
+            );
+            let sp = StoragePool {
+                storage_pool_name: "dl".into(),
+                provider_kind: "DISKLESS".into(),
+                ..Default::default()
+            };
+            assert_eq!(
+                serde_json::to_string(&sp).unwrap(),
+                r#"{"storage_pool_name":"dl","provider_kind":"DISKLESS"}"#
+            );
         }
     }
 }
