@@ -3,6 +3,7 @@
 //! Controllers are tried in the order given (`host`, `host:port`, or a `http://` URL, as in
 //! `LS_CONTROLLERS`); the first that answers serves the call.
 
+use std::fmt::Display;
 use std::time::Duration;
 
 pub use reqwest::Method;
@@ -12,6 +13,10 @@ use serde::Serialize;
 use strata_api::paths;
 use strata_api::types::*;
 use strata_api::ApiCallRc;
+
+pub mod calls;
+
+pub use calls::Call;
 
 pub const DEFAULT_PORT: u16 = 3370;
 
@@ -103,6 +108,18 @@ impl QueryBuilder {
         self
     }
 
+    pub fn value(mut self, key: &str, value: impl Display) -> QueryBuilder {
+        self.0.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn opt(self, key: &str, value: Option<impl Display>) -> QueryBuilder {
+        match value {
+            Some(v) => self.value(key, v),
+            None => self,
+        }
+    }
+
     pub fn build(&self) -> String {
         if self.0.is_empty() {
             return String::new();
@@ -146,10 +163,6 @@ impl Client {
             .build()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(Client { http, bases })
-    }
-
-    pub fn controllers(&self) -> &[String] {
-        &self.bases
     }
 
     /// Sends a request and returns the status and raw body of the first controller reached.
@@ -196,16 +209,12 @@ impl Client {
         })
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<T, ClientError> {
-        let body = body
-            .map(|b| serde_json::to_value(b).map_err(|e| ClientError::Protocol(e.to_string())))
-            .transpose()?;
-        let (status, bytes) = self.raw(method, path, body.as_ref()).await?;
+    /// Sends a call and reads its answer: a `T` on success, the replies of an error as
+    /// [`ClientError::Api`].
+    pub async fn send<T: DeserializeOwned>(&self, call: Call) -> Result<T, ClientError> {
+        let (status, bytes) = self
+            .raw(call.method, &call.path, call.body.as_ref())
+            .await?;
         if !status.is_success() {
             let replies: Vec<ApiCallRc> = serde_json::from_slice(&bytes).map_err(|_| {
                 ClientError::Protocol(format!(
@@ -219,216 +228,43 @@ impl Client {
             });
         }
         let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(text).map_err(|e| ClientError::Protocol(format!("{path}: {e}")))
+        serde_json::from_slice(text)
+            .map_err(|e| ClientError::Protocol(format!("{}: {e}", call.path)))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.call::<(), T>(Method::GET, path, None).await
+        self.send(Call::get(path)).await
     }
 
+    /// Sends any body to any path; the typed calls are in [`calls`].
     pub async fn write<B: Serialize>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.call(method, path, body).await
+        let body = body
+            .map(|b| serde_json::to_value(b).map_err(|e| ClientError::Protocol(e.to_string())))
+            .transpose()?;
+        self.send(Call::new(method, path, body)).await
     }
 
-    // --- controller ---
-
-    pub async fn version(&self) -> Result<ControllerVersion, ClientError> {
-        self.get(paths::CONTROLLER_VERSION).await
-    }
-
-    pub async fn controller_props(&self) -> Result<Props, ClientError> {
-        self.get(paths::CONTROLLER_PROPS).await
-    }
-
-    pub async fn controller_props_modify(
-        &self,
-        m: &PropsModify,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, paths::CONTROLLER_PROPS, Some(m))
-            .await
-    }
-
-    // --- nodes ---
+    // --- nodes and storage pools ---
 
     pub async fn nodes(
         &self,
         names: &[String],
         props: &[String],
     ) -> Result<Vec<Node>, ClientError> {
-        let q = QueryBuilder::new()
-            .list("nodes", names)
-            .list("props", props)
-            .build();
-        self.get(&format!("{}{q}", paths::NODES)).await
+        self.send(calls::nodes(names, props)).await
     }
-
-    pub async fn node_create(&self, n: &Node) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, paths::NODES, Some(n)).await
-    }
-
-    pub async fn node_modify(
-        &self,
-        node: &str,
-        m: &NodeModify,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::PUT, &paths::fill(paths::NODE, &[node]), Some(m))
-            .await
-    }
-
-    pub async fn node_delete(&self, node: &str) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(Method::DELETE, &paths::fill(paths::NODE, &[node]), None)
-            .await
-    }
-
-    pub async fn node_lost(&self, node: &str) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::DELETE,
-            &paths::fill(paths::NODE_LOST, &[node]),
-            None,
-        )
-        .await
-    }
-
-    pub async fn node_reconnect(&self, node: &str) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::PUT,
-            &paths::fill(paths::NODE_RECONNECT, &[node]),
-            None,
-        )
-        .await
-    }
-
-    pub async fn netifs(&self, node: &str) -> Result<Vec<NetInterface>, ClientError> {
-        self.get(&paths::fill(paths::NET_IFS, &[node])).await
-    }
-
-    pub async fn netif_create(
-        &self,
-        node: &str,
-        n: &NetInterface,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, &paths::fill(paths::NET_IFS, &[node]), Some(n))
-            .await
-    }
-
-    pub async fn netif_modify(
-        &self,
-        node: &str,
-        name: &str,
-        n: &NetInterface,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::PUT,
-            &paths::fill(paths::NET_IF, &[node, name]),
-            Some(n),
-        )
-        .await
-    }
-
-    pub async fn netif_delete(
-        &self,
-        node: &str,
-        name: &str,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::DELETE,
-            &paths::fill(paths::NET_IF, &[node, name]),
-            None,
-        )
-        .await
-    }
-
-    // --- storage pools ---
 
     pub async fn storage_pools(
         &self,
         nodes: &[String],
         pools: &[String],
     ) -> Result<Vec<StoragePool>, ClientError> {
-        let q = QueryBuilder::new()
-            .list("nodes", nodes)
-            .list("storage_pools", pools)
-            .build();
-        self.get(&format!("{}{q}", paths::VIEW_STOR_POOLS)).await
-    }
-
-    pub async fn storage_pool_create(
-        &self,
-        node: &str,
-        sp: &StoragePool,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::POST,
-            &paths::fill(paths::NODE_STOR_POOLS, &[node]),
-            Some(sp),
-        )
-        .await
-    }
-
-    pub async fn storage_pool_modify(
-        &self,
-        node: &str,
-        pool: &str,
-        m: &PropsModify,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::PUT,
-            &paths::fill(paths::NODE_STOR_POOL, &[node, pool]),
-            Some(m),
-        )
-        .await
-    }
-
-    pub async fn storage_pool_delete(
-        &self,
-        node: &str,
-        pool: &str,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::DELETE,
-            &paths::fill(paths::NODE_STOR_POOL, &[node, pool]),
-            None,
-        )
-        .await
-    }
-
-    pub async fn storage_pool_dfns(&self) -> Result<Vec<StoragePoolDefinition>, ClientError> {
-        self.get(paths::STOR_POOL_DFNS).await
-    }
-
-    pub async fn storage_pool_dfn_create(
-        &self,
-        d: &StoragePoolDefinition,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, paths::STOR_POOL_DFNS, Some(d))
-            .await
-    }
-
-    pub async fn storage_pool_dfn_modify(
-        &self,
-        name: &str,
-        m: &PropsModify,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::PUT,
-            &paths::fill(paths::STOR_POOL_DFN, &[name]),
-            Some(m),
-        )
-        .await
-    }
-
-    pub async fn storage_pool_dfn_delete(&self, name: &str) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::DELETE,
-            &paths::fill(paths::STOR_POOL_DFN, &[name]),
-            None,
-        )
-        .await
+        self.send(calls::storage_pools(nodes, pools, &[])).await
     }
 
     // --- resource definitions and volume definitions ---
@@ -439,19 +275,15 @@ impl Client {
         props: &[String],
         with_vds: bool,
     ) -> Result<Vec<ResourceDefinition>, ClientError> {
-        let q = QueryBuilder::new()
-            .list("resource_definitions", names)
-            .list("props", props)
-            .flag("with_volume_definitions", with_vds)
-            .build();
-        self.get(&format!("{}{q}", paths::RSC_DFNS)).await
+        self.send(calls::resource_dfns(names, props, with_vds))
+            .await
     }
 
     pub async fn resource_dfn_create(
         &self,
         d: &ResourceDefinitionCreate,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, paths::RSC_DFNS, Some(d)).await
+        self.send(calls::resource_dfn_create(d)).await
     }
 
     /// [`Client::resource_dfn_create`] with only the fields set sent (see [`sparse`]).
@@ -459,71 +291,20 @@ impl Client {
         &self,
         d: &sparse::ResourceDefinitionCreate,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, paths::RSC_DFNS, Some(d)).await
-    }
-
-    pub async fn resource_dfn_modify(
-        &self,
-        name: &str,
-        m: &ResourceDefinitionModify,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::PUT, &paths::fill(paths::RSC_DFN, &[name]), Some(m))
-            .await
+        self.send(calls::resource_dfn_create_sparse(d)).await
     }
 
     pub async fn resource_dfn_delete(&self, name: &str) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(Method::DELETE, &paths::fill(paths::RSC_DFN, &[name]), None)
-            .await
+        self.send(calls::resource_dfn_delete(name)).await
     }
 
-    pub async fn volume_dfns(&self, rsc: &str) -> Result<Vec<VolumeDefinition>, ClientError> {
-        self.get(&paths::fill(paths::VLM_DFNS, &[rsc])).await
-    }
-
-    pub async fn volume_dfn_create(
-        &self,
-        rsc: &str,
-        v: &VolumeDefinitionCreate,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, &paths::fill(paths::VLM_DFNS, &[rsc]), Some(v))
-            .await
-    }
-
-    /// [`Client::volume_dfn_create`] with only the fields set sent (see [`sparse`]).
+    /// `POST .../volume-definitions` with only the fields set sent (see [`sparse`]).
     pub async fn volume_dfn_create_sparse(
         &self,
         rsc: &str,
         v: &sparse::VolumeDefinitionCreate,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, &paths::fill(paths::VLM_DFNS, &[rsc]), Some(v))
-            .await
-    }
-
-    pub async fn volume_dfn_modify(
-        &self,
-        rsc: &str,
-        nr: u32,
-        m: &VolumeDefinitionModify,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::PUT,
-            &paths::fill(paths::VLM_DFN, &[rsc, &nr.to_string()]),
-            Some(m),
-        )
-        .await
-    }
-
-    pub async fn volume_dfn_delete(
-        &self,
-        rsc: &str,
-        nr: u32,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::DELETE,
-            &paths::fill(paths::VLM_DFN, &[rsc, &nr.to_string()]),
-            None,
-        )
-        .await
+        self.send(calls::volume_dfn_create_sparse(rsc, v)).await
     }
 
     // --- resources ---
@@ -535,32 +316,16 @@ impl Client {
         pools: &[String],
         props: &[String],
     ) -> Result<Vec<ResourceWithVolumes>, ClientError> {
-        let q = QueryBuilder::new()
-            .list("nodes", nodes)
-            .list("resources", rscs)
-            .list("storage_pools", pools)
-            .list("props", props)
-            .build();
-        self.get(&format!("{}{q}", paths::VIEW_RESOURCES)).await
+        self.send(calls::resources(nodes, rscs, pools, props)).await
     }
 
-    pub async fn resource_create(
-        &self,
-        rsc: &str,
-        reqs: &[ResourceCreate],
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, &paths::fill(paths::RSCS, &[rsc]), Some(&reqs))
-            .await
-    }
-
-    /// [`Client::resource_create`] with only the fields set sent (see [`sparse`]).
+    /// `POST .../resources` with only the fields set sent (see [`sparse`]).
     pub async fn resource_create_sparse(
         &self,
         rsc: &str,
         reqs: &[sparse::ResourceCreate],
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, &paths::fill(paths::RSCS, &[rsc]), Some(&reqs))
-            .await
+        self.send(calls::resource_create_sparse(rsc, reqs)).await
     }
 
     pub async fn resource_modify(
@@ -569,8 +334,7 @@ impl Client {
         node: &str,
         m: &ResourceModify,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::PUT, &paths::fill(paths::RSC, &[rsc, node]), Some(m))
-            .await
+        self.send(calls::resource_modify(rsc, node, m)).await
     }
 
     pub async fn resource_delete(
@@ -578,50 +342,16 @@ impl Client {
         rsc: &str,
         node: &str,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(Method::DELETE, &paths::fill(paths::RSC, &[rsc, node]), None)
-            .await
+        self.send(calls::resource_delete(rsc, node)).await
     }
 
-    pub async fn volume_modify(
-        &self,
-        rsc: &str,
-        node: &str,
-        nr: u32,
-        m: &VolumeModify,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::PUT,
-            &paths::fill(paths::VLM, &[rsc, node, &nr.to_string()]),
-            Some(m),
-        )
-        .await
-    }
-
-    pub async fn autoplace(
-        &self,
-        rsc: &str,
-        req: &AutoPlaceRequest,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::POST,
-            &paths::fill(paths::AUTOPLACE, &[rsc]),
-            Some(req),
-        )
-        .await
-    }
-
-    /// [`Client::autoplace`] with the filter of [`sparse::AutoPlaceRequest`].
+    /// `POST .../autoplace` with the filter of [`sparse::AutoPlaceRequest`].
     pub async fn autoplace_sparse(
         &self,
         rsc: &str,
         req: &sparse::AutoPlaceRequest,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::POST,
-            &paths::fill(paths::AUTOPLACE, &[rsc]),
-            Some(req),
-        )
-        .await
+        self.send(calls::autoplace_sparse(rsc, req)).await
     }
 
     pub async fn make_available(
@@ -630,116 +360,7 @@ impl Client {
         node: &str,
         req: &ResourceMakeAvailable,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::POST,
-            &paths::fill(paths::MAKE_AVAILABLE, &[rsc, node]),
-            Some(req),
-        )
-        .await
-    }
-
-    // --- resource groups and volume groups ---
-
-    pub async fn resource_groups(
-        &self,
-        names: &[String],
-        props: &[String],
-    ) -> Result<Vec<ResourceGroup>, ClientError> {
-        let q = QueryBuilder::new()
-            .list("resource_groups", names)
-            .list("props", props)
-            .build();
-        self.get(&format!("{}{q}", paths::RSC_GRPS)).await
-    }
-
-    pub async fn resource_group_create(
-        &self,
-        g: &ResourceGroup,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, paths::RSC_GRPS, Some(g)).await
-    }
-
-    pub async fn resource_group_modify(
-        &self,
-        name: &str,
-        m: &ResourceGroupModify,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::PUT, &paths::fill(paths::RSC_GRP, &[name]), Some(m))
-            .await
-    }
-
-    pub async fn resource_group_delete(&self, name: &str) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(Method::DELETE, &paths::fill(paths::RSC_GRP, &[name]), None)
-            .await
-    }
-
-    pub async fn resource_group_spawn(
-        &self,
-        name: &str,
-        s: &ResourceGroupSpawn,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::POST,
-            &paths::fill(paths::RSC_GRP_SPAWN, &[name]),
-            Some(s),
-        )
-        .await
-    }
-
-    pub async fn resource_group_max_volume_size(
-        &self,
-        name: &str,
-    ) -> Result<MaxVolumeSizes, ClientError> {
-        self.get(&paths::fill(paths::RSC_GRP_MAX_VLM_SIZE, &[name]))
-            .await
-    }
-
-    pub async fn max_volume_size(
-        &self,
-        f: &AutoSelectFilter,
-    ) -> Result<MaxVolumeSizes, ClientError> {
-        self.call(Method::OPTIONS, paths::MAX_VLM_SIZE, Some(f))
-            .await
-    }
-
-    pub async fn volume_groups(&self, rg: &str) -> Result<Vec<VolumeGroup>, ClientError> {
-        self.get(&paths::fill(paths::VLM_GRPS, &[rg])).await
-    }
-
-    pub async fn volume_group_create(
-        &self,
-        rg: &str,
-        v: &VolumeGroup,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(Method::POST, &paths::fill(paths::VLM_GRPS, &[rg]), Some(v))
-            .await
-    }
-
-    pub async fn volume_group_modify(
-        &self,
-        rg: &str,
-        nr: u32,
-        m: &VolumeGroupModify,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write(
-            Method::PUT,
-            &paths::fill(paths::VLM_GRP, &[rg, &nr.to_string()]),
-            Some(m),
-        )
-        .await
-    }
-
-    pub async fn volume_group_delete(
-        &self,
-        rg: &str,
-        nr: u32,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.write::<()>(
-            Method::DELETE,
-            &paths::fill(paths::VLM_GRP, &[rg, &nr.to_string()]),
-            None,
-        )
-        .await
+        self.send(calls::make_available(rsc, node, req)).await
     }
 }
 
@@ -889,7 +510,10 @@ mod tests {
     #[tokio::test]
     async fn unreachable_controller_is_reported() {
         let c = Client::new(&["127.0.0.1:1".to_string()], Duration::from_secs(2)).unwrap();
-        let err = c.version().await.unwrap_err();
+        let err = c
+            .send::<ControllerVersion>(calls::controller_version())
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
         assert!(err.to_string().contains("127.0.0.1:1"));
     }
