@@ -5,42 +5,14 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use reqwest::Method;
 use serde_json::{json, Map, Value};
 use strata_model::size::{parse_size_kib, DefaultUnit};
 
 use crate::error::CliError;
 
 /// One REST call a command makes: everything needed to send it, nothing that needs a server to
-/// compute.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Request {
-    pub method: Method,
-    pub path: String,
-    pub body: Option<Value>,
-}
-
-impl Request {
-    pub fn new(method: Method, path: impl Into<String>, body: Option<Value>) -> Request {
-        Request {
-            method,
-            path: path.into(),
-            body,
-        }
-    }
-
-    pub fn post(path: impl Into<String>, body: Value) -> Request {
-        Request::new(Method::POST, path, Some(body))
-    }
-
-    pub fn put(path: impl Into<String>, body: Value) -> Request {
-        Request::new(Method::PUT, path, Some(body))
-    }
-
-    pub fn delete(path: impl Into<String>) -> Request {
-        Request::new(Method::DELETE, path, None)
-    }
-}
+/// compute. The calls of [`strata_client::calls`] make them.
+pub use strata_client::Call as Request;
 
 /// A path segment, percent-encoded.
 pub fn seg(s: &str) -> String {

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use reqwest::Method;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use strata_api::ApiCallRc;
 use strata_client::Client;
 
@@ -171,13 +171,9 @@ impl Ctx {
         output::replies_exit_code(replies, self.settings.warn_as_error)
     }
 
-    /// GETs a list or object. On an HTTP error the replies are printed and the error carries
-    /// only the exit code.
-    pub async fn fetch(&mut self, path: &str) -> Result<String, CliError> {
-        self.fetch_with(Request::new(Method::GET, path, None)).await
-    }
-
-    pub async fn fetch_with(&mut self, req: Request) -> Result<String, CliError> {
+    /// Asks for a list or object. On an HTTP error the replies are printed and the error
+    /// carries only the exit code.
+    pub async fn fetch(&mut self, req: Request) -> Result<String, CliError> {
         let (status, text) = self.call(&req).await?;
         if status < 400 {
             return Ok(text);
@@ -247,10 +243,12 @@ impl Ctx {
 pub fn props_json(props: Option<&std::collections::BTreeMap<String, String>>) -> String {
     match props {
         Some(p) => {
-            let items: Vec<serde_json::Value> = p
-                .iter()
-                .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
-                .collect();
+            #[derive(Serialize)]
+            struct Item<'a> {
+                key: &'a str,
+                value: &'a str,
+            }
+            let items: Vec<Item<'_>> = p.iter().map(|(key, value)| Item { key, value }).collect();
             let text = serde_json::to_string(&vec![items]).unwrap_or_else(|_| "[]".into());
             output::py_json_pretty(&text)
         }

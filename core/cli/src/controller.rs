@@ -4,6 +4,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 use strata_api::types::{ControllerVersion, MaxVolumeSizes, StoragePoolDefinition};
+use strata_client::calls;
 use strata_model::size::HumanKib;
 
 use crate::common::{Request, SetPropArgs, AUX};
@@ -112,7 +113,7 @@ pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
     }
     match cmd {
         ControllerCmd::Version => {
-            let raw = ctx.fetch("/v1/controller/version").await?;
+            let raw = ctx.fetch(calls::controller_version()).await?;
             if ctx.settings.machine {
                 out(&format!("{}\n", output::py_json_compact(&raw)));
             } else {
@@ -125,7 +126,7 @@ pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
             Ok(error::OK)
         }
         ControllerCmd::ListProperties { pastable } => {
-            let raw = ctx.fetch("/v1/controller/properties").await?;
+            let raw = ctx.fetch(calls::controller_props()).await?;
             let props: std::collections::BTreeMap<String, String> =
                 parse(&raw, "controller properties")?;
             Ok(ctx.show_props(Some(&props), pastable))
@@ -147,13 +148,13 @@ pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
                 &replicas_on_same,
                 &replicas_on_different,
             );
-            let raw = ctx.fetch_with(req).await?;
+            let raw = ctx.fetch(req).await?;
             if ctx.settings.machine {
                 return ctx.show_list(&raw, || Ok(String::new()));
             }
             let sizes: MaxVolumeSizes = parse(&raw, "maximum volume sizes")?;
             let spds: Vec<StoragePoolDefinition> = parse(
-                &ctx.fetch("/v1/storage-pool-definitions").await?,
+                &ctx.fetch(calls::storage_pool_dfns()).await?,
                 "storage pool definition list",
             )?;
             out(&render_max_sizes(&sizes, &spds, ctx.style(pastable)));

@@ -3,8 +3,9 @@
 use clap::Subcommand;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use strata_client::calls;
 
-use crate::common::{seg, Request};
+use crate::common::Request;
 use crate::context::{out, parse, Ctx};
 use crate::error::CliError;
 use crate::resource::created_on;
@@ -132,18 +133,10 @@ pub async fn run(ctx: &mut Ctx, cmd: ErrCmd) -> Result<i32, CliError> {
             full,
             pastable,
         } => {
-            let mut q = vec![format!("withContent={full}")];
-            for n in &nodes {
-                q.push(format!("node={}", seg(n)));
-            }
-            if let Some(s) = &since {
-                q.push(format!("since={}", time_arg(s, now_ms())?));
-            }
-            if let Some(t) = &to {
-                q.push(format!("to={}", time_arg(t, now_ms())?));
-            }
+            let since = since.map(|s| time_arg(&s, now_ms())).transpose()?;
+            let to = to.map(|t| time_arg(&t, now_ms())).transpose()?;
             let raw = ctx
-                .fetch(&format!("/v1/error-reports?{}", q.join("&")))
+                .fetch(calls::error_reports(full, &nodes, since, to))
                 .await?;
             let mut list: Vec<Report> = parse(&raw, "error report list")?;
             if !report_id.is_empty() {
@@ -162,12 +155,7 @@ pub async fn run(ctx: &mut Ctx, cmd: ErrCmd) -> Result<i32, CliError> {
             })
         }
         ErrCmd::Show { report_id } => {
-            let raw = ctx
-                .fetch(&format!(
-                    "/v1/error-reports/{}?withContent=true",
-                    seg(&report_id)
-                ))
-                .await?;
+            let raw = ctx.fetch(calls::error_report(&report_id)).await?;
             if ctx.settings.machine {
                 out(&format!("{}\n", crate::output::machine_list(&raw)));
                 return Ok(crate::error::OK);

@@ -5,7 +5,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use strata_api::types::{NetInterface, Node};
-use strata_client::QueryBuilder;
+use strata_client::calls;
 
 use crate::common::{
     prop_cell, ranged, seg, show_prop_columns, ListOpts, Request, SetPropArgs, AUX,
@@ -321,14 +321,10 @@ pub fn netif_modify_request(a: &NetIfModify) -> Request {
     )
 }
 
+/// The path of the node list query.
+#[cfg(test)]
 pub fn list_path(nodes: &[String], props: &[String]) -> String {
-    format!(
-        "/v1/nodes{}",
-        QueryBuilder::new()
-            .list("nodes", nodes)
-            .list("props", props)
-            .build()
-    )
+    calls::nodes(nodes, props).path
 }
 
 pub async fn run(ctx: &mut Ctx, cmd: NodeCmd) -> Result<i32, CliError> {
@@ -344,7 +340,7 @@ pub async fn run(ctx: &mut Ctx, cmd: NodeCmd) -> Result<i32, CliError> {
             ctx.send(vec![create_request(&a, &address)]).await
         }
         NodeCmd::List(a) => {
-            let raw = ctx.fetch(&list_path(&a.nodes, &a.props)).await?;
+            let raw = ctx.fetch(calls::nodes(&a.nodes, &a.props)).await?;
             let style = ctx.style(a.list.pastable);
             ctx.show_list(&raw, || {
                 let nodes: Vec<Node> = parse(&raw, "node list")?;
@@ -356,7 +352,7 @@ pub async fn run(ctx: &mut Ctx, cmd: NodeCmd) -> Result<i32, CliError> {
             node_name,
         } => {
             let raw = ctx
-                .fetch(&list_path(std::slice::from_ref(&node_name), &[]))
+                .fetch(calls::nodes(std::slice::from_ref(&node_name), &[]))
                 .await?;
             let nodes: Vec<Node> = parse(&raw, "node list")?;
             match nodes
@@ -374,7 +370,7 @@ pub async fn run(ctx: &mut Ctx, cmd: NodeCmd) -> Result<i32, CliError> {
             node_name,
         }) => {
             let raw = ctx
-                .fetch(&list_path(std::slice::from_ref(&node_name), &[]))
+                .fetch(calls::nodes(std::slice::from_ref(&node_name), &[]))
                 .await?;
             let nodes: Vec<Node> = parse(&raw, "node list")?;
             let node = nodes

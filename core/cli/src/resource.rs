@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use strata_api::types::{ResourceLayer, ResourceWithVolumes, Volume};
-use strata_client::QueryBuilder;
+use strata_client::calls;
 use strata_model::size::HumanKib;
 
 use crate::common::{
@@ -381,19 +381,15 @@ pub fn volume_requests(cmd: &VolumeCmd) -> Option<Vec<Request>> {
     }
 }
 
+/// The path of the resource list query.
+#[cfg(test)]
 pub fn list_path(
     nodes: &[String],
     resources: &[String],
     pools: &[String],
     props: &[String],
 ) -> String {
-    let q = QueryBuilder::new()
-        .list("nodes", nodes)
-        .list("storage_pools", pools)
-        .list("resources", resources)
-        .list("props", props)
-        .build();
-    format!("/v1/view/resources{q}")
+    calls::resources(nodes, resources, pools, props).path
 }
 
 pub async fn run(ctx: &mut Ctx, cmd: ResourceCmd) -> Result<i32, CliError> {
@@ -403,7 +399,7 @@ pub async fn run(ctx: &mut Ctx, cmd: ResourceCmd) -> Result<i32, CliError> {
     match cmd {
         ResourceCmd::List(a) => {
             let raw = ctx
-                .fetch(&list_path(&a.nodes, &a.resources, &[], &a.props))
+                .fetch(calls::resources(&a.nodes, &a.resources, &[], &a.props))
                 .await?;
             let style = ctx.style(a.list.pastable);
             ctx.show_list(&raw, || {
@@ -418,7 +414,7 @@ pub async fn run(ctx: &mut Ctx, cmd: ResourceCmd) -> Result<i32, CliError> {
             resource_name,
         } => {
             let raw = ctx
-                .fetch(&list_path(
+                .fetch(calls::resources(
                     std::slice::from_ref(&node_name),
                     std::slice::from_ref(&resource_name),
                     &[],
@@ -445,7 +441,7 @@ pub async fn run_volume(ctx: &mut Ctx, cmd: VolumeCmd) -> Result<i32, CliError> 
             volume_number,
         } => {
             let raw = ctx
-                .fetch(&list_path(
+                .fetch(calls::resources(
                     std::slice::from_ref(&node_name),
                     std::slice::from_ref(&resource_name),
                     &[],
@@ -469,7 +465,12 @@ pub async fn run_volume(ctx: &mut Ctx, cmd: VolumeCmd) -> Result<i32, CliError> 
 
 async fn list_volumes(ctx: &mut Ctx, a: VList) -> Result<i32, CliError> {
     let raw = ctx
-        .fetch(&list_path(&a.nodes, &a.resources, &a.storage_pools, &[]))
+        .fetch(calls::resources(
+            &a.nodes,
+            &a.resources,
+            &a.storage_pools,
+            &[],
+        ))
         .await?;
     let style = ctx.style(a.pastable);
     ctx.show_list(&raw, || {

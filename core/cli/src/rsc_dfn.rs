@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use strata_api::types::ResourceDefinition;
-use strata_client::QueryBuilder;
+use strata_client::calls;
 use strata_model::size::{DefaultUnit, HumanKib};
 
 use crate::common::{
@@ -257,13 +257,10 @@ pub fn rd_requests(cmd: &RdCmd) -> Result<Option<Vec<Request>>, CliError> {
     }))
 }
 
+/// The path of the resource definition list query.
+#[cfg(test)]
 pub fn list_path(names: &[String], props: &[String], with_vds: bool) -> String {
-    let q = QueryBuilder::new()
-        .list("resource_definitions", names)
-        .flag("with_volume_definitions", with_vds)
-        .list("props", props)
-        .build();
-    format!("/v1/resource-definitions{q}")
+    calls::resource_dfns(names, props, with_vds).path
 }
 
 pub async fn run_rd(ctx: &mut Ctx, cmd: RdCmd) -> Result<i32, CliError> {
@@ -273,7 +270,11 @@ pub async fn run_rd(ctx: &mut Ctx, cmd: RdCmd) -> Result<i32, CliError> {
     match cmd {
         RdCmd::List(a) => {
             let raw = ctx
-                .fetch(&list_path(&a.resource_definitions, &a.props, false))
+                .fetch(calls::resource_dfns(
+                    &a.resource_definitions,
+                    &a.props,
+                    false,
+                ))
                 .await?;
             let style = ctx.style(a.list.pastable);
             ctx.show_list(&raw, || {
@@ -286,7 +287,11 @@ pub async fn run_rd(ctx: &mut Ctx, cmd: RdCmd) -> Result<i32, CliError> {
             resource_name,
         } => {
             let raw = ctx
-                .fetch(&list_path(std::slice::from_ref(&resource_name), &[], false))
+                .fetch(calls::resource_dfns(
+                    std::slice::from_ref(&resource_name),
+                    &[],
+                    false,
+                ))
                 .await?;
             let rds: Vec<ResourceDefinition> = parse(&raw, "resource definition list")?;
             let found = rds
@@ -536,7 +541,7 @@ pub async fn run_vd(ctx: &mut Ctx, cmd: VdCmd) -> Result<i32, CliError> {
     match cmd {
         VdCmd::List(a) => {
             let raw = ctx
-                .fetch(&list_path(&a.resource_definitions, &[], true))
+                .fetch(calls::resource_dfns(&a.resource_definitions, &[], true))
                 .await?;
             let style = ctx.style(a.list.pastable);
             ctx.show_list(&raw, || {
@@ -550,7 +555,7 @@ pub async fn run_vd(ctx: &mut Ctx, cmd: VdCmd) -> Result<i32, CliError> {
             volume_nr,
         } => {
             let raw = ctx
-                .fetch(&list_path(
+                .fetch(calls::resource_dfns(
                     std::slice::from_ref(&resource_definition),
                     &[],
                     true,

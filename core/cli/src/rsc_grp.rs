@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use strata_api::types::{
     AutoSelectFilter, MaxVolumeSizes, ResourceGroup, StoragePoolDefinition, VolumeGroup,
 };
-use strata_client::QueryBuilder;
+use strata_client::calls;
 use strata_model::size::DefaultUnit;
 
 use crate::common::{
@@ -260,33 +260,22 @@ pub fn rg_requests(cmd: &RgCmd) -> Result<Option<Vec<Request>>, CliError> {
     }))
 }
 
-pub fn list_path(names: &[String], props: &[String]) -> String {
-    let q = QueryBuilder::new()
-        .list("resource_groups", names)
-        .list("props", props)
-        .build();
-    format!("/v1/resource-groups{q}")
-}
-
 pub async fn run_rg(ctx: &mut Ctx, cmd: RgCmd) -> Result<i32, CliError> {
     if let Some(reqs) = rg_requests(&cmd)? {
         return ctx.send(reqs).await;
     }
     match cmd {
         RgCmd::List(a) => {
-            let raw = ctx.fetch(&list_path(&a.resource_groups, &a.props)).await?;
+            let raw = ctx
+                .fetch(calls::resource_groups(&a.resource_groups, &a.props))
+                .await?;
             if ctx.settings.machine {
                 return ctx.show_list(&raw, || Ok(String::new()));
             }
             let groups: Vec<ResourceGroup> = parse(&raw, "resource group list")?;
             let mut vlm_nrs = Vec::new();
             for g in &groups {
-                let raw = ctx
-                    .fetch(&format!(
-                        "/v1/resource-groups/{}/volume-groups",
-                        seg(&g.name)
-                    ))
-                    .await?;
+                let raw = ctx.fetch(calls::volume_groups(&g.name)).await?;
                 let vgs: Vec<VolumeGroup> = parse(&raw, "volume group list")?;
                 vlm_nrs.push(
                     vgs.iter()
@@ -306,7 +295,7 @@ pub async fn run_rg(ctx: &mut Ctx, cmd: RgCmd) -> Result<i32, CliError> {
         }
         RgCmd::ListProperties { pastable, name } => {
             let raw = ctx
-                .fetch(&list_path(std::slice::from_ref(&name), &[]))
+                .fetch(calls::resource_groups(std::slice::from_ref(&name), &[]))
                 .await?;
             let groups: Vec<ResourceGroup> = parse(&raw, "resource group list")?;
             let found = groups.iter().find(|g| g.name.eq_ignore_ascii_case(&name));
@@ -317,17 +306,14 @@ pub async fn run_rg(ctx: &mut Ctx, cmd: RgCmd) -> Result<i32, CliError> {
             resource_group_name,
         } => {
             let raw = ctx
-                .fetch(&format!(
-                    "/v1/resource-groups/{}/query-max-volume-size",
-                    seg(&resource_group_name)
-                ))
+                .fetch(calls::resource_group_max_volume_size(&resource_group_name))
                 .await?;
             if ctx.settings.machine {
                 return ctx.show_list(&raw, || Ok(String::new()));
             }
             let sizes: MaxVolumeSizes = parse(&raw, "maximum volume sizes")?;
             let spds: Vec<StoragePoolDefinition> = parse(
-                &ctx.fetch("/v1/storage-pool-definitions").await?,
+                &ctx.fetch(calls::storage_pool_dfns()).await?,
                 "storage pool definition list",
             )?;
             out(&render_max_sizes(&sizes, &spds, ctx.style(pastable)));
@@ -511,9 +497,7 @@ pub async fn run_vg(ctx: &mut Ctx, cmd: VgCmd) -> Result<i32, CliError> {
             show_props,
             name,
         } => {
-            let raw = ctx
-                .fetch(&format!("/v1/resource-groups/{}/volume-groups", seg(&name)))
-                .await?;
+            let raw = ctx.fetch(calls::volume_groups(&name)).await?;
             let style = ctx.style(list.pastable);
             ctx.show_list(&raw, || {
                 let vgs: Vec<VolumeGroup> = parse(&raw, "volume group list")?;
@@ -525,9 +509,7 @@ pub async fn run_vg(ctx: &mut Ctx, cmd: VgCmd) -> Result<i32, CliError> {
             name,
             volume_nr,
         } => {
-            let raw = ctx
-                .fetch(&format!("/v1/resource-groups/{}/volume-groups", seg(&name)))
-                .await?;
+            let raw = ctx.fetch(calls::volume_groups(&name)).await?;
             let vgs: Vec<VolumeGroup> = parse(&raw, "volume group list")?;
             let found = vgs
                 .iter()

@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use strata_api::types::Snapshot;
+use strata_client::calls;
 
 use crate::common::{seg, Request};
 use crate::context::{parse, Ctx};
@@ -241,19 +242,7 @@ pub async fn run(ctx: &mut Ctx, cmd: SnapshotCmd) -> Result<i32, CliError> {
         pastable,
     } = &cmd
     {
-        let mut q = Vec::new();
-        for r in resources {
-            q.push(format!("resources={}", seg(r)));
-        }
-        for n in nodes {
-            q.push(format!("nodes={}", seg(n)));
-        }
-        let path = if q.is_empty() {
-            "/v1/view/snapshots".to_string()
-        } else {
-            format!("/v1/view/snapshots?{}", q.join("&"))
-        };
-        let raw = ctx.fetch(&path).await?;
+        let raw = ctx.fetch(calls::snapshots(resources, nodes)).await?;
         let style = ctx.style(*pastable);
         return ctx.show_list(&raw, || {
             let list: Vec<Snapshot> = parse(&raw, "snapshot list")?;

@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use strata_api::types::{StoragePool, StoragePoolDefinition};
-use strata_client::QueryBuilder;
+use strata_client::calls;
 use strata_model::size::HumanKib;
 
 use crate::common::{prop_cell, seg, show_prop_columns, ListOpts, Request, SetPropArgs};
@@ -272,13 +272,10 @@ pub fn requests(cmd: &SpCmd) -> Result<Option<Vec<Request>>, CliError> {
     }))
 }
 
+/// The path of the storage pool list query.
+#[cfg(test)]
 pub fn list_path(nodes: &[String], pools: &[String], props: &[String]) -> String {
-    let q = QueryBuilder::new()
-        .list("nodes", nodes)
-        .list("storage_pools", pools)
-        .list("props", props)
-        .build();
-    format!("/v1/view/storage-pools{q}")
+    calls::storage_pools(nodes, pools, props).path
 }
 
 pub async fn run(ctx: &mut Ctx, cmd: SpCmd) -> Result<i32, CliError> {
@@ -288,7 +285,7 @@ pub async fn run(ctx: &mut Ctx, cmd: SpCmd) -> Result<i32, CliError> {
     match cmd {
         SpCmd::List(a) => {
             let raw = ctx
-                .fetch(&list_path(&a.nodes, &a.storage_pools, &a.props))
+                .fetch(calls::storage_pools(&a.nodes, &a.storage_pools, &a.props))
                 .await?;
             let style = ctx.style(a.list.pastable);
             ctx.show_list(&raw, || {
@@ -302,7 +299,7 @@ pub async fn run(ctx: &mut Ctx, cmd: SpCmd) -> Result<i32, CliError> {
             storage_pool_name,
         } => {
             let raw = ctx
-                .fetch(&list_path(
+                .fetch(calls::storage_pools(
                     std::slice::from_ref(&node_name),
                     std::slice::from_ref(&storage_pool_name),
                     &[],
@@ -481,7 +478,7 @@ pub async fn run_spd(ctx: &mut Ctx, cmd: SpdCmd) -> Result<i32, CliError> {
     if let Some(reqs) = spd_requests(&cmd) {
         return ctx.send(reqs).await;
     }
-    let raw = ctx.fetch("/v1/storage-pool-definitions").await?;
+    let raw = ctx.fetch(calls::storage_pool_dfns()).await?;
     match cmd {
         SpdCmd::List { pastable } => {
             let style = ctx.style(pastable);

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use strata_api::types::{ResourceWithVolumes, Volume};
+use strata_client::calls;
 use strata_model::observed::is_resync_state;
 
-use crate::common::seg;
 use crate::context::{out, parse, Ctx};
 use crate::error::{self, CliError};
 
@@ -77,13 +77,12 @@ pub fn lagging(rscs: &[ResourceWithVolumes]) -> Vec<(String, String)> {
 pub async fn run(ctx: &mut Ctx, a: WaitSyncArgs) -> Result<i32, CliError> {
     let rd = &a.resource_definition;
     // An unknown definition is reported as the controller words it.
-    ctx.fetch(&format!("/v1/resource-definitions/{}", seg(rd)))
-        .await?;
+    ctx.fetch(calls::resource_dfn(rd)).await?;
     let started = Instant::now();
     let mut shown = String::new();
     loop {
         let raw = ctx
-            .fetch(&format!("/v1/view/resources?resources={}", seg(rd)))
+            .fetch(calls::resources(&[], std::slice::from_ref(rd), &[], &[]))
             .await?;
         let rscs: Vec<ResourceWithVolumes> = parse(&raw, "resource list")?;
         let lag = lagging(&rscs);
