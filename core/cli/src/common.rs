@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 use serde_json::{json, Map, Value};
+use strata_api::types::PropsModify;
 use strata_model::size::{parse_size_kib, DefaultUnit};
 
 use crate::error::CliError;
@@ -44,6 +45,17 @@ impl SetPropArgs {
     }
 
     /// The properties part of a modify body: `override_props` or `delete_props`.
+    pub fn props_modify(&self) -> PropsModify {
+        let mut m = PropsModify::default();
+        if self.value.is_empty() {
+            m.delete_props.push(self.full_key());
+        } else {
+            m.override_props.insert(self.full_key(), self.value.clone());
+        }
+        m
+    }
+
+    /// The properties part of a modify body as a JSON object.
     pub fn modify_fields(&self) -> Map<String, Value> {
         let mut m = Map::new();
         if self.value.is_empty() {

@@ -3,13 +3,12 @@
 use std::net::{IpAddr, ToSocketAddrs};
 
 use clap::{Args, Subcommand};
+#[cfg(test)]
 use serde_json::json;
-use strata_api::types::{NetInterface, Node};
+use strata_api::types::{self, upstream, NetInterface, Node};
 use strata_client::calls;
 
-use crate::common::{
-    prop_cell, ranged, seg, show_prop_columns, ListOpts, Request, SetPropArgs, AUX,
-};
+use crate::common::{prop_cell, ranged, show_prop_columns, ListOpts, Request, SetPropArgs, AUX};
 use crate::context::{self, parse, Ctx};
 use crate::error::CliError;
 use crate::output::{color, Style};
@@ -217,20 +216,19 @@ pub fn create_request(a: &NodeCreate, address: &str) -> Request {
     let port = a
         .port
         .unwrap_or_else(|| default_port(&a.node_type, &a.communication_type));
-    Request::post(
-        "/v1/nodes",
-        json!({
-            "name": a.name,
-            "type": a.node_type,
-            "net_interfaces": [{
-                "name": a.interface_name,
-                "address": address,
-                "satellite_port": port,
-                "satellite_encryption_type": a.communication_type,
-                "is_active": true
-            }]
-        }),
-    )
+    calls::node_create(&upstream::Node {
+        name: a.name.clone(),
+        node_type: a.node_type.clone(),
+        net_interfaces: vec![NetInterface {
+            name: a.interface_name.clone(),
+            address: address.to_string(),
+            satellite_port: Some(port),
+            satellite_encryption_type: Some(a.communication_type.clone()),
+            is_active: Some(true),
+            ..NetInterface::default()
+        }],
+        ..upstream::Node::default()
+    })
 }
 
 /// Resolves a node name with the system resolver, preferring an IPv4 address that is not a
@@ -259,21 +257,24 @@ pub fn resolve_address(name: &str) -> Result<String, CliError> {
 }
 
 pub fn requests(cmd: &NodeCmd) -> Option<Vec<Request>> {
-    let node = |n: &str| format!("/v1/nodes/{}", seg(n));
     Some(match cmd {
-        NodeCmd::Delete(a) => vec![Request::delete(node(&a.name))],
-        NodeCmd::Lost(a) => vec![Request::delete(format!("{}/lost", node(&a.name)))],
-        NodeCmd::Modify(a) => vec![Request::put(
-            node(&a.node_name),
-            json!({"node_type": a.node_type}),
+        NodeCmd::Delete(a) => vec![calls::node_delete(&a.name)],
+        NodeCmd::Lost(a) => vec![calls::node_lost(&a.name)],
+        NodeCmd::Modify(a) => vec![calls::node_modify(
+            &a.node_name,
+            &types::NodeModify {
+                node_type: Some(a.node_type.clone()),
+                ..types::NodeModify::default()
+            },
         )],
-        NodeCmd::Reconnect { nodes } => nodes
-            .iter()
-            .map(|n| Request::new(reqwest::Method::PUT, format!("{}/reconnect", node(n)), None))
-            .collect(),
-        NodeCmd::SetProperty { node_name, prop } => {
-            vec![Request::put(node(node_name), prop.modify_body())]
-        }
+        NodeCmd::Reconnect { nodes } => nodes.iter().map(|n| calls::node_reconnect(n)).collect(),
+        NodeCmd::SetProperty { node_name, prop } => vec![calls::node_modify(
+            node_name,
+            &types::NodeModify {
+                props: prop.props_modify(),
+                ..types::NodeModify::default()
+            },
+        )],
         NodeCmd::Interface(NetIfCmd::Create(a)) => vec![netif_create_request(a)],
         NodeCmd::Interface(NetIfCmd::Modify(a)) => vec![netif_modify_request(a)],
         NodeCmd::Interface(NetIfCmd::Delete {
@@ -281,43 +282,38 @@ pub fn requests(cmd: &NodeCmd) -> Option<Vec<Request>> {
             interface_name,
         }) => interface_name
             .iter()
-            .map(|i| Request::delete(format!("{}/net-interfaces/{}", node(node_name), seg(i))))
+            .map(|i| calls::netif_delete(node_name, i))
             .collect(),
         _ => return None,
     })
 }
 
+/// The encryption type is sent with a port only, as python-linstor does.
 pub fn netif_create_request(a: &NetIfCreate) -> Request {
-    let mut body = json!({"name": a.interface_name, "address": a.ip, "is_active": a.active});
-    if let Some(p) = a.port {
-        body["satellite_port"] = json!(p);
-        body["satellite_encryption_type"] = json!(a.communication_type);
-    }
-    Request::post(
-        format!("/v1/nodes/{}/net-interfaces", seg(&a.node_name)),
-        body,
+    calls::netif_create(
+        &a.node_name,
+        &NetInterface {
+            name: a.interface_name.clone(),
+            address: a.ip.clone(),
+            satellite_port: a.port,
+            satellite_encryption_type: a.port.map(|_| a.communication_type.clone()),
+            is_active: Some(a.active),
+            ..NetInterface::default()
+        },
     )
 }
 
 pub fn netif_modify_request(a: &NetIfModify) -> Request {
-    let mut body = json!({
-        "name": a.interface_name,
-        "satellite_encryption_type": a.communication_type,
-        "is_active": a.active
-    });
-    if let Some(ip) = &a.ip {
-        body["address"] = json!(ip);
-    }
-    if let Some(p) = a.port {
-        body["satellite_port"] = json!(p);
-    }
-    Request::put(
-        format!(
-            "/v1/nodes/{}/net-interfaces/{}",
-            seg(&a.node_name),
-            seg(&a.interface_name)
-        ),
-        body,
+    calls::netif_modify(
+        &a.node_name,
+        &a.interface_name,
+        &upstream::NetInterface {
+            name: a.interface_name.clone(),
+            address: a.ip.clone(),
+            satellite_port: a.port,
+            satellite_encryption_type: Some(a.communication_type.clone()),
+            is_active: Some(a.active),
+        },
     )
 }
 
