@@ -1,12 +1,13 @@
 //! `storage-pool` (`sp`) and `storage-pool-definition` (`spd`).
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Map, Value};
-use strata_api::types::{StoragePool, StoragePoolDefinition};
+#[cfg(test)]
+use serde_json::json;
+use strata_api::types::{upstream, StoragePool, StoragePoolDefinition};
 use strata_client::calls;
 use strata_model::size::HumanKib;
 
-use crate::common::{prop_cell, seg, show_prop_columns, ListOpts, Request, SetPropArgs};
+use crate::common::{prop_cell, show_prop_columns, ListOpts, Request, SetPropArgs};
 use crate::context::{parse, Ctx};
 use crate::error::CliError;
 use crate::output::{self, color, Style};
@@ -218,21 +219,18 @@ pub fn create_request(create: &SpCreate) -> Result<Request, CliError> {
             Some(&a.driver_pool_name),
         ),
     };
-    let mut body = Map::new();
-    body.insert("storage_pool_name".into(), json!(name));
-    body.insert("provider_kind".into(), json!(kind));
-    if let Some(s) = shared {
-        body.insert("free_space_mgr_name".into(), json!(s));
-    }
-    if locking {
-        body.insert("external_locking".into(), json!(true));
-    }
-    if let Some(p) = pool {
-        body.insert("props".into(), json!({"StorDriver/StorPoolName": p}));
-    }
-    Ok(Request::post(
-        format!("/v1/nodes/{}/storage-pools", seg(node)),
-        Value::Object(body),
+    Ok(calls::storage_pool_create(
+        node,
+        &upstream::StoragePool {
+            storage_pool_name: name.clone(),
+            provider_kind: kind.to_string(),
+            props: pool
+                .iter()
+                .map(|p| ("StorDriver/StorPoolName".to_string(), p.to_string()))
+                .collect(),
+            free_space_mgr_name: shared.cloned(),
+            external_locking: locking,
+        },
     ))
 }
 
@@ -254,20 +252,23 @@ fn provider_kind(c: &SpCreate) -> &'static str {
 }
 
 pub fn requests(cmd: &SpCmd) -> Result<Option<Vec<Request>>, CliError> {
-    let pool = |n: &str, p: &str| format!("/v1/nodes/{}/storage-pools/{}", seg(n), seg(p));
     Ok(Some(match cmd {
         SpCmd::Create(c) => vec![create_request(c)?],
         SpCmd::Delete {
             node_name, name, ..
         } => node_name
             .iter()
-            .map(|n| Request::delete(pool(n, name)))
+            .map(|n| calls::storage_pool_delete(n, name))
             .collect(),
         SpCmd::SetProperty {
             node_name,
             name,
             prop,
-        } => vec![Request::put(pool(node_name, name), prop.modify_body())],
+        } => vec![calls::storage_pool_modify(
+            node_name,
+            name,
+            &prop.props_modify(),
+        )],
         _ => return Ok(None),
     }))
 }
@@ -462,14 +463,19 @@ pub enum SpdCmd {
 }
 
 pub fn spd_requests(cmd: &SpdCmd) -> Option<Vec<Request>> {
-    let path = |n: &str| format!("/v1/storage-pool-definitions/{}", seg(n));
     Some(match cmd {
-        SpdCmd::Create { name } => vec![Request::post(
-            "/v1/storage-pool-definitions",
-            json!({"storage_pool_name": name}),
+        SpdCmd::Create { name } => vec![calls::storage_pool_dfn_create(
+            &upstream::StoragePoolDefinition {
+                storage_pool_name: name.clone(),
+            },
         )],
-        SpdCmd::Delete { name, .. } => name.iter().map(|n| Request::delete(path(n))).collect(),
-        SpdCmd::SetProperty { name, prop } => vec![Request::put(path(name), prop.modify_body())],
+        SpdCmd::Delete { name, .. } => name
+            .iter()
+            .map(|n| calls::storage_pool_dfn_delete(n))
+            .collect(),
+        SpdCmd::SetProperty { name, prop } => {
+            vec![calls::storage_pool_dfn_modify(name, &prop.props_modify())]
+        }
         _ => return None,
     })
 }
