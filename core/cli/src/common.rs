@@ -1,12 +1,13 @@
 //! What several object families share: the request a command sends, property arguments, the
-//! auto-place filter arguments and their JSON, and the checks of layer lists, providers, sizes
-//! and place counts.
+//! auto-place filter arguments and the filter they make, and the checks of layer lists,
+//! providers, sizes and place counts.
 
 use std::collections::BTreeMap;
 
 use clap::Args;
 use serde_json::{json, Map, Value};
-use strata_api::types::PropsModify;
+use strata_api::types::{upstream, AutoSelectFilter, PropsModify};
+use strata_client::calls;
 use strata_model::size::{parse_size_kib, DefaultUnit};
 
 use crate::error::CliError;
@@ -292,67 +293,51 @@ impl SelectFilter {
         }
     }
 
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        if let Some(p) = self.place_count {
-            m.insert("place_count".into(), json!(p));
-        }
-        if let Some(a) = self.additional_place_count.filter(|a| *a != 0) {
-            m.insert("additional_place_count".into(), json!(a));
-        }
-        if let Some(t) = &self.diskless_type {
-            m.insert("diskless_type".into(), json!(t));
-        }
-        if let Some(d) = self.diskless_on_remaining {
-            m.insert("diskless_on_remaining".into(), json!(d));
-        }
-        if let Some(sp) = &self.storage_pool {
-            let list: Vec<String> = if sp.first().is_some_and(|f| !f.is_empty()) {
+    /// The `select_filter` of a request: a storage pool list whose first entry is empty
+    /// clears the setting, an additional place count of 0 is left out.
+    pub fn to_filter(&self) -> AutoSelectFilter {
+        let storage_pool_list = self.storage_pool.as_ref().map(|sp| {
+            if sp.first().is_some_and(|f| !f.is_empty()) {
                 sp.clone()
             } else {
                 Vec::new()
-            };
-            m.insert("storage_pool_list".into(), json!(list));
-        }
-        let lists = [
-            ("storage_pool_diskless_list", &self.diskless_storage_pool),
-            ("not_place_with_rsc", &self.do_not_place_with),
-            ("replicas_on_same", &self.replicas_on_same),
-            ("replicas_on_different", &self.replicas_on_different),
-            ("layer_stack", &self.layer_stack),
-            ("provider_list", &self.provider_list),
-        ];
-        for (key, v) in lists {
-            if let Some(v) = v {
-                m.insert(key.into(), json!(v));
             }
+        });
+        AutoSelectFilter {
+            place_count: self.place_count,
+            additional_place_count: self.additional_place_count.filter(|a| *a != 0),
+            diskless_type: self.diskless_type.clone(),
+            diskless_on_remaining: self.diskless_on_remaining,
+            storage_pool_list,
+            storage_pool_diskless_list: self.diskless_storage_pool.clone(),
+            not_place_with_rsc: self.do_not_place_with.clone(),
+            not_place_with_rsc_regex: self.do_not_place_with_regex.clone(),
+            replicas_on_same: self.replicas_on_same.clone(),
+            replicas_on_different: self.replicas_on_different.clone(),
+            layer_stack: self.layer_stack.clone(),
+            provider_list: self.provider_list.clone(),
+            ..AutoSelectFilter::default()
         }
-        if let Some(r) = &self.do_not_place_with_regex {
-            m.insert("not_place_with_rsc_regex".into(), json!(r));
-        }
-        Value::Object(m)
+    }
+
+    /// [`SelectFilter::to_filter`] as JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.to_filter()).expect("serialises")
     }
 }
 
-/// The body of an auto-place request as python-linstor builds it.
-pub fn autoplace_body(filter: &SelectFilter, layer_list: &Option<LayerList>) -> Value {
-    let mut body = Map::new();
-    body.insert(
-        "diskless_on_remaining".into(),
-        json!(filter.diskless_on_remaining),
-    );
-    body.insert("select_filter".into(), filter.to_json());
-    if let Some(l) = layer_list.as_ref().filter(|l| !l.0.is_empty()) {
-        body.insert("layer_list".into(), json!(l.0));
-    }
-    Value::Object(body)
-}
-
-pub fn autoplace_request(rsc: &str, body: Value) -> Request {
-    Request::post(
-        format!("/v1/resource-definitions/{}/autoplace", seg(rsc)),
-        body,
-    )
+/// An auto-place request as python-linstor builds it.
+pub fn autoplace_request(
+    rsc: &str,
+    filter: &SelectFilter,
+    layer_list: &Option<LayerList>,
+) -> Request {
+    let req = upstream::AutoPlaceRequest {
+        diskless_on_remaining: filter.diskless_on_remaining,
+        select_filter: filter.to_filter(),
+        layer_list: layer_list.as_ref().map(|l| l.0.clone()).unwrap_or_default(),
+    };
+    calls::autoplace_upstream(rsc, &req)
 }
 
 /// The value of a property, or an empty cell.

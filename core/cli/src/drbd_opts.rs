@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use clap::builder::PossibleValuesParser;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use serde_json::{json, Map, Value};
+use strata_api::types::PropsModify;
 use strata_model::props::{check_drbd_value, drbd_options, DrbdOptionDef, DrbdSection, DrbdValue};
 
 use crate::error::CliError;
@@ -187,6 +188,21 @@ impl<S> DrbdOptionArgs<S> {
 
     /// The properties part of a modify body: `override_props` and `delete_props`. Without
     /// any option there is nothing to send, which is a usage error.
+    pub fn props_modify(&self) -> Result<PropsModify, CliError> {
+        if self.set.is_empty() && self.unset.is_empty() {
+            return Err(CliError::usage(
+                "No DRBD option given: name at least one to set (e.g. --protocol C) or to remove \
+                 (e.g. --unset-protocol); --help lists the options",
+            ));
+        }
+        Ok(PropsModify {
+            override_props: self.set.clone(),
+            delete_props: self.unset.clone(),
+            ..PropsModify::default()
+        })
+    }
+
+    /// [`DrbdOptionArgs::props_modify`] as a JSON object.
     pub fn modify_fields(&self) -> Result<Map<String, Value>, CliError> {
         if self.set.is_empty() && self.unset.is_empty() {
             return Err(CliError::usage(

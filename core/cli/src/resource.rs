@@ -3,15 +3,19 @@
 use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Map, Value};
-use strata_api::types::{ResourceLayer, ResourceWithVolumes, Volume};
+#[cfg(test)]
+use serde_json::json;
+use strata_api::types::{
+    upstream, ResourceLayer, ResourceMakeAvailable, ResourceModify, ResourceWithVolumes,
+    ToggleDiskRequest, Volume, VolumeModify,
+};
 use strata_client::calls;
 use strata_model::size::HumanKib;
 
 use crate::common::{
-    autoplace_body, autoplace_request, parse_layer_list, parse_place_count, parse_provider_list,
-    prop_cell, seg, show_prop_columns, FilterArgs, LayerList, ListOpts, ProviderList, Request,
-    SelectFilter, SetPropArgs,
+    autoplace_request, parse_layer_list, parse_place_count, parse_provider_list, prop_cell,
+    show_prop_columns, FilterArgs, LayerList, ListOpts, ProviderList, Request, SelectFilter,
+    SetPropArgs,
 };
 use crate::context::{parse, Ctx};
 use crate::error::CliError;
@@ -220,14 +224,6 @@ pub enum VolumeCmd {
     },
 }
 
-fn rsc_path(rsc: &str, node: &str) -> String {
-    format!(
-        "/v1/resource-definitions/{}/resources/{}",
-        seg(rsc),
-        seg(node)
-    )
-}
-
 /// `resource create`: one auto-place request, or one request creating the resource on every
 /// node given.
 pub fn create_request(a: &RCreate) -> Result<Request, CliError> {
@@ -247,7 +243,8 @@ pub fn create_request(a: &RCreate) -> Result<Request, CliError> {
         };
         return Ok(autoplace_request(
             a.resource_definition_name(),
-            autoplace_body(&f, &a.filter.layer_list),
+            &f,
+            &a.filter.layer_list,
         ));
     }
     if a.nodes().is_empty() {
@@ -269,38 +266,34 @@ pub fn create_request(a: &RCreate) -> Result<Request, CliError> {
         (a.inactive, "INACTIVE"),
     ] {
         if on {
-            flags.push(flag);
+            flags.push(flag.to_string());
         }
     }
-    let body: Vec<Value> = a
+    let layer_list = a
+        .filter
+        .layer_list
+        .as_ref()
+        .map(|l| l.0.clone())
+        .unwrap_or_default();
+    let body: Vec<upstream::ResourceCreate> = a
         .nodes()
         .iter()
-        .map(|node| {
-            let mut rsc = Map::new();
-            rsc.insert("node_name".into(), json!(node));
-            if let Some(p) = pool {
-                rsc.insert("props".into(), json!({"StorPoolName": p}));
-            }
-            if !flags.is_empty() {
-                rsc.insert("flags".into(), json!(flags));
-            }
-            let mut entry = Map::new();
-            entry.insert("resource".into(), Value::Object(rsc));
-            if let Some(id) = a.node_id {
-                entry.insert("drbd_node_id".into(), json!(id));
-            }
-            if let Some(l) = a.filter.layer_list.as_ref().filter(|l| !l.0.is_empty()) {
-                entry.insert("layer_list".into(), json!(l.0));
-            }
-            Value::Object(entry)
+        .map(|node| upstream::ResourceCreate {
+            resource: upstream::Resource {
+                node_name: node.clone(),
+                props: pool
+                    .iter()
+                    .map(|p| ("StorPoolName".to_string(), p.to_string()))
+                    .collect(),
+                flags: flags.clone(),
+            },
+            drbd_node_id: a.node_id,
+            layer_list: layer_list.clone(),
         })
         .collect();
-    Ok(Request::post(
-        format!(
-            "/v1/resource-definitions/{}/resources",
-            seg(a.resource_definition_name())
-        ),
-        Value::Array(body),
+    Ok(calls::resource_create_upstream(
+        a.resource_definition_name(),
+        &body,
     ))
 }
 
@@ -312,16 +305,14 @@ pub fn requests(cmd: &ResourceCmd) -> Result<Option<Vec<Request>>, CliError> {
             layer_list,
             node_name,
             resource_name,
-        } => {
-            let mut body = json!({"diskful": diskful});
-            if let Some(l) = layer_list.as_ref().filter(|l| !l.0.is_empty()) {
-                body["layer_list"] = json!(l.0);
-            }
-            vec![Request::post(
-                format!("{}/make-available", rsc_path(resource_name, node_name)),
-                body,
-            )]
-        }
+        } => vec![calls::make_available(
+            resource_name,
+            node_name,
+            &ResourceMakeAvailable {
+                layer_list: layer_list.as_ref().map(|l| l.0.clone()).unwrap_or_default(),
+                diskful: Some(*diskful),
+            },
+        )],
         ResourceCmd::ToggleDisk {
             storage_pool,
             diskless,
@@ -330,35 +321,39 @@ pub fn requests(cmd: &ResourceCmd) -> Result<Option<Vec<Request>>, CliError> {
             name,
             ..
         } => {
-            let mut body = json!({"operation": if *diskless {
+            let operation = if *diskless {
                 "INTO_DRBD_DISKLESS"
             } else {
                 "INTO_DRBD_DISKFUL"
-            }});
-            if let Some(sp) = storage_pool {
-                body["storage_pool"] = json!(sp);
-            }
-            if let Some(from) = migrate_from {
-                body["migrate_from"] = json!(from);
-            }
-            vec![Request::put(
-                format!("{}/toggle-disk", rsc_path(name, node_name)),
-                body,
+            };
+            vec![calls::toggle_disk(
+                name,
+                node_name,
+                &ToggleDiskRequest {
+                    operation: Some(operation.to_string()),
+                    storage_pool: storage_pool.clone(),
+                    migrate_from: migrate_from.clone(),
+                },
             )]
         }
         ResourceCmd::Delete {
             node_name, name, ..
         } => node_name
             .iter()
-            .map(|n| Request::delete(rsc_path(name, n)))
+            .map(|n| calls::resource_delete(name, n))
             .collect(),
         ResourceCmd::SetProperty {
             node_name,
             name,
             prop,
-        } => {
-            vec![Request::put(rsc_path(name, node_name), prop.modify_body())]
-        }
+        } => vec![calls::resource_modify(
+            name,
+            node_name,
+            &ResourceModify {
+                props: prop.props_modify(),
+                ..ResourceModify::default()
+            },
+        )],
         _ => return Ok(None),
     }))
 }
@@ -370,12 +365,13 @@ pub fn volume_requests(cmd: &VolumeCmd) -> Option<Vec<Request>> {
             resource_name,
             volume_number,
             prop,
-        } => Some(vec![Request::put(
-            format!(
-                "{}/volumes/{volume_number}",
-                rsc_path(resource_name, node_name)
-            ),
-            prop.modify_body(),
+        } => Some(vec![calls::volume_modify(
+            resource_name,
+            node_name,
+            *volume_number,
+            &VolumeModify {
+                props: prop.props_modify(),
+            },
         )]),
         _ => None,
     }

@@ -1,15 +1,19 @@
 //! `resource-definition` (`rd`) and `volume-definition` (`vd`).
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Map, Value};
-use strata_api::types::ResourceDefinition;
+#[cfg(test)]
+use serde_json::json;
+use strata_api::types::{
+    upstream, ResourceDefinition, ResourceDefinitionCloneRequest, ResourceDefinitionLayer,
+    ResourceDefinitionModify, VolumeDefinitionModify,
+};
 use strata_client::calls;
 use strata_model::size::{DefaultUnit, HumanKib};
 
 use crate::common::{
-    autoplace_body, autoplace_request, parse_layer_list, parse_place_count, parse_provider_list,
-    prop_cell, ranged, seg, show_prop_columns, size_kib, FilterArgs, LayerList, ListOpts,
-    ProviderList, Request, SelectFilter, SetPropArgs,
+    autoplace_request, parse_layer_list, parse_place_count, parse_provider_list, prop_cell, ranged,
+    show_prop_columns, size_kib, FilterArgs, LayerList, ListOpts, ProviderList, Request,
+    SelectFilter, SetPropArgs,
 };
 use crate::context::{parse, Ctx};
 use crate::drbd_opts::{AllSections, DrbdOptionArgs, VolumeSections};
@@ -153,43 +157,44 @@ pub struct RdList {
 }
 
 pub fn create_request(a: &RdCreate) -> Result<Request, CliError> {
-    let mut rd = Map::new();
+    let mut rd = upstream::ResourceDefinition::default();
     match (&a.external_name, &a.name) {
-        (Some(ext), _) if !ext.is_empty() => {
-            rd.insert("external_name".into(), json!(ext));
-        }
-        (_, Some(name)) => {
-            rd.insert("name".into(), json!(name));
-        }
+        (Some(ext), _) if !ext.is_empty() => rd.external_name = Some(ext.clone()),
+        (_, Some(name)) => rd.name = Some(name.clone()),
         _ => {
             return Err(CliError::usage(
                 "At least resource name or external name has to be specified.",
             ))
         }
     }
-    if let Some(l) = a.layer_list.as_ref().filter(|l| !l.0.is_empty()) {
-        let layers: Vec<Value> = l.0.iter().map(|t| json!({"type": t})).collect();
-        rd.insert("layer_data".into(), Value::Array(layers));
+    if let Some(l) = &a.layer_list {
+        rd.layer_data =
+            l.0.iter()
+                .map(|t| ResourceDefinitionLayer {
+                    layer_type: t.clone(),
+                    data: None,
+                })
+                .collect();
     }
-    if let Some(rg) = &a.resource_group {
-        rd.insert("resource_group_name".into(), json!(rg));
-    }
-    let mut body = Map::new();
-    body.insert("resource_definition".into(), Value::Object(rd));
-    if let Some(p) = a.port {
-        body.insert("drbd_port".into(), json!(p));
-    }
-    if let Some(p) = a.peer_slots {
-        body.insert("drbd_peer_slots".into(), json!(p));
-    }
-    Ok(Request::post(
-        "/v1/resource-definitions",
-        Value::Object(body),
+    rd.resource_group_name = a.resource_group.clone();
+    Ok(calls::resource_dfn_create_upstream(
+        &upstream::ResourceDefinitionCreate {
+            resource_definition: rd,
+            drbd_port: a.port,
+            drbd_peer_slots: a.peer_slots,
+        },
     ))
 }
 
+/// A modify body that changes properties only.
+fn rd_props(props: strata_api::types::PropsModify) -> ResourceDefinitionModify {
+    ResourceDefinitionModify {
+        props,
+        ..ResourceDefinitionModify::default()
+    }
+}
+
 pub fn rd_requests(cmd: &RdCmd) -> Result<Option<Vec<Request>>, CliError> {
-    let path = |n: &str| format!("/v1/resource-definitions/{}", seg(n));
     Ok(Some(match cmd {
         RdCmd::Create(a) => vec![create_request(a)?],
         RdCmd::Clone {
@@ -198,19 +203,14 @@ pub fn rd_requests(cmd: &RdCmd) -> Result<Option<Vec<Request>>, CliError> {
             source_resource,
             clone_name,
             ..
-        } => {
-            let mut body = json!({ "name": clone_name });
-            if let Some(e) = external_name {
-                body["external_name"] = json!(e);
-            }
-            if let Some(g) = resource_group {
-                body["resource_group"] = json!(g);
-            }
-            vec![Request::post(
-                format!("{}/clone", path(source_resource)),
-                body,
-            )]
-        }
+        } => vec![calls::resource_dfn_clone(
+            source_resource,
+            &ResourceDefinitionCloneRequest {
+                name: clone_name.clone(),
+                external_name: external_name.clone(),
+                resource_group: resource_group.clone(),
+            },
+        )],
         RdCmd::AutoPlace(a) => {
             let mut f = SelectFilter::from_args(&a.filter, &a.storage_pool, &a.providers);
             if let Some(pc) = &a.place_count {
@@ -227,31 +227,33 @@ pub fn rd_requests(cmd: &RdCmd) -> Result<Option<Vec<Request>>, CliError> {
             };
             vec![autoplace_request(
                 &a.resource_definition_name,
-                autoplace_body(&f, &a.filter.layer_list),
+                &f,
+                &a.filter.layer_list,
             )]
         }
         RdCmd::Modify {
             peer_slots,
             resource_group,
             name,
-        } => {
-            let mut body = Map::new();
-            if let Some(p) = peer_slots {
-                body.insert("drbd_peer_slots".into(), json!(p));
-            }
-            if let Some(rg) = resource_group.as_ref().filter(|r| !r.is_empty()) {
-                body.insert("resource_group".into(), json!(rg));
-            }
-            vec![Request::put(path(name), Value::Object(body))]
-        }
-        RdCmd::Delete { name, .. } => name.iter().map(|n| Request::delete(path(n))).collect(),
-        RdCmd::SetProperty { name, prop } => vec![Request::put(path(name), prop.modify_body())],
+        } => vec![calls::resource_dfn_modify(
+            name,
+            &ResourceDefinitionModify {
+                drbd_peer_slots: *peer_slots,
+                resource_group: resource_group.clone().filter(|r| !r.is_empty()),
+                ..ResourceDefinitionModify::default()
+            },
+        )],
+        RdCmd::Delete { name, .. } => name.iter().map(|n| calls::resource_dfn_delete(n)).collect(),
+        RdCmd::SetProperty { name, prop } => vec![calls::resource_dfn_modify(
+            name,
+            &rd_props(prop.props_modify()),
+        )],
         RdCmd::DrbdOptions {
             resource_name,
             opts,
-        } => vec![Request::put(
-            path(resource_name),
-            Value::Object(opts.modify_fields()?),
+        } => vec![calls::resource_dfn_modify(
+            resource_name,
+            &rd_props(opts.props_modify()?),
         )],
         _ => return Ok(None),
     }))
@@ -454,81 +456,86 @@ pub struct VdList {
 }
 
 pub fn vd_create_request(a: &VdCreate) -> Result<Request, CliError> {
-    let size = size_kib(&a.size, DefaultUnit::GiB)?;
     let mut flags = Vec::new();
     if a.encrypt {
-        flags.push("ENCRYPTED");
+        flags.push("ENCRYPTED".to_string());
     }
     if a.gross {
-        flags.push("GROSS_SIZE");
+        flags.push("GROSS_SIZE".to_string());
     }
-    let mut vd = Map::new();
-    vd.insert("size_kib".into(), json!(size));
-    vd.insert("flags".into(), json!(flags));
-    if let Some(n) = a.vlmnr {
-        vd.insert("volume_number".into(), json!(n));
-    }
-    if let Some(sp) = &a.storage_pool {
-        vd.insert("props".into(), json!({"StorPoolName": sp}));
-    }
-    let mut body = Map::new();
-    body.insert("volume_definition".into(), Value::Object(vd));
-    if let Some(m) = a.minor {
-        body.insert("drbd_minor_number".into(), json!(m));
-    }
-    if let Some(p) = &a.passphrase {
-        body.insert("passphrase".into(), json!(p));
-    }
-    Ok(Request::post(
-        format!(
-            "/v1/resource-definitions/{}/volume-definitions",
-            seg(&a.resource_name)
-        ),
-        Value::Object(body),
+    let vd = upstream::VolumeDefinition {
+        volume_number: a.vlmnr.map(i64::from),
+        size_kib: size_kib(&a.size, DefaultUnit::GiB)?,
+        props: a
+            .storage_pool
+            .iter()
+            .map(|sp| ("StorPoolName".to_string(), sp.clone()))
+            .collect(),
+        flags,
+    };
+    Ok(calls::volume_dfn_create_upstream(
+        &a.resource_name,
+        &upstream::VolumeDefinitionCreate {
+            volume_definition: vd,
+            drbd_minor_number: a.minor.map(i64::from),
+            passphrase: a.passphrase.clone(),
+        },
     ))
 }
 
+/// A modify body that changes properties only.
+fn vd_props(props: strata_api::types::PropsModify) -> VolumeDefinitionModify {
+    VolumeDefinitionModify {
+        props,
+        ..VolumeDefinitionModify::default()
+    }
+}
+
 pub fn vd_requests(cmd: &VdCmd) -> Result<Option<Vec<Request>>, CliError> {
-    let path =
-        |r: &str, n: u32| format!("/v1/resource-definitions/{}/volume-definitions/{n}", seg(r));
     Ok(Some(match cmd {
         VdCmd::Create(a) => vec![vd_create_request(a)?],
         VdCmd::Delete {
             resource_name,
             volume_nr,
             ..
-        } => vec![Request::delete(path(resource_name, *volume_nr))],
+        } => vec![calls::volume_dfn_delete(resource_name, *volume_nr)],
         VdCmd::SetSize {
             resource_name,
             volume_nr,
             size,
             gross,
             allow_shrink,
-        } => {
-            let mut body = json!({"size_kib": size_kib(size, DefaultUnit::GiB)?});
-            if *gross {
-                body["flags"] = json!(["GROSS_SIZE"]);
-            }
-            if *allow_shrink {
-                body["allow_shrink"] = json!(true);
-            }
-            vec![Request::put(path(resource_name, *volume_nr), body)]
-        }
+        } => vec![calls::volume_dfn_modify(
+            resource_name,
+            *volume_nr,
+            &VolumeDefinitionModify {
+                size_kib: Some(size_kib(size, DefaultUnit::GiB)?),
+                flags: if *gross {
+                    vec!["GROSS_SIZE".to_string()]
+                } else {
+                    Vec::new()
+                },
+                allow_shrink: allow_shrink.then_some(true),
+                ..VolumeDefinitionModify::default()
+            },
+        )],
         VdCmd::SetProperty {
             resource_name,
             volume_nr,
             prop,
-        } => vec![Request::put(
-            path(resource_name, *volume_nr),
-            prop.modify_body(),
+        } => vec![calls::volume_dfn_modify(
+            resource_name,
+            *volume_nr,
+            &vd_props(prop.props_modify()),
         )],
         VdCmd::DrbdOptions {
             resource_name,
             volume_nr,
             opts,
-        } => vec![Request::put(
-            path(resource_name, *volume_nr),
-            Value::Object(opts.modify_fields()?),
+        } => vec![calls::volume_dfn_modify(
+            resource_name,
+            *volume_nr,
+            &vd_props(opts.props_modify()?),
         )],
         _ => return Ok(None),
     }))
