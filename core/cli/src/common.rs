@@ -320,7 +320,8 @@ impl SelectFilter {
         }
     }
 
-    /// [`SelectFilter::to_filter`] as JSON.
+    /// [`SelectFilter::to_filter`] as JSON, as the tests compare it.
+    #[cfg(test)]
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self.to_filter()).expect("serialises")
     }

@@ -1,17 +1,18 @@
 //! `resource-group` (`rg`) and `volume-group` (`vg`).
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Map, Value};
+#[cfg(test)]
+use serde_json::json;
 use strata_api::types::{
-    AutoSelectFilter, MaxVolumeSizes, ResourceGroup, StoragePoolDefinition, VolumeGroup,
+    upstream, AutoSelectFilter, MaxVolumeSizes, PropsModify, ResourceGroup, ResourceGroupAdjust,
+    ResourceGroupModify, ResourceGroupSpawn, StoragePoolDefinition, VolumeGroup, VolumeGroupModify,
 };
 use strata_client::calls;
 use strata_model::size::DefaultUnit;
 
 use crate::common::{
-    parse_place_count, parse_provider_list, prop_cell, py_list, py_str, ranged, seg,
-    show_prop_columns, size_kib, FilterArgs, ListOpts, ProviderList, Request, SelectFilter,
-    SetPropArgs,
+    parse_place_count, parse_provider_list, prop_cell, py_list, py_str, ranged, show_prop_columns,
+    size_kib, FilterArgs, ListOpts, ProviderList, Request, SelectFilter, SetPropArgs,
 };
 use crate::context::{out, parse, Ctx};
 use crate::controller::render_max_sizes;
@@ -166,33 +167,27 @@ fn group_filter(a: &RgCreate) -> Result<SelectFilter, CliError> {
 }
 
 pub fn create_request(a: &RgCreate) -> Result<Request, CliError> {
-    let mut body = Map::new();
-    body.insert("name".into(), json!(a.name));
-    if let Some(d) = a.description.as_ref().filter(|d| !d.is_empty()) {
-        body.insert("description".into(), json!(d));
-    }
-    body.insert("select_filter".into(), group_filter(a)?.to_json());
-    if let Some(p) = a.peer_slots {
-        body.insert("peer_slots".into(), json!(p));
-    }
-    Ok(Request::post("/v1/resource-groups", Value::Object(body)))
+    Ok(calls::resource_group_create(&upstream::ResourceGroup {
+        name: a.name.clone(),
+        description: a.description.clone().filter(|d| !d.is_empty()),
+        select_filter: group_filter(a)?.to_filter(),
+        peer_slots: a.peer_slots,
+    }))
 }
 
 pub fn modify_request(a: &RgCreate) -> Result<Request, CliError> {
-    let mut body = Map::new();
-    if let Some(d) = &a.description {
-        body.insert("description".into(), json!(d));
-    }
-    body.insert("select_filter".into(), group_filter(a)?.to_json());
-    if let Some(p) = a.peer_slots {
-        body.insert("peer_slots".into(), json!(p));
-    }
-    Ok(Request::put(
-        format!("/v1/resource-groups/{}", seg(&a.name)),
-        Value::Object(body),
+    Ok(calls::resource_group_modify(
+        &a.name,
+        &ResourceGroupModify {
+            description: a.description.clone(),
+            select_filter: Some(group_filter(a)?.to_filter()),
+            peer_slots: a.peer_slots,
+            ..ResourceGroupModify::default()
+        },
     ))
 }
 
+/// With an external name, the definition's own name is sent empty.
 pub fn spawn_request(a: &RgSpawn) -> Result<Request, CliError> {
     let sizes = a
         .volume_sizes
@@ -204,58 +199,65 @@ pub fn spawn_request(a: &RgSpawn) -> Result<Request, CliError> {
         let (p, _) = parse_place_count(pc)?;
         f.place_count = p;
     }
-    let mut body = Map::new();
-    body.insert(
-        "resource_definition_name".into(),
-        json!(a.resource_definition_name),
-    );
-    body.insert("volume_sizes".into(), json!(sizes));
-    body.insert("partial".into(), json!(a.partial));
-    body.insert("definitions_only".into(), json!(a.definition_only));
-    body.insert("select_filter".into(), f.to_json());
-    if let Some(ext) = a.external_name.as_ref().filter(|e| !e.is_empty()) {
-        body.insert("resource_definition_name".into(), json!(""));
-        body.insert("resource_definition_external_name".into(), json!(ext));
-    }
-    if let Some(p) = a.peer_slots {
-        body.insert("peer_slots".into(), json!(p));
-    }
-    Ok(Request::post(
-        format!("/v1/resource-groups/{}/spawn", seg(&a.resource_group_name)),
-        Value::Object(body),
+    let external = a.external_name.clone().filter(|e| !e.is_empty());
+    let name = if external.is_some() {
+        String::new()
+    } else {
+        a.resource_definition_name.clone()
+    };
+    Ok(calls::resource_group_spawn(
+        &a.resource_group_name,
+        &ResourceGroupSpawn {
+            resource_definition_name: Some(name),
+            resource_definition_external_name: external,
+            volume_sizes: sizes,
+            select_filter: f.to_filter(),
+            partial: Some(a.partial),
+            definitions_only: Some(a.definition_only),
+            peer_slots: a.peer_slots,
+            ..ResourceGroupSpawn::default()
+        },
     ))
 }
 
+/// A modify body that changes properties only (its empty filter leaves the group's as it is).
+fn rg_props(props: PropsModify) -> ResourceGroupModify {
+    ResourceGroupModify {
+        props,
+        select_filter: Some(AutoSelectFilter::default()),
+        ..ResourceGroupModify::default()
+    }
+}
+
 pub fn rg_requests(cmd: &RgCmd) -> Result<Option<Vec<Request>>, CliError> {
-    let path = |n: &str| format!("/v1/resource-groups/{}", seg(n));
     Ok(Some(match cmd {
         RgCmd::Create(a) => vec![create_request(a)?],
         RgCmd::Modify(a) => vec![modify_request(a)?],
-        RgCmd::Delete { name } => vec![Request::delete(path(name))],
+        RgCmd::Delete { name } => vec![calls::resource_group_delete(name)],
         RgCmd::SetProperty { name, prop } => {
-            let mut body = prop.modify_fields();
-            body.insert("select_filter".into(), json!({}));
-            vec![Request::put(path(name), Value::Object(body))]
+            vec![calls::resource_group_modify(
+                name,
+                &rg_props(prop.props_modify()),
+            )]
         }
         RgCmd::DrbdOptions {
             resource_group_name,
             opts,
-        } => {
-            let mut body = opts.modify_fields()?;
-            body.insert("select_filter".into(), json!({}));
-            vec![Request::put(path(resource_group_name), Value::Object(body))]
-        }
+        } => vec![calls::resource_group_modify(
+            resource_group_name,
+            &rg_props(opts.props_modify()?),
+        )],
         RgCmd::Spawn(a) => vec![spawn_request(a)?],
         RgCmd::Adjust {
             resource_group_name,
             ..
-        } => vec![Request::post(
-            match resource_group_name {
-                Some(n) => format!("{}/adjust", path(n)),
-                None => "/v1/resource-groups/adjustall".to_string(),
-            },
-            json!({}),
-        )],
+        } => {
+            let adjust = ResourceGroupAdjust::default();
+            vec![match resource_group_name {
+                Some(n) => calls::resource_group_adjust(n, &adjust),
+                None => calls::resource_groups_adjust_all(&adjust),
+            }]
+        }
         _ => return Ok(None),
     }))
 }
@@ -458,31 +460,31 @@ pub enum VgCmd {
 }
 
 pub fn vg_requests(cmd: &VgCmd) -> Option<Vec<Request>> {
-    let path = |rg: &str| format!("/v1/resource-groups/{}/volume-groups", seg(rg));
     Some(match cmd {
-        VgCmd::Create { name, vlmnr, gross } => {
-            let mut body = Map::new();
-            if let Some(n) = vlmnr {
-                body.insert("volume_number".into(), json!(n));
-            }
-            if *gross {
-                body.insert("flags".into(), json!(["GROSS_SIZE"]));
-            }
-            vec![Request::post(path(name), Value::Object(body))]
-        }
-        VgCmd::Delete { name, volume_nr } => {
-            vec![Request::delete(format!("{}/{volume_nr}", path(name)))]
-        }
+        VgCmd::Create { name, vlmnr, gross } => vec![calls::volume_group_create(
+            name,
+            &upstream::VolumeGroup {
+                volume_number: vlmnr.map(i64::from),
+                flags: if *gross {
+                    vec!["GROSS_SIZE".to_string()]
+                } else {
+                    Vec::new()
+                },
+            },
+        )],
+        VgCmd::Delete { name, volume_nr } => vec![calls::volume_group_delete(name, *volume_nr)],
         VgCmd::SetProperty {
             name,
             volume_nr,
             prop,
-        } => {
-            vec![Request::put(
-                format!("{}/{volume_nr}", path(name)),
-                prop.modify_body(),
-            )]
-        }
+        } => vec![calls::volume_group_modify(
+            name,
+            *volume_nr,
+            &VolumeGroupModify {
+                props: prop.props_modify(),
+                ..VolumeGroupModify::default()
+            },
+        )],
         _ => return None,
     })
 }
