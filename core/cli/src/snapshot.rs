@@ -2,11 +2,12 @@
 //! resource definition.
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
-use strata_api::types::Snapshot;
+#[cfg(test)]
+use serde_json::json;
+use strata_api::types::{upstream, Snapshot, SnapshotRollback};
 use strata_client::calls;
 
-use crate::common::{seg, Request};
+use crate::common::Request;
 use crate::context::{parse, Ctx};
 use crate::error::{CliError, ARGPARSE_ERROR};
 use crate::resource::created_on;
@@ -108,82 +109,67 @@ pub fn requests(cmd: &SnapshotCmd) -> Result<Vec<Request>, CliError> {
                     "snapshot create needs a resource and a snapshot name",
                 ));
             }
-            let mut body = json!({"name": names[1]});
-            if !rest.is_empty() {
-                body["nodes"] = json!(rest);
-            }
-            vec![Request::post(
-                format!("/v1/resource-definitions/{}/snapshots", seg(&names[0])),
-                body,
+            vec![calls::snapshot_create(
+                &names[0],
+                &upstream::Snapshot {
+                    name: names[1].clone(),
+                    resource_name: None,
+                    nodes: rest.to_vec(),
+                },
             )]
         }
         SnapshotCmd::Delete {
             nodes,
             resource_definition_name,
             snapshot_name,
-        } => {
-            let mut path = format!(
-                "/v1/resource-definitions/{}/snapshots/{}",
-                seg(resource_definition_name),
-                seg(snapshot_name)
-            );
-            for (i, n) in nodes.iter().enumerate() {
-                path.push(if i == 0 { '?' } else { '&' });
-                path.push_str(&format!("nodes={}", seg(n)));
-            }
-            vec![Request::delete(path)]
-        }
+        } => vec![calls::snapshot_delete(
+            resource_definition_name,
+            snapshot_name,
+            nodes,
+        )],
         SnapshotCmd::CreateMultiple {
             nodes,
             snapshot_name,
             resource_names,
         } => {
-            let snapshots: Vec<serde_json::Value> = resource_names
+            let snapshots = resource_names
                 .iter()
-                .map(|r| {
-                    let mut s = json!({"name": snapshot_name, "resource_name": r});
-                    if !nodes.is_empty() {
-                        s["nodes"] = json!(nodes);
-                    }
-                    s
+                .map(|r| upstream::Snapshot {
+                    name: snapshot_name.clone(),
+                    resource_name: Some(r.clone()),
+                    nodes: nodes.clone(),
                 })
                 .collect();
-            vec![Request::post(
-                "/v1/actions/snapshot/multi",
-                json!({ "snapshots": snapshots }),
+            vec![calls::snapshot_create_multi(
+                &upstream::CreateMultiSnapshotRequest { snapshots },
             )]
         }
         SnapshotCmd::Rollback {
             resource_definition_name,
             snapshot_name,
-        } => vec![Request::post(
-            format!(
-                "/v1/resource-definitions/{}/snapshot-rollback/{}",
-                seg(resource_definition_name),
-                seg(snapshot_name)
-            ),
-            json!({}),
+        } => vec![calls::snapshot_rollback(
+            resource_definition_name,
+            snapshot_name,
+            &SnapshotRollback::default(),
         )],
-        SnapshotCmd::VolumeDefinition(RestoreVd::Restore(f)) => vec![Request::post(
-            format!(
-                "/v1/resource-definitions/{}/snapshot-restore-volume-definition/{}",
-                seg(&f.from_resource),
-                seg(&f.from_snapshot)
-            ),
-            json!({"to_resource": f.to_resource}),
-        )],
+        SnapshotCmd::VolumeDefinition(RestoreVd::Restore(f)) => {
+            vec![calls::snapshot_restore_volume_dfns(
+                &f.from_resource,
+                &f.from_snapshot,
+                &upstream::SnapshotRestore {
+                    to_resource: f.to_resource.clone(),
+                    nodes: Vec::new(),
+                },
+            )]
+        }
         SnapshotCmd::Resource(RestoreRsc::Restore { from_to, node_name }) => {
-            let mut body = json!({"to_resource": from_to.to_resource});
-            if !node_name.is_empty() {
-                body["nodes"] = Value::from(node_name.clone());
-            }
-            vec![Request::post(
-                format!(
-                    "/v1/resource-definitions/{}/snapshot-restore-resource/{}",
-                    seg(&from_to.from_resource),
-                    seg(&from_to.from_snapshot)
-                ),
-                body,
+            vec![calls::snapshot_restore_resources(
+                &from_to.from_resource,
+                &from_to.from_snapshot,
+                &upstream::SnapshotRestore {
+                    to_resource: from_to.to_resource.clone(),
+                    nodes: node_name.clone(),
+                },
             )]
         }
         SnapshotCmd::List { .. } => Vec::new(),
