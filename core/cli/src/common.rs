@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use serde_json::{json, Map, Value};
+#[cfg(test)]
+use serde_json::{json, Value};
 use strata_api::types::{upstream, AutoSelectFilter, PropsModify};
 use strata_client::calls;
 use strata_model::size::{parse_size_kib, DefaultUnit};
@@ -15,11 +16,6 @@ use crate::error::CliError;
 /// One REST call a command makes: everything needed to send it, nothing that needs a server to
 /// compute. The calls of [`strata_client::calls`] make them.
 pub use strata_client::Call as Request;
-
-/// A path segment, percent-encoded.
-pub fn seg(s: &str) -> String {
-    strata_client::seg(s)
-}
 
 pub const AUX: &str = "Aux/";
 
@@ -56,22 +52,10 @@ impl SetPropArgs {
         m
     }
 
-    /// The properties part of a modify body as a JSON object.
-    pub fn modify_fields(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        if self.value.is_empty() {
-            m.insert("delete_props".into(), json!([self.full_key()]));
-        } else {
-            m.insert(
-                "override_props".into(),
-                json!({ self.full_key(): self.value }),
-            );
-        }
-        m
-    }
-
+    /// [`SetPropArgs::props_modify`] as JSON, as the tests compare it.
+    #[cfg(test)]
     pub fn modify_body(&self) -> Value {
-        Value::Object(self.modify_fields())
+        serde_json::to_value(self.props_modify()).expect("serialises")
     }
 }
 

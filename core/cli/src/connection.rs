@@ -2,9 +2,10 @@
 //! connection, between two nodes for one resource or for all resources of the two nodes.
 
 use clap::Subcommand;
-use serde_json::Value;
+use strata_api::types::ResourceConnectionModify;
+use strata_client::calls;
 
-use crate::common::{seg, Request};
+use crate::common::Request;
 use crate::context::Ctx;
 use crate::drbd_opts::{DrbdOptionArgs, PeerSections};
 use crate::error::CliError;
@@ -47,14 +48,13 @@ pub fn rc_requests(cmd: &RcCmd) -> Result<Vec<Request>, CliError> {
             node_b,
             resource_name,
             opts,
-        } => Ok(vec![Request::put(
-            format!(
-                "/v1/resource-definitions/{}/resource-connections/{}/{}",
-                seg(resource_name),
-                seg(node_a),
-                seg(node_b)
-            ),
-            Value::Object(opts.modify_fields()?),
+        } => Ok(vec![calls::resource_connection_modify(
+            resource_name,
+            node_a,
+            node_b,
+            &ResourceConnectionModify {
+                props: opts.props_modify()?,
+            },
         )]),
     }
 }
@@ -65,9 +65,10 @@ pub fn nc_requests(cmd: &NcCmd) -> Result<Vec<Request>, CliError> {
             node_a,
             node_b,
             opts,
-        } => Ok(vec![Request::put(
-            format!("/v1/node-connections/{}/{}", seg(node_a), seg(node_b)),
-            Value::Object(opts.modify_fields()?),
+        } => Ok(vec![calls::node_connection_modify(
+            node_a,
+            node_b,
+            &opts.props_modify()?,
         )]),
     }
 }

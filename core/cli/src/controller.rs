@@ -1,9 +1,14 @@
 //! `controller` (`c`): version, controller properties, maximum volume sizes.
 
 use clap::Subcommand;
+#[cfg(test)]
 use reqwest::Method;
-use serde_json::{json, Map, Value};
-use strata_api::types::{ControllerVersion, MaxVolumeSizes, StoragePoolDefinition};
+use serde::Serialize;
+#[cfg(test)]
+use serde_json::json;
+use strata_api::types::{
+    AutoSelectFilter, ControllerVersion, MaxVolumeSizes, StoragePoolDefinition,
+};
 use strata_client::calls;
 use strata_model::size::HumanKib;
 
@@ -62,17 +67,19 @@ pub enum ControllerCmd {
 }
 
 pub fn requests(cmd: &ControllerCmd) -> Result<Option<Vec<Request>>, CliError> {
-    const PROPS: &str = "/v1/controller/properties";
     Ok(Some(match cmd {
-        ControllerCmd::SetProperty { prop } => vec![Request::post(PROPS, prop.modify_body())],
+        ControllerCmd::SetProperty { prop } => {
+            vec![calls::controller_props_modify(&prop.props_modify())]
+        }
         ControllerCmd::DrbdOptions(opts) => {
-            vec![Request::post(PROPS, Value::Object(opts.modify_fields()?))]
+            vec![calls::controller_props_modify(&opts.props_modify()?)]
         }
         _ => return Ok(None),
     }))
 }
 
-/// The body of the max-volume-size query, as python-linstor sends it (`OPTIONS`).
+/// The max-volume-size query, as python-linstor sends it (`OPTIONS`); empty options are left
+/// out.
 pub fn qmvs_request(
     replica_count: i64,
     storage_pool: &Option<String>,
@@ -81,30 +88,18 @@ pub fn qmvs_request(
     same: &[String],
     different: &[String],
 ) -> Request {
-    let mut body = Map::new();
-    body.insert("place_count".into(), json!(replica_count));
-    if let Some(sp) = storage_pool.as_ref().filter(|s| !s.is_empty()) {
-        body.insert("storage_pool".into(), json!(sp));
-    }
-    if let Some(n) = not_with.as_ref().filter(|n| !n.is_empty()) {
-        body.insert("not_place_with_rsc".into(), json!(n));
-    }
-    if let Some(r) = regex.as_ref().filter(|r| !r.is_empty()) {
-        body.insert("not_place_with_rsc_regex".into(), json!(r));
-    }
-    if !same.is_empty() {
-        let v: Vec<String> = same.iter().map(|s| format!("{AUX}{s}")).collect();
-        body.insert("replicas_on_same".into(), json!(v));
-    }
-    if !different.is_empty() {
-        let v: Vec<String> = different.iter().map(|s| format!("{AUX}{s}")).collect();
-        body.insert("replicas_on_different".into(), json!(v));
-    }
-    Request::new(
-        Method::OPTIONS,
-        "/v1/query-max-volume-size",
-        Some(Value::Object(body)),
-    )
+    let aux = |keys: &[String]| -> Option<Vec<String>> {
+        (!keys.is_empty()).then(|| keys.iter().map(|s| format!("{AUX}{s}")).collect())
+    };
+    calls::max_volume_size(&AutoSelectFilter {
+        place_count: Some(replica_count),
+        storage_pool: storage_pool.clone().filter(|s| !s.is_empty()),
+        not_place_with_rsc: not_with.clone().filter(|n| !n.is_empty()),
+        not_place_with_rsc_regex: regex.clone().filter(|r| !r.is_empty()),
+        replicas_on_same: aux(same),
+        replicas_on_different: aux(different),
+        ..AutoSelectFilter::default()
+    })
 }
 
 pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
@@ -169,7 +164,15 @@ pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
                 .unwrap_or_default();
             let url = strata_client::controller_url(&first)?;
             if ctx.settings.machine {
-                out(&format!("{}\n", json!({"controller_uri": url})));
+                #[derive(Serialize)]
+                struct Which<'a> {
+                    controller_uri: &'a str,
+                }
+                let text = serde_json::to_string(&Which {
+                    controller_uri: &url,
+                })
+                .unwrap_or_default();
+                out(&format!("{text}\n"));
             } else {
                 out(&format!("{url}\n"));
             }

@@ -2,10 +2,9 @@
 
 use clap::Subcommand;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use strata_api::types::ErrorReportDelete;
 use strata_client::calls;
 
-use crate::common::Request;
 use crate::context::{out, parse, Ctx};
 use crate::error::CliError;
 use crate::resource::created_on;
@@ -174,34 +173,18 @@ pub async fn run(ctx: &mut Ctx, cmd: ErrCmd) -> Result<i32, CliError> {
             exception,
             version,
         } => {
-            let mut body = Map::new();
-            if !ids.is_empty() {
-                body.insert("ids".into(), json!(ids));
-            }
-            if let Some(s) = &since {
-                body.insert("since".into(), json!(time_arg(s, now_ms())?));
-            }
-            if let Some(t) = &to {
-                body.insert("to".into(), json!(time_arg(t, now_ms())?));
-            }
-            if !nodes.is_empty() {
-                body.insert("nodes".into(), json!(nodes));
-            }
-            if let Some(e) = exception {
-                body.insert("exception".into(), json!(e));
-            }
-            if let Some(v) = version {
-                body.insert("version".into(), json!(v));
-            }
-            if body.is_empty() {
+            let d = ErrorReportDelete {
+                since: since.map(|s| time_arg(&s, now_ms())).transpose()?,
+                to: to.map(|t| time_arg(&t, now_ms())).transpose()?,
+                nodes,
+                exception,
+                version,
+                ids,
+            };
+            if d == ErrorReportDelete::default() {
                 return Err(CliError::usage("Name the reports to delete: ids, or --since/--to/--nodes/--exception/--version"));
             }
-            ctx.send(vec![Request::new(
-                reqwest::Method::PATCH,
-                "/v1/error-reports",
-                Some(Value::Object(body)),
-            )])
-            .await
+            ctx.send(vec![calls::error_reports_delete(&d)]).await
         }
     }
 }
