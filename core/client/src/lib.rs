@@ -137,11 +137,6 @@ fn encode(s: &str) -> String {
     paths::encode(s)
 }
 
-/// A path segment, percent-encoded.
-pub fn seg(s: &str) -> String {
-    paths::encode(s)
-}
-
 impl Client {
     pub fn new(controllers: &[String], timeout: Duration) -> Result<Client, ClientError> {
         let specs: Vec<String> = if controllers.is_empty() {
