@@ -94,20 +94,12 @@ fn prepare<'a>(res: &'a Resource, local: &Local) -> Result<Prepared<'a>, RenderE
     check_resource(res, local)?;
     let (hosts, names) = sorted_hosts(res, local)?;
     let volumes = sorted_volumes(res, local)?;
-    let Sections {
-        resource_opts,
-        net,
-        disk,
-        handlers,
-    } = option_sections(res)?;
+    let sections = option_sections(res)?;
     let overrides = connection_overrides(res, &names)?;
     Ok(Prepared {
         hosts,
         volumes,
-        resource_opts,
-        net,
-        disk,
-        handlers,
+        sections,
         overrides,
     })
 }
@@ -210,6 +202,21 @@ struct Sections {
     handlers: Vec<(String, String)>,
 }
 
+impl Sections {
+    /// Writes the resource's `options`, `net`, `disk` and `handlers` sections, in that order.
+    fn write(&self, out: &mut String) -> Result<(), RenderError> {
+        section(out, 1, "options", self.resource_opts.iter())?;
+        section(out, 1, "net", self.net.iter().map(|(k, v)| (k, v)))?;
+        section(out, 1, "disk", self.disk.iter().map(|(k, v)| (k, v)))?;
+        section(
+            out,
+            1,
+            "handlers",
+            self.handlers.iter().map(|(k, v)| (k, v)),
+        )
+    }
+}
+
 /// Sorts the option sections into the `.res` sections: the secret and transport join `net`
 /// unless set there explicitly, `Disk` and `PeerDevice` share `disk`.
 fn option_sections(res: &Resource) -> Result<Sections, RenderError> {
@@ -294,10 +301,7 @@ struct Prepared<'a> {
     hosts: Vec<&'a Host>,
     /// By number.
     volumes: Vec<Volume>,
-    resource_opts: BTreeMap<String, String>,
-    net: Vec<(String, String)>,
-    disk: Vec<(String, String)>,
-    handlers: Vec<(String, String)>,
+    sections: Sections,
     /// Connection overrides by unordered pair of host names.
     overrides: BTreeMap<(&'a str, &'a str), &'a Connection>,
 }
@@ -311,17 +315,13 @@ fn invalid(res: &Resource, why: String) -> RenderError {
 
 /// Renders `res` as the node `local.node` writes it, for DRBD 9.
 pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
-    let p = prepare(res, local)?;
-    let invalid = |why: String| invalid(res, why);
     let Prepared {
         hosts,
         volumes,
-        resource_opts,
-        net,
-        disk,
-        handlers,
+        sections,
         overrides,
-    } = p;
+    } = prepare(res, local)?;
+    let invalid = |why: String| invalid(res, why);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -329,15 +329,7 @@ pub fn render(res: &Resource, local: &Local) -> Result<String, RenderError> {
         local.node
     );
     let _ = writeln!(out, "resource \"{}\" {{", res.name);
-    section(&mut out, 1, "options", resource_opts.iter())?;
-    section(&mut out, 1, "net", net.iter().map(|(k, v)| (k, v)))?;
-    section(&mut out, 1, "disk", disk.iter().map(|(k, v)| (k, v)))?;
-    section(
-        &mut out,
-        1,
-        "handlers",
-        handlers.iter().map(|(k, v)| (k, v)),
-    )?;
+    sections.write(&mut out)?;
 
     for h in &hosts {
         let is_local = h.name == local.node;
@@ -429,16 +421,15 @@ pub fn render84(res: &Resource, local: &Local) -> Result<String, RenderError> {
             p.hosts.len()
         )));
     }
-    let mut net = p.net;
-    let mut disk = p.disk;
+    let mut sections = p.sections;
     for c in p.overrides.values() {
         for (k, v) in &c.net {
-            net.retain(|(nk, _)| nk != k);
-            net.push((k.clone(), v.clone()));
+            sections.net.retain(|(nk, _)| nk != k);
+            sections.net.push((k.clone(), v.clone()));
         }
         for (k, v) in &c.peer_device {
-            disk.retain(|(dk, _)| dk != k);
-            disk.push((k.clone(), v.clone()));
+            sections.disk.retain(|(dk, _)| dk != k);
+            sections.disk.push((k.clone(), v.clone()));
         }
     }
     let mut out = String::new();
@@ -448,15 +439,7 @@ pub fn render84(res: &Resource, local: &Local) -> Result<String, RenderError> {
         local.node
     );
     let _ = writeln!(out, "resource \"{}\" {{", res.name);
-    section(&mut out, 1, "options", p.resource_opts.iter())?;
-    section(&mut out, 1, "net", net.iter().map(|(k, v)| (k, v)))?;
-    section(&mut out, 1, "disk", disk.iter().map(|(k, v)| (k, v)))?;
-    section(
-        &mut out,
-        1,
-        "handlers",
-        p.handlers.iter().map(|(k, v)| (k, v)),
-    )?;
+    sections.write(&mut out)?;
     for h in &p.hosts {
         let is_local = h.name == local.node;
         let _ = writeln!(out, "\n    on \"{}\" {{", h.name);
