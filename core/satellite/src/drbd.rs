@@ -48,6 +48,23 @@ pub struct DrbdDriver {
     sys_block: PathBuf,
 }
 
+/// What [`DrbdDriver::apply`] makes true: resource `res` on node `node`, and what the
+/// satellite knows of the resource's local volumes.
+pub struct DrbdApply<'a> {
+    pub node: &'a str,
+    pub res: &'a Resource,
+    /// The backing devices by volume number; a volume without one is diskless here.
+    pub disks: &'a BTreeMap<u32, String>,
+    /// Volumes known to carry metadata (asking drbdmeta about a device DRBD holds is
+    /// refused).
+    pub known_md: &'a BTreeSet<u32>,
+    /// Volumes restored or copied from another resource's volume: they get metadata of their
+    /// own whatever they carry.
+    pub fresh: &'a BTreeSet<u32>,
+    /// Volumes whose backing device grew: resized after the adjust.
+    pub grown: &'a [u32],
+}
+
 /// The device DRBD gives a volume with `minor`.
 pub fn device_path(minor: u32) -> String {
     format!("/dev/drbd{minor}")
@@ -122,34 +139,25 @@ impl DrbdDriver {
         self.res_dir.join(strata_drbd::res::file_name(name))
     }
 
-    /// Makes resource `res` true on node `node` whose backing devices are `disks` (by
-    /// volume number; a volume without one is diskless here). Metadata is created where a
-    /// backing device has none; volumes in `known_md` are known to carry it (asking drbdmeta
-    /// about a device DRBD holds is refused). Volumes in `grown` got a larger backing device
-    /// and are resized after the adjust.
-    pub fn apply(
-        &self,
-        node: &str,
-        res: &Resource,
-        disks: &BTreeMap<u32, String>,
-        known_md: &BTreeSet<u32>,
-        fresh: &BTreeSet<u32>,
-        grown: &[u32],
-    ) -> Result<(), String> {
-        self.write_res_file(node, res, disks)?;
-        self.ensure_metadata(node, res, disks, known_md, fresh)?;
+    /// Makes resource `a.res` true on node `a.node` over its local backing devices: writes the
+    /// `.res` file, creates metadata where a backing device has none, adjusts, and resizes
+    /// the volumes whose backing device grew.
+    pub fn apply(&self, a: &DrbdApply<'_>) -> Result<(), String> {
+        self.write_res_file(a)?;
+        self.ensure_metadata(a)?;
         let runner = self.runner.as_ref();
-        let adm = &self.adm_for(node);
+        let adm = &self.adm_for(a.node);
+        let res = a.res;
         let alone = res.hosts.len() < 2;
-        let diskless = res.volumes.iter().any(|v| !disks.contains_key(&v.number));
+        let diskless = res.volumes.iter().any(|v| !a.disks.contains_key(&v.number));
         if self.adm.drbd84 && (alone || diskless) {
             // drbdadm-84 cannot adjust a resource without a peer, nor a diskless volume.
             adm::adjust84_by_plan(runner, adm, &res.name, !alone).map_err(|e| e.to_string())?;
         } else {
             adm::adjust(runner, adm, &res.name).map_err(|e| e.to_string())?;
         }
-        for v in grown {
-            if disks.contains_key(v) {
+        for v in a.grown {
+            if a.disks.contains_key(v) {
                 adm::resize(runner, adm, &res.name, *v)
                     .map_err(|e| format!("volume {v} could not be resized: {e}"))?;
             }
@@ -157,24 +165,20 @@ impl DrbdDriver {
         Ok(())
     }
 
-    /// Writes the `.res` file of `res` as node `node` sees it, unless it says that already.
-    fn write_res_file(
-        &self,
-        node: &str,
-        res: &Resource,
-        disks: &BTreeMap<u32, String>,
-    ) -> Result<(), String> {
+    /// Writes the `.res` file of the resource as its node sees it, unless it says that
+    /// already.
+    fn write_res_file(&self, a: &DrbdApply<'_>) -> Result<(), String> {
         let local = Local {
-            node: node.to_string(),
-            disks: disks.clone(),
+            node: a.node.to_string(),
+            disks: a.disks.clone(),
         };
         let text = if self.adm.drbd84 {
-            strata_drbd::res::render84(res, &local)
+            strata_drbd::res::render84(a.res, &local)
         } else {
-            strata_drbd::res::render(res, &local)
+            strata_drbd::res::render(a.res, &local)
         }
         .map_err(|e| e.to_string())?;
-        let path = self.res_file(&res.name);
+        let path = self.res_file(&a.res.name);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
             write_atomically(&path, text.as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -182,29 +186,22 @@ impl DrbdDriver {
         Ok(())
     }
 
-    /// Creates DRBD metadata on the backing devices in `disks` that have none. Volumes in
-    /// `known_md` carry it already; volumes in `fresh` (restored or copied from another
-    /// resource's volume) get their own whatever they carry.
-    fn ensure_metadata(
-        &self,
-        node: &str,
-        res: &Resource,
-        disks: &BTreeMap<u32, String>,
-        known_md: &BTreeSet<u32>,
-        fresh: &BTreeSet<u32>,
-    ) -> Result<(), String> {
+    /// Creates DRBD metadata on the local backing devices that have none (see
+    /// [`DrbdApply::known_md`] and [`DrbdApply::fresh`]).
+    fn ensure_metadata(&self, a: &DrbdApply<'_>) -> Result<(), String> {
         let runner = self.runner.as_ref();
-        let adm = &self.adm_for(node);
+        let adm = &self.adm_for(a.node);
+        let res = a.res;
         for v in &res.volumes {
-            let Some(dev) = disks.get(&v.number) else {
+            let Some(dev) = a.disks.get(&v.number) else {
                 continue;
             };
-            if known_md.contains(&v.number) {
+            if a.known_md.contains(&v.number) {
                 continue;
             }
             // A volume restored from a snapshot carries the metadata of the resource the
             // snapshot was taken of: it gets its own.
-            let has = if fresh.contains(&v.number) {
+            let has = if a.fresh.contains(&v.number) {
                 Ok(false)
             } else {
                 adm::has_metadata(runner, adm, dev, v.minor)
@@ -332,6 +329,24 @@ mod tests {
         [(0, "/dev/loop7".to_string())].into()
     }
 
+    /// Applies `res` on node alpha over `disks`, with no volume fresh.
+    fn apply(
+        d: &DrbdDriver,
+        res: &Resource,
+        disks: &BTreeMap<u32, String>,
+        known_md: &BTreeSet<u32>,
+        grown: &[u32],
+    ) -> Result<(), String> {
+        d.apply(&DrbdApply {
+            node: "alpha",
+            res,
+            disks,
+            known_md,
+            fresh: &BTreeSet::new(),
+            grown,
+        })
+    }
+
     /// On a DRBD 8.4 node: the file is in 8.4 syntax, metadata is probed and created as v08
     /// (no `--max-peers`), and the rest is the same drbdadm commands (drbdadm hands them to
     /// its 8.4 tools).
@@ -360,15 +375,7 @@ mod tests {
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
         let mut two = resource(&[("alpha", 0), ("beta", 1)]);
         two.peer_slots = 1;
-        d.apply(
-            "alpha",
-            &two,
-            &disk(),
-            &BTreeSet::new(),
-            &BTreeSet::new(),
-            &[],
-        )
-        .unwrap();
+        apply(&d, &two, &disk(), &BTreeSet::new(), &[]).unwrap();
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
         let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
         assert!(
@@ -378,9 +385,7 @@ mod tests {
 
         // A third host cannot be written for 8.4: the error says so, nothing runs.
         let three = resource(&[("alpha", 0), ("beta", 1), ("gamma", 2)]);
-        let err = d
-            .apply("alpha", &three, &disk(), &[0].into(), &BTreeSet::new(), &[])
-            .unwrap_err();
+        let err = apply(&d, &three, &disk(), &[0].into(), &[]).unwrap_err();
         assert!(err.contains("two hosts"), "{err}");
         assert!(!std::fs::read_to_string(d.res_file("r0"))
             .unwrap()
@@ -405,8 +410,7 @@ mod tests {
             )
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
         let two = resource(&[("alpha", 0), ("beta", 1)]);
-        d.apply("alpha", &two, &disk(), &none, &BTreeSet::new(), &[])
-            .unwrap();
+        apply(&d, &two, &disk(), &none, &[]).unwrap();
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
         let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
         assert!(text.contains("beta") && !text.contains("gamma"), "{text}");
@@ -415,8 +419,7 @@ mod tests {
         // about again (DRBD holds the device).
         runner.expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
         let three = resource(&[("alpha", 0), ("beta", 1), ("gamma", 2)]);
-        d.apply("alpha", &three, &disk(), &known, &BTreeSet::new(), &[])
-            .unwrap();
+        apply(&d, &three, &disk(), &known, &[]).unwrap();
         assert!(runner.remaining().is_empty());
         let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
         assert!(text.contains("gamma"), "{text}");
@@ -424,8 +427,7 @@ mod tests {
         // A peer is removed: adjust disconnects and forgets it.
         runner.expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
         let moved = resource(&[("alpha", 0), ("gamma", 2)]);
-        d.apply("alpha", &moved, &disk(), &known, &BTreeSet::new(), &[])
-            .unwrap();
+        apply(&d, &moved, &disk(), &known, &[]).unwrap();
         let text = std::fs::read_to_string(d.res_file("r0")).unwrap();
         assert!(!text.contains("beta"), "{text}");
 
@@ -433,8 +435,7 @@ mod tests {
         runner
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""))
             .expect(&["drbdadm", "resize", "r0/0"], Output::ok(""));
-        d.apply("alpha", &moved, &disk(), &known, &BTreeSet::new(), &[0])
-            .unwrap();
+        apply(&d, &moved, &disk(), &known, &[0]).unwrap();
         assert!(runner.remaining().is_empty());
 
         // Deletion: down, wipe the metadata, remove the file.
@@ -474,8 +475,7 @@ mod tests {
         runner
             .expect(DSTATE, Output::ok("UpToDate/DUnknown\n"))
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
-        d.apply("alpha", &two, &disk(), &none, &BTreeSet::new(), &[])
-            .unwrap();
+        apply(&d, &two, &disk(), &none, &[]).unwrap();
         // The record was lost while DRBD holds the device: drbdmeta refuses, which says the
         // metadata is there.
         runner
@@ -484,14 +484,11 @@ mod tests {
                 Output::failed(20, "Device '/dev/drbd1000' is configured!"),
             )
             .expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
-        d.apply("alpha", &two, &disk(), &none, &BTreeSet::new(), &[])
-            .unwrap();
+        apply(&d, &two, &disk(), &none, &[]).unwrap();
         assert!(runner.remaining().is_empty());
         // drbdmeta cannot read the device: an error naming it, nothing created.
         runner.expect(DSTATE, Output::failed(20, "open(/dev/loop7) failed"));
-        let e = d
-            .apply("alpha", &two, &disk(), &none, &BTreeSet::new(), &[])
-            .unwrap_err();
+        let e = apply(&d, &two, &disk(), &none, &[]).unwrap_err();
         assert!(e.contains("/dev/loop7"), "{e}");
         // A failed resize is an error (the caller keeps the old size and tries again).
         runner
@@ -500,21 +497,11 @@ mod tests {
                 &["drbdadm", "resize", "r0/0"],
                 Output::failed(10, "peer not connected"),
             );
-        let e = d
-            .apply("alpha", &two, &disk(), &[0].into(), &BTreeSet::new(), &[0])
-            .unwrap_err();
+        let e = apply(&d, &two, &disk(), &[0].into(), &[0]).unwrap_err();
         assert!(e.contains("could not be resized"), "{e}");
         // A diskless node: no metadata, no resize.
         runner.expect(&["drbdadm", "adjust", "r0"], Output::ok(""));
-        d.apply(
-            "alpha",
-            &two,
-            &BTreeMap::new(),
-            &none,
-            &BTreeSet::new(),
-            &[0],
-        )
-        .unwrap();
+        apply(&d, &two, &BTreeMap::new(), &none, &[0]).unwrap();
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
     }
 

@@ -18,7 +18,7 @@ use strata_model::kinds::LayerKind;
 use strata_model::observed::{ResourceState, VolumeState};
 use strata_storage::{BackingVolume, Provider, StorageError};
 
-use crate::drbd::{device_path, DrbdDriver};
+use crate::drbd::{device_path, DrbdApply, DrbdDriver};
 use crate::record::{DrbdVolumeKey, OwnedVolume, Record, SnapshotKey, VolumeKey};
 
 /// Opens providers; the real one builds them from the pool kind, tests substitute fakes.
@@ -329,7 +329,15 @@ fn apply_drbd(
             matches!((had, want(*n)), (Some(h), Some(w)) if w > *h)
         })
         .collect();
-    if let Err(e) = driver.apply(node, d, &disks, &known_md, &fresh, &grown) {
+    let step = DrbdApply {
+        node,
+        res: d,
+        disks: &disks,
+        known_md: &known_md,
+        fresh: &fresh,
+        grown: &grown,
+    };
+    if let Err(e) = driver.apply(&step) {
         rs.error = Some(format!("DRBD: {e}"));
         return;
     }
