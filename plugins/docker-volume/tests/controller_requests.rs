@@ -3,7 +3,7 @@
 //! script, with the commands answered by a scripted runner.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,6 +139,14 @@ fn named(rd: &str) -> String {
 }
 
 const RD_LIST: &str = "GET /v1/resource-definitions?with_volume_definitions=true";
+/// The resources of volume v1.
+const V1_RESOURCES: &str = "GET /v1/view/resources?resources=v1";
+/// Volume v1 attached on node alpha, where it has no replica.
+const V1_ATTACH: &str =
+    r#"POST /v1/resource-definitions/v1/resources/alpha/make-available {"diskful":false}"#;
+/// The mark on v1's resource on alpha that the plugin mounted it there, and its removal.
+const V1_MARK: &str = r#"PUT /v1/resource-definitions/v1/resources/alpha {"override_props":{"Aux/strata/docker-mounted":"true"}}"#;
+const V1_UNMARK: &str = r#"PUT /v1/resource-definitions/v1/resources/alpha {"delete_props":["Aux/strata/docker-mounted"]}"#;
 
 /// A resource definition that is the plugin's volume `name`.
 fn volume_rd(rd: &str, name: &str, fs_props: &str) -> String {
@@ -420,9 +428,9 @@ async fn remove_deletes_the_definition_unless_the_volume_is_in_use() {
         &[
             RD_LIST,
             RD_LIST,
-            "GET /v1/view/resources?resources=v1",
+            V1_RESOURCES,
             RD_LIST,
-            "GET /v1/view/resources?resources=v1",
+            V1_RESOURCES,
             "DELETE /v1/resource-definitions/v1",
         ],
     );
@@ -444,35 +452,48 @@ fn device(dir: &Path) -> String {
     dev.display().to_string()
 }
 
-fn mountpoint(s: &Setup, name: &str) -> PathBuf {
-    s.dir.path().join("state/mnt").join(name)
+/// Where the plugin mounts volume `name`, as text.
+fn mountpoint(s: &Setup, name: &str) -> String {
+    s.dir
+        .path()
+        .join("state/mnt")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The resources of volume v1 as the controller lists them: one on `node`, with `dev` as
+/// the device of volume 0.
+fn replica_view(node: &str, dev: &str) -> String {
+    format!(
+        r#"[{{"name":"v1","node_name":"{node}","volumes":[{{"volume_number":0,"device_path":"{dev}"}}]}}]"#
+    )
+}
+
+/// blkid asking which file system `dev` holds.
+fn blkid(dev: &str) -> [&str; 7] {
+    ["blkid", "-p", "-o", "value", "-s", "TYPE", dev]
 }
 
 #[tokio::test]
 async fn mount_attaches_here_makes_the_file_system_and_detaches_after_the_last() {
     let s = setup().await;
     let dev = device(s.dir.path());
-    let mp = mountpoint(&s, "v1");
-    let mp_text = mp.display().to_string();
+    let mp_text = mountpoint(&s, "v1");
     s.fake
         .answer(
             "GET /v1/resource-definitions",
             200,
-            &volume_rd("v1", "v1", r#","Aux/strata/docker-fs":"ext4","Aux/strata/docker-mountopts":"noatime""#),
+            &volume_rd(
+                "v1",
+                "v1",
+                r#","Aux/strata/docker-fs":"ext4","Aux/strata/docker-mountopts":"noatime""#,
+            ),
         )
         .answer("GET /v1/view/resources", 200, "[]")
-        .answer(
-            "GET /v1/view/resources",
-            200,
-            &format!(
-                r#"[{{"name":"v1","node_name":"alpha","volumes":[{{"volume_number":0,"device_path":"{dev}"}}]}}]"#
-            ),
-        );
+        .answer("GET /v1/view/resources", 200, &replica_view("alpha", &dev));
     s.runner
-        .expect(
-            &["blkid", "-p", "-o", "value", "-s", "TYPE", &dev],
-            Output::failed(2, ""),
-        )
+        .expect(&blkid(&dev), Output::failed(2, ""))
         .expect(&["mkfs.ext4", "-q", "-F", &dev], Output::ok(""))
         .expect(&["mount", "-o", "noatime", &dev, &mp_text], Output::ok(""));
     assert_eq!(s.driver.mount("v1", "c1").await.unwrap(), mp_text);
@@ -485,10 +506,10 @@ async fn mount_attaches_here_makes_the_file_system_and_detaches_after_the_last()
         &s.fake,
         &[
             RD_LIST,
-            "GET /v1/view/resources?resources=v1",
-            r#"POST /v1/resource-definitions/v1/resources/alpha/make-available {"diskful":false}"#,
-            r#"PUT /v1/resource-definitions/v1/resources/alpha {"override_props":{"Aux/strata/docker-mounted":"true"}}"#,
-            "GET /v1/view/resources?resources=v1",
+            V1_RESOURCES,
+            V1_ATTACH,
+            V1_MARK,
+            V1_RESOURCES,
             RD_LIST,
             RD_LIST,
             "DELETE /v1/resource-definitions/v1/resources/alpha",
@@ -500,21 +521,16 @@ async fn mount_attaches_here_makes_the_file_system_and_detaches_after_the_last()
 async fn mount_with_a_replica_here_only_marks_it() {
     let s = setup().await;
     let dev = device(s.dir.path());
-    let mp_text = mountpoint(&s, "v1").display().to_string();
+    let mp_text = mountpoint(&s, "v1");
     s.fake
-        .answer("GET /v1/resource-definitions", 200, &volume_rd("v1", "v1", ""))
         .answer(
-            "GET /v1/view/resources",
+            "GET /v1/resource-definitions",
             200,
-            &format!(
-                r#"[{{"name":"v1","node_name":"alpha","volumes":[{{"volume_number":0,"device_path":"{dev}"}}]}}]"#
-            ),
-        );
-    s.runner
-        .expect(
-            &["blkid", "-p", "-o", "value", "-s", "TYPE", &dev],
-            Output::ok("ext4\n"),
+            &volume_rd("v1", "v1", ""),
         )
+        .answer("GET /v1/view/resources", 200, &replica_view("alpha", &dev));
+    s.runner
+        .expect(&blkid(&dev), Output::ok("ext4\n"))
         .expect(&["mount", &dev, &mp_text], Output::ok(""));
     assert_eq!(s.driver.mount("v1", "c1").await.unwrap(), mp_text);
     s.driver.unmount("v1", "c1").await.unwrap();
@@ -522,11 +538,11 @@ async fn mount_with_a_replica_here_only_marks_it() {
         &s.fake,
         &[
             RD_LIST,
-            "GET /v1/view/resources?resources=v1",
-            r#"PUT /v1/resource-definitions/v1/resources/alpha {"override_props":{"Aux/strata/docker-mounted":"true"}}"#,
-            "GET /v1/view/resources?resources=v1",
+            V1_RESOURCES,
+            V1_MARK,
+            V1_RESOURCES,
             RD_LIST,
-            r#"PUT /v1/resource-definitions/v1/resources/alpha {"delete_props":["Aux/strata/docker-mounted"]}"#,
+            V1_UNMARK,
         ],
     );
 }
@@ -535,12 +551,15 @@ async fn mount_with_a_replica_here_only_marks_it() {
 async fn failed_mounts_are_explained_and_undone() {
     let s = setup().await;
     let dev = device(s.dir.path());
-    let mp_text = mountpoint(&s, "v1").display().to_string();
-    let blkid = ["blkid", "-p", "-o", "value", "-s", "TYPE", dev.as_str()];
+    let mp_text = mountpoint(&s, "v1");
     let e = s.driver.mount("v1", "c1").await.unwrap_err();
     assert_eq!(e.to_string(), "no such volume");
     s.fake
-        .answer("GET /v1/resource-definitions", 200, &volume_rd("v1", "v1", ""))
+        .answer(
+            "GET /v1/resource-definitions",
+            200,
+            &volume_rd("v1", "v1", ""),
+        )
         .answer(
             "GET /v1/view/resources",
             200,
@@ -548,13 +567,7 @@ async fn failed_mounts_are_explained_and_undone() {
         )
         .answer("GET /v1/view/resources", 200, "[]")
         .answer("GET /v1/view/resources", 200, "[]")
-        .answer(
-            "GET /v1/view/resources",
-            200,
-            &format!(
-                r#"[{{"name":"v1","node_name":"alpha","volumes":[{{"volume_number":0,"device_path":"{dev}"}}]}}]"#
-            ),
-        )
+        .answer("GET /v1/view/resources", 200, &replica_view("alpha", &dev))
         .answer(
             "POST /v1/resource-definitions/v1/resources/alpha/make-available",
             500,
@@ -578,7 +591,7 @@ async fn failed_mounts_are_explained_and_undone() {
         "cannot attach volume 'v1' on node 'alpha': No diskless pool on alpha"
     );
     // The mount command fails: the mark and the attachment go again.
-    s.runner.expect(&blkid, Output::ok("ext4\n")).expect(
+    s.runner.expect(&blkid(&dev), Output::ok("ext4\n")).expect(
         &["mount", &dev, &mp_text],
         Output::failed(32, "mount: wrong fs type"),
     );
@@ -598,14 +611,14 @@ async fn failed_mounts_are_explained_and_undone() {
     );
     // blkid cannot read the device.
     s.runner
-        .expect(&blkid, Output::failed(4, "blkid: I/O error"));
+        .expect(&blkid(&dev), Output::failed(4, "blkid: I/O error"));
     let e = s.driver.mount("v1", "c1").await.unwrap_err();
     assert_eq!(
         e.to_string(),
         format!("cannot mount volume 'v1': cannot probe {dev}: blkid: I/O error")
     );
     // mkfs fails.
-    s.runner.expect(&blkid, Output::failed(2, "")).expect(
+    s.runner.expect(&blkid(&dev), Output::failed(2, "")).expect(
         &["mkfs.ext4", "-q", "-F", &dev],
         Output::failed(1, "mkfs: too small"),
     );
@@ -617,42 +630,37 @@ async fn failed_mounts_are_explained_and_undone() {
         )
     );
     assert!(s.runner.remaining().is_empty());
-    let mark = r#"PUT /v1/resource-definitions/v1/resources/alpha {"override_props":{"Aux/strata/docker-mounted":"true"}}"#;
-    let unmark = r#"PUT /v1/resource-definitions/v1/resources/alpha {"delete_props":["Aux/strata/docker-mounted"]}"#;
-    let attach =
-        r#"POST /v1/resource-definitions/v1/resources/alpha/make-available {"diskful":false}"#;
-    let res = "GET /v1/view/resources?resources=v1";
     assert_seen(
         &s.fake,
         &[
             RD_LIST,
             // in use elsewhere
             RD_LIST,
-            res,
+            V1_RESOURCES,
             // attachment refused
             RD_LIST,
-            res,
-            attach,
+            V1_RESOURCES,
+            V1_ATTACH,
             // mount fails
             RD_LIST,
-            res,
-            attach,
-            mark,
-            res,
-            unmark,
+            V1_RESOURCES,
+            V1_ATTACH,
+            V1_MARK,
+            V1_RESOURCES,
+            V1_UNMARK,
             "DELETE /v1/resource-definitions/v1/resources/alpha",
             // blkid fails
             RD_LIST,
-            res,
-            mark,
-            res,
-            unmark,
+            V1_RESOURCES,
+            V1_MARK,
+            V1_RESOURCES,
+            V1_UNMARK,
             // mkfs fails
             RD_LIST,
-            res,
-            mark,
-            res,
-            unmark,
+            V1_RESOURCES,
+            V1_MARK,
+            V1_RESOURCES,
+            V1_UNMARK,
         ],
     );
 }
