@@ -164,158 +164,165 @@ pub fn assign_resources(
         )
         .correction("Use fewer replicas (diskless ones count too)"));
     }
-    assign_node_ids(cluster, rd, existing, new, requested_ids)?;
-    assign_peer_slots(cluster, rd, existing, new)?;
-    assign_ports(cluster, rd, new)
+    let numbers = Assignment {
+        cluster,
+        rd,
+        existing,
+    };
+    numbers.node_ids(new, requested_ids)?;
+    numbers.peer_slots(new)?;
+    numbers.ports(new)
 }
 
-/// Gives each new resource its DRBD node id: the one asked for, which must be valid and
-/// free, or the lowest free one.
-fn assign_node_ids(
-    cluster: &Cluster,
-    rd: &ResourceDefinition,
-    existing: &[&Resource],
-    new: &mut [Resource],
-    requested_ids: &[Option<i64>],
-) -> Result<(), ApiError> {
-    // Ids of resources still being deleted stay taken: their peers may not have let go yet.
-    let mut ids: BTreeSet<u32> = existing
-        .iter()
-        .copied()
-        .chain(cluster.resources_of(&rd.name))
-        .filter_map(|r| r.node_id)
-        .collect();
-    // Asked-for ids first, so that an automatic one never takes an id asked for later.
-    for (r, want) in new.iter_mut().zip(requested_ids) {
-        let Some(want) = want else { continue };
-        if !(0..=MAX_NODE_ID as i64).contains(want) {
-            return Err(ApiError::new(
-                code::FAIL_INVLD_NODE_ID,
-                ObjKind::Rsc,
-                format!("Invalid DRBD node id {want}"),
-            )
-            .correction(format!("Use a node id from 0 to {MAX_NODE_ID}")));
-        }
-        let id = *want as u32;
-        if !ids.insert(id) {
-            let holder = existing
-                .iter()
-                .find(|e| e.node_id == Some(id))
-                .map(|e| format!("the resource on node '{}'", e.node))
-                .unwrap_or_else(|| "another resource of this request".into());
-            return Err(ApiError::new(
-                code::FAIL_INVLD_NODE_ID,
-                ObjKind::Rsc,
-                format!(
-                    "DRBD node id {id} of resource '{}' is already used by {holder}",
-                    rd.name
-                ),
-            )
-            .correction("Choose a free node id, or leave it out to have one assigned"));
-        }
-        r.node_id = Some(id);
-    }
-    for r in new.iter_mut().filter(|r| r.node_id.is_none()) {
-        let id = (0..=MAX_NODE_ID)
-            .find(|i| !ids.contains(i))
-            .ok_or_else(|| {
-                ApiError::new(
-                    code::FAIL_POOL_EXHAUSTED_NODE_ID,
-                    ObjKind::Rsc,
-                    format!("Resource '{}' has no free DRBD node id left", rd.name),
-                )
-            })?;
-        ids.insert(id);
-        r.node_id = Some(id);
-    }
-    Ok(())
+/// What the DRBD numbers of new resources are assigned against: the definition (one using
+/// DRBD) and its `existing` live resources.
+struct Assignment<'a> {
+    cluster: &'a Cluster,
+    rd: &'a ResourceDefinition,
+    existing: &'a [&'a Resource],
 }
 
-/// Gives the new resources the peer slots of new resources of `rd`, and refuses when any
-/// resource (existing or new) would have fewer slots than peers.
-fn assign_peer_slots(
-    cluster: &Cluster,
-    rd: &ResourceDefinition,
-    existing: &[&Resource],
-    new: &mut [Resource],
-) -> Result<(), ApiError> {
-    // Peer slots: each resource's metadata has room for that many peers, fixed at creation.
-    let slots = peer_slots_for_new(cluster, rd);
-    for r in new.iter_mut() {
-        r.peer_slots = Some(slots);
-    }
-    let peers = (existing.len() + new.len()).saturating_sub(1);
-    let tightest = existing
-        .iter()
-        .map(|r| {
-            (
-                r.peer_slots.unwrap_or(DEFAULT_PEER_SLOTS),
-                r.node.to_string(),
-            )
-        })
-        .chain(std::iter::once((slots, "the new resources".to_string())))
-        .min();
-    if let Some((have, on)) = tightest {
-        if (have as usize) < peers {
-            return Err(ApiError::new(
-                code::FAIL_INSUFFICIENT_PEER_SLOTS,
-                ObjKind::Rsc,
-                format!(
-                    "Resource '{}' would have {peers} peers, but {on} has only {have} peer slot(s)",
-                    rd.name
-                ),
-            )
-            .cause("DRBD metadata reserves a fixed number of peer slots when it is created")
-            .correction(format!(
-                "Use fewer replicas, or create the resource definition with more peer slots (--peer-slots, property {PROP_PEER_SLOTS})"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Gives each new resource its TCP port: the definition's own port when it has one (which
-/// must be free on the node), else the lowest free port of the node's range.
-fn assign_ports(
-    cluster: &Cluster,
-    rd: &ResourceDefinition,
-    new: &mut [Resource],
-) -> Result<(), ApiError> {
-    let mut given: Vec<(NodeName, u16)> = Vec::new();
-    for r in new.iter_mut() {
-        if let Some(p) = rd.drbd_port {
-            if !node_has_port(cluster, &r.node, Some(p)) {
+impl Assignment<'_> {
+    /// Gives each new resource its DRBD node id: the one asked for, which must be valid and
+    /// free, or the lowest free one.
+    fn node_ids(
+        &self,
+        new: &mut [Resource],
+        requested_ids: &[Option<i64>],
+    ) -> Result<(), ApiError> {
+        // Ids of resources still being deleted stay taken: their peers may not have let go yet.
+        let mut ids: BTreeSet<u32> = self
+            .existing
+            .iter()
+            .copied()
+            .chain(self.cluster.resources_of(&self.rd.name))
+            .filter_map(|r| r.node_id)
+            .collect();
+        // Asked-for ids first, so that an automatic one never takes an id asked for later.
+        for (r, want) in new.iter_mut().zip(requested_ids) {
+            let Some(want) = want else { continue };
+            if !(0..=MAX_NODE_ID as i64).contains(want) {
                 return Err(ApiError::new(
-                    code::FAIL_INVLD_RSC_PORT,
+                    code::FAIL_INVLD_NODE_ID,
+                    ObjKind::Rsc,
+                    format!("Invalid DRBD node id {want}"),
+                )
+                .correction(format!("Use a node id from 0 to {MAX_NODE_ID}")));
+            }
+            let id = *want as u32;
+            if !ids.insert(id) {
+                let holder = self
+                    .existing
+                    .iter()
+                    .find(|e| e.node_id == Some(id))
+                    .map(|e| format!("the resource on node '{}'", e.node))
+                    .unwrap_or_else(|| "another resource of this request".into());
+                return Err(ApiError::new(
+                    code::FAIL_INVLD_NODE_ID,
                     ObjKind::Rsc,
                     format!(
-                        "TCP port {p} of resource '{}' is already used on node '{}'",
-                        rd.name, r.node
+                        "DRBD node id {id} of resource '{}' is already used by {holder}",
+                        self.rd.name
                     ),
                 )
-                .correction("Give the resource definition another port (--port), or none to have ports assigned"));
+                .correction("Choose a free node id, or leave it out to have one assigned"));
             }
-            r.tcp_port = Some(p);
-            continue;
+            r.node_id = Some(id);
         }
-        let (lo, hi) = port_range(cluster, &r.node);
-        let found = free_port(cluster, &r.node, |p| {
-            given.iter().any(|(n, q)| n == &r.node && *q == p)
-        });
-        let port = found.ok_or_else(|| {
-            ApiError::new(
-                code::FAIL_POOL_EXHAUSTED_TCP_PORT,
-                ObjKind::Rsc,
-                format!("Node '{}' has no free DRBD port from {lo} to {hi}", r.node),
-            )
-            .correction(format!(
-                "Widen the range with the property {PROP_PORT_RANGE}, or delete unused resources on that node"
-            ))
-        })?;
-        given.push((r.node.clone(), port));
-        r.tcp_port = Some(port);
+        for r in new.iter_mut().filter(|r| r.node_id.is_none()) {
+            let id = (0..=MAX_NODE_ID)
+                .find(|i| !ids.contains(i))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        code::FAIL_POOL_EXHAUSTED_NODE_ID,
+                        ObjKind::Rsc,
+                        format!("Resource '{}' has no free DRBD node id left", self.rd.name),
+                    )
+                })?;
+            ids.insert(id);
+            r.node_id = Some(id);
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Gives the new resources the peer slots of new resources of `rd`, and refuses when any
+    /// resource (existing or new) would have fewer slots than peers.
+    fn peer_slots(&self, new: &mut [Resource]) -> Result<(), ApiError> {
+        // Peer slots: each resource's metadata has room for that many peers, fixed at creation.
+        let slots = peer_slots_for_new(self.cluster, self.rd);
+        for r in new.iter_mut() {
+            r.peer_slots = Some(slots);
+        }
+        let peers = (self.existing.len() + new.len()).saturating_sub(1);
+        let tightest = self
+            .existing
+            .iter()
+            .map(|r| {
+                (
+                    r.peer_slots.unwrap_or(DEFAULT_PEER_SLOTS),
+                    r.node.to_string(),
+                )
+            })
+            .chain(std::iter::once((slots, "the new resources".to_string())))
+            .min();
+        if let Some((have, on)) = tightest {
+            if (have as usize) < peers {
+                return Err(ApiError::new(
+                    code::FAIL_INSUFFICIENT_PEER_SLOTS,
+                    ObjKind::Rsc,
+                    format!(
+                        "Resource '{}' would have {peers} peers, but {on} has only {have} peer slot(s)",
+                        self.rd.name
+                    ),
+                )
+                .cause("DRBD metadata reserves a fixed number of peer slots when it is created")
+                .correction(format!(
+                    "Use fewer replicas, or create the resource definition with more peer slots (--peer-slots, property {PROP_PEER_SLOTS})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives each new resource its TCP port: the definition's own port when it has one (which
+    /// must be free on the node), else the lowest free port of the node's range.
+    fn ports(&self, new: &mut [Resource]) -> Result<(), ApiError> {
+        let mut given: Vec<(NodeName, u16)> = Vec::new();
+        for r in new.iter_mut() {
+            if let Some(p) = self.rd.drbd_port {
+                if !node_has_port(self.cluster, &r.node, Some(p)) {
+                    return Err(ApiError::new(
+                        code::FAIL_INVLD_RSC_PORT,
+                        ObjKind::Rsc,
+                        format!(
+                            "TCP port {p} of resource '{}' is already used on node '{}'",
+                            self.rd.name, r.node
+                        ),
+                    )
+                    .correction("Give the resource definition another port (--port), or none to have ports assigned"));
+                }
+                r.tcp_port = Some(p);
+                continue;
+            }
+            let (lo, hi) = port_range(self.cluster, &r.node);
+            let found = free_port(self.cluster, &r.node, |p| {
+                given.iter().any(|(n, q)| n == &r.node && *q == p)
+            });
+            let port = found.ok_or_else(|| {
+                ApiError::new(
+                    code::FAIL_POOL_EXHAUSTED_TCP_PORT,
+                    ObjKind::Rsc,
+                    format!("Node '{}' has no free DRBD port from {lo} to {hi}", r.node),
+                )
+                .correction(format!(
+                    "Widen the range with the property {PROP_PORT_RANGE}, or delete unused resources on that node"
+                ))
+            })?;
+            given.push((r.node.clone(), port));
+            r.tcp_port = Some(port);
+        }
+        Ok(())
+    }
 }
 
 /// A shared secret for a new definition, drawn from the random `seed` (a v4 UUID).
