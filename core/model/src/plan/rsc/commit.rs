@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::layers::{unreplicated_warning, Layers};
 use super::shared::tb_pool;
-use super::tiebreaker::{drop_tiebreaker, tiebreaker_move, tiebreaker_reply, TieBreakerMove};
+use super::tiebreaker::{drop_tiebreaker, tiebreaker_reply, TieBreakerCheck, TieBreakerMove};
 use crate::cluster::{Change, Cluster};
 use crate::error::{ApiError, ObjKind};
 use crate::kinds::LayerKind;
@@ -60,7 +60,14 @@ pub(super) fn commit_resources(
             .filter(|r| !r.is_tiebreaker())
             .collect();
         let on_drbd8 = crate::plan::drbd84::check(cluster, observed, &u, &counted)?;
-        match tiebreaker_move(cluster, env, observed, &u, &live, false) {
+        let check = TieBreakerCheck {
+            cluster,
+            observed,
+            rd: &u,
+            live: &live,
+            keep: false,
+        };
+        match check.wanted_move(env) {
             Some(TieBreakerMove::Add(tb)) => {
                 plan.reply(tiebreaker_reply(&tb));
                 new.push((tb, tb_pool()));

@@ -26,47 +26,63 @@ pub(super) fn tiebreaker_reply(tb: &Resource) -> Reply {
     .with_ref("Node", tb.node.as_str())
 }
 
-/// A diskless tie-breaker for `rd` on a node that can take it, if any.
-fn new_tiebreaker(
-    cluster: &Cluster,
-    env: &mut dyn Env,
-    observed: &dyn Observed,
-    rd: &ResourceDefinition,
-    live: &[&Resource],
-) -> Option<Resource> {
-    let pool = tb_pool();
-    let node = drbd::tiebreaker_node(cluster, rd, live, &pool, &|n| {
-        drbd_support(observed, n).is_ok() && !crate::plan::drbd84::is_drbd8(observed, n)
-    })?;
-    let props: Props = [("StorPoolName".to_string(), pool.to_string())].into();
-    let flags = Flags::from([Flag::DrbdDiskless, Flag::TieBreaker]);
-    Some(new_resource(env, rd, &node, &pool, props, flags))
-}
-
 /// What the tie-breaker of a DRBD definition should do.
 pub(super) enum TieBreakerMove {
     Add(Resource),
     Drop(Resource),
 }
 
-/// Whether a definition with `live` resources needs a tie-breaker added (on a node that can
-/// take one) or its tie-breaker dropped; `keep` keeps an existing one.
-pub(super) fn tiebreaker_move(
-    cluster: &Cluster,
-    env: &mut dyn Env,
-    observed: &dyn Observed,
-    rd: &ResourceDefinition,
-    live: &[&Resource],
-    keep: bool,
-) -> Option<TieBreakerMove> {
-    // DRBD 8.4 knows no tie-breaker (nor a third node).
-    let wants = drbd::auto_tiebreaker_enabled(cluster, rd)
-        && drbd::wants_tiebreaker(live)
-        && !crate::plan::drbd84::any_drbd8(observed, live);
-    match live.iter().find(|r| r.is_tiebreaker()) {
-        Some(tb) if !wants && !keep => Some(TieBreakerMove::Drop((*tb).clone())),
-        None if wants => new_tiebreaker(cluster, env, observed, rd, live).map(TieBreakerMove::Add),
-        _ => None,
+/// The tie-breaker question of definition `rd` with its `live` resources; `keep` keeps an
+/// existing tie-breaker.
+pub(super) struct TieBreakerCheck<'a> {
+    pub cluster: &'a Cluster,
+    pub observed: &'a dyn Observed,
+    pub rd: &'a ResourceDefinition,
+    pub live: &'a [&'a Resource],
+    pub keep: bool,
+}
+
+impl TieBreakerCheck<'_> {
+    /// Whether the definition needs a tie-breaker added (on a node that can take one) or its
+    /// tie-breaker dropped.
+    pub fn wanted_move(&self, env: &mut dyn Env) -> Option<TieBreakerMove> {
+        // DRBD 8.4 knows no tie-breaker (nor a third node).
+        let wants = drbd::auto_tiebreaker_enabled(self.cluster, self.rd)
+            && drbd::wants_tiebreaker(self.live)
+            && !crate::plan::drbd84::any_drbd8(self.observed, self.live);
+        match self.live.iter().find(|r| r.is_tiebreaker()) {
+            Some(tb) if !wants && !self.keep => Some(TieBreakerMove::Drop((*tb).clone())),
+            None if wants => self.new_tiebreaker(env).map(TieBreakerMove::Add),
+            _ => None,
+        }
+    }
+
+    /// Adds or drops the tie-breaker as the live resources ask.
+    pub fn make_move(&self, plan: &mut Plan, env: &mut dyn Env) -> Result<(), ApiError> {
+        match self.wanted_move(env) {
+            Some(TieBreakerMove::Drop(tb)) => drop_tiebreaker(plan, self.cluster, &tb),
+            Some(TieBreakerMove::Add(tb)) => {
+                let mut one = vec![tb];
+                drbd::assign_resources(self.cluster, self.rd, self.live, &mut one, &[None])?;
+                let tb = one.remove(0);
+                plan.reply(tiebreaker_reply(&tb));
+                plan.change(Change::PutRsc(tb));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// A diskless tie-breaker on a node that can take it, if any.
+    fn new_tiebreaker(&self, env: &mut dyn Env) -> Option<Resource> {
+        let pool = tb_pool();
+        let node = drbd::tiebreaker_node(self.cluster, self.rd, self.live, &pool, &|n| {
+            drbd_support(self.observed, n).is_ok()
+                && !crate::plan::drbd84::is_drbd8(self.observed, n)
+        })?;
+        let props: Props = [("StorPoolName".to_string(), pool.to_string())].into();
+        let flags = Flags::from([Flag::DrbdDiskless, Flag::TieBreaker]);
+        Some(new_resource(env, self.rd, &node, &pool, props, flags))
     }
 }
 
@@ -104,29 +120,12 @@ pub(crate) fn rebalance_tiebreaker(
         .into_iter()
         .filter(|r| !gone.iter().any(|g| g.node == r.node))
         .collect();
-    move_tiebreaker(plan, cluster, env, observed, rd, &live, keep)
-}
-
-/// Adds or drops the tie-breaker of `rd` as its `live` resources ask.
-pub(super) fn move_tiebreaker(
-    plan: &mut Plan,
-    cluster: &Cluster,
-    env: &mut dyn Env,
-    observed: &dyn Observed,
-    rd: &ResourceDefinition,
-    live: &[&Resource],
-    keep: bool,
-) -> Result<(), ApiError> {
-    match tiebreaker_move(cluster, env, observed, rd, live, keep) {
-        Some(TieBreakerMove::Drop(tb)) => drop_tiebreaker(plan, cluster, &tb),
-        Some(TieBreakerMove::Add(tb)) => {
-            let mut one = vec![tb];
-            drbd::assign_resources(cluster, rd, live, &mut one, &[None])?;
-            let tb = one.remove(0);
-            plan.reply(tiebreaker_reply(&tb));
-            plan.change(Change::PutRsc(tb));
-        }
-        None => {}
+    TieBreakerCheck {
+        cluster,
+        observed,
+        rd,
+        live: &live,
+        keep,
     }
-    Ok(())
+    .make_move(plan, env)
 }

@@ -5,7 +5,7 @@ use super::delete::delete_resource;
 use super::layers::layers_str;
 use super::pools::{check_room, resolve_pool, total_size};
 use super::shared::{live_resources, rsc_of, tb_pool};
-use super::tiebreaker::move_tiebreaker;
+use super::tiebreaker::TieBreakerCheck;
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
 use crate::flags::Flag;
@@ -66,7 +66,14 @@ pub fn toggle_disk(
         .into_iter()
         .map(|o| if o.node == u.node { &u } else { o })
         .collect();
-    move_tiebreaker(&mut plan, cluster, env, observed, rd, &live, false)?;
+    TieBreakerCheck {
+        cluster,
+        observed,
+        rd,
+        live: &live,
+        keep: false,
+    }
+    .make_move(&mut plan, env)?;
     plan.change(Change::PutRsc(u.clone()));
     plan.reply(toggled_reply(r, &pool, req.diskful));
     Ok(plan)
