@@ -1,12 +1,14 @@
-//! What several planners ask of a resource definition: the definition a request names, and
-//! the refusals that the planners of definitions, resources, connections and snapshots
-//! share. It sits below all of them, so that they can use it without importing each other.
+//! What several planners ask of a resource definition: the definition a request names, and the
+//! refusals that the planners of definitions, resources, connections and snapshots share; also
+//! the entry a request names by volume number. It sits below all of them, so that they can use
+//! it without importing each other.
 
 use super::parse_rsc_name;
 use crate::cluster::Cluster;
 use crate::error::{code, ApiError, ObjKind};
 use crate::name::ResourceName;
-use crate::objects::ResourceDefinition;
+use crate::objects::{ResourceDefinition, VolumeNumber};
+use crate::vecmap::VecMap;
 
 /// The resource definition a request names, which must exist.
 pub fn rd_of<'a>(cluster: &'a Cluster, rsc: &str) -> Result<&'a ResourceDefinition, ApiError> {
@@ -57,4 +59,10 @@ pub fn refuse_rd_delete_with_snapshots(
     .correction(format!(
         "Delete them first ('linstor snapshot delete {rsc} NAME')"
     )))
+}
+
+/// The entry of `map` that a request's volume number `nr` names; none for a number no volume
+/// can have.
+pub(crate) fn by_volume_number<V>(map: &VecMap<VolumeNumber, V>, nr: i64) -> Option<&V> {
+    u32::try_from(nr).ok().and_then(|n| map.get(&n))
 }

@@ -1,5 +1,6 @@
 //! Resource definitions and volume definitions.
 
+use super::common::by_volume_number;
 pub use super::common::rd_of;
 pub(crate) use super::common::refuse_if_deleting;
 use super::{
@@ -549,17 +550,14 @@ pub fn create_vd(
 }
 
 fn vd_of(rd: &ResourceDefinition, nr: i64) -> Result<&VolumeDefinition, ApiError> {
-    u32::try_from(nr)
-        .ok()
-        .and_then(|n| rd.volume_definitions.get(&n))
-        .ok_or_else(|| {
-            ApiError::not_found(
-                code::FAIL_NOT_FOUND_VLM_DFN,
-                ObjKind::VlmDfn,
-                "volume definition",
-                &format!("{nr}' of resource '{}", rd.name),
-            )
-        })
+    by_volume_number(&rd.volume_definitions, nr).ok_or_else(|| {
+        ApiError::not_found(
+            code::FAIL_NOT_FOUND_VLM_DFN,
+            ObjKind::VlmDfn,
+            "volume definition",
+            &format!("{nr}' of resource '{}", rd.name),
+        )
+    })
 }
 
 pub fn modify_vd(
@@ -711,10 +709,7 @@ fn check_shrink(
 
 pub fn delete_vd(cluster: &Cluster, rsc: &str, nr: i64) -> PlanResult {
     let rd = rd_of(cluster, rsc)?;
-    let Some(vd) = u32::try_from(nr)
-        .ok()
-        .and_then(|n| rd.volume_definitions.get(&n))
-    else {
+    let Some(vd) = by_volume_number(&rd.volume_definitions, nr) else {
         return Ok(Plan::only(Reply::warning(
             Op::Delete,
             ObjKind::VlmDfn,

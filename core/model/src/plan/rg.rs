@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::autoplace::DEFAULT_OVERSUBSCRIPTION;
+use super::common::by_volume_number;
 use super::rd::{build_rd, build_vd, created_rd_reply, RscDfnCreate, VlmDfnCreate};
 use super::rsc::place::{autoplace_rd, AutoplaceRequest};
 use super::{
@@ -371,10 +372,7 @@ pub fn modify_vg(
     flags: &[String],
 ) -> PlanResult {
     let rg = rg_of(cluster, rg_name)?;
-    let Some(vg) = u32::try_from(nr)
-        .ok()
-        .and_then(|n| rg.volume_groups.get(&n))
-    else {
+    let Some(vg) = by_volume_number(&rg.volume_groups, nr) else {
         return Err(ApiError::not_found(
             code::FAIL_NOT_FOUND_VLM_GRP,
             ObjKind::VlmGrp,
@@ -406,10 +404,7 @@ pub fn modify_vg(
 
 pub fn delete_vg(cluster: &Cluster, rg_name: &str, nr: i64) -> PlanResult {
     let rg = rg_of(cluster, rg_name)?;
-    let Some(vg) = u32::try_from(nr)
-        .ok()
-        .and_then(|n| rg.volume_groups.get(&n))
-    else {
+    let Some(vg) = by_volume_number(&rg.volume_groups, nr) else {
         return Ok(Plan::only(Reply::warning(
             Op::Delete,
             ObjKind::VlmGrp,

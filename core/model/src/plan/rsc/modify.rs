@@ -3,6 +3,7 @@
 use super::shared::rsc_of;
 use crate::cluster::{Change, Cluster};
 use crate::error::{code, ApiError, ObjKind};
+use crate::plan::common::by_volume_number;
 use crate::plan::{prop_error, Plan, PlanResult, Reply};
 use crate::props::{PropsChange, PropsOwner};
 
@@ -37,7 +38,7 @@ pub fn modify_volume(
     change: &PropsChange,
 ) -> PlanResult {
     let r = rsc_of(cluster, rsc, node)?;
-    let Some(v) = u32::try_from(nr).ok().and_then(|n| r.volumes.get(&n)) else {
+    let Some(v) = by_volume_number(&r.volumes, nr) else {
         return Err(ApiError::not_found(
             code::FAIL_NOT_FOUND_VLM,
             ObjKind::Vlm,
