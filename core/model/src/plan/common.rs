@@ -1,13 +1,13 @@
 //! What several planners ask of a resource definition: the definition a request names, and the
 //! refusals that the planners of definitions, resources, connections and snapshots share; also
-//! the entry a request names by volume number. It sits below all of them, so that they can use
-//! it without importing each other.
+//! the node a request puts storage on, and the entry a request names by volume number. It sits
+//! below all of them, so that they can use it without importing each other.
 
-use super::parse_rsc_name;
+use super::{parse_node_name, parse_rsc_name};
 use crate::cluster::Cluster;
 use crate::error::{code, ApiError, ObjKind};
-use crate::name::ResourceName;
-use crate::objects::{ResourceDefinition, VolumeNumber};
+use crate::name::{NodeName, ResourceName};
+use crate::objects::{Node, ResourceDefinition, VolumeNumber};
 use crate::vecmap::VecMap;
 
 /// The resource definition a request names, which must exist.
@@ -59,6 +59,37 @@ pub fn refuse_rd_delete_with_snapshots(
     .correction(format!(
         "Delete them first ('linstor snapshot delete {rsc} NAME')"
     )))
+}
+
+/// The node a request names to put storage on (`object`s such as resources or storage
+/// pools), by the name as the request writes it: it must exist and be of a type that can
+/// `hold`, e.g. "hold resources".
+pub(crate) fn storage_node<'a>(
+    cluster: &'a Cluster,
+    node: &str,
+    object: ObjKind,
+    hold: &str,
+) -> Result<(NodeName, &'a Node), ApiError> {
+    let name = parse_node_name(node)?;
+    let Some(n) = cluster.nodes.get(&name) else {
+        return Err(ApiError::not_found(
+            code::FAIL_NOT_FOUND_NODE,
+            ObjKind::Node,
+            "node",
+            node,
+        ));
+    };
+    if !n.node_type.hosts_storage() {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_NODE_TYPE,
+            object,
+            format!(
+                "Node '{}' is a {} node and cannot {hold}",
+                n.name, n.node_type
+            ),
+        ));
+    }
+    Ok((name, n))
 }
 
 /// The entry of `map` that a request's volume number `nr` names; none for a number no volume

@@ -1,5 +1,6 @@
 //! Storage pool definitions and storage pools.
 
+use super::common::storage_node;
 use super::{
     parse_node_name, parse_pool_name, prop_error, Env, Observed, Op, Plan, PlanResult, Reply,
 };
@@ -144,25 +145,7 @@ pub fn create_stor_pool(
     node: &str,
     req: &StorPoolCreate,
 ) -> PlanResult {
-    let node_name = parse_node_name(node)?;
-    let Some(n) = cluster.nodes.get(&node_name) else {
-        return Err(ApiError::not_found(
-            code::FAIL_NOT_FOUND_NODE,
-            ObjKind::Node,
-            "node",
-            node,
-        ));
-    };
-    if !n.node_type.hosts_storage() {
-        return Err(ApiError::new(
-            code::FAIL_INVLD_NODE_TYPE,
-            ObjKind::StorPool,
-            format!(
-                "Node '{}' is a {} node and cannot have storage pools",
-                n.name, n.node_type
-            ),
-        ));
-    }
+    let (node_name, n) = storage_node(cluster, node, ObjKind::StorPool, "have storage pools")?;
     let pool_name = parse_pool_name(&req.name)?;
     if cluster.stor_pool(&node_name, &pool_name).is_some() {
         return Err(ApiError::new(

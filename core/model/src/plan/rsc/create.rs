@@ -10,10 +10,8 @@ use crate::flags::{Flag, Flags};
 use crate::kinds::{LayerKind, ProviderKind};
 use crate::name::{NodeName, StorPoolName};
 use crate::objects::{Node, Resource, ResourceDefinition, StorPool, DEFAULT_STOR_POOL};
-use crate::plan::common::{rd_of, refuse_if_deleting};
-use crate::plan::{
-    parse_layer_stack, parse_node_name, prop_error, Env, Observed, Op, Plan, PlanResult, Reply,
-};
+use crate::plan::common::{rd_of, refuse_if_deleting, storage_node};
+use crate::plan::{parse_layer_stack, prop_error, Env, Observed, Op, Plan, PlanResult, Reply};
 use crate::props::{Props, PropsChange, PropsOwner};
 
 #[derive(Debug, Clone, Default)]
@@ -95,7 +93,7 @@ impl<'a> NewResources<'a> {
         observed: &dyn Observed,
         req: &RscCreate,
     ) -> Result<(), ApiError> {
-        let (node, n) = self.target_node(req)?;
+        let (node, n) = storage_node(self.cluster, &req.node, ObjKind::Rsc, "hold resources")?;
         let tiebreaker = self.tiebreaker_on(&node, n)?;
         let mut flags = parse_flags(&req.flags)?;
         let mut diskless = !flags.is_empty();
@@ -131,30 +129,6 @@ impl<'a> NewResources<'a> {
         let r = new_resource(env, self.rd, &node, &pool, props, flags);
         self.new.push((r, pool));
         Ok(())
-    }
-
-    /// The node an entry names: it must exist and be able to hold resources.
-    fn target_node(&self, req: &RscCreate) -> Result<(NodeName, &'a Node), ApiError> {
-        let node = parse_node_name(&req.node)?;
-        let Some(n) = self.cluster.nodes.get(&node) else {
-            return Err(ApiError::not_found(
-                code::FAIL_NOT_FOUND_NODE,
-                ObjKind::Node,
-                "node",
-                &req.node,
-            ));
-        };
-        if !n.node_type.hosts_storage() {
-            return Err(ApiError::new(
-                code::FAIL_INVLD_NODE_TYPE,
-                ObjKind::Rsc,
-                format!(
-                    "Node '{}' is a {} node and cannot hold resources",
-                    n.name, n.node_type
-                ),
-            ));
-        }
-        Ok((node, n))
     }
 
     /// Refuses a node that already has the resource or that the request names twice; a live
