@@ -34,6 +34,7 @@ use crate::kinds::LayerKind;
 use crate::name::{
     InvalidName, NetIfName, NodeName, ResourceGroupName, ResourceName, SnapshotName, StorPoolName,
 };
+use crate::objects::Resource;
 use crate::observed::{Capabilities, DrbdObserved, PoolState};
 
 /// Sources of the only impure inputs a plan needs: fresh ids and the clock.
@@ -195,6 +196,12 @@ impl Reply {
     pub fn with_ref(mut self, key: &str, value: impl Into<String>) -> Reply {
         self.obj_refs.insert(key.to_string(), value.into());
         self
+    }
+
+    /// Refers to resource `r`: its definition and its node.
+    pub fn with_rsc_refs(self, r: &Resource) -> Reply {
+        self.with_ref("RscDfn", r.name.as_str())
+            .with_ref("Node", r.node.as_str())
     }
 
     pub fn with_cause(mut self, cause: impl Into<String>) -> Reply {

@@ -106,6 +106,5 @@ fn created_reply(r: &Resource, pool: &StorPoolName) -> Reply {
             r.name, r.node
         ),
     )
-    .with_ref("RscDfn", r.name.as_str())
-    .with_ref("Node", r.node.as_str())
+    .with_rsc_refs(r)
 }

@@ -339,8 +339,7 @@ fn take_over_tiebreakers(plan: &mut Plan, takeovers: &[Resource]) {
                     t.name, t.node
                 ),
             )
-            .with_ref("RscDfn", t.name.as_str())
-            .with_ref("Node", t.node.as_str()),
+            .with_rsc_refs(t),
         );
         plan.change(Change::PutRsc(t.clone()));
     }

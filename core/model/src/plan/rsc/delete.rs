@@ -53,8 +53,7 @@ pub fn delete_resource(
                 r.name, r.node
             ),
         )
-        .with_ref("RscDfn", r.name.as_str())
-        .with_ref("Node", r.node.as_str()),
+        .with_rsc_refs(r),
     );
     Ok(plan)
 }

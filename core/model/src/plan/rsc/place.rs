@@ -146,8 +146,7 @@ fn delete_surplus(plan: &mut Plan, cluster: &Cluster, gone: &[&Resource], place:
                     r.name, r.node
                 ),
             )
-            .with_ref("RscDfn", r.name.as_str())
-            .with_ref("Node", r.node.as_str()),
+            .with_rsc_refs(r),
         );
     }
 }

@@ -22,8 +22,7 @@ pub(super) fn tiebreaker_reply(tb: &Resource) -> Reply {
             tb.name, tb.node
         ),
     )
-    .with_ref("RscDfn", tb.name.as_str())
-    .with_ref("Node", tb.node.as_str())
+    .with_rsc_refs(tb)
 }
 
 /// What the tie-breaker of a DRBD definition should do.

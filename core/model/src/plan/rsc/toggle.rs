@@ -119,8 +119,7 @@ fn nothing_to_toggle(r: &Resource, diskful: bool) -> Reply {
             r.name, r.node
         ),
     )
-    .with_ref("RscDfn", r.name.as_str())
-    .with_ref("Node", r.node.as_str())
+    .with_rsc_refs(r)
 }
 
 /// The storage pool the resource toggles into: the one the request names, else the pool a
@@ -243,8 +242,7 @@ fn toggled_reply(r: &Resource, pool: &StorPoolName, diskful: bool) -> Reply {
             )
         },
     )
-    .with_ref("RscDfn", r.name.as_str())
-    .with_ref("Node", r.node.as_str())
+    .with_rsc_refs(r)
 }
 
 /// The migrations (`toggle-disk --migrate-from`) on `node` whose new disks are up to date:
