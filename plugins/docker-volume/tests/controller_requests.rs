@@ -40,6 +40,16 @@ impl Fake {
         self
     }
 
+    /// Answers the listing of resource definitions with the plugin's volume v1, whose
+    /// properties end in `fs_props` (see `volume_rd`).
+    fn lists_v1(&self, fs_props: &str) -> &Self {
+        self.answer(
+            "GET /v1/resource-definitions",
+            200,
+            &volume_rd("v1", "v1", fs_props),
+        )
+    }
+
     /// Drops what was scripted for `call` and answers it so from now on.
     fn replace(&self, call: &str, status: u16, body: &str) -> &Self {
         self.answers.lock().unwrap().remove(call);
@@ -212,11 +222,7 @@ async fn create_with_autoplace_sends_every_filter_option() {
     );
 
     // A volume that exists already is left as it is.
-    s.fake.answer(
-        "GET /v1/resource-definitions",
-        200,
-        &volume_rd("v1", "v1", ""),
-    );
+    s.fake.lists_v1("");
     s.driver
         .create("v1", &opts(&[("size", "1G")]))
         .await
@@ -406,11 +412,7 @@ async fn remove_deletes_the_definition_unless_the_volume_is_in_use() {
     let e = s.driver.remove("v1").await.unwrap_err();
     assert_eq!(e.to_string(), "no such volume");
     s.fake
-        .answer(
-            "GET /v1/resource-definitions",
-            200,
-            &volume_rd("v1", "v1", ""),
-        )
+        .lists_v1("")
         .answer(
             "GET /v1/view/resources",
             200,
@@ -481,15 +483,7 @@ async fn mount_attaches_here_makes_the_file_system_and_detaches_after_the_last()
     let dev = device(s.dir.path());
     let mp_text = mountpoint(&s, "v1");
     s.fake
-        .answer(
-            "GET /v1/resource-definitions",
-            200,
-            &volume_rd(
-                "v1",
-                "v1",
-                r#","Aux/strata/docker-fs":"ext4","Aux/strata/docker-mountopts":"noatime""#,
-            ),
-        )
+        .lists_v1(r#","Aux/strata/docker-fs":"ext4","Aux/strata/docker-mountopts":"noatime""#)
         .answer("GET /v1/view/resources", 200, "[]")
         .answer("GET /v1/view/resources", 200, &replica_view("alpha", &dev));
     s.runner
@@ -523,11 +517,7 @@ async fn mount_with_a_replica_here_only_marks_it() {
     let dev = device(s.dir.path());
     let mp_text = mountpoint(&s, "v1");
     s.fake
-        .answer(
-            "GET /v1/resource-definitions",
-            200,
-            &volume_rd("v1", "v1", ""),
-        )
+        .lists_v1("")
         .answer("GET /v1/view/resources", 200, &replica_view("alpha", &dev));
     s.runner
         .expect(&blkid(&dev), Output::ok("ext4\n"))
@@ -555,11 +545,7 @@ async fn failed_mounts_are_explained_and_undone() {
     let e = s.driver.mount("v1", "c1").await.unwrap_err();
     assert_eq!(e.to_string(), "no such volume");
     s.fake
-        .answer(
-            "GET /v1/resource-definitions",
-            200,
-            &volume_rd("v1", "v1", ""),
-        )
+        .lists_v1("")
         .answer(
             "GET /v1/view/resources",
             200,
@@ -761,11 +747,7 @@ async fn the_protocol_answers_as_docker_reads_them() {
             r#"write it as people do, e.g. 64M, 10GiB or 1.5T (a plain number is MiB)"}"#
         )
     );
-    fake.answer(
-        "GET /v1/resource-definitions",
-        200,
-        &volume_rd("v1", "v1", r#","Aux/strata/docker-fs":"ext4""#),
-    );
+    fake.lists_v1(r#","Aux/strata/docker-fs":"ext4""#);
     assert_eq!(
         call(&addr, "VolumeDriver.Get", r#"{"Name":"v1"}"#).await,
         r#"{"Err":"","Volume":{"Mountpoint":"","Name":"v1","Status":{"fs":"ext4","resource":"v1","size":"64 MiB"}}}"#
