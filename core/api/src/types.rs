@@ -1060,22 +1060,10 @@ pub mod sparse {
         pub resource: Resource,
     }
 
-    /// The filter of `POST .../autoplace` as the Docker volume plugin has always sent it: the
-    /// LINSTOR filter, and the plugin's `disklessstoragepool` option as
-    /// `diskless_storage_pool`, a field neither LINSTOR nor this controller reads (the
-    /// diskless pools of a placement are `storage_pool_diskless_list`).
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-    pub struct AutoSelectFilter {
-        #[serde(flatten)]
-        pub filter: super::AutoSelectFilter,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub diskless_storage_pool: Option<String>,
-    }
-
-    /// Body of `POST .../autoplace` with the filter above.
+    /// Body of `POST .../autoplace`: the filter alone.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     pub struct AutoPlaceRequest {
-        pub select_filter: AutoSelectFilter,
+        pub select_filter: super::AutoSelectFilter,
     }
 
     #[cfg(test)]
@@ -1120,15 +1108,15 @@ pub mod sparse {
                 serde_json::to_string(&a).unwrap(),
                 r#"{"select_filter":{}}"#
             );
-            a.select_filter.filter.place_count = Some(2);
-            a.select_filter.diskless_storage_pool = Some("dl".into());
+            a.select_filter.place_count = Some(2);
+            a.select_filter.storage_pool_diskless_list = Some(vec!["dl".into()]);
             assert_eq!(
                 serde_json::to_string(&a).unwrap(),
-                r#"{"select_filter":{"place_count":2,"diskless_storage_pool":"dl"}}"#
+                r#"{"select_filter":{"place_count":2,"storage_pool_diskless_list":["dl"]}}"#
             );
             let back: AutoPlaceRequest =
                 serde_json::from_str(r#"{"select_filter":{"place_count":"2"}}"#).unwrap();
-            assert_eq!(back.select_filter.filter.place_count, Some(2));
+            assert_eq!(back.select_filter.place_count, Some(2));
         }
     }
 }

@@ -491,7 +491,7 @@ mod tests {
         let (addr, served) = one_request().await;
         let c = Client::new(&[addr], timeout).unwrap();
         let mut a = sparse::AutoPlaceRequest::default();
-        a.select_filter.filter.place_count = Some(2);
+        a.select_filter.place_count = Some(2);
         c.autoplace_sparse("r1", &a).await.unwrap();
         assert_eq!(
             served.await.unwrap(),

@@ -570,21 +570,20 @@ impl Driver {
     }
 }
 
-/// The autoplace filter of the options: only those given are sent.
+/// The autoplace filter of the options: only those given are sent. The diskless pool is
+/// the one the diskless resources of `disklessonremaining` go into.
 fn select_filter(o: &VolumeOpts) -> sparse::AutoPlaceRequest {
     let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     sparse::AutoPlaceRequest {
-        select_filter: sparse::AutoSelectFilter {
-            filter: AutoSelectFilter {
-                place_count: o.replicas.map(i64::from),
-                storage_pool: o.storage_pool.clone(),
-                replicas_on_same: list(&o.replicas_on_same),
-                replicas_on_different: list(&o.replicas_on_different),
-                not_place_with_rsc_regex: o.do_not_place_with_regex.clone(),
-                diskless_on_remaining: o.diskless_on_remaining,
-                ..Default::default()
-            },
-            diskless_storage_pool: o.diskless_storage_pool.clone(),
+        select_filter: AutoSelectFilter {
+            place_count: o.replicas.map(i64::from),
+            storage_pool: o.storage_pool.clone(),
+            storage_pool_diskless_list: o.diskless_storage_pool.clone().map(|p| vec![p]),
+            replicas_on_same: list(&o.replicas_on_same),
+            replicas_on_different: list(&o.replicas_on_different),
+            not_place_with_rsc_regex: o.do_not_place_with_regex.clone(),
+            diskless_on_remaining: o.diskless_on_remaining,
+            ..Default::default()
         },
     }
 }

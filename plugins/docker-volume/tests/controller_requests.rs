@@ -205,7 +205,7 @@ async fn create_with_autoplace_sends_every_filter_option() {
             "GET /v1/view/storage-pools",
             r#"POST /v1/resource-definitions {"resource_definition":{"name":"v1","props":{"Aux/strata/docker-fs":"xfs","Aux/strata/docker-fsopts":"-m 0","Aux/strata/docker-mountopts":"noatime","Aux/strata/docker-volume":"v1"},"resource_group_name":"rg_docker"}}"#,
             r#"POST /v1/resource-definitions/v1/volume-definitions {"volume_definition":{"size_kib":65536}}"#,
-            r#"POST /v1/resource-definitions/v1/autoplace {"select_filter":{"diskless_on_remaining":true,"diskless_storage_pool":"dl_pool","not_place_with_rsc_regex":"db.*","place_count":2,"replicas_on_different":["Aux/rack","Aux/row"],"replicas_on_same":["Aux/site"],"storage_pool":"pool_a"}}"#,
+            r#"POST /v1/resource-definitions/v1/autoplace {"select_filter":{"diskless_on_remaining":true,"not_place_with_rsc_regex":"db.*","place_count":2,"replicas_on_different":["Aux/rack","Aux/row"],"replicas_on_same":["Aux/site"],"storage_pool":"pool_a","storage_pool_diskless_list":["dl_pool"]}}"#,
         ],
     );
 
@@ -228,6 +228,42 @@ async fn create_with_autoplace_sends_every_filter_option() {
         .await
         .unwrap();
     assert_seen(&s.fake, &[RD_LIST]);
+}
+
+/// The diskless pool goes where LINSTOR and this controller take the pool of the diskless
+/// resources `disklessonremaining` places; read as the controller reads the request, nothing
+/// the plugin sends is dropped.
+#[tokio::test]
+async fn the_diskless_pool_reaches_the_filter_the_controller_reads() {
+    let s = setup().await;
+    s.fake.answer(
+        "GET /v1/view/storage-pools",
+        200,
+        r#"[{"storage_pool_name":"dl_pool","node_name":"bravo"}]"#,
+    );
+    s.driver
+        .create(
+            "v1",
+            &opts(&[
+                ("disklessstoragepool", "dl_pool"),
+                ("disklessonremaining", "yes"),
+            ]),
+        )
+        .await
+        .unwrap();
+    let seen = s.fake.take();
+    let body = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("POST /v1/resource-definitions/v1/autoplace "))
+        .expect("an autoplace request");
+    let read: strata_api::types::AutoPlaceRequest = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        read.select_filter.storage_pool_diskless_list,
+        Some(vec!["dl_pool".to_string()])
+    );
+    assert_eq!(read.select_filter.diskless_on_remaining, Some(true));
+    let sent: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(serde_json::to_value(&read).unwrap(), sent);
 }
 
 #[tokio::test]
