@@ -1121,17 +1121,29 @@ pub mod sparse {
     }
 }
 
-/// Bodies as python-linstor, the upstream client, sends them, and so the `linstor` command
-/// line: fields left unset stay off the wire as in [`sparse`], but where python-linstor always
-/// sends a field (the `flags` of a new volume definition, `diskless_on_remaining` of an
-/// auto-place, `null` when not chosen) it is always there.
-pub mod upstream {
-    use serde::{Deserialize, Serialize};
+/// The bodies clients send: the `linstor` command line, as python-linstor (the upstream
+/// client) sends them, and the Docker volume plugin. A field left unset stays off the wire;
+/// the full types above are also the controller's answers, so they send every field, empty or
+/// not (`"name": ""`, `"flags": []`, `"props": {}`), and LINSTOR reads an absent name as one
+/// to derive from `external_name` but an empty one as a bad name. Where python-linstor always
+/// sends a field and the plugin never does, the field says both: the `flags` of a new volume
+/// definition are `Some` for an empty list sent, `diskless_on_remaining` of an auto-place is
+/// `Some(None)` for `null` sent.
+pub mod request {
+    use serde::{Deserialize, Deserializer, Serialize};
 
     use super::{AutoSelectFilter, Props, ResourceDefinitionLayer};
 
     fn is_false(b: &bool) -> bool {
         !*b
+    }
+
+    /// Reads a field that is there, `null` included, as `Some`; with `#[serde(default)]` an
+    /// absent one is `None`.
+    fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        T::deserialize(d).map(Some)
     }
 
     /// Body of `POST /v1/nodes`.
@@ -1188,6 +1200,8 @@ pub mod upstream {
         pub name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub external_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Props::is_empty")]
+        pub props: Props,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub layer_data: Vec<ResourceDefinitionLayer>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1204,7 +1218,9 @@ pub mod upstream {
         pub drbd_peer_slots: Option<i64>,
     }
 
-    /// The volume definition of `POST .../volume-definitions`; `flags` is always sent.
+    /// The volume definition of `POST .../volume-definitions`, numbered by the controller
+    /// unless `volume_number` is given. python-linstor always sends `flags`, an empty list
+    /// included: `Some`; `None` leaves it off.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     pub struct VolumeDefinition {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1212,8 +1228,8 @@ pub mod upstream {
         pub size_kib: i64,
         #[serde(default, skip_serializing_if = "Props::is_empty")]
         pub props: Props,
-        #[serde(default)]
-        pub flags: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub flags: Option<Vec<String>>,
     }
 
     /// Body of `POST .../volume-definitions`.
@@ -1247,12 +1263,16 @@ pub mod upstream {
         pub layer_list: Vec<String>,
     }
 
-    /// Body of `POST .../autoplace`: `diskless_on_remaining` is always there (`null` when the
-    /// command line leaves it open).
+    /// Body of `POST .../autoplace`. python-linstor always sends `diskless_on_remaining`,
+    /// `null` when it is left open: `Some(None)`; `None` leaves it off.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     pub struct AutoPlaceRequest {
-        #[serde(default)]
-        pub diskless_on_remaining: Option<bool>,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        pub diskless_on_remaining: Option<Option<bool>>,
         #[serde(default)]
         pub select_filter: AutoSelectFilter,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1310,8 +1330,8 @@ pub mod upstream {
         use super::*;
 
         #[test]
-        fn what_python_linstor_always_sends_is_always_there() {
-            let vd = VolumeDefinitionCreate {
+        fn what_python_linstor_always_sends_is_there_when_set() {
+            let mut vd = VolumeDefinitionCreate {
                 volume_definition: VolumeDefinition {
                     size_kib: 1024,
                     ..Default::default()
@@ -1320,12 +1340,31 @@ pub mod upstream {
             };
             assert_eq!(
                 serde_json::to_string(&vd).unwrap(),
+                r#"{"volume_definition":{"size_kib":1024}}"#
+            );
+            vd.volume_definition.flags = Some(Vec::new());
+            assert_eq!(
+                serde_json::to_string(&vd).unwrap(),
                 r#"{"volume_definition":{"size_kib":1024,"flags":[]}}"#
             );
+            let mut a = AutoPlaceRequest::default();
             assert_eq!(
-                serde_json::to_string(&AutoPlaceRequest::default()).unwrap(),
+                serde_json::to_string(&a).unwrap(),
+                r#"{"select_filter":{}}"#
+            );
+            a.diskless_on_remaining = Some(None);
+            assert_eq!(
+                serde_json::to_string(&a).unwrap(),
                 r#"{"diskless_on_remaining":null,"select_filter":{}}"#
             );
+            for (text, want) in [
+                (r#"{"select_filter":{}}"#, None),
+                (r#"{"diskless_on_remaining":null}"#, Some(None)),
+                (r#"{"diskless_on_remaining":true}"#, Some(Some(true))),
+            ] {
+                let back: AutoPlaceRequest = serde_json::from_str(text).unwrap();
+                assert_eq!(back.diskless_on_remaining, want, "{text}");
+            }
             let sp = StoragePool {
                 storage_pool_name: "dl".into(),
                 provider_kind: "DISKLESS".into(),

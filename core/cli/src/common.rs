@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 #[cfg(test)]
 use serde_json::{json, Value};
-use strata_api::types::{upstream, AutoSelectFilter, PropsModify};
+use strata_api::types::{request, AutoSelectFilter, PropsModify};
 use strata_client::calls;
 use strata_model::size::{parse_size_kib, DefaultUnit};
 
@@ -317,8 +317,8 @@ pub fn autoplace_request(
     filter: &SelectFilter,
     layer_list: &Option<LayerList>,
 ) -> Request {
-    let req = upstream::AutoPlaceRequest {
-        diskless_on_remaining: filter.diskless_on_remaining,
+    let req = request::AutoPlaceRequest {
+        diskless_on_remaining: Some(filter.diskless_on_remaining),
         select_filter: filter.to_filter(),
         layer_list: layer_list.as_ref().map(|l| l.0.clone()).unwrap_or_default(),
     };

@@ -5,7 +5,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use clap::{Args, Subcommand};
 #[cfg(test)]
 use serde_json::json;
-use strata_api::types::{self, upstream, NetInterface, Node};
+use strata_api::types::{self, request, NetInterface, Node};
 use strata_client::calls;
 
 use crate::common::{prop_cell, ranged, show_prop_columns, ListOpts, Request, SetPropArgs, AUX};
@@ -216,7 +216,7 @@ pub fn create_request(a: &NodeCreate, address: &str) -> Request {
     let port = a
         .port
         .unwrap_or_else(|| default_port(&a.node_type, &a.communication_type));
-    calls::node_create(&upstream::Node {
+    calls::node_create(&request::Node {
         name: a.name.clone(),
         node_type: a.node_type.clone(),
         net_interfaces: vec![NetInterface {
@@ -227,7 +227,7 @@ pub fn create_request(a: &NodeCreate, address: &str) -> Request {
             is_active: Some(true),
             ..NetInterface::default()
         }],
-        ..upstream::Node::default()
+        ..request::Node::default()
     })
 }
 
@@ -307,7 +307,7 @@ pub fn netif_modify_request(a: &NetIfModify) -> Request {
     calls::netif_modify(
         &a.node_name,
         &a.interface_name,
-        &upstream::NetInterface {
+        &request::NetInterface {
             name: a.interface_name.clone(),
             address: a.ip.clone(),
             satellite_port: a.port,

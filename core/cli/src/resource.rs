@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 #[cfg(test)]
 use serde_json::json;
 use strata_api::types::{
-    upstream, ResourceLayer, ResourceMakeAvailable, ResourceModify, ResourceWithVolumes,
+    request, ResourceLayer, ResourceMakeAvailable, ResourceModify, ResourceWithVolumes,
     ToggleDiskRequest, Volume, VolumeModify,
 };
 use strata_client::calls;
@@ -275,11 +275,11 @@ pub fn create_request(a: &RCreate) -> Result<Request, CliError> {
         .as_ref()
         .map(|l| l.0.clone())
         .unwrap_or_default();
-    let body: Vec<upstream::ResourceCreate> = a
+    let body: Vec<request::ResourceCreate> = a
         .nodes()
         .iter()
-        .map(|node| upstream::ResourceCreate {
-            resource: upstream::Resource {
+        .map(|node| request::ResourceCreate {
+            resource: request::Resource {
                 node_name: node.clone(),
                 props: pool
                     .iter()

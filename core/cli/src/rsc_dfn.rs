@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 #[cfg(test)]
 use serde_json::json;
 use strata_api::types::{
-    upstream, ResourceDefinition, ResourceDefinitionCloneRequest, ResourceDefinitionLayer,
+    request, ResourceDefinition, ResourceDefinitionCloneRequest, ResourceDefinitionLayer,
     ResourceDefinitionModify, VolumeDefinitionModify,
 };
 use strata_client::calls;
@@ -157,7 +157,7 @@ pub struct RdList {
 }
 
 pub fn create_request(a: &RdCreate) -> Result<Request, CliError> {
-    let mut rd = upstream::ResourceDefinition::default();
+    let mut rd = request::ResourceDefinition::default();
     match (&a.external_name, &a.name) {
         (Some(ext), _) if !ext.is_empty() => rd.external_name = Some(ext.clone()),
         (_, Some(name)) => rd.name = Some(name.clone()),
@@ -178,7 +178,7 @@ pub fn create_request(a: &RdCreate) -> Result<Request, CliError> {
     }
     rd.resource_group_name = a.resource_group.clone();
     Ok(calls::resource_dfn_create_upstream(
-        &upstream::ResourceDefinitionCreate {
+        &request::ResourceDefinitionCreate {
             resource_definition: rd,
             drbd_port: a.port,
             drbd_peer_slots: a.peer_slots,
@@ -463,7 +463,7 @@ pub fn vd_create_request(a: &VdCreate) -> Result<Request, CliError> {
     if a.gross {
         flags.push("GROSS_SIZE".to_string());
     }
-    let vd = upstream::VolumeDefinition {
+    let vd = request::VolumeDefinition {
         volume_number: a.vlmnr.map(i64::from),
         size_kib: size_kib(&a.size, DefaultUnit::GiB)?,
         props: a
@@ -471,11 +471,11 @@ pub fn vd_create_request(a: &VdCreate) -> Result<Request, CliError> {
             .iter()
             .map(|sp| ("StorPoolName".to_string(), sp.clone()))
             .collect(),
-        flags,
+        flags: Some(flags),
     };
     Ok(calls::volume_dfn_create_upstream(
         &a.resource_name,
-        &upstream::VolumeDefinitionCreate {
+        &request::VolumeDefinitionCreate {
             volume_definition: vd,
             drbd_minor_number: a.minor.map(i64::from),
             passphrase: a.passphrase.clone(),

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 #[cfg(test)]
 use serde_json::json;
 use strata_api::types::{
-    upstream, AutoSelectFilter, MaxVolumeSizes, PropsModify, ResourceGroup, ResourceGroupAdjust,
+    request, AutoSelectFilter, MaxVolumeSizes, PropsModify, ResourceGroup, ResourceGroupAdjust,
     ResourceGroupModify, ResourceGroupSpawn, StoragePoolDefinition, VolumeGroup, VolumeGroupModify,
 };
 use strata_client::calls;
@@ -167,7 +167,7 @@ fn group_filter(a: &RgCreate) -> Result<SelectFilter, CliError> {
 }
 
 pub fn create_request(a: &RgCreate) -> Result<Request, CliError> {
-    Ok(calls::resource_group_create(&upstream::ResourceGroup {
+    Ok(calls::resource_group_create(&request::ResourceGroup {
         name: a.name.clone(),
         description: a.description.clone().filter(|d| !d.is_empty()),
         select_filter: group_filter(a)?.to_filter(),
@@ -463,7 +463,7 @@ pub fn vg_requests(cmd: &VgCmd) -> Option<Vec<Request>> {
     Some(match cmd {
         VgCmd::Create { name, vlmnr, gross } => vec![calls::volume_group_create(
             name,
-            &upstream::VolumeGroup {
+            &request::VolumeGroup {
                 volume_number: vlmnr.map(i64::from),
                 flags: if *gross {
                     vec!["GROSS_SIZE".to_string()]

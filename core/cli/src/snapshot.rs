@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 #[cfg(test)]
 use serde_json::json;
-use strata_api::types::{upstream, Snapshot, SnapshotRollback};
+use strata_api::types::{request, Snapshot, SnapshotRollback};
 use strata_client::calls;
 
 use crate::common::Request;
@@ -111,7 +111,7 @@ pub fn requests(cmd: &SnapshotCmd) -> Result<Vec<Request>, CliError> {
             }
             vec![calls::snapshot_create(
                 &names[0],
-                &upstream::Snapshot {
+                &request::Snapshot {
                     name: names[1].clone(),
                     resource_name: None,
                     nodes: rest.to_vec(),
@@ -134,14 +134,14 @@ pub fn requests(cmd: &SnapshotCmd) -> Result<Vec<Request>, CliError> {
         } => {
             let snapshots = resource_names
                 .iter()
-                .map(|r| upstream::Snapshot {
+                .map(|r| request::Snapshot {
                     name: snapshot_name.clone(),
                     resource_name: Some(r.clone()),
                     nodes: nodes.clone(),
                 })
                 .collect();
             vec![calls::snapshot_create_multi(
-                &upstream::CreateMultiSnapshotRequest { snapshots },
+                &request::CreateMultiSnapshotRequest { snapshots },
             )]
         }
         SnapshotCmd::Rollback {
@@ -156,7 +156,7 @@ pub fn requests(cmd: &SnapshotCmd) -> Result<Vec<Request>, CliError> {
             vec![calls::snapshot_restore_volume_dfns(
                 &f.from_resource,
                 &f.from_snapshot,
-                &upstream::SnapshotRestore {
+                &request::SnapshotRestore {
                     to_resource: f.to_resource.clone(),
                     nodes: Vec::new(),
                 },
@@ -166,7 +166,7 @@ pub fn requests(cmd: &SnapshotCmd) -> Result<Vec<Request>, CliError> {
             vec![calls::snapshot_restore_resources(
                 &from_to.from_resource,
                 &from_to.from_snapshot,
-                &upstream::SnapshotRestore {
+                &request::SnapshotRestore {
                     to_resource: from_to.to_resource.clone(),
                     nodes: node_name.clone(),
                 },

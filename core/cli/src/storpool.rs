@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 #[cfg(test)]
 use serde_json::json;
-use strata_api::types::{upstream, StoragePool, StoragePoolDefinition};
+use strata_api::types::{request, StoragePool, StoragePoolDefinition};
 use strata_client::calls;
 use strata_model::size::HumanKib;
 
@@ -221,7 +221,7 @@ pub fn create_request(create: &SpCreate) -> Result<Request, CliError> {
     };
     Ok(calls::storage_pool_create(
         node,
-        &upstream::StoragePool {
+        &request::StoragePool {
             storage_pool_name: name.clone(),
             provider_kind: kind.to_string(),
             props: pool
@@ -465,7 +465,7 @@ pub enum SpdCmd {
 pub fn spd_requests(cmd: &SpdCmd) -> Option<Vec<Request>> {
     Some(match cmd {
         SpdCmd::Create { name } => vec![calls::storage_pool_dfn_create(
-            &upstream::StoragePoolDefinition {
+            &request::StoragePoolDefinition {
                 storage_pool_name: name.clone(),
             },
         )],

@@ -82,7 +82,7 @@ pub fn nodes(names: &[String], props: &[String]) -> Call {
     Call::get(format!("{}{q}", paths::NODES))
 }
 
-pub fn node_create(n: &upstream::Node) -> Call {
+pub fn node_create(n: &request::Node) -> Call {
     with_body(Method::POST, paths::NODES, n)
 }
 
@@ -106,7 +106,7 @@ pub fn netif_create(node: &str, n: &NetInterface) -> Call {
     with_body(Method::POST, fill(paths::NET_IFS, &[node]), n)
 }
 
-pub fn netif_modify(node: &str, netif: &str, n: &upstream::NetInterface) -> Call {
+pub fn netif_modify(node: &str, netif: &str, n: &request::NetInterface) -> Call {
     with_body(Method::PUT, fill(paths::NET_IF, &[node, netif]), n)
 }
 
@@ -134,7 +134,7 @@ pub fn storage_pools(nodes: &[String], pools: &[String], props: &[String]) -> Ca
     Call::get(format!("{}{q}", paths::VIEW_STOR_POOLS))
 }
 
-pub fn storage_pool_create(node: &str, sp: &upstream::StoragePool) -> Call {
+pub fn storage_pool_create(node: &str, sp: &request::StoragePool) -> Call {
     with_body(Method::POST, fill(paths::NODE_STOR_POOLS, &[node]), sp)
 }
 
@@ -150,7 +150,7 @@ pub fn storage_pool_dfns() -> Call {
     Call::get(paths::STOR_POOL_DFNS)
 }
 
-pub fn storage_pool_dfn_create(d: &upstream::StoragePoolDefinition) -> Call {
+pub fn storage_pool_dfn_create(d: &request::StoragePoolDefinition) -> Call {
     with_body(Method::POST, paths::STOR_POOL_DFNS, d)
 }
 
@@ -187,8 +187,8 @@ pub fn resource_dfn_create_sparse(d: &sparse::ResourceDefinitionCreate) -> Call 
     with_body(Method::POST, paths::RSC_DFNS, d)
 }
 
-/// [`resource_dfn_create`] as python-linstor sends it (see [`upstream`]).
-pub fn resource_dfn_create_upstream(d: &upstream::ResourceDefinitionCreate) -> Call {
+/// [`resource_dfn_create`] as python-linstor sends it (see [`request`]).
+pub fn resource_dfn_create_upstream(d: &request::ResourceDefinitionCreate) -> Call {
     with_body(Method::POST, paths::RSC_DFNS, d)
 }
 
@@ -209,8 +209,8 @@ pub fn volume_dfn_create_sparse(rsc: &str, v: &sparse::VolumeDefinitionCreate) -
     with_body(Method::POST, fill(paths::VLM_DFNS, &[rsc]), v)
 }
 
-/// `POST .../volume-definitions` as python-linstor sends it (see [`upstream`]).
-pub fn volume_dfn_create_upstream(rsc: &str, v: &upstream::VolumeDefinitionCreate) -> Call {
+/// `POST .../volume-definitions` as python-linstor sends it (see [`request`]).
+pub fn volume_dfn_create_upstream(rsc: &str, v: &request::VolumeDefinitionCreate) -> Call {
     with_body(Method::POST, fill(paths::VLM_DFNS, &[rsc]), v)
 }
 
@@ -239,8 +239,8 @@ pub fn resource_create_sparse(rsc: &str, reqs: &[sparse::ResourceCreate]) -> Cal
     with_body(Method::POST, fill(paths::RSCS, &[rsc]), &reqs)
 }
 
-/// `POST .../resources` as python-linstor sends it (see [`upstream`]).
-pub fn resource_create_upstream(rsc: &str, reqs: &[upstream::ResourceCreate]) -> Call {
+/// `POST .../resources` as python-linstor sends it (see [`request`]).
+pub fn resource_create_upstream(rsc: &str, reqs: &[request::ResourceCreate]) -> Call {
     with_body(Method::POST, fill(paths::RSCS, &[rsc]), &reqs)
 }
 
@@ -261,8 +261,8 @@ pub fn autoplace_sparse(rsc: &str, req: &sparse::AutoPlaceRequest) -> Call {
     with_body(Method::POST, fill(paths::AUTOPLACE, &[rsc]), req)
 }
 
-/// `POST .../autoplace` as python-linstor sends it (see [`upstream`]).
-pub fn autoplace_upstream(rsc: &str, req: &upstream::AutoPlaceRequest) -> Call {
+/// `POST .../autoplace` as python-linstor sends it (see [`request`]).
+pub fn autoplace_upstream(rsc: &str, req: &request::AutoPlaceRequest) -> Call {
     with_body(Method::POST, fill(paths::AUTOPLACE, &[rsc]), req)
 }
 
@@ -297,11 +297,11 @@ pub fn snapshots(rscs: &[String], nodes: &[String]) -> Call {
     Call::get(format!("{}{q}", paths::VIEW_SNAPSHOTS))
 }
 
-pub fn snapshot_create(rsc: &str, s: &upstream::Snapshot) -> Call {
+pub fn snapshot_create(rsc: &str, s: &request::Snapshot) -> Call {
     with_body(Method::POST, fill(paths::SNAPSHOTS, &[rsc]), s)
 }
 
-pub fn snapshot_create_multi(m: &upstream::CreateMultiSnapshotRequest) -> Call {
+pub fn snapshot_create_multi(m: &request::CreateMultiSnapshotRequest) -> Call {
     with_body(Method::POST, paths::SNAPSHOT_MULTI, m)
 }
 
@@ -319,12 +319,12 @@ pub fn snapshot_rollback(rsc: &str, snap: &str, r: &SnapshotRollback) -> Call {
     )
 }
 
-pub fn snapshot_restore_volume_dfns(rsc: &str, snap: &str, r: &upstream::SnapshotRestore) -> Call {
+pub fn snapshot_restore_volume_dfns(rsc: &str, snap: &str, r: &request::SnapshotRestore) -> Call {
     let path = fill(paths::SNAPSHOT_RESTORE_VLM_DFN, &[rsc, snap]);
     with_body(Method::POST, path, r)
 }
 
-pub fn snapshot_restore_resources(rsc: &str, snap: &str, r: &upstream::SnapshotRestore) -> Call {
+pub fn snapshot_restore_resources(rsc: &str, snap: &str, r: &request::SnapshotRestore) -> Call {
     with_body(
         Method::POST,
         fill(paths::SNAPSHOT_RESTORE_RSC, &[rsc, snap]),
@@ -342,7 +342,7 @@ pub fn resource_groups(names: &[String], props: &[String]) -> Call {
     Call::get(format!("{}{q}", paths::RSC_GRPS))
 }
 
-pub fn resource_group_create(g: &upstream::ResourceGroup) -> Call {
+pub fn resource_group_create(g: &request::ResourceGroup) -> Call {
     with_body(Method::POST, paths::RSC_GRPS, g)
 }
 
@@ -380,7 +380,7 @@ pub fn volume_groups(rg: &str) -> Call {
     Call::get(fill(paths::VLM_GRPS, &[rg]))
 }
 
-pub fn volume_group_create(rg: &str, v: &upstream::VolumeGroup) -> Call {
+pub fn volume_group_create(rg: &str, v: &request::VolumeGroup) -> Call {
     with_body(Method::POST, fill(paths::VLM_GRPS, &[rg]), v)
 }
 
