@@ -1004,123 +1004,6 @@ pub struct ErrorReportDelete {
     pub ids: Vec<String>,
 }
 
-/// Create bodies as a client sends them when it names only what it sets: every field left
-/// unset stays off the wire. The full types above are also the controller's answers, so they
-/// send every field, empty or not (`"name": ""`, `"flags": []`, `"props": {}`); LINSTOR reads
-/// an absent name as one to derive from `external_name`, and an empty one as a bad name.
-pub mod sparse {
-    use serde::{Deserialize, Serialize};
-
-    use super::Props;
-
-    /// The definition of `POST /v1/resource-definitions`: `name` or `external_name`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-    pub struct ResourceDefinition {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub name: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub external_name: Option<String>,
-        #[serde(default, skip_serializing_if = "Props::is_empty")]
-        pub props: Props,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub resource_group_name: Option<String>,
-    }
-
-    /// Body of `POST /v1/resource-definitions`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-    pub struct ResourceDefinitionCreate {
-        pub resource_definition: ResourceDefinition,
-    }
-
-    /// The volume definition of `POST .../volume-definitions`, numbered by the controller.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-    pub struct VolumeDefinition {
-        pub size_kib: u64,
-        #[serde(default, skip_serializing_if = "Props::is_empty")]
-        pub props: Props,
-    }
-
-    /// Body of `POST .../volume-definitions`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-    pub struct VolumeDefinitionCreate {
-        pub volume_definition: VolumeDefinition,
-    }
-
-    /// A resource of `POST .../resources`: the node, and properties such as `StorPoolName`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-    pub struct Resource {
-        pub node_name: String,
-        #[serde(default, skip_serializing_if = "Props::is_empty")]
-        pub props: Props,
-    }
-
-    /// One element of the list `POST .../resources` takes.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-    pub struct ResourceCreate {
-        pub resource: Resource,
-    }
-
-    /// Body of `POST .../autoplace`: the filter alone.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-    pub struct AutoPlaceRequest {
-        pub select_filter: super::AutoSelectFilter,
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn unset_fields_stay_off_the_wire() {
-            let rd = ResourceDefinitionCreate {
-                resource_definition: ResourceDefinition {
-                    external_name: Some("my.vol".into()),
-                    props: [("Aux/a".to_string(), "1".to_string())].into(),
-                    ..Default::default()
-                },
-            };
-            assert_eq!(
-                serde_json::to_string(&rd).unwrap(),
-                r#"{"resource_definition":{"external_name":"my.vol","props":{"Aux/a":"1"}}}"#
-            );
-            let vd = VolumeDefinitionCreate {
-                volume_definition: VolumeDefinition {
-                    size_kib: 1024,
-                    ..Default::default()
-                },
-            };
-            assert_eq!(
-                serde_json::to_string(&vd).unwrap(),
-                r#"{"volume_definition":{"size_kib":1024}}"#
-            );
-            let r = ResourceCreate {
-                resource: Resource {
-                    node_name: "alpha".into(),
-                    ..Default::default()
-                },
-            };
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                r#"{"resource":{"node_name":"alpha"}}"#
-            );
-            let mut a = AutoPlaceRequest::default();
-            assert_eq!(
-                serde_json::to_string(&a).unwrap(),
-                r#"{"select_filter":{}}"#
-            );
-            a.select_filter.place_count = Some(2);
-            a.select_filter.storage_pool_diskless_list = Some(vec!["dl".into()]);
-            assert_eq!(
-                serde_json::to_string(&a).unwrap(),
-                r#"{"select_filter":{"place_count":2,"storage_pool_diskless_list":["dl"]}}"#
-            );
-            let back: AutoPlaceRequest =
-                serde_json::from_str(r#"{"select_filter":{"place_count":"2"}}"#).unwrap();
-            assert_eq!(back.select_filter.place_count, Some(2));
-        }
-    }
-}
-
 /// The bodies clients send: the `linstor` command line, as python-linstor (the upstream
 /// client) sends them, and the Docker volume plugin. A field left unset stays off the wire;
 /// the full types above are also the controller's answers, so they send every field, empty or
@@ -1330,6 +1213,45 @@ pub mod request {
         use super::*;
 
         #[test]
+        fn unset_fields_stay_off_the_wire() {
+            let rd = ResourceDefinitionCreate {
+                resource_definition: ResourceDefinition {
+                    external_name: Some("my.vol".into()),
+                    props: [("Aux/a".to_string(), "1".to_string())].into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            assert_eq!(
+                serde_json::to_string(&rd).unwrap(),
+                r#"{"resource_definition":{"external_name":"my.vol","props":{"Aux/a":"1"}}}"#
+            );
+            let r = ResourceCreate {
+                resource: Resource {
+                    node_name: "alpha".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                r#"{"resource":{"node_name":"alpha"}}"#
+            );
+            let sp = StoragePool {
+                storage_pool_name: "dl".into(),
+                provider_kind: "DISKLESS".into(),
+                ..Default::default()
+            };
+            assert_eq!(
+                serde_json::to_string(&sp).unwrap(),
+                r#"{"storage_pool_name":"dl","provider_kind":"DISKLESS"}"#
+            );
+            let back: AutoPlaceRequest =
+                serde_json::from_str(r#"{"select_filter":{"place_count":"2"}}"#).unwrap();
+            assert_eq!(back.select_filter.place_count, Some(2));
+        }
+
+        #[test]
         fn what_python_linstor_always_sends_is_there_when_set() {
             let mut vd = VolumeDefinitionCreate {
                 volume_definition: VolumeDefinition {
@@ -1365,15 +1287,6 @@ pub mod request {
                 let back: AutoPlaceRequest = serde_json::from_str(text).unwrap();
                 assert_eq!(back.diskless_on_remaining, want, "{text}");
             }
-            let sp = StoragePool {
-                storage_pool_name: "dl".into(),
-                provider_kind: "DISKLESS".into(),
-                ..Default::default()
-            };
-            assert_eq!(
-                serde_json::to_string(&sp).unwrap(),
-                r#"{"storage_pool_name":"dl","provider_kind":"DISKLESS"}"#
-            );
         }
     }
 }

@@ -322,7 +322,7 @@ pub fn autoplace_request(
         select_filter: filter.to_filter(),
         layer_list: layer_list.as_ref().map(|l| l.0.clone()).unwrap_or_default(),
     };
-    calls::autoplace_upstream(rsc, &req)
+    calls::autoplace(rsc, &req)
 }
 
 /// The value of a property, or an empty cell.

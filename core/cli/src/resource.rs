@@ -291,10 +291,7 @@ pub fn create_request(a: &RCreate) -> Result<Request, CliError> {
             layer_list: layer_list.clone(),
         })
         .collect();
-    Ok(calls::resource_create_upstream(
-        a.resource_definition_name(),
-        &body,
-    ))
+    Ok(calls::resource_create(a.resource_definition_name(), &body))
 }
 
 pub fn requests(cmd: &ResourceCmd) -> Result<Option<Vec<Request>>, CliError> {

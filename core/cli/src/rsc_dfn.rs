@@ -177,7 +177,7 @@ pub fn create_request(a: &RdCreate) -> Result<Request, CliError> {
                 .collect();
     }
     rd.resource_group_name = a.resource_group.clone();
-    Ok(calls::resource_dfn_create_upstream(
+    Ok(calls::resource_dfn_create(
         &request::ResourceDefinitionCreate {
             resource_definition: rd,
             drbd_port: a.port,
@@ -473,7 +473,7 @@ pub fn vd_create_request(a: &VdCreate) -> Result<Request, CliError> {
             .collect(),
         flags: Some(flags),
     };
-    Ok(calls::volume_dfn_create_upstream(
+    Ok(calls::volume_dfn_create(
         &a.resource_name,
         &request::VolumeDefinitionCreate {
             volume_definition: vd,

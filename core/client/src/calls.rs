@@ -1,7 +1,8 @@
 //! Every call of the REST API a client of this project makes, written once: the method, the
 //! path (from [`strata_api::paths`]) and the body type of each operation. A [`Call`] is plain
 //! data; [`crate::Client::send`] sends one, and the `linstor` command line builds its requests
-//! from these and compares them in its tests.
+//! from these and compares them in its tests. What clients create they describe with the
+//! bodies of [`strata_api::types::request`], which send only the fields set.
 
 use reqwest::Method;
 use serde::Serialize;
@@ -177,18 +178,7 @@ pub fn resource_dfn(name: &str) -> Call {
     Call::get(fill(paths::RSC_DFN, &[name]))
 }
 
-/// `POST /v1/resource-definitions` with every field of the full type on the wire.
-pub fn resource_dfn_create(d: &ResourceDefinitionCreate) -> Call {
-    with_body(Method::POST, paths::RSC_DFNS, d)
-}
-
-/// [`resource_dfn_create`] with only the fields set sent (see [`sparse`]).
-pub fn resource_dfn_create_sparse(d: &sparse::ResourceDefinitionCreate) -> Call {
-    with_body(Method::POST, paths::RSC_DFNS, d)
-}
-
-/// [`resource_dfn_create`] as python-linstor sends it (see [`request`]).
-pub fn resource_dfn_create_upstream(d: &request::ResourceDefinitionCreate) -> Call {
+pub fn resource_dfn_create(d: &request::ResourceDefinitionCreate) -> Call {
     with_body(Method::POST, paths::RSC_DFNS, d)
 }
 
@@ -204,13 +194,7 @@ pub fn resource_dfn_clone(rsc: &str, c: &ResourceDefinitionCloneRequest) -> Call
     with_body(Method::POST, fill(paths::CLONE, &[rsc]), c)
 }
 
-/// `POST .../volume-definitions` with only the fields set sent (see [`sparse`]).
-pub fn volume_dfn_create_sparse(rsc: &str, v: &sparse::VolumeDefinitionCreate) -> Call {
-    with_body(Method::POST, fill(paths::VLM_DFNS, &[rsc]), v)
-}
-
-/// `POST .../volume-definitions` as python-linstor sends it (see [`request`]).
-pub fn volume_dfn_create_upstream(rsc: &str, v: &request::VolumeDefinitionCreate) -> Call {
+pub fn volume_dfn_create(rsc: &str, v: &request::VolumeDefinitionCreate) -> Call {
     with_body(Method::POST, fill(paths::VLM_DFNS, &[rsc]), v)
 }
 
@@ -234,13 +218,7 @@ pub fn resources(nodes: &[String], rscs: &[String], pools: &[String], props: &[S
     Call::get(format!("{}{q}", paths::VIEW_RESOURCES))
 }
 
-/// `POST .../resources` with only the fields set sent (see [`sparse`]).
-pub fn resource_create_sparse(rsc: &str, reqs: &[sparse::ResourceCreate]) -> Call {
-    with_body(Method::POST, fill(paths::RSCS, &[rsc]), &reqs)
-}
-
-/// `POST .../resources` as python-linstor sends it (see [`request`]).
-pub fn resource_create_upstream(rsc: &str, reqs: &[request::ResourceCreate]) -> Call {
+pub fn resource_create(rsc: &str, reqs: &[request::ResourceCreate]) -> Call {
     with_body(Method::POST, fill(paths::RSCS, &[rsc]), &reqs)
 }
 
@@ -256,13 +234,7 @@ pub fn volume_modify(rsc: &str, node: &str, vnr: u32, m: &VolumeModify) -> Call 
     with_body(Method::PUT, fill(paths::VLM, &[rsc, node, &nr(vnr)]), m)
 }
 
-/// `POST .../autoplace` with the filter of [`sparse::AutoPlaceRequest`].
-pub fn autoplace_sparse(rsc: &str, req: &sparse::AutoPlaceRequest) -> Call {
-    with_body(Method::POST, fill(paths::AUTOPLACE, &[rsc]), req)
-}
-
-/// `POST .../autoplace` as python-linstor sends it (see [`request`]).
-pub fn autoplace_upstream(rsc: &str, req: &request::AutoPlaceRequest) -> Call {
+pub fn autoplace(rsc: &str, req: &request::AutoPlaceRequest) -> Call {
     with_body(Method::POST, fill(paths::AUTOPLACE, &[rsc]), req)
 }
 

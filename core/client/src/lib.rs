@@ -276,30 +276,21 @@ impl Client {
 
     pub async fn resource_dfn_create(
         &self,
-        d: &ResourceDefinitionCreate,
+        d: &request::ResourceDefinitionCreate,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
         self.send(calls::resource_dfn_create(d)).await
-    }
-
-    /// [`Client::resource_dfn_create`] with only the fields set sent (see [`sparse`]).
-    pub async fn resource_dfn_create_sparse(
-        &self,
-        d: &sparse::ResourceDefinitionCreate,
-    ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.send(calls::resource_dfn_create_sparse(d)).await
     }
 
     pub async fn resource_dfn_delete(&self, name: &str) -> Result<Vec<ApiCallRc>, ClientError> {
         self.send(calls::resource_dfn_delete(name)).await
     }
 
-    /// `POST .../volume-definitions` with only the fields set sent (see [`sparse`]).
-    pub async fn volume_dfn_create_sparse(
+    pub async fn volume_dfn_create(
         &self,
         rsc: &str,
-        v: &sparse::VolumeDefinitionCreate,
+        v: &request::VolumeDefinitionCreate,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.send(calls::volume_dfn_create_sparse(rsc, v)).await
+        self.send(calls::volume_dfn_create(rsc, v)).await
     }
 
     // --- resources ---
@@ -314,13 +305,12 @@ impl Client {
         self.send(calls::resources(nodes, rscs, pools, props)).await
     }
 
-    /// `POST .../resources` with only the fields set sent (see [`sparse`]).
-    pub async fn resource_create_sparse(
+    pub async fn resource_create(
         &self,
         rsc: &str,
-        reqs: &[sparse::ResourceCreate],
+        reqs: &[request::ResourceCreate],
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.send(calls::resource_create_sparse(rsc, reqs)).await
+        self.send(calls::resource_create(rsc, reqs)).await
     }
 
     pub async fn resource_modify(
@@ -340,13 +330,12 @@ impl Client {
         self.send(calls::resource_delete(rsc, node)).await
     }
 
-    /// `POST .../autoplace` with the filter of [`sparse::AutoPlaceRequest`].
-    pub async fn autoplace_sparse(
+    pub async fn autoplace(
         &self,
         rsc: &str,
-        req: &sparse::AutoPlaceRequest,
+        req: &request::AutoPlaceRequest,
     ) -> Result<Vec<ApiCallRc>, ClientError> {
-        self.send(calls::autoplace_sparse(rsc, req)).await
+        self.send(calls::autoplace(rsc, req)).await
     }
 
     pub async fn make_available(
@@ -395,111 +384,86 @@ mod tests {
         assert_eq!(QueryBuilder::new().build(), "");
     }
 
-    /// Serves one request on a local port and answers it `[]`; hands back its request line
-    /// and body as received.
-    async fn one_request() -> (String, tokio::task::JoinHandle<(String, String)>) {
+    /// Serves `n` requests on a local port and answers each `[]`; hands back their request
+    /// lines and bodies as received.
+    async fn requests(n: usize) -> (String, tokio::task::JoinHandle<Vec<(String, String)>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let served = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                let n = s.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "the request ended early");
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                    continue;
-                };
-                let len = head
-                    .lines()
-                    .find_map(|l| {
-                        let l = l.to_ascii_lowercase();
-                        l.strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                    })
-                    .unwrap_or(0);
-                if body.len() < len {
-                    continue;
+            let mut seen = Vec::new();
+            while seen.len() < n {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let k = s.read(&mut chunk).await.unwrap();
+                    assert!(k > 0, "the request ended early");
+                    buf.extend_from_slice(&chunk[..k]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            let l = l.to_ascii_lowercase();
+                            l.strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() < len {
+                        continue;
+                    }
+                    s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n[]")
+                        .await
+                        .unwrap();
+                    let line = head.lines().next().unwrap_or_default().to_string();
+                    seen.push((line, body.to_string()));
+                    break;
                 }
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n[]")
-                    .await
-                    .unwrap();
-                let line = head.lines().next().unwrap_or_default().to_string();
-                return (line, body.to_string());
             }
+            seen
         });
         (addr, served)
     }
 
     #[tokio::test]
-    async fn sparse_bodies_carry_only_what_is_set() {
-        let timeout = Duration::from_secs(10);
-        let (addr, served) = one_request().await;
-        let c = Client::new(&[addr], timeout).unwrap();
-        let rd = sparse::ResourceDefinitionCreate {
-            resource_definition: sparse::ResourceDefinition {
-                name: Some("r1".into()),
-                ..Default::default()
-            },
-        };
-        c.resource_dfn_create_sparse(&rd).await.unwrap();
-        assert_eq!(
-            served.await.unwrap(),
-            (
-                "POST /v1/resource-definitions HTTP/1.1".to_string(),
-                r#"{"resource_definition":{"name":"r1"}}"#.to_string()
-            )
-        );
-
-        let (addr, served) = one_request().await;
-        let c = Client::new(&[addr], timeout).unwrap();
-        let vd = sparse::VolumeDefinitionCreate {
-            volume_definition: sparse::VolumeDefinition {
-                size_kib: 2048,
-                ..Default::default()
-            },
-        };
-        c.volume_dfn_create_sparse("my rsc", &vd).await.unwrap();
-        assert_eq!(
-            served.await.unwrap(),
-            (
-                "POST /v1/resource-definitions/my%20rsc/volume-definitions HTTP/1.1".to_string(),
-                r#"{"volume_definition":{"size_kib":2048}}"#.to_string()
-            )
-        );
-
-        let (addr, served) = one_request().await;
-        let c = Client::new(&[addr], timeout).unwrap();
-        let r = sparse::ResourceCreate {
-            resource: sparse::Resource {
-                node_name: "alpha".into(),
-                ..Default::default()
-            },
-        };
-        c.resource_create_sparse("r1", &[r]).await.unwrap();
-        assert_eq!(
-            served.await.unwrap(),
-            (
-                "POST /v1/resource-definitions/r1/resources HTTP/1.1".to_string(),
-                r#"[{"resource":{"node_name":"alpha"}}]"#.to_string()
-            )
-        );
-
-        let (addr, served) = one_request().await;
-        let c = Client::new(&[addr], timeout).unwrap();
-        let mut a = sparse::AutoPlaceRequest::default();
+    async fn create_bodies_carry_only_what_is_set() {
+        let (addr, served) = requests(4).await;
+        let c = Client::new(&[addr], Duration::from_secs(10)).unwrap();
+        let mut rd = request::ResourceDefinitionCreate::default();
+        rd.resource_definition.name = Some("r1".into());
+        c.resource_dfn_create(&rd).await.unwrap();
+        let mut vd = request::VolumeDefinitionCreate::default();
+        vd.volume_definition.size_kib = 2048;
+        c.volume_dfn_create("my rsc", &vd).await.unwrap();
+        let mut r = request::ResourceCreate::default();
+        r.resource.node_name = "alpha".into();
+        c.resource_create("r1", &[r]).await.unwrap();
+        let mut a = request::AutoPlaceRequest::default();
         a.select_filter.place_count = Some(2);
-        c.autoplace_sparse("r1", &a).await.unwrap();
-        assert_eq!(
-            served.await.unwrap(),
+        c.autoplace("r1", &a).await.unwrap();
+        let want = [
             (
-                "POST /v1/resource-definitions/r1/autoplace HTTP/1.1".to_string(),
-                r#"{"select_filter":{"place_count":2}}"#.to_string()
-            )
-        );
+                "POST /v1/resource-definitions",
+                r#"{"resource_definition":{"name":"r1"}}"#,
+            ),
+            (
+                "POST /v1/resource-definitions/my%20rsc/volume-definitions",
+                r#"{"volume_definition":{"size_kib":2048}}"#,
+            ),
+            (
+                "POST /v1/resource-definitions/r1/resources",
+                r#"[{"resource":{"node_name":"alpha"}}]"#,
+            ),
+            (
+                "POST /v1/resource-definitions/r1/autoplace",
+                r#"{"select_filter":{"place_count":2}}"#,
+            ),
+        ]
+        .map(|(line, body)| (format!("{line} HTTP/1.1"), body.to_string()));
+        assert_eq!(served.await.unwrap(), want);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use strata_api::types::{
-    sparse, AutoSelectFilter, Props, PropsModify, ResourceDefinition, ResourceMakeAvailable,
+    request, AutoSelectFilter, Props, PropsModify, ResourceDefinition, ResourceMakeAvailable,
     ResourceModify, ResourceWithVolumes, StoragePool,
 };
 use strata_client::Client;
@@ -190,16 +190,18 @@ impl Driver {
         }
         // A name LINSTOR accepts names the definition; any other goes through external_name.
         let plain = strata_model::ResourceName::new(name).is_ok();
-        let rd = sparse::ResourceDefinition {
+        let rd = request::ResourceDefinition {
             name: plain.then(|| name.to_string()),
             external_name: (!plain).then(|| name.to_string()),
             props,
             resource_group_name: o.resource_group.clone(),
+            ..Default::default()
         };
         let replies = self
             .client
-            .resource_dfn_create_sparse(&sparse::ResourceDefinitionCreate {
+            .resource_dfn_create(&request::ResourceDefinitionCreate {
                 resource_definition: rd,
+                ..Default::default()
             })
             .await
             .map_err(failed(Call::CreateDefinition {
@@ -272,15 +274,19 @@ impl Driver {
     /// The volume definition and the replicas of the new volume `name`.
     async fn deploy(&self, name: &str, rd: &str, o: &VolumeOpts) -> Result<(), PluginError> {
         let volume = name.to_string();
-        let vd = sparse::VolumeDefinition {
-            size_kib: o.size_kib,
-            props: Props::new(),
+        let vd = request::VolumeDefinition {
+            // Parsed sizes are at most MAX_SIZE_KIB, which is i64::MAX.
+            size_kib: o.size_kib as i64,
+            // Unlike the command line, the plugin sends no flags, not even an empty list.
+            flags: None,
+            ..Default::default()
         };
         self.client
-            .volume_dfn_create_sparse(
+            .volume_dfn_create(
                 rd,
-                &sparse::VolumeDefinitionCreate {
+                &request::VolumeDefinitionCreate {
                     volume_definition: vd,
+                    ..Default::default()
                 },
             )
             .await
@@ -293,24 +299,26 @@ impl Driver {
                 .iter()
                 .map(|sp| ("StorPoolName".to_string(), sp.clone()))
                 .collect();
-            let list: Vec<sparse::ResourceCreate> = o
+            let list: Vec<request::ResourceCreate> = o
                 .nodes
                 .iter()
-                .map(|n| sparse::ResourceCreate {
-                    resource: sparse::Resource {
+                .map(|n| request::ResourceCreate {
+                    resource: request::Resource {
                         node_name: n.clone(),
                         props: pool.clone(),
+                        ..Default::default()
                     },
+                    ..Default::default()
                 })
                 .collect();
             self.client
-                .resource_create_sparse(rd, &list)
+                .resource_create(rd, &list)
                 .await
                 .map_err(failed(Call::PlaceReplicas { volume }))?;
             return Ok(());
         }
         self.client
-            .autoplace_sparse(rd, &select_filter(o))
+            .autoplace(rd, &autoplace_request(o))
             .await
             .map_err(failed(Call::PlaceReplicas { volume }))?;
         Ok(())
@@ -570,11 +578,14 @@ impl Driver {
     }
 }
 
-/// The autoplace filter of the options: only those given are sent. The diskless pool is
-/// the one the diskless resources of `disklessonremaining` go into.
-fn select_filter(o: &VolumeOpts) -> sparse::AutoPlaceRequest {
+/// The autoplace request of the options: only those given are sent, all in the filter. The
+/// diskless pool is the one the diskless resources of `disklessonremaining` go into.
+fn autoplace_request(o: &VolumeOpts) -> request::AutoPlaceRequest {
     let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-    sparse::AutoPlaceRequest {
+    request::AutoPlaceRequest {
+        // Unlike the command line, the plugin sends no `diskless_on_remaining` beside the
+        // filter, not even `null`: its choice is the filter's.
+        diskless_on_remaining: None,
         select_filter: AutoSelectFilter {
             place_count: o.replicas.map(i64::from),
             storage_pool: o.storage_pool.clone(),
@@ -585,6 +596,7 @@ fn select_filter(o: &VolumeOpts) -> sparse::AutoPlaceRequest {
             diskless_on_remaining: o.diskless_on_remaining,
             ..Default::default()
         },
+        layer_list: Vec::new(),
     }
 }
 
