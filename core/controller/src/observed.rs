@@ -218,7 +218,21 @@ impl Observed for ObservedState {
         if !self.is_online(node) {
             return None;
         }
-        self.resource(node, rsc.as_str())?.in_use
+        let n = self.nodes.get(node)?;
+        // A Primary in DRBD's latest state is use seen, even while the watcher is still
+        // reading its initial dump (which `drbd_state` waits for: what is missing from a
+        // partial dump proves nothing, but what is in it was seen).
+        let primary = n
+            .drbd
+            .as_ref()
+            .filter(|d| d.error.is_none())
+            .and_then(|_| n.drbd(rsc.as_str()))
+            .and_then(|d| d.in_use());
+        let reported = self.resource(node, rsc.as_str()).and_then(|r| r.in_use);
+        match (reported, primary) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (r, p) => r.or(p),
+        }
     }
 
     fn promised_kib(&self, node: &NodeName, pool: &StorPoolName) -> u64 {

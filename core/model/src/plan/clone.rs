@@ -190,12 +190,7 @@ fn check_copy(
                 "Bring the node back first",
             ));
         }
-        let in_use = observed.in_use(&r.node, &rd.name) == Some(true)
-            || observed
-                .drbd_state(&r.node, &rd.name)
-                .and_then(|d| d.in_use())
-                .unwrap_or(false);
-        if in_use {
+        if crate::plan::safety::seen_in_use(observed, &r.node, &rd.name) {
             return Err(refuse(
                 format!("It is in use on node '{}'; its pools take no snapshots, so it is copied, and nothing may write to it meanwhile", r.node),
                 "Stop what uses it (the VM, container or mount) until the clone is made, or keep it in a pool with snapshots (LVM_THIN, FILE_THIN, ZFS, ZFS_THIN)",

@@ -10,7 +10,19 @@ use super::Observed;
 use crate::cluster::Cluster;
 use crate::error::{code, ApiError, ObjKind};
 use crate::kinds::LayerKind;
+use crate::name::{NodeName, ResourceName};
 use crate::objects::{Resource, ResourceDefinition};
+
+/// Whether `rsc` was seen in use on `node` by either witness: the node's last report (a
+/// device opened, a Primary) or its DRBD event stream. The two arrive separately, so a
+/// check that must not act on a used volume asks both.
+pub(crate) fn seen_in_use(observed: &dyn Observed, node: &NodeName, rsc: &ResourceName) -> bool {
+    observed.in_use(node, rsc) == Some(true)
+        || observed
+            .drbd_state(node, rsc)
+            .and_then(|d| d.in_use())
+            .unwrap_or(false)
+}
 
 /// Refuses when `r` is in use (DRBD Primary) on its node.
 pub(crate) fn refuse_if_in_use(
@@ -148,4 +160,69 @@ pub fn check_definition_removal(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drbd_state::Role;
+    use crate::name::StorPoolName;
+    use crate::observed::{Capabilities, DrbdObserved, PoolState};
+
+    /// A node whose report says `reported` and whose DRBD stream says `role`.
+    struct Witnesses {
+        reported: Option<bool>,
+        drbd: Option<DrbdObserved>,
+    }
+
+    impl Observed for Witnesses {
+        fn is_online(&self, _: &NodeName) -> bool {
+            true
+        }
+        fn capabilities(&self, _: &NodeName) -> Option<&Capabilities> {
+            None
+        }
+        fn pool_state(&self, _: &NodeName, _: &StorPoolName) -> Option<&PoolState> {
+            None
+        }
+        fn drbd_state(&self, _: &NodeName, _: &ResourceName) -> Option<&DrbdObserved> {
+            self.drbd.as_ref()
+        }
+        fn in_use(&self, _: &NodeName, _: &ResourceName) -> Option<bool> {
+            self.reported
+        }
+    }
+
+    #[test]
+    fn either_witness_of_use_counts() {
+        let (node, rsc) = (
+            NodeName::new("alpha").unwrap(),
+            ResourceName::new("r1").unwrap(),
+        );
+        let role = |r| {
+            Some(DrbdObserved {
+                role: Some(r),
+                ..Default::default()
+            })
+        };
+        let cases = [
+            (None, None, false),
+            (Some(false), role(Role::Secondary), false),
+            (Some(true), None, true),
+            (Some(true), role(Role::Secondary), true),
+            (None, role(Role::Primary), true),
+            (Some(false), role(Role::Primary), true),
+        ];
+        for (reported, drbd, expected) in cases {
+            let seen = seen_in_use(
+                &Witnesses {
+                    reported,
+                    drbd: drbd.clone(),
+                },
+                &node,
+                &rsc,
+            );
+            assert_eq!(seen, expected, "report {reported:?}, DRBD {drbd:?}");
+        }
+    }
 }

@@ -625,11 +625,7 @@ pub fn rollback(cluster: &Cluster, observed: &dyn Observed, rsc: &str, snap: &st
         ));
     }
     for r in &rscs {
-        if observed
-            .drbd_state(&r.node, &rd.name)
-            .and_then(|d| d.in_use())
-            .unwrap_or(false)
-        {
+        if crate::plan::safety::seen_in_use(observed, &r.node, &rd.name) {
             return Err(ApiError::new(
                 code::FAIL_IN_USE,
                 ObjKind::Snapshot,
