@@ -610,8 +610,10 @@ impl Core {
     /// Like every change, the cleanup is committed first and only then applied in memory
     /// (with the generation bumped), and `applied` fires after that (the caller may answer
     /// its client). A failed commit changes nothing: the deletion itself was saved before any
-    /// satellite acted on it, so the next report finishes it again. All of it happens under
-    /// the writer lock, so that no other change comes in between.
+    /// satellite acted on it, so the next report finishes it again. For the same reason the
+    /// commit does not wait for the disk's flush (`commit_cleanup`): a power cut may lose it,
+    /// and it is redone. All of it happens under the writer lock, so that no other change
+    /// comes in between.
     fn finish_deletions(
         &self,
         node: &NodeName,
@@ -655,7 +657,7 @@ impl Core {
             return;
         }
         let generation = self.cluster().generation + 1;
-        if let Err(e) = self.store.commit(generation, &plan.changes) {
+        if let Err(e) = self.store.commit_cleanup(generation, &plan.changes) {
             tracing::error!(
                 "saving finished deletions on {node} failed ({e}); nothing changed, the next report finishes them again"
             );

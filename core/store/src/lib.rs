@@ -84,6 +84,13 @@ pub trait Persistence: Send + Sync {
     fn load(&self) -> Result<Cluster, StoreError>;
     /// Writes `changes` and the new generation in one transaction; all or nothing.
     fn commit(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError>;
+    /// [`Persistence::commit`] for cleanup the controller redoes from the next report should
+    /// it be lost (finished deletions): written before it is applied, but without waiting
+    /// for the disk to flush it, so a power cut may lose it; the next durable commit makes
+    /// it durable too.
+    fn commit_cleanup(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError> {
+        self.commit(generation, changes)
+    }
 }
 
 const CLASSES: [ObjectClass; 9] = [
@@ -161,35 +168,49 @@ impl Persistence for SqliteStore {
     }
 
     fn commit(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError> {
+        write(&mut self.lock(), generation, changes)
+    }
+
+    fn commit_cleanup(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        {
-            let mut put = tx.prepare_cached(
-                "INSERT INTO objects (class, key, data, generation) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (class, key)
-                 DO UPDATE SET data = excluded.data, generation = excluded.generation",
-            )?;
-            let mut del = tx.prepare_cached("DELETE FROM objects WHERE class = ?1 AND key = ?2")?;
-            for change in changes {
-                let (class, key) = change.store_key();
-                match change.payload() {
-                    Some(json) => {
-                        put.execute(params![class.as_str(), key, json.to_string(), generation])?;
-                    }
-                    None => {
-                        del.execute(params![class.as_str(), key])?;
-                    }
+        // In WAL mode NORMAL writes the transaction to the log without an fsync; the next
+        // FULL commit's fsync covers it, since the log is written in order.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let written = write(&mut conn, generation, changes);
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        written
+    }
+}
+
+/// Writes `changes` and `generation` in one transaction.
+fn write(conn: &mut Connection, generation: u64, changes: &[Change]) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    {
+        let mut put = tx.prepare_cached(
+            "INSERT INTO objects (class, key, data, generation) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (class, key)
+             DO UPDATE SET data = excluded.data, generation = excluded.generation",
+        )?;
+        let mut del = tx.prepare_cached("DELETE FROM objects WHERE class = ?1 AND key = ?2")?;
+        for change in changes {
+            let (class, key) = change.store_key();
+            match change.payload() {
+                Some(json) => {
+                    put.execute(params![class.as_str(), key, json.to_string(), generation])?;
+                }
+                None => {
+                    del.execute(params![class.as_str(), key])?;
                 }
             }
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('generation', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![generation.to_string()],
-            )?;
         }
-        tx.commit()?;
-        Ok(())
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![generation.to_string()],
+        )?;
     }
+    tx.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -286,6 +307,38 @@ mod tests {
         let c = SqliteStore::open(&path).unwrap().load().unwrap();
         let loaded: Vec<_> = c.connections_of(&rsc).cloned().collect();
         assert_eq!(loaded, vec![conn]);
+    }
+
+    #[test]
+    fn cleanup_commits_are_kept_and_leave_full_sync_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store
+                .commit(
+                    1,
+                    &[
+                        Change::PutNode(node("alpha")),
+                        Change::PutNode(node("beta")),
+                    ],
+                )
+                .unwrap();
+            store
+                .commit_cleanup(2, &[Change::DelNode(NodeName::new("beta").unwrap())])
+                .unwrap();
+            let sync: i64 = store
+                .lock()
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(sync, 2, "later commits wait for the disk again (FULL)");
+        }
+        let c = SqliteStore::open(&path).unwrap().load().unwrap();
+        assert_eq!(c.generation, 2);
+        assert_eq!(
+            c.nodes.keys().map(|n| n.as_str()).collect::<Vec<_>>(),
+            ["alpha"]
+        );
     }
 
     #[test]
