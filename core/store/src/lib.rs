@@ -232,6 +232,13 @@ mod tests {
 
     #[test]
     fn commit_and_reload() {
+        // The second commit both ways: durable, and as cleanup (not waiting for the flush).
+        for cleanup in [false, true] {
+            commit_and_reload_with(cleanup);
+        }
+    }
+
+    fn commit_and_reload_with(cleanup: bool) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         {
@@ -254,9 +261,17 @@ mod tests {
                     ],
                 )
                 .unwrap();
-            store
-                .commit(2, &[Change::DelNode(NodeName::new("BETA").unwrap())])
-                .unwrap();
+            let beta_gone = [Change::DelNode(NodeName::new("BETA").unwrap())];
+            if cleanup {
+                store.commit_cleanup(2, &beta_gone).unwrap();
+                let sync: i64 = store
+                    .lock()
+                    .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(sync, 2, "later commits wait for the disk again (FULL)");
+            } else {
+                store.commit(2, &beta_gone).unwrap();
+            }
         }
         let store = SqliteStore::open(&path).unwrap();
         let c = store.load().unwrap();
@@ -307,38 +322,6 @@ mod tests {
         let c = SqliteStore::open(&path).unwrap().load().unwrap();
         let loaded: Vec<_> = c.connections_of(&rsc).cloned().collect();
         assert_eq!(loaded, vec![conn]);
-    }
-
-    #[test]
-    fn cleanup_commits_are_kept_and_leave_full_sync_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        {
-            let store = SqliteStore::open(&path).unwrap();
-            store
-                .commit(
-                    1,
-                    &[
-                        Change::PutNode(node("alpha")),
-                        Change::PutNode(node("beta")),
-                    ],
-                )
-                .unwrap();
-            store
-                .commit_cleanup(2, &[Change::DelNode(NodeName::new("beta").unwrap())])
-                .unwrap();
-            let sync: i64 = store
-                .lock()
-                .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(sync, 2, "later commits wait for the disk again (FULL)");
-        }
-        let c = SqliteStore::open(&path).unwrap().load().unwrap();
-        assert_eq!(c.generation, 2);
-        assert_eq!(
-            c.nodes.keys().map(|n| n.as_str()).collect::<Vec<_>>(),
-            ["alpha"]
-        );
     }
 
     #[test]
