@@ -208,6 +208,7 @@ impl Satellite {
     fn add_problems(&self, report: &mut Report) {
         if let Some(w) = &self.inner.watch {
             report.drbd = Some(w.report());
+            report.errors.extend(w.problems());
         }
         if let Some(p) = self
             .inner

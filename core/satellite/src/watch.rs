@@ -59,6 +59,8 @@ struct Birth {
     peers: Vec<u32>,
     /// When the last attempt failed.
     failed_at: Option<Instant>,
+    /// Why it failed; reported with the node's problems until an attempt succeeds.
+    failure: Option<String>,
 }
 
 struct Shared {
@@ -274,6 +276,7 @@ impl DrbdWatch {
                         })
                         .collect(),
                     failed_at: None,
+                    failure: None,
                 },
             );
         }
@@ -281,6 +284,7 @@ impl DrbdWatch {
         for (name, b) in want.iter_mut() {
             if let Some(old) = s.births.get(name) {
                 b.failed_at = old.failed_at;
+                b.failure = old.failure.clone();
             }
         }
         s.births = want;
@@ -292,6 +296,15 @@ impl DrbdWatch {
         s.node = cfg.node_name.clone();
         drop(s);
         self.inner.step_births();
+    }
+
+    /// Initial sync steps that failed (and are retried), one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let s = self.lock();
+        s.births
+            .values()
+            .filter_map(|b| b.failure.clone())
+            .collect()
     }
 
     /// The DRBD state of the node's resources, with peers named.
@@ -366,11 +379,15 @@ impl Inner {
                 }
                 Err(e) => {
                     tracing::warn!(resource = %name, "initial sync step failed: {e}");
+                    // A failed step is this resource's problem, not the watcher's: the
+                    // state it reports stays trustworthy (`DrbdReport::error` would make
+                    // the controller disregard every resource of the node).
                     if let Some(x) = s.births.get_mut(&name) {
                         x.failed_at = Some(Instant::now());
+                        x.failure = Some(format!(
+                            "resource '{name}': the initial sync step failed: {e}"
+                        ));
                     }
-                    s.error = Some(format!("resource '{name}': {e}"));
-                    self.bump(&mut s);
                 }
             }
         }
@@ -813,6 +830,11 @@ mod tests {
         let w = start(&runner, lines);
         let seen = w.subscribe();
         w.configure(&config(Some(InitialSync::Skip)));
+        wait_until("the failed step among the problems", || {
+            w.problems()
+                .iter()
+                .any(|p| p.contains("resource 'r0'") && p.contains("no such resource"))
+        });
         wait_until("the stream's end", || {
             w.report()
                 .error
@@ -821,6 +843,11 @@ mod tests {
         let r = w.report();
         assert!(!r.complete);
         assert!(r.resources.is_empty(), "state is dropped with the stream");
+        let why = r.error.unwrap();
+        assert!(
+            !why.contains("no such resource"),
+            "a failed step does not make the watcher's state untrusted: {why}"
+        );
         assert!(*seen.borrow() > 0, "changes were announced");
     }
 }
