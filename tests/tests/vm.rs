@@ -700,6 +700,11 @@ fn drbd84_replicates_between_two_guests() {
     ));
     assert_eq!(a.sh("cat /mnt/dv/f").trim(), "via-plugin");
     a.sh("umount /mnt/dv && drbdadm secondary dv1");
+    // The plugin refuses to remove a volume in use anywhere: wait until the controller has
+    // heard from alpha's DRBD that it is Secondary again.
+    assert!(c.wait_until(Duration::from_secs(30), || !c
+        .linstor_ok(&["resource", "list", "-r", "dv1"])
+        .contains("InUse")));
     assert_eq!(dv(&mut b, "Remove", r#"{"Name":"dv1"}"#)["Err"], "");
     assert!(!c
         .linstor_ok(&["resource-definition", "list"])
