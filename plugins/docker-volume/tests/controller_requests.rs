@@ -118,6 +118,11 @@ fn settings(controller: &str, dir: &Path) -> Settings {
     }
 }
 
+/// The error of creating volume `name` with options `o`, which must fail.
+async fn create_fails(s: &Setup, name: &str, o: &[(&str, &str)]) -> PluginError {
+    s.driver.create(name, &opts(o)).await.unwrap_err()
+}
+
 fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -325,7 +330,7 @@ async fn refused_creations_are_explained_and_leave_nothing_behind() {
                 Some("Use a smaller size"),
             ),
         );
-    let e = s.driver.create("odd.vol", &opts(&[])).await.unwrap_err();
+    let e = create_fails(&s, "odd.vol", &[]).await;
     assert_eq!(
         e.to_string(),
         "cannot create volume 'odd.vol': size: Not enough free space (pool_a has 10 MiB); Use a smaller size"
@@ -354,7 +359,7 @@ async fn refused_creations_are_explained_and_leave_nothing_behind() {
         500,
         &refused("Not enough nodes", None, None),
     );
-    let e = s.driver.create("v3", &opts(&[])).await.unwrap_err();
+    let e = create_fails(&s, "v3", &[]).await;
     assert_eq!(
         e.to_string(),
         "cannot create volume 'v3': placing the replicas: Not enough nodes"
@@ -370,11 +375,7 @@ async fn refused_creations_are_explained_and_leave_nothing_behind() {
         409,
         &refused("Resource group 'nosuch' not found", None, None),
     );
-    let e = s
-        .driver
-        .create("v4", &opts(&[("resourcegroup", "nosuch")]))
-        .await
-        .unwrap_err();
+    let e = create_fails(&s, "v4", &[("resourcegroup", "nosuch")]).await;
     assert_eq!(
         e.to_string(),
         "cannot create volume 'v4': Resource group 'nosuch' not found"
@@ -383,7 +384,7 @@ async fn refused_creations_are_explained_and_leave_nothing_behind() {
 
     // An external name without the name the controller gave it.
     s.fake.replace("POST /v1/resource-definitions", 200, "[]");
-    let e = s.driver.create("odd.vol2", &opts(&[])).await.unwrap_err();
+    let e = create_fails(&s, "odd.vol2", &[]).await;
     assert_eq!(
         e.to_string(),
         "cannot create volume 'odd.vol2': the controller did not name its resource definition"
@@ -391,16 +392,12 @@ async fn refused_creations_are_explained_and_leave_nothing_behind() {
     s.fake.take();
 
     // Bad names and options go nowhere.
-    let e = s.driver.create("-x", &opts(&[])).await.unwrap_err();
+    let e = create_fails(&s, "-x", &[]).await;
     assert_eq!(
         e.to_string(),
         "invalid volume name '-x': use letters, digits, '_', '.' and '-', starting with a letter or digit"
     );
-    let e = s
-        .driver
-        .create("v5", &opts(&[("colour", "red")]))
-        .await
-        .unwrap_err();
+    let e = create_fails(&s, "v5", &[("colour", "red")]).await;
     assert!(e.to_string().starts_with("unknown option 'colour'"), "{e}");
     assert_seen(&s.fake, &[]);
 
@@ -410,23 +407,12 @@ async fn refused_creations_are_explained_and_leave_nothing_behind() {
         200,
         r#"[{"storage_pool_name":"pool_b","node_name":"alpha"},{"storage_pool_name":"pool_a","node_name":"alpha"}]"#,
     );
-    let e = s
-        .driver
-        .create("v6", &opts(&[("storagepool", "nosuch")]))
-        .await
-        .unwrap_err();
+    let e = create_fails(&s, "v6", &[("storagepool", "nosuch")]).await;
     assert_eq!(
         e.to_string(),
         "storage pool 'nosuch' does not exist on any node; the pools are: pool_a, pool_b"
     );
-    let e = s
-        .driver
-        .create(
-            "v6",
-            &opts(&[("storagepool", "pool_a"), ("nodes", "bravo")]),
-        )
-        .await
-        .unwrap_err();
+    let e = create_fails(&s, "v6", &[("storagepool", "pool_a"), ("nodes", "bravo")]).await;
     assert_eq!(
         e.to_string(),
         "storage pool 'pool_a' does not exist on node 'bravo'"
