@@ -78,9 +78,14 @@ macro_rules! needs_cluster {
     };
 }
 
-/// python-linstor is importable by `STRATA_PYTHON` (else python3).
+/// The Python the python-linstor tests run: `STRATA_PYTHON`, else python3.
+pub fn python() -> String {
+    std::env::var("STRATA_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// python-linstor is importable by [`python`].
 pub fn python_linstor() -> needs::Need {
-    let python = std::env::var("STRATA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = python();
     let importable = std::process::Command::new(&python)
         .args(["-c", "import linstor"])
         .output()

@@ -11,19 +11,7 @@ use strata_tests::TestCluster;
 fn python_linstor_drives_the_cluster() {
     strata_tests::needs_cluster!(strata_tests::python_linstor());
     let c = TestCluster::start(2);
-    let python = std::env::var("STRATA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python)
-        .args([
-            "-c",
-            "import linstor, sys; print(linstor.VERSION if hasattr(linstor, 'VERSION') else '')",
-        ])
-        .output()
-        .expect("python");
-    assert!(
-        probe.status.success(),
-        "python-linstor is not importable by {python}: {} (run .ci/run, which installs it)",
-        String::from_utf8_lossy(&probe.stderr)
-    );
+    let python = strata_tests::python();
     let nodes: Vec<serde_json::Value> = c
         .satellites
         .iter()

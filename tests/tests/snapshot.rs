@@ -246,7 +246,7 @@ fn file_thin_snapshots_restore_what_was_written() {
 /// python-linstor (from PyPI; `STRATA_PYTHON`, else python3) against the cluster, which has
 /// snapshot `s1` of `r1` on node1.
 fn python_linstor_snapshots(c: &TestCluster) {
-    let python = std::env::var("STRATA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = strata_tests::python();
     let script = r#"
 import sys, linstor
 with linstor.Linstor("linstor://" + sys.argv[1]) as l:
