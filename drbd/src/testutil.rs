@@ -54,13 +54,9 @@ pub fn two_volume_resource() -> Resource {
 /// (`strata_exec::needs!`), so that they are skipped where drbd-utils are missing; this is
 /// the loud fallback for a test that forgot to.
 pub fn require_tool(program: &str) -> PathBuf {
-    strata_exec::SAFE_PATH
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{program} not found: install drbd-utils (scripts/test-all.sh does)")
-        })
+    strata_exec::find_program(program).unwrap_or_else(|| {
+        panic!("{program} not found: install drbd-utils (scripts/test-all.sh does)")
+    })
 }
 
 pub fn require_root() {

@@ -227,7 +227,9 @@ pub trait CommandRunner: Send + Sync {
 #[derive(Debug, Default, Clone)]
 pub struct RealRunner;
 
-fn find_program(program: &str) -> Option<PathBuf> {
+/// Where `program` is: itself when it names a path, else the first match on [`SAFE_PATH`],
+/// the search path commands run with.
+pub fn find_program(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         let p = Path::new(program);
         return p.is_file().then(|| p.to_path_buf());

@@ -41,17 +41,9 @@ pub fn loop_devices() -> Need {
     }
 }
 
-/// Where `program` is on the search path commands run with, if it is there.
-pub fn find_tool(program: &str) -> Option<PathBuf> {
-    crate::SAFE_PATH
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-}
-
 /// `program` is installed; `package` is the Debian package that has it.
 pub fn tool(program: &str, package: &str) -> Need {
-    match find_tool(program) {
+    match crate::find_program(program) {
         Some(_) => Ok(()),
         None => Err(format!(
             "needs {program}; install {package} (scripts/test-all.sh does)"
