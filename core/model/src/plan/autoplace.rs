@@ -169,6 +169,13 @@ fn uses_drbd(req: &PlacementRequest<'_>) -> bool {
     req.layers.contains(&LayerKind::Drbd)
 }
 
+/// The DRBD major version `node` runs, when the replicas use DRBD.
+fn drbd_major(observed: &dyn Observed, uses_drbd: bool, node: &NodeName) -> Option<u32> {
+    uses_drbd
+        .then(|| super::drbd84::version(observed, node).map(|(m, _)| m))
+        .flatten()
+}
+
 /// A property of a node.
 fn node_prop(cluster: &Cluster, node: &NodeName, key: &str) -> Option<String> {
     cluster
@@ -462,6 +469,8 @@ struct Search<'a> {
     req: &'a PlacementRequest<'a>,
     candidates: &'a [Candidate<'a>],
     rules: &'a Rules,
+    /// Whether the replicas use DRBD (asked for every candidate the search looks at).
+    uses_drbd: bool,
     /// The nodes of the existing diskful replicas.
     diskful_existing: Vec<&'a NodeName>,
     /// The DRBD major the existing replicas run, which new ones must run too.
@@ -479,37 +488,39 @@ impl<'a> Search<'a> {
         candidates: &'a [Candidate<'a>],
         rules: &'a Rules,
     ) -> Search<'a> {
-        let mut search = Search {
+        let uses_drbd = uses_drbd(req);
+        let existing_major = req
+            .existing
+            .iter()
+            .find_map(|r| drbd_major(observed, uses_drbd, &r.node));
+        Search {
             cluster,
             observed,
             req,
             candidates,
             rules,
+            uses_drbd,
             diskful_existing: req
                 .existing
                 .iter()
                 .filter(|r| !r.is_diskless())
                 .map(|r| &r.node)
                 .collect(),
-            existing_major: None,
+            existing_major,
             port_ok: candidates.iter().map(|_| OnceCell::new()).collect(),
-        };
-        search.existing_major = req.existing.iter().find_map(|r| search.drbd_major(&r.node));
-        search
+        }
     }
 
     /// The DRBD major version a node runs, when the replicas use DRBD. DRBD 8.4 and 9 nodes
     /// do not share a resource: every replica runs the DRBD major of the existing ones, or
     /// of the first one chosen.
     fn drbd_major(&self, node: &NodeName) -> Option<u32> {
-        uses_drbd(self.req)
-            .then(|| super::drbd84::version(self.observed, node).map(|(m, _)| m))
-            .flatten()
+        drbd_major(self.observed, self.uses_drbd, node)
     }
 
     /// Whether candidate `i` can give the resource a DRBD port (always, without DRBD).
     fn has_port(&self, i: usize) -> bool {
-        !uses_drbd(self.req)
+        !self.uses_drbd
             || *self.port_ok[i].get_or_init(|| {
                 super::drbd::node_has_port(
                     self.cluster,
