@@ -2,7 +2,7 @@
 
 use super::common::by_volume_number;
 pub use super::common::rd_of;
-pub(crate) use super::common::refuse_if_deleting;
+use super::common::refuse_if_deleting;
 use super::{
     parse_layer_stack, parse_rg_name, parse_rsc_name, prop_error, Env, Observed, Op, Plan,
     PlanResult, Reply,

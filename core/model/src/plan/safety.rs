@@ -17,11 +17,15 @@ use crate::objects::{Resource, ResourceDefinition};
 /// device opened, a Primary) or its DRBD event stream. The two arrive separately, so a
 /// check that must not act on a used volume asks both.
 pub(crate) fn seen_in_use(observed: &dyn Observed, node: &NodeName, rsc: &ResourceName) -> bool {
-    observed.in_use(node, rsc) == Some(true)
-        || observed
-            .drbd_state(node, rsc)
-            .and_then(|d| d.in_use())
-            .unwrap_or(false)
+    observed.in_use(node, rsc) == Some(true) || drbd_primary(observed, node, rsc)
+}
+
+/// Whether DRBD's state on `node` shows `rsc` Primary.
+fn drbd_primary(observed: &dyn Observed, node: &NodeName, rsc: &ResourceName) -> bool {
+    observed
+        .drbd_state(node, rsc)
+        .and_then(|d| d.in_use())
+        .unwrap_or(false)
 }
 
 /// Refuses when `r` is in use (DRBD Primary) on its node.
@@ -30,11 +34,7 @@ pub(crate) fn refuse_if_in_use(
     r: &Resource,
     what: &str,
 ) -> Result<(), ApiError> {
-    let in_use = observed
-        .drbd_state(&r.node, &r.name)
-        .and_then(|d| d.in_use())
-        .unwrap_or(false);
-    if !in_use {
+    if !drbd_primary(observed, &r.node, &r.name) {
         return Ok(());
     }
     Err(ApiError::new(

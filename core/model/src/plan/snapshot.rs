@@ -2,7 +2,6 @@
 //! see [`SnapshotState`]), deleting it, and restoring it into another definition (volume
 //! definitions first, then resources on nodes that hold the snapshot).
 
-pub use super::common::refuse_rd_delete_with_snapshots;
 use super::common::{rd_of, refuse_if_deleting};
 use super::rsc::create::{create_resources, RscCreate};
 use super::{parse_node_name, parse_snapshot_name, Env, Observed, Op, Plan, PlanResult, Reply};

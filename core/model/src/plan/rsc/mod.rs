@@ -23,5 +23,4 @@ pub use modify::{modify_resource, modify_volume};
 pub use place::{
     adjust_rd, autoplace, autoplace_rd, make_available, AutoplaceRequest, DEFAULT_PLACE_COUNT,
 };
-pub use pools::{check_room, resolve_pool};
 pub use toggle::{finish_migration, migrations_due, toggle_disk, ToggleDisk};
