@@ -100,6 +100,20 @@ pub struct ObservedState {
 }
 
 impl ObservedState {
+    /// DRBD's state of `rsc` on `node` while the node is online and its watcher follows DRBD
+    /// without error; with `whole`, only once the watcher has read DRBD's complete state.
+    fn drbd_seen(&self, node: &NodeName, rsc: &str, whole: bool) -> Option<&DrbdObserved> {
+        if !self.is_online(node) {
+            return None;
+        }
+        let n = self.nodes.get(node)?;
+        let d = n.drbd.as_ref()?;
+        if d.error.is_some() || (whole && !d.complete) {
+            return None;
+        }
+        n.drbd(rsc)
+    }
+
     pub fn status(&self, node: &NodeName) -> ConnectionStatus {
         self.nodes
             .get(node)
@@ -203,36 +217,22 @@ impl Observed for ObservedState {
     }
 
     fn drbd_state(&self, node: &NodeName, rsc: &ResourceName) -> Option<&DrbdObserved> {
-        if !self.is_online(node) {
-            return None;
-        }
-        let n = self.nodes.get(node)?;
-        let d = n.drbd.as_ref()?;
-        if !d.complete || d.error.is_some() {
-            return None;
-        }
-        n.drbd(rsc.as_str())
+        self.drbd_seen(node, rsc.as_str(), true)
     }
 
     fn in_use(&self, node: &NodeName, rsc: &ResourceName) -> Option<bool> {
         if !self.is_online(node) {
             return None;
         }
-        let n = self.nodes.get(node)?;
+        let reported = self.resource(node, rsc.as_str()).and_then(|r| r.in_use);
         // A Primary in DRBD's latest state is use seen, even while the watcher is still
         // reading its initial dump (which `drbd_state` waits for: what is missing from a
         // partial dump proves nothing, but what is in it was seen).
-        let primary = n
-            .drbd
-            .as_ref()
-            .filter(|d| d.error.is_none())
-            .and_then(|_| n.drbd(rsc.as_str()))
+        let primary = self
+            .drbd_seen(node, rsc.as_str(), false)
             .and_then(|d| d.in_use());
-        let reported = self.resource(node, rsc.as_str()).and_then(|r| r.in_use);
-        match (reported, primary) {
-            (Some(true), _) | (_, Some(true)) => Some(true),
-            (r, p) => r.or(p),
-        }
+        // Some(true) over Some(false) over None.
+        reported.max(primary)
     }
 
     fn promised_kib(&self, node: &NodeName, pool: &StorPoolName) -> u64 {
