@@ -1357,7 +1357,7 @@ mod real_drbdadm84 {
     fn renders_two_hosts_without_node_ids_or_connection_sections() {
         strata_exec::needs!(
             needs::tool("drbdadm", "drbd-utils"),
-            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+            crate::testutil::drbdadm_84()
         );
         let text = render84(&pair(false), &alpha()).unwrap();
         assert!(!text.contains("node-id"), "{text}");
@@ -1390,7 +1390,7 @@ mod real_drbdadm84 {
     fn metadata_commands_suit_the_84_drbdadm() {
         strata_exec::needs!(
             needs::tool("drbdadm", "drbd-utils"),
-            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+            crate::testutil::drbdadm_84()
         );
         let conf = ConfDir::new();
         conf.write("r84", &render84(&pair(false), &alpha()).unwrap());
@@ -1431,7 +1431,7 @@ mod real_drbdadm84 {
     fn a_resource_without_peer_is_adjusted_without_its_network() {
         strata_exec::needs!(
             needs::tool("drbdadm", "drbd-utils"),
-            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+            crate::testutil::drbdadm_84()
         );
         let mut alone = pair(false);
         alone.hosts.truncate(1);
@@ -1475,7 +1475,7 @@ mod real_drbdadm84 {
     fn a_diskless_node_is_adjusted_without_attaching() {
         strata_exec::needs!(
             needs::tool("drbdadm", "drbd-utils"),
-            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+            crate::testutil::drbdadm_84()
         );
         let conf = ConfDir::new();
         let beta = Local {
@@ -1517,7 +1517,7 @@ mod real_drbdadm84 {
     fn dry_run_up_drives_the_84_tools() {
         strata_exec::needs!(
             needs::tool("drbdadm", "drbd-utils"),
-            needs::files(&[crate::testutil::DRBDADM_84.into()], "install drbd-utils")
+            crate::testutil::drbdadm_84()
         );
         let conf = ConfDir::new();
         conf.write("r84", &render84(&pair(false), &alpha()).unwrap());

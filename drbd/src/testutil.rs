@@ -129,6 +129,11 @@ pub fn drbdadm_as(node: &str, conf: &Path, args: &[&str]) -> Ran {
 /// the loaded module is 8.4, so on a host without the module tests call it directly.
 pub const DRBDADM_84: &str = "/usr/lib/drbd/drbdadm-84";
 
+/// The need of the tests that run the DRBD 8.4 drbdadm.
+pub fn drbdadm_84() -> strata_exec::needs::Need {
+    strata_exec::needs::files(&[DRBDADM_84.into()], "install drbd-utils")
+}
+
 /// [`drbdadm_as`] with the DRBD 8.4 drbdadm.
 pub fn drbdadm84_as(node: &str, conf: &Path, args: &[&str]) -> Ran {
     require_tool("drbdadm");
