@@ -127,14 +127,10 @@ impl QueryBuilder {
         let parts: Vec<String> = self
             .0
             .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .map(|(k, v)| format!("{}={}", paths::encode(k), paths::encode(v)))
             .collect();
         format!("?{}", parts.join("&"))
     }
-}
-
-fn encode(s: &str) -> String {
-    paths::encode(s)
 }
 
 impl Client {
