@@ -245,7 +245,11 @@ fn touched(cluster: &Cluster, changes: &[Change]) -> Touched {
             // sends it everything when it connects.
             Change::PutNode(n) => node_and_peers(cluster, &n.name, &mut out),
             Change::DelNode(n) => node_and_peers(cluster, n, &mut out),
-            Change::PutStorPoolDfn(_) | Change::DelStorPoolDfn(_) => {}
+            // Tokens, certificates and revocations reach no satellite's configuration.
+            Change::PutStorPoolDfn(_)
+            | Change::DelStorPoolDfn(_)
+            | Change::PutSecurity(_)
+            | Change::DelSecurity(_) => {}
         }
     }
     out

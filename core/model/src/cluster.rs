@@ -15,6 +15,7 @@ use crate::objects::{
     StorPool, StorPoolDefinition,
 };
 use crate::props::Props;
+use crate::security::SecurityRecord;
 
 /// One persisted modification. `Put*` inserts or replaces the whole object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +38,10 @@ pub enum Change {
     DelRscConn(ResourceName, NodeName, NodeName),
     PutSnapshot(SnapshotDefinition),
     DelSnapshot(ResourceName, SnapshotName),
+    /// A token, node certificate or revocation (see [`crate::security`]).
+    PutSecurity(SecurityRecord),
+    /// Drops the security record of this key.
+    DelSecurity(String),
 }
 
 /// How a change is keyed in the store: object class and a unique key within it.
@@ -51,6 +56,7 @@ pub enum ObjectClass {
     Rsc,
     RscConn,
     Snapshot,
+    Security,
 }
 
 impl ObjectClass {
@@ -65,6 +71,7 @@ impl ObjectClass {
             ObjectClass::Rsc => "rsc",
             ObjectClass::RscConn => "rconn",
             ObjectClass::Snapshot => "snap",
+            ObjectClass::Security => "sec",
         }
     }
 }
@@ -106,6 +113,8 @@ impl Change {
                 pair_key(d.rsc_name.key(), d.name.key()),
             ),
             Change::DelSnapshot(r, n) => (ObjectClass::Snapshot, pair_key(r.key(), n.key())),
+            Change::PutSecurity(r) => (ObjectClass::Security, r.key()),
+            Change::DelSecurity(k) => (ObjectClass::Security, k.clone()),
         }
     }
 
@@ -121,6 +130,7 @@ impl Change {
             Change::PutRsc(o) => serde_json::to_value(o),
             Change::PutRscConn(o) => serde_json::to_value(o),
             Change::PutSnapshot(o) => serde_json::to_value(o),
+            Change::PutSecurity(o) => serde_json::to_value(o),
             _ => return None,
         };
         Some(v.expect("model objects always serialize"))
@@ -138,6 +148,7 @@ impl Change {
             ObjectClass::Rsc => Change::PutRsc(serde_json::from_str(data)?),
             ObjectClass::RscConn => Change::PutRscConn(serde_json::from_str(data)?),
             ObjectClass::Snapshot => Change::PutSnapshot(serde_json::from_str(data)?),
+            ObjectClass::Security => Change::PutSecurity(serde_json::from_str(data)?),
         })
     }
 }
@@ -175,6 +186,8 @@ pub struct Cluster {
     minors: Counts<u32>,
     /// Index: the ports definitions asked for explicitly (`--port`).
     rd_ports: Counts<u16>,
+    /// API tokens, join tokens, node certificates and revocations, by their key.
+    pub security: BTreeMap<String, SecurityRecord>,
 }
 
 /// A multiset: how many objects hold each number.
@@ -295,6 +308,12 @@ impl Cluster {
                     .insert(d.name.clone(), d);
             }
             Change::DelSnapshot(r, n) => self.del_snapshot(r, n),
+            Change::PutSecurity(r) => {
+                self.security.insert(r.key(), r);
+            }
+            Change::DelSecurity(k) => {
+                self.security.remove(&k);
+            }
         }
     }
 

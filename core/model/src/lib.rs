@@ -11,6 +11,7 @@ pub mod objects;
 pub mod observed;
 pub mod plan;
 pub mod props;
+pub mod security;
 pub mod size;
 pub mod vecmap;
 

@@ -93,7 +93,7 @@ pub trait Persistence: Send + Sync {
     }
 }
 
-const CLASSES: [ObjectClass; 9] = [
+const CLASSES: [ObjectClass; 10] = [
     ObjectClass::Ctrl,
     ObjectClass::Node,
     ObjectClass::StorPoolDfn,
@@ -103,6 +103,7 @@ const CLASSES: [ObjectClass; 9] = [
     ObjectClass::Rsc,
     ObjectClass::RscConn,
     ObjectClass::Snapshot,
+    ObjectClass::Security,
 ];
 
 /// The embedded default database.
