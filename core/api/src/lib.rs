@@ -1,6 +1,7 @@
 //! The LINSTOR REST API v1 as this project speaks it: wire types, ApiCallRc with its
 //! masked return codes, and conversion between the wire and the domain model.
 
+pub mod auth;
 pub mod convert;
 mod lenient;
 pub mod paths;

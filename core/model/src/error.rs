@@ -68,6 +68,7 @@ pub mod code {
     pub const FAIL_NOT_FOUND_RSC_GRP: u64 = 317;
     pub const FAIL_NOT_FOUND_VLM_GRP: u64 = 318;
     pub const FAIL_NOT_FOUND_EXT_FILE: u64 = 320;
+    pub const FAIL_ACC_DENIED_COMMAND: u64 = 412;
     pub const FAIL_EXISTS_NODE: u64 = 500;
     pub const FAIL_EXISTS_RSC_DFN: u64 = 501;
     pub const FAIL_EXISTS_RSC: u64 = 502;

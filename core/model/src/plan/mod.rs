@@ -2,6 +2,7 @@
 //! to give, or into an error that says what is wrong. Planners never mutate the cluster; the
 //! caller commits the changes and applies them only after the database accepted them.
 
+pub mod auth;
 pub mod autoplace;
 pub mod clone;
 mod common;
