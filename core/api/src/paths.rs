@@ -9,6 +9,9 @@ pub const HEALTH: &str = "/health";
 pub const CONTROLLER_VERSION: &str = "/v1/controller/version";
 pub const CONTROLLER_PROPS: &str = "/v1/controller/properties";
 pub const CONTROLLER_PROP: &str = "/v1/controller/properties/{*key}";
+pub const AUTH_INIT: &str = "/v1/controller/auth/initialize-token-auth";
+pub const AUTH_TOKENS: &str = "/v1/controller/auth/token";
+pub const AUTH_TOKEN: &str = "/v1/controller/auth/token/{id}";
 
 pub const NODES: &str = "/v1/nodes";
 pub const NODE: &str = "/v1/nodes/{node}";
@@ -81,6 +84,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", CONTROLLER_PROPS),
     ("POST", CONTROLLER_PROPS),
     ("DELETE", CONTROLLER_PROP),
+    ("POST", AUTH_INIT),
+    ("GET", AUTH_TOKENS),
+    ("POST", AUTH_TOKENS),
+    ("PUT", AUTH_TOKEN),
+    ("DELETE", AUTH_TOKEN),
     ("GET", NODES),
     ("POST", NODES),
     ("GET", NODE),

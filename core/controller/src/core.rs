@@ -233,6 +233,8 @@ fn touched(cluster: &Cluster, changes: &[Change]) -> Touched {
                     }
                 }
             }
+            // Token authentication (`Auth/...`) is the REST API's alone.
+            Change::CtrlProps(props) if same_but_auth(&cluster.ctrl_props, props) => {}
             // Inherited DRBD options: everything, everywhere; told now where resources are.
             Change::CtrlProps(_) => {
                 for n in cluster.nodes.keys() {
@@ -253,6 +255,16 @@ fn touched(cluster: &Cluster, changes: &[Change]) -> Touched {
         }
     }
     out
+}
+
+/// Whether two sets of controller properties differ at most in `Auth/` keys.
+fn same_but_auth(a: &strata_model::Props, b: &strata_model::Props) -> bool {
+    let others =
+        |p: &'_ strata_model::Props| p.iter().filter(|(k, _)| !k.starts_with("Auth/")).count();
+    others(a) == others(b)
+        && a.iter()
+            .filter(|(k, _)| !k.starts_with("Auth/"))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 /// Calls `f` with every definition of resource group `rg`.

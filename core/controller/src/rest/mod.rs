@@ -4,6 +4,7 @@
 //! answer is JSON with `application/json`. Errors are lists of ApiCallRc: 404 when the named
 //! object does not exist, 400 for bad input, 500 when a node or the database failed.
 
+pub mod auth;
 mod ctrl;
 mod events;
 mod nodes;
@@ -46,6 +47,9 @@ pub fn router(core: Arc<Core>) -> Router {
             get(ctrl::props_list).post(ctrl::props_modify),
         )
         .route(paths::CONTROLLER_PROP, delete(ctrl::props_delete))
+        .route(paths::AUTH_INIT, post(auth::init))
+        .route(paths::AUTH_TOKENS, get(auth::list).post(auth::create))
+        .route(paths::AUTH_TOKEN, put(auth::modify).delete(auth::revoke))
         .route(paths::NODES, get(nodes::list).post(nodes::create))
         .route(
             paths::NODE,
@@ -165,6 +169,10 @@ pub fn router(core: Arc<Core>) -> Router {
             get(reports::get_one).delete(reports::delete_one),
         )
         .fallback(unknown_call)
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            auth::check,
+        ))
         .layer(axum::middleware::from_fn(json_errors))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(core)
