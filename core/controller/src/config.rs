@@ -21,9 +21,10 @@ pub struct FileConfig {
     pub db: DbSection,
     #[serde(default)]
     pub controller: ControllerSection,
-    /// Accepted for compatibility; TLS is not served.
     #[serde(default)]
-    pub https: Option<toml::Value>,
+    pub https: HttpsSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
     #[serde(default)]
     pub logging: Option<toml::Value>,
 }
@@ -34,6 +35,38 @@ pub struct HttpSection {
     pub enabled: Option<bool>,
     pub port: Option<u16>,
     pub listen_addr: Option<IpAddr>,
+}
+
+/// The REST API over HTTPS, as LINSTOR's `[https]`, with PEM files where LINSTOR has Java
+/// keystores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSection {
+    pub enabled: Option<bool>,
+    pub port: Option<u16>,
+    pub listen_addr: Option<IpAddr>,
+    /// PEM: the server's certificate chain.
+    pub certificate: Option<PathBuf>,
+    /// PEM: its private key.
+    pub private_key: Option<PathBuf>,
+    /// PEM: the CAs whose client certificates are accepted; with it, clients must show one
+    /// (LINSTOR's truststore).
+    pub client_ca: Option<PathBuf>,
+    /// LINSTOR's Java keystores: refused, with how to convert them.
+    pub keystore: Option<String>,
+    pub keystore_password: Option<String>,
+    pub truststore: Option<String>,
+    pub truststore_password: Option<String>,
+}
+
+/// Bounds of the REST API's servers (not in LINSTOR's file).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_connections: Option<usize>,
+    pub header_timeout_secs: Option<u64>,
+    pub handshake_timeout_secs: Option<u64>,
+    pub max_body_mib: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,9 +97,71 @@ pub fn load(path: &Path, named: bool) -> anyhow::Result<FileConfig> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// The REST API over HTTPS, when configured.
+    pub https: Option<HttpsSettings>,
+    /// Bounds of the REST API's servers.
+    pub limits: strata_net::Limits,
     pub db_path: PathBuf,
     pub poll_interval: Duration,
     pub satellite_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsSettings {
+    pub listen: SocketAddr,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+pub const DEFAULT_HTTPS_PORT: u16 = 3371;
+
+/// `[https]`: on when enabled (the default) and given a certificate.
+fn https(h: &HttpsSection) -> anyhow::Result<Option<HttpsSettings>> {
+    if h.keystore.is_some() || h.truststore.is_some() {
+        anyhow::bail!(
+            "[https] keystore/truststore are Java keystores; give PEM files instead: \
+             certificate = \"/etc/linstor/https/cert.pem\", private_key = \"/etc/linstor/https/key.pem\" \
+             and, to require client certificates, client_ca = \"/etc/linstor/https/client-ca.pem\". \
+             Convert a keystore with: keytool -importkeystore -srckeystore keystore.jks -destkeystore ks.p12 \
+             -deststoretype PKCS12; openssl pkcs12 -in ks.p12 -nokeys -out cert.pem; \
+             openssl pkcs12 -in ks.p12 -nocerts -nodes -out key.pem"
+        );
+    }
+    if h.enabled == Some(false) {
+        return Ok(None);
+    }
+    let (certificate, private_key) = match (&h.certificate, &h.private_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (None, None) if h.enabled.is_none() => return Ok(None),
+        _ => anyhow::bail!(
+            "[https] needs both certificate and private_key (PEM files), or enabled = false"
+        ),
+    };
+    Ok(Some(HttpsSettings {
+        listen: SocketAddr::new(
+            h.listen_addr.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            h.port.unwrap_or(DEFAULT_HTTPS_PORT),
+        ),
+        certificate,
+        private_key,
+        client_ca: h.client_ca.clone(),
+    }))
+}
+
+fn limits(l: &LimitsSection) -> strata_net::Limits {
+    let d = strata_net::Limits::default();
+    strata_net::Limits {
+        max_connections: l.max_connections.unwrap_or(d.max_connections).max(1),
+        header_timeout: l
+            .header_timeout_secs
+            .map_or(d.header_timeout, |s| Duration::from_secs(s.max(1))),
+        handshake_timeout: l
+            .handshake_timeout_secs
+            .map_or(d.handshake_timeout, |s| Duration::from_secs(s.max(1))),
+        max_body: l.max_body_mib.map_or(d.max_body, |m| m.max(1) << 20),
+        drain: d.drain,
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -109,6 +204,8 @@ pub fn resolve(file: &FileConfig, o: &Overrides) -> anyhow::Result<Settings> {
     };
     Ok(Settings {
         listen: SocketAddr::new(addr, port),
+        https: https(&file.https)?,
+        limits: limits(&file.limits),
         db_path,
         poll_interval: Duration::from_secs(file.controller.poll_interval_secs.unwrap_or(5).max(1)),
         satellite_timeout: Duration::from_secs(
@@ -142,9 +239,36 @@ mod tests {
     }
 
     #[test]
+    fn https_with_pem_files() {
+        let f: FileConfig = toml::from_str(
+            "[https]\n  certificate = \"/c.pem\"\n  private_key = \"/k.pem\"\n[http]\n  listen_addr = \"127.0.0.1\"\n[limits]\n  max_connections = 10\n  header_timeout_secs = 3\n",
+        )
+        .unwrap();
+        let s = resolve(&f, &Overrides::default()).unwrap();
+        let h = s.https.unwrap();
+        assert_eq!(h.listen, "0.0.0.0:3371".parse().unwrap());
+        assert_eq!(h.certificate, PathBuf::from("/c.pem"));
+        assert_eq!(s.limits.max_connections, 10);
+        assert_eq!(s.limits.header_timeout, Duration::from_secs(3));
+        assert_eq!(s.limits.max_body, strata_net::Limits::default().max_body);
+        let off: FileConfig =
+            toml::from_str("[https]\nenabled = false\ncertificate = \"/c.pem\"\n").unwrap();
+        assert!(resolve(&off, &Overrides::default()).unwrap().https.is_none());
+        let half: FileConfig = toml::from_str("[https]\nenabled = true\n").unwrap();
+        assert!(resolve(&half, &Overrides::default()).is_err());
+        let java: FileConfig = toml::from_str(
+            "[https]\nkeystore = \"/etc/linstor/keystore.jks\"\nkeystore_password = \"x\"\n",
+        )
+        .unwrap();
+        let err = resolve(&java, &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("PEM") && err.contains("openssl"), "{err}");
+    }
+
+    #[test]
     fn defaults_and_refusals() {
         let s = resolve(&FileConfig::default(), &Overrides::default()).unwrap();
         assert_eq!(s.listen.port(), 3370);
+        assert!(s.https.is_none());
         assert_eq!(s.db_path, PathBuf::from("/var/lib/linstor/linstor.sqlite"));
         let f: FileConfig =
             toml::from_str("[db]\nconnection_url = \"jdbc:h2:/var/lib/linstor/linstordb\"\n")

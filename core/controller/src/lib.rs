@@ -7,6 +7,7 @@ pub mod config;
 pub mod core;
 pub mod env;
 pub mod errors;
+pub mod https;
 pub mod link;
 pub mod nodecfg;
 pub mod observed;

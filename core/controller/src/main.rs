@@ -79,23 +79,66 @@ async fn run() -> anyhow::Result<()> {
             db: args.db,
         },
     )?;
+    match strata_net::raise_fd_limit() {
+        Ok(n) => tracing::debug!("open files limit {n}"),
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
     let listen = settings.listen;
+    let https = settings.https.clone();
+    let limits = settings.limits;
+    // Read before anything starts: a bad certificate stops the controller at once.
+    let tls = https
+        .as_ref()
+        .map(strata_controller::https::tls_source)
+        .transpose()?;
     let started = std::time::Instant::now();
     let core = strata_controller::start(settings)?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+    };
+    let listener = bind(listen).await?;
+    let secure_listener = match &https {
+        Some(h) => Some(bind(h.listen).await?),
+        None => None,
+    };
+    let api = strata_controller::rest::router(core.clone());
+    // With HTTPS on, the plain port only redirects, unless it is for this host alone.
+    let plain = match &https {
+        Some(h) if !listen.ip().is_loopback() => strata_controller::https::redirect(h.listen.port()),
+        _ => api.clone(),
+    };
     {
         let c = core.cluster();
         tracing::info!(
             nodes = c.nodes.len(),
             resource_definitions = c.rsc_dfns.len(),
             ms = started.elapsed().as_millis() as u64,
+            https = https.as_ref().map(|h| h.listen.to_string()),
             "controller ready on {listen}"
         );
     }
-    axum::serve(listener, strata_controller::rest::router(core))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    let until_stopped = || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let plain = strata_net::serve(listener, plain, None, limits, until_stopped());
+    let secure = async {
+        if let (Some(listener), Some(tls)) = (secure_listener, tls) {
+            strata_net::serve(listener, api, Some(tls), limits, until_stopped()).await?;
+        }
+        std::io::Result::Ok(())
+    };
+    let (_, plain, secure) = tokio::join!(signal, plain, secure);
+    plain?;
+    secure?;
     Ok(())
 }

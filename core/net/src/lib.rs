@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 /// Bounds of a server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
@@ -42,6 +42,24 @@ impl Default for Limits {
             drain: Duration::from_secs(5),
         }
     }
+}
+
+/// Raises this process's soft limit of open files to its hard limit, so that the connection
+/// cap, not the default of 1024 descriptors, bounds a server; answers the limit now in force.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(std::io::Error::from)?;
+    // An unlimited hard limit still stops at the kernel's nr_open.
+    let most = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let want = hard.min(most);
+    if soft >= want {
+        return Ok(soft);
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, want, hard).map_err(std::io::Error::from)?;
+    Ok(want)
 }
 
 /// The connection a request came on.
@@ -111,22 +129,20 @@ pub async fn serve(
                 }
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                    let stream = match tokio::time::timeout(
-                        limits.handshake_timeout,
-                        acceptor.accept(tcp),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, "TLS handshake refused: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
+                    let stream =
+                        match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, "TLS handshake refused: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
                     let peer_certs: Vec<CertificateDer<'static>> = stream
                         .get_ref()
                         .1
@@ -157,10 +173,11 @@ async fn run_http<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(info.clone());
-        app.clone().oneshot(req)
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(info.clone());
+            app.clone().oneshot(req)
+        });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -170,5 +187,17 @@ async fn run_http<S>(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(conn.into_owned()).await {
         tracing::debug!("connection ended: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fd_limit_rises_to_the_hard_limit() {
+        let now = super::raise_fd_limit().unwrap();
+        let (soft, hard) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!(now, soft);
+        assert!(soft == hard || hard == nix::sys::resource::RLIM_INFINITY, "{soft} {hard}");
     }
 }
