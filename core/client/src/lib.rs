@@ -1,9 +1,17 @@
 //! A typed client of the LINSTOR REST API v1.
 //!
-//! Controllers are tried in the order given (`host`, `host:port`, or a `http://` URL, as in
-//! `LS_CONTROLLERS`); the first that answers serves the call.
+//! Controllers are tried in the order given (`host`, `host:port`, or a `http://`, `https://`
+//! or `linstor+ssl://` URL, as in `LS_CONTROLLERS`); the first that answers serves the call.
+//!
+//! Over HTTPS the controller's certificate is checked against the CA file given (or the
+//! system's roots), and a client certificate is shown when one is given. A bearer token is
+//! sent over HTTPS only, unless plain HTTP is allowed explicitly (python-linstor's rule); a
+//! plain port that redirects to HTTPS (302 with an `https://` Location, as a controller with
+//! HTTPS on answers) is followed, and the HTTPS address is used from then on.
 
 use std::fmt::Display;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use reqwest::Method;
@@ -19,6 +27,21 @@ pub mod calls;
 pub use calls::Call;
 
 pub const DEFAULT_PORT: u16 = 3370;
+pub const DEFAULT_HTTPS_PORT: u16 = 3371;
+
+/// How the client proves who it is and checks whom it talks to.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// Sent as `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// PEM: the CA(s) the controller's certificate must chain to (else the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM: a client certificate and its key, for controllers that require one.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Send the token over plain HTTP too.
+    pub allow_insecure_auth: bool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -34,6 +57,10 @@ pub enum ClientError {
     },
     #[error("unexpected answer from the controller: {0}")]
     Protocol(String),
+    #[error("the controller at {0} asks for a token, which is not sent over plain HTTP: use https:// (linstor+ssl://) or --allow-insecure-auth")]
+    TokenWithheld(String),
+    #[error("{0}")]
+    Settings(String),
 }
 
 impl ClientError {
@@ -45,44 +72,68 @@ impl ClientError {
     }
 }
 
-/// Turns `alpha`, `alpha:3370`, `[::1]:3370` or `http://alpha:3370` into a base URL.
+/// Turns `alpha`, `alpha:3370`, `[::1]:3370`, `http://alpha:3370`, `https://alpha` or
+/// `linstor+ssl://alpha` (port 3371 by default) into a base URL.
 pub fn controller_url(spec: &str) -> Result<String, ClientError> {
     let s = spec.trim().trim_end_matches('/');
     if s.is_empty() {
         return Err(ClientError::BadController(spec.to_string()));
     }
     if let Some(rest) = s.strip_prefix("http://") {
-        return Ok(format!("http://{}", with_port(rest)));
+        return Ok(format!("http://{}", with_port(rest, DEFAULT_PORT)));
     }
-    if s.starts_with("https://") || s.starts_with("linstor+ssl://") {
+    if let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("linstor+ssl://"))
+    {
+        return Ok(format!("https://{}", with_port(rest, DEFAULT_HTTPS_PORT)));
+    }
+    if s.contains("://") && !s.starts_with("linstor://") {
         return Err(ClientError::BadController(format!(
-            "{spec} (HTTPS is not supported; use http://)"
+            "{spec} (use http://, https://, linstor:// or linstor+ssl://)"
         )));
     }
     let s = s.strip_prefix("linstor://").unwrap_or(s);
-    Ok(format!("http://{}", with_port(s)))
+    Ok(format!("http://{}", with_port(s, DEFAULT_PORT)))
 }
 
-fn with_port(hostport: &str) -> String {
+fn with_port(hostport: &str, port: u16) -> String {
     if hostport.starts_with('[') {
         if hostport.contains("]:") {
             hostport.to_string()
         } else {
-            format!("{hostport}:{DEFAULT_PORT}")
+            format!("{hostport}:{port}")
         }
     } else if hostport.matches(':').count() > 1 {
-        format!("[{hostport}]:{DEFAULT_PORT}")
+        format!("[{hostport}]:{port}")
     } else if hostport.contains(':') {
         hostport.to_string()
     } else {
-        format!("{hostport}:{DEFAULT_PORT}")
+        format!("{hostport}:{port}")
     }
+}
+
+/// The origin (`https://host:port`) of an `https://` redirect target.
+fn https_origin(location: &str) -> Option<String> {
+    let rest = location.strip_prefix("https://")?;
+    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+    Some(format!("https://{authority}"))
 }
 
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    bases: Vec<String>,
+    /// Where each controller is reached; an entry turns to HTTPS when its plain port
+    /// redirects there.
+    bases: Arc<RwLock<Vec<String>>>,
+    token: Option<String>,
+    allow_insecure_auth: bool,
+}
+
+fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path).map_err(|e| {
+        ClientError::Settings(format!("cannot read the {what} {}: {e}", path.display()))
+    })
 }
 
 /// Builds `?key=v1&key=v2` query strings.
@@ -135,6 +186,14 @@ impl QueryBuilder {
 
 impl Client {
     pub fn new(controllers: &[String], timeout: Duration) -> Result<Client, ClientError> {
+        Client::with_security(controllers, timeout, &Security::default())
+    }
+
+    pub fn with_security(
+        controllers: &[String],
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Client, ClientError> {
         let specs: Vec<String> = if controllers.is_empty() {
             vec!["localhost".to_string()]
         } else {
@@ -148,12 +207,85 @@ impl Client {
             .iter()
             .map(|s| controller_url(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = &security.ca_file {
+            let pem = read_file("CA file", ca)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::Settings(format!("{}: {e}", ca.display())))?;
+            if certs.is_empty() {
+                return Err(ClientError::Settings(format!(
+                    "{}: no PEM certificate in it",
+                    ca.display()
+                )));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        match (&security.cert_file, &security.key_file) {
+            (Some(cert), key) => {
+                let mut pem = read_file("certificate", cert)?;
+                if let Some(key) = key {
+                    pem.push(b'\n');
+                    pem.extend(read_file("key", key)?);
+                }
+                let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    ClientError::Settings(format!(
+                        "{}: not a certificate and key: {e}",
+                        cert.display()
+                    ))
+                })?;
+                builder = builder.identity(id);
+            }
+            (None, Some(key)) => {
+                return Err(ClientError::Settings(format!(
+                    "a key file ({}) without its certificate file",
+                    key.display()
+                )))
+            }
+            (None, None) => {}
+        }
+        let http = builder
             .build()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok(Client { http, bases })
+            .map_err(|e| ClientError::Settings(e.to_string()))?;
+        Ok(Client {
+            http,
+            bases: Arc::new(RwLock::new(bases)),
+            token: security.token.clone().filter(|t| !t.trim().is_empty()),
+            allow_insecure_auth: security.allow_insecure_auth,
+        })
+    }
+
+    /// The controllers, as reached now.
+    pub fn bases(&self) -> Vec<String> {
+        self.bases.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends one request to `base`, with the token where it may go; answers whether the
+    /// token went with it.
+    async fn send_to(
+        &self,
+        base: &str,
+        method: &Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(reqwest::Response, bool), reqwest::Error> {
+        let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let mut sent = false;
+        if let Some(t) = &self.token {
+            if base.starts_with("https://") || self.allow_insecure_auth {
+                req = req.bearer_auth(t);
+                sent = true;
+            }
+        }
+        Ok((req.send().await?, sent))
     }
 
     /// Sends a request and returns the status and raw body of the first controller reached.
@@ -164,14 +296,34 @@ impl Client {
         body: Option<&serde_json::Value>,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
         let mut last = String::new();
-        for base in &self.bases {
-            let mut req = self.http.request(method.clone(), format!("{base}{path}"));
-            if let Some(b) = body {
-                req = req.json(b);
+        for (i, mut base) in self.bases().into_iter().enumerate() {
+            let mut sent = self.send_to(&base, &method, path, body).await;
+            // A plain port sending us to HTTPS: go there, now and from now on.
+            if let Ok((resp, _)) = &sent {
+                let to = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(https_origin);
+                if let (true, Some(to)) = (resp.status().is_redirection(), to) {
+                    if let Some(b) = self
+                        .bases
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_mut(i)
+                    {
+                        *b = to.clone();
+                    }
+                    base = to;
+                    sent = self.send_to(&base, &method, path, body).await;
+                }
             }
-            match req.send().await {
-                Ok(resp) => {
+            match sent {
+                Ok((resp, token_sent)) => {
                     let status = resp.status();
+                    if status == StatusCode::UNAUTHORIZED && self.token.is_some() && !token_sent {
+                        return Err(ClientError::TokenWithheld(base));
+                    }
                     let bytes = resp
                         .bytes()
                         .await
@@ -195,7 +347,7 @@ impl Client {
             }
         }
         Err(ClientError::Unreachable {
-            tried: self.bases.join(", "),
+            tried: self.bases().join(", "),
             reason: last,
         })
     }
@@ -362,7 +514,17 @@ mod tests {
         );
         assert_eq!(controller_url("::1").unwrap(), "http://[::1]:3370");
         assert_eq!(controller_url("[::1]:5000").unwrap(), "http://[::1]:5000");
-        assert!(controller_url("https://x").is_err());
+        assert_eq!(controller_url("https://x").unwrap(), "https://x:3371");
+        assert_eq!(
+            controller_url("linstor+ssl://x:4443").unwrap(),
+            "https://x:4443"
+        );
+        assert!(controller_url("ftp://x").is_err());
+        assert_eq!(
+            https_origin("https://10.0.0.1:3371/v1/nodes?x=1").as_deref(),
+            Some("https://10.0.0.1:3371")
+        );
+        assert_eq!(https_origin("http://a/b"), None);
         assert!(controller_url(" ").is_err());
     }
 
