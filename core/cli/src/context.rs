@@ -36,11 +36,12 @@ pub struct Settings {
     pub machine: bool,
     pub style: Style,
     pub warn_as_error: bool,
+    pub security: strata_client::Security,
 }
 
 pub struct Ctx {
     pub settings: Settings,
-    client: Option<(Vec<String>, Duration, Client)>,
+    client: Option<(Vec<String>, Duration, strata_client::Security, Client)>,
 }
 
 /// Reads a typed answer; a body this client cannot read is `UNEXPECTED_REPLY`.
@@ -79,16 +80,17 @@ impl Ctx {
     }
 
     fn client(&mut self) -> Result<Client, CliError> {
-        let want = (&self.settings.controllers, self.settings.timeout);
-        if let Some((c, t, client)) = &self.client {
-            if (c, *t) == want {
+        let s = &self.settings;
+        if let Some((c, t, sec, client)) = &self.client {
+            if (c, *t, sec) == (&s.controllers, s.timeout, &s.security) {
                 return Ok(client.clone());
             }
         }
-        let client = Client::new(&self.settings.controllers, self.settings.timeout)?;
+        let client = Client::with_security(&s.controllers, s.timeout, &s.security)?;
         self.client = Some((
-            self.settings.controllers.clone(),
-            self.settings.timeout,
+            s.controllers.clone(),
+            s.timeout,
+            s.security.clone(),
             client.clone(),
         ));
         Ok(client)

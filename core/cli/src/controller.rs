@@ -1,4 +1,5 @@
-//! `controller` (`c`): version, controller properties, maximum volume sizes.
+//! `controller` (`c`): version, controller properties, maximum volume sizes, and token
+//! authentication (`auth`, in `auth.rs`).
 
 use clap::Subcommand;
 #[cfg(test)]
@@ -64,6 +65,9 @@ pub enum ControllerCmd {
     /// Sets DRBD options every resource inherits; --unset-<option> removes one.
     #[command(name = "drbd-options", visible_alias = "opt")]
     DrbdOptions(DrbdOptionArgs<AllSections>),
+    /// Token authentication of the REST API.
+    #[command(subcommand)]
+    Auth(crate::auth::AuthCmd),
 }
 
 pub fn requests(cmd: &ControllerCmd) -> Result<Option<Vec<Request>>, CliError> {
@@ -107,6 +111,7 @@ pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
         return ctx.send(reqs).await;
     }
     match cmd {
+        ControllerCmd::Auth(c) => crate::auth::run(ctx, c).await,
         ControllerCmd::Version => {
             let raw = ctx.fetch(calls::controller_version()).await?;
             if ctx.settings.machine {

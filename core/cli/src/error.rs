@@ -72,6 +72,7 @@ impl fmt::Display for CliError {
 impl From<strata_client::ClientError> for CliError {
     fn from(e: strata_client::ClientError) -> CliError {
         use strata_client::ClientError as E;
+        let e_text = e.to_string();
         match e {
             E::BadController(c) => {
                 CliError::usage(format!("Error: invalid controller address '{c}'"))
@@ -98,6 +99,8 @@ impl From<strata_client::ClientError> for CliError {
             E::Protocol(m) => {
                 CliError::unexpected(format!("Error: unexpected answer from the controller: {m}"))
             }
+            E::TokenWithheld(_) => CliError::new(CONNECTION_ERROR, format!("Error: {e_text}")),
+            E::Settings(m) => CliError::usage(format!("Error: {m}")),
         }
     }
 }

@@ -4,6 +4,8 @@
 //! Global options go before the command (`linstor -m --controllers a,b node list`); a command
 //! line without command starts the interactive mode.
 
+mod auth;
+mod client_conf;
 mod common;
 mod connection;
 mod context;
@@ -22,6 +24,7 @@ mod sync;
 mod table;
 
 use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -71,9 +74,28 @@ pub struct Cli {
     /// Connection and command timeout in seconds (default 300).
     #[arg(short = 't', long)]
     pub timeout: Option<u64>,
-    /// Accepted for compatibility; this client reads no configuration file.
+    /// Do not read the [global] section of linstor-client.conf.
     #[arg(long = "disable-config")]
     pub disable_config: bool,
+    /// PEM certificate to show to a controller that requires client certificates.
+    #[arg(long, value_name = "FILE")]
+    pub certfile: Option<PathBuf>,
+    /// PEM private key of --certfile.
+    #[arg(long, value_name = "FILE")]
+    pub keyfile: Option<PathBuf>,
+    /// PEM CA certificate(s) the controller's HTTPS certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+    /// Send the auth token over plain HTTP too.
+    #[arg(long = "allow-insecure-auth")]
+    pub allow_insecure_auth: bool,
+    /// Token for a controller with token authentication (else LS_AUTH_TOKEN, the
+    /// configuration's auth-token, or /var/lib/linstor.d/auth.json).
+    #[arg(long = "auth-token", value_name = "TOKEN")]
+    pub auth_token: Option<String>,
+    /// File whose first line is the auth token.
+    #[arg(long = "auth-token-file", value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -230,29 +252,77 @@ fn locale_is_utf8() -> bool {
     false
 }
 
-/// The settings of a command line; `base` holds what the interactive session was started with.
-fn settings(cli: &Cli, base: Option<&Cli>) -> Settings {
+/// The settings of a command line; `base` holds what the interactive session was started
+/// with, `conf` the `[global]` entries of linstor-client.conf.
+fn settings(
+    cli: &Cli,
+    base: Option<&Cli>,
+    conf: &std::collections::BTreeMap<String, String>,
+) -> Result<Settings, CliError> {
     let tty = std::io::stdout().is_terminal();
+    let conf_flag = |k: &str| {
+        conf.get(k)
+            .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true") || v == "1")
+    };
     let flag = |f: fn(&Cli) -> bool| f(cli) || base.is_some_and(f);
+    let opt = |f: fn(&Cli) -> Option<PathBuf>, key: &str| {
+        f(cli)
+            .or_else(|| base.and_then(f))
+            .or_else(|| conf.get(key).filter(|v| !v.is_empty()).map(PathBuf::from))
+    };
     let controllers_arg = cli
         .controllers
         .clone()
-        .or_else(|| base.and_then(|b| b.controllers.clone()));
+        .or_else(|| base.and_then(|b| b.controllers.clone()))
+        .or_else(|| conf.get("controllers").cloned());
     let env = std::env::var("LS_CONTROLLERS").ok();
-    Settings {
-        controllers: controller_list(env.as_deref(), controllers_arg.as_deref()),
-        timeout: Duration::from_secs(
-            cli.timeout
-                .or_else(|| base.and_then(|b| b.timeout))
-                .unwrap_or(DEFAULT_TIMEOUT)
-                .max(1),
+    let token = match (
+        cli.auth_token
+            .clone()
+            .or_else(|| base.and_then(|b| b.auth_token.clone())),
+        opt(|c| c.auth_token_file.clone(), "auth-token-file"),
+    ) {
+        (Some(t), _) => Some(t),
+        (None, Some(file)) => Some(
+            client_conf::token_file(&file).map_err(|e| CliError::usage(format!("Error: {e}")))?,
         ),
+        (None, None) => std::env::var(client_conf::TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| conf.get("auth-token").cloned())
+            .or_else(|| client_conf::auth_json_token(std::path::Path::new(client_conf::AUTH_JSON))),
+    };
+    let timeout = cli
+        .timeout
+        .or_else(|| base.and_then(|b| b.timeout))
+        .or_else(|| conf.get("timeout").and_then(|t| t.parse().ok()))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    Ok(Settings {
+        controllers: controller_list(env.as_deref(), controllers_arg.as_deref()),
+        timeout: Duration::from_secs(timeout.max(1)),
         machine: flag(|c| c.machine_readable),
         style: Style {
-            utf8: !flag(|c| c.no_utf8) && tty && locale_is_utf8(),
-            color: !flag(|c| c.no_color) && tty,
+            utf8: !flag(|c| c.no_utf8) && !conf_flag("no-utf8") && tty && locale_is_utf8(),
+            color: !flag(|c| c.no_color) && !conf_flag("no-color") && tty,
         },
         warn_as_error: flag(|c| c.warn_as_error),
+        security: strata_client::Security {
+            token,
+            ca_file: opt(|c| c.cafile.clone(), "cafile"),
+            cert_file: opt(|c| c.certfile.clone(), "certfile"),
+            key_file: opt(|c| c.keyfile.clone(), "keyfile"),
+            allow_insecure_auth: flag(|c| c.allow_insecure_auth)
+                || conf_flag("allow-insecure-auth"),
+        },
+    })
+}
+
+/// The `[global]` entries of linstor-client.conf, unless the command line says not to.
+fn conf_of(cli: &Cli) -> std::collections::BTreeMap<String, String> {
+    if cli.disable_config {
+        Default::default()
+    } else {
+        client_conf::global()
     }
 }
 
@@ -331,7 +401,16 @@ fn print_clap_error(e: &clap::Error) -> i32 {
 fn interactive(rt: &tokio::runtime::Runtime, base: &Cli) -> i32 {
     out(&commands_text());
     out("\n");
-    let mut ctx = Ctx::new(settings(base, None));
+    let conf = conf_of(base);
+    let mut ctx = match settings(base, None, &conf) {
+        Ok(s) => Ctx::new(s),
+        Err(e) => {
+            if let Some(m) = &e.message {
+                err(m);
+            }
+            return e.code;
+        }
+    };
     let stdin = std::io::stdin();
     let extra = env_args(std::env::vars());
     loop {
@@ -375,10 +454,13 @@ fn interactive(rt: &tokio::runtime::Runtime, base: &Cli) -> i32 {
             Some(Command::Exit) => return error::OK,
             Some(Command::Interactive) => err("The client is already running in interactive mode"),
             None => out(&commands_text()),
-            Some(cmd) => {
-                ctx.reset(settings(&cli, Some(base)));
-                run_command(rt, &mut ctx, &cli, cmd);
-            }
+            Some(cmd) => match settings(&cli, Some(base), &conf) {
+                Ok(s) => {
+                    ctx.reset(s);
+                    run_command(rt, &mut ctx, &cli, cmd);
+                }
+                Err(e) => err(e.message.as_deref().unwrap_or("Error")),
+            },
         }
         out("\n");
     }
@@ -412,10 +494,15 @@ fn real_main() -> i32 {
     match cli.command.clone() {
         None | Some(Command::Interactive) => interactive(&rt, &cli),
         Some(Command::Exit) => error::OK,
-        Some(cmd) => {
-            let mut ctx = Ctx::new(settings(&cli, None));
-            run_command(&rt, &mut ctx, &cli, cmd)
-        }
+        Some(cmd) => match settings(&cli, None, &conf_of(&cli)) {
+            Ok(s) => run_command(&rt, &mut Ctx::new(s), &cli, cmd),
+            Err(e) => {
+                if let Some(m) = &e.message {
+                    err(m);
+                }
+                e.code
+            }
+        },
     }
 }
 
@@ -452,7 +539,7 @@ mod tests {
         assert!(cli.machine_readable && cli.no_utf8 && cli.no_color);
         assert_eq!(cli.output_version.as_deref(), Some("v1"));
         assert_eq!(cli.timeout, Some(5));
-        let s = settings(&cli, None);
+        let s = settings(&cli, None, &Default::default()).unwrap();
         assert!(s.machine);
         assert_eq!(s.style, Style::PLAIN);
         assert_eq!(s.timeout, Duration::from_secs(5));

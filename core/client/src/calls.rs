@@ -73,6 +73,32 @@ pub fn controller_props_modify(m: &PropsModify) -> Call {
     with_body(Method::POST, paths::CONTROLLER_PROPS, m)
 }
 
+// --- token authentication ---
+
+pub fn auth_init(req: &strata_api::auth::InitAuthTokenRequest) -> Call {
+    with_body(Method::POST, paths::AUTH_INIT, req)
+}
+
+pub fn auth_tokens() -> Call {
+    Call::get(paths::AUTH_TOKENS)
+}
+
+pub fn auth_token_create(req: &strata_api::auth::CreateAuthToken) -> Call {
+    with_body(Method::POST, paths::AUTH_TOKENS, req)
+}
+
+pub fn auth_token_modify(id: u64, req: &strata_api::auth::ModifyAuthToken) -> Call {
+    with_body(
+        Method::PUT,
+        fill(paths::AUTH_TOKEN, &[&id.to_string()]),
+        req,
+    )
+}
+
+pub fn auth_token_delete(id: u64) -> Call {
+    Call::delete(fill(paths::AUTH_TOKEN, &[&id.to_string()]))
+}
+
 // --- nodes and their connections ---
 
 pub fn nodes(names: &[String], props: &[String]) -> Call {

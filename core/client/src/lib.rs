@@ -30,7 +30,7 @@ pub const DEFAULT_PORT: u16 = 3370;
 pub const DEFAULT_HTTPS_PORT: u16 = 3371;
 
 /// How the client proves who it is and checks whom it talks to.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Security {
     /// Sent as `Authorization: Bearer <token>`.
     pub token: Option<String>,
