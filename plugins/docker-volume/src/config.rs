@@ -1,5 +1,8 @@
 //! Settings: `/etc/linstor/docker-volume.toml` (or the file named), the environment
-//! (`LS_CONTROLLERS`) and the command line, each overriding the one before.
+//! (`LS_CONTROLLERS`, `LS_AUTH_TOKEN`) and the command line, each overriding the one before.
+//! The controller's HTTPS and token settings are the `linstor` client's: `cafile`,
+//! `certfile`, `keyfile`, `auth_token` (or `auth_token_file`, else python-linstor's
+//! `/var/lib/linstor.d/auth.json`) and `allow_insecure_auth`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,9 +28,38 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     /// Seconds a call to the controller may take.
     pub timeout_secs: Option<u64>,
+    /// PEM CA certificate(s) of the controller's HTTPS certificate.
+    pub cafile: Option<PathBuf>,
+    /// PEM client certificate and key, for a controller that requires one.
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    /// Token for a controller with token authentication.
+    pub auth_token: Option<String>,
+    /// File whose first line is the token.
+    pub auth_token_file: Option<PathBuf>,
+    /// Send the token over plain HTTP too.
+    pub allow_insecure_auth: Option<bool>,
     /// Defaults of the volume options, by option name.
     #[serde(default)]
     pub defaults: BTreeMap<String, toml::Value>,
+}
+
+/// Where python-linstor (and the Proxmox plugin) keep a token.
+pub const AUTH_JSON: &str = "/var/lib/linstor.d/auth.json";
+
+fn token(file: &FileConfig, over: &Overrides) -> anyhow::Result<Option<String>> {
+    if let Some(t) = over.auth_token.clone().or_else(|| file.auth_token.clone()) {
+        return Ok(Some(t));
+    }
+    if let Some(path) = &file.auth_token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", path.display()))?;
+        return Ok(text.lines().next().map(|l| l.trim().to_string()));
+    }
+    let json = std::fs::read_to_string(AUTH_JSON)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    Ok(json.and_then(|v| v.get("token")?.as_str().map(str::to_string)))
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +70,7 @@ pub struct Settings {
     pub state_dir: PathBuf,
     pub timeout: std::time::Duration,
     pub defaults: VolumeOpts,
+    pub security: strata_client::Security,
 }
 
 pub fn load(path: &Path, named: bool) -> anyhow::Result<FileConfig> {
@@ -55,6 +88,8 @@ pub struct Overrides {
     pub node: Option<String>,
     pub socket: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    /// `LS_AUTH_TOKEN`.
+    pub auth_token: Option<String>,
 }
 
 fn host_name() -> String {
@@ -112,12 +147,41 @@ pub fn resolve(file: &FileConfig, over: &Overrides) -> anyhow::Result<Settings> 
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         timeout: std::time::Duration::from_secs(file.timeout_secs.unwrap_or(60)),
         defaults,
+        security: strata_client::Security {
+            token: token(file, over)?,
+            ca_file: file.cafile.clone(),
+            cert_file: file.certfile.clone(),
+            key_file: file.keyfile.clone(),
+            allow_insecure_auth: file.allow_insecure_auth.unwrap_or(false),
+        },
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controller_security_as_the_cli_has_it() {
+        let file: FileConfig = toml::from_str(
+            "controllers = \"https://ctrl\"\ncafile = \"/etc/linstor/ca.pem\"\nauth_token = \"t1\"\n",
+        )
+        .unwrap();
+        let s = resolve(&file, &Overrides::default()).unwrap();
+        assert_eq!(s.security.token.as_deref(), Some("t1"));
+        assert_eq!(
+            s.security.ca_file,
+            Some(PathBuf::from("/etc/linstor/ca.pem"))
+        );
+        let over = Overrides {
+            auth_token: Some("t2".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&file, &over).unwrap().security.token.as_deref(),
+            Some("t2")
+        );
+    }
 
     #[test]
     fn file_environment_and_flags() {

@@ -72,8 +72,9 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(settings: Settings, runner: Arc<dyn CommandRunner>) -> anyhow::Result<Driver> {
-        let client = Client::new(&settings.controllers, settings.timeout)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let client =
+            Client::with_security(&settings.controllers, settings.timeout, &settings.security)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         let state = load_state(&settings.state_dir)?;
         Ok(Driver {
             settings,

@@ -63,6 +63,9 @@ async fn main() -> anyhow::Result<()> {
             node: args.node.clone(),
             socket: args.socket.clone(),
             state_dir: args.state_dir.clone(),
+            auth_token: std::env::var("LS_AUTH_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
         },
     )?;
     let socket = settings.socket.clone();

@@ -115,6 +115,7 @@ fn settings(controller: &str, dir: &Path) -> Settings {
         state_dir: dir.join("state"),
         timeout: Duration::from_secs(10),
         defaults: VolumeOpts::default(),
+        security: Default::default(),
     }
 }
 
