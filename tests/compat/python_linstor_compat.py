@@ -3,7 +3,8 @@
 
 Environment:
   STRATA_CONTROLLER  linstor://127.0.0.1:PORT
-  STRATA_NODES       JSON list of {"name", "port", "pool_dir"} of running satellites
+  STRATA_NODES       JSON list of {"name", "port", "pool_dir", "token_file"} of running
+                     satellites (token_file: where the satellite reads its join token)
 
 Each test asserts on what the client returns and, where volumes are made, on the real block
 devices. Tests run in order and build on each other.
@@ -12,6 +13,7 @@ import json
 import os
 import stat
 import sys
+import time
 import unittest
 
 import linstor
@@ -54,8 +56,21 @@ class PythonLinstorCompat(unittest.TestCase):
     def test_02_nodes(self):
         for i, n in enumerate(NODES):
             props = {"Aux/site": "a" if i == 0 else "b"}
-            ok(self, self.lin.node_create(n["name"], linstor.consts.VAL_NODE_TYPE_STLT, "127.0.0.1",
-                                          port=n["port"], property_dict=props), "node_create")
+            replies = ok(self, self.lin.node_create(n["name"], linstor.consts.VAL_NODE_TYPE_STLT,
+                                                    "127.0.0.1", port=n["port"], property_dict=props),
+                         "node_create")
+            # The controller made the node's one-time join token; the administrator gives it
+            # to the satellite, which then joins over TLS.
+            tokens = [r.object_refs.get("JoinToken") for r in replies if r.object_refs.get("JoinToken")]
+            self.assertEqual(len(tokens), 1, [str(r) for r in replies])
+            with open(n["token_file"], "w") as f:
+                f.write(tokens[0])
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            nodes = self.lin.node_list_raise().nodes
+            if all(x.connection_status == "ONLINE" for x in nodes):
+                break
+            time.sleep(0.2)
         nodes = self.lin.node_list_raise().nodes
         self.assertEqual(sorted(x.name for x in nodes), sorted(n["name"] for n in NODES))
         for x in nodes:
@@ -63,6 +78,8 @@ class PythonLinstorCompat(unittest.TestCase):
             self.assertEqual(x.connection_status, "ONLINE")
             self.assertEqual(x.type.upper(), "SATELLITE")
             self.assertEqual(x.net_interfaces[0].address, "127.0.0.1")
+            # Created PLAIN (the client's default), joined over TLS: shown as SSL.
+            self.assertEqual(x.net_interfaces[0].stlt_encryption_type.upper(), "SSL")
         # Filters by name and property.
         only = self.lin.node_list_raise(filter_by_nodes=[NODES[0]["name"]]).nodes
         self.assertEqual([x.name for x in only], [NODES[0]["name"]])

@@ -207,6 +207,17 @@ pub struct Satellite {
     pub netns: Option<NetNs>,
 }
 
+impl Satellite {
+    /// The join token the satellite made at its first start (`<state dir>/tls/join-token`).
+    pub fn join_token(&self) -> String {
+        let file = self.state_dir.join("tls").join("join-token");
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .to_string()
+    }
+}
+
 /// A network namespace linked to the host by a veth pair: whatever runs inside has an address
 /// of its own (`10.231.<slot>.2`) that the host reaches through `10.231.<slot>.1`. Deleted
 /// (with its link) when dropped.
@@ -575,6 +586,7 @@ impl TestCluster {
     pub fn register_all(&self) {
         let client = self.client();
         for s in &self.satellites {
+            // Joined over TLS with the token the satellite made at its first start.
             let body = serde_json::json!({
                 "name": s.name,
                 "type": "SATELLITE",
@@ -582,9 +594,9 @@ impl TestCluster {
                     "name": "default",
                     "address": s.addr,
                     "satellite_port": s.port,
-                    "satellite_encryption_type": "PLAIN",
                     "is_active": true
-                }]
+                }],
+                "join_token": s.join_token(),
             });
             let rcs = self
                 .block(client.write(strata_client::Method::POST, "/v1/nodes", Some(&body)))
@@ -612,7 +624,6 @@ impl TestCluster {
             "name": "default",
             "address": "127.0.0.1",
             "satellite_port": port,
-            "satellite_encryption_type": "PLAIN",
             "is_active": true
         })];
         let mut props = serde_json::Map::new();
@@ -625,6 +636,7 @@ impl TestCluster {
             "type": "SATELLITE",
             "net_interfaces": nics,
             "props": props,
+            "join_token": vm::GUEST_JOIN_TOKEN,
         });
         ok_replies(self.block(self.client().write(
             strata_client::Method::POST,

@@ -97,8 +97,13 @@ impl SimCluster {
             .write(
                 Method::POST,
                 "/v1/nodes",
-                Some(&json!({"name": name, "type": "SATELLITE", "net_interfaces": [
-                    {"name": "default", "address": "127.0.0.1", "satellite_port": self.first + i}]})),
+                Some(
+                    &json!({"name": name, "type": "SATELLITE", "net_interfaces": [
+                    {"name": "default", "address": "127.0.0.1", "satellite_port": self.first + i,
+                     // The simulator stands in for hundreds of satellites in one process
+                     // and speaks plain HTTP: the controller finds no TLS and falls back.
+                     "satellite_encryption_type": "PLAIN"}]}),
+                ),
             )
             .await;
         assert!(r.is_ok(), "{r:?}");

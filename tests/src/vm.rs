@@ -276,6 +276,9 @@ pub fn overlay(dir: &Path, name: &str, files: &[(&str, &[u8], u32)]) -> PathBuf 
 
 /// Where a guest's satellite keeps its state, and its log.
 pub const GUEST_STATE_DIR: &str = "/var/lib/linstor-satellite";
+/// The join token the guests' satellites are started with (test images only; the start
+/// script below names it too).
+pub const GUEST_JOIN_TOKEN: &str = "strata-test-guest-join-token";
 pub const GUEST_SATELLITE_LOG: &str = "/var/log/linstor-satellite.log";
 
 /// The start script of the guest's satellite: in the background, its own session, output in
@@ -284,6 +287,7 @@ const SATELLITE_START: &str = "#!/bin/sh
 # Starts linstor-satellite in the background (port 3366 on every address).
 mkdir -p /var/lib/linstor-satellite /var/log
 RUST_LOG=${RUST_LOG:-info} setsid linstor-satellite --state-dir /var/lib/linstor-satellite \\
+    --join-token strata-test-guest-join-token \\
     </dev/null >>/var/log/linstor-satellite.log 2>&1 &
 echo $! >/run/linstor-satellite.pid
 ";

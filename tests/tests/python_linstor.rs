@@ -16,7 +16,12 @@ fn python_linstor_drives_the_cluster() {
         .satellites
         .iter()
         .map(|s| {
-            serde_json::json!({"name": s.name, "port": s.port, "pool_dir": s.pool_dir.display().to_string()})
+            serde_json::json!({
+                "name": s.name,
+                "port": s.port,
+                "pool_dir": s.pool_dir.display().to_string(),
+                "token_file": s.state_dir.join("tls/join-token").display().to_string(),
+            })
         })
         .collect();
     let script =

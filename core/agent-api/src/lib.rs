@@ -15,6 +15,16 @@
 //! - `GET  /v1/drbd?after=SEQ&wait_ms=MS` -> `Option<DrbdReport>`: the DRBD state of the node,
 //!   answered as soon as it changed after `SEQ` (or after `MS` milliseconds, at most
 //!   [`DRBD_WAIT_MAX_MS`]); `null` when the node has no DRBD layer.
+//!
+//! Over TLS (the default) a satellite that has not joined a cluster serves only the join:
+//! - `GET  /v1/join?node=NAME` -> [`JoinOffer`]: the satellite's proof that it holds the
+//!   node's one-time join token, over the key its TLS connection showed.
+//! - `POST /v1/join` with [`JoinBind`] -> [`Hello`]: the controller's proof, the cluster CA and
+//!   the node's certificate; the satellite binds itself to that cluster for good.
+//!
+//! and, once joined, everything above, to the cluster's controller only, plus
+//! - `PUT  /v1/tls/certificate` with [`CertRenewal`] -> [`Hello`]: a new certificate for the
+//!   node's key (rotation), used from the next connection on.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +41,8 @@ pub const PATH_CONFIG_DELTA: &str = "/v1/config/delta";
 pub const PATH_REPORT: &str = "/v1/report";
 pub const PATH_POOL_PROBE: &str = "/v1/pools/probe";
 pub const PATH_DRBD: &str = "/v1/drbd";
+pub const PATH_JOIN: &str = "/v1/join";
+pub const PATH_CERTIFICATE: &str = "/v1/tls/certificate";
 /// Longest a `GET /v1/drbd` waits for a change.
 pub const DRBD_WAIT_MAX_MS: u64 = 30_000;
 
@@ -44,6 +56,31 @@ pub struct Hello {
     pub cluster_id: Option<String>,
     pub applied_generation: u64,
     pub capabilities: Capabilities,
+}
+
+/// The satellite's side of a join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinOffer {
+    /// Hex HMAC of the join token over the node name and the satellite's public key.
+    pub proof: String,
+}
+
+/// The controller's side of a join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinBind {
+    pub node: String,
+    /// The cluster CA's certificate, PEM.
+    pub ca_pem: String,
+    /// The node's certificate, PEM, over the key the satellite showed.
+    pub cert_pem: String,
+    /// Hex HMAC of the join token over the node, the CA and the certificate.
+    pub proof: String,
+}
+
+/// A renewed certificate for the node's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRenewal {
+    pub cert_pem: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

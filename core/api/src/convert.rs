@@ -52,6 +52,7 @@ pub fn node(n: &m::Node, status: ConnectionStatus, caps: Option<&Capabilities>) 
         flags: flag_names(&n.flags),
         props: n.props.clone(),
         net_interfaces: n.net_interfaces.iter().map(net_interface).collect(),
+        join_token: None,
         connection_status: Some(status.to_string()),
         uuid: Some(n.uuid.clone()),
         storage_providers: providers,

@@ -53,6 +53,10 @@ pub struct Node {
     pub props: Props,
     #[serde(default, deserialize_with = "lenient::null_vec")]
     pub net_interfaces: Vec<NetInterface>,
+    /// Create only (an extension of ours): the one-time token the node's satellite joins
+    /// the cluster with; the controller makes one when it is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1039,6 +1043,9 @@ pub mod request {
         pub props: Props,
         #[serde(default)]
         pub net_interfaces: Vec<super::NetInterface>,
+        /// The satellite's one-time join token (an extension of ours).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub join_token: Option<String>,
     }
 
     /// Body of `PUT /v1/nodes/{node}/net-interfaces/{netif}`: the address only when it changes.

@@ -84,6 +84,11 @@ pub struct ControllerSection {
     pub poll_interval_secs: Option<u64>,
     /// Seconds a change waits for a satellite's answer before answering with a warning.
     pub satellite_timeout_secs: Option<u64>,
+    /// Seconds a node certificate is valid (default a year); renewed, without a break, when a
+    /// third of it is left.
+    pub node_cert_validity_secs: Option<u64>,
+    /// Seconds a join token the controller made is accepted (default a week).
+    pub join_token_ttl_secs: Option<u64>,
 }
 
 pub fn load(path: &Path, named: bool) -> anyhow::Result<FileConfig> {
@@ -104,6 +109,10 @@ pub struct Settings {
     pub db_path: PathBuf,
     pub poll_interval: Duration,
     pub satellite_timeout: Duration,
+    /// How long a node certificate is valid (renewed when a third is left).
+    pub node_cert_validity: Duration,
+    /// How long a join token the controller made is accepted.
+    pub join_token_ttl: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +220,18 @@ pub fn resolve(file: &FileConfig, o: &Overrides) -> anyhow::Result<Settings> {
         satellite_timeout: Duration::from_secs(
             file.controller.satellite_timeout_secs.unwrap_or(60).max(1),
         ),
+        node_cert_validity: Duration::from_secs(
+            file.controller
+                .node_cert_validity_secs
+                .unwrap_or(365 * 86400)
+                .max(30),
+        ),
+        join_token_ttl: Duration::from_secs(
+            file.controller
+                .join_token_ttl_secs
+                .unwrap_or(7 * 86400)
+                .max(60),
+        ),
     })
 }
 
@@ -253,14 +274,19 @@ mod tests {
         assert_eq!(s.limits.max_body, strata_net::Limits::default().max_body);
         let off: FileConfig =
             toml::from_str("[https]\nenabled = false\ncertificate = \"/c.pem\"\n").unwrap();
-        assert!(resolve(&off, &Overrides::default()).unwrap().https.is_none());
+        assert!(resolve(&off, &Overrides::default())
+            .unwrap()
+            .https
+            .is_none());
         let half: FileConfig = toml::from_str("[https]\nenabled = true\n").unwrap();
         assert!(resolve(&half, &Overrides::default()).is_err());
         let java: FileConfig = toml::from_str(
             "[https]\nkeystore = \"/etc/linstor/keystore.jks\"\nkeystore_password = \"x\"\n",
         )
         .unwrap();
-        let err = resolve(&java, &Overrides::default()).unwrap_err().to_string();
+        let err = resolve(&java, &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("PEM") && err.contains("openssl"), "{err}");
     }
 

@@ -12,6 +12,7 @@ use strata_model::kinds::ConnectionStatus;
 use strata_model::objects::{ResourceGroup, SelectFilter, SnapshotState, DEFAULT_RSC_GRP};
 use strata_model::observed::Capabilities;
 use strata_model::plan::{self, Env, Observed, Op, Plan, PlanResult, Reply};
+use strata_model::security::SecurityRecord;
 use strata_model::{ApiError, Change, Cluster, NodeName, ObjKind, ResourceGroupName};
 use strata_store::Persistence;
 
@@ -33,7 +34,13 @@ pub struct Core {
     writer: Mutex<()>,
     pub cluster_id: String,
     pub settings: Settings,
+    /// Plain HTTP, for nodes whose satellite runs in plain mode.
     pub http: reqwest::Client,
+    /// The cluster CA and the controller's certificate.
+    pub trust: crate::trust::Trust,
+    /// The serials of revoked certificates, kept up to date with every commit: the TLS
+    /// clients of the links consult it at every handshake.
+    revoked: Arc<RwLock<std::collections::HashSet<String>>>,
     links: Mutex<HashMap<NodeName, Arc<LinkHandle>>>,
     /// Changes of DRBD's `may_promote`, for `GET /v1/events/drbd/promotion`.
     pub promotions: tokio::sync::broadcast::Sender<MayPromoteChange>,
@@ -308,7 +315,23 @@ impl Core {
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
+        let trust = crate::trust::Trust::load(
+            &data_dir,
+            &cluster_id,
+            settings.node_cert_validity,
+            settings.join_token_ttl,
+        )?;
+        let revoked = cluster
+            .security
+            .values()
+            .filter_map(|r| match r {
+                SecurityRecord::Revoked(r) => Some(r.serial.clone()),
+                _ => None,
+            })
+            .collect();
         let core = Arc::new(Core {
+            trust,
+            revoked: Arc::new(RwLock::new(revoked)),
             cluster: RwLock::new(cluster),
             observed: RwLock::new(ObservedState::default()),
             store,
@@ -422,8 +445,47 @@ impl Core {
 /// What the links call: where a node is, its next configuration, and what its satellite
 /// said.
 impl Host for Core {
-    fn http(&self) -> &reqwest::Client {
-        &self.http
+    async fn open_channel(
+        self: &Arc<Self>,
+        node: &NodeName,
+        addr: SocketAddr,
+    ) -> Result<link::Channel, String> {
+        self.channel_to(node, addr).await
+    }
+
+    async fn renew_if_due(
+        self: &Arc<Self>,
+        node: &NodeName,
+        addr: SocketAddr,
+        channel: &link::Channel,
+    ) {
+        if !channel.tls {
+            return;
+        }
+        let key = strata_model::security::node_cert_key(node);
+        let Some(SecurityRecord::NodeCert(old)) = self.cluster().security.get(&key).cloned() else {
+            return;
+        };
+        if !self.trust.renewal_due(&old, RealEnv.now_ms().max(0) as u64) {
+            return;
+        }
+        match self.trust.renew(channel, addr, &old).await {
+            Ok(new) => {
+                let changes = vec![
+                    Change::PutSecurity(SecurityRecord::NodeCert(new.clone())),
+                    revoke(&old, "renewed"),
+                ];
+                match self.commit_changes(changes).await {
+                    Ok(()) => {
+                        tracing::info!(node = %node, serial = %new.serial, "renewed the node's certificate")
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = %node, "the renewed certificate could not be recorded: {e}")
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(node = %node, "renewing the node's certificate failed: {e}"),
+        }
     }
 
     fn settings(&self) -> &Settings {
@@ -727,6 +789,14 @@ impl Core {
         let mut cluster = self.cluster.write().unwrap_or_else(poisoned);
         let mut marks = touched(&cluster, &plan.changes);
         let changes = plan.changes.clone();
+        for c in &changes {
+            if let Change::PutSecurity(SecurityRecord::Revoked(r)) = c {
+                self.revoked
+                    .write()
+                    .unwrap_or_else(poisoned)
+                    .insert(r.serial.clone());
+            }
+        }
         for c in plan.changes {
             cluster.apply(c);
         }
@@ -1090,14 +1160,19 @@ impl Core {
     }
 
     /// Asks a node's satellite whether a pool can be used; `None` when the node is offline.
-    pub async fn probe_pool(&self, node: &NodeName, pool: &PoolConfig) -> Option<PoolProbe> {
+    pub async fn probe_pool(
+        self: &Arc<Self>,
+        node: &NodeName,
+        pool: &PoolConfig,
+    ) -> Option<PoolProbe> {
         if !self.observed().is_online(node) {
             return None;
         }
         let addr = self.satellite_addr(node)?;
-        let resp = self
+        let channel = self.channel_to(node, addr).await.ok()?;
+        let resp = channel
             .http
-            .post(format!("http://{addr}{PATH_POOL_PROBE}"))
+            .post(channel.url(addr, PATH_POOL_PROBE))
             .json(pool)
             .timeout(Duration::from_secs(30))
             .send()
@@ -1113,6 +1188,143 @@ impl Core {
             h.stop();
         }
         self.link_for(node).is_some()
+    }
+}
+
+/// The record revoking `cert`.
+fn revoke(cert: &strata_model::security::NodeCert, why: &str) -> Change {
+    Change::PutSecurity(SecurityRecord::Revoked(
+        strata_model::security::RevokedCert {
+            serial: cert.serial.clone(),
+            node: cert.node.clone(),
+            revoked_at_ms: RealEnv.now_ms().max(0) as u64,
+            reason: why.to_string(),
+        },
+    ))
+}
+
+impl Core {
+    /// Commits changes made outside the planners (the trust's records), off the runtime.
+    async fn commit_changes(self: &Arc<Self>, changes: Vec<Change>) -> Result<(), String> {
+        let core = self.clone();
+        tokio::task::spawn_blocking(move || {
+            core.commit_plan(Plan {
+                changes,
+                replies: Vec::new(),
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|_| ())
+        .map_err(|e| e.message)
+    }
+
+    /// How to reach `node` at `addr` now; joins it first when it has a join token.
+    pub async fn channel_to(
+        self: &Arc<Self>,
+        node: &NodeName,
+        addr: SocketAddr,
+    ) -> Result<link::Channel, String> {
+        use strata_model::security::{join_token_key, node_cert_key};
+        let (plain_ok, cert, token) = {
+            let c = self.cluster();
+            let plain_ok = c
+                .nodes
+                .get(node)
+                .and_then(|n| n.satellite_interface())
+                .is_some_and(|i| i.encryption == Some(strata_model::EncryptionType::Plain));
+            let cert = match c.security.get(&node_cert_key(node)) {
+                Some(SecurityRecord::NodeCert(x)) => Some(x.clone()),
+                _ => None,
+            };
+            let token = match c.security.get(&join_token_key(node)) {
+                Some(SecurityRecord::JoinToken(t)) => Some(t.clone()),
+                _ => None,
+            };
+            (plain_ok, cert, token)
+        };
+        let now = RealEnv.now_ms().max(0) as u64;
+        let token = token.filter(|t| t.expires_at_ms > now || cert.is_some());
+        match (token, &cert) {
+            (Some(t), _) if t.expires_at_ms > now => {
+                match self.join_node(node, addr, &t.secret, cert.as_ref()).await {
+                    Ok(()) => {}
+                    Err(crate::trust::JoinError::NotTls(_)) if plain_ok && cert.is_none() => {
+                        return Ok(crate::trust::plain_channel(&self.http));
+                    }
+                    Err(crate::trust::JoinError::NotTls(m)) => {
+                        return Err(format!("the satellite at {addr} speaks no TLS ({m}); run it with TLS (the default), or create the node with the communication type PLAIN if it must run in plain mode"));
+                    }
+                    Err(crate::trust::JoinError::Failed(m)) => {
+                        return Err(format!("joining node '{node}' failed: {m}"));
+                    }
+                }
+            }
+            (_, Some(_)) => {}
+            (_, None) if plain_ok => return Ok(crate::trust::plain_channel(&self.http)),
+            (_, None) => {
+                return Err(format!(
+                    "node '{node}' has not joined the cluster and has no valid join token; delete and create the node again to get one"
+                ))
+            }
+        }
+        let revoked = self.revoked.clone();
+        self.trust.client_for(
+            node.as_str(),
+            Arc::new(move |serial: &str| {
+                revoked
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(serial)
+            }),
+        )
+    }
+
+    /// Joins `node`: the certificate is recorded (an older one revoked) before the satellite
+    /// gets it, the token dropped once it has it; a PLAIN node becomes SSL.
+    async fn join_node(
+        self: &Arc<Self>,
+        node: &NodeName,
+        addr: SocketAddr,
+        token: &str,
+        old: Option<&strata_model::security::NodeCert>,
+    ) -> Result<(), crate::trust::JoinError> {
+        use crate::trust::JoinError;
+        let pending = self.trust.start_join(node.as_str(), addr, token).await?;
+        let mut changes = vec![Change::PutSecurity(SecurityRecord::NodeCert(
+            pending.cert.clone(),
+        ))];
+        if let Some(old) = old.filter(|o| o.serial != pending.cert.serial) {
+            changes.push(revoke(old, "joined again"));
+        }
+        self.commit_changes(changes)
+            .await
+            .map_err(JoinError::Failed)?;
+        pending.hand_over().await?;
+        let mut changes = vec![Change::DelSecurity(strata_model::security::join_token_key(
+            node,
+        ))];
+        if let Some(mut n) = self.cluster().nodes.get(node).cloned() {
+            let mut changed = false;
+            for nif in n
+                .net_interfaces
+                .iter_mut()
+                .filter(|i| i.satellite_port.is_some())
+            {
+                if nif.encryption != Some(strata_model::EncryptionType::Ssl) {
+                    nif.encryption = Some(strata_model::EncryptionType::Ssl);
+                    changed = true;
+                }
+            }
+            if changed {
+                changes.push(Change::PutNode(n));
+            }
+        }
+        self.commit_changes(changes)
+            .await
+            .map_err(JoinError::Failed)?;
+        tracing::info!(node = %node, %addr, "node joined the cluster");
+        Ok(())
     }
 }
 

@@ -12,6 +12,7 @@ pub mod link;
 pub mod nodecfg;
 pub mod observed;
 pub mod rest;
+pub mod trust;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -24,6 +24,7 @@ use strata_model::NodeName;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::Settings;
+pub use crate::trust::Channel;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,7 +33,21 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 /// its satellite says goes. The controller's core is the one host; links know nothing else
 /// of it.
 pub trait Host: Send + Sync + 'static {
-    fn http(&self) -> &reqwest::Client;
+    /// Opens the way to the node's satellite: over TLS (joining the node first when it has
+    /// not joined, or was given a new join token), or in plain HTTP for a node created PLAIN
+    /// whose satellite speaks no TLS.
+    fn open_channel(
+        self: &Arc<Self>,
+        node: &NodeName,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Result<Channel, String>> + Send;
+    /// Gives the node a new certificate when a third of the old one's validity is left.
+    fn renew_if_due(
+        self: &Arc<Self>,
+        node: &NodeName,
+        addr: SocketAddr,
+        channel: &Channel,
+    ) -> impl Future<Output = ()> + Send;
     fn settings(&self) -> &Settings;
     /// Whole configurations take turns: one permit per configuration built and sent.
     fn full_pushes(&self) -> &Semaphore;
@@ -207,10 +222,6 @@ async fn call<T: serde::de::DeserializeOwned>(
         .map_err(|e| CallError::Network(format!("unreadable answer: {}", describe(&e))))
 }
 
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
 /// A task that ends when its handle goes.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -226,8 +237,7 @@ const DRBD_WAIT: Duration = Duration::from_millis(DRBD_WAIT_MAX_MS / 2);
 /// Follows the DRBD state of a node while it is online: asks for it, and again as soon as
 /// something changed (the satellite holds the question until then). Ends at once when the
 /// node has no DRBD layer.
-async fn follow_drbd<H: Host>(core: Arc<H>, node: NodeName, addr: SocketAddr) {
-    let http = core.http().clone();
+async fn follow_drbd<H: Host>(core: Arc<H>, node: NodeName, addr: SocketAddr, channel: Channel) {
     let mut after = 0u64;
     let mut epoch: Option<u64> = None;
     loop {
@@ -238,9 +248,11 @@ async fn follow_drbd<H: Host>(core: Arc<H>, node: NodeName, addr: SocketAddr) {
         if let Some(e) = epoch {
             path.push_str(&format!("&epoch={e}"));
         }
-        let answer =
-            call::<Option<DrbdReport>>(http.get(url(addr, &path)), DRBD_WAIT + HELLO_TIMEOUT * 3)
-                .await;
+        let answer = call::<Option<DrbdReport>>(
+            channel.http.get(channel.url(addr, &path)),
+            DRBD_WAIT + HELLO_TIMEOUT * 3,
+        )
+        .await;
         match answer {
             Ok(None) => return,
             Ok(Some(report)) => {
@@ -302,6 +314,8 @@ struct Online {
     need_push: bool,
     /// Follows the node's DRBD state while connected; dropping it stops that.
     _drbd: AbortOnDrop,
+    /// How this connection reaches the satellite.
+    channel: Channel,
 }
 
 /// Why a node is not connected.
@@ -350,7 +364,6 @@ impl PollSchedule {
 struct Link<H: Host> {
     host: Arc<H>,
     node: NodeName,
-    http: reqwest::Client,
     push_timeout: Duration,
     wanted: watch::Receiver<u64>,
     status: watch::Sender<LinkStatus>,
@@ -374,7 +387,6 @@ async fn run<H: Host>(
     stop: watch::Receiver<bool>,
 ) {
     let mut link = Link {
-        http: host.http().clone(),
         push_timeout: host.settings().satellite_timeout,
         schedule: PollSchedule::new(&node, host.settings().poll_interval),
         host,
@@ -411,7 +423,18 @@ async fn run<H: Host>(
 impl<H: Host> Link<H> {
     /// Says hello: online when the satellite answers in our protocol, offline otherwise.
     async fn connect(&mut self, addr: SocketAddr, backoff: Duration) -> LinkState {
-        let hello = call::<Hello>(self.http.get(url(addr, PATH_HELLO)), HELLO_TIMEOUT).await;
+        let channel = match self.host.open_channel(&self.node, addr).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.went_offline(addr, Down::Unreachable(e));
+                return LinkState::Offline { backoff };
+            }
+        };
+        let hello = call::<Hello>(
+            channel.http.get(channel.url(addr, PATH_HELLO)),
+            HELLO_TIMEOUT,
+        )
+        .await;
         let h = match hello {
             Ok(h) if h.agent_api != AGENT_API_VERSION => {
                 self.went_offline(addr, Down::OtherProtocol(h.agent_api));
@@ -424,12 +447,19 @@ impl<H: Host> Link<H> {
             }
         };
         self.acked = self.acked.filter(|a| *a == h.applied_generation);
-        let drbd = tokio::spawn(follow_drbd(self.host.clone(), self.node.clone(), addr));
+        self.host.renew_if_due(&self.node, addr, &channel).await;
+        let drbd = tokio::spawn(follow_drbd(
+            self.host.clone(),
+            self.node.clone(),
+            addr,
+            channel.clone(),
+        ));
         self.host.set_node_online(&self.node, h.capabilities);
-        tracing::info!(node = %self.node, %addr, "satellite connected");
+        tracing::info!(node = %self.node, %addr, tls = channel.tls, "satellite connected");
         LinkState::Online(Online {
             need_push: true,
             _drbd: AbortOnDrop(drbd),
+            channel,
         })
     }
 
@@ -478,8 +508,16 @@ impl<H: Host> Link<H> {
         let is_delta = matches!(push, Push::Delta(_));
         tracing::debug!(node = %self.node, generation, acked = ?self.acked, is_delta, need_push = online.need_push, "push");
         let answer = match &push {
-            Push::Full(cfg) => self.http.put(url(addr, PATH_CONFIG)).json(cfg),
-            Push::Delta(d) => self.http.put(url(addr, PATH_CONFIG_DELTA)).json(d),
+            Push::Full(cfg) => online
+                .channel
+                .http
+                .put(online.channel.url(addr, PATH_CONFIG))
+                .json(cfg),
+            Push::Delta(d) => online
+                .channel
+                .http
+                .put(online.channel.url(addr, PATH_CONFIG_DELTA))
+                .json(d),
         };
         match call::<Report>(answer, self.push_timeout).await {
             Ok(report) => {
@@ -547,12 +585,22 @@ impl<H: Host> Link<H> {
     /// Polls the node's report.
     async fn poll(&mut self, addr: SocketAddr, mut online: Online) -> LinkState {
         self.schedule.polling();
-        let report = match call::<Report>(self.http.get(url(addr, PATH_REPORT)), REPORT_TIMEOUT)
-            .await
+        let report = match call::<Report>(
+            online
+                .channel
+                .http
+                .get(online.channel.url(addr, PATH_REPORT)),
+            REPORT_TIMEOUT,
+        )
+        .await
         {
             Ok(report) => report,
             Err(CallError::Network(e)) | Err(CallError::Refused(e)) => return self.lost(addr, e),
         };
+        // Each poll checks the certificate's age, so long-lived connections renew too.
+        self.host
+            .renew_if_due(&self.node, addr, &online.channel)
+            .await;
         if report.applied_generation < self.pushed || self.host.needs_retry(&self.node, &report) {
             // The node lost what it had applied (e.g. its record), or still has work that
             // failed before: push again.

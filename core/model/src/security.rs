@@ -70,6 +70,9 @@ pub struct NodeCert {
     /// Lower-case hex SHA-256 of the certificate's DER.
     pub fingerprint: String,
     pub not_after_ms: u64,
+    /// Lower-case hex of the node's public key (DER SubjectPublicKeyInfo): renewals are
+    /// issued for the same key.
+    pub spki: String,
 }
 
 /// A certificate no longer accepted.
@@ -130,8 +133,10 @@ mod tests {
             serial: "0a".into(),
             fingerprint: "ff".into(),
             not_after_ms: 5,
+            spki: "00".into(),
         });
-        assert_eq!(r.key(), "cert:alpha");
+        assert_eq!(r.key(), format!("cert:{}", n.key()));
+        assert_eq!(r.key(), node_cert_key(&"ALPHA".parse().unwrap()));
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains("\"kind\":\"node_cert\""), "{json}");
         assert_eq!(serde_json::from_str::<SecurityRecord>(&json).unwrap(), r);

@@ -24,8 +24,12 @@ pub struct FileConfig {
 pub struct NetcomSection {
     pub port: Option<u16>,
     pub bind_address: Option<IpAddr>,
+    /// `ssl` (the default: mutual TLS with the cluster's controller) or `plain` (no
+    /// encryption, no authentication: for tests and migrations only).
     #[serde(rename = "type")]
     pub com_type: Option<String>,
+    /// The one-time token to join the cluster with (else the one in `<state dir>/tls/join-token`).
+    pub join_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +51,9 @@ pub fn load(path: &Path, named: bool) -> anyhow::Result<FileConfig> {
 pub struct Settings {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
+    /// Mutual TLS (the default); `false` with `[netcom] type = "plain"`.
+    pub tls: bool,
+    pub join_token: Option<String>,
 }
 
 /// Flags win over the environment (clap reads both), which win over the file.
@@ -56,11 +63,14 @@ pub fn resolve(
     listen_addr: Option<IpAddr>,
     state_dir: Option<PathBuf>,
 ) -> anyhow::Result<Settings> {
-    if let Some(t) = &file.netcom.com_type {
-        if !t.eq_ignore_ascii_case("plain") {
-            anyhow::bail!("netcom type '{t}' is not supported; use 'plain'");
+    let tls = match file.netcom.com_type.as_deref() {
+        None => true,
+        Some(t) if t.eq_ignore_ascii_case("ssl") || t.eq_ignore_ascii_case("tls") => true,
+        Some(t) if t.eq_ignore_ascii_case("plain") => false,
+        Some(t) => {
+            anyhow::bail!("[netcom] type = '{t}' is unknown; use 'ssl' (the default) or 'plain'")
         }
-    }
+    };
     let port = port.or(file.netcom.port).unwrap_or(DEFAULT_PORT);
     let addr = listen_addr
         .or(file.netcom.bind_address)
@@ -70,6 +80,8 @@ pub fn resolve(
         state_dir: state_dir
             .or_else(|| file.satellite.state_dir.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        tls,
+        join_token: file.netcom.join_token.clone(),
     })
 }
 
@@ -91,13 +103,18 @@ mod tests {
         assert_eq!(s.state_dir, PathBuf::from("/x"));
         let d = resolve(&FileConfig::default(), None, None, None).unwrap();
         assert_eq!(d.listen, "0.0.0.0:3366".parse().unwrap());
+        assert!(d.tls, "TLS unless plain is asked for");
     }
 
     #[test]
     fn bad_files_are_refused() {
         assert!(toml::from_str::<FileConfig>("[netcom]\nprot = 1\n").is_err());
         let ssl: FileConfig = toml::from_str("[netcom]\ntype = \"ssl\"\n").unwrap();
-        assert!(resolve(&ssl, None, None, None).is_err());
+        assert!(resolve(&ssl, None, None, None).unwrap().tls);
+        let plain: FileConfig = toml::from_str("[netcom]\ntype = \"PLAIN\"\n").unwrap();
+        assert!(!resolve(&plain, None, None, None).unwrap().tls);
+        let other: FileConfig = toml::from_str("[netcom]\ntype = \"tcp\"\n").unwrap();
+        assert!(resolve(&other, None, None, None).is_err());
         assert!(load(Path::new("/nonexistent/x.toml"), true).is_err());
         assert!(load(Path::new("/nonexistent/x.toml"), false).is_ok());
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod drbd;
 pub mod reconcile;
 pub mod record;
+pub mod trust;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -19,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use strata_agent_api::{
-    AgentError, Hello, NodeConfig, NodeConfigDelta, PoolConfig, Report, AGENT_API_VERSION,
-    DRBD_WAIT_MAX_MS, PATH_CONFIG, PATH_CONFIG_DELTA, PATH_DRBD, PATH_HELLO, PATH_POOL_PROBE,
-    PATH_REPORT,
+    AgentError, CertRenewal, Hello, JoinBind, JoinOffer, NodeConfig, NodeConfigDelta, PoolConfig,
+    Report, AGENT_API_VERSION, DRBD_WAIT_MAX_MS, PATH_CERTIFICATE, PATH_CONFIG, PATH_CONFIG_DELTA,
+    PATH_DRBD, PATH_HELLO, PATH_JOIN, PATH_POOL_PROBE, PATH_REPORT,
 };
 use strata_model::observed::Capabilities;
 
@@ -63,6 +64,8 @@ struct Inner {
     record_problem: Mutex<Option<String>>,
     /// The DRBD event watcher, on nodes with the DRBD layer.
     watch: Option<watch::DrbdWatch>,
+    /// The cluster's trust, in TLS mode; `None` in plain mode (no authentication at all).
+    trust: Option<Arc<trust::Trust>>,
 }
 
 #[derive(Clone)]
@@ -121,6 +124,7 @@ impl Satellite {
                 record: Mutex::new(record),
                 record_problem: Mutex::new(problem),
                 watch: None,
+                trust: None,
             }),
         })
     }
@@ -141,6 +145,20 @@ impl Satellite {
         Satellite {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same satellite in TLS mode, with its trust (call before serving).
+    pub fn with_trust(self, trust: Arc<trust::Trust>) -> Satellite {
+        let mut inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("with_trust is called before the satellite is shared"));
+        inner.trust = Some(trust);
+        Satellite {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn trust(&self) -> Option<&Arc<trust::Trust>> {
+        self.inner.trust.as_ref()
     }
 
     pub fn watch(&self) -> Option<&watch::DrbdWatch> {
@@ -277,6 +295,17 @@ impl Satellite {
     }
 
     fn apply_locked(&self, record: &mut Record, cfg: &NodeConfig) -> Applied {
+        if let Some(node) = self.trust().and_then(|t| t.bound_node()) {
+            if !node.eq_ignore_ascii_case(&cfg.node_name) {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "this satellite joined the cluster as node '{node}'; it takes no configuration of node '{}'",
+                        cfg.node_name
+                    ),
+                ));
+            }
+        }
         let holds_volumes = !record.volumes.is_empty();
         if let Some(cluster) = &record.cluster_id {
             if cluster != &cfg.cluster_id && holds_volumes {
@@ -384,10 +413,14 @@ impl Satellite {
             .route(PATH_REPORT, get(report))
             .route(PATH_POOL_PROBE, post(probe))
             .route(PATH_DRBD, get(drbd))
+            .route(PATH_JOIN, get(join_offer).post(join_bind))
+            .route(PATH_CERTIFICATE, put(renew_certificate))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), admit))
             .with_state(self.clone())
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes: over TLS with the satellite's trust, in plain HTTP
+    /// without one.
     pub async fn serve(
         &self,
         listen: SocketAddr,
@@ -396,10 +429,24 @@ impl Satellite {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-        tracing::info!("satellite listening on {listen}");
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let tls = self.trust().map(|t| {
+            let t = t.clone();
+            Arc::new(move || t.server_config()) as strata_net::TlsSource
+        });
+        tracing::info!(
+            "satellite listening on {listen} ({})",
+            if tls.is_some() {
+                "TLS"
+            } else {
+                "PLAIN: no authentication"
+            }
+        );
+        let limits = strata_net::Limits {
+            // Whole node configurations come in one body.
+            max_body: 1 << 30,
+            ..Default::default()
+        };
+        strata_net::serve(listener, self.router(), tls, limits, shutdown).await?;
         Ok(())
     }
 }
@@ -413,6 +460,95 @@ async fn blocking<T: Send + 'static>(
             format!("internal error: {e}"),
         )
     })
+}
+
+/// In TLS mode, lets through only the join, and everything else only on connections that
+/// showed the controller's certificate once the satellite joined.
+async fn admit(
+    State(s): State<Satellite>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(trust) = s.trust() else {
+        if req.uri().path() == PATH_JOIN || req.uri().path() == PATH_CERTIFICATE {
+            return agent_error(
+                StatusCode::NOT_FOUND,
+                "this satellite runs in plain mode ([netcom] type = \"plain\"): it has no TLS to join",
+            );
+        }
+        return next.run(req).await;
+    };
+    if req.uri().path() == PATH_JOIN {
+        return next.run(req).await;
+    }
+    let authenticated = req
+        .extensions()
+        .get::<strata_net::ConnInfo>()
+        .is_some_and(|c| c.tls && !c.peer_certs.is_empty());
+    if trust.bound_node().is_none() {
+        return agent_error(
+            StatusCode::FORBIDDEN,
+            "this satellite has not joined a cluster; only the join is served",
+        );
+    }
+    if !authenticated {
+        return agent_error(
+            StatusCode::FORBIDDEN,
+            "this connection showed no certificate of the cluster's controller",
+        );
+    }
+    next.run(req).await
+}
+
+#[derive(serde::Deserialize)]
+struct JoinQuery {
+    node: String,
+}
+
+async fn join_offer(State(s): State<Satellite>, Query(q): Query<JoinQuery>) -> Response {
+    let Some(trust) = s.trust() else {
+        return agent_error(StatusCode::NOT_FOUND, "plain mode");
+    };
+    match trust.offer(&q.node) {
+        Ok(proof) => Json(JoinOffer { proof }).into_response(),
+        Err(e) => agent_error(StatusCode::CONFLICT, e.0),
+    }
+}
+
+async fn join_bind(
+    State(s): State<Satellite>,
+    body: Result<Json<JoinBind>, JsonRejection>,
+) -> Response {
+    let Some(trust) = s.trust().cloned() else {
+        return agent_error(StatusCode::NOT_FOUND, "plain mode");
+    };
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return agent_error(StatusCode::BAD_REQUEST, format!("invalid join: {e}")),
+    };
+    match blocking(move || trust.bind(&req)).await {
+        Ok(Ok(())) => Json(s.hello()).into_response(),
+        Ok(Err(e)) => agent_error(StatusCode::FORBIDDEN, e.0),
+        Err(resp) => resp,
+    }
+}
+
+async fn renew_certificate(
+    State(s): State<Satellite>,
+    body: Result<Json<CertRenewal>, JsonRejection>,
+) -> Response {
+    let Some(trust) = s.trust().cloned() else {
+        return agent_error(StatusCode::NOT_FOUND, "plain mode");
+    };
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return agent_error(StatusCode::BAD_REQUEST, format!("invalid renewal: {e}")),
+    };
+    match blocking(move || trust.renew(&req.cert_pem)).await {
+        Ok(Ok(())) => Json(s.hello()).into_response(),
+        Ok(Err(e)) => agent_error(StatusCode::FORBIDDEN, e.0),
+        Err(resp) => resp,
+    }
 }
 
 async fn hello(State(s): State<Satellite>) -> Json<Hello> {

@@ -30,6 +30,10 @@ struct Args {
     /// Where the satellite keeps its record of what it created.
     #[arg(long, env = "LINSTOR_SATELLITE_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// The one-time token to join the cluster with (the one `linstor node create` printed);
+    /// without it, the satellite makes one in `<state dir>/tls/join-token`.
+    #[arg(long, env = "LINSTOR_SATELLITE_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
     /// Directory of the DRBD `.res` files this satellite writes (default: `drbd.d` in the
     /// state directory).
     #[arg(long)]
@@ -178,6 +182,15 @@ async fn main() -> anyhow::Result<()> {
     let mut sat = Satellite::new(settings.state_dir.clone(), factory, caps)?;
     if let Some(w) = watch {
         sat = sat.with_watch(w);
+    }
+    if settings.tls {
+        let token = args.join_token.clone().or(settings.join_token.clone());
+        let trust = strata_satellite::trust::Trust::load(&settings.state_dir, token)?;
+        sat = sat.with_trust(Arc::new(trust));
+    } else {
+        tracing::warn!(
+            "[netcom] type = \"plain\": anyone who reaches this port can configure this node"
+        );
     }
     {
         let s = sat.clone();

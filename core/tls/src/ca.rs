@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -136,12 +136,10 @@ impl ClusterCa {
             },
         );
         params.distinguished_name = dn;
-        params.subject_alt_names = vec![SanType::URI(
-            identity
-                .uri()
-                .try_into()
-                .map_err(|_| TlsError::Invalid(format!("bad identity {identity}")))?,
-        )];
+        params.subject_alt_names =
+            vec![SanType::URI(identity.uri().try_into().map_err(|_| {
+                TlsError::Invalid(format!("bad identity {identity}"))
+            })?)];
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -233,7 +231,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = ClusterCa::load_or_create(dir.path(), "test").unwrap();
         let again = ClusterCa::load_or_create(dir.path(), "test").unwrap();
-        assert_eq!(ca.cert_pem(), again.cert_pem(), "the CA is kept, not remade");
+        assert_eq!(
+            ca.cert_pem(),
+            again.cert_pem(),
+            "the CA is kept, not remade"
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(CA_KEY_FILE))
             .unwrap()

@@ -105,7 +105,11 @@ pub fn facts(der: &[u8]) -> Result<CertFacts> {
     let serial = serial.trim_start_matches("00").to_string();
     Ok(CertFacts {
         identity,
-        serial: if serial.is_empty() { "0".into() } else { serial },
+        serial: if serial.is_empty() {
+            "0".into()
+        } else {
+            serial
+        },
         fingerprint: sha256_hex(der),
         not_after_ms: (cert.validity().not_after.timestamp().max(0) as u64) * 1000,
         spki: cert.public_key().raw.to_vec(),

@@ -234,6 +234,19 @@ impl ClientCertVerifier for ControllerOnly {
     }
 }
 
+/// Checks that `ca` issued `cert` and that it is valid now.
+pub fn check_issued_by(ca: &CertificateDer<'static>, cert: &CertificateDer<'_>) -> Result<()> {
+    let parsed = rustls::server::ParsedCertificate::try_from(cert)?;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &parsed,
+        &*roots(ca)?,
+        &[],
+        UnixTime::now(),
+        provider().signature_verification_algorithms.all,
+    )?;
+    Ok(())
+}
+
 /// The controller's credentials: its certificate chain and key.
 #[derive(Debug)]
 pub struct Credentials {
@@ -384,12 +397,7 @@ mod tests {
             )
             .unwrap();
         let server = || {
-            satellite_bound(
-                ca.cert_der(),
-                vec![issued.der.clone()],
-                node.private_der(),
-            )
-            .unwrap()
+            satellite_bound(ca.cert_der(), vec![issued.der.clone()], node.private_der()).unwrap()
         };
         let ctrl = creds(&ca, Identity::Controller);
         // The controller, expecting alpha: both sides accept.

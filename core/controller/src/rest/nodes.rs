@@ -76,6 +76,13 @@ pub async fn create(State(core): State<AppState>, Body(req): Body<Node>) -> Resp
             })
             .collect(),
         props: req.props.clone(),
+        join_token_given: req.join_token.is_some(),
+        join_token: Some(
+            req.join_token
+                .clone()
+                .unwrap_or_else(strata_tls::join::new_token),
+        ),
+        join_token_ttl_ms: core.settings.join_token_ttl.as_millis() as u64,
     };
     let result = core
         .mutate(move |c, env, _| pn::create_node(c, env, &plan_req))
@@ -106,16 +113,16 @@ pub async fn modify(
 }
 
 pub async fn delete_one(State(core): State<AppState>, Path(node): Path<String>) -> Response {
-    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
-        pn::delete_node(c, &node)
+    run(&core, Op::Delete, StatusCode::OK, move |c, env, _| {
+        pn::delete_node(c, &node, env.now_ms())
     })
     .await
 }
 
 /// Removes a node that will never come back, with everything it had, without its satellite.
 pub async fn lost(State(core): State<AppState>, Path(node): Path<String>) -> Response {
-    run(&core, Op::Delete, StatusCode::OK, move |c, _, _| {
-        pn::lose_node(c, &node)
+    run(&core, Op::Delete, StatusCode::OK, move |c, env, _| {
+        pn::lose_node(c, &node, env.now_ms())
     })
     .await
 }

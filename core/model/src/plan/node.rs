@@ -14,6 +14,7 @@ use crate::objects::{
     DEFAULT_SATELLITE_PORT,
 };
 use crate::props::{Props, PropsChange, PropsOwner};
+use crate::security::{JoinToken, SecurityRecord};
 
 #[derive(Debug, Clone, Default)]
 pub struct NetIfCreate {
@@ -30,6 +31,14 @@ pub struct NodeCreate {
     pub node_type: Option<String>,
     pub net_interfaces: Vec<NetIfCreate>,
     pub props: Props,
+    /// The one-time token the node's satellite joins with; `None`: the node gets none (it
+    /// must be given one before its first connection).
+    pub join_token: Option<String>,
+    /// Whether the client chose the token (else the controller made it, and the answer
+    /// tells it).
+    pub join_token_given: bool,
+    /// How long the token is accepted.
+    pub join_token_ttl_ms: u64,
 }
 
 fn parse_port(port: i64, object: ObjKind) -> Result<u16, ApiError> {
@@ -74,14 +83,6 @@ fn build_netif(
         })?),
         _ => None,
     };
-    if encryption == Some(EncryptionType::Ssl) {
-        return Err(ApiError::new(
-            code::FAIL_INVLD_ENCRYPT_TYPE,
-            ObjKind::NetIf,
-            "SSL connections to satellites are not supported",
-        )
-        .correction("Use the PLAIN connection type, inside a trusted network"));
-    }
     let mut port = match req.satellite_port {
         Some(p) => Some(parse_port(p, ObjKind::NetIf)?),
         None => None,
@@ -91,7 +92,7 @@ fn build_netif(
         port = Some(DEFAULT_SATELLITE_PORT);
     }
     if port.is_some() && enc.is_none() {
-        enc = Some(EncryptionType::Plain);
+        enc = Some(EncryptionType::Ssl);
     }
     Ok(NetInterface {
         name,
@@ -218,8 +219,27 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
         uuid: env.uuid(),
     };
     follow_conn_name(&mut node);
+    let plain = node
+        .satellite_interface()
+        .is_some_and(|n| n.encryption == Some(EncryptionType::Plain));
     let mut plan = Plan::new();
     plan.change(Change::PutNode(node));
+    if let Some(token) = &req.join_token {
+        if !valid_join_token(token) {
+            return Err(ApiError::new(
+                code::FAIL_INVLD_NODE_NAME,
+                ObjKind::Node,
+                "The join token is not a token",
+            )
+            .cause("A join token has 16 to 256 printable characters and no spaces")
+            .correction("Give the token the satellite wrote into <state dir>/tls/join-token, or leave it out and the controller makes one"));
+        }
+        plan.change(Change::PutSecurity(SecurityRecord::JoinToken(JoinToken {
+            node: name.clone(),
+            secret: token.clone(),
+            expires_at_ms: (env.now_ms().max(0) as u64).saturating_add(req.join_token_ttl_ms),
+        })));
+    }
     if node_type.hosts_storage() {
         let pool_name = parse_pool_name(DEFAULT_DISKLESS_STOR_POOL)?;
         if !cluster.stor_pool_dfns.contains_key(&pool_name) {
@@ -246,7 +266,62 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
     for w in warnings {
         plan.reply(w);
     }
+    match &req.join_token {
+        Some(t) if !req.join_token_given => plan.reply(
+            Reply::info(
+                Op::Create,
+                ObjKind::Node,
+                0,
+                format!("Node '{name}' joins the cluster with the one-time token {t}"),
+            )
+            .with_cause("The controller and the satellite trust each other only after this join")
+            .with_correction(format!("Give the token to the satellite of '{name}': write it into its <state dir>/tls/join-token (/var/lib/linstor-satellite/tls/join-token), or start it with --join-token {t}"))
+            .with_ref("JoinToken", t),
+        ),
+        _ => {}
+    }
+    if plain {
+        plan.reply(Reply::warning(
+            Op::Create,
+            ObjKind::NetIf,
+            code::WARN_INVLD_CONF,
+            format!("Node '{name}' is reached over PLAIN only if its satellite runs with [netcom] type = \"plain\""),
+        )
+        .with_cause("A satellite runs with TLS unless told otherwise; then the controller joins it with TLS and shows the node as SSL")
+        .with_correction("Leave the communication type out (SSL) unless the satellite must run in plain mode"));
+    }
     Ok(plan)
+}
+
+/// Whether `token` can be a join token.
+pub fn valid_join_token(token: &str) -> bool {
+    (16..=256).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// What goes with a node that leaves: its join token, and its certificate, which is revoked.
+fn forget_trust(
+    cluster: &Cluster,
+    name: &crate::name::NodeName,
+    now_ms: i64,
+    why: &str,
+    plan: &mut Plan,
+) {
+    let join = crate::security::join_token_key(name);
+    if cluster.security.contains_key(&join) {
+        plan.change(Change::DelSecurity(join));
+    }
+    let key = crate::security::node_cert_key(name);
+    if let Some(SecurityRecord::NodeCert(c)) = cluster.security.get(&key) {
+        plan.change(Change::DelSecurity(key));
+        plan.change(Change::PutSecurity(SecurityRecord::Revoked(
+            crate::security::RevokedCert {
+                serial: c.serial.clone(),
+                node: name.clone(),
+                revoked_at_ms: now_ms.max(0) as u64,
+                reason: why.to_string(),
+            },
+        )));
+    }
 }
 
 pub fn modify_node(
@@ -295,7 +370,7 @@ pub fn modify_node(
     Ok(plan)
 }
 
-pub fn delete_node(cluster: &Cluster, node: &str) -> PlanResult {
+pub fn delete_node(cluster: &Cluster, node: &str, now_ms: i64) -> PlanResult {
     let name = parse_node_name(node)?;
     let Some(existing) = cluster.nodes.get(&name) else {
         return Ok(Plan::only(
@@ -331,6 +406,7 @@ pub fn delete_node(cluster: &Cluster, node: &str) -> PlanResult {
     for pool in cluster.pools_on(&name) {
         plan.change(Change::DelStorPool(name.clone(), pool.name.clone()));
     }
+    forget_trust(cluster, &name, now_ms, "node deleted", &mut plan);
     plan.change(Change::DelNode(name.clone()));
     plan.reply(
         Reply::deleted(ObjKind::Node, format!("Node '{}' deleted.", existing.name))
@@ -535,7 +611,7 @@ pub fn modify_ctrl_props(cluster: &Cluster, change: &PropsChange) -> PlanResult 
 /// `node lost`: removes a node that will never come back, with everything it had, without
 /// its satellite. Deletions that waited only for it finish: definitions without other
 /// resources, and the node's snapshot copies (a snapshot without copies left goes).
-pub fn lose_node(c: &Cluster, node: &str) -> PlanResult {
+pub fn lose_node(c: &Cluster, node: &str, now_ms: i64) -> PlanResult {
     let name = parse_node_name(node)?;
     let Some(n) = c.nodes.get(&name) else {
         return Err(ApiError::not_found(
@@ -574,6 +650,7 @@ pub fn lose_node(c: &Cluster, node: &str) -> PlanResult {
     for sp in c.pools_on(&name) {
         p.change(Change::DelStorPool(name.clone(), sp.name.clone()));
     }
+    forget_trust(c, &name, now_ms, "node lost", &mut p);
     p.change(Change::DelNode(name.clone()));
     p.reply(
         Reply::deleted(
@@ -605,6 +682,54 @@ mod tests {
             node_type: Some("Satellite".into()),
             net_interfaces: vec![nif(addr, None)],
             props: Props::new(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_node_keeps_its_join_token_until_it_leaves_and_its_certificate_is_revoked_then() {
+        use crate::security::{join_token_key, node_cert_key, NodeCert};
+        let mut c = Cluster::default();
+        let mut env = TestEnv(0);
+        let mut req = node_req("alpha", "10.0.0.1");
+        req.join_token = Some("short".into());
+        let e = create_node(&c, &mut env, &req).unwrap_err();
+        assert!(e.message.contains("join token"), "{}", e.message);
+        assert!(c.nodes.is_empty());
+        req.join_token = Some("0123456789abcdef0123".into());
+        req.join_token_ttl_ms = 1000;
+        let plan = create_node(&c, &mut env, &req).unwrap();
+        // Made by the controller (not given): the answer tells it.
+        assert!(plan.replies.iter().any(
+            |r| r.obj_refs.get("JoinToken").map(String::as_str) == Some("0123456789abcdef0123")
+        ));
+        commit(&mut c, &plan);
+        let name: crate::name::NodeName = "alpha".parse().unwrap();
+        match c.security.get(&join_token_key(&name)) {
+            Some(SecurityRecord::JoinToken(t)) => {
+                assert_eq!(t.secret, "0123456789abcdef0123");
+                assert_eq!(t.expires_at_ms, env.now_ms() as u64 + 1000);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Joined: the certificate is known, the token gone.
+        c.apply(Change::DelSecurity(join_token_key(&name)));
+        c.apply(Change::PutSecurity(SecurityRecord::NodeCert(NodeCert {
+            node: name.clone(),
+            serial: "abc".into(),
+            fingerprint: "f".into(),
+            not_after_ms: 1,
+            spki: "00".into(),
+        })));
+        let plan = delete_node(&c, "alpha", 77).unwrap();
+        commit(&mut c, &plan);
+        assert!(!c.security.contains_key(&node_cert_key(&name)));
+        match c.security.get(&crate::security::revoked_key("abc")) {
+            Some(SecurityRecord::Revoked(r)) => {
+                assert_eq!(r.revoked_at_ms, 77);
+                assert_eq!(r.reason, "node deleted");
+            }
+            other => panic!("{other:?}"),
         }
     }
 
@@ -617,7 +742,8 @@ mod tests {
         let n = c.nodes.values().next().unwrap();
         assert_eq!(n.node_type, NodeType::Satellite);
         assert_eq!(n.net_interfaces[0].satellite_port, Some(3366));
-        assert_eq!(n.net_interfaces[0].encryption, Some(EncryptionType::Plain));
+        // TLS unless the client asks for PLAIN.
+        assert_eq!(n.net_interfaces[0].encryption, Some(EncryptionType::Ssl));
         assert_eq!(c.pools_on(&n.name).count(), 1);
         assert_eq!(plan.replies[0].obj_refs["Node"], "alpha");
         assert_eq!(
@@ -669,7 +795,7 @@ mod tests {
     #[test]
     fn delete_missing_node_warns() {
         let c = Cluster::default();
-        let plan = delete_node(&c, "ghost").unwrap();
+        let plan = delete_node(&c, "ghost", 0).unwrap();
         assert!(plan.changes.is_empty());
         assert_eq!(plan.replies[0].code, code::WARN_NOT_FOUND);
     }

@@ -192,7 +192,7 @@ fn a_lost_node_drops_its_snapshot_copies() {
     w.apply(p);
     let r1 = ResourceName::new("r1").unwrap();
     let s1 = SnapshotName::new("s1").unwrap();
-    let p = crate::plan::node::lose_node(&w.c, "node0");
+    let p = crate::plan::node::lose_node(&w.c, "node0", 0);
     w.apply(p);
     let nodes: Vec<String> =
         w.c.snapshot(&r1, &s1)
@@ -202,7 +202,7 @@ fn a_lost_node_drops_its_snapshot_copies() {
             .map(|n| n.node.to_string())
             .collect();
     assert_eq!(nodes, ["node1"]);
-    let p = crate::plan::node::lose_node(&w.c, "node1");
+    let p = crate::plan::node::lose_node(&w.c, "node1", 0);
     w.apply(p);
     assert!(w.c.snapshot(&r1, &s1).is_none());
 }
