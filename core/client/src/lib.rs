@@ -331,7 +331,12 @@ impl Client {
                     return Ok((status, Vec::from(bytes)));
                 }
                 Err(e) if e.is_connect() => {
-                    last = format!("{base}: connection refused or unreachable");
+                    // The innermost cause says whether it was the network or TLS.
+                    let mut cause: &dyn std::error::Error = &e;
+                    while let Some(inner) = cause.source() {
+                        cause = inner;
+                    }
+                    last = format!("{base}: cannot connect: {cause}");
                     continue;
                 }
                 Err(e) if e.is_timeout() => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -178,14 +178,16 @@ async fn run_http<S>(
             req.extensions_mut().insert(info.clone());
             app.clone().oneshot(req)
         });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // HTTP/1 alone: the version sniffing of hyper-util's auto builder waits for a first byte
+    // without any time-out, which let a client that never writes hold its connection for
+    // good; hyper's own HTTP/1 connection applies the head time-out from the start.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn).await {
         tracing::debug!("connection ended: {e}");
     }
 }
@@ -198,6 +200,9 @@ mod tests {
         let (soft, hard) =
             nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
         assert_eq!(now, soft);
-        assert!(soft == hard || hard == nix::sys::resource::RLIM_INFINITY, "{soft} {hard}");
+        assert!(
+            soft == hard || hard == nix::sys::resource::RLIM_INFINITY,
+            "{soft} {hard}"
+        );
     }
 }
