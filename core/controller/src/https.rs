@@ -68,11 +68,15 @@ pub fn server_config(h: &HttpsSettings) -> anyhow::Result<Arc<rustls::ServerConf
 }
 
 fn stamps(h: &HttpsSettings) -> Vec<Option<SystemTime>> {
-    [Some(&h.certificate), Some(&h.private_key), h.client_ca.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
+    [
+        Some(&h.certificate),
+        Some(&h.private_key),
+        h.client_ca.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+    .collect()
 }
 
 /// The TLS settings for each new connection: read again when a file changed; a change that

@@ -106,7 +106,9 @@ async fn run() -> anyhow::Result<()> {
     let api = strata_controller::rest::router(core.clone());
     // With HTTPS on, the plain port only redirects, unless it is for this host alone.
     let plain = match &https {
-        Some(h) if !listen.ip().is_loopback() => strata_controller::https::redirect(h.listen.port()),
+        Some(h) if !listen.ip().is_loopback() => {
+            strata_controller::https::redirect(h.listen.port())
+        }
         _ => api.clone(),
     };
     {
