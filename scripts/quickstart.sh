@@ -92,15 +92,30 @@ wait_port "$CTRL_PORT"; wait_port 3366; wait_port 3367
 linstor() { "$BIN/linstor" "$@"; }
 run() { echo "\$ linstor $*"; linstor "$@"; }
 
+# Each satellite made a one-time join token at its first start; the controller joins it
+# with that token over TLS (node create --join-token), and from then on both sides accept
+# only each other's certificates.
+token() { cat "$DIR/$1/state/tls/join-token"; }
 if ! linstor -m node list | grep -q '"alpha"'; then
-    run node create alpha 127.0.0.1 --node-type combined --satellite-port 3366
-    run node create beta 127.0.0.1 --satellite-port 3367
+    run node create alpha 127.0.0.1 --node-type combined --satellite-port 3366 \
+        --join-token "$(token alpha)"
+    run node create beta 127.0.0.1 --satellite-port 3367 --join-token "$(token beta)"
     run storage-pool create filethin alpha pool_file "$DIR/alpha/pool"
     run storage-pool create filethin beta pool_file "$DIR/beta/pool"
     run resource-group create my_ssd_group --storage-pool pool_file --place-count 1
     run volume-group create my_ssd_group
     run resource-group spawn-resources my_ssd_group my_ssd_res 2G
 fi
+# A cluster made before the satellites spoke TLS: join them now.
+for n in alpha beta; do
+    if [ ! -e "$DIR/$n/state/tls/node.crt" ]; then
+        run node join-token "$n" --token "$(token "$n")"
+    fi
+done
+for _ in $(seq 100); do
+    linstor -m node list | grep -q '"OFFLINE"' || break
+    sleep 0.1
+done
 run node list
 run storage-pool list
 run resource list

@@ -173,21 +173,24 @@ fn a_satellite_without_the_token_is_not_joined() {
     let n = node(&list, "node1");
     assert_ne!(n["connection_status"], "ONLINE", "{n}");
     assert!(!s.state_dir.join("tls/node.crt").exists());
-    // Given the right token (deleted and created again with it), it joins.
-    ok_replies(
-        c.block(
-            c.client()
-                .write(Method::DELETE, "/v1/nodes/node1", None::<&Value>),
-        ),
+    // Given the right token, it joins.
+    let token = s.join_token();
+    let out = c.linstor_ok(&["node", "join-token", "node1", "--token", &token]);
+    assert!(
+        !out.contains(&token),
+        "a token the client gave is not repeated: {out}"
     );
-    let body = json!({
-        "name": "node1",
-        "type": "SATELLITE",
-        "net_interfaces": [{"name": "default", "address": s.addr, "satellite_port": s.port}],
-        "join_token": s.join_token()
-    });
-    ok_replies(c.block(c.client().write(Method::POST, "/v1/nodes", Some(&body))));
     assert!(c.wait_until(Duration::from_secs(20), || online(&c, "node1")));
+    // Joined: the satellite made itself a new token for a later join, and the controller's
+    // own one is printed when none is given.
+    assert_ne!(s.join_token(), token);
+    let out = c.linstor_ok(&["node", "join-token", "node1"]);
+    assert!(out.contains("one-time token"), "{out}");
+    // A pending join does not cut a joined node off.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(online(&c, "node1"));
+    let (_, out) = c.linstor_fails(&["node", "join-token", "ghost"]);
+    assert!(out.contains("ghost"), "{out}");
 }
 
 #[test]

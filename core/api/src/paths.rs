@@ -17,6 +17,8 @@ pub const NODES: &str = "/v1/nodes";
 pub const NODE: &str = "/v1/nodes/{node}";
 pub const NODE_LOST: &str = "/v1/nodes/{node}/lost";
 pub const NODE_RECONNECT: &str = "/v1/nodes/{node}/reconnect";
+/// An extension: a new one-time join token for a node (to join it again).
+pub const NODE_JOIN_TOKEN: &str = "/v1/nodes/{node}/join-token";
 pub const NET_IFS: &str = "/v1/nodes/{node}/net-interfaces";
 pub const NET_IF: &str = "/v1/nodes/{node}/net-interfaces/{netif}";
 pub const NODE_STOR_POOLS: &str = "/v1/nodes/{node}/storage-pools";
@@ -96,6 +98,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", NODE),
     ("DELETE", NODE_LOST),
     ("PUT", NODE_RECONNECT),
+    ("POST", NODE_JOIN_TOKEN),
     ("GET", NET_IFS),
     ("POST", NET_IFS),
     ("GET", NET_IF),

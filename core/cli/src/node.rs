@@ -65,6 +65,15 @@ pub enum NodeCmd {
     /// Changes the type of a node.
     #[command(visible_alias = "m")]
     Modify(NodeModify),
+    /// Gives a node a new one-time join token, for its satellite to join the cluster again
+    /// (after its state was lost, or its certificate revoked); the controller makes one and
+    /// prints it unless --token is given.
+    JoinToken {
+        node_name: String,
+        /// The token (e.g. the one the satellite wrote into <state dir>/tls/join-token).
+        #[arg(long = "token")]
+        token: Option<String>,
+    },
     /// Reconnects nodes to the controller.
     #[command(visible_alias = "rc")]
     Reconnect {
@@ -108,6 +117,11 @@ pub struct NodeCreate {
     /// Name of the node's first network interface.
     #[arg(long = "interface-name", default_value = "default")]
     pub interface_name: String,
+    /// The one-time token the node's satellite joins the cluster with (the satellite writes
+    /// one into <state dir>/tls/join-token at its first start); left out, the controller
+    /// makes one and prints it, to be given to the satellite.
+    #[arg(long = "join-token")]
+    pub join_token: Option<String>,
     /// Name of the new node; must match the node's host name.
     pub name: String,
     /// IP address of the node; resolved from the name when left out.
@@ -227,6 +241,7 @@ pub fn create_request(a: &NodeCreate, address: &str) -> Request {
             is_active: Some(true),
             ..NetInterface::default()
         }],
+        join_token: a.join_token.clone(),
         ..request::Node::default()
     })
 }
@@ -268,6 +283,9 @@ pub fn requests(cmd: &NodeCmd) -> Option<Vec<Request>> {
             },
         )],
         NodeCmd::Reconnect { nodes } => nodes.iter().map(|n| calls::node_reconnect(n)).collect(),
+        NodeCmd::JoinToken { node_name, token } => {
+            vec![calls::node_join_token(node_name, token.as_deref())]
+        }
         NodeCmd::SetProperty { node_name, prop } => vec![calls::node_modify(
             node_name,
             &types::NodeModify {

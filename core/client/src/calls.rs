@@ -125,6 +125,15 @@ pub fn node_lost(node: &str) -> Call {
     Call::delete(fill(paths::NODE_LOST, &[node]))
 }
 
+/// A new one-time join token for `node` (made by the controller when `token` is `None`).
+pub fn node_join_token(node: &str, token: Option<&str>) -> Call {
+    with_body(
+        Method::POST,
+        fill(paths::NODE_JOIN_TOKEN, &[node]),
+        &serde_json::json!({ "join_token": token }),
+    )
+}
+
 pub fn node_reconnect(node: &str) -> Call {
     Call::new(Method::PUT, fill(paths::NODE_RECONNECT, &[node]), None)
 }

@@ -1252,6 +1252,11 @@ impl Core {
                     Err(crate::trust::JoinError::NotTls(_)) if plain_ok && cert.is_none() => {
                         return Ok(crate::trust::plain_channel(&self.http));
                     }
+                    // A joined node keeps its certificate while a new join waits for the
+                    // satellite to get the new token.
+                    Err(e) if cert.is_some() => {
+                        tracing::warn!(node = %node, "joining again failed, the node keeps its certificate: {e}");
+                    }
                     Err(crate::trust::JoinError::NotTls(m)) => {
                         return Err(format!("the satellite at {addr} speaks no TLS ({m}); run it with TLS (the default), or create the node with the communication type PLAIN if it must run in plain mode"));
                     }

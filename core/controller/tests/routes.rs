@@ -52,6 +52,11 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "POST",
+        "/v1/nodes/{}/join-token",
+        "a new one-time join token for a node whose satellite must join again (its state was lost, or its certificate revoked)",
+    ),
+    (
+        "POST",
         "/v1/query-max-volume-size",
         "the OPTIONS query of the specification, for HTTP clients that send no body with OPTIONS",
     ),

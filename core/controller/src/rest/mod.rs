@@ -59,6 +59,7 @@ pub fn router(core: Arc<Core>) -> Router {
         )
         .route(paths::NODE_LOST, delete(nodes::lost))
         .route(paths::NODE_RECONNECT, put(nodes::reconnect))
+        .route(paths::NODE_JOIN_TOKEN, post(nodes::join_token))
         .route(
             paths::NET_IFS,
             get(nodes::netif_list).post(nodes::netif_create),

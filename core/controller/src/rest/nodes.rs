@@ -127,6 +127,56 @@ pub async fn lost(State(core): State<AppState>, Path(node): Path<String>) -> Res
     .await
 }
 
+/// Body of `POST /v1/nodes/{node}/join-token`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct JoinTokenRequest {
+    #[serde(default)]
+    pub join_token: Option<String>,
+}
+
+/// Gives a node a new one-time join token (made here unless given), and connects it again:
+/// its satellite joins with it as soon as it holds the token.
+pub async fn join_token(
+    State(core): State<AppState>,
+    Path(node): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let req: JoinTokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        JoinTokenRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    Op::Modify,
+                    strata_model::ApiError::new(
+                        code::FAIL_INVLD_REQUEST,
+                        ObjKind::Node,
+                        format!("Invalid join token request: {e}"),
+                    )
+                    .correction("Send {\"join_token\": \"...\"}, or no body to have one made"),
+                )
+            }
+        }
+    };
+    let given = req.join_token.is_some();
+    let token = req.join_token.unwrap_or_else(strata_tls::join::new_token);
+    let ttl = core.settings.join_token_ttl.as_millis() as u64;
+    let n = node.clone();
+    let result = core
+        .mutate(move |c, env, _| pn::set_join_token(c, env, &n, &token, given, ttl))
+        .await;
+    match result {
+        Ok(answer) => {
+            if let Ok(name) = plan::parse_node_name(&node) {
+                core.reconnect(&name);
+            }
+            replies(&answer.replies, StatusCode::OK)
+        }
+        Err(e) => error(Op::Modify, e),
+    }
+}
+
 pub async fn reconnect(State(core): State<AppState>, Path(node): Path<String>) -> Response {
     let Ok(name) = plan::parse_node_name(&node) else {
         return not_found(code::FAIL_NOT_FOUND_NODE, ObjKind::Node, "node", &node);

@@ -224,21 +224,17 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
         .is_some_and(|n| n.encryption == Some(EncryptionType::Plain));
     let mut plan = Plan::new();
     plan.change(Change::PutNode(node));
+    let mut told = Plan::new();
     if let Some(token) = &req.join_token {
-        if !valid_join_token(token) {
-            return Err(ApiError::new(
-                code::FAIL_INVLD_NODE_NAME,
-                ObjKind::Node,
-                "The join token is not a token",
-            )
-            .cause("A join token has 16 to 256 printable characters and no spaces")
-            .correction("Give the token the satellite wrote into <state dir>/tls/join-token, or leave it out and the controller makes one"));
-        }
-        plan.change(Change::PutSecurity(SecurityRecord::JoinToken(JoinToken {
-            node: name.clone(),
-            secret: token.clone(),
-            expires_at_ms: (env.now_ms().max(0) as u64).saturating_add(req.join_token_ttl_ms),
-        })));
+        join_token_changes(
+            &mut told,
+            env,
+            &name,
+            token,
+            req.join_token_given,
+            req.join_token_ttl_ms,
+        )?;
+        plan.changes.append(&mut told.changes);
     }
     if node_type.hosts_storage() {
         let pool_name = parse_pool_name(DEFAULT_DISKLESS_STOR_POOL)?;
@@ -266,31 +262,91 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
     for w in warnings {
         plan.reply(w);
     }
-    match &req.join_token {
-        Some(t) if !req.join_token_given => plan.reply(
+    // What the controller made is told; a token the client gave is not repeated.
+    if !req.join_token_given {
+        for r in told.replies {
+            plan.reply(r);
+        }
+    }
+    if plain {
+        // The LINSTOR clients' default: harmless, since a satellite in TLS mode is joined
+        // over TLS whatever the node says; only a satellite in plain mode is reached plain.
+        plan.reply(Reply::info(
+            Op::Create,
+            ObjKind::NetIf,
+            0,
+            format!("Node '{name}' asks for PLAIN: it is joined over TLS (and shown as SSL) unless its satellite runs with [netcom] type = \"plain\""),
+        ));
+    }
+    Ok(plan)
+}
+
+/// Gives an existing node a new one-time join token (`given`: chosen by the client, else made
+/// by the controller and told in the answer).
+pub fn set_join_token(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    node: &str,
+    token: &str,
+    given: bool,
+    ttl_ms: u64,
+) -> PlanResult {
+    let name = parse_node_name(node)?;
+    if !cluster.nodes.contains_key(&name) {
+        return Err(ApiError::not_found(
+            code::FAIL_NOT_FOUND_NODE,
+            ObjKind::Node,
+            "node",
+            node,
+        ));
+    }
+    let mut plan = Plan::new();
+    join_token_changes(&mut plan, env, &name, token, given, ttl_ms)?;
+    Ok(plan)
+}
+
+/// The join token record of `name`, and the answer that tells a token the controller made.
+fn join_token_changes(
+    plan: &mut Plan,
+    env: &mut dyn Env,
+    name: &crate::name::NodeName,
+    token: &str,
+    given: bool,
+    ttl_ms: u64,
+) -> Result<(), ApiError> {
+    if !valid_join_token(token) {
+        return Err(ApiError::new(
+            code::FAIL_INVLD_NODE_NAME,
+            ObjKind::Node,
+            "The join token is not a token",
+        )
+        .cause("A join token has 16 to 256 printable characters and no spaces")
+        .correction("Give the token the satellite wrote into <state dir>/tls/join-token, or leave it out and the controller makes one"));
+    }
+    plan.change(Change::PutSecurity(SecurityRecord::JoinToken(JoinToken {
+        node: name.clone(),
+        secret: token.to_string(),
+        expires_at_ms: (env.now_ms().max(0) as u64).saturating_add(ttl_ms),
+    })));
+    if given {
+        plan.reply(Reply::modified(
+            ObjKind::Node,
+            format!("Node '{name}' joins the cluster with the token given"),
+        ));
+    } else {
+        plan.reply(
             Reply::info(
                 Op::Create,
                 ObjKind::Node,
                 0,
-                format!("Node '{name}' joins the cluster with the one-time token {t}"),
+                format!("Node '{name}' joins the cluster with the one-time token {token}"),
             )
             .with_cause("The controller and the satellite trust each other only after this join")
-            .with_correction(format!("Give the token to the satellite of '{name}': write it into its <state dir>/tls/join-token (/var/lib/linstor-satellite/tls/join-token), or start it with --join-token {t}"))
-            .with_ref("JoinToken", t),
-        ),
-        _ => {}
+            .with_correction(format!("Give the token to the satellite of '{name}': write it into its <state dir>/tls/join-token (/var/lib/linstor-satellite/tls/join-token), or start it with --join-token {token}"))
+            .with_ref("JoinToken", token),
+        );
     }
-    if plain {
-        plan.reply(Reply::warning(
-            Op::Create,
-            ObjKind::NetIf,
-            code::WARN_INVLD_CONF,
-            format!("Node '{name}' is reached over PLAIN only if its satellite runs with [netcom] type = \"plain\""),
-        )
-        .with_cause("A satellite runs with TLS unless told otherwise; then the controller joins it with TLS and shows the node as SSL")
-        .with_correction("Leave the communication type out (SSL) unless the satellite must run in plain mode"));
-    }
-    Ok(plan)
+    Ok(())
 }
 
 /// Whether `token` can be a join token.
