@@ -59,11 +59,29 @@ fn decode_chunked(mut raw: &[u8]) -> Vec<u8> {
 
 /// Sends `GET <target>` as raw bytes and reads the whole answer.
 fn get_raw(port: u16, target: &[u8]) -> Answer {
+    request_raw(port, "GET", target, None)
+}
+
+/// Sends `<method> <target>` with a JSON `body`, as raw bytes, and reads the whole answer.
+fn request_raw(port: u16, method: &str, target: &[u8], body: Option<&[u8]>) -> Answer {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("controller listens");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = b"GET ".to_vec();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} ").into_bytes();
     req.extend_from_slice(target);
-    req.extend_from_slice(b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(body) = body {
+        req.extend_from_slice(
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    req.extend_from_slice(b"\r\n");
+    if let Some(body) = body {
+        req.extend_from_slice(body);
+    }
     s.write_all(&req).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)
@@ -226,4 +244,136 @@ fn generated_queries_and_paths_get_json_answers() {
         with_segment.extend_from_slice(&query);
         assert_well_formed(&with_segment, &get_raw(port, &with_segment));
     });
+}
+
+/// The mutating calls, each with a valid body that the generator takes apart.
+const MUTATIONS: &[(&str, &str, &str)] = &[
+    (
+        "POST",
+        "/v1/nodes",
+        r#"{"name":"fz1","type":"SATELLITE","net_interfaces":[{"name":"default","address":"127.0.0.9","satellite_port":3366}]}"#,
+    ),
+    (
+        "PUT",
+        "/v1/nodes/fz1",
+        r#"{"override_props":{"Aux/a":"b"},"delete_props":["Aux/c"]}"#,
+    ),
+    (
+        "POST",
+        "/v1/resource-definitions",
+        r#"{"resource_definition":{"name":"fzrd","props":{"Aux/x":"1"}}}"#,
+    ),
+    (
+        "PUT",
+        "/v1/resource-definitions/rsc1",
+        r#"{"override_props":{"DrbdOptions/Net/max-buffers":"8000"}}"#,
+    ),
+    (
+        "POST",
+        "/v1/resource-definitions/rsc1/volume-definitions",
+        r#"{"volume_definition":{"size_kib":4096,"volume_number":3}}"#,
+    ),
+    (
+        "POST",
+        "/v1/resource-groups",
+        r#"{"name":"fzrg","select_filter":{"place_count":2,"storage_pool":"pool1"}}"#,
+    ),
+    (
+        "POST",
+        "/v1/resource-groups/DfltRscGrp/spawn",
+        r#"{"resource_definition_name":"fzsp","volume_sizes":[4096],"definitions_only":true}"#,
+    ),
+    (
+        "POST",
+        "/v1/resource-definitions/rsc1/autoplace",
+        r#"{"select_filter":{"place_count":1}}"#,
+    ),
+    (
+        "POST",
+        "/v1/storage-pool-definitions",
+        r#"{"storage_pool_name":"fzsp"}"#,
+    ),
+    (
+        "POST",
+        "/v1/controller/properties",
+        r#"{"override_props":{"Aux/fz":"1"}}"#,
+    ),
+    (
+        "POST",
+        "/v1/resource-definitions/rsc1/snapshots",
+        r#"{"name":"snap1"}"#,
+    ),
+];
+
+/// A body taken apart: bytes cut, repeated or replaced, values swapped for others of any kind.
+fn mangled(valid: &'static str) -> impl Strategy<Value = Vec<u8>> {
+    let bytes = valid.as_bytes().to_vec();
+    let len = bytes.len();
+    prop_oneof![
+        // Cut short anywhere.
+        (0..len).prop_map(move |n| valid.as_bytes()[..n].to_vec()),
+        // Bytes replaced.
+        prop::collection::vec((0..len, any::<u8>()), 1..6).prop_map(move |edits| {
+            let mut b = valid.as_bytes().to_vec();
+            for (i, v) in edits {
+                b[i] = v;
+            }
+            b
+        }),
+        // A piece inserted: other JSON, huge numbers, deep nesting, non-UTF-8.
+        (
+            0..len,
+            prop_oneof![
+                Just(b"null".to_vec()),
+                Just(b"-1".to_vec()),
+                Just(b"99999999999999999999999".to_vec()),
+                Just(b"1e400".to_vec()),
+                Just(b"\"\\u0000\"".to_vec()),
+                Just(b"\xff\xfe".to_vec()),
+                Just(vec![b'['; 200]),
+                Just(b"{\"a\":".repeat(50)),
+                "[ -~]{0,12}".prop_map(String::into_bytes),
+            ]
+        )
+            .prop_map(move |(i, piece)| {
+                let mut b = valid.as_bytes()[..i].to_vec();
+                b.extend_from_slice(&piece);
+                b.extend_from_slice(&valid.as_bytes()[i..]);
+                b
+            }),
+        // A valid JSON document of another shape.
+        prop_oneof![
+            Just(b"[]".to_vec()),
+            Just(b"{}".to_vec()),
+            Just(b"\"text\"".to_vec()),
+            Just(b"0".to_vec()),
+            Just(Vec::new()),
+        ],
+    ]
+}
+
+#[test]
+fn mangled_bodies_of_the_mutating_calls_get_json_answers() {
+    strata_tests::needs_cluster!();
+    let c = cluster();
+    let port = c.port;
+    let config = ProptestConfig {
+        cases: 400,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(
+        (method, path, body) in prop::sample::select(MUTATIONS).prop_flat_map(|(m, p, b)| {
+            (Just(m), Just(p), mangled(b))
+        }),
+    )| {
+        let a = request_raw(port, method, path.as_bytes(), Some(&body));
+        let target = format!("{method} {path} {}", String::from_utf8_lossy(&body));
+        assert_well_formed(target.as_bytes(), &a);
+    });
+    // Still there, still whole: the definition made before is as it was.
+    let a = get_raw(port, b"/v1/resource-definitions/rsc1");
+    assert_eq!(a.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(v["name"], "rsc1");
 }

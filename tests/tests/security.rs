@@ -329,3 +329,121 @@ fn certificates_are_renewed_without_a_break_and_a_revoked_one_is_refused() {
         "the controller does not say why:\n{log}"
     );
 }
+
+/// A whole configuration of node1 as a controller of another cluster would send it, taken
+/// apart by the generator.
+fn mangled_config() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let valid = serde_json::to_vec(&hostile_config("node1")).unwrap();
+    let len = valid.len();
+    let v1 = valid.clone();
+    let v2 = valid.clone();
+    let v3 = valid.clone();
+    prop_oneof![
+        (0..len).prop_map(move |n| v1[..n].to_vec()),
+        prop::collection::vec((0..len, any::<u8>()), 1..6).prop_map(move |edits| {
+            let mut b = v2.clone();
+            for (i, x) in edits {
+                b[i] = x;
+            }
+            b
+        }),
+        (0..len, "[ -~]{0,16}").prop_map(move |(i, piece)| {
+            let mut b = v3[..i].to_vec();
+            b.extend_from_slice(piece.as_bytes());
+            b.extend_from_slice(&v3[i..]);
+            b
+        }),
+        Just(valid),
+    ]
+}
+
+#[test]
+fn mangled_agent_bodies_are_refused_and_change_nothing() {
+    use proptest::prelude::*;
+    strata_tests::needs_cluster!();
+    let c = TestCluster::start(1);
+    c.register_all();
+    assert!(c.wait_until(Duration::from_secs(20), || online(&c, "node1")));
+    c.create_group("rg", 1);
+    c.spawn("rg", "keep", 8 * 1024);
+    let device = c.device_of("keep").expect("a device");
+    let s = &c.satellites[0];
+    let addr = format!("{}:{}", s.addr, s.port);
+    // Even with the controller's own identity (the worst case): a body that is not a
+    // configuration of this cluster's node is refused, never applied, and never a 5xx.
+    let http = client_with(&credentials(&pki(&c), Identity::Controller));
+    let config = ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(
+        path in prop::sample::select(&["/v1/config", "/v1/config/delta", "/v1/join", "/v1/tls/certificate", "/v1/pools/probe"][..]),
+        body in mangled_config(),
+    )| {
+        let status = c.block(async {
+            let req = if path == "/v1/join" || path == "/v1/pools/probe" {
+                http.post(format!("https://{addr}{path}"))
+            } else {
+                http.put(format!("https://{addr}{path}"))
+            };
+            req.header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        let status = status.map_err(|e| TestCaseError::fail(format!("{path}: no answer: {e}")))?;
+        prop_assert!(
+            (400..500).contains(&status),
+            "{path} answered {status} to {}",
+            String::from_utf8_lossy(&body)
+        );
+    });
+    // The node still holds its volume, and the controller still reaches it.
+    assert_eq!(c.device_of("keep").as_deref(), Some(device.as_str()));
+    assert!(online(&c, "node1"));
+    c.linstor_ok(&["resource-definition", "delete", "keep"]);
+}
+
+#[test]
+fn idle_connections_do_not_keep_the_controller_from_a_satellite() {
+    strata_tests::needs_cluster!();
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        hard.min(8192),
+        hard,
+    )
+    .unwrap();
+    let c = TestCluster::start(1);
+    c.register_all();
+    assert!(c.wait_until(Duration::from_secs(20), || online(&c, "node1")));
+    c.create_group("rg", 1);
+    let started = std::time::Instant::now();
+    c.spawn("rg", "before", 4 * 1024);
+    let baseline = started.elapsed();
+    let s = &c.satellites[0];
+    // 500 connections that never send a byte, 500 stalled in their TLS ClientHello.
+    let mut idle = Vec::new();
+    for i in 0..1000 {
+        let mut t = std::net::TcpStream::connect((s.addr.as_str(), s.port)).unwrap();
+        if i % 2 == 1 {
+            use std::io::Write;
+            t.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+        }
+        idle.push(t);
+    }
+    let started = std::time::Instant::now();
+    c.spawn("rg", "beside", 4 * 1024);
+    let loaded = started.elapsed();
+    eprintln!("spawn: {baseline:?} alone, {loaded:?} beside 1,000 idle connections");
+    assert!(c.device_of("beside").is_some());
+    assert!(
+        loaded < baseline * 5 + Duration::from_secs(2),
+        "a change took {loaded:?} beside idle connections (alone {baseline:?})"
+    );
+    drop(idle);
+}

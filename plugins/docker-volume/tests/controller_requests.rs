@@ -682,7 +682,7 @@ async fn an_unreachable_controller_is_named() {
     let e = driver.list().await.unwrap_err();
     assert_eq!(
         e.to_string(),
-        "cannot list the volumes: cannot reach any controller (http://127.0.0.1:1): http://127.0.0.1:1: connection refused or unreachable"
+        "cannot list the volumes: cannot reach any controller (http://127.0.0.1:1): http://127.0.0.1:1: cannot connect: Connection refused (os error 111)"
     );
     assert!(
         matches!(
