@@ -615,6 +615,33 @@ impl TestCluster {
         }
     }
 
+    /// Gives satellite `i` the join token the controller printed in `output` (what
+    /// `linstor node create` says when no token was given), as an administrator would, and
+    /// waits until the controller reached it.
+    pub fn hand_printed_token(&self, i: usize, output: &str) {
+        const SAID: &str = "one-time token ";
+        let at = output
+            .find(SAID)
+            .unwrap_or_else(|| panic!("no join token printed in:\n{output}"));
+        let token: String = output[at + SAID.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_graphic())
+            .collect();
+        let s = &self.satellites[i];
+        std::fs::write(s.state_dir.join("tls").join("join-token"), &token).expect("token file");
+        let client = self.client();
+        let online = self.wait_until(Duration::from_secs(20), || {
+            let path = format!("/v1/nodes/{}", s.name);
+            let v: Result<serde_json::Value, _> = self.block(client.get(&path));
+            v.is_ok_and(|v| v["connection_status"] == "ONLINE")
+        });
+        assert!(
+            online,
+            "node {} did not join with the token {token}",
+            s.name
+        );
+    }
+
     /// Registers node `name` whose satellite runs in a guest and is reached at 127.0.0.1:`port`
     /// (the port the guest's qemu forwards to its satellite). With `data`, the node gets a
     /// second interface `data` with that address, made its `PrefNic`: DRBD then replicates

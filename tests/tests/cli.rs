@@ -45,7 +45,11 @@ fn guide_lines_work_as_written() {
         &p1,
     ]);
     assert!(out.contains("SUCCESS"), "{out}");
-    c.linstor_ok(&["n", "c", "node2", "127.0.0.1", "--satellite-port", &p2]);
+    // The one step a secure set-up adds to the guide: the satellite gets the token the
+    // controller printed (or the node is created with the satellite's: --join-token).
+    c.hand_printed_token(0, &out);
+    let out = c.linstor_ok(&["n", "c", "node2", "127.0.0.1", "--satellite-port", &p2]);
+    c.hand_printed_token(1, &out);
     let nodes = c.linstor_ok(&["node", "list"]);
     for needle in [
         "node1",

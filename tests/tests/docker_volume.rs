@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use strata_tests::{bin, run_ok, Proc, TestCluster};
+use strata_client::Method;
+use strata_tests::{bin, ok_replies, run_ok, Proc, TestCluster};
 
 const SOCKET: &str = "/run/docker/plugins/linstor.sock";
 const IMAGE: &str = "strata-busybox";
@@ -269,6 +270,52 @@ fn docker_volumes_through_the_plugin() {
     let rds =
         String::from_utf8_lossy(&c.linstor(&["resource-definition", "list"]).stdout).to_string();
     assert!(!rds.contains("| v1 ") && !rds.contains("auto.vol"), "{rds}");
+
+    // Token authentication on (LINSTOR's initialize-token-auth): the plugin without a token
+    // gets the controller's refusal; given the token in its settings, it works as before.
+    let init = ok_replies(c.block(c.client().write(
+        Method::POST,
+        "/v1/controller/auth/initialize-token-auth",
+        Some(&serde_json::json!({"description": "docker"})),
+    )));
+    let token = init
+        .iter()
+        .find_map(|r| r.obj_refs.get("token").cloned())
+        .unwrap_or_else(|| panic!("no token in {init:?}"));
+    let e = docker.fails(&["volume", "create", "-d", "linstor", "noauth"]);
+    assert!(
+        e.contains("401") || e.to_lowercase().contains("token"),
+        "without a token: {e}"
+    );
+    plugin.stop();
+    let with_token = dir.join("docker-volume-token.toml");
+    std::fs::write(
+        &with_token,
+        format!(
+            "auth_token = \"{token}\"\n# The controller of this test serves plain HTTP on loopback only.\nallow_insecure_auth = true\n[defaults]\nstoragepool = \"pool_file\"\nreplicas = 1\nsize = \"48M\"\n"
+        ),
+    )
+    .unwrap();
+    plugin = start_plugin(&c, "node1", Path::new(SOCKET), &state, &with_token);
+    docker.ok(&["volume", "create", "-d", "linstor", "withauth"]);
+    run(&[
+        "-v",
+        "withauth:/data",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo tok > /data/f",
+    ]);
+    assert_eq!(
+        run(&["-v", "withauth:/data", IMAGE, "cat", "/data/f"]).trim(),
+        "tok"
+    );
+    docker.ok(&["volume", "rm", "withauth"]);
+    let ls = docker.ok(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !ls.lines().any(|l| l == "withauth" || l == "noauth"),
+        "{ls}"
+    );
 
     // The controller gone: a clear error, and dockerd does not hang.
     let mut c = c;
