@@ -615,6 +615,40 @@ impl TestCluster {
         }
     }
 
+    /// Asks satellite `i` directly for `path` (a GET of the agent API), as the controller
+    /// would: over TLS, with a certificate of the controller's identity issued by the test
+    /// controller's CA (the satellite must have joined).
+    pub fn satellite_get(&self, i: usize, path: &str) -> serde_json::Value {
+        let ca = strata_tls::ClusterCa::load_or_create(
+            &self.dir.path().join("controller").join("pki"),
+            "unused",
+        )
+        .expect("the controller's CA");
+        let (chain, key) = ca
+            .credentials(&strata_tls::Identity::Controller, Duration::from_secs(3600))
+            .expect("a controller certificate");
+        let creds = strata_tls::verify::Credentials { chain, key };
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(
+                strata_tls::verify::controller_to_joining(&creds, seen).expect("TLS settings"),
+            )
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let s = &self.satellites[i];
+        let url = format!("https://{}:{}{path}", s.addr, s.port);
+        self.block(async {
+            let r = http
+                .get(&url)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+            assert!(r.status().is_success(), "{url}: {}", r.status());
+            r.json().await.unwrap_or_else(|e| panic!("{url}: {e}"))
+        })
+    }
+
     /// Gives satellite `i` the join token the controller printed in `output` (what
     /// `linstor node create` says when no token was given), as an administrator would, and
     /// waits until the controller reached it.

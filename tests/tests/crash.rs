@@ -384,12 +384,7 @@ fn damaged_satellite_record_is_not_guessed_at() {
     c.start_satellite(0);
     std::thread::sleep(Duration::from_secs(1));
     // It reports the problem, keeps the damaged record, and touches nothing on its own.
-    let satellite = Client::new(
-        &[format!("127.0.0.1:{}", c.satellites[0].port)],
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let report: serde_json::Value = c.block(satellite.get("/v1/report")).unwrap();
+    let report = c.satellite_get(0, "/v1/report");
     let errors = report["errors"].as_array().unwrap();
     assert!(
         errors

@@ -156,18 +156,40 @@ fn satellites_join_over_tls_and_admit_only_their_controller() {
     assert!(online(&c, "node1"));
 }
 
+/// Creates node `name` at `addr:port` through the REST API, with the communication type and
+/// join token given (`None`: left out); answers the replies.
+fn create_node(
+    c: &TestCluster,
+    name: &str,
+    addr: &str,
+    port: u16,
+    com: Option<&str>,
+    token: Option<&str>,
+) -> Vec<strata_api::rc::ApiCallRc> {
+    let mut nif = json!({"name": "default", "address": addr, "satellite_port": port});
+    if let Some(t) = com {
+        nif["satellite_encryption_type"] = json!(t);
+    }
+    let mut body = json!({"name": name, "type": "SATELLITE", "net_interfaces": [nif]});
+    if let Some(t) = token {
+        body["join_token"] = json!(t);
+    }
+    ok_replies(c.block(c.client().write(Method::POST, "/v1/nodes", Some(&body))))
+}
+
 #[test]
 fn a_satellite_without_the_token_is_not_joined() {
     strata_tests::needs_cluster!();
     let c = TestCluster::start(1);
     let s = &c.satellites[0];
-    let body = json!({
-        "name": "node1",
-        "type": "SATELLITE",
-        "net_interfaces": [{"name": "default", "address": s.addr, "satellite_port": s.port}],
-        "join_token": "0123456789abcdef0123456789abcdef"
-    });
-    ok_replies(c.block(c.client().write(Method::POST, "/v1/nodes", Some(&body))));
+    create_node(
+        &c,
+        "node1",
+        &s.addr,
+        s.port,
+        None,
+        Some("0123456789abcdef0123456789abcdef"),
+    );
     std::thread::sleep(Duration::from_secs(2));
     let list = nodes(&c);
     let n = node(&list, "node1");
@@ -199,13 +221,7 @@ fn the_controller_prints_a_token_for_clients_that_give_none() {
     let c = TestCluster::start(1);
     let s = &c.satellites[0];
     // As python-linstor and the upstream client send it: PLAIN, no token.
-    let body = json!({
-        "name": "node1",
-        "type": "SATELLITE",
-        "net_interfaces": [{"name": "default", "address": s.addr, "satellite_port": s.port,
-                            "satellite_encryption_type": "PLAIN"}]
-    });
-    let replies = ok_replies(c.block(c.client().write(Method::POST, "/v1/nodes", Some(&body))));
+    let replies = create_node(&c, "node1", &s.addr, s.port, Some("PLAIN"), None);
     let token = replies
         .iter()
         .find_map(|r| r.obj_refs.get("JoinToken").cloned())
@@ -251,13 +267,7 @@ fn plain_mode_only_where_both_sides_ask_for_it() {
     let (mut proc, port) = plain_satellite(c.dir.path(), "plain1");
     std::thread::sleep(Duration::from_millis(500));
     // A node created PLAIN reaches a plain satellite, and says so.
-    let body = json!({
-        "name": "plain1",
-        "type": "SATELLITE",
-        "net_interfaces": [{"name": "default", "address": "127.0.0.1", "satellite_port": port,
-                            "satellite_encryption_type": "PLAIN"}]
-    });
-    ok_replies(c.block(c.client().write(Method::POST, "/v1/nodes", Some(&body))));
+    create_node(&c, "plain1", "127.0.0.1", port, Some("PLAIN"), None);
     assert!(c.wait_until(Duration::from_secs(20), || online(&c, "plain1")));
     assert_eq!(
         node(&nodes(&c), "plain1")["net_interfaces"][0]["satellite_encryption_type"],
@@ -272,12 +282,7 @@ fn plain_mode_only_where_both_sides_ask_for_it() {
                 .write(Method::DELETE, "/v1/nodes/plain1", None::<&Value>),
         ),
     );
-    let body = json!({
-        "name": "plain1",
-        "type": "SATELLITE",
-        "net_interfaces": [{"name": "default", "address": "127.0.0.1", "satellite_port": port}]
-    });
-    ok_replies(c.block(c.client().write(Method::POST, "/v1/nodes", Some(&body))));
+    create_node(&c, "plain1", "127.0.0.1", port, None, None);
     std::thread::sleep(Duration::from_secs(3));
     let list = nodes(&c);
     assert_ne!(node(&list, "plain1")["connection_status"], "ONLINE");

@@ -185,7 +185,8 @@ enum CallError {
     Refused(String),
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// A request's error with the chain of its causes.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {

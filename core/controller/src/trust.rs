@@ -12,6 +12,8 @@ use strata_model::security::NodeCert;
 use strata_tls::verify::Credentials;
 use strata_tls::{join, verify, ClusterCa, Identity, Issued};
 
+use crate::link::describe;
+
 pub const PKI_DIR: &str = "pki";
 
 /// How the controller reaches one node's satellite.
@@ -60,16 +62,6 @@ fn client(config: strata_tls::rustls::ClientConfig) -> Result<reqwest::Client, S
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| format!("TLS client: {e}"))
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }
 
 /// Whether a failed TLS connection met a peer that answered in plain HTTP.
@@ -208,7 +200,7 @@ impl Trust {
         addr: SocketAddr,
         old: &NodeCert,
     ) -> Result<NodeCert, String> {
-        let spki = unhex(&old.spki)
+        let spki = strata_tls::unhex(&old.spki)
             .ok_or_else(|| format!("the record of node '{}''s certificate has no key", old.node))?;
         let issued = self.issue(old.node.as_str(), &spki)?;
         let new = node_cert(old.node.as_str(), &issued);
@@ -259,16 +251,6 @@ fn node_cert(node: &str, issued: &Issued) -> NodeCert {
         not_after_ms: issued.facts.not_after_ms,
         spki: strata_tls::hex(&issued.facts.spki),
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// A plain-HTTP channel (nodes whose satellite runs with `[netcom] type = "plain"`).

@@ -31,7 +31,7 @@ fn mac(token: &str, parts: &[&[u8]]) -> hmac::Tag {
 }
 
 fn verify(token: &str, parts: &[&[u8]], proof_hex: &str) -> bool {
-    let Some(proof) = unhex(proof_hex) else {
+    let Some(proof) = crate::unhex(proof_hex) else {
         return false;
     };
     let key = hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes());
@@ -41,16 +41,6 @@ fn verify(token: &str, parts: &[&[u8]], proof_hex: &str) -> bool {
         msg.extend_from_slice(p);
     }
     hmac::verify(&key, &msg, &proof).is_ok()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 const SATELLITE: &[u8] = b"strata-join/satellite";
