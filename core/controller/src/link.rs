@@ -24,6 +24,7 @@ use strata_model::NodeName;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::Settings;
+use crate::trust::describe;
 pub use crate::trust::Channel;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
@@ -183,17 +184,6 @@ enum CallError {
     Network(String),
     /// The satellite answered with an error.
     Refused(String),
-}
-
-/// A request's error with the chain of its causes.
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }
 
 async fn call<T: serde::de::DeserializeOwned>(

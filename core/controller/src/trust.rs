@@ -12,8 +12,6 @@ use strata_model::security::NodeCert;
 use strata_tls::verify::Credentials;
 use strata_tls::{join, verify, ClusterCa, Identity, Issued};
 
-use crate::link::describe;
-
 pub const PKI_DIR: &str = "pki";
 
 /// How the controller reaches one node's satellite.
@@ -62,6 +60,17 @@ fn client(config: strata_tls::rustls::ClientConfig) -> Result<reqwest::Client, S
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| format!("TLS client: {e}"))
+}
+
+/// A request's error with the chain of its causes.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
 }
 
 /// Whether a failed TLS connection met a peer that answered in plain HTTP.

@@ -150,27 +150,13 @@ fn follow_conn_name(node: &mut Node) {
     }
 }
 
-pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> PlanResult {
-    let name = parse_node_name(&req.name)?;
-    if let Some(existing) = cluster.nodes.get(&name) {
-        return Err(ApiError::new(
-            code::FAIL_EXISTS_NODE,
-            ObjKind::Node,
-            format!("Node '{}' already exists", existing.name),
-        )
-        .correction("Choose another name, or delete the existing node first"));
-    }
-    let node_type = match req.node_type.as_deref() {
-        None | Some("") => NodeType::Satellite,
-        Some(t) => t.parse::<NodeType>().map_err(|e| {
-            ApiError::new(
-                code::FAIL_INVLD_NODE_TYPE,
-                ObjKind::Node,
-                format!("Invalid node type '{t}'"),
-            )
-            .cause(e)
-        })?,
-    };
+/// The interfaces of a new node, with warnings about endpoints other nodes use too.
+fn new_netifs(
+    cluster: &Cluster,
+    env: &mut dyn Env,
+    req: &NodeCreate,
+    name: &crate::name::NodeName,
+) -> Result<(Vec<NetInterface>, Vec<Reply>), ApiError> {
     if req.net_interfaces.is_empty() {
         return Err(ApiError::new(
             code::FAIL_INVLD_NET_ADDR,
@@ -194,6 +180,31 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
         warnings.extend(shared_endpoint_warning(cluster, None, &nif));
         nifs.push(nif);
     }
+    Ok((nifs, warnings))
+}
+
+pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> PlanResult {
+    let name = parse_node_name(&req.name)?;
+    if let Some(existing) = cluster.nodes.get(&name) {
+        return Err(ApiError::new(
+            code::FAIL_EXISTS_NODE,
+            ObjKind::Node,
+            format!("Node '{}' already exists", existing.name),
+        )
+        .correction("Choose another name, or delete the existing node first"));
+    }
+    let node_type = match req.node_type.as_deref() {
+        None | Some("") => NodeType::Satellite,
+        Some(t) => t.parse::<NodeType>().map_err(|e| {
+            ApiError::new(
+                code::FAIL_INVLD_NODE_TYPE,
+                ObjKind::Node,
+                format!("Invalid node type '{t}'"),
+            )
+            .cause(e)
+        })?,
+    };
+    let (nifs, warnings) = new_netifs(cluster, env, req, &name)?;
     if node_type.hosts_storage() && !nifs.iter().any(|n| n.satellite_port.is_some()) {
         return Err(ApiError::new(
             code::FAIL_INVLD_NET_PORT,
@@ -269,14 +280,7 @@ pub fn create_node(cluster: &Cluster, env: &mut dyn Env, req: &NodeCreate) -> Pl
         }
     }
     if plain {
-        // The LINSTOR clients' default: harmless, since a satellite in TLS mode is joined
-        // over TLS whatever the node says; only a satellite in plain mode is reached plain.
-        plan.reply(Reply::info(
-            Op::Create,
-            ObjKind::NetIf,
-            0,
-            format!("Node '{name}' asks for PLAIN: it is joined over TLS (and shown as SSL) unless its satellite runs with [netcom] type = \"plain\""),
-        ));
+        plan.reply(plain_info(&name));
     }
     Ok(plan)
 }
@@ -347,6 +351,17 @@ fn join_token_changes(
         );
     }
     Ok(())
+}
+
+/// What a node created PLAIN is told: the LINSTOR clients' default, and harmless, since a
+/// satellite in TLS mode is joined over TLS whatever the node says.
+fn plain_info(name: &crate::name::NodeName) -> Reply {
+    Reply::info(
+        Op::Create,
+        ObjKind::NetIf,
+        0,
+        format!("Node '{name}' asks for PLAIN: it is joined over TLS (and shown as SSL) unless its satellite runs with [netcom] type = \"plain\""),
+    )
 }
 
 /// Whether `token` can be a join token.
