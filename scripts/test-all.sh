@@ -34,6 +34,19 @@ if [ ${#need_docker[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_docker[@]}"
 fi
 
+# The Proxmox plugin is tested through the real Proxmox storage layer (tests/harness/pve/),
+# which needs these Perl modules from Debian.
+if ! tests/harness/pve/run-pve.sh --check-deps >/dev/null 2>&1; then
+    echo "== installing the Perl modules of the Proxmox storage layer"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjson-perl libclone-perl \
+        libencode-locale-perl libfile-chdir-perl libposix-strptime-perl libfilesys-df-perl \
+        libtimedate-perl libdevel-cycle-perl libhttp-message-perl liblinux-inotify2-perl \
+        libxml-libxml-perl libstring-shellquote-perl libnet-ip-perl libnetaddr-ip-perl \
+        libnet-dbus-perl libanyevent-perl liburi-perl libwww-perl libio-socket-ssl-perl \
+        libnet-ssleay-perl libyaml-libyaml-perl librrds-perl
+fi
+
 # Loop devices are created on demand through /dev/loop-control.
 [ -e /dev/loop-control ] || modprobe loop
 

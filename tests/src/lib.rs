@@ -869,6 +869,47 @@ pub fn mkfs_and_mount(dev: &str, mnt: &Path) {
     run_ok(Command::new("mount").arg(dev).arg(mnt));
 }
 
+/// A file system on a loop device mounted at `<dir>/<name>`, unmounted on drop (after the
+/// loop devices of pool files inside it): FILE_THIN snapshots need xfs's reflink copies.
+pub struct LoopFs {
+    pub mnt: PathBuf,
+}
+
+impl LoopFs {
+    /// A 512 MiB image in `dir`, made with the command `mkfs` (its arguments before the
+    /// image's path), and mounted.
+    pub fn new(dir: &Path, name: &str, mkfs: &[&str]) -> LoopFs {
+        let img = dir.join(format!("{name}.img"));
+        let f = std::fs::File::create(&img).expect("image file");
+        f.set_len(512 << 20).expect("image size");
+        drop(f);
+        run_ok(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&img));
+        let mnt = dir.join(name);
+        std::fs::create_dir_all(&mnt).expect("mount point");
+        run_ok(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&mnt),
+        );
+        LoopFs { mnt }
+    }
+
+    /// A reflink-capable xfs.
+    pub fn xfs(dir: &Path, name: &str) -> LoopFs {
+        LoopFs::new(dir, name, &["mkfs.xfs", "-q", "-m", "reflink=1"])
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        for (dev, _) in loop_devices_under(&self.mnt) {
+            let _ = Command::new("losetup").arg("-d").arg(dev).output();
+        }
+        let _ = Command::new("umount").arg(&self.mnt).output();
+    }
+}
+
 /// Loop devices backed by files below `root`: (device, file).
 pub fn loop_devices_under(root: &Path) -> Vec<(String, String)> {
     let out = Command::new("losetup")

@@ -1,45 +1,10 @@
 //! Snapshots on FILE_THIN pools: reflink copies on a file system that makes them (a
 //! loop-mounted xfs), and a clean failure on one that does not (a loop-mounted ext4).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use strata_tests::{loop_devices_under, run_ok, write_and_read, TestCluster};
-
-/// A file system on a loop device mounted at `<dir>/<name>`, unmounted on drop.
-struct LoopFs {
-    mnt: PathBuf,
-}
-
-impl LoopFs {
-    fn new(dir: &Path, name: &str, mkfs: &[&str]) -> LoopFs {
-        let img = dir.join(format!("{name}.img"));
-        let f = std::fs::File::create(&img).unwrap();
-        f.set_len(512 << 20).unwrap();
-        drop(f);
-        run_ok(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&img));
-        let mnt = dir.join(name);
-        std::fs::create_dir_all(&mnt).unwrap();
-        run_ok(
-            Command::new("mount")
-                .args(["-o", "loop"])
-                .arg(&img)
-                .arg(&mnt),
-        );
-        LoopFs { mnt }
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        // Loop devices of pool files inside it go first.
-        for (dev, _) in loop_devices_under(&self.mnt) {
-            let _ = Command::new("losetup").arg("-d").arg(dev).output();
-        }
-        let _ = Command::new("umount").arg(&self.mnt).output();
-    }
-}
+use strata_tests::{write_and_read, LoopFs, TestCluster};
 
 /// The loop device of `rsc`'s first volume, as the controller reports it.
 fn device(c: &TestCluster, rsc: &str) -> String {

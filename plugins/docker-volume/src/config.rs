@@ -44,22 +44,16 @@ pub struct FileConfig {
     pub defaults: BTreeMap<String, toml::Value>,
 }
 
-/// Where python-linstor (and the Proxmox plugin) keep a token.
-pub const AUTH_JSON: &str = "/var/lib/linstor.d/auth.json";
+pub use strata_adapter::settings::AUTH_JSON;
 
 fn token(file: &FileConfig, over: &Overrides) -> anyhow::Result<Option<String>> {
     if let Some(t) = over.auth_token.clone().or_else(|| file.auth_token.clone()) {
         return Ok(Some(t));
     }
     if let Some(path) = &file.auth_token_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", path.display()))?;
-        return Ok(text.lines().next().map(|l| l.trim().to_string()));
+        return strata_adapter::settings::token_from_file(path).map_err(anyhow::Error::msg);
     }
-    let json = std::fs::read_to_string(AUTH_JSON)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    Ok(json.and_then(|v| v.get("token")?.as_str().map(str::to_string)))
+    Ok(strata_adapter::settings::token_from_auth_json())
 }
 
 #[derive(Debug, Clone)]
@@ -92,24 +86,13 @@ pub struct Overrides {
     pub auth_token: Option<String>,
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
 pub fn resolve(file: &FileConfig, over: &Overrides) -> anyhow::Result<Settings> {
     let controllers = over
         .controllers
         .clone()
         .or_else(|| file.controllers.clone())
         .unwrap_or_else(|| "127.0.0.1:3370".into());
-    let controllers: Vec<String> = controllers
-        .split([',', ' '])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let controllers = strata_adapter::settings::controller_list(&controllers);
     if controllers.is_empty() {
         anyhow::bail!(
             "no controller named: set LS_CONTROLLERS or 'controllers' in the configuration file"
@@ -134,7 +117,7 @@ pub fn resolve(file: &FileConfig, over: &Overrides) -> anyhow::Result<Settings> 
             .node
             .clone()
             .or_else(|| file.node.clone())
-            .unwrap_or_else(host_name),
+            .unwrap_or_else(strata_adapter::settings::host_name),
         socket: over
             .socket
             .clone()

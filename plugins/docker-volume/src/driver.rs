@@ -604,12 +604,7 @@ fn autoplace_request(o: &VolumeOpts) -> request::AutoPlaceRequest {
 /// Whether the resource is in use on its node: opened (as the node reports) or mounted there
 /// by a plugin.
 fn in_use(r: &ResourceWithVolumes) -> bool {
-    r.resource.props.contains_key(PROP_MOUNTED)
-        || r.resource
-            .state
-            .as_ref()
-            .and_then(|s| s.in_use)
-            .unwrap_or(false)
+    r.resource.props.contains_key(PROP_MOUNTED) || strata_adapter::volume::in_use(r)
 }
 
 /// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.

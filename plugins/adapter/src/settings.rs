@@ -1,0 +1,98 @@
+//! Where the controllers are and how to talk to them securely: the same settings the
+//! `linstor` client takes (controller list tried in order, CA file, client certificate, bearer
+//! token, or python-linstor's `/var/lib/linstor.d/auth.json`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where python-linstor (and the Proxmox plugin) keep a token.
+pub const AUTH_JSON: &str = "/var/lib/linstor.d/auth.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControllerSettings {
+    /// Tried in order (`host[:port]` or URLs).
+    pub controllers: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub token: Option<String>,
+    pub allow_insecure_auth: bool,
+}
+
+/// A controller list as written in a configuration: separated by commas or spaces.
+pub fn controller_list(text: &str) -> Vec<String> {
+    text.split([',', ' ', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The token python-linstor would use: `{"token": ...}` in [`AUTH_JSON`].
+pub fn token_from_auth_json() -> Option<String> {
+    let text = std::fs::read_to_string(AUTH_JSON).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("token")?.as_str().map(str::to_string)
+}
+
+/// The first line of a token file.
+pub fn token_from_file(path: &std::path::Path) -> Result<Option<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .next()
+        .map(|l| l.trim().to_string())
+        .filter(|t| !t.is_empty()))
+}
+
+/// This host's name, as LINSTOR nodes are usually named.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+impl ControllerSettings {
+    pub fn security(&self) -> strata_client::Security {
+        strata_client::Security {
+            token: self.token.clone(),
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            allow_insecure_auth: self.allow_insecure_auth,
+        }
+    }
+
+    /// A client that tries the controllers in order, each call bounded by `timeout`.
+    pub fn client(&self, timeout: Duration) -> Result<strata_client::Client, String> {
+        if self.controllers.is_empty() {
+            return Err("no controller is configured".into());
+        }
+        strata_client::Client::with_security(&self.controllers, timeout, &self.security())
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_token_files() {
+        assert_eq!(
+            controller_list(" a:3370, b ,https://c:3371;"),
+            vec!["a:3370", "b", "https://c:3371"]
+        );
+        assert!(controller_list(" , ").is_empty());
+        let dir = std::env::temp_dir().join(format!("strata-adapter-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("t");
+        std::fs::write(&f, "secret\nsecond\n").unwrap();
+        assert_eq!(token_from_file(&f).unwrap().as_deref(), Some("secret"));
+        std::fs::write(&f, "\n").unwrap();
+        assert_eq!(token_from_file(&f).unwrap(), None);
+        assert!(token_from_file(&dir.join("none")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,246 @@
+//! The Proxmox VE storage plugin driven by the real Proxmox storage layer (pve-storage
+//! 9.1.7's `PVE::Storage` and the real `pvesm`, in `tests/harness/pve/`), against a real
+//! controller and a satellite on FILE_THIN named after this host, as a Proxmox node is.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use strata_tests::{bin, needs, LoopFs, TestCluster};
+
+fn harness() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/pve")
+}
+
+fn plugin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/proxmox/perl/PVE/Storage/Custom/StrataPlugin.pm")
+}
+
+/// The node name Proxmox gives this host (`PVE::INotify::nodename`: the short host name).
+fn node_name() -> String {
+    let out = Command::new("uname").arg("-n").output().expect("uname");
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    name.split('.').next().unwrap_or("localhost").to_string()
+}
+
+struct Pve {
+    dir: PathBuf,
+    helper: PathBuf,
+}
+
+impl Pve {
+    /// A harness state directory with the plugin installed and `cfg` as storage.cfg.
+    fn new(dir: &Path, cfg: &str) -> Pve {
+        std::fs::create_dir_all(dir).unwrap();
+        let pve = Pve {
+            dir: dir.to_path_buf(),
+            helper: bin("strata-pve"),
+        };
+        let out = pve.run(&["-p", plugin().to_str().unwrap(), "-C", cfg, "config"]);
+        let load = &out[0];
+        assert_eq!(load["op"], "load", "{out:?}");
+        assert!(
+            load.to_string().contains("strata"),
+            "the plugin did not load: {load}"
+        );
+        pve
+    }
+
+    /// Runs the harness with `args`; answers its JSON lines.
+    fn run(&self, args: &[&str]) -> Vec<Value> {
+        let out = Command::new(harness().join("run-pve.sh"))
+            .args(args)
+            .env("PVE_HARNESS_DIR", &self.dir)
+            .env("STRATA_PVE_HELPER", &self.helper)
+            .output()
+            .expect("run-pve.sh runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let lines: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert!(
+            !lines.is_empty(),
+            "no output from the harness: {}\n{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines
+    }
+
+    /// Runs operation lines; every one must pass. Answers each operation's line.
+    fn ops(&self, ops: &str) -> Vec<Value> {
+        let file = self.dir.join("ops");
+        std::fs::write(&file, ops).unwrap();
+        let lines = self.run(&["-o", file.to_str().unwrap()]);
+        let failed: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l.get("seq").is_some() && l["pass"] != true)
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "operations failed:\n{}",
+            failed
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        lines
+            .into_iter()
+            .filter(|l| l.get("seq").is_some())
+            .collect()
+    }
+
+    /// The real `pvesm` with `args`: (exit code, stdout, stderr).
+    fn pvesm(&self, args: &[&str]) -> (i64, String, String) {
+        let mut a = vec!["pvesm"];
+        a.extend_from_slice(args);
+        let out = Command::new(harness().join("run-pve.sh"))
+            .args(&a)
+            .env("PVE_HARNESS_DIR", &self.dir)
+            .env("STRATA_PVE_HELPER", &self.helper)
+            .output()
+            .expect("pvesm runs");
+        (
+            out.status.code().unwrap_or(-1) as i64,
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
+
+/// The Perl modules the Proxmox storage layer loads (the harness checks them itself).
+fn needs_perl() -> needs::Need {
+    let ok = Command::new(harness().join("run-pve.sh"))
+        .arg("--check-deps")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Ok(())
+    } else {
+        Err("needs the Perl modules `tests/harness/pve/run-pve.sh --check-deps` names (scripts/test-all.sh installs them)".into())
+    }
+}
+
+#[test]
+fn proxmox_storage_layer_drives_the_plugin() {
+    strata_tests::needs_cluster!(needs_perl(), needs::tool("mkfs.xfs", "xfsprogs"));
+    let mut c = TestCluster::start(0);
+    let node = node_name();
+    let i = c.add_satellite(&node);
+    // The pool on xfs: FILE_THIN snapshots are reflink copies.
+    let xfs = LoopFs::xfs(c.dir.path(), "xfs");
+    let pool = xfs.mnt.join("pool");
+    std::fs::create_dir_all(&pool).unwrap();
+    c.satellites[i].pool_dir = pool;
+    c.register_all();
+    c.create_group("pve_rg", 1);
+    let cfg = format!(
+        "strata: s1\\n strata-controllers 127.0.0.1:{}\\n strata-group pve_rg\\n content images,rootdir\\n shared 1",
+        c.port
+    );
+    let pve = Pve::new(&c.dir.path().join("pve"), &cfg);
+
+    let out = pve.ops(
+        r#"
+st := status
+v := alloc s1 100 raw - 64M --> alloc_image
+named := alloc s1 100 raw vm-100-disk-5 32M ==> "s1:vm-100-disk-5"
+!alloc s1 100 raw vm-100-disk-5 32M
+!alloc s1 100 raw - 0
+!alloc s1 100 raw vm-101-disk-0 32M
+other := alloc s1 101 raw - 16M ==> "s1:vm-101-disk-0"
+l100 := list s1 100
+activate $v --> activate_volume
+p := path $v
+sz := size $v
+resize $v 134217728
+sz2 := size $v
+snapshot $v snap1
+si := snapshot_info $v
+rollback $v snap1
+snapshot_delete $v snap1
+feat := features $v
+deactivate $v
+free $named
+free $other
+!free s1:vm-100-disk-9
+"#,
+    );
+    // The result of the `n`th operation `op` (from 0).
+    let nth = |op: &str, n: usize| -> Value {
+        out.iter()
+            .filter(|l| l["op"] == op)
+            .nth(n)
+            .unwrap_or_else(|| panic!("no {op} #{n} in {out:?}"))["result"]
+            .clone()
+    };
+    // status: the group's pool, in bytes, active.
+    let st = nth("status", 0)["s1"].clone();
+    assert_eq!(st["active"], 1, "{st}");
+    assert_eq!(st["shared"], 1, "{st}");
+    let total = st["total"].as_u64().unwrap();
+    assert!(
+        total > 400 << 20 && total <= 512 << 20,
+        "the xfs pool's size: {st}"
+    );
+    assert_eq!(
+        st["used"].as_u64().unwrap() + st["avail"].as_u64().unwrap(),
+        total,
+        "{st}"
+    );
+    assert_eq!(nth("alloc", 0), "s1:vm-100-disk-0");
+    // Listing of VM 100: its two disks, sizes in bytes.
+    let list = nth("list", 0)["s1"].as_array().expect("a list").clone();
+    let ids: Vec<&str> = list.iter().map(|v| v["volid"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["s1:vm-100-disk-0", "s1:vm-100-disk-5"]);
+    assert_eq!(list[0]["size"], 64 * 1024 * 1024);
+    // The path is the block device on this node.
+    let path = nth("path", 0).to_string();
+    assert!(path.contains("/dev/"), "{path}");
+    // Sizes in bytes, grown online.
+    assert_eq!(nth("size", 0)["size"], 64u64 << 20);
+    assert_eq!(nth("size", 1)["size"], 128u64 << 20);
+    assert!(nth("snapshot_info", 0).to_string().contains("snap1"));
+    // Properties that let `linstor rd list` find a VM's disks.
+    let rd = c.linstor_ok(&["-m", "resource-definition", "list", "-r", "vm-100-disk-0"]);
+    assert!(
+        rd.contains("Aux/pve/vmid") && rd.contains("\"100\""),
+        "{rd}"
+    );
+    // Errors say what is wrong.
+    let bad = out
+        .iter()
+        .find(|l| l["op"] == "alloc" && l["args"][4] == "0")
+        .unwrap();
+    assert!(bad["error"].as_str().unwrap().contains("size 0"), "{bad}");
+    let gone = out.last().unwrap();
+    assert!(
+        gone["error"].as_str().unwrap().contains("does not exist"),
+        "{gone}"
+    );
+    // Nothing left behind but the one disk still allocated.
+    let rds = c.linstor_ok(&["resource-definition", "list"]);
+    assert!(rds.contains("vm-100-disk-0"), "{rds}");
+    assert!(
+        !rds.contains("vm-100-disk-5") && !rds.contains("vm-101-disk-0"),
+        "{rds}"
+    );
+
+    // The real pvesm.
+    let (code, stdout, stderr) = pve.pvesm(&["list", "s1"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("s1:vm-100-disk-0"), "{stdout}");
+    let (code, stdout, stderr) = pve.pvesm(&["alloc", "s1", "102", "", "16M"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("vm-102-disk-0"), "{stdout}");
+    let (code, stdout, stderr) = pve.pvesm(&["free", "s1:vm-102-disk-0"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, _, _) = pve.pvesm(&["status"]);
+    assert_eq!(code, 0);
+    pve.ops("free $v\n".replace("$v", "s1:vm-100-disk-0").as_str());
+    let rds = c.linstor_ok(&["resource-definition", "list"]);
+    assert!(!rds.contains("vm-10"), "{rds}");
+}
