@@ -2,21 +2,17 @@
 //! `linstor` client takes (controller list tried in order, CA file, client certificate, bearer
 //! token, or python-linstor's `/var/lib/linstor.d/auth.json`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where python-linstor (and the Proxmox plugin) keep a token.
 pub const AUTH_JSON: &str = "/var/lib/linstor.d/auth.json";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ControllerSettings {
     /// Tried in order (`host[:port]` or URLs).
     pub controllers: Vec<String>,
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub token: Option<String>,
-    pub allow_insecure_auth: bool,
+    /// CA file, client certificate, token: as the `linstor` client takes them.
+    pub security: strata_client::Security,
 }
 
 /// A controller list as written in a configuration: separated by commas or spaces.
@@ -54,22 +50,12 @@ pub fn host_name() -> String {
 }
 
 impl ControllerSettings {
-    pub fn security(&self) -> strata_client::Security {
-        strata_client::Security {
-            token: self.token.clone(),
-            ca_file: self.ca_file.clone(),
-            cert_file: self.cert_file.clone(),
-            key_file: self.key_file.clone(),
-            allow_insecure_auth: self.allow_insecure_auth,
-        }
-    }
-
     /// A client that tries the controllers in order, each call bounded by `timeout`.
     pub fn client(&self, timeout: Duration) -> Result<strata_client::Client, String> {
         if self.controllers.is_empty() {
             return Err("no controller is configured".into());
         }
-        strata_client::Client::with_security(&self.controllers, timeout, &self.security())
+        strata_client::Client::with_security(&self.controllers, timeout, &self.security)
             .map_err(|e| e.to_string())
     }
 }

@@ -68,11 +68,13 @@ impl Storage {
                 controllers: controller_list(
                     &text(s, "strata-controllers").unwrap_or_else(|| "127.0.0.1:3370".into()),
                 ),
-                ca_file: text(s, "strata-cafile").map(PathBuf::from),
-                cert_file: text(s, "strata-certfile").map(PathBuf::from),
-                key_file: text(s, "strata-keyfile").map(PathBuf::from),
-                token,
-                allow_insecure_auth: flag(s, "strata-allow-insecure-auth"),
+                security: strata_client::Security {
+                    ca_file: text(s, "strata-cafile").map(PathBuf::from),
+                    cert_file: text(s, "strata-certfile").map(PathBuf::from),
+                    key_file: text(s, "strata-keyfile").map(PathBuf::from),
+                    token,
+                    allow_insecure_auth: flag(s, "strata-allow-insecure-auth"),
+                },
             },
             group: text(s, "strata-group").unwrap_or_else(|| "DfltRscGrp".into()),
             prefer_local: flag(s, "strata-preferlocal"),
