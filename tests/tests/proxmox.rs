@@ -198,8 +198,8 @@ free $other
     assert_eq!(ids, ["s1:vm-100-disk-0", "s1:vm-100-disk-5"]);
     assert_eq!(list[0]["size"], 64 * 1024 * 1024);
     // The path is the block device on this node.
-    let path = nth("path", 0).to_string();
-    assert!(path.contains("/dev/"), "{path}");
+    let path = nth("path", 0)["path"].as_str().unwrap().to_string();
+    assert!(path.starts_with("/dev/loop"), "{path}");
     // Sizes in bytes, grown online.
     assert_eq!(nth("size", 0)["size"], 64u64 << 20);
     assert_eq!(nth("size", 1)["size"], 128u64 << 20);
@@ -240,7 +240,90 @@ free $other
     assert_eq!(code, 0, "{stdout}{stderr}");
     let (code, _, _) = pve.pvesm(&["status"]);
     assert_eq!(code, 0);
-    pve.ops("free $v\n".replace("$v", "s1:vm-100-disk-0").as_str());
-    let rds = c.linstor_ok(&["resource-definition", "list"]);
-    assert!(!rds.contains("vm-10"), "{rds}");
+
+    // Template, linked clone, reassignment to another VM, as qm template / qm clone /
+    // qm disk move --target-vmid drive them. What the VM wrote is in the clone.
+    let dev = pve.ops("activate s1:vm-100-disk-0\np := path s1:vm-100-disk-0\n")[1]["result"]
+        ["path"]
+        .as_str()
+        .expect("a device path")
+        .to_string();
+    let data = b"written before the template was made".repeat(100);
+    assert_eq!(strata_tests::write_and_read(&dev, &data), data);
+    let out = pve.ops(
+        r#"
+base := create_base s1:vm-100-disk-0 ==> "s1:base-100-disk-0"
+!create_base s1:base-100-disk-0
+fb := features s1:base-100-disk-0
+lc := clone s1:base-100-disk-0 200 ==> "s1:base-100-disk-0/vm-200-disk-0"
+!clone s1:vm-100-disk-9 200
+!free s1:base-100-disk-0
+l200 := list s1 200
+activate s1:base-100-disk-0/vm-200-disk-0
+cp := path s1:base-100-disk-0/vm-200-disk-0
+"#,
+    );
+    let nth = |op: &str| -> Value {
+        out.iter()
+            .find(|l| l["op"] == op)
+            .unwrap_or_else(|| panic!("no {op} in {out:?}"))["result"]
+            .clone()
+    };
+    // The GUI offers what works: clone and copy of a template's disk.
+    let fb = nth("features").to_string();
+    assert!(
+        fb.contains("\"clone\":true") && fb.contains("\"copy\":true"),
+        "{fb}"
+    );
+    assert!(
+        fb.contains("\"snapshot\":false"),
+        "no snapshots of a template's disk: {fb}"
+    );
+    // The clone holds what the VM had written.
+    let clone_dev = nth("path")["path"].as_str().unwrap().to_string();
+    let mut got = vec![0u8; data.len()];
+    {
+        use std::io::Read;
+        std::fs::File::open(&clone_dev)
+            .and_then(|mut f| f.read_exact(&mut got))
+            .unwrap();
+    }
+    assert_eq!(
+        got, data,
+        "the linked clone does not hold the template's data"
+    );
+    // A new disk takes the free name the template left; a disk is given to another VM;
+    // everything is freed, the base last.
+    pve.ops(
+        r#"
+again := alloc s1 100 raw - 16M ==> "s1:vm-100-disk-0"
+mv := rename s1:vm-100-disk-0 300 ==> "s1:vm-300-disk-0"
+l300 := list s1 300 =~ vm-300-disk-0
+free s1:vm-300-disk-0
+free s1:base-100-disk-0/vm-200-disk-0
+free s1:base-100-disk-0
+"#,
+    );
+    let l200 = nth("list")["s1"].as_array().unwrap().clone();
+    assert_eq!(l200[0]["volid"], "s1:base-100-disk-0/vm-200-disk-0");
+    assert_eq!(l200[0]["parent"], "base-100-disk-0");
+    // Proxmox refused to free the base while its clone existed.
+    let refused = out
+        .iter()
+        .find(|l| l["op"] == "free" && l["args"][0] == "s1:base-100-disk-0" && l["ok"] == false)
+        .expect("the base's first free is refused");
+    assert!(
+        refused["error"].as_str().unwrap().contains("base volume"),
+        "{refused}"
+    );
+    let gone = c.wait_until(std::time::Duration::from_secs(10), || {
+        let rds = c.linstor_ok(&["resource-definition", "list"]);
+        !rds.contains("vm-") && !rds.contains("base-")
+    });
+    assert!(
+        gone,
+        "{}\n{}",
+        c.linstor_ok(&["resource-definition", "list"]),
+        c.linstor_ok(&["resource", "list"])
+    );
 }

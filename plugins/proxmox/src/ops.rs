@@ -109,8 +109,8 @@ fn arg_u64(args: &Value, key: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{key}' is not a number: {v}"))
 }
 
-fn disk(args: &Value) -> Result<PveDisk, String> {
-    parse_pve(&arg_str(args, "volname").ok_or("'volname' is missing")?)
+fn arg_vmid(args: &Value, key: &str) -> Result<u32, String> {
+    u32::try_from(arg_u64(args, key)?).map_err(|_| format!("'{key}' is out of range"))
 }
 
 fn size_kib(rd: &ResourceDefinition) -> u64 {
@@ -129,43 +129,95 @@ fn err(e: AdapterError) -> String {
     e.to_string()
 }
 
+/// A disk of this storage: its Proxmox volume name and its resource definition. The
+/// definition keeps the name it was made with; templates and renames change only the
+/// volume name it carries (`Aux/pve/volname`), as definitions cannot be renamed.
+struct Disk {
+    disk: PveDisk,
+    rd: ResourceDefinition,
+}
+
+/// Every disk of this storage.
+async fn index(st: &Storage, v: &Volumes) -> Result<Vec<Disk>, String> {
+    let rds = v.with_prop(PROP_VOLNAME).await.map_err(err)?;
+    Ok(rds
+        .into_iter()
+        .filter(|rd| rd.props.get(PROP_STOREID).is_none_or(|s| s == &st.storeid))
+        .filter_map(|rd| {
+            let disk = parse_pve(&rd.props[PROP_VOLNAME]).ok()?;
+            Some(Disk { disk, rd })
+        })
+        .collect())
+}
+
+/// The disk named by the call's `key` argument.
+async fn resolve(st: &Storage, v: &Volumes, a: &Value, key: &str) -> Result<Disk, String> {
+    let volname = arg_str(a, key).ok_or_else(|| format!("'{key}' is missing"))?;
+    let wanted = parse_pve(&volname)?;
+    index(st, v)
+        .await?
+        .into_iter()
+        .find(|d| d.disk.volname == wanted.volname)
+        .ok_or_else(|| format!("volume '{}:{volname}' does not exist", st.storeid))
+}
+
+/// A definition name for a new disk: its volume's last part, or that with `_<n>` when a
+/// definition of that name exists (a template or a renamed disk keeps its old name).
+fn free_rd_name(wanted: &str, taken: &[String]) -> String {
+    let taken: std::collections::HashSet<String> =
+        taken.iter().map(|t| t.to_ascii_lowercase()).collect();
+    std::iter::once(wanted.to_string())
+        .chain((1..).map(|n| format!("{wanted}_{n}")))
+        .find(|n| !taken.contains(&n.to_ascii_lowercase()))
+        .expect("some number is free")
+}
+
+fn pve_props(st: &Storage, vmid: u32, volname: &str) -> BTreeMap<String, String> {
+    [
+        (PROP_VMID.to_string(), vmid.to_string()),
+        (PROP_VOLNAME.to_string(), volname.to_string()),
+        (PROP_STOREID.to_string(), st.storeid.clone()),
+    ]
+    .into()
+}
+
 /// Runs one call; the answer's result, or the message Proxmox shows.
 pub async fn run(req: &Request) -> Result<Value, String> {
     let st = Storage::from_request(req)?;
     let a = &req.args;
+    let v = st.volumes()?;
     match req.op.as_str() {
-        "status" => status(&st).await,
-        "alloc_image" => alloc(&st, a).await,
+        "status" => status(&st, &v).await,
+        "alloc_image" => alloc(&st, &v, a).await,
         "free_image" => {
-            let d = disk(a)?;
-            st.volumes()?.delete(&d.name).await.map_err(err)?;
+            let d = resolve(&st, &v, a, "volname").await?;
+            v.delete(&d.rd.name).await.map_err(err)?;
             Ok(Value::Null)
         }
-        "list_images" => list(&st, a).await,
-        "activate_volume" => activate(&st, a).await,
+        "list_images" => list(&st, &v, a).await,
+        "activate_volume" => activate(&st, &v, a).await,
         "deactivate_volume" => {
-            let d = disk(a)?;
-            st.volumes()?
-                .release(&d.name, &st.node)
-                .await
-                .map_err(err)?;
+            let d = resolve(&st, &v, a, "volname").await?;
+            v.release(&d.rd.name, &st.node).await.map_err(err)?;
             Ok(Value::Null)
         }
-        "path" => path(&st, a).await,
-        "volume_size_info" => size_info(&st, a).await,
+        "path" => path(&st, &v, a).await,
+        "volume_size_info" => size_info(&st, &v, a).await,
         "volume_resize" => {
-            let d = disk(a)?;
+            let d = resolve(&st, &v, a, "volname").await?;
             let bytes = arg_u64(a, "size")?;
-            st.volumes()?
-                .resize(&d.name, kib_from_bytes(bytes))
+            v.resize(&d.rd.name, kib_from_bytes(bytes))
                 .await
                 .map_err(err)?;
             Ok(Value::Null)
         }
-        "volume_snapshot" => snapshot(&st, a, SnapOp::Take).await,
-        "volume_snapshot_delete" => snapshot(&st, a, SnapOp::Delete).await,
-        "volume_snapshot_rollback" => snapshot(&st, a, SnapOp::Rollback).await,
-        "volume_snapshot_info" => snapshot_info(&st, a).await,
+        "volume_snapshot" => snapshot(&st, &v, a, SnapOp::Take).await,
+        "volume_snapshot_delete" => snapshot(&st, &v, a, SnapOp::Delete).await,
+        "volume_snapshot_rollback" => snapshot(&st, &v, a, SnapOp::Rollback).await,
+        "volume_snapshot_info" => snapshot_info(&st, &v, a).await,
+        "create_base" => create_base(&st, &v, a).await,
+        "clone_image" => clone_image(&st, &v, a).await,
+        "rename_volume" => rename(&st, &v, a).await,
         other => Err(format!(
             "'{other}' is not an operation of strata-pve (protocol version {})",
             crate::protocol::VERSION
@@ -175,8 +227,7 @@ pub async fn run(req: &Request) -> Result<Value, String> {
 
 /// Space of the resource group's pools (every pool when the group names none). An
 /// unreachable controller answers "inactive" at once rather than holding Proxmox up.
-async fn status(st: &Storage) -> Result<Value, String> {
-    let v = st.volumes()?;
+async fn status(st: &Storage, v: &Volumes) -> Result<Value, String> {
     let groups: Result<Vec<ResourceGroup>, _> = v
         .client
         .send(strata_client::calls::resource_groups(
@@ -218,14 +269,14 @@ async fn status(st: &Storage) -> Result<Value, String> {
     }))
 }
 
-async fn alloc(st: &Storage, a: &Value) -> Result<Value, String> {
-    let vmid = u32::try_from(arg_u64(a, "vmid")?).map_err(|_| "'vmid' is out of range")?;
+async fn alloc(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let vmid = arg_vmid(a, "vmid")?;
     let size = arg_u64(a, "size_kib")?;
     if size == 0 {
         return Err("a disk of size 0 cannot be made; give a size".into());
     }
-    let v = st.volumes()?;
-    let name = match arg_str(a, "name") {
+    let disks = index(st, v).await?;
+    let volname = match arg_str(a, "name") {
         Some(n) => {
             let d = parse_pve(&n)?;
             if d.vmid != vmid || d.base.is_some() {
@@ -233,27 +284,21 @@ async fn alloc(st: &Storage, a: &Value) -> Result<Value, String> {
                     "illegal name '{n}' - should be 'vm-{vmid}-*' or 'base-{vmid}-*'"
                 ));
             }
-            if v.find(&d.name).await.map_err(err)?.is_some() {
+            if disks.iter().any(|x| x.disk.volname == n) {
                 return Err(format!("volume '{}:{n}' already exists", st.storeid));
             }
-            d.name
+            n
         }
-        None => {
-            let names = v.names().await.map_err(err)?;
-            free_disk_name(vmid, names.iter().map(String::as_str))
-        }
+        None => free_disk_name(vmid, disks.iter().map(|d| d.disk.name.as_str())),
     };
-    let props: BTreeMap<String, String> = [
-        (PROP_VMID.to_string(), vmid.to_string()),
-        (PROP_VOLNAME.to_string(), name.clone()),
-        (PROP_STOREID.to_string(), st.storeid.clone()),
-    ]
-    .into();
-    v.create(&name, size, &st.group, props).await.map_err(err)?;
-    Ok(Value::String(name))
+    let rd_name = free_rd_name(&volname, &v.names().await.map_err(err)?);
+    v.create(&rd_name, size, &st.group, pve_props(st, vmid, &volname))
+        .await
+        .map_err(err)?;
+    Ok(Value::String(volname))
 }
 
-async fn list(st: &Storage, a: &Value) -> Result<Value, String> {
+async fn list(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
     let vmid = a.get("vmid").and_then(|v| {
         v.as_u64()
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
@@ -265,15 +310,8 @@ async fn list(st: &Storage, a: &Value) -> Result<Value, String> {
                 .collect()
         })
     });
-    let rds = st.volumes()?.with_prop(PROP_VOLNAME).await.map_err(err)?;
     let mut out = Vec::new();
-    for rd in rds {
-        if rd.props.get(PROP_STOREID).is_some_and(|s| s != &st.storeid) {
-            continue;
-        }
-        let Ok(d) = parse_pve(&rd.props[PROP_VOLNAME]) else {
-            continue;
-        };
+    for Disk { disk: d, rd } in index(st, v).await? {
         if vmid.is_some_and(|id| id != u64::from(d.vmid)) {
             continue;
         }
@@ -296,58 +334,45 @@ async fn list(st: &Storage, a: &Value) -> Result<Value, String> {
     Ok(Value::Array(out))
 }
 
-async fn activate(st: &Storage, a: &Value) -> Result<Value, String> {
-    let d = disk(a)?;
+async fn activate(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let d = resolve(st, v, a, "volname").await?;
     if arg_str(a, "snapname").is_some() {
         return Err(format!(
             "a snapshot of '{}' cannot be activated; clone it to use its data",
-            d.volname
+            d.disk.volname
         ));
     }
-    if st.controller_vm == Some(d.vmid) {
+    if st.controller_vm == Some(d.disk.vmid) {
         // The controller VM's disks are set up outside the cluster's control.
         return Ok(Value::Null);
     }
-    let dev = st
-        .volumes()?
-        .make_available(&d.name, &st.node, st.prefer_local)
+    let dev = v
+        .make_available(&d.rd.name, &st.node, st.prefer_local)
         .await
         .map_err(err)?;
     Ok(Value::String(dev))
 }
 
-async fn path(st: &Storage, a: &Value) -> Result<Value, String> {
-    let d = disk(a)?;
-    let v = st.volumes()?;
-    if let Some(dev) = v.device(&d.name, &st.node).await.map_err(err)? {
+async fn path(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let d = resolve(st, v, a, "volname").await?;
+    if let Some(dev) = v.device(&d.rd.name, &st.node).await.map_err(err)? {
         return Ok(Value::String(dev));
     }
-    let rd = v
-        .find(&d.name)
-        .await
-        .map_err(err)?
-        .ok_or_else(|| format!("volume '{}:{}' does not exist", st.storeid, d.volname))?;
-    if rd.layer_data.iter().any(|l| l.layer_type == "DRBD") {
+    if d.rd.layer_data.iter().any(|l| l.layer_type == "DRBD") {
         // The name drbd-utils' udev rules give the device on every node.
-        return Ok(Value::String(format!("/dev/drbd/by-res/{}/0", rd.name)));
+        return Ok(Value::String(format!("/dev/drbd/by-res/{}/0", d.rd.name)));
     }
     Err(format!(
         "volume '{}:{}' is not active on node '{}'; activate it first",
-        st.storeid, d.volname, st.node
+        st.storeid, d.disk.volname, st.node
     ))
 }
 
-async fn size_info(st: &Storage, a: &Value) -> Result<Value, String> {
-    let d = disk(a)?;
-    let v = st.volumes()?;
-    let rd = v
-        .find(&d.name)
-        .await
-        .map_err(err)?
-        .ok_or_else(|| format!("volume '{}:{}' does not exist", st.storeid, d.volname))?;
-    let size = bytes_from_kib(size_kib(&rd));
+async fn size_info(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let d = resolve(st, v, a, "volname").await?;
+    let size = bytes_from_kib(size_kib(&d.rd));
     let used: u64 = v
-        .resources(&d.name)
+        .resources(&d.rd.name)
         .await
         .map_err(err)?
         .iter()
@@ -355,7 +380,7 @@ async fn size_info(st: &Storage, a: &Value) -> Result<Value, String> {
         .map(|k| bytes_from_kib(k.max(0) as u64))
         .max()
         .unwrap_or(0);
-    Ok(json!({"size": size, "format": "raw", "used": used, "parent": d.base.map(|b| b.0)}))
+    Ok(json!({"size": size, "format": "raw", "used": used, "parent": d.disk.base.map(|b| b.0)}))
 }
 
 enum SnapOp {
@@ -364,40 +389,45 @@ enum SnapOp {
     Rollback,
 }
 
-async fn snapshot(st: &Storage, a: &Value, op: SnapOp) -> Result<Value, String> {
-    let d = disk(a)?;
+async fn snapshot(st: &Storage, v: &Volumes, a: &Value, op: SnapOp) -> Result<Value, String> {
+    let d = resolve(st, v, a, "volname").await?;
     let snap = arg_str(a, "snap").ok_or("'snap' is missing")?;
-    let v = st.volumes()?;
+    let rd = &d.rd.name;
     let call = match op {
         SnapOp::Take => strata_client::calls::snapshot_create(
-            &d.name,
+            rd,
             &strata_api::types::request::Snapshot {
                 name: snap,
                 ..Default::default()
             },
         ),
-        SnapOp::Delete => strata_client::calls::snapshot_delete(&d.name, &snap, &[]),
+        SnapOp::Delete => strata_client::calls::snapshot_delete(rd, &snap, &[]),
         SnapOp::Rollback => strata_client::calls::snapshot_rollback(
-            &d.name,
+            rd,
             &snap,
             &strata_api::types::SnapshotRollback::default(),
         ),
     };
-    let replies: Vec<strata_api::ApiCallRc> =
-        v.client.send(call).await.map_err(|e| err(e.into()))?;
-    if let Some(r) = replies.iter().find(|r| r.is_error()) {
-        return Err(r.message.clone());
-    }
+    send_checked(v, call).await?;
     Ok(Value::Null)
 }
 
-async fn snapshot_info(st: &Storage, a: &Value) -> Result<Value, String> {
-    let d = disk(a)?;
-    let v = st.volumes()?;
+/// Sends `call`; an error reply becomes the message.
+async fn send_checked(v: &Volumes, call: strata_client::Call) -> Result<(), String> {
+    let replies: Vec<strata_api::ApiCallRc> =
+        v.client.send(call).await.map_err(|e| err(e.into()))?;
+    match replies.iter().find(|r| r.is_error()) {
+        Some(r) => Err(r.message.clone()),
+        None => Ok(()),
+    }
+}
+
+async fn snapshot_info(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let d = resolve(st, v, a, "volname").await?;
     let snaps: Vec<Snapshot> = v
         .client
         .send(strata_client::calls::snapshots(
-            std::slice::from_ref(&d.name),
+            std::slice::from_ref(&d.rd.name),
             &[],
         ))
         .await
@@ -405,10 +435,126 @@ async fn snapshot_info(st: &Storage, a: &Value) -> Result<Value, String> {
     let mut out = serde_json::Map::new();
     for (i, s) in snaps
         .iter()
-        .filter(|s| s.resource_name.eq_ignore_ascii_case(&d.name))
+        .filter(|s| s.resource_name.eq_ignore_ascii_case(&d.rd.name))
         .enumerate()
     {
         out.insert(s.name.clone(), json!({"id": i + 1, "timestamp": 0}));
     }
     Ok(Value::Object(out))
+}
+
+/// Makes a VM's disk a template's: the same definition, now named `base-<vmid>-...`.
+async fn create_base(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let d = resolve(st, v, a, "volname").await?;
+    if d.disk.is_base || d.disk.base.is_some() {
+        return Err(format!(
+            "'{}' is a template's disk or a linked clone; a template is made from a VM's own disk",
+            d.disk.volname
+        ));
+    }
+    let new = d.disk.name.replacen("vm-", "base-", 1);
+    if index(st, v).await?.iter().any(|x| x.disk.volname == new) {
+        return Err(format!("volume '{}:{new}' already exists", st.storeid));
+    }
+    v.set_props(
+        &d.rd.name,
+        [(PROP_VOLNAME.to_string(), Some(new.clone()))].into(),
+    )
+    .await
+    .map_err(err)?;
+    Ok(Value::String(new))
+}
+
+/// A linked clone of a template's disk for VM `vmid`: the controller's clone of the
+/// definition (a snapshot of it, copied by reflink, ZFS or LVM-thin where the pools allow),
+/// named `base-<b>-disk-<n>/vm-<vmid>-disk-<m>`.
+async fn clone_image(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let d = resolve(st, v, a, "volname").await?;
+    let vmid = arg_vmid(a, "vmid")?;
+    if arg_str(a, "snap").is_some() {
+        return Err("a linked clone of a snapshot is not supported yet; clone the template, or make a full clone".into());
+    }
+    if !d.disk.is_base {
+        return Err(format!(
+            "'{}' is not a template's disk; convert the VM to a template first",
+            d.disk.volname
+        ));
+    }
+    let disks = index(st, v).await?;
+    let name = free_disk_name(vmid, disks.iter().map(|x| x.disk.name.as_str()));
+    let volname = format!("{}/{name}", d.disk.volname);
+    let rd_name = free_rd_name(&name, &v.names().await.map_err(err)?);
+    let req = strata_api::types::ResourceDefinitionCloneRequest {
+        name: rd_name.clone(),
+        resource_group: Some(st.group.clone()),
+        ..Default::default()
+    };
+    // The answer is the clone's start: its messages say whether it went well.
+    let started: Value = v
+        .client
+        .send(strata_client::calls::resource_dfn_clone(&d.rd.name, &req))
+        .await
+        .map_err(|e| err(e.into()))?;
+    let messages: Vec<strata_api::ApiCallRc> =
+        serde_json::from_value(started.get("messages").cloned().unwrap_or(json!([])))
+            .map_err(|e| format!("unexpected answer to the clone: {e}"))?;
+    if let Some(r) = messages.iter().find(|r| r.is_error()) {
+        return Err(r.message.clone());
+    }
+    let props = pve_props(st, vmid, &volname)
+        .into_iter()
+        .map(|(k, x)| (k, Some(x)))
+        .collect();
+    if let Err(e) = v.set_props(&rd_name, props).await {
+        let _ = v.client.resource_dfn_delete(&rd_name).await;
+        return Err(err(e));
+    }
+    Ok(Value::String(volname))
+}
+
+/// Gives a disk to another VM: the same definition under the new volume name.
+async fn rename(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let d = resolve(st, v, a, "volname").await?;
+    let vmid = arg_vmid(a, "target_vmid")?;
+    let disks = index(st, v).await?;
+    let name = match arg_str(a, "target_volname") {
+        Some(n) => {
+            let t = parse_pve(&n)?;
+            if t.vmid != vmid || t.base.is_some() {
+                return Err(format!("illegal name '{n}' - should be 'vm-{vmid}-*'"));
+            }
+            t.name
+        }
+        None => free_disk_name(vmid, disks.iter().map(|x| x.disk.name.as_str())),
+    };
+    let volname = match &d.disk.base {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => name,
+    };
+    if disks.iter().any(|x| x.disk.volname == volname) {
+        return Err(format!("target volume '{volname}' already exists"));
+    }
+    v.set_props(
+        &d.rd.name,
+        [
+            (PROP_VOLNAME.to_string(), Some(volname.clone())),
+            (PROP_VMID.to_string(), Some(vmid.to_string())),
+        ]
+        .into(),
+    )
+    .await
+    .map_err(err)?;
+    Ok(Value::String(format!("{}:{volname}", st.storeid)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definition_names_step_aside_for_kept_ones() {
+        let taken = vec!["vm-1-disk-0".to_string(), "VM-1-DISK-0_1".to_string()];
+        assert_eq!(free_rd_name("vm-1-disk-0", &taken), "vm-1-disk-0_2");
+        assert_eq!(free_rd_name("vm-1-disk-1", &taken), "vm-1-disk-1");
+    }
 }

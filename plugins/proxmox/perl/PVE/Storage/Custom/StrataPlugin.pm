@@ -296,12 +296,14 @@ sub volume_has_feature {
     my ($class, $scfg, $feature, $storeid, $volname, $snapname, $running, $opts) = @_;
 
     my (undef, undef, undef, undef, undef, $isBase) = $class->parse_volname($volname);
-    # What works today; linked clones and templates come with the controller's clone of a
-    # snapshot.
+    # What works: linked clones of a template's disk (not of a snapshot yet).
     my $features = {
         snapshot => { current => 1 },
+        clone => { base => 1 },
+        template => { current => 1 },
         copy => { base => 1, current => 1 },
         sparseinit => { base => 1, current => 1 },
+        rename => { current => 1 },
     };
     my $key = $snapname ? 'snap' : $isBase ? 'base' : 'current';
     return 1 if $features->{$feature} && $features->{$feature}->{$key};
@@ -310,12 +312,25 @@ sub volume_has_feature {
 
 sub create_base {
     my ($class, $storeid, $scfg, $volname) = @_;
-    die "strata: templates are not supported yet; convert with a full copy\n";
+    return call($storeid, $scfg, 'create_base', { volname => $volname });
 }
 
 sub clone_image {
     my ($class, $scfg, $storeid, $volname, $vmid, $snap) = @_;
-    die "strata: linked clones are not supported yet; use a full clone\n";
+    return call($storeid, $scfg, 'clone_image', {
+        volname => $volname,
+        vmid => $vmid + 0,
+        snap => $snap,
+    });
+}
+
+sub rename_volume {
+    my ($class, $scfg, $storeid, $source_volname, $target_vmid, $target_volname) = @_;
+    return call($storeid, $scfg, 'rename_volume', {
+        volname => $source_volname,
+        target_vmid => $target_vmid + 0,
+        target_volname => $target_volname,
+    });
 }
 
 1;
