@@ -53,6 +53,7 @@ impl Pve {
             .args(args)
             .env("PVE_HARNESS_DIR", &self.dir)
             .env("STRATA_PVE_HELPER", &self.helper)
+            .env("STRATA_PVE_STATE_DIR", self.dir.join("strata-pve"))
             .output()
             .expect("run-pve.sh runs");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -101,6 +102,7 @@ impl Pve {
             .args(&a)
             .env("PVE_HARNESS_DIR", &self.dir)
             .env("STRATA_PVE_HELPER", &self.helper)
+            .env("STRATA_PVE_STATE_DIR", self.dir.join("strata-pve"))
             .output()
             .expect("pvesm runs");
         (
@@ -240,6 +242,34 @@ free $other
     assert_eq!(code, 0, "{stdout}{stderr}");
     let (code, _, _) = pve.pvesm(&["status"]);
     assert_eq!(code, 0);
+
+    // The controller gone: a disk set up on this node keeps its path and can be activated
+    // (a VM using it runs and starts); what needs the controller fails at once and says why.
+    let before = pve.ops("activate s1:vm-100-disk-0\np := path s1:vm-100-disk-0\n")[1]["result"]
+        ["path"]
+        .clone();
+    c.kill_controller();
+    let out = pve.ops(
+        r#"
+p := path s1:vm-100-disk-0
+activate s1:vm-100-disk-0
+!alloc s1 100 raw - 16M
+!path s1:vm-100-disk-5
+st := status
+"#,
+    );
+    assert_eq!(out[0]["result"]["path"], before);
+    let refused = &out[2];
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
+        "{refused}"
+    );
+    assert!(refused["ms"].as_u64().unwrap() < 10_000, "{refused}");
+    assert_eq!(out[4]["result"]["s1"]["active"], 0, "{}", out[4]);
+    c.start_controller();
 
     // Template, linked clone, reassignment to another VM, as qm template / qm clone /
     // qm disk move --target-vmid drive them. What the VM wrote is in the clone.

@@ -13,6 +13,9 @@ use strata_client::{Client, ClientError};
 /// The resource property that marks an attachment an adapter made (and may remove again).
 pub const PROP_ATTACHED_BY: &str = "Aux/strata/attached-by";
 
+/// How an unreachable controller is said (the start of [`AdapterError::Unreachable`]'s text).
+pub const UNREACHABLE: &str = "the controller cannot be reached";
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
     #[error("the controller cannot be reached: {0}")]

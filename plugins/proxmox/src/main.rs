@@ -4,6 +4,7 @@
 
 use std::io::Read;
 
+mod local;
 mod ops;
 mod protocol;
 

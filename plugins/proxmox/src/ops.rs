@@ -195,13 +195,14 @@ pub async fn run(req: &Request) -> Result<Value, String> {
             Ok(Value::Null)
         }
         "list_images" => list(&st, &v, a).await,
-        "activate_volume" => activate(&st, &v, a).await,
+        "activate_volume" => or_local(&st, a, activate(&st, &v, a).await),
         "deactivate_volume" => {
             let d = resolve(&st, &v, a, "volname").await?;
             v.release(&d.rd.name, &st.node).await.map_err(err)?;
+            crate::local::forget(&st.storeid, &d.disk.volname);
             Ok(Value::Null)
         }
-        "path" => path(&st, &v, a).await,
+        "path" => or_local(&st, a, path(&st, &v, a).await),
         "volume_size_info" => size_info(&st, &v, a).await,
         "volume_resize" => {
             let d = resolve(&st, &v, a, "volname").await?;
@@ -222,6 +223,27 @@ pub async fn run(req: &Request) -> Result<Value, String> {
             "'{other}' is not an operation of strata-pve (protocol version {})",
             crate::protocol::VERSION
         )),
+    }
+}
+
+/// The answer of `path` or `activate_volume`, noted for this node; when the controller
+/// cannot be reached, the device noted before (if it still exists) instead.
+fn or_local(st: &Storage, a: &Value, answer: Result<Value, String>) -> Result<Value, String> {
+    let volname = arg_str(a, "volname").unwrap_or_default();
+    match answer {
+        Ok(Value::String(dev)) => {
+            crate::local::remember(&st.storeid, &volname, &dev);
+            Ok(Value::String(dev))
+        }
+        Err(e) if e.starts_with(strata_adapter::volume::UNREACHABLE) => {
+            match crate::local::recall(&st.storeid, &volname) {
+                Some(dev) => Ok(Value::String(dev)),
+                None => Err(format!(
+                    "{e}; '{volname}' was not set up on this node before, so it cannot be used until the controller answers"
+                )),
+            }
+        }
+        other => other,
     }
 }
 
