@@ -1,7 +1,7 @@
 //! `bench`: prints the figures the project promises, each with its target, and a ratio against
 //! a baseline measured in the same run where there is one.
 //!
-//!   bench [scale|real|cli|io|all] [--quick] [--size=30k|--size=100k]
+//!   bench [scale|real|cli|io|pve|all] [--quick] [--size=30k|--size=100k]
 //!
 //! Build it in release mode (`cargo build --release --bins`): it runs the release binaries
 //! next to itself. `--quick` shrinks the scale run for a smoke test. The `real` and `io` runs
@@ -9,6 +9,7 @@
 
 mod cli;
 mod io;
+mod pve;
 mod real;
 mod scale;
 mod stats;
@@ -50,6 +51,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("io") {
         io::run(quick)?;
+    }
+    if want("pve") {
+        pve::run(quick)?;
     }
     Ok(())
 }
