@@ -163,6 +163,10 @@ sz2 := size $v
 snapshot $v snap1
 si := snapshot_info $v
 rollback $v snap1
+fs := features $v snap1
+sc := clone $v 400 snap1 ==> "s1:vm-400-disk-0"
+scs := size s1:vm-400-disk-0
+free s1:vm-400-disk-0
 snapshot_delete $v snap1
 feat := features $v
 deactivate $v
@@ -206,6 +210,10 @@ free $other
     assert_eq!(nth("size", 0)["size"], 64u64 << 20);
     assert_eq!(nth("size", 1)["size"], 128u64 << 20);
     assert!(nth("snapshot_info", 0).to_string().contains("snap1"));
+    // A clone of the snapshot: offered, made, as large as the disk when the snapshot was
+    // taken.
+    assert_eq!(nth("features", 0)["clone"], true, "{}", nth("features", 0));
+    assert_eq!(nth("size", 2)["size"], 128u64 << 20);
     // Properties that let `linstor rd list` find a VM's disks.
     let rd = c.linstor_ok(&["-m", "resource-definition", "list", "-r", "vm-100-disk-0"]);
     assert!(

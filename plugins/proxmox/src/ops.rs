@@ -493,8 +493,8 @@ async fn create_base(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, Stri
 async fn clone_image(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
     let d = resolve(st, v, a, "volname").await?;
     let vmid = arg_vmid(a, "vmid")?;
-    if arg_str(a, "snap").is_some() {
-        return Err("a linked clone of a snapshot is not supported yet; clone the template, or make a full clone".into());
+    if let Some(snap) = arg_str(a, "snap") {
+        return clone_snapshot(st, v, &d, vmid, &snap).await;
     }
     if !d.disk.is_base {
         return Err(format!(
@@ -530,6 +530,56 @@ async fn clone_image(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, Stri
     if let Err(e) = v.set_props(&rd_name, props).await {
         let _ = v.client.resource_dfn_delete(&rd_name).await;
         return Err(err(e));
+    }
+    Ok(Value::String(volname))
+}
+
+/// A new disk for VM `vmid` with the data of snapshot `snap` of `d`: a definition of the
+/// storage's resource group, restored from the snapshot (volume definitions, then resources);
+/// nothing is left when a step fails.
+async fn clone_snapshot(
+    st: &Storage,
+    v: &Volumes,
+    d: &Disk,
+    vmid: u32,
+    snap: &str,
+) -> Result<Value, String> {
+    let disks = index(st, v).await?;
+    let volname = free_disk_name(vmid, disks.iter().map(|x| x.disk.name.as_str()));
+    let rd_name = free_rd_name(&volname, &v.names().await.map_err(err)?);
+    let create = strata_api::types::request::ResourceDefinitionCreate {
+        resource_definition: strata_api::types::request::ResourceDefinition {
+            name: Some(rd_name.clone()),
+            props: pve_props(st, vmid, &volname),
+            resource_group_name: Some(st.group.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    send_checked(v, strata_client::calls::resource_dfn_create(&create)).await?;
+    let restore = strata_api::types::request::SnapshotRestore {
+        to_resource: rd_name.clone(),
+        ..Default::default()
+    };
+    let restored = async {
+        send_checked(
+            v,
+            strata_client::calls::snapshot_restore_volume_dfns(&d.rd.name, snap, &restore),
+        )
+        .await?;
+        send_checked(
+            v,
+            strata_client::calls::snapshot_restore_resources(&d.rd.name, snap, &restore),
+        )
+        .await
+    }
+    .await;
+    if let Err(e) = restored {
+        let _ = v.client.resource_dfn_delete(&rd_name).await;
+        return Err(format!(
+            "cloning snapshot '{snap}' of '{}': {e}",
+            d.disk.volname
+        ));
     }
     Ok(Value::String(volname))
 }

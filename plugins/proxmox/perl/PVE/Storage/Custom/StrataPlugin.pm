@@ -296,10 +296,10 @@ sub volume_has_feature {
     my ($class, $scfg, $feature, $storeid, $volname, $snapname, $running, $opts) = @_;
 
     my (undef, undef, undef, undef, undef, $isBase) = $class->parse_volname($volname);
-    # What works: linked clones of a template's disk (not of a snapshot yet).
+    # What works: linked clones of a template's disk or of a snapshot.
     my $features = {
         snapshot => { current => 1 },
-        clone => { base => 1 },
+        clone => { base => 1, snap => 1 },
         template => { current => 1 },
         copy => { base => 1, current => 1 },
         sparseinit => { base => 1, current => 1 },
