@@ -251,6 +251,28 @@ free $other
     let (code, _, _) = pve.pvesm(&["status"]);
     assert_eq!(code, 0);
 
+    // A disk LINBIT's plugin made (pm-xxxxxxxx_<vmid>, no properties of ours): listed for its
+    // VM, usable, freed.
+    c.linstor_ok(&[
+        "resource-group",
+        "spawn-resources",
+        "pve_rg",
+        "pm-12cf1f63_500",
+        "16M",
+    ]);
+    let out = pve.ops(
+        r#"
+l500 := list s1 500
+activate s1:pm-12cf1f63_500
+lp := path s1:pm-12cf1f63_500
+free s1:pm-12cf1f63_500
+"#,
+    );
+    assert_eq!(out[0]["result"]["s1"][0]["volid"], "s1:pm-12cf1f63_500");
+    assert!(out[2]["result"]["path"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("/dev/")));
+
     // The controller gone: a disk set up on this node keeps its path and can be activated
     // (a VM using it runs and starts); what needs the controller fails at once and says why.
     let before = pve.ops("activate s1:vm-100-disk-0\np := path s1:vm-100-disk-0\n")[1]["result"]

@@ -41,8 +41,32 @@ pub fn valid_resource_name(name: &str) -> bool {
     name.parse::<ResourceName>().is_ok()
 }
 
-/// Parses a Proxmox volume name of this storage.
+/// A disk LINBIT's Proxmox plugin made: `pm-<8 hex digits>_<vmid>`, the volume name and the
+/// resource definition's name alike.
+fn linbit_disk(volname: &str) -> Option<PveDisk> {
+    let rest = volname.strip_prefix("pm-")?;
+    let (hex, vmid) = rest.split_once('_')?;
+    if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    if vmid.is_empty() || !vmid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(PveDisk {
+        volname: volname.to_string(),
+        name: volname.to_string(),
+        vmid: vmid.parse().ok()?,
+        is_base: false,
+        base: None,
+    })
+}
+
+/// Parses a Proxmox volume name of this storage (also the `pm-xxxxxxxx_<vmid>` disks of
+/// LINBIT's plugin, which are used as they are).
 pub fn parse_pve(volname: &str) -> Result<PveDisk, String> {
+    if let Some(d) = linbit_disk(volname) {
+        return Ok(d);
+    }
     let bad = || {
         format!(
             "'{volname}' is not a disk name of this storage (vm-<vmid>-disk-<n>, base-<vmid>-disk-<n>, vm-<vmid>-state-<name>, or base-<vmid>-disk-<n>/vm-<vmid>-disk-<m>)"
@@ -105,6 +129,10 @@ mod tests {
         assert_eq!(c.name, "vm-8-disk-0");
         assert_eq!(c.base, Some(("base-7-disk-1".to_string(), 7)));
         assert_eq!(parse_pve("vm-9-state-snap1").unwrap().vmid, 9);
+        let l = parse_pve("pm-12cf1f63_101").unwrap();
+        assert_eq!((l.name.as_str(), l.vmid), ("pm-12cf1f63_101", 101));
+        assert!(parse_pve("pm-12cf1f6_101").is_err());
+        assert!(parse_pve("pm-12cf1f6x_101").is_err());
         for bad in [
             "",
             "vm-x-disk-0",

@@ -157,6 +157,11 @@ impl Volumes {
         Ok(rds.into_iter().find(|d| d.name.eq_ignore_ascii_case(name)))
     }
 
+    /// Every definition, with its volume definitions.
+    pub async fn all(&self) -> Result<Vec<ResourceDefinition>, AdapterError> {
+        Ok(self.client.resource_dfns(&[], &[], true).await?)
+    }
+
     /// Every definition carrying property `key` (with its volume definitions).
     pub async fn with_prop(&self, key: &str) -> Result<Vec<ResourceDefinition>, AdapterError> {
         let rds = self.client.resource_dfns(&[], &[], true).await?;

@@ -137,14 +137,22 @@ struct Disk {
     rd: ResourceDefinition,
 }
 
-/// Every disk of this storage.
+/// Every disk of this storage: the definitions it made (by their volume name), and those
+/// LINBIT's plugin made (`pm-xxxxxxxx_<vmid>`, used under their own name).
 async fn index(st: &Storage, v: &Volumes) -> Result<Vec<Disk>, String> {
-    let rds = v.with_prop(PROP_VOLNAME).await.map_err(err)?;
+    let rds = v.all().await.map_err(err)?;
     Ok(rds
         .into_iter()
-        .filter(|rd| rd.props.get(PROP_STOREID).is_none_or(|s| s == &st.storeid))
         .filter_map(|rd| {
-            let disk = parse_pve(&rd.props[PROP_VOLNAME]).ok()?;
+            let volname = match rd.props.get(PROP_VOLNAME) {
+                Some(_) if rd.props.get(PROP_STOREID).is_some_and(|s| s != &st.storeid) => {
+                    return None
+                }
+                Some(n) => n.clone(),
+                None if rd.name.starts_with("pm-") => rd.name.clone(),
+                None => return None,
+            };
+            let disk = parse_pve(&volname).ok()?;
             Some(Disk { disk, rd })
         })
         .collect())

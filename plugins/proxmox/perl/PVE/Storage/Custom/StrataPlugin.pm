@@ -164,6 +164,11 @@ sub parse_volname {
         return ('images', $name, $vmid, $basename, $basevmid, $isBase, 'raw');
     }
 
+    # A disk LINBIT's plugin made, used as it is.
+    if ($volname =~ m!^(pm-[0-9a-f]{8}_(\d+))$!) {
+        return ('images', $1, $2, undef, undef, undef, 'raw');
+    }
+
     die "unable to parse strata volume name '$volname'\n";
 }
 
