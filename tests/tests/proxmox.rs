@@ -145,6 +145,11 @@ fn proxmox_storage_layer_drives_the_plugin() {
     );
     let pve = Pve::new(&c.dir.path().join("pve"), &cfg);
 
+    // VM 100 is known to the cluster, with a name: its disks carry it.
+    pve.ops("g := guest 100 qemu\n");
+    let conf_dir = pve.dir.join(format!("etc/pve/nodes/{node}/qemu-server"));
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::write(conf_dir.join("100.conf"), "memory: 512\nname: web1\n").unwrap();
     let out = pve.ops(
         r#"
 st := status
@@ -218,6 +223,10 @@ free $other
     let rd = c.linstor_ok(&["-m", "resource-definition", "list", "-r", "vm-100-disk-0"]);
     assert!(
         rd.contains("Aux/pve/vmid") && rd.contains("\"100\""),
+        "{rd}"
+    );
+    assert!(
+        rd.contains("\"Aux/pve/vm-name\"") && rd.contains("\"web1\""),
         "{rd}"
     );
     // Errors say what is wrong.

@@ -17,6 +17,8 @@ use crate::protocol::Request;
 pub const PROP_VMID: &str = "Aux/pve/vmid";
 pub const PROP_VOLNAME: &str = "Aux/pve/volname";
 pub const PROP_STOREID: &str = "Aux/pve/storeid";
+/// The guest's name, where Proxmox knows it when the disk is made.
+pub const PROP_VMNAME: &str = "Aux/pve/vm-name";
 
 /// The storage's settings, from its section of storage.cfg.
 #[derive(Debug, Clone)]
@@ -322,7 +324,11 @@ async fn alloc(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
         None => free_disk_name(vmid, disks.iter().map(|d| d.disk.name.as_str())),
     };
     let rd_name = free_rd_name(&volname, &v.names().await.map_err(err)?);
-    v.create(&rd_name, size, &st.group, pve_props(st, vmid, &volname))
+    let mut props = pve_props(st, vmid, &volname);
+    if let Some(n) = arg_str(a, "vmname") {
+        props.insert(PROP_VMNAME.to_string(), n);
+    }
+    v.create(&rd_name, size, &st.group, props)
         .await
         .map_err(err)?;
     Ok(Value::String(volname))

@@ -19,6 +19,7 @@ use warnings;
 
 use JSON;
 
+use PVE::Cluster;
 use PVE::INotify;
 use PVE::Tools qw(run_command);
 use PVE::Storage::Plugin;
@@ -213,6 +214,19 @@ sub status {
 
 # --- volumes ------------------------------------------------------------------------
 
+# The guest's name (a VM's `name`, a container's `hostname`), where Proxmox knows it.
+my sub guest_name {
+    my ($vmid) = @_;
+    my $name = eval {
+        PVE::Cluster::cfs_update();
+        my $g = PVE::Cluster::get_vmlist()->{ids}->{$vmid} or return undef;
+        my $dir = $g->{type} eq 'lxc' ? 'lxc' : 'qemu-server';
+        my $raw = PVE::Cluster::get_config("nodes/$g->{node}/$dir/$vmid.conf") // return undef;
+        $raw =~ m/^(?:name|hostname):\s*(\S+)\s*$/m ? $1 : undef;
+    };
+    return $name;
+}
+
 sub alloc_image {
     my ($class, $storeid, $scfg, $vmid, $fmt, $name, $size) = @_;
     die "unsupported format '$fmt'\n" if defined($fmt) && $fmt ne 'raw';
@@ -221,6 +235,7 @@ sub alloc_image {
         vmid => $vmid + 0,
         name => ($name ? $name : undef),
         size_kib => $size + 0,
+        vmname => guest_name($vmid),
     });
 }
 
