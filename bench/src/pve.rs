@@ -2,21 +2,15 @@
 //! call, as the Perl module runs it) until its block device exists, against the bare
 //! controller calls (spawn, then read the device) in the same run.
 
-use std::os::unix::fs::FileTypeExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use strata_client::Method;
-use strata_tests::{bin, ok_replies, TestCluster};
+use strata_tests::{bin, TestCluster};
+
+use crate::real::{delete, is_block, spawn_until_device};
 
 use crate::stats::{ms, percentiles, print, Row};
-
-fn is_block(dev: &str) -> bool {
-    std::fs::metadata(dev)
-        .map(|m| m.file_type().is_block_device())
-        .unwrap_or(false)
-}
 
 /// One call of `strata-pve`; its result.
 fn call(c: &TestCluster, state: &std::path::Path, op: &str, args: Value) -> Value {
@@ -73,20 +67,9 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
 
         let name = format!("bare{i}");
         let t = Instant::now();
-        ok_replies(c.block(client.write(
-            Method::POST,
-            "/v1/resource-groups/rg1/spawn",
-            Some(&json!({"resource_definition_name": name, "volume_sizes": [65536]})),
-        )));
-        let rs = c.block(client.resources(&[], std::slice::from_ref(&name), &[], &[]))?;
-        let dev = rs[0].volumes[0].device_path.clone().expect("device");
-        assert!(is_block(&dev));
+        spawn_until_device(&c, &client, &name)?;
         bare.push(t.elapsed());
-        ok_replies(c.block(client.write::<()>(
-            Method::DELETE,
-            &format!("/v1/resource-definitions/{name}"),
-            None,
-        )));
+        delete(&c, &client, &name);
     }
     let (o, _) = percentiles(ours);
     let (b, _) = percentiles(bare);

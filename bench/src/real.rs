@@ -12,7 +12,7 @@ use strata_tests::{ok_replies, TestCluster};
 
 use crate::stats::{ms, percentiles, print, Row};
 
-fn is_block(dev: &str) -> bool {
+pub(crate) fn is_block(dev: &str) -> bool {
     std::fs::metadata(dev)
         .map(|m| m.file_type().is_block_device())
         .unwrap_or(false)
@@ -26,6 +26,32 @@ fn run_ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Spawns a 64 MiB volume `name` from `rg1` through the API and answers its block device.
+pub(crate) fn spawn_until_device(
+    c: &TestCluster,
+    client: &strata_client::Client,
+    name: &str,
+) -> anyhow::Result<String> {
+    ok_replies(c.block(client.write(
+        Method::POST,
+        "/v1/resource-groups/rg1/spawn",
+        Some(&json!({"resource_definition_name": name, "volume_sizes": [65536]})),
+    )));
+    let rs = c.block(client.resources(&[], &[name.to_string()], &[], &[]))?;
+    let dev = rs[0].volumes[0].device_path.clone().expect("device");
+    assert!(is_block(&dev));
+    Ok(dev)
+}
+
+/// Deletes definition `name` through the API.
+pub(crate) fn delete(c: &TestCluster, client: &strata_client::Client, name: &str) {
+    ok_replies(c.block(client.write::<()>(
+        Method::DELETE,
+        &format!("/v1/resource-definitions/{name}"),
+        None,
+    )));
 }
 
 pub fn run(quick: bool) -> anyhow::Result<()> {
@@ -44,21 +70,10 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         // Through the API: one call to create, one to delete.
         let name = format!("vol{i}");
         let t = Instant::now();
-        ok_replies(c.block(client.write(
-            Method::POST,
-            "/v1/resource-groups/rg1/spawn",
-            Some(&json!({"resource_definition_name": name, "volume_sizes": [65536]})),
-        )));
-        let rs = c.block(client.resources(&[], std::slice::from_ref(&name), &[], &[]))?;
-        let dev = rs[0].volumes[0].device_path.clone().expect("device");
-        assert!(is_block(&dev));
+        spawn_until_device(&c, &client, &name)?;
         ours_create.push(t.elapsed());
         let t = Instant::now();
-        ok_replies(c.block(client.write::<()>(
-            Method::DELETE,
-            &format!("/v1/resource-definitions/{name}"),
-            None,
-        )));
+        delete(&c, &client, &name);
         ours_delete.push(t.elapsed());
         assert!(!pool.join(format!("{name}_00000.img")).exists());
 
