@@ -313,16 +313,19 @@ fn stripped(dir: &Path, name: &str) -> Vec<u8> {
 /// An archive that puts our satellite into a guest and starts it at boot
 /// (`/usr/local/bin/linstor-satellite`, `/usr/local/bin/strata-satellite-start`, the hook
 /// `/etc/vmlab.d/50-satellite`), with the Docker volume plugin beside it
-/// (`/usr/local/bin/linstor-docker-volume`, not started).
+/// (`/usr/local/bin/linstor-docker-volume`, not started) and the Proxmox plugin's
+/// `strata-pve` (`/usr/local/bin/strata-pve`).
 pub fn satellite_overlay(dir: &Path) -> PathBuf {
     let binary = stripped(dir, "linstor-satellite");
     let plugin = stripped(dir, "linstor-docker-volume");
+    let pve = stripped(dir, "strata-pve");
     overlay(
         dir,
         "satellite",
         &[
             ("usr/local/bin/linstor-satellite", &binary, 0o755),
             ("usr/local/bin/linstor-docker-volume", &plugin, 0o755),
+            ("usr/local/bin/strata-pve", &pve, 0o755),
             (
                 "usr/local/bin/strata-satellite-start",
                 SATELLITE_START.as_bytes(),

@@ -355,6 +355,91 @@ fn md5(vm: &mut Vm, dev: &str, mib: u32) -> String {
     .to_string()
 }
 
+/// One call of the Proxmox plugin's `strata-pve` inside guest `vm` (whose node is `node`), as
+/// the Perl module makes it there; the controller is the host's, seen from the guest at
+/// 10.0.2.2.
+fn pve_call(vm: &mut Vm, c: &TestCluster, op: &str, args: serde_json::Value) -> serde_json::Value {
+    let req = serde_json::json!({
+        "version": 1,
+        "op": op,
+        "storeid": "drbd84",
+        "node": vm.name,
+        "scfg": {"strata-controllers": format!("10.0.2.2:{}", c.port), "strata-group": "pverg"},
+        "args": args,
+    });
+    let out = vm.sh(&format!(
+        "echo '{req}' | STRATA_PVE_STATE_DIR=/tmp/strata-pve strata-pve"
+    ));
+    let answer: serde_json::Value = out
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l.trim()).ok())
+        .unwrap_or_else(|| panic!("{}: no answer from strata-pve: {out}", vm.name));
+    assert_eq!(answer["ok"], true, "{}: {op}: {answer}", vm.name);
+    answer["result"].clone()
+}
+
+/// A Proxmox disk on DRBD 8.4 between two guests, through the plugin's `strata-pve` in each:
+/// allocated with two replicas, written on the first guest, handed over (as a migration
+/// does: deactivated there, activated on the second) and read on the second, then freed.
+#[test]
+fn proxmox_disk_hands_over_between_two_guests() {
+    strata_tests::needs_cluster!(strata_tests::vm::image());
+    let _one = one_at_a_time();
+    let c = TestCluster::start(0);
+    let (mut a, mut b) = guest_pair(&c);
+    c.linstor_ok(&[
+        "resource-group",
+        "create",
+        "pverg",
+        "--place-count",
+        "2",
+        "--storage-pool",
+        "sp_thin",
+    ]);
+    c.linstor_ok(&["volume-group", "create", "pverg"]);
+    let volname = pve_call(
+        &mut a,
+        &c,
+        "alloc_image",
+        serde_json::json!({"vmid": 100, "name": null, "size_kib": 65536}),
+    );
+    assert_eq!(volname, "vm-100-disk-0");
+    wait_state(
+        &c,
+        "vm-100-disk-0",
+        &["alpha", "bravo"],
+        "UpToDate",
+        Duration::from_secs(60),
+    );
+    let args = serde_json::json!({"volname": "vm-100-disk-0"});
+    let dev = pve_call(&mut a, &c, "activate_volume", args.clone());
+    let dev = dev.as_str().expect("a device").to_string();
+    assert!(dev.starts_with("/dev/drbd"), "{dev}");
+    // DRBD 8.4 has no auto-promote: the VM's side makes itself primary.
+    a.sh("drbdadm primary vm-100-disk-0");
+    a.sh(&format!(
+        "dd if=/dev/urandom of={dev} bs=1M count=4 oflag=direct 2>/dev/null"
+    ));
+    let written = md5(&mut a, &dev, 4);
+    a.sh("drbdadm secondary vm-100-disk-0");
+    pve_call(&mut a, &c, "deactivate_volume", args.clone());
+    // The other node: the same disk, the same data.
+    let dev_b = pve_call(&mut b, &c, "activate_volume", args.clone());
+    assert_eq!(dev_b.as_str(), Some(dev.as_str()));
+    assert_eq!(pve_call(&mut b, &c, "path", args.clone()), dev_b);
+    b.sh("drbdadm primary vm-100-disk-0");
+    assert_eq!(md5(&mut b, &dev, 4), written);
+    b.sh("drbdadm secondary vm-100-disk-0");
+    pve_call(&mut b, &c, "deactivate_volume", args.clone());
+    pve_call(&mut b, &c, "free_image", args);
+    let gone = c.wait_until(Duration::from_secs(60), || {
+        !c.linstor_ok(&["resource-definition", "list"])
+            .contains("vm-100-disk-0")
+    });
+    assert!(gone, "{}", c.linstor_ok(&["resource", "list"]));
+}
+
 /// DRBD 8.4 (the in-tree module of mainstream kernels) replicating a thin volume between two
 /// guests: spawned by a resource group, no initial sync, data written on one node read on the
 /// other, a resync after a disconnect shown as progress, and nothing left after delete.
