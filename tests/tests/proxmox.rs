@@ -139,9 +139,10 @@ fn proxmox_storage_layer_drives_the_plugin() {
     c.satellites[i].pool_dir = pool;
     c.register_all();
     c.create_group("pve_rg", 1);
+    // s2 names a resource group that does not exist; s3 reuses its status for a minute.
     let cfg = format!(
-        "strata: s1\\n strata-controllers 127.0.0.1:{}\\n strata-group pve_rg\\n content images,rootdir\\n shared 1",
-        c.port
+        "strata: s1\\n strata-controllers 127.0.0.1:{p}\\n strata-group pve_rg\\n content images,rootdir\\n shared 1\\n\\nstrata: s2\\n strata-controllers 127.0.0.1:{p}\\n strata-group nosuch\\n content images\\n shared 1\\n\\nstrata: s3\\n strata-controllers 127.0.0.1:{p}\\n strata-group pve_rg\\n strata-statuscache 60\\n content images\\n shared 1",
+        p = c.port
     );
     let pve = Pve::new(&c.dir.path().join("pve"), &cfg);
 
@@ -260,6 +261,18 @@ free $other
     let (code, _, _) = pve.pvesm(&["status"]);
     assert_eq!(code, 0);
 
+    // An unknown resource group: a clear error, nothing created.
+    let out = pve.run(&["-e", "!alloc s2 100 raw - 16M"]);
+    let refused = out.iter().find(|l| l["op"] == "alloc").unwrap();
+    assert_eq!(refused["pass"], true, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("nosuch"),
+        "{refused}"
+    );
+    assert!(!c
+        .linstor_ok(&["resource-definition", "list"])
+        .contains("vm-100-disk-1"));
+
     // A disk LINBIT's plugin made (pm-xxxxxxxx_<vmid>, no properties of ours): listed for its
     // VM, usable, freed.
     c.linstor_ok(&[
@@ -308,6 +321,9 @@ st := status
     );
     assert!(refused["ms"].as_u64().unwrap() < 10_000, "{refused}");
     assert_eq!(out[4]["result"]["s1"]["active"], 0, "{}", out[4]);
+    // s3 reuses the status it noted while the controller answered (strata-statuscache).
+    assert_eq!(out[4]["result"]["s3"]["active"], 1, "{}", out[4]);
+    assert!(pve.dir.join("strata-pve/status-s3.json").exists());
     c.start_controller();
 
     // Template, linked clone, reassignment to another VM, as qm template / qm clone /

@@ -9,11 +9,45 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/strata/pve";
 
-fn file() -> PathBuf {
+fn state_dir() -> PathBuf {
     std::env::var_os("STRATA_PVE_STATE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
-        .join("devices.json")
+}
+
+fn file() -> PathBuf {
+    state_dir().join("devices.json")
+}
+
+fn status_file(storeid: &str) -> PathBuf {
+    state_dir().join(format!("status-{storeid}.json"))
+}
+
+/// The status of `storeid` noted less than `max_age` ago.
+pub fn cached_status(storeid: &str, max_age: std::time::Duration) -> Option<serde_json::Value> {
+    let path = status_file(storeid);
+    let age = std::fs::metadata(&path)
+        .ok()?
+        .modified()
+        .ok()?
+        .elapsed()
+        .ok()?;
+    if age > max_age {
+        return None;
+    }
+    serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+}
+
+/// Notes the status of `storeid` (pvestatd asks every few seconds on every node).
+pub fn note_status(storeid: &str, status: &serde_json::Value) {
+    let path = status_file(storeid);
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::create_dir_all(state_dir())
+        .and_then(|_| std::fs::write(&tmp, status.to_string()))
+        .and_then(|_| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        eprintln!("strata: cannot note the status in {}: {e}", path.display());
+    }
 }
 
 fn load(path: &Path) -> BTreeMap<String, String> {

@@ -31,6 +31,8 @@ pub struct Storage {
     /// The controller VM: its disks are left alone.
     pub controller_vm: Option<u32>,
     pub timeout: Duration,
+    /// How long a status answer is reused (`strata-statuscache`, seconds; 0: never).
+    pub status_cache: Duration,
 }
 
 fn text(scfg: &BTreeMap<String, Value>, key: &str) -> Option<String> {
@@ -79,6 +81,11 @@ impl Storage {
                 },
             },
             group: text(s, "strata-group").unwrap_or_else(|| "DfltRscGrp".into()),
+            status_cache: Duration::from_secs(
+                text(s, "strata-statuscache")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0),
+            ),
             prefer_local: flag(s, "strata-preferlocal"),
             controller_vm,
             // Proxmox holds its storage lock for 60 s: every call ends well before.
@@ -197,7 +204,16 @@ pub async fn run(req: &Request) -> Result<Value, String> {
     let a = &req.args;
     let v = st.volumes()?;
     match req.op.as_str() {
-        "status" => status(&st, &v).await,
+        "status" => {
+            if let Some(cached) = crate::local::cached_status(&st.storeid, st.status_cache) {
+                return Ok(cached);
+            }
+            let answer = status(&st, &v).await?;
+            if !st.status_cache.is_zero() && answer["active"] == true {
+                crate::local::note_status(&st.storeid, &answer);
+            }
+            Ok(answer)
+        }
         "alloc_image" => alloc(&st, &v, a).await,
         "free_image" => {
             let d = resolve(&st, &v, a, "volname").await?;

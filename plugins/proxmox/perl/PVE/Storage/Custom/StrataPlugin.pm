@@ -85,6 +85,11 @@ sub properties {
             description => "Send the token over plain HTTP too.",
             type => 'boolean',
         },
+        'strata-statuscache' => {
+            description => "Seconds a status answer is reused (default 0: always ask).",
+            type => 'integer',
+            minimum => 0,
+        },
         'strata-timeout' => {
             description => "Seconds a call to the controller may take (default 20).",
             type => 'integer',
@@ -106,6 +111,7 @@ sub options {
         'strata-token-file' => { optional => 1 },
         'strata-allow-insecure-auth' => { optional => 1 },
         'strata-timeout' => { optional => 1 },
+        'strata-statuscache' => { optional => 1 },
         content => { optional => 1 },
         nodes => { optional => 1 },
         shared => { optional => 1 },
