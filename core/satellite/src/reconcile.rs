@@ -126,6 +126,11 @@ fn up_to_date(number: u32, v: &BackingVolume) -> VolumeState {
 }
 
 /// Whether any device of the resource is in use; `None` when it has no device.
+///
+/// A DRBD device is never opened to find out: its use is its role, which DRBD's events
+/// report (the controller counts a Primary as in use), and even a moment's open by this
+/// probe would make a `drbdadm secondary` on the node fail ("held open") — the hand-over of a
+/// migration included.
 fn in_use(rs: &ResourceState) -> Option<bool> {
     let devices: Vec<&String> = rs
         .volumes
@@ -135,7 +140,11 @@ fn in_use(rs: &ResourceState) -> Option<bool> {
     if devices.is_empty() {
         return None;
     }
-    Some(devices.iter().any(|d| strata_storage::device_in_use(d)))
+    Some(
+        devices
+            .iter()
+            .any(|d| !d.starts_with("/dev/drbd") && strata_storage::device_in_use(d)),
+    )
 }
 
 /// Makes volume `v`, missing from the pool, from where the configuration says it comes
