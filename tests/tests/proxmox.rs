@@ -47,15 +47,19 @@ impl Pve {
         pve
     }
 
-    /// Runs the harness with `args`; answers its JSON lines.
-    fn run(&self, args: &[&str]) -> Vec<Value> {
-        let out = Command::new(harness().join("run-pve.sh"))
-            .args(args)
+    /// The harness with `args`, in this state directory, with our helper.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(harness().join("run-pve.sh"));
+        cmd.args(args)
             .env("PVE_HARNESS_DIR", &self.dir)
             .env("STRATA_PVE_HELPER", &self.helper)
-            .env("STRATA_PVE_STATE_DIR", self.dir.join("strata-pve"))
-            .output()
-            .expect("run-pve.sh runs");
+            .env("STRATA_PVE_STATE_DIR", self.dir.join("strata-pve"));
+        cmd
+    }
+
+    /// Runs the harness with `args`; answers its JSON lines.
+    fn run(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.command(args).output().expect("run-pve.sh runs");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let lines: Vec<Value> = text
             .lines()
@@ -98,13 +102,7 @@ impl Pve {
     fn pvesm(&self, args: &[&str]) -> (i64, String, String) {
         let mut a = vec!["pvesm"];
         a.extend_from_slice(args);
-        let out = Command::new(harness().join("run-pve.sh"))
-            .args(&a)
-            .env("PVE_HARNESS_DIR", &self.dir)
-            .env("STRATA_PVE_HELPER", &self.helper)
-            .env("STRATA_PVE_STATE_DIR", self.dir.join("strata-pve"))
-            .output()
-            .expect("pvesm runs");
+        let out = self.command(&a).output().expect("pvesm runs");
         (
             out.status.code().unwrap_or(-1) as i64,
             String::from_utf8_lossy(&out.stdout).to_string(),

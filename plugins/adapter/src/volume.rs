@@ -162,21 +162,6 @@ impl Volumes {
         Ok(self.client.resource_dfns(&[], &[], true).await?)
     }
 
-    /// Every definition carrying property `key` (with its volume definitions).
-    pub async fn with_prop(&self, key: &str) -> Result<Vec<ResourceDefinition>, AdapterError> {
-        let rds = self.client.resource_dfns(&[], &[], true).await?;
-        Ok(rds
-            .into_iter()
-            .filter(|d| d.props.contains_key(key))
-            .collect())
-    }
-
-    /// The names of all definitions.
-    pub async fn names(&self) -> Result<Vec<String>, AdapterError> {
-        let rds = self.client.resource_dfns(&[], &[], false).await?;
-        Ok(rds.into_iter().map(|d| d.name).collect())
-    }
-
     pub async fn resources(&self, name: &str) -> Result<Vec<ResourceWithVolumes>, AdapterError> {
         Ok(self
             .client

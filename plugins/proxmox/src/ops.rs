@@ -141,41 +141,66 @@ fn err(e: AdapterError) -> String {
 /// A disk of this storage: its Proxmox volume name and its resource definition. The
 /// definition keeps the name it was made with; templates and renames change only the
 /// volume name it carries (`Aux/pve/volname`), as definitions cannot be renamed.
+#[derive(Clone)]
 struct Disk {
     disk: PveDisk,
     rd: ResourceDefinition,
 }
 
-/// Every disk of this storage: the definitions it made (by their volume name), and those
-/// LINBIT's plugin made (`pm-xxxxxxxx_<vmid>`, used under their own name).
-async fn index(st: &Storage, v: &Volumes) -> Result<Vec<Disk>, String> {
-    let rds = v.all().await.map_err(err)?;
-    Ok(rds
-        .into_iter()
-        .filter_map(|rd| {
-            let volname = match rd.props.get(PROP_VOLNAME) {
-                Some(_) if rd.props.get(PROP_STOREID).is_some_and(|s| s != &st.storeid) => {
-                    return None
-                }
-                Some(n) => n.clone(),
-                None if rd.name.starts_with("pm-") => rd.name.clone(),
-                None => return None,
-            };
-            let disk = parse_pve(&volname).ok()?;
-            Some(Disk { disk, rd })
-        })
-        .collect())
+/// What the cluster holds, from one listing: the disks of this storage (the definitions it
+/// made, by their volume name, and those LINBIT's plugin made, `pm-xxxxxxxx_<vmid>`, under
+/// their own name) and the names of all definitions.
+struct Catalog {
+    disks: Vec<Disk>,
+    names: Vec<String>,
 }
 
-/// The disk named by the call's `key` argument.
+impl Catalog {
+    async fn read(st: &Storage, v: &Volumes) -> Result<Catalog, String> {
+        let rds = v.all().await.map_err(err)?;
+        let names = rds.iter().map(|rd| rd.name.clone()).collect();
+        let disks = rds
+            .into_iter()
+            .filter_map(|rd| {
+                let volname = match rd.props.get(PROP_VOLNAME) {
+                    Some(_) if rd.props.get(PROP_STOREID).is_some_and(|s| s != &st.storeid) => {
+                        return None
+                    }
+                    Some(n) => n.clone(),
+                    None if rd.name.starts_with("pm-") => rd.name.clone(),
+                    None => return None,
+                };
+                let disk = parse_pve(&volname).ok()?;
+                Some(Disk { disk, rd })
+            })
+            .collect();
+        Ok(Catalog { disks, names })
+    }
+
+    /// The disk named by the call's `key` argument.
+    fn find(&self, st: &Storage, a: &Value, key: &str) -> Result<Disk, String> {
+        let volname = arg_str(a, key).ok_or_else(|| format!("'{key}' is missing"))?;
+        let wanted = parse_pve(&volname)?;
+        self.disks
+            .iter()
+            .find(|d| d.disk.volname == wanted.volname)
+            .cloned()
+            .ok_or_else(|| format!("volume '{}:{volname}' does not exist", st.storeid))
+    }
+
+    fn has(&self, volname: &str) -> bool {
+        self.disks.iter().any(|d| d.disk.volname == volname)
+    }
+
+    /// The first `vm-<vmid>-disk-<n>` no disk of this storage is named.
+    fn free_disk_name(&self, vmid: u32) -> String {
+        free_disk_name(vmid, self.disks.iter().map(|d| d.disk.name.as_str()))
+    }
+}
+
+/// The disk named by the call's `key` argument, for calls that need nothing else listed.
 async fn resolve(st: &Storage, v: &Volumes, a: &Value, key: &str) -> Result<Disk, String> {
-    let volname = arg_str(a, key).ok_or_else(|| format!("'{key}' is missing"))?;
-    let wanted = parse_pve(&volname)?;
-    index(st, v)
-        .await?
-        .into_iter()
-        .find(|d| d.disk.volname == wanted.volname)
-        .ok_or_else(|| format!("volume '{}:{volname}' does not exist", st.storeid))
+    Catalog::read(st, v).await?.find(st, a, key)
 }
 
 /// A definition name for a new disk: its volume's last part, or that with `_<n>` when a
@@ -323,7 +348,7 @@ async fn alloc(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
     if size == 0 {
         return Err("a disk of size 0 cannot be made; give a size".into());
     }
-    let disks = index(st, v).await?;
+    let cat = Catalog::read(st, v).await?;
     let volname = match arg_str(a, "name") {
         Some(n) => {
             let d = parse_pve(&n)?;
@@ -332,14 +357,14 @@ async fn alloc(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
                     "illegal name '{n}' - should be 'vm-{vmid}-*' or 'base-{vmid}-*'"
                 ));
             }
-            if disks.iter().any(|x| x.disk.volname == n) {
+            if cat.has(&n) {
                 return Err(format!("volume '{}:{n}' already exists", st.storeid));
             }
             n
         }
-        None => free_disk_name(vmid, disks.iter().map(|d| d.disk.name.as_str())),
+        None => cat.free_disk_name(vmid),
     };
-    let rd_name = free_rd_name(&volname, &v.names().await.map_err(err)?);
+    let rd_name = free_rd_name(&volname, &cat.names);
     let mut props = pve_props(st, vmid, &volname);
     if let Some(n) = arg_str(a, "vmname") {
         props.insert(PROP_VMNAME.to_string(), n);
@@ -363,7 +388,7 @@ async fn list(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
         })
     });
     let mut out = Vec::new();
-    for Disk { disk: d, rd } in index(st, v).await? {
+    for Disk { disk: d, rd } in Catalog::read(st, v).await?.disks {
         if vmid.is_some_and(|id| id != u64::from(d.vmid)) {
             continue;
         }
@@ -497,7 +522,8 @@ async fn snapshot_info(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, St
 
 /// Makes a VM's disk a template's: the same definition, now named `base-<vmid>-...`.
 async fn create_base(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
-    let d = resolve(st, v, a, "volname").await?;
+    let cat = Catalog::read(st, v).await?;
+    let d = cat.find(st, a, "volname")?;
     if d.disk.is_base || d.disk.base.is_some() {
         return Err(format!(
             "'{}' is a template's disk or a linked clone; a template is made from a VM's own disk",
@@ -505,7 +531,7 @@ async fn create_base(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, Stri
         ));
     }
     let new = d.disk.name.replacen("vm-", "base-", 1);
-    if index(st, v).await?.iter().any(|x| x.disk.volname == new) {
+    if cat.has(&new) {
         return Err(format!("volume '{}:{new}' already exists", st.storeid));
     }
     v.set_props(
@@ -521,10 +547,11 @@ async fn create_base(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, Stri
 /// definition (a snapshot of it, copied by reflink, ZFS or LVM-thin where the pools allow),
 /// named `base-<b>-disk-<n>/vm-<vmid>-disk-<m>`.
 async fn clone_image(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
-    let d = resolve(st, v, a, "volname").await?;
+    let cat = Catalog::read(st, v).await?;
+    let d = cat.find(st, a, "volname")?;
     let vmid = arg_vmid(a, "vmid")?;
     if let Some(snap) = arg_str(a, "snap") {
-        return clone_snapshot(st, v, &d, vmid, &snap).await;
+        return clone_snapshot(st, v, &cat, &d, vmid, &snap).await;
     }
     if !d.disk.is_base {
         return Err(format!(
@@ -532,10 +559,9 @@ async fn clone_image(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, Stri
             d.disk.volname
         ));
     }
-    let disks = index(st, v).await?;
-    let name = free_disk_name(vmid, disks.iter().map(|x| x.disk.name.as_str()));
+    let name = cat.free_disk_name(vmid);
     let volname = format!("{}/{name}", d.disk.volname);
-    let rd_name = free_rd_name(&name, &v.names().await.map_err(err)?);
+    let rd_name = free_rd_name(&name, &cat.names);
     let req = strata_api::types::ResourceDefinitionCloneRequest {
         name: rd_name.clone(),
         resource_group: Some(st.group.clone()),
@@ -570,13 +596,13 @@ async fn clone_image(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, Stri
 async fn clone_snapshot(
     st: &Storage,
     v: &Volumes,
+    cat: &Catalog,
     d: &Disk,
     vmid: u32,
     snap: &str,
 ) -> Result<Value, String> {
-    let disks = index(st, v).await?;
-    let volname = free_disk_name(vmid, disks.iter().map(|x| x.disk.name.as_str()));
-    let rd_name = free_rd_name(&volname, &v.names().await.map_err(err)?);
+    let volname = cat.free_disk_name(vmid);
+    let rd_name = free_rd_name(&volname, &cat.names);
     let create = strata_api::types::request::ResourceDefinitionCreate {
         resource_definition: strata_api::types::request::ResourceDefinition {
             name: Some(rd_name.clone()),
@@ -616,9 +642,9 @@ async fn clone_snapshot(
 
 /// Gives a disk to another VM: the same definition under the new volume name.
 async fn rename(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
-    let d = resolve(st, v, a, "volname").await?;
+    let cat = Catalog::read(st, v).await?;
+    let d = cat.find(st, a, "volname")?;
     let vmid = arg_vmid(a, "target_vmid")?;
-    let disks = index(st, v).await?;
     let name = match arg_str(a, "target_volname") {
         Some(n) => {
             let t = parse_pve(&n)?;
@@ -627,13 +653,13 @@ async fn rename(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
             }
             t.name
         }
-        None => free_disk_name(vmid, disks.iter().map(|x| x.disk.name.as_str())),
+        None => cat.free_disk_name(vmid),
     };
     let volname = match &d.disk.base {
         Some((base, _)) => format!("{base}/{name}"),
         None => name,
     };
-    if disks.iter().any(|x| x.disk.volname == volname) {
+    if cat.has(&volname) {
         return Err(format!("target volume '{volname}' already exists"));
     }
     v.set_props(
