@@ -1160,16 +1160,13 @@ impl Core {
     }
 
     /// Asks a node's satellite whether a pool can be used; `None` when the node is offline.
-    pub async fn probe_pool(
-        self: &Arc<Self>,
-        node: &NodeName,
-        pool: &PoolConfig,
-    ) -> Option<PoolProbe> {
+    pub async fn probe_pool(&self, node: &NodeName, pool: &PoolConfig) -> Option<PoolProbe> {
         if !self.observed().is_online(node) {
             return None;
         }
         let addr = self.satellite_addr(node)?;
-        let channel = self.channel_to(node, addr).await.ok()?;
+        // A probe never joins a node: only its link does.
+        let channel = self.established_channel(node).ok()?;
         let resp = channel
             .http
             .post(channel.url(addr, PATH_POOL_PROBE))
@@ -1189,6 +1186,15 @@ impl Core {
         }
         self.link_for(node).is_some()
     }
+}
+
+/// Whether the controller may talk plain HTTP to `node`: it was created PLAIN (and has not
+/// joined over TLS since, which makes it SSL).
+fn plain_allowed(c: &Cluster, node: &NodeName) -> bool {
+    c.nodes
+        .get(node)
+        .and_then(|n| n.satellite_interface())
+        .is_some_and(|i| i.encryption == Some(strata_model::EncryptionType::Plain))
 }
 
 /// The record revoking `cert`.
@@ -1228,11 +1234,6 @@ impl Core {
         use strata_model::security::{join_token_key, node_cert_key};
         let (plain_ok, cert, token) = {
             let c = self.cluster();
-            let plain_ok = c
-                .nodes
-                .get(node)
-                .and_then(|n| n.satellite_interface())
-                .is_some_and(|i| i.encryption == Some(strata_model::EncryptionType::Plain));
             let cert = match c.security.get(&node_cert_key(node)) {
                 Some(SecurityRecord::NodeCert(x)) => Some(x.clone()),
                 _ => None,
@@ -1241,37 +1242,47 @@ impl Core {
                 Some(SecurityRecord::JoinToken(t)) => Some(t.clone()),
                 _ => None,
             };
-            (plain_ok, cert, token)
+            (plain_allowed(&c, node), cert, token)
         };
         let now = RealEnv.now_ms().max(0) as u64;
-        let token = token.filter(|t| t.expires_at_ms > now || cert.is_some());
-        match (token, &cert) {
-            (Some(t), _) if t.expires_at_ms > now => {
-                match self.join_node(node, addr, &t.secret, cert.as_ref()).await {
-                    Ok(()) => {}
-                    Err(crate::trust::JoinError::NotTls(_)) if plain_ok && cert.is_none() => {
-                        return Ok(crate::trust::plain_channel(&self.http));
-                    }
-                    // A joined node keeps its certificate while a new join waits for the
-                    // satellite to get the new token.
-                    Err(e) if cert.is_some() => {
-                        tracing::warn!(node = %node, "joining again failed, the node keeps its certificate: {e}");
-                    }
-                    Err(crate::trust::JoinError::NotTls(m)) => {
-                        return Err(format!("the satellite at {addr} speaks no TLS ({m}); run it with TLS (the default), or create the node with the communication type PLAIN if it must run in plain mode"));
-                    }
-                    Err(crate::trust::JoinError::Failed(m)) => {
-                        return Err(format!("joining node '{node}' failed: {m}"));
-                    }
+        if let Some(t) = token.filter(|t| t.expires_at_ms > now) {
+            match self.join_node(node, addr, &t.secret, cert.as_ref()).await {
+                Ok(()) => {}
+                Err(crate::trust::JoinError::NotTls(_)) if plain_ok && cert.is_none() => {
+                    return Ok(crate::trust::plain_channel(&self.http));
+                }
+                // A joined node keeps its certificate while a new join waits for the
+                // satellite to get the new token.
+                Err(e) if cert.is_some() => {
+                    tracing::warn!(node = %node, "joining again failed, the node keeps its certificate: {e}");
+                }
+                Err(crate::trust::JoinError::NotTls(m)) => {
+                    return Err(format!("the satellite at {addr} speaks no TLS ({m}); run it with TLS (the default), or create the node with the communication type PLAIN if it must run in plain mode"));
+                }
+                Err(crate::trust::JoinError::Failed(m)) => {
+                    return Err(format!("joining node '{node}' failed: {m}"));
                 }
             }
-            (_, Some(_)) => {}
-            (_, None) if plain_ok => return Ok(crate::trust::plain_channel(&self.http)),
-            (_, None) => {
-                return Err(format!(
+        }
+        self.established_channel(node)
+    }
+
+    /// How to reach `node` as things stand, without joining it: TLS with its certificate,
+    /// plain HTTP for a PLAIN node that never joined.
+    fn established_channel(&self, node: &NodeName) -> Result<link::Channel, String> {
+        let (plain_ok, joined) = {
+            let c = self.cluster();
+            let key = strata_model::security::node_cert_key(node);
+            (plain_allowed(&c, node), c.security.contains_key(&key))
+        };
+        if !joined {
+            return if plain_ok {
+                Ok(crate::trust::plain_channel(&self.http))
+            } else {
+                Err(format!(
                     "node '{node}' has not joined the cluster and has no valid join token; delete and create the node again to get one"
                 ))
-            }
+            };
         }
         let revoked = self.revoked.clone();
         self.trust.client_for(
