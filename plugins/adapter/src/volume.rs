@@ -245,8 +245,16 @@ impl Volumes {
         let rscs = self.resources(name).await?;
         let here = rscs
             .iter()
-            .any(|r| r.resource.node_name.eq_ignore_ascii_case(node));
-        if !here {
+            .find(|r| r.resource.node_name.eq_ignore_ascii_case(node));
+        // Already usable here: the listing just made says where.
+        if let Some(dev) = here
+            .and_then(|r| r.volumes.iter().find(|v| v.volume_number == 0))
+            .and_then(|v| v.device_path.clone())
+            .filter(|d| std::path::Path::new(d).exists())
+        {
+            return Ok(dev);
+        }
+        if here.is_none() {
             if self.find(name).await?.is_none() {
                 return Err(AdapterError::NotFound(name.to_string()));
             }
