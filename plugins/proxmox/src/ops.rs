@@ -177,15 +177,13 @@ impl Catalog {
         Ok(Catalog { disks, names })
     }
 
-    /// The disk named by the call's `key` argument.
-    fn find(&self, st: &Storage, a: &Value, key: &str) -> Result<Disk, String> {
-        let volname = arg_str(a, key).ok_or_else(|| format!("'{key}' is missing"))?;
-        let wanted = parse_pve(&volname)?;
+    /// The disk `wanted` names.
+    fn find(&self, st: &Storage, wanted: &PveDisk) -> Result<Disk, String> {
         self.disks
             .iter()
             .find(|d| d.disk.volname == wanted.volname)
             .cloned()
-            .ok_or_else(|| format!("volume '{}:{volname}' does not exist", st.storeid))
+            .ok_or_else(|| format!("volume '{}:{}' does not exist", st.storeid, wanted.volname))
     }
 
     fn has(&self, volname: &str) -> bool {
@@ -198,9 +196,16 @@ impl Catalog {
     }
 }
 
+/// The disk name in the call's `key` argument, checked before anything is asked of the
+/// controller.
+fn named(a: &Value, key: &str) -> Result<PveDisk, String> {
+    parse_pve(&arg_str(a, key).ok_or_else(|| format!("'{key}' is missing"))?)
+}
+
 /// The disk named by the call's `key` argument, for calls that need nothing else listed.
 async fn resolve(st: &Storage, v: &Volumes, a: &Value, key: &str) -> Result<Disk, String> {
-    Catalog::read(st, v).await?.find(st, a, key)
+    let wanted = named(a, key)?;
+    Catalog::read(st, v).await?.find(st, &wanted)
 }
 
 /// A definition name for a new disk: its volume's last part, or that with `_<n>` when a
@@ -522,8 +527,9 @@ async fn snapshot_info(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, St
 
 /// Makes a VM's disk a template's: the same definition, now named `base-<vmid>-...`.
 async fn create_base(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let wanted = named(a, "volname")?;
     let cat = Catalog::read(st, v).await?;
-    let d = cat.find(st, a, "volname")?;
+    let d = cat.find(st, &wanted)?;
     if d.disk.is_base || d.disk.base.is_some() {
         return Err(format!(
             "'{}' is a template's disk or a linked clone; a template is made from a VM's own disk",
@@ -547,8 +553,9 @@ async fn create_base(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, Stri
 /// definition (a snapshot of it, copied by reflink, ZFS or LVM-thin where the pools allow),
 /// named `base-<b>-disk-<n>/vm-<vmid>-disk-<m>`.
 async fn clone_image(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let wanted = named(a, "volname")?;
     let cat = Catalog::read(st, v).await?;
-    let d = cat.find(st, a, "volname")?;
+    let d = cat.find(st, &wanted)?;
     let vmid = arg_vmid(a, "vmid")?;
     if let Some(snap) = arg_str(a, "snap") {
         return clone_snapshot(st, v, &cat, &d, vmid, &snap).await;
@@ -642,8 +649,9 @@ async fn clone_snapshot(
 
 /// Gives a disk to another VM: the same definition under the new volume name.
 async fn rename(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
+    let wanted = named(a, "volname")?;
     let cat = Catalog::read(st, v).await?;
-    let d = cat.find(st, a, "volname")?;
+    let d = cat.find(st, &wanted)?;
     let vmid = arg_vmid(a, "target_vmid")?;
     let name = match arg_str(a, "target_volname") {
         Some(n) => {
