@@ -486,7 +486,13 @@ where
     for (k, v) in opts {
         key(k)?;
         check(&format!("value of option {k:?}"), v)?;
-        let _ = writeln!(out, "{pad}    {k} \"{v}\";");
+        if v == "yes" || v == "no" {
+            // A boolean: 8.4's drbdadm takes only the bare keywords (a quoted "yes" is a
+            // string to it); 9's takes both.
+            let _ = writeln!(out, "{pad}    {k} {v};");
+        } else {
+            let _ = writeln!(out, "{pad}    {k} \"{v}\";");
+        }
     }
     let _ = writeln!(out, "{pad}}}");
     Ok(())
@@ -614,7 +620,7 @@ mod tests {
 
 resource "r0" {
     options {
-        auto-promote "yes";
+        auto-promote yes;
         quorum "majority";
     }
     net {
@@ -1322,6 +1328,7 @@ mod real_drbdadm84 {
         options
             .set("Net", "protocol", "C")
             .set("Net", "max-buffers", "8000")
+            .set("Net", "allow-two-primaries", "yes")
             .set("Disk", "on-io-error", "detach")
             .set("PeerDevice", "resync-rate", "100M");
         Resource {
@@ -1378,6 +1385,7 @@ mod real_drbdadm84 {
             "on-io-error detach;",
             "resync-rate 100M;",
             "c-max-rate 300M;",
+            "allow-two-primaries",
         ] {
             assert!(dump.contains(want), "missing {want:?} in\n{dump}");
         }
