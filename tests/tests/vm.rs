@@ -380,8 +380,10 @@ fn pve_call(vm: &mut Vm, c: &TestCluster, op: &str, args: serde_json::Value) -> 
 }
 
 /// A Proxmox disk on DRBD 8.4 between two guests, through the plugin's `strata-pve` in each:
-/// allocated with two replicas, written on the first guest, handed over (as a migration
-/// does: deactivated there, activated on the second) and read on the second, then freed.
+/// allocated with two replicas, written on the first guest, handed over live (activated and
+/// opened on the second while the first still has it open, as a live migration does; two
+/// primaries allowed only for that while) and read on the second, handed back offline
+/// (deactivated, then activated on the first), then freed.
 #[test]
 fn proxmox_disk_hands_over_between_two_guests() {
     strata_tests::needs_cluster!(strata_tests::vm::image());
@@ -422,16 +424,64 @@ fn proxmox_disk_hands_over_between_two_guests() {
         "dd if=/dev/urandom of={dev} bs=1M count=4 oflag=direct 2>/dev/null"
     ));
     let written = md5(&mut a, &dev, 4);
-    a.sh("drbdadm secondary vm-100-disk-0");
-    pve_call(&mut a, &c, "deactivate_volume", args.clone());
-    // The other node: the same disk, the same data.
+    let rd_props = || c.linstor_ok(&["resource-definition", "list-properties", "vm-100-disk-0"]);
+    assert!(
+        !rd_props().contains("allow-two-primaries"),
+        "{}",
+        rd_props()
+    );
+    // The source's guest runs: the controller sees the disk in use there.
+    let list = || c.linstor_ok(&["resource", "list", "-r", "vm-100-disk-0"]);
+    let seen = c.wait_until(Duration::from_secs(30), || {
+        list()
+            .lines()
+            .any(|l| l.contains("alpha") && l.contains("InUse"))
+    });
+    assert!(seen, "{}", list());
+    // A live migration: the target activates while the source still has the disk open, and
+    // its guest opens it (primary) before the source lets go. DRBD 8.4 refuses a second
+    // primary unless two are allowed, which the activation must have done.
     let dev_b = pve_call(&mut b, &c, "activate_volume", args.clone());
-    assert_eq!(dev_b.as_str(), Some(dev.as_str()));
-    assert_eq!(pve_call(&mut b, &c, "path", args.clone()), dev_b);
+    assert_eq!(
+        dev_b.as_str(),
+        Some(dev.as_str()),
+        "{}",
+        c.linstor_ok(&["-m", "resource", "list", "-r", "vm-100-disk-0"])
+    );
+    assert_eq!(
+        pve_call(&mut b, &c, "path", args.clone()),
+        dev_b,
+        "{}",
+        c.linstor_ok(&["-m", "resource", "list", "-r", "vm-100-disk-0"])
+    );
+    let props = rd_props();
+    assert!(
+        props.contains("allow-two-primaries") && props.contains("alpha -> bravo"),
+        "{props}"
+    );
     b.sh("drbdadm primary vm-100-disk-0");
     assert_eq!(md5(&mut b, &dev, 4), written);
+    // The migration is done: the source closes and deactivates, which ends the hand-over.
+    a.sh("drbdadm secondary vm-100-disk-0");
+    pve_call(&mut a, &c, "deactivate_volume", args.clone());
+    let props = rd_props();
+    assert!(!props.contains("allow-two-primaries"), "{props}");
+    assert!(!props.contains("hand-over"), "{props}");
+    let shown = b.sh("drbdsetup show vm-100-disk-0");
+    assert!(!shown.contains("allow-two-primaries"), "{shown}");
+    // Offline migration back: closed on bravo first, then activated on alpha (no hand-over).
     b.sh("drbdadm secondary vm-100-disk-0");
     pve_call(&mut b, &c, "deactivate_volume", args.clone());
+    assert_eq!(pve_call(&mut a, &c, "activate_volume", args.clone()), dev_b);
+    assert!(
+        !rd_props().contains("allow-two-primaries"),
+        "{}",
+        rd_props()
+    );
+    a.sh("drbdadm primary vm-100-disk-0");
+    assert_eq!(md5(&mut a, &dev, 4), written);
+    a.sh("drbdadm secondary vm-100-disk-0");
+    pve_call(&mut a, &c, "deactivate_volume", args.clone());
     pve_call(&mut b, &c, "free_image", args);
     let gone = c.wait_until(Duration::from_secs(60), || {
         !c.linstor_ok(&["resource-definition", "list"])

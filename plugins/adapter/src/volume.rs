@@ -76,6 +76,28 @@ pub fn in_use(r: &ResourceWithVolumes) -> bool {
         .unwrap_or(false)
 }
 
+/// The nodes other than `node` that have the resource open.
+pub fn open_on_others(rscs: &[ResourceWithVolumes], node: &str) -> Vec<String> {
+    rscs.iter()
+        .filter(|r| !r.resource.node_name.eq_ignore_ascii_case(node) && in_use(r))
+        .map(|r| r.resource.node_name.clone())
+        .collect()
+}
+
+/// A volume made usable on a node: its device, and the other nodes that had it open then.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    pub device: String,
+    pub open_elsewhere: Vec<String>,
+}
+
+/// The definition property that marks a two-primaries hand-over an adapter opened (its
+/// value: `<from node> -> <to node>`), so that only such a one is closed again.
+pub const PROP_HAND_OVER: &str = "Aux/strata/hand-over";
+
+/// DRBD's permission for two nodes to be primary at once.
+pub const TWO_PRIMARIES: &str = "DrbdOptions/Net/allow-two-primaries";
+
 /// Volume operations for one platform (`platform` names it in the attachments it makes).
 pub struct Volumes {
     pub client: Client,
@@ -242,17 +264,32 @@ impl Volumes {
         node: &str,
         local: bool,
     ) -> Result<String, AdapterError> {
+        Ok(self.attach(name, node, local).await?.device)
+    }
+
+    /// [`Volumes::make_available`], also saying which other nodes had the volume open at
+    /// that moment (what a live migration's hand-over needs to know).
+    pub async fn attach(
+        &self,
+        name: &str,
+        node: &str,
+        local: bool,
+    ) -> Result<Attached, AdapterError> {
         let rscs = self.resources(name).await?;
+        let open_elsewhere = open_on_others(&rscs, node);
         let here = rscs
             .iter()
             .find(|r| r.resource.node_name.eq_ignore_ascii_case(node));
         // Already usable here: the listing just made says where.
-        if let Some(dev) = here
+        if let Some(device) = here
             .and_then(|r| r.volumes.iter().find(|v| v.volume_number == 0))
             .and_then(|v| v.device_path.clone())
             .filter(|d| std::path::Path::new(d).exists())
         {
-            return Ok(dev);
+            return Ok(Attached {
+                device,
+                open_elsewhere,
+            });
         }
         if here.is_none() {
             if self.find(name).await?.is_none() {
@@ -274,9 +311,12 @@ impl Volumes {
         }
         let start = Instant::now();
         loop {
-            if let Some(d) = self.device(name, node).await? {
-                if std::path::Path::new(&d).exists() {
-                    return Ok(d);
+            if let Some(device) = self.device(name, node).await? {
+                if std::path::Path::new(&device).exists() {
+                    return Ok(Attached {
+                        device,
+                        open_elsewhere,
+                    });
                 }
             }
             if start.elapsed() > self.device_wait {
@@ -308,6 +348,55 @@ impl Volumes {
             });
         }
         check(self.client.resource_delete(name, node).await?)?;
+        Ok(true)
+    }
+
+    /// Lets `node` open `rd` while `from` still has it open: the hand-over of a live
+    /// migration, where the guest runs on the source until the target takes over. DRBD
+    /// allows it only with two primaries permitted; that permission is set on the
+    /// definition (and marked, so that [`Volumes::end_hand_over`] takes back only what was
+    /// set here) and applied on the nodes before this returns. A definition whose two
+    /// primaries an administrator allowed is left as it is.
+    pub async fn begin_hand_over(
+        &self,
+        rd: &ResourceDefinition,
+        from: &str,
+        node: &str,
+    ) -> Result<(), AdapterError> {
+        if rd.props.get(TWO_PRIMARIES).map(String::as_str) == Some("yes")
+            && !rd.props.contains_key(PROP_HAND_OVER)
+        {
+            return Ok(());
+        }
+        let props = [
+            (TWO_PRIMARIES.to_string(), Some("yes".to_string())),
+            (
+                PROP_HAND_OVER.to_string(),
+                Some(format!("{from} -> {node}")),
+            ),
+        ];
+        self.set_props(&rd.name, props.into()).await
+    }
+
+    /// Ends a hand-over [`Volumes::begin_hand_over`] began on `rd` once at most one node
+    /// other than `node` (which has just let go of it) still has it open. True when it ended
+    /// one.
+    pub async fn end_hand_over(
+        &self,
+        rd: &ResourceDefinition,
+        node: &str,
+    ) -> Result<bool, AdapterError> {
+        if !rd.props.contains_key(PROP_HAND_OVER) {
+            return Ok(false);
+        }
+        if open_on_others(&self.resources(&rd.name).await?, node).len() > 1 {
+            return Ok(false);
+        }
+        let props = [
+            (TWO_PRIMARIES.to_string(), None),
+            (PROP_HAND_OVER.to_string(), None),
+        ];
+        self.set_props(&rd.name, props.into()).await?;
         Ok(true)
     }
 

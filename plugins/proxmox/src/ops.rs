@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use strata_adapter::naming::{free_disk_name, parse_pve, PveDisk};
 use strata_adapter::settings::{controller_list, token_from_auth_json, token_from_file};
 use strata_adapter::size::{bytes_from_kib, kib_from_bytes};
+use strata_adapter::volume::PROP_HAND_OVER;
 use strata_adapter::{AdapterError, ControllerSettings, Volumes};
 use strata_api::types::{ResourceDefinition, ResourceGroup, Snapshot};
 
@@ -255,6 +256,7 @@ pub async fn run(req: &Request) -> Result<Value, String> {
         "deactivate_volume" => {
             let d = resolve(&st, &v, a, "volname").await?;
             v.release(&d.rd.name, &st.node).await.map_err(err)?;
+            v.end_hand_over(&d.rd, &st.node).await.map_err(err)?;
             crate::local::forget(&st.storeid, &d.disk.volname);
             Ok(Value::Null)
         }
@@ -428,11 +430,31 @@ async fn activate(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String>
         // The controller VM's disks are set up outside the cluster's control.
         return Ok(Value::Null);
     }
-    let dev = v
-        .make_available(&d.rd.name, &st.node, st.prefer_local)
+    let got = v
+        .attach(&d.rd.name, &st.node, st.prefer_local)
         .await
         .map_err(err)?;
-    Ok(Value::String(dev))
+    // Open on another node: a live migration hands the disk over from there.
+    match got.open_elsewhere.as_slice() {
+        [] if d.rd.props.contains_key(PROP_HAND_OVER) => {
+            v.end_hand_over(&d.rd, &st.node).await.map_err(err)?;
+        }
+        [] => {}
+        [from] => v
+            .begin_hand_over(&d.rd, from, &st.node)
+            .await
+            .map_err(err)?,
+        many => {
+            let _ = v.release(&d.rd.name, &st.node).await;
+            return Err(format!(
+                "volume '{}:{}' is open on nodes {}; a disk passes from one node to one other, so stop it on all but one first",
+                st.storeid,
+                d.disk.volname,
+                many.join(", ")
+            ));
+        }
+    }
+    Ok(Value::String(got.device))
 }
 
 async fn path(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
@@ -514,13 +536,19 @@ async fn snapshot_info(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, St
         ))
         .await
         .map_err(|e| err(e.into()))?;
-    let mut out = serde_json::Map::new();
-    for (i, s) in snaps
+    // Taken when its first copy was (seconds, as Proxmox counts), oldest first.
+    let mut taken: Vec<(i64, &str)> = snaps
         .iter()
         .filter(|s| s.resource_name.eq_ignore_ascii_case(&d.rd.name))
-        .enumerate()
-    {
-        out.insert(s.name.clone(), json!({"id": i + 1, "timestamp": 0}));
+        .map(|s| {
+            let ms = s.snapshots.iter().filter_map(|n| n.create_timestamp).min();
+            (ms.unwrap_or(0) / 1000, s.name.as_str())
+        })
+        .collect();
+    taken.sort();
+    let mut out = serde_json::Map::new();
+    for (i, (at, name)) in taken.into_iter().enumerate() {
+        out.insert(name.to_string(), json!({"id": i + 1, "timestamp": at}));
     }
     Ok(Value::Object(out))
 }
