@@ -137,9 +137,24 @@ fn proxmox_storage_layer_drives_the_plugin() {
     c.satellites[i].pool_dir = pool;
     c.register_all();
     c.create_group("pve_rg", 1);
+    // A thick pool on the same small file system: a disk larger than it cannot be placed.
+    let thick = xfs.mnt.join("thick");
+    std::fs::create_dir_all(&thick).unwrap();
+    let thick = thick.display().to_string();
+    c.linstor_ok(&["storage-pool", "create", "file", &node, "thick", &thick]);
+    c.linstor_ok(&[
+        "resource-group",
+        "create",
+        "thick_rg",
+        "--place-count",
+        "1",
+        "--storage-pool",
+        "thick",
+    ]);
+    c.linstor_ok(&["volume-group", "create", "thick_rg"]);
     // s2 names a resource group that does not exist; s3 reuses its status for a minute.
     let cfg = format!(
-        "strata: s1\\n strata-controllers 127.0.0.1:{p}\\n strata-group pve_rg\\n content images,rootdir\\n shared 1\\n\\nstrata: s2\\n strata-controllers 127.0.0.1:{p}\\n strata-group nosuch\\n content images\\n shared 1\\n\\nstrata: s3\\n strata-controllers 127.0.0.1:{p}\\n strata-group pve_rg\\n strata-statuscache 60\\n content images\\n shared 1",
+        "strata: s1\\n strata-controllers 127.0.0.1:{p}\\n strata-group pve_rg\\n content images,rootdir\\n shared 1\\n\\nstrata: s2\\n strata-controllers 127.0.0.1:{p}\\n strata-group nosuch\\n content images\\n shared 1\\n\\nstrata: s3\\n strata-controllers 127.0.0.1:{p}\\n strata-group pve_rg\\n strata-statuscache 60\\n content images\\n shared 1\\n\\nstrata: s4\\n strata-controllers 127.0.0.1:{p}\\n strata-group thick_rg\\n content images\\n shared 1",
         p = c.port
     );
     let pve = Pve::new(&c.dir.path().join("pve"), &cfg);
@@ -156,6 +171,7 @@ v := alloc s1 100 raw - 64M --> alloc_image
 named := alloc s1 100 raw vm-100-disk-5 32M ==> "s1:vm-100-disk-5"
 !alloc s1 100 raw vm-100-disk-5 32M
 !alloc s1 100 raw - 0
+!alloc s4 100 raw - 4G
 !alloc s1 100 raw vm-101-disk-0 32M
 other := alloc s1 101 raw - 16M ==> "s1:vm-101-disk-0"
 l100 := list s1 100
@@ -213,7 +229,15 @@ free $other
     // Sizes in bytes, grown online.
     assert_eq!(nth("size", 0)["size"], 64u64 << 20);
     assert_eq!(nth("size", 1)["size"], 128u64 << 20);
-    assert!(nth("snapshot_info", 0).to_string().contains("snap1"));
+    // When the snapshot was taken, in seconds: within this test's run.
+    let si = nth("snapshot_info", 0);
+    let at = si["snap1"]["timestamp"].as_i64().unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(now - at < 600 && at <= now, "{si}");
+    assert_eq!(si["snap1"]["id"], 1, "{si}");
     // A clone of the snapshot: offered, made, as large as the disk when the snapshot was
     // taken.
     assert_eq!(nth("features", 0)["clone"], true, "{}", nth("features", 0));
@@ -234,6 +258,15 @@ free $other
         .find(|l| l["op"] == "alloc" && l["args"][4] == "0")
         .unwrap();
     assert!(bad["error"].as_str().unwrap().contains("size 0"), "{bad}");
+    let full = out
+        .iter()
+        .find(|l| l["op"] == "alloc" && l["args"][0] == "s4")
+        .unwrap();
+    let why = full["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("replica(s) needed") && why.contains("free space"),
+        "{full}"
+    );
     let gone = out.last().unwrap();
     assert!(
         gone["error"].as_str().unwrap().contains("does not exist"),
@@ -243,7 +276,9 @@ free $other
     let rds = c.linstor_ok(&["resource-definition", "list"]);
     assert!(rds.contains("vm-100-disk-0"), "{rds}");
     assert!(
-        !rds.contains("vm-100-disk-5") && !rds.contains("vm-101-disk-0"),
+        !rds.contains("vm-100-disk-5")
+            && !rds.contains("vm-101-disk-0")
+            && !rds.contains("vm-100-disk-0_"),
         "{rds}"
     );
 
