@@ -98,12 +98,24 @@ pub const PROP_HAND_OVER: &str = "Aux/strata/hand-over";
 /// DRBD's permission for two nodes to be primary at once.
 pub const TWO_PRIMARIES: &str = "DrbdOptions/Net/allow-two-primaries";
 
+/// What [`Volumes::snapshot`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapOp {
+    Take,
+    Delete,
+    Rollback,
+}
+
 /// Volume operations for one platform (`platform` names it in the attachments it makes).
 pub struct Volumes {
     pub client: Client,
     pub platform: String,
     /// How long to wait for a device to appear.
     pub device_wait: Duration,
+    /// The program runs on the node it attaches volumes to (Proxmox, Docker), so a device
+    /// counts only once it exists here; false when it attaches them on other hosts (the
+    /// OpenNebula front-end), where the node's report of the device is what counts.
+    pub devices_here: bool,
 }
 
 impl Volumes {
@@ -112,6 +124,7 @@ impl Volumes {
             client,
             platform: platform.to_string(),
             device_wait: Duration::from_secs(60),
+            devices_here: true,
         }
     }
 
@@ -284,7 +297,7 @@ impl Volumes {
         if let Some(device) = here
             .and_then(|r| r.volumes.iter().find(|v| v.volume_number == 0))
             .and_then(|v| v.device_path.clone())
-            .filter(|d| std::path::Path::new(d).exists())
+            .filter(|d| self.device_exists(d))
         {
             return Ok(Attached {
                 device,
@@ -312,7 +325,7 @@ impl Volumes {
         let start = Instant::now();
         loop {
             if let Some(device) = self.device(name, node).await? {
-                if std::path::Path::new(&device).exists() {
+                if self.device_exists(&device) {
                     return Ok(Attached {
                         device,
                         open_elsewhere,
@@ -328,6 +341,144 @@ impl Volumes {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    fn device_exists(&self, device: &str) -> bool {
+        !self.devices_here || std::path::Path::new(device).exists()
+    }
+
+    /// Copies definition `from` into a new definition `to` of resource group `group`
+    /// carrying `props` (the controller's clone: a reflink copy, a ZFS clone or an LVM-thin
+    /// snapshot where the pools allow). Nothing is left behind when a step fails.
+    pub async fn clone_volume(
+        &self,
+        from: &str,
+        to: &str,
+        group: &str,
+        props: BTreeMap<String, String>,
+    ) -> Result<(), AdapterError> {
+        let req = strata_api::types::ResourceDefinitionCloneRequest {
+            name: to.to_string(),
+            resource_group: Some(group.to_string()),
+            ..Default::default()
+        };
+        // The answer is the clone's start: its messages say whether it went well.
+        let started: serde_json::Value = self
+            .client
+            .send(strata_client::calls::resource_dfn_clone(from, &req))
+            .await?;
+        let messages: Vec<ApiCallRc> = serde_json::from_value(
+            started
+                .get("messages")
+                .cloned()
+                .unwrap_or(serde_json::Value::Array(vec![])),
+        )
+        .map_err(|e| AdapterError::Refused(format!("unexpected answer to the clone: {e}")))?;
+        check(messages)?;
+        let props = props.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        if let Err(e) = self.set_props(to, props).await {
+            let _ = self.client.resource_dfn_delete(to).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A new definition `to` of resource group `group`, carrying `props`, with the data of
+    /// snapshot `snap` of `from` (volume definitions, then resources restored). Nothing is
+    /// left when a step fails.
+    pub async fn restore_snapshot(
+        &self,
+        from: &str,
+        snap: &str,
+        to: &str,
+        group: &str,
+        props: BTreeMap<String, String>,
+    ) -> Result<(), AdapterError> {
+        use strata_api::types::request;
+        let create = request::ResourceDefinitionCreate {
+            resource_definition: request::ResourceDefinition {
+                name: Some(to.to_string()),
+                props,
+                resource_group_name: Some(group.to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        self.send_checked(strata_client::calls::resource_dfn_create(&create))
+            .await?;
+        let restore = request::SnapshotRestore {
+            to_resource: to.to_string(),
+            ..Default::default()
+        };
+        let restored = async {
+            self.send_checked(strata_client::calls::snapshot_restore_volume_dfns(
+                from, snap, &restore,
+            ))
+            .await?;
+            self.send_checked(strata_client::calls::snapshot_restore_resources(
+                from, snap, &restore,
+            ))
+            .await
+        }
+        .await;
+        if let Err(e) = restored {
+            let _ = self.client.resource_dfn_delete(to).await;
+            return Err(AdapterError::Refused(format!(
+                "restoring snapshot '{snap}' of '{from}': {e}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Takes, deletes or rolls back to snapshot `snap` of definition `name`.
+    pub async fn snapshot(&self, name: &str, snap: &str, op: SnapOp) -> Result<(), AdapterError> {
+        let call = match op {
+            SnapOp::Take => strata_client::calls::snapshot_create(
+                name,
+                &strata_api::types::request::Snapshot {
+                    name: snap.to_string(),
+                    ..Default::default()
+                },
+            ),
+            SnapOp::Delete => strata_client::calls::snapshot_delete(name, snap, &[]),
+            SnapOp::Rollback => strata_client::calls::snapshot_rollback(
+                name,
+                snap,
+                &strata_api::types::SnapshotRollback::default(),
+            ),
+        };
+        self.send_checked(call).await
+    }
+
+    /// Sends a call answered by replies; an error among them is the error.
+    pub async fn send_checked(&self, call: strata_client::Call) -> Result<(), AdapterError> {
+        check(self.client.send(call).await?)?;
+        Ok(())
+    }
+
+    /// Total and free KiB of what resource group `group` places on: its storage pools (any
+    /// pool when it names none) on its nodes (any node when it names none).
+    pub async fn group_space(&self, group: &str) -> Result<(u64, u64), AdapterError> {
+        let groups: Vec<strata_api::types::ResourceGroup> = self
+            .client
+            .send(strata_client::calls::resource_groups(
+                &[group.to_string()],
+                &[],
+            ))
+            .await?;
+        let g = groups
+            .iter()
+            .find(|g| g.name.eq_ignore_ascii_case(group))
+            .ok_or_else(|| {
+                AdapterError::Refused(format!(
+                    "resource group '{group}' does not exist; create it (linstor resource-group create {group} --storage-pool POOL --place-count N)"
+                ))
+            })?;
+        let f = &g.select_filter;
+        let mut pools: Vec<String> = f.storage_pool.iter().cloned().collect();
+        pools.extend(f.storage_pool_list.iter().flatten().cloned());
+        let nodes: Vec<String> = f.node_name_list.iter().flatten().cloned().collect();
+        self.space(&nodes, &pools).await
     }
 
     /// Removes the attachment of `name` on `node` if this platform made it; anything else
@@ -400,10 +551,14 @@ impl Volumes {
         Ok(true)
     }
 
-    /// Total and free KiB of the storage pools named `pools` (every pool when empty), over
-    /// all nodes, diskless pools left out.
-    pub async fn space(&self, pools: &[String]) -> Result<(u64, u64), AdapterError> {
-        let sps = self.client.storage_pools(&[], pools).await?;
+    /// Total and free KiB of the storage pools named `pools` (every pool when empty) on
+    /// `nodes` (every node when empty), diskless pools left out.
+    pub async fn space(
+        &self,
+        nodes: &[String],
+        pools: &[String],
+    ) -> Result<(u64, u64), AdapterError> {
+        let sps = self.client.storage_pools(nodes, pools).await?;
         let mut total = 0u64;
         let mut free = 0u64;
         for sp in sps

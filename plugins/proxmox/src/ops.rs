@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use strata_adapter::naming::{free_disk_name, parse_pve, PveDisk};
 use strata_adapter::settings::{controller_list, token_from_auth_json, token_from_file};
 use strata_adapter::size::{bytes_from_kib, kib_from_bytes};
-use strata_adapter::volume::PROP_HAND_OVER;
+use strata_adapter::volume::{SnapOp, PROP_HAND_OVER};
 use strata_adapter::{AdapterError, ControllerSettings, Volumes};
-use strata_api::types::{ResourceDefinition, ResourceGroup, Snapshot};
+use strata_api::types::{ResourceDefinition, Snapshot};
 
 use crate::protocol::Request;
 
@@ -308,39 +308,13 @@ fn or_local(st: &Storage, a: &Value, answer: Result<Value, String>) -> Result<Va
 /// Space of the resource group's pools (every pool when the group names none). An
 /// unreachable controller answers "inactive" at once rather than holding Proxmox up.
 async fn status(st: &Storage, v: &Volumes) -> Result<Value, String> {
-    let groups: Result<Vec<ResourceGroup>, _> = v
-        .client
-        .send(strata_client::calls::resource_groups(
-            std::slice::from_ref(&st.group),
-            &[],
-        ))
-        .await;
-    let groups = match groups {
-        Ok(g) => g,
-        Err(strata_client::ClientError::Unreachable { .. }) => {
+    let (total, free) = match v.group_space(&st.group).await {
+        Ok(space) => space,
+        Err(AdapterError::Unreachable(_)) => {
             return Ok(json!({"total": 0, "avail": 0, "used": 0, "active": false}));
         }
-        Err(e) => return Err(err(e.into())),
+        Err(e) => return Err(format!("{e}, or set strata-group")),
     };
-    let group = groups
-        .iter()
-        .find(|g| g.name.eq_ignore_ascii_case(&st.group))
-        .ok_or_else(|| {
-            format!(
-                "resource group '{}' does not exist; create it (linstor resource-group create {} --storage-pool POOL --place-count N) or set strata-group",
-                st.group, st.group
-            )
-        })?;
-    let mut pools: Vec<String> = group.select_filter.storage_pool.iter().cloned().collect();
-    pools.extend(
-        group
-            .select_filter
-            .storage_pool_list
-            .iter()
-            .flatten()
-            .cloned(),
-    );
-    let (total, free) = v.space(&pools).await.map_err(err)?;
     Ok(json!({
         "total": bytes_from_kib(total),
         "avail": bytes_from_kib(free),
@@ -487,43 +461,11 @@ async fn size_info(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String
     Ok(json!({"size": size, "format": "raw", "used": used, "parent": d.disk.base.map(|b| b.0)}))
 }
 
-enum SnapOp {
-    Take,
-    Delete,
-    Rollback,
-}
-
 async fn snapshot(st: &Storage, v: &Volumes, a: &Value, op: SnapOp) -> Result<Value, String> {
     let d = resolve(st, v, a, "volname").await?;
     let snap = arg_str(a, "snap").ok_or("'snap' is missing")?;
-    let rd = &d.rd.name;
-    let call = match op {
-        SnapOp::Take => strata_client::calls::snapshot_create(
-            rd,
-            &strata_api::types::request::Snapshot {
-                name: snap,
-                ..Default::default()
-            },
-        ),
-        SnapOp::Delete => strata_client::calls::snapshot_delete(rd, &snap, &[]),
-        SnapOp::Rollback => strata_client::calls::snapshot_rollback(
-            rd,
-            &snap,
-            &strata_api::types::SnapshotRollback::default(),
-        ),
-    };
-    send_checked(v, call).await?;
+    v.snapshot(&d.rd.name, &snap, op).await.map_err(err)?;
     Ok(Value::Null)
-}
-
-/// Sends `call`; an error reply becomes the message.
-async fn send_checked(v: &Volumes, call: strata_client::Call) -> Result<(), String> {
-    let replies: Vec<strata_api::ApiCallRc> =
-        v.client.send(call).await.map_err(|e| err(e.into()))?;
-    match replies.iter().find(|r| r.is_error()) {
-        Some(r) => Err(r.message.clone()),
-        None => Ok(()),
-    }
 }
 
 async fn snapshot_info(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
@@ -597,31 +539,14 @@ async fn clone_image(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, Stri
     let name = cat.free_disk_name(vmid);
     let volname = format!("{}/{name}", d.disk.volname);
     let rd_name = free_rd_name(&name, &cat.names);
-    let req = strata_api::types::ResourceDefinitionCloneRequest {
-        name: rd_name.clone(),
-        resource_group: Some(st.group.clone()),
-        ..Default::default()
-    };
-    // The answer is the clone's start: its messages say whether it went well.
-    let started: Value = v
-        .client
-        .send(strata_client::calls::resource_dfn_clone(&d.rd.name, &req))
-        .await
-        .map_err(|e| err(e.into()))?;
-    let messages: Vec<strata_api::ApiCallRc> =
-        serde_json::from_value(started.get("messages").cloned().unwrap_or(json!([])))
-            .map_err(|e| format!("unexpected answer to the clone: {e}"))?;
-    if let Some(r) = messages.iter().find(|r| r.is_error()) {
-        return Err(r.message.clone());
-    }
-    let props = pve_props(st, vmid, &volname)
-        .into_iter()
-        .map(|(k, x)| (k, Some(x)))
-        .collect();
-    if let Err(e) = v.set_props(&rd_name, props).await {
-        let _ = v.client.resource_dfn_delete(&rd_name).await;
-        return Err(err(e));
-    }
+    v.clone_volume(
+        &d.rd.name,
+        &rd_name,
+        &st.group,
+        pve_props(st, vmid, &volname),
+    )
+    .await
+    .map_err(err)?;
     Ok(Value::String(volname))
 }
 
@@ -638,40 +563,15 @@ async fn clone_snapshot(
 ) -> Result<Value, String> {
     let volname = cat.free_disk_name(vmid);
     let rd_name = free_rd_name(&volname, &cat.names);
-    let create = strata_api::types::request::ResourceDefinitionCreate {
-        resource_definition: strata_api::types::request::ResourceDefinition {
-            name: Some(rd_name.clone()),
-            props: pve_props(st, vmid, &volname),
-            resource_group_name: Some(st.group.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    send_checked(v, strata_client::calls::resource_dfn_create(&create)).await?;
-    let restore = strata_api::types::request::SnapshotRestore {
-        to_resource: rd_name.clone(),
-        ..Default::default()
-    };
-    let restored = async {
-        send_checked(
-            v,
-            strata_client::calls::snapshot_restore_volume_dfns(&d.rd.name, snap, &restore),
-        )
-        .await?;
-        send_checked(
-            v,
-            strata_client::calls::snapshot_restore_resources(&d.rd.name, snap, &restore),
-        )
-        .await
-    }
-    .await;
-    if let Err(e) = restored {
-        let _ = v.client.resource_dfn_delete(&rd_name).await;
-        return Err(format!(
-            "cloning snapshot '{snap}' of '{}': {e}",
-            d.disk.volname
-        ));
-    }
+    v.restore_snapshot(
+        &d.rd.name,
+        snap,
+        &rd_name,
+        &st.group,
+        pve_props(st, vmid, &volname),
+    )
+    .await
+    .map_err(|e| format!("cloning '{}': {e}", d.disk.volname))?;
     Ok(Value::String(volname))
 }
 
