@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what the tests need on a fresh machine (as root) and runs every test tier:
 # formatting, lints, unit tests, cluster tests on loop devices, the CLI, python-linstor, the
-# Docker volume plugin against a real dockerd, and the virtual-machine tier.
+# Docker volume plugin against a real dockerd, the Proxmox and OpenNebula drivers through those
+# platforms' own code, and the virtual-machine tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ command -v fio >/dev/null || need_apt+=(fio)
 command -v drbdadm >/dev/null || need_apt+=(drbd-utils)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v tail >/dev/null || need_apt+=(coreutils)
+# OpenNebula's driver processes (tests/harness/opennebula/) are Ruby; blkid checks file systems.
+command -v ruby >/dev/null || need_apt+=(ruby)
+command -v blkid >/dev/null || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq

@@ -1,0 +1,279 @@
+//! Datastore actions (`remotes/datastore/<driver>/<action>`): the image's volume.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use strata_adapter::volume::SnapOp;
+use strata_adapter::{AdapterError, Volumes};
+
+use crate::conf::{self, DsConf};
+use crate::host;
+use crate::xml::{self, DsAction, Image};
+
+fn err(e: AdapterError) -> String {
+    e.to_string()
+}
+
+/// Where OpenNebula keeps the driver scripts (`remotes`).
+pub fn remotes_dir() -> PathBuf {
+    match std::env::var_os("ONE_LOCATION") {
+        Some(l) => Path::new(&l).join("var/remotes"),
+        None => PathBuf::from("/var/lib/one/remotes"),
+    }
+}
+
+/// Runs datastore action `action` with the action data oned passed (base64) on stdin;
+/// what oned reads from stdout.
+pub async fn run(action: &str, args: &[String], stdin: &str) -> Result<String, String> {
+    let a = xml::ds_action(&xml::decode(stdin)?)?;
+    let conf = DsConf::of(&a.ds)?;
+    let v = conf.volumes()?;
+    match action {
+        "cp" => cp(&conf, &v, &a).await,
+        "mkfs" => mkfs(&conf, &v, &a).await,
+        "rm" => rm(&v, image(&a)?).await,
+        "clone" => clone(&conf, &v, &a).await,
+        "stat" => stat(&a, args, stdin),
+        "monitor" => monitor(&conf, &v).await,
+        "snap_delete" | "snap_revert" | "snap_flatten" => snap(&v, action, image(&a)?).await,
+        "export" => Err(format!(
+            "datastore {}: exporting images to a marketplace is not offered by this driver",
+            a.ds.id
+        )),
+        other => Err(format!(
+            "'{other}' is not a datastore action of this driver"
+        )),
+    }
+}
+
+fn image(a: &DsAction) -> Result<&Image, String> {
+    a.image
+        .as_ref()
+        .ok_or_else(|| "the action data has no IMAGE".to_string())
+}
+
+/// Properties of an image's volume.
+fn image_props(a: &DsAction, img: &Image) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::from([
+        (
+            conf::PROP_IMAGE_ID.to_string(),
+            img.id.unwrap_or(0).to_string(),
+        ),
+        (conf::PROP_DATASTORE_ID.to_string(), a.ds.id.to_string()),
+    ]);
+    if !img.name.is_empty() {
+        p.insert(conf::PROP_IMAGE_NAME.to_string(), img.name.clone());
+    }
+    p
+}
+
+/// OpenNebula's rule for local files: nothing under RESTRICTED_DIRS unless under SAFE_DIRS.
+fn check_restricted(ds: &xml::Datastore, path: &str) -> Result<(), String> {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
+    let under = |key: &str| {
+        ds.template
+            .get(key)
+            .map(|dirs| {
+                dirs.split_whitespace()
+                    .any(|d| real.starts_with(Path::new(d)))
+            })
+            .unwrap_or(false)
+    };
+    if under("RESTRICTED_DIRS") && !under("SAFE_DIRS") {
+        return Err(format!(
+            "'{path}' is in a restricted directory of datastore {} (RESTRICTED_DIRS); put it under one of SAFE_DIRS or use a URL",
+            ds.id
+        ));
+    }
+    Ok(())
+}
+
+/// A new image's volume from a file or URL: created from the resource group, made usable
+/// on a bridge host, filled there with what OpenNebula's downloader fetches.
+async fn cp(c: &DsConf, v: &Volumes, a: &DsAction) -> Result<String, String> {
+    let img = image(a)?;
+    let id = img.id()?;
+    if img.size_mb == 0 {
+        return Err(format!("image {id}: its SIZE is 0 or missing"));
+    }
+    if !img.path.contains("://") {
+        check_restricted(&a.ds, &img.path)?;
+    }
+    let bridge = c.bridge()?.to_string();
+    let name = conf::image_volume(id);
+    v.create(&name, img.size_mb * 1024, &c.group, image_props(a, img))
+        .await
+        .map_err(err)?;
+    let filled = async {
+        let dev = v.make_available(&name, &bridge, false).await.map_err(err)?;
+        let mut download = Command::new(remotes_dir().join("datastore/downloader.sh"));
+        download.args([&img.path, "-"]);
+        let dd = format!(
+            "dd of={} bs=4M iflag=fullblock oflag=direct status=none",
+            host::quote(&dev)
+        );
+        let head = host::pipe(&mut download, &bridge, &dd, 4)?;
+        if head.starts_with(b"QFI\xfb") {
+            return Err(format!(
+                "'{}' is a qcow2 image; this datastore holds raw volumes: convert it first (qemu-img convert -O raw)",
+                img.path
+            ));
+        }
+        Ok(())
+    }
+    .await;
+    let _ = v.release(&name, &bridge).await;
+    if let Err(e) = filled {
+        let _ = v.delete(&name).await;
+        return Err(format!("image {id}: {e}"));
+    }
+    Ok(format!("{name} raw"))
+}
+
+/// An empty image (a datablock), with a file system when FS names one.
+async fn mkfs(c: &DsConf, v: &Volumes, a: &DsAction) -> Result<String, String> {
+    let img = image(a)?;
+    let id = img.id()?;
+    if img.size_mb == 0 {
+        return Err(format!("image {id}: its SIZE is 0 or missing"));
+    }
+    let name = conf::image_volume(id);
+    v.create(&name, img.size_mb * 1024, &c.group, image_props(a, img))
+        .await
+        .map_err(err)?;
+    let fs = img.fs.trim();
+    if fs.is_empty() || fs == "raw" || img.format == "save_as" {
+        return Ok(name);
+    }
+    let made = async {
+        let bridge = c.bridge()?.to_string();
+        let dev = v.make_available(&name, &bridge, false).await.map_err(err)?;
+        let run = host::run(
+            &bridge,
+            &format!(
+                "mkfs -t {} -q {} >/dev/null",
+                host::quote(fs),
+                host::quote(&dev)
+            ),
+        );
+        let _ = v.release(&name, &bridge).await;
+        run.map(|_| ())
+    }
+    .await;
+    if let Err(e) = made {
+        let _ = v.delete(&name).await;
+        return Err(format!("image {id}: making a {fs} file system: {e}"));
+    }
+    Ok(name)
+}
+
+async fn rm(v: &Volumes, img: &Image) -> Result<String, String> {
+    let id = img.id()?;
+    match v.delete(&img.source).await {
+        Ok(()) | Err(AdapterError::NotFound(_)) => Ok(String::new()),
+        Err(e) => Err(format!("image {id}: {e}")),
+    }
+}
+
+/// A copy of another image (`PATH` is its SOURCE): the controller's clone, grown when the
+/// new image asks for more.
+async fn clone(c: &DsConf, v: &Volumes, a: &DsAction) -> Result<String, String> {
+    let img = image(a)?;
+    let id = img.id()?;
+    let from = img.path.trim();
+    let name = conf::image_volume(id);
+    if v.find(from).await.map_err(err)?.is_none() {
+        return Err(format!(
+            "image {id}: the image to copy ('{from}') has no volume in the cluster"
+        ));
+    }
+    v.clone_volume(from, &name, &c.group, image_props(a, img))
+        .await
+        .map_err(|e| format!("image {id}: {e}"))?;
+    if let Err(e) = grow_to(v, &name, img.size_mb).await {
+        let _ = v.delete(&name).await;
+        return Err(format!("image {id}: {e}"));
+    }
+    Ok(format!("{name} raw"))
+}
+
+/// Grows volume `name` to `size_mb` MiB when it is smaller.
+pub async fn grow_to(v: &Volumes, name: &str, size_mb: u64) -> Result<(), String> {
+    let rd = v
+        .find(name)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| format!("volume '{name}' does not exist"))?;
+    let have = rd
+        .volume_definitions
+        .iter()
+        .flatten()
+        .find(|vd| vd.volume_number.unwrap_or(0) == 0)
+        .and_then(|vd| vd.size_kib)
+        .unwrap_or(0)
+        .max(0) as u64;
+    if size_mb * 1024 > have {
+        v.resize(name, size_mb * 1024).await.map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Size in MiB of what `PATH` names: local files here; anything else (URLs) the way
+/// OpenNebula's own `fs` driver measures it.
+fn stat(a: &DsAction, args: &[String], stdin: &str) -> Result<String, String> {
+    let img = image(a)?;
+    let p = Path::new(&img.path);
+    if !img.path.contains("://") {
+        check_restricted(&a.ds, &img.path)?;
+        let meta = std::fs::metadata(p).map_err(|e| format!("cannot read '{}': {e}", img.path))?;
+        if !meta.is_file() {
+            return Err(format!("'{}' is not a file", img.path));
+        }
+        return Ok(meta.len().div_ceil(1 << 20).to_string());
+    }
+    let out = crate::delegate("datastore", "fs", "stat", args, Some(stdin))?;
+    Ok(out.trim().to_string())
+}
+
+/// Space of the resource group's pools, as oned reads it.
+pub async fn monitor(c: &DsConf, v: &Volumes) -> Result<String, String> {
+    let (total, free) = v.group_space(&c.group).await.map_err(err)?;
+    Ok(format!(
+        "USED_MB={}\nTOTAL_MB={}\nFREE_MB={}",
+        total.saturating_sub(free) / 1024,
+        total / 1024,
+        free / 1024
+    ))
+}
+
+/// An image's snapshots (taken by the transfer driver's snap_create).
+async fn snap(v: &Volumes, action: &str, img: &Image) -> Result<String, String> {
+    let image_id = img.id()?;
+    let id = img
+        .target_snapshot
+        .ok_or_else(|| format!("image {image_id}: no TARGET_SNAPSHOT"))?;
+    let snap = conf::snapshot_name(id);
+    let done = match action {
+        "snap_delete" => v.snapshot(&img.source, &snap, SnapOp::Delete).await,
+        "snap_revert" => v.snapshot(&img.source, &snap, SnapOp::Rollback).await,
+        _ => {
+            // Flatten: the image becomes that snapshot's data, and keeps no snapshots.
+            let rolled = v.snapshot(&img.source, &snap, SnapOp::Rollback).await;
+            match rolled {
+                Ok(()) => {
+                    for s in &img.snapshots {
+                        let name = conf::snapshot_name(*s);
+                        v.snapshot(&img.source, &name, SnapOp::Delete)
+                            .await
+                            .map_err(|e| format!("image {image_id}: {e}"))?;
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    done.map_err(|e| format!("image {image_id} snapshot {id}: {e}"))?;
+    Ok(String::new())
+}

@@ -1,0 +1,495 @@
+//! The OpenNebula datastore and transfer driver run the way oned runs it: through
+//! OpenNebula 7.4's own driver processes (`one_datastore`, `one_tm`) and shell libraries in
+//! `tests/harness/opennebula/`, against a real controller and two satellites standing for the
+//! hosts `node1` and `node2` (every "host" is this machine; the harness's ssh runs locally with
+//! a VM directory of each host's own).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use strata_tests::{bin, needs, LoopFs, TestCluster};
+
+fn harness() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/opennebula")
+}
+
+fn driver() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/opennebula/remotes")
+}
+
+fn needs_ruby() -> needs::Need {
+    needs::tool("ruby", "ruby")
+}
+
+struct One {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl One {
+    fn command(&self, tool: &str) -> Command {
+        let mut cmd = Command::new(harness().join(tool));
+        let bin_dir = bin("strata-one").parent().unwrap().to_path_buf();
+        cmd.env("ONE_HARNESS_DIR", &self.dir)
+            .env("ONE_HARNESS_PATH_PREPEND", bin_dir);
+        cmd
+    }
+
+    /// The XML of `kind` (make-xml.sh), with our driver's datastore.
+    fn xml(&self, kind: &str, file: &str, extra: &[&str]) -> PathBuf {
+        let path = self.dir.join(file);
+        let controllers = format!("LINSTOR_CONTROLLERS=linstor://127.0.0.1:{}", self.port);
+        let mut cmd = self.command("make-xml.sh");
+        cmd.args([
+            kind, "--preset", "linstor", "--ds-mad", "strata", "--tm-mad", "strata",
+        ])
+        .args(["--ds-attr", &controllers, "--ds-attr", "BRIDGE_LIST=node1"])
+        .args(extra)
+        .arg("-o")
+        .arg(&path);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "make-xml {kind}: {out:?}");
+        path
+    }
+
+    /// A datastore action; (exit status, stdout, stderr).
+    fn ds(&self, action: &str, extra: &[&str]) -> (i32, String, String) {
+        let mut args = vec!["--action", action];
+        args.extend_from_slice(extra);
+        let xml = self.xml("ds-action", &format!("{action}.xml"), &args);
+        let out = self
+            .command("one-ds.sh")
+            .arg(action)
+            .arg(driver())
+            .arg(xml)
+            .output()
+            .unwrap();
+        split(out)
+    }
+
+    /// Transfer lines (one-tm.sh) for VM `vm_xml`.
+    fn tm(&self, vm_xml: &Path, line: &str) -> (i32, String, String) {
+        let out = self
+            .command("one-tm.sh")
+            .arg("--driver-dir")
+            .arg(driver())
+            .arg("--vm-xml")
+            .arg(vm_xml)
+            .arg(line)
+            .output()
+            .unwrap();
+        split(out)
+    }
+
+    /// A VM directory on a host, as the harness lays it out.
+    fn vm_dir(&self, vm: u32) -> String {
+        format!("{}/one/var//datastores/0/{vm}", self.dir.display())
+    }
+
+    fn host_dir(&self, host: &str, vm: u32) -> PathBuf {
+        self.dir.join(format!("hosts/{host}/datastores/0/{vm}"))
+    }
+}
+
+fn split(out: Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn md5(path: &Path, bytes: u64) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c {bytes} {} | md5sum",
+            shell_words_quote(path)
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn shell_words_quote(p: &Path) -> String {
+    format!("'{}'", p.display())
+}
+
+/// The device volume 0 of `rsc` has on `node`, from the controller.
+fn device(c: &TestCluster, rsc: &str, node: &str) -> Option<String> {
+    let out = c.linstor_ok(&["-m", "resource", "list", "-r", rsc]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0].as_array()?.iter().find(|r| r["node_name"] == node)?["volumes"][0]["device_path"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn opennebula_drivers_run_an_image_and_its_vm_disks() {
+    strata_tests::needs_cluster!(needs_ruby(), needs::tool("mkfs.xfs", "xfsprogs"));
+    let mut c = TestCluster::start(0);
+    let xfs = LoopFs::xfs(c.dir.path(), "xfs");
+    for name in ["node1", "node2"] {
+        let i = c.add_satellite(name);
+        let pool = xfs.mnt.join(name);
+        std::fs::create_dir_all(&pool).unwrap();
+        c.satellites[i].pool_dir = pool;
+    }
+    c.register_all();
+    // Without DRBD on this host a volume is usable where it lies: the group places on node1.
+    c.create_group_on("OneRscGrp", 1, &["node1"]);
+    let one = One {
+        dir: c.dir.path().join("one"),
+        port: c.port,
+    };
+    std::fs::create_dir_all(&one.dir).unwrap();
+
+    // An image file where the datastore allows imports from (SAFE_DIRS=/var/tmp).
+    let img = PathBuf::from(format!(
+        "/var/tmp/strata-one-test-{}.img",
+        std::process::id()
+    ));
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c 6291456 /dev/urandom > {}",
+            shell_words_quote(&img)
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let want = md5(&img, 6 << 20);
+    let img_s = img.display().to_string();
+
+    // stat, then cp: the image becomes a volume holding the file's data.
+    let (code, out, err) = one.ds("stat", &["--image-id", "7", "--path", &img_s]);
+    assert_eq!((code, out.trim()), (0, "6"), "{err}");
+    let (code, out, err) = one.ds(
+        "cp",
+        &[
+            "--image-id",
+            "7",
+            "--size",
+            "8",
+            "--path",
+            &img_s,
+            "--image-name",
+            "web image",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "OpenNebula-Image-7 raw");
+    let dev = device(&c, "OpenNebula-Image-7", "node1").expect("a device on node1");
+    assert_eq!(md5(Path::new(&dev), 6 << 20), want);
+    let rd = c.linstor_ok(&[
+        "-m",
+        "resource-definition",
+        "list",
+        "-r",
+        "OpenNebula-Image-7",
+    ]);
+    assert!(rd.contains("\"Aux/one/image-id\": \"7\""), "{rd}");
+    assert!(rd.contains("\"Aux/one/image-name\": \"web image\""), "{rd}");
+
+    // A file outside SAFE_DIRS is refused and leaves nothing.
+    let (code, _, err) = one.ds(
+        "cp",
+        &["--image-id", "8", "--size", "8", "--path", "/etc/hostname"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("restricted"), "{err}");
+    // A disk larger than the pools can hold: a clear error, nothing left behind.
+    let (code, _, err) = one.ds("mkfs", &["--image-id", "9", "--size", "4096000"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("free space"), "{err}");
+    // Bad XML (as the action script would pass it on): one line that says so.
+    let mut child = Command::new(bin("strata-one"))
+        .arg(driver().join("datastore/strata/rm"))
+        .arg("7")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        // base64 of "<DS_DRIVER_ACTION_DATA><IMAGE>"
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"PERTX0RSSVZFUl9BQ1RJT05fREFUQT48SU1BR0U+")
+            .unwrap();
+    }
+    let (code, _, err) = split(child.wait_with_output().unwrap());
+    assert_eq!(code, 1);
+    assert!(err.contains("not well-formed XML"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let rds = c.linstor_ok(&["resource-definition", "list"]);
+    assert!(
+        !rds.contains("OpenNebula-Image-8") && !rds.contains("OpenNebula-Image-9"),
+        "{rds}"
+    );
+
+    // monitor: the group's pools, in MiB.
+    let (code, out, err) = one.ds("monitor", &[]);
+    assert_eq!(code, 0, "{err}");
+    let total: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TOTAL_MB="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(total > 300 && total <= 512, "{out}");
+    assert!(
+        out.contains("USED_MB=") && out.contains("FREE_MB="),
+        "{out}"
+    );
+
+    // A datablock with a file system.
+    let (code, out, err) = one.ds(
+        "mkfs",
+        &["--image-id", "10", "--size", "32", "--fs", "ext4"],
+    );
+    assert_eq!((code, out.trim()), (0, "OpenNebula-Image-10"), "{err}");
+    let dev10 = device(&c, "OpenNebula-Image-10", "node1").unwrap();
+    let blkid = Command::new("blkid")
+        .args(["-o", "value", "-s", "TYPE", &dev10])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&blkid.stdout).trim(), "ext4");
+
+    // VM 5 with the image as a non-persistent disk 0, on node1.
+    let vm = one.xml(
+        "vm",
+        "vm5.xml",
+        &[
+            "--vm-id",
+            "5",
+            "--vm-name",
+            "web",
+            "--image-id",
+            "7",
+            "--size",
+            "8",
+            "--source",
+            "OpenNebula-Image-7",
+            "--store",
+        ],
+    );
+    let disk0 = format!("node1:{}/disk.0", one.vm_dir(5));
+    let (code, out, err) = one.tm(
+        &vm,
+        &format!("CLONE strata fe:OpenNebula-Image-7 {disk0} 5 1"),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let clone = "OpenNebula-Image-7-vm5-disk0";
+    let link = one.host_dir("node1", 5).join("disk.0");
+    let target = std::fs::read_link(&link).expect("disk.0 is a link");
+    assert_eq!(
+        Some(target.display().to_string()),
+        device(&c, clone, "node1")
+    );
+    assert_eq!(md5(&link, 6 << 20), want);
+    let rd = c.linstor_ok(&["-m", "resource-definition", "list", "-r", clone]);
+    assert!(
+        rd.contains("\"Aux/one/vm-id\": \"5\"") && rd.contains("\"Aux/one/vm-name\": \"web\""),
+        "{rd}"
+    );
+    // The clone is the VM's own: writing to it leaves the image as it was.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c 1048576 /dev/zero | dd of={} bs=1M oflag=direct conv=notrunc status=none",
+            shell_words_quote(&link)
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_ne!(md5(&link, 6 << 20), want);
+    assert_eq!(md5(Path::new(&dev), 6 << 20), want);
+
+    // Snapshot, change, revert: the disk has the snapshot's data again.
+    let snapped = md5(&link, 6 << 20);
+    let (code, _, err) = one.tm(&vm, &format!("SNAP_CREATE strata {disk0} 0 5 1"));
+    assert_eq!(code, 0, "{err}");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c 1048576 /dev/urandom | dd of={} bs=1M oflag=direct conv=notrunc status=none",
+            shell_words_quote(&link)
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_ne!(md5(&link, 6 << 20), snapped);
+    let (code, _, err) = one.tm(&vm, &format!("SNAP_REVERT strata {disk0} 0 5 1"));
+    assert_eq!(code, 0, "{err}");
+    let dev_now = device(&c, clone, "node1").unwrap();
+    assert_eq!(md5(Path::new(&dev_now), 6 << 20), snapped);
+    let (code, _, err) = one.tm(&vm, &format!("SNAP_DELETE strata {disk0} 0 5 1"));
+    assert_eq!(code, 0, "{err}");
+
+    // Grow the disk.
+    let (code, _, err) = one.tm(&vm, &format!("RESIZE strata {disk0} 64 5 1"));
+    assert_eq!(code, 0, "{err}");
+    let vd = c.linstor_ok(&["-m", "volume-definition", "list", "-r", clone]);
+    assert!(vd.contains("\"size_kib\": 65536"), "{vd}");
+
+    // Save the disk as a new image (mkfs save_as, then CPDS).
+    let (code, out, err) = one.ds(
+        "mkfs",
+        &["--image-id", "11", "--size", "64", "--format", "save_as"],
+    );
+    assert_eq!((code, out.trim()), (0, "OpenNebula-Image-11"), "{err}");
+    let (code, _, err) = one.tm(
+        &vm,
+        &format!("CPDS strata {disk0} OpenNebula-Image-11 -1 5 1"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let dev11 = device(&c, "OpenNebula-Image-11", "node1").unwrap();
+    assert_eq!(md5(Path::new(&dev11), 6 << 20), snapped);
+
+    // A persistent disk (the image itself), linked and let go of (MVDS).
+    let disk1 = format!("node1:{}/disk.1", one.vm_dir(5));
+    let (code, _, err) = one.tm(
+        &vm,
+        &format!("LN strata fe:OpenNebula-Image-10 {disk1} 5 1"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(one.host_dir("node1", 5).join("disk.1").exists());
+    let (code, _, err) = one.tm(&vm, &format!("MVDS strata {disk1} OpenNebula-Image-10 5 1"));
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::symlink_metadata(one.host_dir("node1", 5).join("disk.1")).is_err());
+    assert!(c
+        .linstor_ok(&["resource-definition", "list"])
+        .contains("OpenNebula-Image-10"));
+
+    // An unknown image: a clear error, nothing made.
+    let (code, _, err) = one.tm(
+        &vm,
+        &format!(
+            "CLONE strata fe:OpenNebula-Image-99 node1:{}/disk.2 5 1",
+            one.vm_dir(5)
+        ),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("OpenNebula-Image-99") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    // The VM goes: its own disk is deleted, the link removed; the images stay.
+    let (code, _, err) = one.tm(&vm, &format!("DELETE strata {disk0} 5 1"));
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::symlink_metadata(&link).is_err());
+    let gone = c.wait_until(std::time::Duration::from_secs(30), || {
+        !c.linstor_ok(&["resource-definition", "list"])
+            .contains(clone)
+    });
+    assert!(gone);
+
+    // Migration of a VM with a persistent disk from node1 to node2. Without DRBD here, the
+    // group of datastore 2 keeps a copy on each node (independent copies: this checks the
+    // driver's hand-over of the disk links; the VM tier checks the data with DRBD).
+    c.linstor_ok(&[
+        "resource-group",
+        "create",
+        "OneBoth",
+        "--place-count",
+        "2",
+        "--storage-pool",
+        "pool_file",
+        "--layer-list",
+        "storage",
+    ]);
+    c.linstor_ok(&["volume-group", "create", "OneBoth"]);
+    let ds2 = [
+        "--ds-id",
+        "2",
+        "--ds-attr",
+        "LINSTOR_RESOURCE_GROUP=OneBoth",
+    ];
+    let mut cp_args = vec!["--image-id", "20", "--size", "8", "--path", &img_s];
+    cp_args.extend_from_slice(&ds2);
+    let (code, out, err) = one.ds("cp", &cp_args);
+    assert_eq!((code, out.trim()), (0, "OpenNebula-Image-20 raw"), "{err}");
+    let mut vm6_args = vec![
+        "--vm-id",
+        "6",
+        "--image-id",
+        "20",
+        "--size",
+        "8",
+        "--source",
+        "OpenNebula-Image-20",
+        "--persistent",
+        "--store",
+    ];
+    vm6_args.extend_from_slice(&ds2);
+    let vm6 = one.xml("vm", "vm6.xml", &vm6_args);
+    let d6 = format!("{}/disk.0", one.vm_dir(6));
+    let (code, _, err) = one.tm(
+        &vm6,
+        &format!("LN strata fe:OpenNebula-Image-20 node1:{d6} 6 2"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = one.tm(
+        &vm6,
+        &format!("PREMIGRATE strata node1 node2 {} 6 0", one.vm_dir(6)),
+    );
+    assert_eq!(code, 0, "{err}");
+    let on2 = std::fs::read_link(one.host_dir("node2", 6).join("disk.0")).expect("a link on node2");
+    assert_eq!(
+        Some(on2.display().to_string()),
+        device(&c, "OpenNebula-Image-20", "node2")
+    );
+    assert!(one.host_dir("node1", 6).join("disk.0").exists());
+    let (code, _, err) = one.tm(
+        &vm6,
+        &format!("POSTMIGRATE strata node1 node2 {} 6 0", one.vm_dir(6)),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::symlink_metadata(one.host_dir("node1", 6).join("disk.0")).is_err());
+    assert!(one.host_dir("node2", 6).join("disk.0").exists());
+    // Both copies were placed by the group: none of them is the driver's to remove.
+    let rl = c.linstor_ok(&["resource", "list", "-r", "OpenNebula-Image-20"]);
+    assert!(rl.contains("node1") && rl.contains("node2"), "{rl}");
+    let (code, _, err) = one.tm(
+        &vm6,
+        &format!("MVDS strata node2:{d6} OpenNebula-Image-20 6 2"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut rm_args = vec!["--image-id", "20", "--source", "OpenNebula-Image-20"];
+    rm_args.extend_from_slice(&ds2);
+    let (code, _, err) = one.ds("rm", &rm_args);
+    assert_eq!(code, 0, "{err}");
+
+    // Image clone (datastore side), then the images are removed.
+    let (code, out, err) = one.ds(
+        "clone",
+        &[
+            "--image-id",
+            "12",
+            "--size",
+            "8",
+            "--path",
+            "OpenNebula-Image-7",
+            "--cloning-id",
+            "7",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "OpenNebula-Image-12 raw"), "{err}");
+    for id in ["7", "10", "11", "12"] {
+        let src = format!("OpenNebula-Image-{id}");
+        let (code, _, err) = one.ds("rm", &["--image-id", id, "--source", &src]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let empty = c.wait_until(std::time::Duration::from_secs(30), || {
+        !c.linstor_ok(&["resource-definition", "list"])
+            .contains("OpenNebula-Image")
+    });
+    assert!(empty, "{}", c.linstor_ok(&["resource-definition", "list"]));
+    let _ = std::fs::remove_file(&img);
+}
