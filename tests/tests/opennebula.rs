@@ -380,6 +380,40 @@ fn opennebula_drivers_run_an_image_and_its_vm_disks() {
         "{err}"
     );
 
+    // A clone OpenNebula's LINSTOR add-on made (its name, none of our properties) is the
+    // VM's own too: deleting the VM's disk deletes it.
+    c.linstor_ok(&[
+        "resource-definition",
+        "clone",
+        "OpenNebula-Image-7",
+        "OpenNebula-Image-7-vm7-disk0",
+    ]);
+    let vm7 = one.xml(
+        "vm",
+        "vm7.xml",
+        &[
+            "--vm-id",
+            "7",
+            "--image-id",
+            "7",
+            "--size",
+            "8",
+            "--source",
+            "OpenNebula-Image-7",
+            "--store",
+        ],
+    );
+    let (code, _, err) = one.tm(
+        &vm7,
+        &format!("DELETE strata node1:{}/disk.0 7 1", one.vm_dir(7)),
+    );
+    assert_eq!(code, 0, "{err}");
+    let gone = c.wait_until(std::time::Duration::from_secs(30), || {
+        !c.linstor_ok(&["resource-definition", "list"])
+            .contains("OpenNebula-Image-7-vm7-disk0")
+    });
+    assert!(gone, "{}", c.linstor_ok(&["resource-definition", "list"]));
+
     // The VM goes: its own disk is deleted, the link removed; the images stay.
     let (code, _, err) = one.tm(&vm, &format!("DELETE strata {disk0} 5 1"));
     assert_eq!(code, 0, "{err}");

@@ -107,7 +107,7 @@ pub fn one_cli(tool: &str, id: &str) -> Result<String, String> {
     if !out.status.success() {
         return Err(format!(
             "{tool} show {id}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            crate::host::one_line(&out.stderr)
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

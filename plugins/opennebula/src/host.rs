@@ -15,6 +15,11 @@ fn ssh() -> Vec<String> {
     }
 }
 
+/// A program's error output as one line (what oned stores as the error).
+pub fn one_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr).trim().replace('\n', "; ")
+}
+
 /// A word safe inside a shell script.
 pub fn quote(s: &str) -> String {
     shell_words::quote(s).into_owned()
@@ -42,12 +47,7 @@ pub fn run(host: &str, script: &str) -> Result<String, String> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!(
-            "on {host}: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .replace('\n', "; ")
-        ))
+        Err(format!("on {host}: {}", one_line(&out.stderr)))
     }
 }
 
@@ -99,17 +99,13 @@ pub fn pipe(
     if !src_out.status.success() {
         return Err(format!(
             "the download failed: {}",
-            String::from_utf8_lossy(&src_out.stderr)
-                .trim()
-                .replace('\n', "; ")
+            one_line(&src_out.stderr)
         ));
     }
     if !dst_out.status.success() {
         return Err(format!(
             "writing on {host} failed: {}",
-            String::from_utf8_lossy(&dst_out.stderr)
-                .trim()
-                .replace('\n', "; ")
+            one_line(&dst_out.stderr)
         ));
     }
     Ok(seen)

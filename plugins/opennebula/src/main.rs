@@ -45,9 +45,7 @@ pub fn delegate(
     if !out.status.success() {
         return Err(format!(
             "{kind}/{driver}/{action}: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .replace('\n', "; ")
+            crate::host::one_line(&out.stderr)
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
