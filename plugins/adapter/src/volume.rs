@@ -76,6 +76,17 @@ pub fn in_use(r: &ResourceWithVolumes) -> bool {
         .unwrap_or(false)
 }
 
+/// The size of volume 0 of definition `rd`, in KiB (0 when it has none).
+pub fn size_kib(rd: &ResourceDefinition) -> u64 {
+    rd.volume_definitions
+        .iter()
+        .flatten()
+        .find(|v| v.volume_number.unwrap_or(0) == 0)
+        .and_then(|v| v.size_kib)
+        .unwrap_or(0)
+        .max(0) as u64
+}
+
 /// The nodes other than `node` that have the resource open.
 pub fn open_on_others(rscs: &[ResourceWithVolumes], node: &str) -> Vec<String> {
     rscs.iter()

@@ -205,14 +205,7 @@ pub async fn grow_to(v: &Volumes, name: &str, size_mb: u64) -> Result<(), String
         .await
         .map_err(err)?
         .ok_or_else(|| format!("volume '{name}' does not exist"))?;
-    let have = rd
-        .volume_definitions
-        .iter()
-        .flatten()
-        .find(|vd| vd.volume_number.unwrap_or(0) == 0)
-        .and_then(|vd| vd.size_kib)
-        .unwrap_or(0)
-        .max(0) as u64;
+    let have = strata_adapter::volume::size_kib(&rd);
     if size_mb * 1024 > have {
         v.resize(name, size_mb * 1024).await.map_err(err)?;
     }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use strata_adapter::naming::{free_disk_name, parse_pve, PveDisk};
 use strata_adapter::settings::{controller_list, token_from_auth_json, token_from_file};
 use strata_adapter::size::{bytes_from_kib, kib_from_bytes};
-use strata_adapter::volume::{SnapOp, PROP_HAND_OVER};
+use strata_adapter::volume::{size_kib, SnapOp, PROP_HAND_OVER};
 use strata_adapter::{AdapterError, ControllerSettings, Volumes};
 use strata_api::types::{ResourceDefinition, Snapshot};
 
@@ -121,18 +121,6 @@ fn arg_u64(args: &Value, key: &str) -> Result<u64, String> {
 
 fn arg_vmid(args: &Value, key: &str) -> Result<u32, String> {
     u32::try_from(arg_u64(args, key)?).map_err(|_| format!("'{key}' is out of range"))
-}
-
-fn size_kib(rd: &ResourceDefinition) -> u64 {
-    rd.volume_definitions
-        .as_ref()
-        .and_then(|vds| {
-            vds.iter()
-                .find(|v| v.volume_number.unwrap_or(0) == 0)
-                .and_then(|v| v.size_kib)
-        })
-        .unwrap_or(0)
-        .max(0) as u64
 }
 
 fn err(e: AdapterError) -> String {
