@@ -641,8 +641,16 @@ mod tests {
         w.configure(&config(Some(InitialSync::Skip)));
         wait_until("the skip", || runner.remaining().is_empty());
         open.store(true, std::sync::atomic::Ordering::SeqCst);
-        wait_until("UpToDate", || {
-            w.report().resource("r0").is_some_and(|r| r.is_synced())
+        // Both lines after the gate: the local disk alone already counts as synced.
+        wait_until("UpToDate on both sides", || {
+            w.report().resource("r0").is_some_and(|r| {
+                r.is_synced()
+                    && r.volumes[&0]
+                        .peers
+                        .get("beta")
+                        .and_then(|p| p.peer_disk.clone())
+                        == Some(DiskState::UpToDate)
+            })
         });
         let r = w.report();
         let o = r.resource("r0").unwrap();
@@ -819,7 +827,11 @@ mod tests {
     #[test]
     fn a_failing_step_is_reported_and_the_stream_end_too() {
         let runner = Arc::new(ScriptedRunner::new());
+        // The stream ends only after the configuration is in: were it to end first, the
+        // state the step needs would be gone before the step could fail.
+        let open = Arc::new(AtomicBool::new(false));
         let lines = ScriptedLines::new(NEWBORN.iter().copied())
+            .gate(open.clone())
             .idle()
             .idle()
             .ends(10, "drbdsetup: module not loaded");
@@ -830,6 +842,7 @@ mod tests {
         let w = start(&runner, lines);
         let seen = w.subscribe();
         w.configure(&config(Some(InitialSync::Skip)));
+        open.store(true, Ordering::SeqCst);
         wait_until("the failed step among the problems", || {
             w.problems()
                 .iter()
