@@ -22,6 +22,8 @@ command -v tail >/dev/null || need_apt+=(coreutils)
 # OpenNebula's driver processes (tests/harness/opennebula/) are Ruby; blkid checks file systems.
 command -v ruby >/dev/null || need_apt+=(ruby)
 command -v blkid >/dev/null || need_apt+=(util-linux)
+# The system datastore's context CD is OpenNebula's own ssh driver's: xorriso makes it.
+command -v xorriso >/dev/null || need_apt+=(xorriso)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq

@@ -5,99 +5,10 @@
 //! a VM directory of each host's own).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use strata_tests::{bin, needs, LoopFs, TestCluster};
-
-fn harness() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/opennebula")
-}
-
-fn driver() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/opennebula/remotes")
-}
-
-fn needs_ruby() -> needs::Need {
-    needs::tool("ruby", "ruby")
-}
-
-struct One {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl One {
-    fn command(&self, tool: &str) -> Command {
-        let mut cmd = Command::new(harness().join(tool));
-        let bin_dir = bin("strata-one").parent().unwrap().to_path_buf();
-        cmd.env("ONE_HARNESS_DIR", &self.dir)
-            .env("ONE_HARNESS_PATH_PREPEND", bin_dir);
-        cmd
-    }
-
-    /// The XML of `kind` (make-xml.sh), with our driver's datastore.
-    fn xml(&self, kind: &str, file: &str, extra: &[&str]) -> PathBuf {
-        let path = self.dir.join(file);
-        let controllers = format!("LINSTOR_CONTROLLERS=linstor://127.0.0.1:{}", self.port);
-        let mut cmd = self.command("make-xml.sh");
-        cmd.args([
-            kind, "--preset", "linstor", "--ds-mad", "strata", "--tm-mad", "strata",
-        ])
-        .args(["--ds-attr", &controllers, "--ds-attr", "BRIDGE_LIST=node1"])
-        .args(extra)
-        .arg("-o")
-        .arg(&path);
-        let out = cmd.output().unwrap();
-        assert!(out.status.success(), "make-xml {kind}: {out:?}");
-        path
-    }
-
-    /// A datastore action; (exit status, stdout, stderr).
-    fn ds(&self, action: &str, extra: &[&str]) -> (i32, String, String) {
-        let mut args = vec!["--action", action];
-        args.extend_from_slice(extra);
-        let xml = self.xml("ds-action", &format!("{action}.xml"), &args);
-        let out = self
-            .command("one-ds.sh")
-            .arg(action)
-            .arg(driver())
-            .arg(xml)
-            .output()
-            .unwrap();
-        split(out)
-    }
-
-    /// Transfer lines (one-tm.sh) for VM `vm_xml`.
-    fn tm(&self, vm_xml: &Path, line: &str) -> (i32, String, String) {
-        let out = self
-            .command("one-tm.sh")
-            .arg("--driver-dir")
-            .arg(driver())
-            .arg("--vm-xml")
-            .arg(vm_xml)
-            .arg(line)
-            .output()
-            .unwrap();
-        split(out)
-    }
-
-    /// A VM directory on a host, as the harness lays it out.
-    fn vm_dir(&self, vm: u32) -> String {
-        format!("{}/one/var//datastores/0/{vm}", self.dir.display())
-    }
-
-    fn host_dir(&self, host: &str, vm: u32) -> PathBuf {
-        self.dir.join(format!("hosts/{host}/datastores/0/{vm}"))
-    }
-}
-
-fn split(out: Output) -> (i32, String, String) {
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use strata_tests::opennebula::{driver, needs_ruby, split, One};
+use strata_tests::{bin, LoopFs, TestCluster};
 
 fn md5(path: &Path, bytes: u64) -> String {
     let out = Command::new("sh")
@@ -128,9 +39,11 @@ fn device(c: &TestCluster, rsc: &str, node: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-#[test]
-fn opennebula_drivers_run_an_image_and_its_vm_disks() {
-    strata_tests::needs_cluster!(needs_ruby(), needs::tool("mkfs.xfs", "xfsprogs"));
+/// A controller and the satellites `node1` and `node2` (FILE_THIN pools on an xfs, for
+/// reflink snapshots), the resource group `OneRscGrp` placing on node1 (without DRBD on this
+/// host a volume is usable where it lies) and `OneBoth` placing a copy on each node; the
+/// harness with BRIDGE_LIST=node1.
+fn two_hosts() -> (TestCluster, LoopFs, One) {
     let mut c = TestCluster::start(0);
     let xfs = LoopFs::xfs(c.dir.path(), "xfs");
     for name in ["node1", "node2"] {
@@ -140,13 +53,27 @@ fn opennebula_drivers_run_an_image_and_its_vm_disks() {
         c.satellites[i].pool_dir = pool;
     }
     c.register_all();
-    // Without DRBD on this host a volume is usable where it lies: the group places on node1.
     c.create_group_on("OneRscGrp", 1, &["node1"]);
-    let one = One {
-        dir: c.dir.path().join("one"),
-        port: c.port,
-    };
-    std::fs::create_dir_all(&one.dir).unwrap();
+    c.linstor_ok(&[
+        "resource-group",
+        "create",
+        "OneBoth",
+        "--place-count",
+        "2",
+        "--storage-pool",
+        "pool_file",
+        "--layer-list",
+        "storage",
+    ]);
+    c.linstor_ok(&["volume-group", "create", "OneBoth"]);
+    let one = One::new(c.dir.path(), c.port, "node1");
+    (c, xfs, one)
+}
+
+#[test]
+fn opennebula_drivers_run_an_image_and_its_vm_disks() {
+    strata_tests::needs_cluster!(needs_ruby(), needs::tool("mkfs.xfs", "xfsprogs"));
+    let (c, _xfs, one) = two_hosts();
 
     // An image file where the datastore allows imports from (SAFE_DIRS=/var/tmp).
     let img = PathBuf::from(format!(
@@ -427,18 +354,6 @@ fn opennebula_drivers_run_an_image_and_its_vm_disks() {
     // Migration of a VM with a persistent disk from node1 to node2. Without DRBD here, the
     // group of datastore 2 keeps a copy on each node (independent copies: this checks the
     // driver's hand-over of the disk links; the VM tier checks the data with DRBD).
-    c.linstor_ok(&[
-        "resource-group",
-        "create",
-        "OneBoth",
-        "--place-count",
-        "2",
-        "--storage-pool",
-        "pool_file",
-        "--layer-list",
-        "storage",
-    ]);
-    c.linstor_ok(&["volume-group", "create", "OneBoth"]);
     let ds2 = [
         "--ds-id",
         "2",
@@ -526,4 +441,315 @@ fn opennebula_drivers_run_an_image_and_its_vm_disks() {
     });
     assert!(empty, "{}", c.linstor_ok(&["resource-definition", "list"]));
     let _ = std::fs::remove_file(&img);
+}
+
+/// Writes `mib` MiB of random data at the start of `path`; answers their md5.
+fn fill(path: &Path, mib: u32) -> String {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c {} /dev/urandom | dd of={} bs=1M oflag=direct conv=notrunc status=none",
+            mib << 20,
+            shell_words_quote(path)
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    md5(path, u64::from(mib) << 20)
+}
+
+/// The snapshots `linstor snapshot list` shows of `rsc`.
+fn snapshots(c: &TestCluster, rsc: &str) -> Vec<String> {
+    let out = c.linstor_ok(&["-m", "snapshot", "list", "-r", rsc]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut names: Vec<String> = v[0]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A VM's volatile disks (on the system datastore), its context CD, cold moves (to another
+/// host, to the front-end and back), a failed live migration, the system datastore's monitor;
+/// an image's snapshots (revert, delete, flatten) and its export to a marketplace.
+#[test]
+fn opennebula_volatile_disks_moves_image_snapshots_and_export() {
+    strata_tests::needs_cluster!(
+        needs_ruby(),
+        needs::tool("mkfs.xfs", "xfsprogs"),
+        needs::tool("xorriso", "xorriso")
+    );
+    let (c, _xfs, one) = two_hosts();
+    // The system datastore 0 is ours; its volatile disks are placed by OneBoth (a copy on
+    // each host, so that they can move without DRBD here), like the images of datastore 2.
+    let sys = ["--ds-attr", "LINSTOR_RESOURCE_GROUP=OneBoth"];
+    let mut args = vec!["--ds-id", "0", "--ds-type", "SYSTEM"];
+    args.extend_from_slice(&sys);
+    let (code, out, err) = one.ds("monitor", &args);
+    assert_eq!(code, 0, "{err}");
+    args.push("--store");
+    one.xml("datastore", "ds0.xml", &args);
+    let total: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TOTAL_MB="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    // Both hosts' pools (on one file system here, counted once per pool).
+    assert!(total > 600 && total <= 1024, "{out}");
+
+    // VM 9 on node1: disk 0 a persistent image of datastore 2.
+    let ds2 = [
+        "--ds-id",
+        "2",
+        "--ds-attr",
+        "LINSTOR_RESOURCE_GROUP=OneBoth",
+    ];
+    let mut args = vec!["--image-id", "21", "--size", "16"];
+    args.extend_from_slice(&ds2);
+    let (code, out, err) = one.ds("mkfs", &args);
+    assert_eq!((code, out.trim()), (0, "OpenNebula-Image-21"), "{err}");
+    let mut args = vec![
+        "--vm-id",
+        "9",
+        "--vm-name",
+        "batch",
+        "--image-id",
+        "21",
+        "--size",
+        "16",
+        "--source",
+        "OpenNebula-Image-21",
+        "--persistent",
+        "--system-tm-mad",
+        "strata",
+        // A disk of OpenNebula's ssh driver too (as the system datastore's driver ours
+        // calls the others' migration actions).
+        "--disk",
+        "DISK_ID=0",
+        "--disk",
+        "DISK_ID=4,TM_MAD=ssh,TYPE=FILE,SOURCE=",
+        "--store",
+    ];
+    args.extend_from_slice(&ds2);
+    let vm = one.xml("vm", "vm9.xml", &args);
+    let dir = one.vm_dir(9);
+    let on1 = one.host_dir("node1", 9);
+    let on2 = one.host_dir("node2", 9);
+    let run = |line: String| {
+        let (code, out, err) = one.tm(&vm, &line);
+        assert_eq!(code, 0, "{line}: {out}{err}");
+    };
+    run(format!(
+        "LN strata fe:OpenNebula-Image-21 node1:{dir}/disk.0 9 2"
+    ));
+
+    // A volatile disk and a swap disk: volumes of their own, named after the VM.
+    run(format!("MKIMAGE strata 16 raw node1:{dir}/disk.1 9 0"));
+    let vol = "one-vm-9-disk-1";
+    assert_eq!(
+        std::fs::read_link(on1.join("disk.1"))
+            .ok()
+            .map(|p| p.display().to_string()),
+        device(&c, vol, "node1")
+    );
+    let rd = c.linstor_ok(&["-m", "resource-definition", "list", "-r", vol]);
+    assert!(
+        rd.contains("\"Aux/one/vm-id\": \"9\"") && rd.contains("\"Aux/one/vm-name\": \"batch\""),
+        "{rd}"
+    );
+    run(format!("MKSWAP strata 8 node1:{dir}/disk.2 9 0"));
+    let swap = device(&c, "one-vm-9-disk-2", "node1").expect("the swap disk's device");
+    let blkid = Command::new("blkid")
+        .args(["-o", "value", "-s", "TYPE", &swap])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&blkid.stdout).trim(), "swap");
+    // The context CD: a file in the VM's directory, made by OpenNebula's own ssh driver.
+    let ctx = one.dir.join("context.sh");
+    std::fs::write(&ctx, "HOSTNAME='batch'\n").unwrap();
+    run(format!(
+        "CONTEXT strata {} node1:{dir}/disk.3 9 0",
+        ctx.display()
+    ));
+    let iso = std::fs::read(on1.join("disk.3")).expect("the context CD");
+    assert_eq!(
+        iso.get(32769..32774),
+        Some(&b"CD001"[..]),
+        "an ISO 9660 image"
+    );
+
+    // A live migration to node2 that fails: node2 lets go of the disk again, node1 keeps it.
+    // The ssh driver's premigrate (for disk 4) empties the VM directory on node2 first.
+    std::fs::create_dir_all(&on2).unwrap();
+    std::fs::write(on2.join("stale"), "from an earlier stay").unwrap();
+    let (code, _, err) = one.tm(&vm, &format!("PREMIGRATE strata node1 node2 {dir} 9 0"));
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::symlink_metadata(on2.join("disk.0")).is_ok());
+    assert!(
+        !on2.join("stale").exists(),
+        "the ssh driver's premigrate did not run"
+    );
+    let (code, _, err) = one.tm(&vm, &format!("FAILMIGRATE strata node1 node2 {dir} 9 0"));
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::symlink_metadata(on2.join("disk.0")).is_err());
+    assert!(on1.join("disk.0").exists());
+
+    // Cold moves of the volatile disk: to node2, to the front-end (undeploy: no host has it),
+    // back to node1 (resume).
+    run(format!(
+        "MV strata node1:{dir}/disk.1 node2:{dir}/disk.1 9 0"
+    ));
+    assert!(std::fs::symlink_metadata(on1.join("disk.1")).is_err());
+    assert_eq!(
+        std::fs::read_link(on2.join("disk.1"))
+            .ok()
+            .map(|p| p.display().to_string()),
+        device(&c, vol, "node2")
+    );
+    run(format!("MV strata node2:{dir}/disk.1 fe:{dir}/disk.1 9 0"));
+    assert!(std::fs::symlink_metadata(on2.join("disk.1")).is_err());
+    run(format!("MV strata fe:{dir}/disk.1 node1:{dir}/disk.1 9 0"));
+    assert!(on1.join("disk.1").exists());
+
+    // The VM ends: its volatile disks go, the image stays, the directory is removed.
+    run(format!("DELETE strata node1:{dir}/disk.1 9 0"));
+    run(format!("DELETE strata node1:{dir}/disk.2 9 0"));
+    run(format!(
+        "MVDS strata node1:{dir}/disk.0 OpenNebula-Image-21 9 2"
+    ));
+    run(format!("DELETE strata node1:{dir} 9 0"));
+    assert!(!on1.exists(), "the VM directory is left on node1");
+    let rds = c.linstor_ok(&["resource-definition", "list"]);
+    assert!(!rds.contains("one-vm-9-disk"), "{rds}");
+    assert!(rds.contains("OpenNebula-Image-21"), "{rds}");
+
+    // An image's snapshots, taken through a VM's persistent disk.
+    let (code, out, err) = one.ds("mkfs", &["--image-id", "22", "--size", "8"]);
+    assert_eq!((code, out.trim()), (0, "OpenNebula-Image-22"), "{err}");
+    let img = PathBuf::from(device(&c, "OpenNebula-Image-22", "node1").unwrap());
+    let vm10 = one.xml(
+        "vm",
+        "vm10.xml",
+        &[
+            "--vm-id",
+            "10",
+            "--image-id",
+            "22",
+            "--size",
+            "8",
+            "--source",
+            "OpenNebula-Image-22",
+            "--persistent",
+            "--store",
+        ],
+    );
+    let disk = format!("node1:{}/disk.0", one.vm_dir(10));
+    let run10 = |line: String| {
+        let (code, out, err) = one.tm(&vm10, &line);
+        assert_eq!(code, 0, "{line}: {out}{err}");
+    };
+    run10(format!("LN strata fe:OpenNebula-Image-22 {disk} 10 1"));
+    let first = fill(&img, 2);
+    run10(format!("SNAP_CREATE strata {disk} 0 10 1"));
+    fill(&img, 2);
+    run10(format!("SNAP_CREATE strata {disk} 1 10 1"));
+    fill(&img, 2);
+    run10(format!("MVDS strata {disk} OpenNebula-Image-22 10 1"));
+    assert_eq!(
+        snapshots(&c, "OpenNebula-Image-22"),
+        ["one-snap-0", "one-snap-1"]
+    );
+    let snap_args = |target: &'static str| -> Vec<&'static str> {
+        vec![
+            "--image-id",
+            "22",
+            "--size",
+            "8",
+            "--source",
+            "OpenNebula-Image-22",
+            "--target-snapshot",
+            target,
+            "--snapshot",
+            "0",
+            "--snapshot",
+            "1:0",
+        ]
+    };
+    // Back to the older snapshot (the newer one stays), then the newer one goes.
+    let (code, _, err) = one.ds("snap_revert", &snap_args("0"));
+    assert_eq!(code, 0, "{err}");
+    let img = PathBuf::from(device(&c, "OpenNebula-Image-22", "node1").unwrap());
+    assert_eq!(md5(&img, 2 << 20), first);
+    let (code, _, err) = one.ds("snap_delete", &snap_args("1"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(snapshots(&c, "OpenNebula-Image-22"), ["one-snap-0"]);
+    // An unknown snapshot: a clear error for a revert; deleting what is gone is done.
+    let (code, _, err) = one.ds("snap_revert", &snap_args("7"));
+    assert_eq!(code, 1);
+    assert!(err.contains("one-snap-7"), "{err}");
+    let (code, _, err) = one.ds("snap_delete", &snap_args("7"));
+    assert_eq!(code, 0, "{err}");
+    // Flatten: the image keeps the snapshot's data and no snapshots.
+    fill(&img, 2);
+    let mut flat = snap_args("0");
+    flat.truncate(flat.len() - 2);
+    let (code, _, err) = one.ds("snap_flatten", &flat);
+    assert_eq!(code, 0, "{err}");
+    assert!(snapshots(&c, "OpenNebula-Image-22").is_empty());
+    let img = PathBuf::from(device(&c, "OpenNebula-Image-22", "node1").unwrap());
+    assert_eq!(md5(&img, 2 << 20), first);
+
+    // Export to a marketplace: a raw copy on the bridge host, fetched over ssh, disposed of.
+    let (code, out, err) = one.ds(
+        "export",
+        &[
+            "--image-id",
+            "22",
+            "--size",
+            "8",
+            "--source",
+            "OpenNebula-Image-22",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let file = "/var/tmp/OpenNebula-Image-22-export-22.raw";
+    assert!(
+        out.contains(&format!(
+            "<IMPORT_SOURCE><![CDATA[ssh://node1:{file}]]></IMPORT_SOURCE>"
+        )),
+        "{out}"
+    );
+    let copy = Path::new(file);
+    assert_eq!(std::fs::metadata(copy).map(|m| m.len()).ok(), Some(8 << 20));
+    let sum = md5(copy, 8 << 20);
+    assert!(
+        out.contains(&format!("<MD5><![CDATA[{sum}]]></MD5>")),
+        "{out}"
+    );
+    assert!(out.contains("<FORMAT><![CDATA[raw]]></FORMAT>"), "{out}");
+    assert!(
+        out.contains("<DISPOSE>YES</DISPOSE>") && out.contains(&format!("rm -f {file}")),
+        "{out}"
+    );
+    assert_eq!(md5(copy, 2 << 20), first);
+    let _ = std::fs::remove_file(copy);
+    // An image without a volume cannot be exported.
+    let (code, _, err) = one.ds(
+        "export",
+        &[
+            "--image-id",
+            "23",
+            "--size",
+            "8",
+            "--source",
+            "OpenNebula-Image-23",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
 }

@@ -37,10 +37,7 @@ pub async fn run(action: &str, args: &[String], stdin: &str) -> Result<String, S
         "stat" => stat(&a, args, stdin),
         "monitor" => monitor(&conf, &v).await,
         "snap_delete" | "snap_revert" | "snap_flatten" => snap(&v, action, image(&a)?).await,
-        "export" => Err(format!(
-            "datastore {}: exporting images to a marketplace is not offered by this driver",
-            a.ds.id
-        )),
+        "export" => export(&conf, &v, &a, args).await,
         other => Err(format!(
             "'{other}' is not a datastore action of this driver"
         )),
@@ -210,6 +207,58 @@ pub async fn grow_to(v: &Volumes, name: &str, size_mb: u64) -> Result<(), String
         v.resize(name, size_mb * 1024).await.map_err(err)?;
     }
     Ok(())
+}
+
+/// Export to a marketplace (run by the market driver, the app id as argument): a raw copy
+/// of the image in the staging directory (STAGING_DIR, else /var/tmp) of a bridge host,
+/// which the marketplace fetches over ssh and removes after (DISPOSE_CMD); the image's
+/// volume is attached there only while it is copied.
+async fn export(c: &DsConf, v: &Volumes, a: &DsAction, args: &[String]) -> Result<String, String> {
+    let img = image(a)?;
+    let id = img.id()?;
+    let app = args.first().map(String::as_str).unwrap_or("0");
+    if !app.chars().all(|ch| ch.is_ascii_digit()) {
+        return Err(format!("export of image {id}: '{app}' is not an app id"));
+    }
+    let rd = v
+        .find(&img.source)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| format!("image {id}: its volume '{}' does not exist", img.source))?;
+    let size_mb = strata_adapter::volume::size_kib(&rd).div_ceil(1024);
+    let bridge = c.bridge()?.to_string();
+    let staging =
+        a.ds.template
+            .get("STAGING_DIR")
+            .map(|d| d.trim().trim_end_matches('/').to_string())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "/var/tmp".into());
+    let file = format!("{staging}/{}-export-{app}.raw", img.source);
+    let dev = v
+        .make_available(&img.source, &bridge, false)
+        .await
+        .map_err(|e| format!("image {id}: {e}"))?;
+    let f = host::quote(&file);
+    let copied = host::run(
+        &bridge,
+        &format!(
+            "mkdir -p {dir}\ntrap 'rm -f {f}' EXIT\n\
+             dd if={dev} of={f} bs=1M count={size_mb} iflag=fullblock status=none\n\
+             sum=$(md5sum {f})\ntrap - EXIT\necho \"${{sum%% *}}\"",
+            dir = host::quote(&staging),
+            dev = host::quote(&dev),
+        ),
+    );
+    let _ = v.release(&img.source, &bridge).await;
+    let md5 = copied.map_err(|e| format!("image {id}: copying it for the marketplace: {e}"))?;
+    let md5 = md5.trim();
+    let dispose = format!("ssh {} rm -f {f}", host::quote(&bridge));
+    Ok(format!(
+        "<IMPORT_INFO><IMPORT_SOURCE><![CDATA[ssh://{bridge}:{file}]]></IMPORT_SOURCE>\
+         <MD5><![CDATA[{md5}]]></MD5><SIZE><![CDATA[{size_mb}]]></SIZE>\
+         <FORMAT><![CDATA[raw]]></FORMAT><DISPOSE>YES</DISPOSE>\
+         <DISPOSE_CMD><![CDATA[{dispose}]]></DISPOSE_CMD></IMPORT_INFO>"
+    ))
 }
 
 /// Size in MiB of what `PATH` names: local files here; anything else (URLs) the way

@@ -423,10 +423,49 @@ async fn migrate(driver: &str, action: &str, args: &[String], stdin: &str) -> Re
     let vmid: u32 = num(args, 3, "VM id")?;
     let sys_ds: u32 = num(args, 4, "datastore id")?;
     let vm = xml::vm(&xml::decode(stdin)?)?;
+    // Called as the system datastore's driver (no caller named), the VM's disks of other
+    // drivers get the same action, the caller's name added, as OpenNebula's ssh and shared
+    // drivers do it (tm_common.sh's migrate_other); first, since the ssh driver's premigrate
+    // empties the VM directory on the target.
+    if args.get(5).is_none() {
+        let mut others: Vec<&str> = Vec::new();
+        for d in &vm.disks {
+            let tm = d.tm_mad.as_str();
+            let plain = tm
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !tm.is_empty() && plain && tm != driver && !others.contains(&tm) {
+                others.push(tm);
+            }
+        }
+        // A driver without this action has nothing to do for it.
+        others.retain(|tm| {
+            crate::ds::remotes_dir()
+                .join("tm")
+                .join(tm)
+                .join(action)
+                .is_file()
+        });
+        for tm in others {
+            let mut with_caller = args[..5].to_vec();
+            with_caller.push(driver.to_string());
+            crate::delegate("tm", tm, action, &with_caller, Some(stdin))?;
+        }
+    }
+    migrate_disks(driver, action, &vm, (src, dst, dir, vmid, sys_ds)).await
+}
+
+/// The migration action for the VM's disks of this driver.
+async fn migrate_disks(
+    driver: &str,
+    action: &str,
+    vm: &Vm,
+    (src, dst, dir, vmid, sys_ds): (&str, &str, &str, u32, u32),
+) -> Result<(), String> {
     for d in vm.disks.iter().filter(|d| d.tm_mad == driver) {
         let c = DsConf::load(d.datastore_id.unwrap_or(sys_ds))?;
         let v = c.volumes()?;
-        let Some(DiskVolume { name, .. }) = disk_volume(&v, vmid, d.id, Some(&vm)).await? else {
+        let Some(DiskVolume { name, .. }) = disk_volume(&v, vmid, d.id, Some(vm)).await? else {
             continue;
         };
         let on = |host: &str| DiskAt {
