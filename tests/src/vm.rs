@@ -431,3 +431,161 @@ impl strata_exec::CommandRunner for GuestRunner {
             == 0
     }
 }
+
+impl Vm {
+    /// Runs `command` with `sh -c` in the guest, `stdin` on its standard input (carried over
+    /// the console in base64); answers its exit status, stdout and stderr apart. For what
+    /// stands in for ssh to a guest ([`GuestSsh`]).
+    pub fn exec(&mut self, command: &str, stdin: &[u8]) -> (i32, Vec<u8>, Vec<u8>) {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.sh(": >/run/exec.in.b64");
+        let encoded = b64.encode(stdin);
+        for chunk in encoded.as_bytes().chunks(1024) {
+            let chunk = std::str::from_utf8(chunk).expect("base64 is ASCII");
+            self.sh(&format!("printf %s '{chunk}' >>/run/exec.in.b64"));
+        }
+        let (status, out) = self.run_for(
+            &format!(
+                "base64 -d /run/exec.in.b64 >/run/exec.in && cd / && \
+                 sh -c {} </run/exec.in >/run/exec.out 2>/run/exec.err",
+                shell_quote(command)
+            ),
+            Duration::from_secs(300),
+        );
+        // Anything the shell itself said (it cannot start the command, say) is stderr.
+        let mut fetch = |file: &str| -> Vec<u8> {
+            let text = self.sh(&format!("base64 {file} | sed 's/^/B64:/'"));
+            let joined: String = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("B64:"))
+                .map(str::trim)
+                .collect();
+            b64.decode(joined)
+                .unwrap_or_else(|e| panic!("{file} from the guest: {e}"))
+        };
+        let stdout = fetch("/run/exec.out");
+        let mut stderr = fetch("/run/exec.err");
+        stderr.extend_from_slice(out.as_bytes());
+        (status, stdout, stderr)
+    }
+}
+
+/// Stands in for ssh to guests: programs under test run `guest-ssh` (a binary of this
+/// crate) as their `ssh`, which hands the command and its stdin over a Unix socket to this
+/// relay, which runs it in the named guest with [`Vm::exec`] and sends back what it printed
+/// and its exit status. `bash` is run as `sh` (the guests have busybox only). Guests are
+/// shared with the test (lock one to use its console); the relay ends when dropped.
+pub struct GuestSsh {
+    /// The socket (`STRATA_GUEST_SSH` of the programs that use it).
+    pub socket: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What `guest-ssh` sends: this header line, then `stdin_len` bytes.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct GuestSshRequest {
+    pub host: String,
+    pub command: String,
+    pub stdin_len: usize,
+}
+
+/// What the relay answers: this header line, then the stdout and stderr bytes.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct GuestSshReply {
+    pub status: i32,
+    pub stdout_len: usize,
+    pub stderr_len: usize,
+}
+
+impl GuestSsh {
+    /// A relay on a socket in `dir` for `guests` (reached by their names).
+    pub fn serve(dir: &Path, guests: Vec<Arc<Mutex<Vm>>>) -> GuestSsh {
+        use std::os::unix::net::UnixListener;
+        let socket = dir.join("guest-ssh.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).expect("guest-ssh socket");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                if let Err(e) = relay_one(conn, &guests) {
+                    eprintln!("guest-ssh relay: {e}");
+                }
+            }
+        });
+        GuestSsh {
+            socket,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The `guest-ssh` program (built with this crate's binaries).
+    pub fn program() -> PathBuf {
+        crate::bin("guest-ssh")
+    }
+}
+
+fn relay_one(
+    conn: std::os::unix::net::UnixStream,
+    guests: &[Arc<Mutex<Vm>>],
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut header = String::new();
+    reader.read_line(&mut header)?;
+    let req: GuestSshRequest = serde_json::from_str(&header).map_err(std::io::Error::other)?;
+    let mut stdin = vec![0u8; req.stdin_len];
+    reader.read_exact(&mut stdin)?;
+    let guest = guests.iter().find(|g| {
+        g.lock()
+            .map(|vm| vm.name == req.host)
+            .unwrap_or_else(|p| p.into_inner().name == req.host)
+    });
+    let (status, stdout, stderr) = match guest {
+        None => (
+            255,
+            Vec::new(),
+            format!("ssh: Could not resolve hostname {}", req.host).into_bytes(),
+        ),
+        Some(g) => {
+            let command = req.command.trim();
+            let command = match command.strip_prefix("bash") {
+                Some(rest) if rest.is_empty() || rest.starts_with(' ') => format!("sh{rest}"),
+                _ => command.to_string(),
+            };
+            let mut vm = g.lock().unwrap_or_else(|p| p.into_inner());
+            vm.exec(&command, &stdin)
+        }
+    };
+    let reply = GuestSshReply {
+        status,
+        stdout_len: stdout.len(),
+        stderr_len: stderr.len(),
+    };
+    let mut w = conn;
+    let mut line = serde_json::to_string(&reply).map_err(std::io::Error::other)?;
+    line.push('\n');
+    w.write_all(line.as_bytes())?;
+    w.write_all(&stdout)?;
+    w.write_all(&stderr)?;
+    w.flush()
+}
+
+impl Drop for GuestSsh {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accepting thread.
+        let _ = std::os::unix::net::UnixStream::connect(&self.socket);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}

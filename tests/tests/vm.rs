@@ -7,7 +7,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use strata_tests::vm::{satellite_overlay, GuestRunner, Vm, VmSpec};
+use strata_tests::opennebula::{needs_ruby, One};
+use strata_tests::vm::{satellite_overlay, GuestRunner, GuestSsh, Vm, VmSpec};
 use strata_tests::{free_port, output_text, TestCluster};
 
 fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -863,4 +864,149 @@ fn drbd84_replicates_between_two_guests() {
         let proc = vm.sh("cat /proc/drbd");
         assert!(!proc.contains(" cs:"), "{}: still up:\n{proc}", vm.name);
     }
+}
+
+fn guest(g: &Arc<Mutex<Vm>>) -> MutexGuard<'_, Vm> {
+    g.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// OpenNebula's transfer driver with two guests for hosts (its `ssh` reaches them over their
+/// consoles): a VM disk cloned from a two-replica image, written by the VM on alpha, migrated
+/// live to bravo (premigrate with the VM still running there, postmigrate once it left) and
+/// read there.
+#[test]
+fn opennebula_disk_migrates_between_two_guests() {
+    strata_tests::needs_cluster!(strata_tests::vm::image(), needs_ruby());
+    let _one = one_at_a_time();
+    let c = TestCluster::start(0);
+    let (a, b) = guest_pair(&c);
+    let (a, b) = (Arc::new(Mutex::new(a)), Arc::new(Mutex::new(b)));
+    let relay = GuestSsh::serve(c.dir.path(), vec![a.clone(), b.clone()]);
+    c.linstor_ok(&[
+        "resource-group",
+        "create",
+        "onerg",
+        "--place-count",
+        "2",
+        "--storage-pool",
+        "sp_thin",
+    ]);
+    c.linstor_ok(&["volume-group", "create", "onerg"]);
+    let mut one = One::new(c.dir.path(), c.port, "alpha");
+    one.env = vec![
+        ("SSH".into(), GuestSsh::program().display().to_string()),
+        (
+            "STRATA_GUEST_SSH".into(),
+            relay.socket.display().to_string(),
+        ),
+    ];
+    let ds = ["--ds-attr", "LINSTOR_RESOURCE_GROUP=onerg"];
+
+    // The image: an empty 64 MB datablock, two replicas.
+    let mut args = vec!["--image-id", "30", "--size", "64"];
+    args.extend_from_slice(&ds);
+    let (code, out, err) = one.ds("mkfs", &args);
+    assert_eq!((code, out.trim()), (0, "OpenNebula-Image-30"), "{err}");
+    wait_state(
+        &c,
+        "OpenNebula-Image-30",
+        &["alpha", "bravo"],
+        "UpToDate",
+        Duration::from_secs(60),
+    );
+
+    // VM 40 on alpha: its disk 0 is a clone of the image, linked in its directory there.
+    let mut args = vec![
+        "--vm-id",
+        "40",
+        "--host",
+        "alpha",
+        "--image-id",
+        "30",
+        "--size",
+        "64",
+        "--source",
+        "OpenNebula-Image-30",
+        "--system-tm-mad",
+        "strata",
+        "--store",
+    ];
+    args.extend_from_slice(&ds);
+    let vm = one.xml("vm", "vm40.xml", &args);
+    let dir = one.vm_dir(40);
+    let disk = format!("{dir}/disk.0");
+    let (code, _, err) = one.tm(
+        &vm,
+        &format!("CLONE strata fe:OpenNebula-Image-30 alpha:{disk} 40 1"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let res = "OpenNebula-Image-30-vm40-disk0";
+    wait_state(
+        &c,
+        res,
+        &["alpha", "bravo"],
+        "UpToDate",
+        Duration::from_secs(90),
+    );
+    let dev = drbd_device(&c, res);
+    let link = guest(&a).sh(&format!("readlink {disk}"));
+    assert_eq!(link.trim(), dev, "the disk's link on alpha");
+    // The VM runs on alpha and writes its disk (8.4: no auto-promote, the VM's side promotes).
+    let written = {
+        let mut a = guest(&a);
+        a.sh(&format!("drbdadm primary {res}"));
+        a.sh(&format!(
+            "dd if=/dev/urandom of={disk} bs=1M count=4 oflag=direct 2>/dev/null"
+        ));
+        md5(&mut a, &disk, 4)
+    };
+    let list = || c.linstor_ok(&["resource", "list", "-r", res]);
+    let in_use = c.wait_until(Duration::from_secs(30), || {
+        list()
+            .lines()
+            .any(|l| l.contains("alpha") && l.contains("InUse"))
+    });
+    assert!(in_use, "{}", list());
+
+    // Live migration to bravo: before the move the disk is made usable there and a second
+    // primary allowed; bravo's side opens it while alpha's still has it.
+    let migrate = |action: &str| one.tm(&vm, &format!("{action} strata alpha bravo {dir} 40 0"));
+    let (code, _, err) = migrate("PREMIGRATE");
+    assert_eq!(code, 0, "{err}");
+    let rd_props = || c.linstor_ok(&["resource-definition", "list-properties", res]);
+    let props = rd_props();
+    assert!(
+        props.contains("allow-two-primaries") && props.contains("alpha -> bravo"),
+        "{props}"
+    );
+    {
+        let mut b = guest(&b);
+        assert_eq!(b.sh(&format!("readlink {disk}")).trim(), dev);
+        b.sh(&format!("drbdadm primary {res}"));
+        assert_eq!(
+            md5(&mut b, &disk, 4),
+            written,
+            "bravo reads what alpha wrote"
+        );
+    }
+    // The VM left alpha: after the move its link there goes, and the hand-over ends.
+    guest(&a).sh(&format!("drbdadm secondary {res}"));
+    let (code, _, err) = migrate("POSTMIGRATE");
+    assert_eq!(code, 0, "{err}");
+    let (gone, _) = guest(&a).run(&format!("[ -L {disk} ]"));
+    assert_ne!(gone, 0, "the link on alpha is left");
+    let props = rd_props();
+    assert!(!props.contains("allow-two-primaries"), "{props}");
+    assert!(!props.contains("hand-over"), "{props}");
+    assert_eq!(guest(&b).sh(&format!("readlink {disk}")).trim(), dev);
+
+    // The VM ends on bravo: its disk (the clone) goes, the image stays.
+    guest(&b).sh(&format!("drbdadm secondary {res}"));
+    let (code, _, err) = one.tm(&vm, &format!("DELETE strata bravo:{disk} 40 1"));
+    assert_eq!(code, 0, "{err}");
+    let rds = c.linstor_ok(&["resource-definition", "list"]);
+    assert!(!rds.contains(res), "{rds}");
+    assert!(rds.contains("OpenNebula-Image-30"), "{rds}");
+    let (gone, _) = guest(&b).run(&format!("[ -L {disk} ]"));
+    assert_ne!(gone, 0, "the link on bravo is left");
 }
