@@ -583,6 +583,29 @@ fn opennebula_volatile_disks_moves_image_snapshots_and_export() {
         "an ISO 9660 image"
     );
 
+    // With MONITOR_VM_DISKS the system datastore's monitor sends its VMs' disk sizes to
+    // OpenNebula's monitor daemon (the harness decodes what reaches it).
+    let mut args = vec![
+        "--ds-id",
+        "0",
+        "--ds-type",
+        "SYSTEM",
+        "--monitor-vm-disks",
+        "1",
+    ];
+    args.extend_from_slice(&sys);
+    let (code, out, err) = one.ds("monitor", &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("TOTAL_MB="), "{out}");
+    let sent = std::fs::read_to_string(one.dir.join("log/monitord.log")).unwrap_or_default();
+    let vm9 = sent
+        .lines()
+        .find(|l| l.trim_start().starts_with("VM 9:"))
+        .unwrap_or_else(|| panic!("no sizes of VM 9 sent: {sent}"));
+    for disk in ["DISK_SIZE=[ID=1,SIZE=", "DISK_SIZE=[ID=2,SIZE="] {
+        assert!(vm9.contains(disk), "{vm9}");
+    }
+
     // A live migration to node2 that fails: node2 lets go of the disk again, node1 keeps it.
     // The ssh driver's premigrate (for disk 4) empties the VM directory on node2 first.
     std::fs::create_dir_all(&on2).unwrap();

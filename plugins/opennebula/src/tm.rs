@@ -69,7 +69,15 @@ pub async fn run(
         "monitor" => {
             let a = xml::ds_action(&xml::decode(stdin.unwrap_or_default())?)?;
             let c = DsConf::of(&a.ds)?;
-            println!("{}", crate::ds::monitor(&c, &c.volumes()?).await?);
+            let v = c.volumes()?;
+            let space = crate::ds::monitor(&c, &v).await?;
+            if a.monitor_vm_disks {
+                // The sizes are extra: the space is reported even when they cannot be.
+                if let Err(e) = send_vm_disks(&v).await {
+                    eprintln!("WARN: VM disk sizes: {e}");
+                }
+            }
+            println!("{space}");
             Ok(())
         }
         // The context CD is a file of the VM's directory: the system datastore's usual way.
@@ -519,4 +527,86 @@ async fn end_hand_over(v: &Volumes, name: &str, node: &str) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// The `MONITOR_VM` message of a system datastore's monitor: for every VM with volumes of
+/// this driver (found by their properties), each disk's size (what its replicas hold, else
+/// its size) and its snapshots', sent to OpenNebula's monitor daemon the way its own drivers
+/// send it (scripts_common.sh's `send_to_monitor`).
+async fn send_vm_disks(v: &Volumes) -> Result<(), String> {
+    let payload = vm_disks(v).await?;
+    if payload.is_empty() {
+        return Ok(());
+    }
+    let lib = match std::env::var_os("ONE_LOCATION") {
+        Some(l) => std::path::Path::new(&l).join("lib/sh/scripts_common.sh"),
+        None => std::path::PathBuf::from("/usr/lib/one/sh/scripts_common.sh"),
+    };
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(". \"$0\" && send_to_monitor MONITOR_VM 0 -1 \"$1\"")
+        .arg(&lib)
+        .arg(&payload)
+        .output()
+        .map_err(|e| format!("cannot run bash: {e}"))?;
+    if !out.status.success() {
+        return Err(host::one_line(&out.stderr));
+    }
+    Ok(())
+}
+
+/// `VM=[ID=<vm>, MONITOR="<base64 of DISK_SIZE=[..] SNAPSHOT_SIZE=[..]>"]`, one line a VM.
+async fn vm_disks(v: &Volumes) -> Result<String, String> {
+    use base64::Engine as _;
+    let rds = v.all().await.map_err(err)?;
+    let rscs = v
+        .client
+        .resources(&[], &[], &[], &[])
+        .await
+        .map_err(|e| err(e.into()))?;
+    let snaps: Vec<strata_api::types::Snapshot> = v
+        .client
+        .send(strata_client::calls::snapshots(&[], &[]))
+        .await
+        .map_err(|e| err(e.into()))?;
+    let mut vms: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for rd in &rds {
+        let id = |k: &str| rd.props.get(k).and_then(|s| s.parse::<u32>().ok());
+        let (Some(vm), Some(disk)) = (id(conf::PROP_VM_ID), id(conf::PROP_DISK_ID)) else {
+            continue;
+        };
+        let held = rscs
+            .iter()
+            .filter(|r| r.resource.name.eq_ignore_ascii_case(&rd.name))
+            .flat_map(|r| r.volumes.iter())
+            .filter(|vol| vol.volume_number == 0)
+            .filter_map(|vol| vol.allocated_size_kib)
+            .max()
+            .and_then(|k| u64::try_from(k).ok());
+        let size_kib = strata_adapter::volume::size_kib(rd);
+        let mb = held.unwrap_or(size_kib).div_ceil(1024);
+        let parts = vms.entry(vm).or_default();
+        parts.push(format!("DISK_SIZE=[ID={disk},SIZE={mb}]"));
+        for s in snaps
+            .iter()
+            .filter(|s| s.resource_name.eq_ignore_ascii_case(&rd.name))
+        {
+            if let Some(n) = s
+                .name
+                .strip_prefix("one-snap-")
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                parts.push(format!(
+                    "SNAPSHOT_SIZE=[ID={n},DISK_ID={disk},SIZE={}]",
+                    size_kib.div_ceil(1024)
+                ));
+            }
+        }
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(vms
+        .iter()
+        .map(|(vm, parts)| format!("VM=[ID={vm}, MONITOR=\"{}\"]", b64.encode(parts.join(" "))))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }

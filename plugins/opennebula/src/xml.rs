@@ -124,6 +124,8 @@ impl Image {
 pub struct DsAction {
     pub image: Option<Image>,
     pub ds: Datastore,
+    /// A system datastore's monitor is to report its VMs' disk sizes too.
+    pub monitor_vm_disks: bool,
 }
 
 pub fn ds_action(xml: &str) -> Result<DsAction, String> {
@@ -139,6 +141,7 @@ pub fn ds_action(xml: &str) -> Result<DsAction, String> {
     Ok(DsAction {
         image: child(root, "IMAGE").map(Image::from_node).transpose()?,
         ds: Datastore::from_node(ds)?,
+        monitor_vm_disks: text(root, "MONITOR_VM_DISKS").trim() == "1",
     })
 }
 
