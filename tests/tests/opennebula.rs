@@ -129,6 +129,24 @@ fn opennebula_drivers_run_an_image_and_its_vm_disks() {
     );
     assert_eq!(code, 1);
     assert!(err.contains("restricted"), "{err}");
+    // OpenNebula's own directories are restricted whatever the datastore says.
+    let own = one.dir.join("one/var/secret.img");
+    std::fs::write(&own, [0u8; 4096]).unwrap();
+    let (code, _, err) = one.ds(
+        "cp",
+        &[
+            "--image-id",
+            "8",
+            "--size",
+            "8",
+            "--path",
+            &own.display().to_string(),
+            "--ds-attr",
+            "RESTRICTED_DIRS=/nonexistent",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("restricted"), "{err}");
     // A disk larger than the pools can hold: a clear error, nothing left behind.
     let (code, _, err) = one.ds("mkfs", &["--image-id", "9", "--size", "4096000"]);
     assert_eq!(code, 1);

@@ -68,16 +68,28 @@ fn image_props(a: &DsAction, img: &Image) -> BTreeMap<String, String> {
 /// OpenNebula's rule for local files: nothing under RESTRICTED_DIRS unless under SAFE_DIRS.
 fn check_restricted(ds: &xml::Datastore, path: &str) -> Result<(), String> {
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
-    let under = |key: &str| {
+    let listed = |key: &str| -> Vec<String> {
         ds.template
             .get(key)
-            .map(|dirs| {
-                dirs.split_whitespace()
-                    .any(|d| real.starts_with(Path::new(d)))
-            })
-            .unwrap_or(false)
+            .map(|dirs| dirs.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
     };
-    if under("RESTRICTED_DIRS") && !under("SAFE_DIRS") {
+    // OpenNebula's own state, configuration and home are restricted whatever the
+    // datastore says (as its libfs.sh has it).
+    let mut restricted = listed("RESTRICTED_DIRS");
+    match std::env::var_os("ONE_LOCATION") {
+        Some(l) => {
+            let l = Path::new(&l);
+            restricted.push(l.join("var").display().to_string());
+            restricted.push(l.join("etc").display().to_string());
+        }
+        None => restricted.extend(["/var/lib/one".to_string(), "/etc/one".to_string()]),
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|h| Path::new(h) != Path::new("/")) {
+        restricted.push(Path::new(&home).display().to_string());
+    }
+    let under = |dirs: &[String]| dirs.iter().any(|d| real.starts_with(Path::new(d)));
+    if under(&restricted) && !under(&listed("SAFE_DIRS")) {
         return Err(format!(
             "'{path}' is in a restricted directory of datastore {} (RESTRICTED_DIRS); put it under one of SAFE_DIRS or use a URL",
             ds.id
