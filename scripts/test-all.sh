@@ -53,6 +53,15 @@ if ! tests/harness/pve/run-pve.sh --check-deps >/dev/null 2>&1; then
         libnet-ssleay-perl libyaml-libyaml-perl librrds-perl
 fi
 
+# The Cinder driver is tested through Cinder's own volume manager and test base: Debian's
+# python3-cinder (Cinder 21) with the test libraries its test base imports.
+if ! /usr/bin/python3 -c 'import cinder.tests.unit.test, cinder.volume.manager' >/dev/null 2>&1; then
+    echo "== installing python3-cinder"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        python3-cinder python3-fixtures python3-testtools python3-oslotest
+fi
+
 # Loop devices are created on demand through /dev/loop-control.
 [ -e /dev/loop-control ] || modprobe loop
 

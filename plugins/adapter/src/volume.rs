@@ -110,6 +110,13 @@ pub const PROP_HAND_OVER: &str = "Aux/strata/hand-over";
 pub const TWO_PRIMARIES: &str = "DrbdOptions/Net/allow-two-primaries";
 
 /// What [`Volumes::snapshot`] does.
+/// What a volume's placement may change of its resource group's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub place_count: Option<u32>,
+    pub storage_pool: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapOp {
     Take,
@@ -148,16 +155,32 @@ impl Volumes {
         group: &str,
         props: BTreeMap<String, String>,
     ) -> Result<(), AdapterError> {
+        self.create_placed(name, size_kib, group, props, Placement::default())
+            .await
+    }
+
+    /// [`Volumes::create`], placed with `over` overriding the group's place count or
+    /// storage pool.
+    pub async fn create_placed(
+        &self,
+        name: &str,
+        size_kib: u64,
+        group: &str,
+        props: BTreeMap<String, String>,
+        over: Placement,
+    ) -> Result<(), AdapterError> {
         if size_kib == 0 {
             return Err(AdapterError::Refused(format!(
                 "volume '{name}': a size of 0 is not a size"
             )));
         }
-        let spawn = ResourceGroupSpawn {
+        let mut spawn = ResourceGroupSpawn {
             resource_definition_name: Some(name.to_string()),
             volume_sizes: vec![size_kib as i64],
             ..Default::default()
         };
+        spawn.select_filter.place_count = over.place_count.map(i64::from);
+        spawn.select_filter.storage_pool = over.storage_pool;
         let spawned = self
             .client
             .send::<Vec<ApiCallRc>>(strata_client::calls::resource_group_spawn(group, &spawn))
