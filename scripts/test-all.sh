@@ -61,6 +61,8 @@ if ! /usr/bin/python3 -c 'import cinder.tests.unit.test, cinder.volume.manager' 
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         python3-cinder python3-fixtures python3-testtools python3-oslotest
 fi
+# os-brick reads the system's UUID with dmidecode when it describes this host.
+command -v dmidecode >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dmidecode
 
 # Loop devices are created on demand through /dev/loop-control.
 [ -e /dev/loop-control ] || modprobe loop

@@ -1,7 +1,7 @@
 //! The Cinder volume driver (`plugins/openstack-cinder`) driven by Cinder's own
 //! VolumeManager, from Debian's python3-cinder, against a real controller and two
-//! satellites: `store1` (the cinder-volume host, whose pools hold the volumes) and
-//! `compute1` (a compute host). The Python side is
+//! satellites: one named after this machine (the cinder-volume host, whose pools hold the
+//! volumes) and `compute1` (a compute host). The Python side is
 //! `plugins/openstack-cinder/tests/test_volume_manager.py`.
 
 use std::path::{Path, PathBuf};
@@ -33,17 +33,24 @@ fn needs_cinder() -> needs::Need {
 #[test]
 fn cinder_volume_manager_runs_the_driver() {
     strata_tests::needs_cluster!(needs_cinder(), needs::tool("mkfs.xfs", "xfsprogs"));
+    // The cinder-volume host is this machine (Cinder's own image copies attach volumes on
+    // the host named as Python's socket.gethostname() says); `compute1` stands for a
+    // compute host.
+    let here = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
     let mut c = TestCluster::start(0);
     // FILE_THIN on xfs: snapshots and clones are reflink copies.
     let xfs = LoopFs::xfs(c.dir.path(), "xfs");
-    for name in ["store1", "compute1"] {
+    for name in [here.as_str(), "compute1"] {
         let i = c.add_satellite(name);
         let pool = xfs.mnt.join(name);
         std::fs::create_dir_all(&pool).unwrap();
         c.satellites[i].pool_dir = pool;
     }
     c.register_all();
-    c.create_group_on("CinderGrp", 1, &["store1"]);
+    c.create_group_on("CinderGrp", 1, &[&here]);
     c.create_group_on("CinderBoth", 2, &[]);
     c.linstor_ok(&[
         "resource-group",
@@ -66,7 +73,7 @@ fn cinder_volume_manager_runs_the_driver() {
         .env("STRATA_CINDER_HELPER", bin("strata-cinder"))
         .env("STRATA_CONTROLLER", format!("127.0.0.1:{}", c.port))
         .env("STRATA_LINSTOR", bin("linstor"))
-        .env("STRATA_STORAGE_HOST", "store1")
+        .env("STRATA_STORAGE_HOST", &here)
         .env("STRATA_COMPUTE_HOST", "compute1")
         .output()
         .unwrap();
@@ -77,7 +84,7 @@ fn cinder_volume_manager_runs_the_driver() {
     );
     assert!(out.status.success(), "{text}");
     // Every test ran (none skipped) and the cluster is as it was.
-    assert!(text.contains("Ran 7 tests"), "{text}");
+    assert!(text.contains("Ran 8 tests"), "{text}");
     assert!(!text.contains("skipped"), "{text}");
     let rds = c.linstor_ok(&["resource-definition", "list"]);
     assert!(!rds.contains("CV_"), "{rds}");
