@@ -1010,3 +1010,169 @@ fn opennebula_disk_migrates_between_two_guests() {
     let (gone, _) = guest(&b).run(&format!("[ -L {disk} ]"));
     assert_ne!(gone, 0, "the link on bravo is left");
 }
+
+/// One call of the Cinder driver's `strata-cinder` (as the Python driver makes it on the
+/// cinder-volume host, here the host of the guests); its result, or the failure's kind and
+/// message.
+fn cinder_call(
+    c: &TestCluster,
+    op: &str,
+    args: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    use std::io::Write;
+    let req = serde_json::json!({
+        "version": 1,
+        "op": op,
+        "config": {"controllers": format!("127.0.0.1:{}", c.port), "timeout": 60},
+        "args": args,
+    });
+    let mut child = std::process::Command::new(strata_tests::bin("strata-cinder"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("strata-cinder runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(req.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON answer");
+    if answer["ok"] == true {
+        Ok(answer["result"].clone())
+    } else {
+        Err(format!("{}: {}", answer["kind"], answer["error"]))
+    }
+}
+
+/// The Cinder driver's attachments in DRBD 8.4 guests: a two-replica volume attached (and
+/// written) on bravo where it has a replica, and a one-replica volume on alpha attached on
+/// bravo as a diskless client, written there, read back on alpha after the detach.
+#[test]
+fn cinder_volumes_attach_on_a_compute_guest() {
+    strata_tests::needs_cluster!(strata_tests::vm::image());
+    let _one = one_at_a_time();
+    let c = TestCluster::start(0);
+    let (mut a, mut b) = guest_pair(&c);
+    for (rg, place) in [("cinder2", "2"), ("cinder1", "1")] {
+        c.linstor_ok(&[
+            "resource-group",
+            "create",
+            rg,
+            "--place-count",
+            place,
+            "--storage-pool",
+            "sp_thin",
+        ]);
+        c.linstor_ok(&["volume-group", "create", rg]);
+    }
+    let two = "CV_7d1f6c2e-0b53-4c55-9a55-2f9d3f3c0a01";
+    let one = "CV_7d1f6c2e-0b53-4c55-9a55-2f9d3f3c0a02";
+    cinder_call(
+        &c,
+        "create",
+        serde_json::json!({"name": two, "size_gib": 1, "group": "cinder2"}),
+    )
+    .unwrap();
+    cinder_call(
+        &c,
+        "create",
+        serde_json::json!({"name": one, "size_gib": 1, "group": "cinder1"}),
+    )
+    .unwrap();
+    wait_state(
+        &c,
+        two,
+        &["alpha", "bravo"],
+        "UpToDate",
+        Duration::from_secs(90),
+    );
+    // The one-replica volume's home is where the group placed it; the other guest is the
+    // compute host that uses it.
+    let home = if state_of(&c, "alpha", one).is_empty() {
+        "bravo"
+    } else {
+        "alpha"
+    };
+    wait_state(&c, one, &[home], "UpToDate", Duration::from_secs(90));
+
+    // The two-replica volume on bravo: its own replica, written and read there.
+    let got = cinder_call(
+        &c,
+        "attach",
+        serde_json::json!({"name": two, "host": "bravo", "instance_uuid": "inst-2"}),
+    )
+    .unwrap();
+    let dev = got["device"].as_str().unwrap().to_string();
+    assert!(dev.starts_with("/dev/drbd"), "{got}");
+    b.sh(&format!("drbdadm primary {two}"));
+    b.sh(&format!(
+        "dd if=/dev/urandom of={dev} bs=1M count=4 oflag=direct 2>/dev/null"
+    ));
+    let written = md5(&mut b, &dev, 4);
+    b.sh(&format!("drbdadm secondary {two}"));
+    cinder_call(
+        &c,
+        "detach",
+        serde_json::json!({"name": two, "host": "bravo"}),
+    )
+    .unwrap();
+    a.sh(&format!("drbdadm primary {two}"));
+    assert_eq!(
+        md5(&mut a, &dev, 4),
+        written,
+        "alpha's replica has bravo's writes"
+    );
+    a.sh(&format!("drbdadm secondary {two}"));
+
+    // The one-replica volume on the other guest: a diskless client, marked as the driver's,
+    // with the instance recorded; after the detach only the home replica is left, with the
+    // data.
+    let (away, mut home_vm, mut away_vm) = if home == "alpha" {
+        ("bravo", a, b)
+    } else {
+        ("alpha", b, a)
+    };
+    let got = cinder_call(
+        &c,
+        "attach",
+        serde_json::json!({"name": one, "host": away, "instance_uuid": "inst-1"}),
+    )
+    .unwrap();
+    let dev1 = got["device"].as_str().unwrap().to_string();
+    let listed = c.linstor_ok(&["-m", "resource", "list", "-r", one]);
+    assert!(
+        listed.contains("\"Aux/cinder/instance-uuid\": \"inst-1\"")
+            && listed.contains("\"Aux/strata/attached-by\": \"cinder\""),
+        "{listed}"
+    );
+    let proc = away_vm.sh("cat /proc/drbd");
+    assert!(proc.contains("ds:Diskless/UpToDate"), "{proc}");
+    away_vm.sh(&format!("drbdadm primary {one}"));
+    away_vm.sh(&format!(
+        "dd if=/dev/urandom of={dev1} bs=1M count=4 oflag=direct 2>/dev/null"
+    ));
+    let written = md5(&mut away_vm, &dev1, 4);
+    away_vm.sh(&format!("drbdadm secondary {one}"));
+    let done = cinder_call(&c, "detach", serde_json::json!({"name": one, "host": away})).unwrap();
+    assert_eq!(done["released"], true, "{done}");
+    let gone = c.wait_until(Duration::from_secs(30), || {
+        !c.linstor_ok(&["resource", "list", "-r", one])
+            .contains(away)
+    });
+    assert!(gone, "{}", c.linstor_ok(&["resource", "list", "-r", one]));
+    home_vm.sh(&format!("drbdadm primary {one}"));
+    assert_eq!(
+        md5(&mut home_vm, &dev1, 4),
+        written,
+        "the home replica has the writes"
+    );
+    home_vm.sh(&format!("drbdadm secondary {one}"));
+
+    for name in [one, two] {
+        cinder_call(&c, "delete", serde_json::json!({ "name": name })).unwrap();
+    }
+    let rds = c.linstor_ok(&["resource-definition", "list"]);
+    assert!(!rds.contains("CV_"), "{rds}");
+}
