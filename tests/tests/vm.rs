@@ -1124,6 +1124,37 @@ fn cinder_volumes_attach_on_a_compute_guest() {
         written,
         "alpha's replica has bravo's writes"
     );
+    // A live migration from alpha (the instance still has the volume open there) to
+    // bravo: both may be primary during the hand-over, which ends with bravo's detach.
+    let list = || c.linstor_ok(&["resource", "list", "-r", two]);
+    let in_use = c.wait_until(Duration::from_secs(30), || {
+        list()
+            .lines()
+            .any(|l| l.contains("alpha") && l.contains("InUse"))
+    });
+    assert!(in_use, "{}", list());
+    cinder_call(
+        &c,
+        "attach",
+        serde_json::json!({"name": two, "host": "bravo", "instance_uuid": "inst-2"}),
+    )
+    .unwrap();
+    let props = || c.linstor_ok(&["resource-definition", "list-properties", two]);
+    assert!(
+        props().contains("allow-two-primaries") && props().contains("alpha -> bravo"),
+        "{}",
+        props()
+    );
+    b.sh(&format!("drbdadm primary {two}"));
+    assert_eq!(md5(&mut b, &dev, 4), written);
+    b.sh(&format!("drbdadm secondary {two}"));
+    cinder_call(
+        &c,
+        "detach",
+        serde_json::json!({"name": two, "host": "bravo"}),
+    )
+    .unwrap();
+    assert!(!props().contains("allow-two-primaries"), "{}", props());
     a.sh(&format!("drbdadm secondary {two}"));
 
     // The one-replica volume on the other guest: a diskless client, marked as the driver's,
