@@ -30,7 +30,6 @@ import cinder.utils
 import os_brick.privileged
 import fixtures
 from cinder.tests.unit import utils as tests_utils
-from cinder.volume import volume_types
 from oslo_utils import importutils
 
 # The driver's options are registered when it is imported (as cinder-volume imports it).
@@ -250,12 +249,17 @@ class StrataVolumeManagerTest(test.TestCase):
         write(self.device(clone), 'clone')
         self.assertEqual(first, read(self.device(vol)))
 
-        # Retype to the type of the other group.
-        diff = {'extra_specs': {}}
-        new_type = volume_types.get_volume_type(self.ctx, self.type_both.id)
-        moved, _ = self.driver.retype(self.ctx, vol, new_type, diff,
-                                      {'host': '%s@strata#CinderBoth' % STORAGE})
-        self.assertTrue(moved)
+        # Retype to the type of the other group, through the manager (the scheduler chose
+        # this backend's CinderBoth pool).
+        vol.refresh()
+        vol.status = 'retyping'
+        vol.previous_status = 'available'
+        vol.save()
+        self.manager.retype(self.ctx, vol, self.type_both.id,
+                            {'host': '%s@strata#CinderBoth' % STORAGE, 'capabilities': {}},
+                            migration_policy='never')
+        vol.refresh()
+        self.assertEqual(('available', self.type_both.id), (vol.status, vol.volume_type_id))
         self.assertEqual('CinderBoth', definition(name)['resource_group_name'])
 
         # Snapshot and volumes deleted through the manager: nothing is left.
