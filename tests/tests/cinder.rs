@@ -84,7 +84,7 @@ fn cinder_volume_manager_runs_the_driver() {
     );
     assert!(out.status.success(), "{text}");
     // Every test ran (none skipped) and the cluster is as it was.
-    assert!(text.contains("Ran 8 tests"), "{text}");
+    assert!(text.contains("Ran 9 tests"), "{text}");
     assert!(!text.contains("skipped"), "{text}");
     let rds = c.linstor_ok(&["resource-definition", "list"]);
     assert!(!rds.contains("CV_"), "{rds}");

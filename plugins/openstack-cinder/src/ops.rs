@@ -223,6 +223,21 @@ async fn create(b: &Backend, a: &Value) -> Result<Value, Failure> {
         },
         storage_pool: opt(a, "storage_pool"),
     };
+    if let Some(pool) = &over.storage_pool {
+        let pools = v
+            .client
+            .storage_pools(&[], std::slice::from_ref(pool))
+            .await
+            .map_err(|e| Failure::from(strata_adapter::AdapterError::from(e)))?;
+        if !pools
+            .iter()
+            .any(|p| p.storage_pool_name.eq_ignore_ascii_case(pool))
+        {
+            return Err(Failure::invalid(format!(
+                "storage pool '{pool}' (the volume type's strata:storage_pool) is on no node; name one `linstor storage-pool list` shows"
+            )));
+        }
+    }
     v.create_placed(&n, kib_from_gib(size), &group(b, a), props(a), over)
         .await?;
     Ok(json!({ "name": n }))

@@ -316,6 +316,30 @@ class StrataVolumeManagerTest(test.TestCase):
         self.assertEqual(data, read(back, len(data)))
         self.delete(vol)
 
+    def test_a_volume_type_overrides_the_groups_placement(self):
+        single = tests_utils.create_volume_type(
+            self.ctx, name='single',
+            extra_specs={'strata:resource_group': 'CinderBoth', 'strata:place_count': '1'})
+        vol = self.create(vtype=single)
+        name = 'CV_' + vol.id
+        self.assertEqual('CinderBoth', definition(name)['resource_group_name'])
+        self.assertEqual(1, len(resources(name)))
+        self.delete(vol)
+        # A storage pool no node has: the placement's reason, nothing left.
+        nowhere = tests_utils.create_volume_type(
+            self.ctx, name='nowhere', extra_specs={'strata:storage_pool': 'no_such_pool'})
+        vol = self.volume(vtype=nowhere)
+        e = self.assertRaises(exception.VolumeBackendAPIException,
+                              self.manager.create_volume, self.ctx, vol)
+        self.assertIn('no_such_pool', str(e))
+        self.assertIsNone(definition('CV_' + vol.id))
+        # A place count that is not a number: Cinder's invalid input.
+        odd = tests_utils.create_volume_type(
+            self.ctx, name='odd', extra_specs={'strata:place_count': 'two'})
+        vol = self.volume(vtype=odd)
+        self.assertRaises(exception.InvalidInput, self.manager.create_volume, self.ctx, vol)
+        self.assertIsNone(definition('CV_' + vol.id))
+
     def test_a_volume_in_use_is_not_deleted(self):
         vol = self.create()
         name = 'CV_' + vol.id
