@@ -463,16 +463,24 @@ async fn detach(b: &Backend, a: &Value) -> Result<Value, Failure> {
     Ok(json!({ "released": released }))
 }
 
-/// The size (whole GiB, rounded up) of a volume to adopt.
-async fn manage_size(b: &Backend, a: &Value) -> Result<Value, Failure> {
-    let n = name(a, "name")?;
-    let v = b.volumes()?;
-    let rd = v.find(&n).await?.ok_or_else(|| {
+/// The definition a manage names.
+async fn manageable(
+    v: &Volumes,
+    n: &str,
+) -> Result<strata_api::types::ResourceDefinition, Failure> {
+    v.find(n).await?.ok_or_else(|| {
         Failure::new(
             Kind::NotFound,
             format!("no resource definition '{n}' to manage"),
         )
-    })?;
+    })
+}
+
+/// The size (whole GiB, rounded up) of a volume to adopt.
+async fn manage_size(b: &Backend, a: &Value) -> Result<Value, Failure> {
+    let n = name(a, "name")?;
+    let v = b.volumes()?;
+    let rd = manageable(&v, &n).await?;
     if rd.volume_definitions.as_ref().is_none_or(|v| v.is_empty()) {
         return Err(Failure::invalid(format!("'{n}' has no volume to manage")));
     }
@@ -484,12 +492,7 @@ async fn manage_size(b: &Backend, a: &Value) -> Result<Value, Failure> {
 async fn manage(b: &Backend, a: &Value) -> Result<Value, Failure> {
     let n = name(a, "name")?;
     let v = b.volumes()?;
-    let rd = v.find(&n).await?.ok_or_else(|| {
-        Failure::new(
-            Kind::NotFound,
-            format!("no resource definition '{n}' to manage"),
-        )
-    })?;
+    let rd = manageable(&v, &n).await?;
     let p = props(a);
     if let (Some(have), Some(want)) = (rd.props.get(PROP_VOLUME_ID), p.get(PROP_VOLUME_ID)) {
         if have != want {
