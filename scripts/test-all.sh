@@ -64,6 +64,10 @@ fi
 # os-brick reads the system's UUID with dmidecode when it describes this host.
 command -v dmidecode >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dmidecode
 
+# The controller is tested on PostgreSQL too (Debian's server, run by the tests).
+[ -d /usr/lib/postgresql ] && id -u postgres >/dev/null 2>&1 \
+    || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
 # Loop devices are created on demand through /dev/loop-control.
 [ -e /dev/loop-control ] || modprobe loop
 
@@ -91,6 +95,10 @@ echo "== tests"
 # (root, loop devices, drbd-utils, dockerd, the VM image, python-linstor) fails here instead.
 export STRATA_TESTS_REQUIRE_ALL=1
 cargo test --workspace --quiet
+echo "== the cluster tests again, with the controller's state in PostgreSQL"
+STRATA_TEST_DB=postgresql cargo test -p strata-tests --quiet --test cluster --test crash \
+    --test snapshot --test drbd --test bad_input --test cli --test rconn --test error_reports \
+    --test python_linstor --test security
 echo "== benchmark smoke run (debug build, small scale; figures are not meaningful here)"
 target/debug/bench --quick
 echo "== all tests passed"

@@ -14,11 +14,16 @@ use std::time::{Duration, Instant};
 use strata_client::Client;
 
 pub mod opennebula;
+pub mod pg;
 pub mod sim;
 pub mod vm;
 
 pub use strata_api::types;
 pub use strata_api::ApiCallRc;
+
+/// The file in a cluster's directory naming the controller's database, when it is not the
+/// embedded one (see [`TestCluster::spawn_controller`]).
+pub const CONTROLLER_DB: &str = "controller-db";
 
 /// Directory holding `linstor-controller`, `linstor-satellite` and `linstor`.
 pub fn bin_dir() -> PathBuf {
@@ -332,6 +337,9 @@ pub struct TestCluster {
     /// Satellites run DRBD as a dry run (`--drbd-dry-run`), each on its own loopback address
     /// so that DRBD addresses differ as on separate hosts.
     pub drbd_dry_run: bool,
+    /// The PostgreSQL server the controller keeps its state in, when it does
+    /// (`STRATA_TEST_DB=postgresql`, or [`TestCluster::start_on_postgres`]).
+    pub pg: Option<pg::PgServer>,
 }
 
 impl TestCluster {
@@ -352,11 +360,26 @@ impl TestCluster {
         Self::start_full(n, false, controller_toml)
     }
 
+    /// Like [`TestCluster::start`], with the controller's state in a PostgreSQL server of
+    /// the cluster's own.
+    pub fn start_on_postgres(n: usize) -> TestCluster {
+        Self::start_db(n, false, "", true)
+    }
+
     fn start_with(n: usize, drbd_dry_run: bool) -> TestCluster {
         Self::start_full(n, drbd_dry_run, "")
     }
 
     fn start_full(n: usize, drbd_dry_run: bool, controller_toml: &str) -> TestCluster {
+        Self::start_db(n, drbd_dry_run, controller_toml, pg::wanted())
+    }
+
+    fn start_db(
+        n: usize,
+        drbd_dry_run: bool,
+        controller_toml: &str,
+        postgres: bool,
+    ) -> TestCluster {
         require_root();
         let dir = tempfile::Builder::new()
             .prefix("strata-test-")
@@ -365,6 +388,12 @@ impl TestCluster {
         let port = free_port();
         std::fs::write(dir.path().join("linstor.toml"), controller_toml).expect("config file");
         std::fs::write(dir.path().join("linstor_satellite.toml"), "").expect("config file");
+        let pg = postgres.then(|| {
+            let server = pg::PgServer::start(dir.path());
+            let url = server.create_db("linstor");
+            std::fs::write(dir.path().join(CONTROLLER_DB), url).expect("database file");
+            server
+        });
         let controller = Self::spawn_controller(dir.path(), port);
         let mut c = TestCluster {
             dir,
@@ -372,6 +401,7 @@ impl TestCluster {
             controller,
             satellites: Vec::new(),
             drbd_dry_run,
+            pg,
         };
         assert!(
             wait_tcp(&mut c.controller, port, Duration::from_secs(15)),
@@ -387,9 +417,12 @@ impl TestCluster {
     pub fn spawn_controller(dir: &Path, port: u16) -> Proc {
         let data = dir.join("controller");
         std::fs::create_dir_all(&data).expect("controller dir");
+        let mut cmd = Command::new(bin("linstor-controller"));
+        if let Ok(url) = std::fs::read_to_string(dir.join(CONTROLLER_DB)) {
+            cmd.arg("--db").arg(url.trim());
+        }
         Proc::spawn(
-            Command::new(bin("linstor-controller"))
-                .arg("--port")
+            cmd.arg("--port")
                 .arg(port.to_string())
                 .arg("--listen-addr")
                 .arg("127.0.0.1")
@@ -785,6 +818,8 @@ impl Drop for TestCluster {
         for s in &mut self.satellites {
             s.proc.kill9();
         }
+        // The database server after its client.
+        self.pg.take();
         // For debugging: keep the logs when asked to.
         if let Ok(to) = std::env::var("STRATA_TEST_LOGS") {
             let to = PathBuf::from(to);

@@ -72,8 +72,13 @@ pub struct LimitsSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DbSection {
-    /// `sqlite:/path/to/file` or a plain path; LINSTOR's `jdbc:` URLs are refused with a hint.
+    /// `sqlite:/path/to/file` or a plain path (the embedded default), or a PostgreSQL
+    /// database: `postgresql://…` or LINSTOR's `jdbc:postgresql://…`. Other `jdbc:` URLs
+    /// (H2, MariaDB) are refused with a hint.
     pub connection_url: Option<String>,
+    /// The database user and password, as LINSTOR's file gives them beside a JDBC URL.
+    pub user: Option<String>,
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,7 +111,10 @@ pub struct Settings {
     pub https: Option<HttpsSettings>,
     /// Bounds of the REST API's servers.
     pub limits: strata_net::Limits,
-    pub db_path: PathBuf,
+    pub database: Database,
+    /// Where the controller keeps its files: the cluster's CA and identity, error reports
+    /// (the embedded database's directory when the database is a file).
+    pub data_dir: PathBuf,
     pub poll_interval: Duration,
     pub satellite_timeout: Duration,
     /// How long a node certificate is valid (renewed when a third is left).
@@ -181,16 +189,70 @@ pub struct Overrides {
     pub db: Option<String>,
 }
 
-fn db_path(url: &str) -> anyhow::Result<PathBuf> {
-    if let Some(rest) = url.strip_prefix("sqlite:") {
-        return Ok(PathBuf::from(rest.trim_start_matches("//")));
+/// Where the cluster's state is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded default: a file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (a libpq URL).
+    Postgres(String),
+}
+
+impl Database {
+    /// The URL `strata_store::open` takes.
+    pub fn url(&self) -> String {
+        match self {
+            Database::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Database::Postgres(u) => u.clone(),
+        }
     }
-    if url.starts_with("jdbc:") || url.contains("://") {
-        anyhow::bail!(
-            "database URL '{url}' is not supported; this controller embeds SQLite: use 'sqlite:/var/lib/linstor/{DB_FILE}' or leave connection_url out"
-        );
+
+    /// The URL without a password, for messages and logs.
+    pub fn shown(&self) -> String {
+        match self {
+            Database::Sqlite(p) => p.display().to_string(),
+            Database::Postgres(u) => {
+                let mut shown = u.clone();
+                if let Some((scheme, rest)) = u.split_once("://") {
+                    if let Some((auth, host)) = rest.split_once('@') {
+                        let user = auth.split(':').next().unwrap_or("");
+                        shown = format!("{scheme}://{user}@{host}");
+                    }
+                }
+                shown
+                    .split("password=")
+                    .next()
+                    .unwrap_or(&shown)
+                    .trim_end_matches(['&', '?'])
+                    .to_string()
+            }
+        }
     }
-    Ok(PathBuf::from(url))
+}
+
+/// The database a URL names; `user` and `password` (LINSTOR's file gives them apart) are
+/// added to a PostgreSQL URL that does not carry them.
+pub fn database(url: &str, user: Option<&str>, password: Option<&str>) -> anyhow::Result<Database> {
+    if let Some(mut pg) = strata_store::libpq_url(url) {
+        let mut params = Vec::new();
+        if let Some(u) = user.filter(|_| !pg.contains("user=") && !pg.contains('@')) {
+            params.push(format!("user={u}"));
+        }
+        if let Some(p) = password.filter(|_| !pg.contains("password=")) {
+            params.push(format!("password={p}"));
+        }
+        if !params.is_empty() {
+            pg.push(if pg.contains('?') { '&' } else { '?' });
+            pg.push_str(&params.join("&"));
+        }
+        return Ok(Database::Postgres(pg));
+    }
+    match strata_store::sqlite_path(url) {
+        Some(p) => Ok(Database::Sqlite(p)),
+        None => anyhow::bail!(
+            "database URL '{url}' is not supported: use 'sqlite:/var/lib/linstor/{DB_FILE}' (the embedded default, or leave connection_url out) or a PostgreSQL database, 'postgresql://user:password@host:5432/linstor' ('jdbc:postgresql://…' as LINSTOR writes it); move a LINSTOR H2 database with LINSTOR's own export first"
+        ),
+    }
 }
 
 pub fn resolve(file: &FileConfig, o: &Overrides) -> anyhow::Result<Settings> {
@@ -207,15 +269,24 @@ pub fn resolve(file: &FileConfig, o: &Overrides) -> anyhow::Result<Settings> {
         .clone()
         .or_else(|| file.controller.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let db_path = match o.db.as_deref().or(file.db.connection_url.as_deref()) {
-        Some(url) => db_path(url)?,
-        None => data_dir.join(DB_FILE),
+    let database = match o.db.as_deref().or(file.db.connection_url.as_deref()) {
+        Some(url) => database(url, file.db.user.as_deref(), file.db.password.as_deref())?,
+        None => Database::Sqlite(data_dir.join(DB_FILE)),
+    };
+    // The embedded database's directory keeps the controller's files, as it always has.
+    let data_dir = match &database {
+        Database::Sqlite(p) => p
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or(data_dir),
+        Database::Postgres(_) => data_dir,
     };
     Ok(Settings {
         listen: SocketAddr::new(addr, port),
         https: https(&file.https)?,
         limits: limits(&file.limits),
-        db_path,
+        database,
+        data_dir,
         poll_interval: Duration::from_secs(file.controller.poll_interval_secs.unwrap_or(5).max(1)),
         satellite_timeout: Duration::from_secs(
             file.controller.satellite_timeout_secs.unwrap_or(60).max(1),
@@ -247,7 +318,11 @@ mod tests {
         .unwrap();
         let s = resolve(&f, &Overrides::default()).unwrap();
         assert_eq!(s.listen, "127.0.0.1:3371".parse().unwrap());
-        assert_eq!(s.db_path, PathBuf::from("/srv/db.sqlite"));
+        assert_eq!(
+            s.database,
+            Database::Sqlite(PathBuf::from("/srv/db.sqlite"))
+        );
+        assert_eq!(s.data_dir, PathBuf::from("/srv"));
         let s = resolve(
             &f,
             &Overrides {
@@ -295,12 +370,46 @@ mod tests {
         let s = resolve(&FileConfig::default(), &Overrides::default()).unwrap();
         assert_eq!(s.listen.port(), 3370);
         assert!(s.https.is_none());
-        assert_eq!(s.db_path, PathBuf::from("/var/lib/linstor/linstor.sqlite"));
+        assert_eq!(
+            s.database,
+            Database::Sqlite(PathBuf::from("/var/lib/linstor/linstor.sqlite"))
+        );
         let f: FileConfig =
             toml::from_str("[db]\nconnection_url = \"jdbc:h2:/var/lib/linstor/linstordb\"\n")
                 .unwrap();
         let err = resolve(&f, &Overrides::default()).unwrap_err().to_string();
-        assert!(err.contains("embeds SQLite"), "{err}");
+        assert!(
+            err.contains("sqlite:") && err.contains("postgresql://"),
+            "{err}"
+        );
+        // LINSTOR's PostgreSQL settings: a JDBC URL with user and password apart.
+        let f: FileConfig = toml::from_str(
+            "[db]\nuser = \"linstor\"\npassword = \"s3cret\"\nconnection_url = \"jdbc:postgresql://db.example:5432/linstor\"\n",
+        )
+        .unwrap();
+        let s = resolve(
+            &f,
+            &Overrides {
+                data_dir: Some(PathBuf::from("/srv/ctl")),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            s.database,
+            Database::Postgres(
+                "postgresql://db.example:5432/linstor?user=linstor&password=s3cret".into()
+            )
+        );
+        assert_eq!(s.data_dir, PathBuf::from("/srv/ctl"));
+        assert_eq!(
+            s.database.shown(),
+            "postgresql://db.example:5432/linstor?user=linstor"
+        );
+        assert_eq!(
+            Database::Postgres("postgresql://u:pw@h/db".into()).shown(),
+            "postgresql://u@h/db"
+        );
         assert!(toml::from_str::<FileConfig>("[http]\nprot = 1\n").is_err());
     }
 }

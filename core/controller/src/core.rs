@@ -305,11 +305,7 @@ impl Core {
         settings: Settings,
     ) -> anyhow::Result<Arc<Core>> {
         let cluster = store.load()?;
-        let data_dir = settings
-            .db_path
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
+        let data_dir = settings.data_dir.clone();
         let reports = Arc::new(ErrorReports::open(&data_dir));
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))

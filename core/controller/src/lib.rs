@@ -5,6 +5,7 @@
 pub mod clone;
 pub mod config;
 pub mod core;
+pub mod dbmove;
 pub mod env;
 pub mod errors;
 pub mod https;
@@ -17,34 +18,36 @@ pub mod trust;
 use std::path::Path;
 use std::sync::Arc;
 
-use strata_store::{Persistence, SqliteStore};
+use strata_store::Persistence;
 
-use crate::config::Settings;
+use crate::config::{Database, Settings};
 use crate::core::Core;
 
-/// Opens the database (creating it and its directory), loads the state and starts the links.
-/// Must be called inside a tokio runtime.
+/// Opens the database (creating the embedded one and its directory), loads the state and
+/// starts the links. Must be called inside a tokio runtime.
 pub fn start(settings: Settings) -> anyhow::Result<Arc<Core>> {
-    if let Some(dir) = settings.db_path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
-    }
-    let store = SqliteStore::open(&settings.db_path)
-        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", settings.db_path.display()))?;
-    let cluster_id = cluster_id(&settings.db_path)?;
-    let core = Core::new(
-        Box::new(store) as Box<dyn Persistence>,
-        cluster_id,
-        settings,
-    )?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create data directory {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
+    let store = strata_store::open(&settings.database.url())
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", settings.database.shown()))?;
+    let id_file = match &settings.database {
+        Database::Sqlite(p) => p.with_extension("cluster-id"),
+        Database::Postgres(_) => settings.data_dir.join("linstor.cluster-id"),
+    };
+    let cluster_id = cluster_id(&id_file)?;
+    let core = Core::new(store as Box<dyn Persistence>, cluster_id, settings)?;
     core.start_links();
     Ok(core)
 }
 
 /// The cluster's identity, kept next to the database; satellites refuse configurations of
 /// another cluster once they hold its volumes.
-fn cluster_id(db_path: &Path) -> anyhow::Result<String> {
-    let path = db_path.with_extension("cluster-id");
+fn cluster_id(path: &Path) -> anyhow::Result<String> {
+    let path = path.to_path_buf();
     match std::fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         _ => {

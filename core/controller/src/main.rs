@@ -30,9 +30,21 @@ struct Args {
     /// Directory of the embedded database (default /var/lib/linstor).
     #[arg(long, env = "LINSTOR_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Database location: a path or sqlite:/path (default <data-dir>/linstor.sqlite).
+    /// Database: a path or sqlite:/path (default <data-dir>/linstor.sqlite), or a
+    /// PostgreSQL database, postgresql://user:password@host:5432/db.
     #[arg(long, env = "LINSTOR_DB")]
     db: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Writes the cluster's state from the configured database to FILE (for import-db).
+    ExportDb { file: PathBuf },
+    /// Loads FILE (written by export-db) into the configured database, which must be empty:
+    /// moves a cluster from one database to another (stop the controller first).
+    ImportDb { file: PathBuf },
 }
 
 async fn shutdown_signal() {
@@ -76,9 +88,30 @@ async fn run() -> anyhow::Result<()> {
             port: args.port,
             listen_addr: args.listen_addr,
             data_dir: args.data_dir,
-            db: args.db,
+            db: args.db.clone(),
         },
     )?;
+    match &args.command {
+        Some(Command::ExportDb { file }) => {
+            let n = strata_controller::dbmove::export_db(&settings, file)?;
+            println!(
+                "exported {n} objects from {} to {}",
+                settings.database.shown(),
+                file.display()
+            );
+            return Ok(());
+        }
+        Some(Command::ImportDb { file }) => {
+            let n = strata_controller::dbmove::import_db(&settings, file)?;
+            println!(
+                "imported {n} objects from {} into {}",
+                file.display(),
+                settings.database.shown()
+            );
+            return Ok(());
+        }
+        None => {}
+    }
     match strata_net::raise_fd_limit() {
         Ok(n) => tracing::debug!("open files limit {n}"),
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),

@@ -21,7 +21,8 @@ struct Served {
 
 async fn serve(db: &Path) -> Served {
     let mut settings = resolve(&FileConfig::default(), &Overrides::default()).unwrap();
-    settings.db_path = db.to_path_buf();
+    settings.database = strata_controller::config::Database::Sqlite(db.to_path_buf());
+    settings.data_dir = db.parent().unwrap().to_path_buf();
     let store = SqliteStore::open(db).unwrap();
     let core: Arc<Core> = Core::new(
         Box::new(store) as Box<dyn Persistence>,

@@ -190,8 +190,10 @@ fn served_routes_follow_the_contract_and_the_specification() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let unserved: BTreeSet<(String, String)> = runtime.block_on(async {
         let mut settings = resolve(&FileConfig::default(), &Overrides::default()).unwrap();
-        settings.db_path = dir.path().join("linstor.sqlite");
-        let store = SqliteStore::open(&settings.db_path).unwrap();
+        let db = dir.path().join("linstor.sqlite");
+        settings.database = strata_controller::config::Database::Sqlite(db.clone());
+        settings.data_dir = dir.path().to_path_buf();
+        let store = SqliteStore::open(&db).unwrap();
         let core: Arc<Core> = Core::new(
             Box::new(store) as Box<dyn Persistence>,
             "routes-test".into(),

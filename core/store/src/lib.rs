@@ -10,13 +10,21 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use strata_model::cluster::{Change, Cluster, ObjectClass};
 
+mod postgres;
 mod schema;
+pub use postgres::{libpq_url, PostgresStore};
 pub use schema::{backup_path, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    #[error("database URL '{0}' is not supported: use sqlite:/path/to/file, a plain path, or postgresql://user:password@host:port/database (jdbc:postgresql://... as LINSTOR writes it)")]
+    UnknownUrl(String),
+    #[error("the target database holds a cluster already ({0} objects); import into an empty one")]
+    NotEmpty(usize),
     #[error("stored {class} '{key}' cannot be read: {reason}")]
     Corrupt {
         class: String,
@@ -78,6 +86,87 @@ fn read_rows(
     Ok(())
 }
 
+/// One stored object as it is kept: its class, case-folded key and JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Row {
+    pub class: String,
+    pub key: String,
+    pub data: String,
+}
+
+/// The state that `rows` (at `generation`) hold, checked row by row.
+pub(crate) fn cluster_of(generation: u64, rows: Vec<Row>) -> Result<Cluster, StoreError> {
+    let mut cluster = Cluster::default();
+    cluster.generation = generation;
+    for class in CLASSES {
+        for r in rows.iter().filter(|r| r.class == class.as_str()) {
+            let change = Change::from_row(class, &r.data).map_err(|e| StoreError::Corrupt {
+                class: r.class.clone(),
+                key: r.key.clone(),
+                reason: e.to_string(),
+            })?;
+            cluster.apply(change);
+        }
+    }
+    if let Some(r) = rows
+        .iter()
+        .find(|r| !CLASSES.iter().any(|c| c.as_str() == r.class))
+    {
+        return Err(StoreError::Corrupt {
+            class: r.class.clone(),
+            key: r.key.clone(),
+            reason: "no such class of objects".into(),
+        });
+    }
+    Ok(cluster)
+}
+
+/// The database a URL names: `sqlite:/path` or a plain path (the embedded default),
+/// `postgresql://…`, `postgres://…` or `jdbc:postgresql://…`.
+pub fn open(url: &str) -> Result<Box<dyn Persistence>, StoreError> {
+    if libpq_url(url).is_some() {
+        return Ok(Box::new(PostgresStore::open(url)?));
+    }
+    match sqlite_path(url) {
+        Some(path) => Ok(Box::new(SqliteStore::open(&path)?)),
+        None => Err(StoreError::UnknownUrl(url.to_string())),
+    }
+}
+
+/// The file of an embedded-database URL (`sqlite:/path`, `sqlite:///path`, a plain path).
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        return Some(std::path::PathBuf::from(format!(
+            "/{}",
+            rest.trim_start_matches('/')
+        )))
+        .filter(|_| rest.starts_with('/'))
+        .or_else(|| Some(std::path::PathBuf::from(rest)));
+    }
+    if url.starts_with("jdbc:") || url.contains("://") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(url))
+}
+
+/// Writes `rows` at `generation` into `to`, which must hold no objects; answers how many.
+/// Rows that do not read as objects are refused before anything is written.
+pub fn import(to: &dyn Persistence, generation: u64, rows: &[Row]) -> Result<usize, StoreError> {
+    let (_, there) = to.rows()?;
+    if !there.is_empty() {
+        return Err(StoreError::NotEmpty(there.len()));
+    }
+    cluster_of(generation, rows.to_vec())?;
+    to.replace_all(generation, rows)?;
+    Ok(rows.len())
+}
+
+/// Copies every object of `from` into `to`, which must hold none; answers how many.
+pub fn copy(from: &dyn Persistence, to: &dyn Persistence) -> Result<usize, StoreError> {
+    let (generation, rows) = from.rows()?;
+    import(to, generation, &rows)
+}
+
 /// What the controller needs from a database.
 pub trait Persistence: Send + Sync {
     /// Reads the whole desired state.
@@ -91,9 +180,16 @@ pub trait Persistence: Send + Sync {
     fn commit_cleanup(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError> {
         self.commit(generation, changes)
     }
+    /// Every stored object as it is kept, and the generation, read as one snapshot (to
+    /// move a cluster from one database to another).
+    fn rows(&self) -> Result<(u64, Vec<Row>), StoreError>;
+    /// Replaces every stored object with `rows` at `generation`, in one transaction.
+    fn replace_all(&self, generation: u64, rows: &[Row]) -> Result<(), StoreError>;
+    /// The generation of the last commit.
+    fn generation(&self) -> Result<u64, StoreError>;
 }
 
-const CLASSES: [ObjectClass; 10] = [
+pub(crate) const CLASSES: [ObjectClass; 10] = [
     ObjectClass::Ctrl,
     ObjectClass::Node,
     ObjectClass::StorPoolDfn,
@@ -181,6 +277,61 @@ impl Persistence for SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         written
     }
+
+    fn rows(&self) -> Result<(u64, Vec<Row>), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let generation = generation_of(&tx)?;
+        let mut rows = Vec::new();
+        {
+            let mut stmt =
+                tx.prepare("SELECT class, key, data FROM objects ORDER BY class, key")?;
+            let mut q = stmt.query([])?;
+            while let Some(r) = q.next()? {
+                rows.push(Row {
+                    class: r.get(0)?,
+                    key: r.get(1)?,
+                    data: r.get(2)?,
+                });
+            }
+        }
+        tx.commit()?;
+        Ok((generation, rows))
+    }
+
+    fn replace_all(&self, generation: u64, rows: &[Row]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM objects", [])?;
+        {
+            let mut put = tx.prepare(
+                "INSERT INTO objects (class, key, data, generation) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for r in rows {
+                put.execute(params![r.class, r.key, r.data, generation])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![generation.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn generation(&self) -> Result<u64, StoreError> {
+        generation_of(&self.lock())
+    }
+}
+
+fn generation_of(conn: &Connection) -> Result<u64, StoreError> {
+    let generation: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(generation.and_then(|g| g.parse().ok()).unwrap_or(0))
 }
 
 /// Writes `changes` and `generation` in one transaction.
@@ -237,6 +388,68 @@ mod tests {
         for cleanup in [false, true] {
             commit_and_reload_with(cleanup);
         }
+    }
+
+    #[test]
+    fn rows_move_between_databases_whole_or_not_at_all() {
+        let from = SqliteStore::open_in_memory().unwrap();
+        from.commit(
+            7,
+            &[
+                Change::PutNode(node("alpha")),
+                Change::PutNode(node("beta")),
+            ],
+        )
+        .unwrap();
+        let to = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(copy(&from, &to).unwrap(), 2);
+        let c = to.load().unwrap();
+        assert_eq!((c.generation, c.nodes.len()), (7, 2));
+        assert_eq!(to.generation().unwrap(), 7);
+        assert_eq!(from.rows().unwrap(), to.rows().unwrap());
+        // Not into a database that holds objects.
+        assert!(matches!(copy(&from, &to), Err(StoreError::NotEmpty(2))));
+        // Rows that do not read as objects: refused, nothing written.
+        let empty = SqliteStore::open_in_memory().unwrap();
+        let bad = [Row {
+            class: "node".into(),
+            key: "gamma".into(),
+            data: "{not json".into(),
+        }];
+        assert!(matches!(
+            import(&empty, 3, &bad),
+            Err(StoreError::Corrupt { .. })
+        ));
+        let odd = [Row {
+            class: "spaceship".into(),
+            key: "x".into(),
+            data: "{}".into(),
+        }];
+        assert!(import(&empty, 3, &odd).is_err());
+        assert!(empty.rows().unwrap().1.is_empty());
+        assert_eq!(empty.generation().unwrap(), 0);
+    }
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            sqlite_path("sqlite:/srv/db.sqlite"),
+            Some(std::path::PathBuf::from("/srv/db.sqlite"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///srv/db.sqlite"),
+            Some(std::path::PathBuf::from("/srv/db.sqlite"))
+        );
+        assert_eq!(
+            sqlite_path("/srv/db.sqlite"),
+            Some(std::path::PathBuf::from("/srv/db.sqlite"))
+        );
+        assert_eq!(sqlite_path("jdbc:h2:/x"), None);
+        assert_eq!(sqlite_path("etcd://h:2379"), None);
+        assert!(matches!(
+            open("etcd://h:2379"),
+            Err(StoreError::UnknownUrl(_))
+        ));
     }
 
     fn commit_and_reload_with(cleanup: bool) {
