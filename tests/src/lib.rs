@@ -915,9 +915,14 @@ impl LoopFs {
     /// A 512 MiB image in `dir`, made with the command `mkfs` (its arguments before the
     /// image's path), and mounted.
     pub fn new(dir: &Path, name: &str, mkfs: &[&str]) -> LoopFs {
+        LoopFs::sized(dir, name, mkfs, 512)
+    }
+
+    /// [`LoopFs::new`] of `mib` MiB (a sparse image: only what is written takes space).
+    pub fn sized(dir: &Path, name: &str, mkfs: &[&str], mib: u64) -> LoopFs {
         let img = dir.join(format!("{name}.img"));
         let f = std::fs::File::create(&img).expect("image file");
-        f.set_len(512 << 20).expect("image size");
+        f.set_len(mib << 20).expect("image size");
         drop(f);
         run_ok(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&img));
         let mnt = dir.join(name);

@@ -41,8 +41,14 @@ fn cinder_volume_manager_runs_the_driver() {
         .trim()
         .to_string();
     let mut c = TestCluster::start(0);
-    // FILE_THIN on xfs: snapshots and clones are reflink copies.
-    let xfs = LoopFs::xfs(c.dir.path(), "xfs");
+    // FILE_THIN on xfs: snapshots and clones are reflink copies. Room for a restored
+    // backup, which writes every block of its 1 GiB volume.
+    let xfs = LoopFs::sized(
+        c.dir.path(),
+        "xfs",
+        &["mkfs.xfs", "-q", "-m", "reflink=1"],
+        4096,
+    );
     for name in [here.as_str(), "compute1"] {
         let i = c.add_satellite(name);
         let pool = xfs.mnt.join(name);
@@ -84,7 +90,7 @@ fn cinder_volume_manager_runs_the_driver() {
     );
     assert!(out.status.success(), "{text}");
     // Every test ran (none skipped) and the cluster is as it was.
-    assert!(text.contains("Ran 9 tests"), "{text}");
+    assert!(text.contains("Ran 10 tests"), "{text}");
     assert!(!text.contains("skipped"), "{text}");
     let rds = c.linstor_ok(&["resource-definition", "list"]);
     assert!(!rds.contains("CV_"), "{rds}");

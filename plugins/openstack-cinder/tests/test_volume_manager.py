@@ -25,6 +25,7 @@ from cinder import objects
 from cinder.objects import fields
 from cinder.tests.unit import test
 from cinder.tests.unit.image import fake as fake_image
+import cinder.backup.drivers.posix  # noqa: F401  (registers its options)
 import cinder.privsep
 import cinder.utils
 import os_brick.privileged
@@ -86,6 +87,11 @@ def wait(what, check, limit=30):
             return
         time.sleep(0.2)
     raise AssertionError('timed out waiting for %s' % what)
+
+
+def refreshed(obj):
+    obj.refresh()
+    return obj
 
 
 def write(path, seed, size=1 << 20):
@@ -271,17 +277,20 @@ class StrataVolumeManagerTest(test.TestCase):
             self.delete(v)
             self.assertIsNone(definition('CV_' + v.id))
 
-    def test_images_are_copied_through_cinders_image_utilities(self):
-        # Cinder's generic path: the volume attached here (os-brick's local connector on
-        # the device initialize_connection names), qemu-img to and from it. Glance is
-        # Cinder's own test stand-in, which keeps what is uploaded; the privileged helper is
-        # run directly (these tests run as root).
+    def privileged_here(self):
+        """Cinder's privileged helper run directly, and os-brick's and Cinder's privileged
+        calls in this process rather than a privsep daemon (which Cinder's test base does
+        not allow to start): these tests run as root."""
         self.mock_object(cinder.utils, 'get_root_helper', lambda: 'env')
-        # os-brick's and Cinder's privileged calls run in this (root) process rather than in
-        # a privsep daemon, which Cinder's test base does not allow to start.
         for ctx in (os_brick.privileged.default, cinder.privsep.sys_admin_pctxt):
             ctx.set_client_mode(False)
             self.addCleanup(ctx.set_client_mode, True)
+
+    def test_images_are_copied_through_cinders_image_utilities(self):
+        # Cinder's generic path: the volume attached here (os-brick's local connector on
+        # the device initialize_connection names), qemu-img to and from it. Glance is
+        # Cinder's own test stand-in, which keeps what is uploaded.
+        self.privileged_here()
         self.flags(image_conversion_dir=self.useFixture(fixtures.TempDir()).path)
         glance = ImageStore()
         work = self.useFixture(fixtures.TempDir()).path
@@ -339,6 +348,44 @@ class StrataVolumeManagerTest(test.TestCase):
         vol = self.volume(vtype=odd)
         self.assertRaises(exception.InvalidInput, self.manager.create_volume, self.ctx, vol)
         self.assertIsNone(definition('CV_' + vol.id))
+
+    def test_a_backup_and_its_restore_go_through_cinders_backup_service(self):
+        # The cinder-volume and cinder-backup services over Cinder's (fake) messaging, with
+        # its POSIX backup driver: the backup service attaches the volume here through the
+        # driver's connection, reads it, and writes it back on restore.
+        self.privileged_here()
+        store = self.useFixture(fixtures.TempDir()).path
+        self.flags(backup_driver='cinder.backup.drivers.posix.PosixBackupDriver',
+                   backup_posix_path=store)
+        self.start_service('volume', host=STORAGE + '@strata')
+        backup_service = self.start_service('backup', host=STORAGE)
+        vol = self.create()
+        dev = self.device(vol)
+        data = write(dev, 'backed-up', 4 << 20)
+        vol.status = 'backing-up'
+        vol.previous_status = 'available'
+        vol.save()
+        backup = tests_utils.create_backup(self.ctx, volume_id=vol.id, host=STORAGE,
+                                           status=fields.BackupStatus.CREATING)
+        backup_service.manager.create_backup(self.ctx, backup)
+        wait('the backup', lambda: refreshed(backup).status in ('available', 'error'), 120)
+        self.assertEqual('available', backup.status, backup.fail_reason)
+        written = sum(os.path.getsize(os.path.join(d, f))
+                      for d, _, files in os.walk(store) for f in files)
+        self.assertGreater(written, 0, 'the backup wrote nothing')
+        wait('the volume back', lambda: refreshed(vol).status == 'available', 60)
+        # Other data, then the backup restored over it.
+        write(dev, 'overwritten', 4 << 20)
+        vol.status = 'restoring-backup'
+        vol.save()
+        backup.status = fields.BackupStatus.RESTORING
+        backup.save()
+        backup_service.manager.restore_backup(self.ctx, backup, vol.id)
+        wait('the restore', lambda: refreshed(vol).status in ('available', 'error_restoring'),
+             120)
+        self.assertEqual('available', vol.status)
+        self.assertEqual(data, read(self.device(vol), len(data)))
+        self.delete(vol)
 
     def test_a_volume_in_use_is_not_deleted(self):
         vol = self.create()
