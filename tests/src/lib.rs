@@ -438,6 +438,17 @@ impl TestCluster {
         )
     }
 
+    /// Starts satellites `names` (not registered), each with its pool directory on `fs`
+    /// (`<mount>/<name>`): FILE_THIN pools that share a file system of the test's choosing.
+    pub fn add_satellites_on(&mut self, fs: &LoopFs, names: &[&str]) {
+        for name in names {
+            let i = self.add_satellite(name);
+            let pool = fs.mnt.join(name);
+            std::fs::create_dir_all(&pool).expect("pool directory");
+            self.satellites[i].pool_dir = pool;
+        }
+    }
+
     /// Starts one more satellite process (its node is not registered).
     pub fn add_satellite(&mut self, name: &str) -> usize {
         let port = free_port();

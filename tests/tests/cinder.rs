@@ -49,12 +49,7 @@ fn cinder_volume_manager_runs_the_driver() {
         &["mkfs.xfs", "-q", "-m", "reflink=1"],
         4096,
     );
-    for name in [here.as_str(), "compute1"] {
-        let i = c.add_satellite(name);
-        let pool = xfs.mnt.join(name);
-        std::fs::create_dir_all(&pool).unwrap();
-        c.satellites[i].pool_dir = pool;
-    }
+    c.add_satellites_on(&xfs, &[here.as_str(), "compute1"]);
     c.register_all();
     c.create_group_on("CinderGrp", 1, &[&here]);
     c.create_group_on("CinderBoth", 2, &[]);

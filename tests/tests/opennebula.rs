@@ -46,12 +46,7 @@ fn device(c: &TestCluster, rsc: &str, node: &str) -> Option<String> {
 fn two_hosts() -> (TestCluster, LoopFs, One) {
     let mut c = TestCluster::start(0);
     let xfs = LoopFs::xfs(c.dir.path(), "xfs");
-    for name in ["node1", "node2"] {
-        let i = c.add_satellite(name);
-        let pool = xfs.mnt.join(name);
-        std::fs::create_dir_all(&pool).unwrap();
-        c.satellites[i].pool_dir = pool;
-    }
+    c.add_satellites_on(&xfs, &["node1", "node2"]);
     c.register_all();
     c.create_group_on("OneRscGrp", 1, &["node1"]);
     c.linstor_ok(&[

@@ -56,12 +56,7 @@ fn controller_keeps_the_cluster_in_postgresql_and_moves_it() {
     let mut c = TestCluster::start_on_postgres(0);
     // FILE_THIN pools on xfs, for snapshots.
     let xfs = LoopFs::xfs(c.dir.path(), "xfs");
-    for name in ["node1", "node2"] {
-        let i = c.add_satellite(name);
-        let pool = xfs.mnt.join(name);
-        std::fs::create_dir_all(&pool).unwrap();
-        c.satellites[i].pool_dir = pool;
-    }
+    c.add_satellites_on(&xfs, &["node1", "node2"]);
     c.register_all();
     c.create_group_on("pgrg", 1, &[]);
     c.spawn("pgrg", "pgres1", 8192);

@@ -311,11 +311,7 @@ impl Persistence for SqliteStore {
                 put.execute(params![r.class, r.key, r.data, generation])?;
             }
         }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('generation', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![generation.to_string()],
-        )?;
+        set_generation(&tx, generation)?;
         tx.commit()?;
         Ok(())
     }
@@ -355,13 +351,19 @@ fn write(conn: &mut Connection, generation: u64, changes: &[Change]) -> Result<(
                 }
             }
         }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('generation', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![generation.to_string()],
-        )?;
+        set_generation(&tx, generation)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Records `generation` as the last commit's, within `tx`.
+fn set_generation(tx: &rusqlite::Transaction<'_>, generation: u64) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('generation', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![generation.to_string()],
+    )?;
     Ok(())
 }
 

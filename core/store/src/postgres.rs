@@ -217,13 +217,19 @@ fn write(client: &mut Client, generation: u64, changes: &[Change]) -> Result<(),
             }
         }
     }
+    set_generation(&mut tx, generation)?;
+    tx.commit().map_err(sql)
+}
+
+/// Records `generation` as the last commit's, within `tx`.
+fn set_generation(tx: &mut postgres::Transaction<'_>, generation: u64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('generation', $1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         &[&generation.to_string()],
     )
     .map_err(sql)?;
-    tx.commit().map_err(sql)
+    Ok(())
 }
 
 fn replace_all(client: &mut Client, generation: u64, rows: &[Row]) -> Result<(), StoreError> {
@@ -237,12 +243,7 @@ fn replace_all(client: &mut Client, generation: u64, rows: &[Row]) -> Result<(),
         tx.execute(&put, &[&r.class, &r.key, &r.data, &gen])
             .map_err(sql)?;
     }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('generation', $1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        &[&generation.to_string()],
-    )
-    .map_err(sql)?;
+    set_generation(&mut tx, generation)?;
     tx.commit().map_err(sql)
 }
 
