@@ -9,5 +9,5 @@ pub mod settings;
 pub mod size;
 pub mod volume;
 
-pub use settings::ControllerSettings;
+pub use settings::{Connection, ControllerSettings};
 pub use volume::{AdapterError, Volumes};

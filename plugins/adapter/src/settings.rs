@@ -49,7 +49,46 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// Where the controllers are when a configuration names none.
+pub const DEFAULT_CONTROLLER: &str = "127.0.0.1:3370";
+
+/// How a platform's configuration names the way to the controllers, each field as it gives
+/// it (its own keys; empty values are unset).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Connection<'a> {
+    pub controllers: Option<&'a str>,
+    pub ca_file: Option<&'a str>,
+    pub cert_file: Option<&'a str>,
+    pub key_file: Option<&'a str>,
+    /// A file whose first line is the token; without it, python-linstor's auth.json.
+    pub token_file: Option<&'a str>,
+    pub allow_insecure_auth: bool,
+}
+
 impl ControllerSettings {
+    /// The settings `c` names: its controllers (this host's when none), its files, and the
+    /// token of its token file or else of [`AUTH_JSON`].
+    pub fn from_connection(c: &Connection<'_>) -> Result<ControllerSettings, String> {
+        fn set(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|v| !v.is_empty())
+        }
+        let token = match set(c.token_file) {
+            Some(f) => token_from_file(std::path::Path::new(f))?,
+            None => token_from_auth_json(),
+        };
+        let file = |v: Option<&str>| set(v).map(std::path::PathBuf::from);
+        Ok(ControllerSettings {
+            controllers: controller_list(set(c.controllers).unwrap_or(DEFAULT_CONTROLLER)),
+            security: strata_client::Security {
+                ca_file: file(c.ca_file),
+                cert_file: file(c.cert_file),
+                key_file: file(c.key_file),
+                token,
+                allow_insecure_auth: c.allow_insecure_auth,
+            },
+        })
+    }
+
     /// A client that tries the controllers in order, each call bounded by `timeout`.
     pub fn client(&self, timeout: Duration) -> Result<strata_client::Client, String> {
         if self.controllers.is_empty() {
@@ -79,6 +118,33 @@ mod tests {
         std::fs::write(&f, "\n").unwrap();
         assert_eq!(token_from_file(&f).unwrap(), None);
         assert!(token_from_file(&dir.join("none")).is_err());
+        let t = f.display().to_string();
+        std::fs::write(&f, "tok\n").unwrap();
+        let c = ControllerSettings::from_connection(&Connection {
+            controllers: Some("a, b:3371"),
+            ca_file: Some("/ca.pem"),
+            cert_file: Some(" "),
+            token_file: Some(&t),
+            allow_insecure_auth: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.controllers, vec!["a", "b:3371"]);
+        assert_eq!(
+            c.security.ca_file,
+            Some(std::path::PathBuf::from("/ca.pem"))
+        );
+        assert_eq!(c.security.cert_file, None);
+        assert_eq!(c.security.token.as_deref(), Some("tok"));
+        assert!(c.security.allow_insecure_auth);
+        let d = ControllerSettings::from_connection(&Connection::default()).unwrap();
+        assert_eq!(d.controllers, vec![DEFAULT_CONTROLLER]);
+        let missing = dir.join("none").display().to_string();
+        assert!(ControllerSettings::from_connection(&Connection {
+            token_file: Some(&missing),
+            ..Default::default()
+        })
+        .is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -464,6 +464,23 @@ impl Volumes {
         Ok(())
     }
 
+    /// The snapshots of the definitions `of` (of every definition when empty).
+    pub async fn snapshots(
+        &self,
+        of: &[String],
+    ) -> Result<Vec<strata_api::types::Snapshot>, AdapterError> {
+        let snaps: Vec<strata_api::types::Snapshot> = self
+            .client
+            .send(strata_client::calls::snapshots(of, &[]))
+            .await?;
+        Ok(snaps
+            .into_iter()
+            .filter(|s| {
+                of.is_empty() || of.iter().any(|n| n.eq_ignore_ascii_case(&s.resource_name))
+            })
+            .collect())
+    }
+
     /// Takes, deletes or rolls back to snapshot `snap` of definition `name`.
     pub async fn snapshot(&self, name: &str, snap: &str, op: SnapOp) -> Result<(), AdapterError> {
         let call = match op {

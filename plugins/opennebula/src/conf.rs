@@ -2,12 +2,10 @@
 //! driver asks oned's command line tools.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use strata_adapter::settings::{controller_list, token_from_auth_json, token_from_file};
-use strata_adapter::{ControllerSettings, Volumes};
+use strata_adapter::{Connection, ControllerSettings, Volumes};
 
 use crate::xml::{self, Datastore, Vm};
 
@@ -35,29 +33,20 @@ pub struct DsConf {
 impl DsConf {
     pub fn of(ds: &Datastore) -> Result<DsConf, String> {
         let t = &ds.template;
-        let token = match attr(t, "STRATA_TOKEN_FILE", "LINSTOR_TOKEN_FILE") {
-            Some(f) => token_from_file(std::path::Path::new(f))?,
-            None => token_from_auth_json(),
-        };
         let flag = |k: &str| {
             t.get(k)
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "1"))
         };
         Ok(DsConf {
             ds_id: ds.id,
-            controllers: ControllerSettings {
-                controllers: controller_list(
-                    attr(t, "STRATA_CONTROLLERS", "LINSTOR_CONTROLLERS")
-                        .unwrap_or("127.0.0.1:3370"),
-                ),
-                security: strata_client::Security {
-                    ca_file: attr(t, "STRATA_CAFILE", "LINSTOR_CLIENT_CA").map(PathBuf::from),
-                    cert_file: attr(t, "STRATA_CERTFILE", "LINSTOR_CLIENT_CERT").map(PathBuf::from),
-                    key_file: attr(t, "STRATA_KEYFILE", "LINSTOR_CLIENT_KEY").map(PathBuf::from),
-                    token,
-                    allow_insecure_auth: flag("STRATA_ALLOW_INSECURE_AUTH"),
-                },
-            },
+            controllers: ControllerSettings::from_connection(&Connection {
+                controllers: attr(t, "STRATA_CONTROLLERS", "LINSTOR_CONTROLLERS"),
+                ca_file: attr(t, "STRATA_CAFILE", "LINSTOR_CLIENT_CA"),
+                cert_file: attr(t, "STRATA_CERTFILE", "LINSTOR_CLIENT_CERT"),
+                key_file: attr(t, "STRATA_KEYFILE", "LINSTOR_CLIENT_KEY"),
+                token_file: attr(t, "STRATA_TOKEN_FILE", "LINSTOR_TOKEN_FILE"),
+                allow_insecure_auth: flag("STRATA_ALLOW_INSECURE_AUTH"),
+            })?,
             group: attr(t, "STRATA_RESOURCE_GROUP", "LINSTOR_RESOURCE_GROUP")
                 .unwrap_or("DfltRscGrp")
                 .to_string(),

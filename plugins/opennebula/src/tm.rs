@@ -564,11 +564,7 @@ async fn vm_disks(v: &Volumes) -> Result<String, String> {
         .resources(&[], &[], &[], &[])
         .await
         .map_err(|e| err(e.into()))?;
-    let snaps: Vec<strata_api::types::Snapshot> = v
-        .client
-        .send(strata_client::calls::snapshots(&[], &[]))
-        .await
-        .map_err(|e| err(e.into()))?;
+    let snaps = v.snapshots(&[]).await.map_err(err)?;
     let mut vms: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for rd in &rds {
         let id = |k: &str| rd.props.get(k).and_then(|s| s.parse::<u32>().ok());

@@ -3,15 +3,13 @@
 //! are Cinder's GiB.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use strata_adapter::naming::valid_resource_name;
-use strata_adapter::settings::{controller_list, token_from_auth_json, token_from_file};
 use strata_adapter::size::{gib_from_kib, kib_from_gib};
 use strata_adapter::volume::{size_kib, Placement, SnapOp};
-use strata_adapter::{ControllerSettings, Volumes};
+use strata_adapter::{Connection, ControllerSettings, Volumes};
 use strata_api::types::{PropsModify, ResourceDefinitionModify, ResourceModify};
 
 use crate::protocol::{Failure, Kind, Request};
@@ -55,10 +53,6 @@ fn flag(cfg: &BTreeMap<String, Value>, key: &str, default: bool) -> bool {
 impl Backend {
     pub fn from_request(req: &Request) -> Result<Backend, Failure> {
         let c = &req.config;
-        let token = match text(c, "token_file") {
-            Some(f) => token_from_file(std::path::Path::new(&f)).map_err(Failure::invalid)?,
-            None => token_from_auth_json(),
-        };
         let timeout = match text(c, "timeout") {
             Some(t) => t
                 .parse()
@@ -66,18 +60,15 @@ impl Backend {
             None => 30,
         };
         Ok(Backend {
-            controllers: ControllerSettings {
-                controllers: controller_list(
-                    &text(c, "controllers").unwrap_or_else(|| "127.0.0.1:3370".into()),
-                ),
-                security: strata_client::Security {
-                    ca_file: text(c, "cafile").map(PathBuf::from),
-                    cert_file: text(c, "certfile").map(PathBuf::from),
-                    key_file: text(c, "keyfile").map(PathBuf::from),
-                    token,
-                    allow_insecure_auth: flag(c, "allow_insecure_auth", false),
-                },
-            },
+            controllers: ControllerSettings::from_connection(&Connection {
+                controllers: text(c, "controllers").as_deref(),
+                ca_file: text(c, "cafile").as_deref(),
+                cert_file: text(c, "certfile").as_deref(),
+                key_file: text(c, "keyfile").as_deref(),
+                token_file: text(c, "token_file").as_deref(),
+                allow_insecure_auth: flag(c, "allow_insecure_auth", false),
+            })
+            .map_err(Failure::invalid)?,
             group: text(c, "group").unwrap_or_else(|| "DfltRscGrp".into()),
             diskless: flag(c, "diskless", true),
             timeout: Duration::from_secs(timeout),

@@ -1,16 +1,14 @@
 //! Each storage-plugin call Proxmox makes, on top of the shared adapter.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use strata_adapter::naming::{free_disk_name, parse_pve, PveDisk};
-use strata_adapter::settings::{controller_list, token_from_auth_json, token_from_file};
 use strata_adapter::size::{bytes_from_kib, kib_from_bytes};
 use strata_adapter::volume::{size_kib, SnapOp, PROP_HAND_OVER};
-use strata_adapter::{AdapterError, ControllerSettings, Volumes};
-use strata_api::types::{ResourceDefinition, Snapshot};
+use strata_adapter::{AdapterError, Connection, ControllerSettings, Volumes};
+use strata_api::types::ResourceDefinition;
 
 use crate::protocol::Request;
 
@@ -55,10 +53,6 @@ fn flag(scfg: &BTreeMap<String, Value>, key: &str) -> bool {
 impl Storage {
     pub fn from_request(req: &Request) -> Result<Storage, String> {
         let s = &req.scfg;
-        let token = match text(s, "strata-token-file") {
-            Some(f) => token_from_file(std::path::Path::new(&f))?,
-            None => token_from_auth_json(),
-        };
         let controller_vm = match text(s, "strata-controllervm") {
             Some(v) => Some(
                 v.parse()
@@ -69,18 +63,14 @@ impl Storage {
         Ok(Storage {
             storeid: req.storeid.clone(),
             node: req.node.clone(),
-            controllers: ControllerSettings {
-                controllers: controller_list(
-                    &text(s, "strata-controllers").unwrap_or_else(|| "127.0.0.1:3370".into()),
-                ),
-                security: strata_client::Security {
-                    ca_file: text(s, "strata-cafile").map(PathBuf::from),
-                    cert_file: text(s, "strata-certfile").map(PathBuf::from),
-                    key_file: text(s, "strata-keyfile").map(PathBuf::from),
-                    token,
-                    allow_insecure_auth: flag(s, "strata-allow-insecure-auth"),
-                },
-            },
+            controllers: ControllerSettings::from_connection(&Connection {
+                controllers: text(s, "strata-controllers").as_deref(),
+                ca_file: text(s, "strata-cafile").as_deref(),
+                cert_file: text(s, "strata-certfile").as_deref(),
+                key_file: text(s, "strata-keyfile").as_deref(),
+                token_file: text(s, "strata-token-file").as_deref(),
+                allow_insecure_auth: flag(s, "strata-allow-insecure-auth"),
+            })?,
             group: text(s, "strata-group").unwrap_or_else(|| "DfltRscGrp".into()),
             status_cache: Duration::from_secs(
                 text(s, "strata-statuscache")
@@ -458,18 +448,13 @@ async fn snapshot(st: &Storage, v: &Volumes, a: &Value, op: SnapOp) -> Result<Va
 
 async fn snapshot_info(st: &Storage, v: &Volumes, a: &Value) -> Result<Value, String> {
     let d = resolve(st, v, a, "volname").await?;
-    let snaps: Vec<Snapshot> = v
-        .client
-        .send(strata_client::calls::snapshots(
-            std::slice::from_ref(&d.rd.name),
-            &[],
-        ))
+    let snaps = v
+        .snapshots(std::slice::from_ref(&d.rd.name))
         .await
-        .map_err(|e| err(e.into()))?;
+        .map_err(err)?;
     // Taken when its first copy was (seconds, as Proxmox counts), oldest first.
     let mut taken: Vec<(i64, &str)> = snaps
         .iter()
-        .filter(|s| s.resource_name.eq_ignore_ascii_case(&d.rd.name))
         .map(|s| {
             let ms = s.snapshots.iter().filter_map(|n| n.create_timestamp).min();
             (ms.unwrap_or(0) / 1000, s.name.as_str())
