@@ -7,7 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use strata_store::Row;
 
-use crate::config::{Database, Settings};
+use crate::config::Settings;
+use crate::{cluster_id_file, open_store, stored_cluster_id};
 
 const FORMAT: &str = "strata-db-export";
 
@@ -21,36 +22,16 @@ struct Export {
     rows: Vec<Row>,
 }
 
-fn id_file(settings: &Settings) -> std::path::PathBuf {
-    match &settings.database {
-        Database::Sqlite(p) => p.with_extension("cluster-id"),
-        Database::Postgres(_) => settings.data_dir.join("linstor.cluster-id"),
-    }
-}
-
-fn open(settings: &Settings) -> anyhow::Result<Box<dyn strata_store::Persistence>> {
-    if let Database::Sqlite(p) = &settings.database {
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    strata_store::open(&settings.database.url())
-        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", settings.database.shown()))
-}
-
 /// Writes every object of the configured database to `file`; answers how many.
 pub fn export_db(settings: &Settings, file: &Path) -> anyhow::Result<usize> {
-    let store = open(settings)?;
+    let store = open_store(settings)?;
     let (generation, rows) = store.rows()?;
     let n = rows.len();
     let export = Export {
         format: FORMAT.into(),
         schema: strata_store::SCHEMA_VERSION,
         generation,
-        cluster_id: std::fs::read_to_string(id_file(settings))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty()),
+        cluster_id: stored_cluster_id(&cluster_id_file(settings)),
         rows,
     };
     let tmp = file.with_extension("tmp");
@@ -78,24 +59,19 @@ pub fn import_db(settings: &Settings, file: &Path) -> anyhow::Result<usize> {
             strata_store::SCHEMA_VERSION
         );
     }
-    let store = open(settings)?;
+    let store = open_store(settings)?;
     let n = strata_store::import(store.as_ref(), export.generation, &export.rows)?;
     if let Some(id) = &export.cluster_id {
-        let path = id_file(settings);
-        let have = std::fs::read_to_string(&path)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        if have.is_empty() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(&path, id)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        } else if &have != id {
-            tracing::warn!(
+        // The data directory, where the file goes, was made when the store was opened.
+        let path = cluster_id_file(settings);
+        match stored_cluster_id(&path) {
+            None => std::fs::write(&path, id)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+            Some(have) if &have != id => tracing::warn!(
                 "this controller's cluster identity ({have}) differs from the exported one ({id}); satellites that hold volumes of the exported cluster will refuse it: copy {} from the old controller",
                 path.display()
-            );
+            ),
+            Some(_) => {}
         }
     }
     Ok(n)

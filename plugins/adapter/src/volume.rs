@@ -464,6 +464,18 @@ impl Volumes {
         Ok(())
     }
 
+    /// Grows volume 0 of `name` to `size_kib` when it is smaller; a bigger one stays.
+    pub async fn grow_to(&self, name: &str, size_kib: u64) -> Result<(), AdapterError> {
+        let rd = self
+            .find(name)
+            .await?
+            .ok_or_else(|| AdapterError::NotFound(name.to_string()))?;
+        if size_kib > self::size_kib(&rd) {
+            self.resize(name, size_kib).await?;
+        }
+        Ok(())
+    }
+
     /// The snapshots of the definitions `of` (of every definition when empty).
     pub async fn snapshots(
         &self,

@@ -200,25 +200,11 @@ async fn clone(c: &DsConf, v: &Volumes, a: &DsAction) -> Result<String, String> 
     v.clone_volume(from, &name, &c.group, image_props(a, img))
         .await
         .map_err(|e| format!("image {id}: {e}"))?;
-    if let Err(e) = grow_to(v, &name, img.size_mb).await {
+    if let Err(e) = v.grow_to(&name, img.size_mb * 1024).await {
         let _ = v.delete(&name).await;
         return Err(format!("image {id}: {e}"));
     }
     Ok(format!("{name} raw"))
-}
-
-/// Grows volume `name` to `size_mb` MiB when it is smaller.
-pub async fn grow_to(v: &Volumes, name: &str, size_mb: u64) -> Result<(), String> {
-    let rd = v
-        .find(name)
-        .await
-        .map_err(err)?
-        .ok_or_else(|| format!("volume '{name}' does not exist"))?;
-    let have = strata_adapter::volume::size_kib(&rd);
-    if size_mb * 1024 > have {
-        v.resize(name, size_mb * 1024).await.map_err(err)?;
-    }
-    Ok(())
 }
 
 /// Export to a marketplace (run by the market driver, the app id as argument): a raw copy

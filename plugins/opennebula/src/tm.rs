@@ -217,7 +217,7 @@ async fn clone(args: &[String]) -> Result<(), String> {
     let size = vm.as_ref().and_then(|vm| vm.disk(at.id)?.size_mb);
     let ready = async {
         if let Some(mb) = size {
-            crate::ds::grow_to(&v, &name, mb).await?;
+            v.grow_to(&name, mb * 1024).await.map_err(err)?;
         }
         attach_and_link(&v, &name, &at).await
     }

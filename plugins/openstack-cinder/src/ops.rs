@@ -290,14 +290,8 @@ async fn snapshot(b: &Backend, a: &Value, op: SnapOp) -> Result<Value, Failure> 
 }
 
 async fn has_snapshot(v: &Volumes, rsc: &str, snap: &str) -> Result<bool, Failure> {
-    let snaps: Vec<strata_api::types::Snapshot> = v
-        .client
-        .send(strata_client::calls::snapshots(&[rsc.to_string()], &[]))
-        .await
-        .map_err(|e| Failure::from(strata_adapter::AdapterError::from(e)))?;
-    Ok(snaps
-        .iter()
-        .any(|s| s.name.eq_ignore_ascii_case(snap) && s.resource_name.eq_ignore_ascii_case(rsc)))
+    let snaps = v.snapshots(&[rsc.to_string()]).await?;
+    Ok(snaps.iter().any(|s| s.name.eq_ignore_ascii_case(snap)))
 }
 
 /// Grows a new volume to what Cinder asked for; deletes it when that fails.
@@ -305,18 +299,7 @@ async fn grow_new(v: &Volumes, n: &str, size_gib: Option<u64>) -> Result<(), Fai
     let Some(want) = size_gib.map(kib_from_gib) else {
         return Ok(());
     };
-    let grown = async {
-        let rd = v
-            .find(n)
-            .await?
-            .ok_or_else(|| strata_adapter::AdapterError::NotFound(n.to_string()))?;
-        if want > size_kib(&rd) {
-            v.resize(n, want).await?;
-        }
-        Ok::<(), strata_adapter::AdapterError>(())
-    }
-    .await;
-    if let Err(e) = grown {
+    if let Err(e) = v.grow_to(n, want).await {
         let _ = v.delete(n).await;
         return Err(e.into());
     }
