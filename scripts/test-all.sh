@@ -24,6 +24,10 @@ command -v ruby >/dev/null || need_apt+=(ruby)
 command -v blkid >/dev/null || need_apt+=(util-linux)
 # The system datastore's context CD is OpenNebula's own ssh driver's: xorriso makes it.
 command -v xorriso >/dev/null || need_apt+=(xorriso)
+# The Cinder driver's image copies go through qemu-img; the PostgreSQL server runs as its
+# user through setpriv.
+command -v qemu-img >/dev/null || need_apt+=(qemu-utils)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq

@@ -25,6 +25,7 @@ pub fn available() -> strata_exec::needs::Need {
         .args(["-u", "postgres"])
         .output()
         .is_ok_and(|o| o.status.success());
+    crate::needs::tool("setpriv", "util-linux")?;
     if user && bin_dir().join("initdb").exists() {
         Ok(())
     } else {

@@ -32,7 +32,11 @@ fn needs_cinder() -> needs::Need {
 
 #[test]
 fn cinder_volume_manager_runs_the_driver() {
-    strata_tests::needs_cluster!(needs_cinder(), needs::tool("mkfs.xfs", "xfsprogs"));
+    strata_tests::needs_cluster!(
+        needs_cinder(),
+        needs::tool("mkfs.xfs", "xfsprogs"),
+        needs::tool("qemu-img", "qemu-utils")
+    );
     // The cinder-volume host is this machine (Cinder's own image copies attach volumes on
     // the host named as Python's socket.gethostname() says); `compute1` stands for a
     // compute host.
