@@ -73,8 +73,9 @@ pub struct LimitsSection {
 #[serde(deny_unknown_fields)]
 pub struct DbSection {
     /// `sqlite:/path/to/file` or a plain path (the embedded default), or a PostgreSQL
-    /// database: `postgresql://…` or LINSTOR's `jdbc:postgresql://…`. Other `jdbc:` URLs
-    /// (H2, MariaDB) are refused with a hint.
+    /// database: `postgresql://…` or LINSTOR's `jdbc:postgresql://…`. LINSTOR's H2 URL
+    /// means the embedded database in the same directory (with a warning); other URLs are
+    /// refused with what to write instead.
     pub connection_url: Option<String>,
     /// The database user and password, as LINSTOR's file gives them beside a JDBC URL.
     pub user: Option<String>,
@@ -247,10 +248,25 @@ pub fn database(url: &str, user: Option<&str>, password: Option<&str>) -> anyhow
         }
         return Ok(Database::Postgres(pg));
     }
+    // LINSTOR's embedded H2 database, as its guides configure it: this controller's
+    // embedded database takes its place, in the same directory.
+    if let Some(h2) = url.strip_prefix("jdbc:h2:") {
+        let file = h2.split(';').next().unwrap_or(h2);
+        let dir = std::path::Path::new(file)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new(DEFAULT_DATA_DIR));
+        let db = dir.join(DB_FILE);
+        tracing::warn!(
+            "[db] connection_url '{url}' names LINSTOR's H2 database; this controller keeps its state in its embedded SQLite database {} instead (an H2 database is not read: move its cluster with LINSTOR's own export)",
+            db.display()
+        );
+        return Ok(Database::Sqlite(db));
+    }
     match strata_store::sqlite_path(url) {
         Some(p) => Ok(Database::Sqlite(p)),
         None => anyhow::bail!(
-            "database URL '{url}' is not supported: use 'sqlite:/var/lib/linstor/{DB_FILE}' (the embedded default, or leave connection_url out) or a PostgreSQL database, 'postgresql://user:password@host:5432/linstor' ('jdbc:postgresql://…' as LINSTOR writes it); move a LINSTOR H2 database with LINSTOR's own export first"
+            "database URL '{url}' is not supported: use 'sqlite:/var/lib/linstor/{DB_FILE}' (the embedded default, or leave connection_url out) or a PostgreSQL database, 'postgresql://user:password@host:5432/linstor' ('jdbc:postgresql://…' as LINSTOR writes it)"
         ),
     }
 }
@@ -374,9 +390,18 @@ mod tests {
             s.database,
             Database::Sqlite(PathBuf::from("/var/lib/linstor/linstor.sqlite"))
         );
+        // LINSTOR's default H2 setting, as its guides write it: the embedded database in
+        // that directory (with a warning).
         let f: FileConfig =
-            toml::from_str("[db]\nconnection_url = \"jdbc:h2:/var/lib/linstor/linstordb\"\n")
-                .unwrap();
+            toml::from_str("[db]\nconnection_url = \"jdbc:h2:/srv/linstor/linstordb\"\n").unwrap();
+        let s = resolve(&f, &Overrides::default()).unwrap();
+        assert_eq!(
+            s.database,
+            Database::Sqlite(PathBuf::from("/srv/linstor/linstor.sqlite"))
+        );
+        assert_eq!(s.data_dir, PathBuf::from("/srv/linstor"));
+        let f: FileConfig =
+            toml::from_str("[db]\nconnection_url = \"ftp://db.example/linstor\"\n").unwrap();
         let err = resolve(&f, &Overrides::default()).unwrap_err().to_string();
         assert!(
             err.contains("sqlite:") && err.contains("postgresql://"),
