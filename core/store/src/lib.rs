@@ -10,8 +10,12 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use strata_model::cluster::{Change, Cluster, ObjectClass};
 
+mod etcd;
 mod postgres;
 mod schema;
+pub use etcd::{
+    etcd_endpoints, EtcdConfig, EtcdStore, LeaderInfo, DEFAULT_OPS_PER_TXN, DEFAULT_PREFIX,
+};
 pub use postgres::{libpq_url, PostgresStore};
 pub use schema::{backup_path, SCHEMA_VERSION};
 
@@ -21,7 +25,13 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("PostgreSQL: {0}")]
     Postgres(String),
-    #[error("database URL '{0}' is not supported: use sqlite:/path/to/file, a plain path, or postgresql://user:password@host:port/database (jdbc:postgresql://... as LINSTOR writes it)")]
+    #[error("etcd: {0}")]
+    Etcd(String),
+    #[error("no etcd member could be reached: {0}")]
+    Unreachable(String),
+    #[error("this controller no longer leads the cluster (its etcd lease expired and another controller took over); nothing was written")]
+    NotLeader,
+    #[error("database URL '{0}' is not supported: use sqlite:/path/to/file, a plain path, postgresql://user:password@host:port/database (jdbc:postgresql://... as LINSTOR writes it) or etcd://host:2379,host:2379")]
     UnknownUrl(String),
     #[error("the target database holds a cluster already ({0} objects); import into an empty one")]
     NotEmpty(usize),
@@ -122,10 +132,14 @@ pub(crate) fn cluster_of(generation: u64, rows: Vec<Row>) -> Result<Cluster, Sto
 }
 
 /// The database a URL names: `sqlite:/path` or a plain path (the embedded default),
-/// `postgresql://…`, `postgres://…` or `jdbc:postgresql://…`.
+/// `postgresql://…`, `postgres://…` or `jdbc:postgresql://…`, `etcd://host:port,…` (with the
+/// default prefix and limits: [`EtcdStore::open`] takes them all).
 pub fn open(url: &str) -> Result<Box<dyn Persistence>, StoreError> {
     if libpq_url(url).is_some() {
         return Ok(Box::new(PostgresStore::open(url)?));
+    }
+    if let Some(cfg) = EtcdConfig::from_url(url) {
+        return Ok(Box::new(EtcdStore::open(cfg)?));
     }
     match sqlite_path(url) {
         Some(path) => Ok(Box::new(SqliteStore::open(&path)?)),
@@ -187,6 +201,24 @@ pub trait Persistence: Send + Sync {
     fn replace_all(&self, generation: u64, rows: &[Row]) -> Result<(), StoreError>;
     /// The generation of the last commit.
     fn generation(&self) -> Result<u64, StoreError>;
+    /// Whether several controllers share this database, and with it the files they must
+    /// agree on (the cluster's CA and identity): see [`Persistence::share_file`].
+    fn shares_files(&self) -> bool {
+        false
+    }
+    /// The shared file `name`, if the database keeps it.
+    fn shared_file(&self, _name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    /// Keeps `bytes` as the shared file `name` unless one is kept already; answers the
+    /// one kept (so that two controllers starting at once agree).
+    fn share_file(&self, _name: &str, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        Ok(bytes.to_vec())
+    }
+    /// The etcd store, whose leadership several controllers contend for.
+    fn etcd(&self) -> Option<&EtcdStore> {
+        None
+    }
 }
 
 pub(crate) const CLASSES: [ObjectClass; 10] = [

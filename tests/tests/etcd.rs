@@ -1,0 +1,216 @@
+//! The controller's state in etcd (Debian's etcd-server, three members of the test's own on
+//! loopback): the store's commits, big commits through a journal and their recovery after a
+//! stop half-way, fencing of a controller whose lease expired, a member lost, moving a
+//! cluster in and out.
+
+use std::time::Duration;
+
+use strata_model::cluster::Change;
+use strata_model::objects::Node;
+use strata_model::{NodeName, NodeType};
+use strata_store::{EtcdConfig, EtcdStore, LeaderInfo, Persistence, SqliteStore, StoreError};
+use strata_tests::etcd::{self, EtcdCluster};
+
+fn node(name: &str, value: &str) -> Node {
+    Node {
+        name: NodeName::new(name).unwrap(),
+        node_type: NodeType::Satellite,
+        props: [("Aux/v".to_string(), value.to_string())].into(),
+        flags: Default::default(),
+        net_interfaces: vec![],
+        uuid: format!("uuid-{name}"),
+    }
+}
+
+fn config(c: &EtcdCluster, prefix: &str, ops: usize) -> EtcdConfig {
+    let mut cfg = EtcdConfig::from_url(&c.url()).expect("an etcd URL");
+    cfg.prefix = prefix.to_string();
+    cfg.ops_per_txn = ops;
+    cfg
+}
+
+fn nodes_of(s: &dyn Persistence) -> Vec<(String, String)> {
+    let c = s.load().expect("load");
+    c.nodes
+        .values()
+        .map(|n| (n.name.to_string(), n.props["Aux/v"].clone()))
+        .collect()
+}
+
+fn me(name: &str) -> LeaderInfo {
+    LeaderInfo {
+        name: name.into(),
+        url: format!("http://{name}:3370"),
+    }
+}
+
+#[test]
+fn etcd_store_commits_journals_fences_and_moves() {
+    strata_exec::needs!(etcd::available());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = EtcdCluster::start(dir.path(), 3);
+
+    // Small commits: one transaction each, read back by another store at one revision.
+    let a = EtcdStore::open(config(&cluster, "/t1/", 16)).unwrap();
+    a.commit(1, &[Change::PutNode(node("alpha", "1"))]).unwrap();
+    a.commit(
+        2,
+        &[
+            Change::PutNode(node("beta", "1")),
+            Change::PutNode(node("alpha", "2")),
+            // The same key twice in one commit: the last one counts.
+            Change::PutNode(node("beta", "2")),
+        ],
+    )
+    .unwrap();
+    let b = EtcdStore::open(config(&cluster, "/t1/", 16)).unwrap();
+    assert_eq!(
+        nodes_of(&b),
+        vec![("alpha".into(), "2".into()), ("beta".into(), "2".into())]
+    );
+    assert_eq!(b.generation().unwrap(), 2);
+
+    // A commit of more operations than one transaction may carry: through the journal.
+    let many: Vec<Change> = (0..100)
+        .map(|i| Change::PutNode(node(&format!("n{i:03}"), "j")))
+        .collect();
+    a.commit(3, &many).unwrap();
+    let loaded = b.load().unwrap();
+    assert_eq!((loaded.generation, loaded.nodes.len()), (3, 102));
+
+    // A big commit whose writer stops once its journal is durable: whole for a reader,
+    // and copied into the objects by the next leader.
+    let dels: Vec<Change> = (0..100)
+        .map(|i| Change::DelNode(NodeName::new(&format!("n{i:03}")).unwrap()))
+        .chain([Change::PutNode(node("gamma", "3"))])
+        .collect();
+    a.stop_after_next_journal();
+    a.commit(4, &dels).unwrap();
+    drop(a);
+    let c = EtcdStore::open(config(&cluster, "/t1/", 16)).unwrap();
+    let want = vec![
+        ("alpha".to_string(), "2".to_string()),
+        ("beta".into(), "2".into()),
+        ("gamma".into(), "3".into()),
+    ];
+    assert_eq!(nodes_of(&c), want);
+    assert_eq!(c.generation().unwrap(), 4);
+    c.recover().unwrap();
+    assert_eq!(nodes_of(&c), want);
+    let (_, rows) = c.rows().unwrap();
+    assert_eq!(rows.len(), 3, "the journal was copied, no object left over");
+
+    // Leadership: one store leads; the other learns who.
+    let lease_c = c.grant(Duration::from_secs(2)).unwrap();
+    assert_eq!(c.try_lead(lease_c, &me("ctl-c")).unwrap(), None);
+    assert!(c.leads());
+    let lease_b = b.grant(Duration::from_secs(2)).unwrap();
+    assert_eq!(
+        b.try_lead(lease_b, &me("ctl-b")).unwrap(),
+        Some(me("ctl-c"))
+    );
+    assert_eq!(b.leader().unwrap(), Some(me("ctl-c")));
+    c.commit(5, &[Change::PutNode(node("delta", "5"))]).unwrap();
+    assert!(c.keep_alive(lease_c).unwrap() > 0);
+
+    // C's lease runs out (it stopped renewing it): B takes over; C's writes fail and
+    // change nothing.
+    let start = std::time::Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the lease did not expire"
+        );
+        let _ = b.keep_alive(lease_b);
+        if b.try_lead(lease_b, &me("ctl-b")).unwrap().is_none() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        c.keep_alive(lease_c).unwrap(),
+        0,
+        "an expired lease has no time left"
+    );
+    let e = c
+        .commit(6, &[Change::PutNode(node("delta", "stale"))])
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotLeader), "{e}");
+    let e = c.commit(6, &many).unwrap_err();
+    assert!(matches!(e, StoreError::NotLeader), "{e}");
+    b.commit(6, &[Change::PutNode(node("epsilon", "6"))])
+        .unwrap();
+    let names: Vec<String> = nodes_of(&b)
+        .into_iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    assert_eq!(
+        names,
+        ["alpha=2", "beta=2", "delta=5", "epsilon=6", "gamma=3"]
+    );
+
+    // A member is lost: the store goes on through the others.
+    cluster.kill_member(0);
+    b.commit(7, &[Change::PutNode(node("zeta", "7"))]).unwrap();
+    assert_eq!(b.load().unwrap().nodes.len(), 6);
+    assert!(b.keep_alive(lease_b).unwrap() > 0);
+    cluster.start_member(0);
+    b.revoke(lease_b).unwrap();
+    assert_eq!(
+        b.leader().unwrap(),
+        None,
+        "a revoked lease takes the leader key along"
+    );
+
+    // Shared files: the first one kept wins.
+    assert_eq!(b.shared_file("pki/ca.crt").unwrap(), None);
+    assert_eq!(b.share_file("pki/ca.crt", b"one").unwrap(), b"one");
+    assert_eq!(c.share_file("pki/ca.crt", b"two").unwrap(), b"one");
+
+    // Moving a cluster out to the embedded database and back in, whole.
+    let file = dir.path().join("out.sqlite");
+    let sqlite = SqliteStore::open(&file).unwrap();
+    assert_eq!(strata_store::copy(&b, &sqlite).unwrap(), 6);
+    let fresh = EtcdStore::open(config(&cluster, "/t2/", 16)).unwrap();
+    sqlite
+        .commit(8, &[Change::PutNode(node("eta", "8"))])
+        .unwrap();
+    assert_eq!(strata_store::copy(&sqlite, &fresh).unwrap(), 7);
+    assert_eq!(fresh.generation().unwrap(), 8);
+    assert_eq!(nodes_of(&fresh), nodes_of(&sqlite));
+    let e = strata_store::copy(&sqlite, &fresh).unwrap_err();
+    assert!(matches!(e, StoreError::NotEmpty(7)), "{e}");
+
+    // A prefix holding another program's keys, and a layout newer than this build, are
+    // refused before anything is written.
+    let http = reqwest::blocking::Client::new();
+    let put = |k: &str, v: &str| {
+        use base64::Engine;
+        let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let url = format!(
+            "http://127.0.0.1:{}/v3/kv/put",
+            cluster.members[1].client_port
+        );
+        let r = http
+            .post(url)
+            .body(format!(r#"{{"key":"{}","value":"{}"}}"#, b(k), b(v)))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+    };
+    put("/foreign/x", "1");
+    let e = EtcdStore::open(config(&cluster, "/foreign/", 16))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("did not write"), "{e}");
+    put("/t2/meta/schema_version", "99");
+    let e = EtcdStore::open(config(&cluster, "/t2/", 16)).err().unwrap();
+    assert!(matches!(e, StoreError::TooNew { found: 99 }), "{e}");
+    let mut bad = config(&cluster, "t3", 16);
+    let e = EtcdStore::open(bad.clone()).err().unwrap();
+    assert!(e.to_string().contains("must start and end with '/'"), "{e}");
+    bad.prefix = "/t3/".into();
+    bad.ops_per_txn = 2;
+    let e = EtcdStore::open(bad).err().unwrap();
+    assert!(e.to_string().contains("too small"), "{e}");
+}
