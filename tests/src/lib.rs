@@ -115,8 +115,36 @@ fn require_root() {
 }
 
 /// Waits until `port` accepts connections; gives up early if `proc` exits.
+/// Waits until the controller on `port` serves its API: it listens, and answers otherwise
+/// than a standby that has no leader yet (503).
 fn wait_tcp(proc: &mut Proc, port: u16, limit: Duration) -> bool {
-    wait_tcp_at(proc, "127.0.0.1", port, limit)
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !wait_tcp_at(
+            proc,
+            "127.0.0.1",
+            port,
+            limit.saturating_sub(start.elapsed()),
+        ) {
+            return false;
+        }
+        if http_status(port, "/v1/controller/version").is_some_and(|s| s != 503) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The HTTP status of a GET of `path` on 127.0.0.1:`port`.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 fn wait_tcp_at(proc: &mut Proc, addr: &str, port: u16, limit: Duration) -> bool {
@@ -341,6 +369,31 @@ pub struct TestCluster {
     /// The PostgreSQL server the controller keeps its state in, when it does
     /// (`STRATA_TEST_DB=postgresql`, or [`TestCluster::start_on_postgres`]).
     pub pg: Option<pg::PgServer>,
+    /// The etcd cluster the controller keeps its state in, when it does
+    /// (`STRATA_TEST_DB=etcd`, or [`TestCluster::start_on_etcd`]).
+    pub etcd: Option<etcd::EtcdCluster>,
+}
+
+/// Where a test cluster's controller keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Embedded,
+    Postgres,
+    /// An etcd cluster of this many members.
+    Etcd(usize),
+}
+
+impl Db {
+    /// What `STRATA_TEST_DB` asks for.
+    fn wanted() -> Db {
+        if pg::wanted() {
+            Db::Postgres
+        } else if etcd::wanted() {
+            Db::Etcd(1)
+        } else {
+            Db::Embedded
+        }
+    }
 }
 
 impl TestCluster {
@@ -364,7 +417,13 @@ impl TestCluster {
     /// Like [`TestCluster::start`], with the controller's state in a PostgreSQL server of
     /// the cluster's own.
     pub fn start_on_postgres(n: usize) -> TestCluster {
-        Self::start_db(n, false, "", true)
+        Self::start_db(n, false, "", Db::Postgres)
+    }
+
+    /// Like [`TestCluster::start`], with the controller's state in an etcd cluster of
+    /// `members` members of the cluster's own.
+    pub fn start_on_etcd(n: usize, members: usize, controller_toml: &str) -> TestCluster {
+        Self::start_db(n, false, controller_toml, Db::Etcd(members))
     }
 
     fn start_with(n: usize, drbd_dry_run: bool) -> TestCluster {
@@ -372,15 +431,10 @@ impl TestCluster {
     }
 
     fn start_full(n: usize, drbd_dry_run: bool, controller_toml: &str) -> TestCluster {
-        Self::start_db(n, drbd_dry_run, controller_toml, pg::wanted())
+        Self::start_db(n, drbd_dry_run, controller_toml, Db::wanted())
     }
 
-    fn start_db(
-        n: usize,
-        drbd_dry_run: bool,
-        controller_toml: &str,
-        postgres: bool,
-    ) -> TestCluster {
+    fn start_db(n: usize, drbd_dry_run: bool, controller_toml: &str, db: Db) -> TestCluster {
         require_root();
         let dir = tempfile::Builder::new()
             .prefix("strata-test-")
@@ -389,12 +443,21 @@ impl TestCluster {
         let port = free_port();
         std::fs::write(dir.path().join("linstor.toml"), controller_toml).expect("config file");
         std::fs::write(dir.path().join("linstor_satellite.toml"), "").expect("config file");
-        let pg = postgres.then(|| {
+        let pg = (db == Db::Postgres).then(|| {
             let server = pg::PgServer::start(dir.path());
             let url = server.create_db("linstor");
             std::fs::write(dir.path().join(CONTROLLER_DB), url).expect("database file");
             server
         });
+        let etcd = match db {
+            Db::Etcd(members) => {
+                let cluster = etcd::EtcdCluster::start(dir.path(), members);
+                std::fs::write(dir.path().join(CONTROLLER_DB), cluster.url())
+                    .expect("database file");
+                Some(cluster)
+            }
+            _ => None,
+        };
         let controller = Self::spawn_controller(dir.path(), port);
         let mut c = TestCluster {
             dir,
@@ -403,6 +466,7 @@ impl TestCluster {
             satellites: Vec::new(),
             drbd_dry_run,
             pg,
+            etcd,
         };
         assert!(
             wait_tcp(&mut c.controller, port, Duration::from_secs(15)),

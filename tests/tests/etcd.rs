@@ -214,3 +214,366 @@ fn etcd_store_commits_journals_fences_and_moves() {
     let e = EtcdStore::open(bad).err().unwrap();
     assert!(e.to_string().contains("too small"), "{e}");
 }
+
+// ----- two controllers on etcd -----
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use strata_client::{Client, ClientError, Method};
+use strata_tests::{bin, free_port, http_status, TestCluster, CONTROLLER_DB};
+
+const MIB: u64 = 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Spawn(String),
+    CreateWithPort(String, u16),
+    SetProp(String, u32),
+    Delete(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    Acked,
+    Refused,
+    Unknown,
+}
+
+/// Sends one mutation to the first controller that answers; retries while none leads
+/// (no controller reached, or a standby without a leader: nothing was done then).
+async fn send(client: &Client, op: &Op) -> Outcome {
+    let (method, path, body) = match op {
+        Op::Spawn(n) => (
+            Method::POST,
+            "/v1/resource-groups/rg1/spawn".to_string(),
+            Some(json!({"resource_definition_name": n, "volume_sizes": [4 * MIB]})),
+        ),
+        Op::CreateWithPort(n, p) => (
+            Method::POST,
+            "/v1/resource-definitions".to_string(),
+            Some(json!({"drbd_port": p, "resource_definition": {"name": n}})),
+        ),
+        Op::SetProp(n, v) => (
+            Method::PUT,
+            format!("/v1/resource-definitions/{n}"),
+            Some(json!({"override_props": {"Aux/counter": v.to_string()}})),
+        ),
+        Op::Delete(n) => (
+            Method::DELETE,
+            format!("/v1/resource-definitions/{n}"),
+            None,
+        ),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.write(method.clone(), &path, body.as_ref()).await {
+            Ok(r) if r.iter().all(|x| !x.is_error()) => return Outcome::Acked,
+            Ok(_) => return Outcome::Refused,
+            Err(ClientError::Api { status, .. }) if status < 500 => return Outcome::Refused,
+            Err(ClientError::Api { status: 503, .. }) | Err(ClientError::Unreachable { .. })
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(_) => return Outcome::Unknown,
+        }
+    }
+}
+
+/// The head of the answer to a GET of `path` on 127.0.0.1:`port` (lower case).
+fn head_of(port: u16, path: &str) -> String {
+    let r = reqwest::blocking::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send();
+    match r {
+        Ok(r) => {
+            let mut h = format!("{}\n", r.status().as_u16());
+            for (k, v) in r.headers() {
+                h.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("")));
+            }
+            h.to_lowercase()
+        }
+        Err(e) => format!("unreachable: {e}"),
+    }
+}
+
+/// Whether the controller on `port` answers itself (it leads).
+fn leads(port: u16) -> bool {
+    let head = head_of(port, "/v1/controller/version");
+    head.starts_with("200") && !head.contains("forwarded-by")
+}
+
+fn body_of(port: u16, path: &str) -> serde_json::Value {
+    reqwest::blocking::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+#[test]
+fn a_standby_controller_takes_over_when_the_leader_is_killed() {
+    strata_tests::needs_cluster!(etcd::available());
+    let mut c = TestCluster::start_on_etcd(2, 3, "[controller]\nname = \"ctl-a\"\n");
+    c.register_all();
+    c.create_group("rg1", 1);
+
+    // The second controller, with its own data directory and name.
+    let bdir = c.dir.path().join("b");
+    std::fs::create_dir_all(&bdir).unwrap();
+    std::fs::write(
+        bdir.join("linstor.toml"),
+        "[controller]\nname = \"ctl-b\"\n",
+    )
+    .unwrap();
+    std::fs::copy(c.dir.path().join(CONTROLLER_DB), bdir.join(CONTROLLER_DB)).unwrap();
+    let b_port = free_port();
+    let mut b = TestCluster::spawn_controller(&bdir, b_port);
+    let start = Instant::now();
+    while http_status(b_port, "/v1/nodes") != Some(200) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the standby does not answer:\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        b.log_text()
+            .contains("controller 'ctl-a' at http://127.0.0.1:"),
+        "{}",
+        b.log_text()
+    );
+
+    // The standby forwards every call to the leader: the same answers, marked.
+    assert!(head_of(b_port, "/v1/nodes").contains("x-linstor-forwarded-by: ctl-b"));
+    assert!(!head_of(c.port, "/v1/nodes").contains("x-linstor-forwarded-by"));
+    assert_eq!(body_of(b_port, "/v1/nodes"), body_of(c.port, "/v1/nodes"));
+    let b_addr = format!("127.0.0.1:{b_port}");
+    let out = std::process::Command::new(bin("linstor"))
+        .args(["--controllers", &b_addr, "--no-color"])
+        .args(["resource-group", "create", "rg-via-b"])
+        .env_remove("LS_CONTROLLERS")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", strata_tests::output_text(&out));
+    assert!(c
+        .linstor_ok(&["resource-group", "list"])
+        .contains("rg-via-b"));
+
+    // Clients that know both controllers mutate while the leader is killed.
+    let client = Client::new(
+        &[c.controller_addr(), b_addr.clone()],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let plans: Vec<Vec<Op>> = (0..4)
+        .map(|w| {
+            let mut ops = Vec::new();
+            for i in 0..12u32 {
+                let name = format!("w{w}r{i}");
+                ops.push(Op::Spawn(name.clone()));
+                ops.push(Op::SetProp(name.clone(), i));
+                if i % 3 == 2 {
+                    ops.push(Op::Delete(format!("w{w}r{}", i - 1)));
+                } else {
+                    ops.push(Op::CreateWithPort(
+                        format!("w{w}p{i}"),
+                        7000 + ((w * 37 + i as usize * 11) % 60) as u16,
+                    ));
+                }
+            }
+            ops
+        })
+        .collect();
+    let start = Instant::now();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let work = {
+        let client = client.clone();
+        let finished = finished.clone();
+        rt.spawn(async move {
+            let mut tasks = Vec::new();
+            for ops in plans {
+                let cl = client.clone();
+                let finished = finished.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    for op in ops {
+                        let o = send(&cl, &op).await;
+                        out.push((op, o));
+                        finished.fetch_add(1, Ordering::SeqCst);
+                    }
+                    out
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.push(t.await.unwrap());
+            }
+            all
+        })
+    };
+    // Killed with a quarter of the mutations done.
+    while finished.load(Ordering::SeqCst) < 36 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the mutations do not progress"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.kill_controller();
+    let killed = Instant::now();
+    let before = finished.load(Ordering::SeqCst);
+    assert!(
+        before < 100,
+        "{before} of 144 mutations were done before the kill"
+    );
+    // The standby leads once it answers itself.
+    while !leads(b_port) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the standby did not take over:\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = killed.elapsed();
+    eprintln!(
+        "the standby took over {} ms after the leader was killed",
+        took.as_millis()
+    );
+    assert!(b
+        .log_text()
+        .contains("this controller leads the cluster now"));
+    let results = rt.block_on(work).unwrap();
+
+    // What every acknowledged mutation implies holds on the new leader.
+    let mut must_exist: BTreeMap<String, Option<u32>> = BTreeMap::new();
+    let mut must_not_exist: BTreeSet<String> = BTreeSet::new();
+    let mut acked = 0;
+    for (op, outcome) in results.iter().flatten() {
+        if *outcome != Outcome::Acked {
+            if let (Op::Delete(n), Outcome::Unknown) = (op, outcome) {
+                must_exist.remove(n);
+            }
+            continue;
+        }
+        acked += 1;
+        match op {
+            Op::Spawn(n) | Op::CreateWithPort(n, _) => {
+                must_exist.insert(n.clone(), None);
+            }
+            Op::SetProp(n, v) => {
+                must_exist.insert(n.clone(), Some(*v));
+            }
+            Op::Delete(n) => {
+                must_exist.remove(n);
+                must_not_exist.insert(n.clone());
+            }
+        }
+    }
+    assert!(
+        acked > 100,
+        "only {acked} of 144 mutations were acknowledged"
+    );
+    let client = Client::new(std::slice::from_ref(&b_addr), Duration::from_secs(60)).unwrap();
+    assert!(
+        c.wait_until(Duration::from_secs(60), || {
+            let rds = rt.block_on(client.resource_dfns(&[], &[], false)).unwrap();
+            rds.iter().all(|d| d.flags.is_empty())
+        }),
+        "deletions did not finish"
+    );
+    let rds = rt.block_on(client.resource_dfns(&[], &[], true)).unwrap();
+    let names: BTreeSet<String> = rds.iter().map(|d| d.name.clone()).collect();
+    for (n, prop) in &must_exist {
+        assert!(names.contains(n), "acknowledged {n} is missing");
+        if let Some(v) = prop {
+            let d = rds.iter().find(|d| &d.name == n).unwrap();
+            let have: u32 = d
+                .props
+                .get("Aux/counter")
+                .map(|s| s.parse().unwrap())
+                .unwrap_or(0);
+            assert!(have >= *v, "{n}: acknowledged counter {v}, found {have}");
+        }
+    }
+    for n in &must_not_exist {
+        assert!(!names.contains(n), "acknowledged deletion of {n} undone");
+    }
+    let rscs = rt.block_on(client.resources(&[], &[], &[], &[])).unwrap();
+    for d in rds.iter().filter(|d| d.name.contains('r')) {
+        let vds = d.volume_definitions.as_ref().unwrap();
+        assert_eq!(vds.len(), 1, "{} lost its volume definition", d.name);
+        assert_eq!(
+            rscs.iter().filter(|r| r.resource.name == d.name).count(),
+            1,
+            "{} replica",
+            d.name
+        );
+    }
+    let mut ports = BTreeSet::new();
+    for d in &rds {
+        if let Some(p) = d
+            .layer_data
+            .iter()
+            .find_map(|l| l.data.as_ref().and_then(|x| x.port))
+        {
+            assert!(ports.insert(p), "port {p} used twice");
+        }
+    }
+    // The satellites follow the new leader: every volume has its device.
+    assert!(
+        c.wait_until(Duration::from_secs(60), || {
+            rt.block_on(client.resources(&[], &[], &[], &[]))
+                .unwrap()
+                .iter()
+                .all(|r| r.volumes.iter().all(|v| v.device_path.is_some()))
+        }),
+        "satellites did not converge on the new leader"
+    );
+    let nodes = rt.block_on(client.nodes(&[], &[])).unwrap();
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.connection_status.as_deref() == Some("ONLINE")),
+        "{nodes:?}"
+    );
+    // Both controllers hold the one cluster CA (kept in etcd).
+    let ca = |d: &std::path::Path| std::fs::read(d.join("controller/pki/ca.crt")).unwrap();
+    assert_eq!(ca(c.dir.path()), ca(&bdir));
+
+    // The old leader comes back as a standby of the new one.
+    c.controller = TestCluster::spawn_controller(c.dir.path(), c.port);
+    let start = Instant::now();
+    while !head_of(c.port, "/v1/nodes").contains("x-linstor-forwarded-by: ctl-a") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the old leader does not forward:\n{}",
+            c.controller.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(body_of(c.port, "/v1/nodes"), body_of(b_port, "/v1/nodes"));
+    // A leader stopped on purpose gives its lease up: the standby leads at once.
+    b.stop();
+    let stopped = Instant::now();
+    while !leads(c.port) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "the standby did not take over a stopped leader:\n{}",
+            c.controller.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "the standby took over {} ms after the leader stopped",
+        stopped.elapsed().as_millis()
+    );
+}

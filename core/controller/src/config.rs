@@ -80,6 +80,23 @@ pub struct DbSection {
     /// The database user and password, as LINSTOR's file gives them beside a JDBC URL.
     pub user: Option<String>,
     pub password: Option<String>,
+    /// etcd over TLS, as LINSTOR names the files: the members' CA, and this client's
+    /// certificate and PKCS#8 key for etcd's `--client-cert-auth`.
+    pub ca_certificate: Option<PathBuf>,
+    pub client_certificate: Option<PathBuf>,
+    pub client_key_pkcs8_pem: Option<PathBuf>,
+    /// `[db.etcd]`, as LINSTOR's.
+    #[serde(default)]
+    pub etcd: EtcdSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSection {
+    /// Every key under it (default `/strata/`); several clusters may share one etcd.
+    pub prefix: Option<String>,
+    /// etcd's `--max-txn-ops` (default 128): bigger commits go through a journal.
+    pub ops_per_transaction: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +112,14 @@ pub struct ControllerSection {
     pub node_cert_validity_secs: Option<u64>,
     /// Seconds a join token the controller made is accepted (default a week).
     pub join_token_ttl_secs: Option<u64>,
+    /// With etcd: this controller's name among those that may lead (default the host name).
+    pub name: Option<String>,
+    /// With etcd: the URL other controllers forward REST calls to while this one leads
+    /// (default `http://<listen address or host name>:<port>`).
+    pub advertise_url: Option<String>,
+    /// With etcd: seconds the leader's lease lasts without renewal (default 3, at least 2);
+    /// a standby takes over that long after the leader stopped.
+    pub leader_lease_secs: Option<u64>,
 }
 
 pub fn load(path: &Path, named: bool) -> anyhow::Result<FileConfig> {
@@ -122,6 +147,16 @@ pub struct Settings {
     pub node_cert_validity: Duration,
     /// How long a join token the controller made is accepted.
     pub join_token_ttl: Duration,
+    /// With etcd: who this controller is among those that may lead.
+    pub leadership: Leadership,
+}
+
+/// How this controller contends for leadership (with etcd).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leadership {
+    pub name: String,
+    pub advertise_url: String,
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +232,8 @@ pub enum Database {
     Sqlite(PathBuf),
     /// A PostgreSQL database (a libpq URL).
     Postgres(String),
+    /// An etcd cluster.
+    Etcd(strata_store::EtcdConfig),
 }
 
 impl Database {
@@ -205,6 +242,7 @@ impl Database {
         match self {
             Database::Sqlite(p) => format!("sqlite:{}", p.display()),
             Database::Postgres(u) => u.clone(),
+            Database::Etcd(e) => e.url(),
         }
     }
 
@@ -227,6 +265,7 @@ impl Database {
                     .trim_end_matches(['&', '?'])
                     .to_string()
             }
+            Database::Etcd(e) => format!("{} (prefix {})", e.url(), e.prefix),
         }
     }
 }
@@ -248,6 +287,9 @@ pub fn database(url: &str, user: Option<&str>, password: Option<&str>) -> anyhow
         }
         return Ok(Database::Postgres(pg));
     }
+    if let Some(cfg) = strata_store::EtcdConfig::from_url(url) {
+        return Ok(Database::Etcd(cfg));
+    }
     // LINSTOR's embedded H2 database, as its guides configure it: this controller's
     // embedded database takes its place, in the same directory.
     if let Some(h2) = url.strip_prefix("jdbc:h2:") {
@@ -266,7 +308,7 @@ pub fn database(url: &str, user: Option<&str>, password: Option<&str>) -> anyhow
     match strata_store::sqlite_path(url) {
         Some(p) => Ok(Database::Sqlite(p)),
         None => anyhow::bail!(
-            "database URL '{url}' is not supported: use 'sqlite:/var/lib/linstor/{DB_FILE}' (the embedded default, or leave connection_url out) or a PostgreSQL database, 'postgresql://user:password@host:5432/linstor' ('jdbc:postgresql://…' as LINSTOR writes it)"
+            "database URL '{url}' is not supported: use 'sqlite:/var/lib/linstor/{DB_FILE}' (the embedded default, or leave connection_url out) a PostgreSQL database, 'postgresql://user:password@host:5432/linstor' ('jdbc:postgresql://…' as LINSTOR writes it), or an etcd cluster, 'etcd://host:2379,host:2379'"
         ),
     }
 }
@@ -285,17 +327,20 @@ pub fn resolve(file: &FileConfig, o: &Overrides) -> anyhow::Result<Settings> {
         .clone()
         .or_else(|| file.controller.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let database = match o.db.as_deref().or(file.db.connection_url.as_deref()) {
+    let mut database = match o.db.as_deref().or(file.db.connection_url.as_deref()) {
         Some(url) => database(url, file.db.user.as_deref(), file.db.password.as_deref())?,
         None => Database::Sqlite(data_dir.join(DB_FILE)),
     };
+    if let Database::Etcd(cfg) = &mut database {
+        etcd_settings(cfg, &file.db)?;
+    }
     // The embedded database's directory keeps the controller's files, as it always has.
     let data_dir = match &database {
         Database::Sqlite(p) => p
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or(data_dir),
-        Database::Postgres(_) => data_dir,
+        Database::Postgres(_) | Database::Etcd(_) => data_dir,
     };
     Ok(Settings {
         listen: SocketAddr::new(addr, port),
@@ -319,6 +364,60 @@ pub fn resolve(file: &FileConfig, o: &Overrides) -> anyhow::Result<Settings> {
                 .unwrap_or(7 * 86400)
                 .max(60),
         ),
+        leadership: leadership(&file.controller, SocketAddr::new(addr, port))?,
+    })
+}
+
+/// `[db.etcd]` and the TLS files of `[db]` applied to `cfg`.
+fn etcd_settings(cfg: &mut strata_store::EtcdConfig, db: &DbSection) -> anyhow::Result<()> {
+    if let Some(p) = &db.etcd.prefix {
+        cfg.prefix = p.clone();
+    }
+    if let Some(n) = db.etcd.ops_per_transaction {
+        cfg.ops_per_txn = n;
+    }
+    if db.user.is_some() || db.password.is_some() {
+        anyhow::bail!("[db] user/password: etcd's own authentication is not supported; secure etcd with client certificates ([db] ca_certificate, client_certificate, client_key_pkcs8_pem)");
+    }
+    cfg.ca_certificate = db.ca_certificate.clone();
+    cfg.client_certificate = db.client_certificate.clone();
+    cfg.client_key = db.client_key_pkcs8_pem.clone();
+    if cfg.client_certificate.is_some() && cfg.ca_certificate.is_none() {
+        anyhow::bail!(
+            "[db] client_certificate is for etcd over TLS: give its CA too (ca_certificate)"
+        );
+    }
+    Ok(())
+}
+
+/// The host name, for names and URLs.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn leadership(c: &ControllerSection, listen: SocketAddr) -> anyhow::Result<Leadership> {
+    let advertise_url = match &c.advertise_url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            u.trim_end_matches('/').to_string()
+        }
+        Some(u) => anyhow::bail!(
+            "[controller] advertise_url '{u}' must be an http:// or https:// URL, as http://ctrl-1.example:3370"
+        ),
+        None if listen.ip().is_unspecified() => format!("http://{}:{}", host_name(), listen.port()),
+        None => format!("http://{listen}"),
+    };
+    let lease = c.leader_lease_secs.unwrap_or(3);
+    if lease < 2 {
+        anyhow::bail!("[controller] leader_lease_secs = {lease}: etcd keeps a lease at least 2 seconds; give 2 or more");
+    }
+    Ok(Leadership {
+        name: c.name.clone().unwrap_or_else(host_name),
+        advertise_url,
+        lease: Duration::from_secs(lease),
     })
 }
 

@@ -732,6 +732,9 @@ impl Core {
         }
         let generation = self.cluster().generation + 1;
         if let Err(e) = self.store.commit_cleanup(generation, &plan.changes) {
+            if matches!(e, strata_store::StoreError::NotLeader) {
+                crate::leader::lost(&e.to_string());
+            }
             tracing::error!(
                 "saving finished deletions on {node} failed ({e}); nothing changed, the next report finishes them again"
             );
@@ -769,6 +772,9 @@ impl Core {
     fn commit_locked(&self, plan: Plan) -> Result<(Vec<Reply>, BTreeSet<NodeName>), ApiError> {
         let generation = self.cluster().generation + 1;
         self.store.commit(generation, &plan.changes).map_err(|e| {
+            if matches!(e, strata_store::StoreError::NotLeader) {
+                crate::leader::lost(&e.to_string());
+            }
             tracing::error!("database commit failed: {e}");
             let id = self.reports.record(
                 "Controller",

@@ -1,6 +1,7 @@
 //! `linstor-controller export-db FILE` / `import-db FILE`: a cluster's state moved from one
 //! database to another (the embedded SQLite, PostgreSQL) through a file, row by row as the
-//! databases keep it, with the cluster's identity.
+//! databases keep it, with the cluster's identity and CA (the file holds the CA's key: it is
+//! written readable by its owner alone).
 
 use std::path::Path;
 
@@ -20,6 +21,15 @@ struct Export {
     generation: u64,
     cluster_id: Option<String>,
     rows: Vec<Row>,
+    /// The cluster CA's files (PEM) by their name in the data directory (`pki/ca.crt`).
+    #[serde(default)]
+    files: std::collections::BTreeMap<String, String>,
+}
+
+/// The files that make the cluster's trust, by their path in the data directory.
+fn trust_files() -> [String; 2] {
+    [strata_tls::ca::CA_CERT_FILE, strata_tls::ca::CA_KEY_FILE]
+        .map(|f| format!("{}/{f}", crate::trust::PKI_DIR))
 }
 
 /// Writes every object of the configured database to `file`; answers how many.
@@ -27,16 +37,38 @@ pub fn export_db(settings: &Settings, file: &Path) -> anyhow::Result<usize> {
     let store = open_store(settings)?;
     let (generation, rows) = store.rows()?;
     let n = rows.len();
+    // What the database shares between controllers first, else this controller's files.
+    let shared = |name: &str| -> anyhow::Result<Option<String>> {
+        Ok(store
+            .shared_file(name)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    };
+    let cluster_id = match shared(crate::SHARED_CLUSTER_ID)? {
+        Some(id) => Some(id.trim().to_string()),
+        None => stored_cluster_id(&cluster_id_file(settings)),
+    };
+    let mut files = std::collections::BTreeMap::new();
+    for name in trust_files() {
+        let text = match shared(&name)? {
+            Some(t) => Some(t),
+            None => std::fs::read_to_string(settings.data_dir.join(&name)).ok(),
+        };
+        if let Some(t) = text {
+            files.insert(name, t);
+        }
+    }
     let export = Export {
         format: FORMAT.into(),
         schema: strata_store::SCHEMA_VERSION,
         generation,
-        cluster_id: stored_cluster_id(&cluster_id_file(settings)),
+        cluster_id,
         rows,
+        files,
     };
     let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&export)?)
-        .and_then(|_| std::fs::rename(&tmp, file))
+    strata_tls::write_private(&tmp, &serde_json::to_vec_pretty(&export)?)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, file)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
     Ok(n)
 }
@@ -72,6 +104,33 @@ pub fn import_db(settings: &Settings, file: &Path) -> anyhow::Result<usize> {
                 path.display()
             ),
             Some(_) => {}
+        }
+        if store.shares_files() {
+            store.share_file(crate::SHARED_CLUSTER_ID, id.as_bytes())?;
+        }
+    }
+    for (name, text) in &export.files {
+        if !trust_files().contains(name) {
+            continue;
+        }
+        if store.shares_files() {
+            store.share_file(name, text.as_bytes())?;
+            continue;
+        }
+        let path = settings.data_dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(have) if &have != text => tracing::warn!(
+                "{} differs from the exported cluster's; nodes of the exported cluster will not trust this controller: replace it with the exported one",
+                path.display()
+            ),
+            Ok(_) => {}
+            Err(_) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+                }
+                strata_tls::write_private(&path, text.as_bytes())?;
+            }
         }
     }
     Ok(n)

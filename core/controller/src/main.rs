@@ -9,7 +9,11 @@ use clap::Parser;
 // listings); mimalloc returns that memory instead of letting it fragment.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::sync::Arc;
+
 use strata_controller::config::{self, Overrides};
+use strata_controller::leader;
+use strata_store::Persistence;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -125,7 +129,7 @@ async fn run() -> anyhow::Result<()> {
         .map(strata_controller::https::tls_source)
         .transpose()?;
     let started = std::time::Instant::now();
-    let core = strata_controller::start(settings)?;
+    let store: Arc<dyn Persistence> = Arc::from(strata_controller::open_store(&settings)?);
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -136,13 +140,67 @@ async fn run() -> anyhow::Result<()> {
         Some(h) => Some(bind(h.listen).await?),
         None => None,
     };
-    let api = strata_controller::rest::router(core.clone());
-    // With HTTPS on, the plain port only redirects, unless it is for this host alone.
-    let plain = match &https {
-        Some(h) if !listen.ip().is_loopback() => {
-            strata_controller::https::redirect(h.listen.port())
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
         }
-        _ => api.clone(),
+    };
+    // With etcd, the listeners serve the forwarder to the leader until this one leads.
+    let switch = match store.etcd() {
+        Some(_) => Some(leader::Switch::new(&settings.leadership.name)?),
+        None => None,
+    };
+    let serve = |api: axum::Router| {
+        // With HTTPS on, the plain port only redirects, unless it is for this host alone.
+        let plain = match &https {
+            Some(h) if !listen.ip().is_loopback() => {
+                strata_controller::https::redirect(h.listen.port())
+            }
+            _ => api.clone(),
+        };
+        let plain = strata_net::serve(listener, plain, None, limits, until_stopped());
+        let secure = strata_net_secure(secure_listener, tls, api, limits, until_stopped());
+        async move {
+            let (plain, secure) = tokio::join!(plain, secure);
+            plain?;
+            secure
+        }
+    };
+    let mut lease = None;
+    let (core, servers) = match &switch {
+        Some(switch) => {
+            let servers = tokio::spawn(serve(switch.router()));
+            let lead = settings.leadership.clone();
+            tracing::info!(
+                name = %lead.name,
+                url = %lead.advertise_url,
+                "contending for leadership in {}",
+                settings.database.shown()
+            );
+            let id = tokio::select! {
+                id = leader::campaign(&store, &lead, switch) => id,
+                _ = shutdown_signal() => {
+                    let _ = stop.send(true);
+                    let _ = servers.await;
+                    return Ok(());
+                }
+            };
+            lease = Some(id);
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.etcd().expect("an etcd store").recover())
+                .await??;
+            let core = strata_controller::start_on(Box::new(store.clone()), settings)?;
+            leader::keep_leading(store.clone(), id, lead.lease);
+            switch.lead(strata_controller::rest::router(core.clone()));
+            (core, servers)
+        }
+        None => {
+            let core = strata_controller::start_on(Box::new(store.clone()), settings)?;
+            let servers = tokio::spawn(serve(strata_controller::rest::router(core.clone())));
+            (core, servers)
+        }
     };
     {
         let c = core.cluster();
@@ -154,26 +212,28 @@ async fn run() -> anyhow::Result<()> {
             "controller ready on {listen}"
         );
     }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let signal = async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    };
-    let until_stopped = || {
-        let mut rx = stopped.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let plain = strata_net::serve(listener, plain, None, limits, until_stopped());
-    let secure = async {
-        if let (Some(listener), Some(tls)) = (secure_listener, tls) {
-            strata_net::serve(listener, api, Some(tls), limits, until_stopped()).await?;
-        }
-        std::io::Result::Ok(())
-    };
-    let (_, plain, secure) = tokio::join!(signal, plain, secure);
-    plain?;
-    secure?;
+    shutdown_signal().await;
+    if let Some(id) = lease {
+        // Another controller may lead at once instead of when the lease would expire.
+        let s = store.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || s.etcd().expect("an etcd store").revoke(id)).await;
+    }
+    let _ = stop.send(true);
+    servers.await??;
+    Ok(())
+}
+
+/// Serves `api` over TLS on `listener`, when HTTPS is configured.
+async fn strata_net_secure(
+    listener: Option<tokio::net::TcpListener>,
+    tls: Option<strata_net::TlsSource>,
+    api: axum::Router,
+    limits: strata_net::Limits,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let (Some(listener), Some(tls)) = (listener, tls) {
+        strata_net::serve(listener, api, Some(tls), limits, until).await?;
+    }
     Ok(())
 }

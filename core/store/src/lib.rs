@@ -221,6 +221,40 @@ pub trait Persistence: Send + Sync {
     }
 }
 
+/// A store shared between owners (the controller's core and its leadership's lease keeper).
+impl<P: Persistence + ?Sized> Persistence for std::sync::Arc<P> {
+    fn load(&self) -> Result<Cluster, StoreError> {
+        (**self).load()
+    }
+    fn commit(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError> {
+        (**self).commit(generation, changes)
+    }
+    fn commit_cleanup(&self, generation: u64, changes: &[Change]) -> Result<(), StoreError> {
+        (**self).commit_cleanup(generation, changes)
+    }
+    fn rows(&self) -> Result<(u64, Vec<Row>), StoreError> {
+        (**self).rows()
+    }
+    fn replace_all(&self, generation: u64, rows: &[Row]) -> Result<(), StoreError> {
+        (**self).replace_all(generation, rows)
+    }
+    fn generation(&self) -> Result<u64, StoreError> {
+        (**self).generation()
+    }
+    fn shares_files(&self) -> bool {
+        (**self).shares_files()
+    }
+    fn shared_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).shared_file(name)
+    }
+    fn share_file(&self, name: &str, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        (**self).share_file(name, bytes)
+    }
+    fn etcd(&self) -> Option<&EtcdStore> {
+        (**self).etcd()
+    }
+}
+
 pub(crate) const CLASSES: [ObjectClass; 10] = [
     ObjectClass::Ctrl,
     ObjectClass::Node,
