@@ -71,6 +71,9 @@ command -v dmidecode >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get instal
 # The controller is tested on PostgreSQL too (Debian's server, run by the tests).
 [ -d /usr/lib/postgresql ] && id -u postgres >/dev/null 2>&1 \
     || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+# ... and on etcd (Debian's etcd-server; the tests run their own members on loopback).
+command -v etcd >/dev/null \
+    || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; }
 
 # Loop devices are created on demand through /dev/loop-control.
 [ -e /dev/loop-control ] || modprobe loop
@@ -101,6 +104,10 @@ export STRATA_TESTS_REQUIRE_ALL=1
 cargo test --workspace --quiet
 echo "== the cluster tests again, with the controller's state in PostgreSQL"
 STRATA_TEST_DB=postgresql cargo test -p strata-tests --quiet --test cluster --test crash \
+    --test snapshot --test drbd --test bad_input --test cli --test rconn --test error_reports \
+    --test python_linstor --test security
+echo "== the cluster tests again, with the controller's state in etcd"
+STRATA_TEST_DB=etcd cargo test -p strata-tests --quiet --test cluster --test crash \
     --test snapshot --test drbd --test bad_input --test cli --test rconn --test error_reports \
     --test python_linstor --test security
 echo "== benchmark smoke run (debug build, small scale; figures are not meaningful here)"

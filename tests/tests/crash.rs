@@ -58,6 +58,10 @@ async fn send(client: &Client, op: &Op) -> Outcome {
             Ok(r) if r.iter().all(|x| !x.is_error()) => return Outcome::Acked,
             Ok(_) => return Outcome::Refused,
             Err(ClientError::Api { status, .. }) if status < 500 => return Outcome::Refused,
+            // A controller that does not lead yet (on etcd) did nothing: retry.
+            Err(ClientError::Api { status: 503, .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             Err(ClientError::Unreachable { reason, .. })
                 if reason.contains("refused") && Instant::now() < deadline =>
             {

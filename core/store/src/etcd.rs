@@ -688,7 +688,36 @@ impl EtcdStore {
 
     /// Becomes the leader under `lease` unless a controller leads: answers `None` when it
     /// now leads (every later write is fenced by it), or the one that leads.
+    ///
+    /// A leader key that names `me` (the same name and URL) was left by this controller's
+    /// previous run, which is gone (this one serves that URL now): it is dropped at once
+    /// instead of when its lease expires, so a restarted controller leads again without
+    /// waiting. Names must therefore be unique among the controllers.
     pub fn try_lead(&self, lease: i64, me: &LeaderInfo) -> Result<Option<LeaderInfo>, StoreError> {
+        match self.try_lead_once(lease, me)? {
+            Some((other, rev)) if &other == me => {
+                let key = self.key("leader");
+                apart(|| {
+                    self.gw.call(
+                        "/v3/kv/txn",
+                        &json!({
+                            "compare": [{"target": "CREATE", "key": b64(&key), "createRevision": rev.to_string(), "result": "EQUAL"}],
+                            "success": [{"requestDeleteRange": {"key": b64(&key)}}],
+                            "failure": [],
+                        }),
+                    )
+                })?;
+                Ok(self.try_lead_once(lease, me)?.map(|(other, _)| other))
+            }
+            other => Ok(other.map(|(o, _)| o)),
+        }
+    }
+
+    fn try_lead_once(
+        &self,
+        lease: i64,
+        me: &LeaderInfo,
+    ) -> Result<Option<(LeaderInfo, i64)>, StoreError> {
         let key = self.key("leader");
         let value = serde_json::to_string(me).expect("leader info serialises");
         apart(|| {
@@ -707,10 +736,11 @@ impl EtcdStore {
             }
             let kv = &v["responses"][0]["response_range"]["kvs"][0];
             let other = unb64(&kv["value"])?;
-            Ok(Some(serde_json::from_str(&other).unwrap_or(LeaderInfo {
+            let info = serde_json::from_str(&other).unwrap_or(LeaderInfo {
                 name: other,
                 url: String::new(),
-            })))
+            });
+            Ok(Some((info, num(&kv["create_revision"]))))
         })
     }
 
