@@ -1,13 +1,15 @@
 //! `bench`: prints the figures the project promises, each with its target, and a ratio against
 //! a baseline measured in the same run where there is one.
 //!
-//!   bench [scale|real|cli|io|pve|all] [--quick] [--size=30k|--size=100k]
+//!   bench [scale|real|cli|io|pve|failover|all] [--quick] [--size=30k|--size=100k]
 //!
 //! Build it in release mode (`cargo build --release --bins`): it runs the release binaries
 //! next to itself. `--quick` shrinks the scale run for a smoke test. The `real` and `io` runs
-//! need root (loop devices); `io` needs fio; `cli` needs python-linstor (STRATA_PYTHON).
+//! need root (loop devices); `io` needs fio; `cli` needs python-linstor (STRATA_PYTHON);
+//! `failover` needs etcd (etcd-server).
 
 mod cli;
+mod failover;
 mod io;
 mod pve;
 mod real;
@@ -54,6 +56,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("pve") {
         pve::run(quick)?;
+    }
+    if want("failover") {
+        failover::run(quick)?;
     }
     Ok(())
 }

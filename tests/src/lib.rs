@@ -138,13 +138,35 @@ fn wait_tcp(proc: &mut Proc, port: u16, limit: Duration) -> bool {
 
 /// The HTTP status of a GET of `path` on 127.0.0.1:`port`.
 pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_head(port, path)?.get(9..12)?.parse().ok()
+}
+
+/// The status line and headers (lower case) of the answer to a GET of `path` on
+/// 127.0.0.1:`port`.
+pub fn http_head(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_lowercase();
+    let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+    head.starts_with("http/").then_some(head)
+}
+
+/// Whether the controller on `port` serves the API itself: it answers, and not as a
+/// standby forwarding to the leader.
+pub fn controller_leads(port: u16) -> bool {
+    http_head(port, "/v1/controller/version")
+        .is_some_and(|h| h.get(9..12) == Some("200") && !h.contains("x-linstor-forwarded-by"))
 }
 
 fn wait_tcp_at(proc: &mut Proc, addr: &str, port: u16, limit: Duration) -> bool {
@@ -501,6 +523,37 @@ impl TestCluster {
                 ),
             &dir.join("controller.log"),
         )
+    }
+
+    /// Another controller on this cluster's database (with etcd: a standby), its
+    /// configuration `controller_toml` and a directory of its own (`<dir>/<subdir>`):
+    /// (process, port, directory). Waits until it answers.
+    pub fn spawn_another_controller(
+        &self,
+        subdir: &str,
+        controller_toml: &str,
+    ) -> (Proc, u16, PathBuf) {
+        let dir = self.dir.path().join(subdir);
+        std::fs::create_dir_all(&dir).expect("controller directory");
+        std::fs::write(dir.join("linstor.toml"), controller_toml).expect("config file");
+        if let Ok(db) = std::fs::read(self.dir.path().join(CONTROLLER_DB)) {
+            std::fs::write(dir.join(CONTROLLER_DB), db).expect("database file");
+        }
+        let port = free_port();
+        let mut proc = Self::spawn_controller(&dir, port);
+        let start = Instant::now();
+        while http_status(port, "/v1/controller/version") != Some(200) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "controller in {subdir} does not answer:\n{}",
+                proc.log_text()
+            );
+            if let Some(Ok(Some(_))) = proc.child.as_mut().map(|c| c.try_wait()) {
+                panic!("controller in {subdir} stopped:\n{}", proc.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (proc, port, dir)
     }
 
     /// Starts satellites `names` (not registered), each with its pool directory on `fs`

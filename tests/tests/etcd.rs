@@ -224,7 +224,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use strata_client::{Client, ClientError, Method};
-use strata_tests::{bin, free_port, http_status, TestCluster, CONTROLLER_DB};
+use strata_tests::{bin, controller_leads, http_head, TestCluster};
 
 const MIB: u64 = 1024;
 
@@ -286,25 +286,7 @@ async fn send(client: &Client, op: &Op) -> Outcome {
 
 /// The head of the answer to a GET of `path` on 127.0.0.1:`port` (lower case).
 fn head_of(port: u16, path: &str) -> String {
-    let r = reqwest::blocking::Client::new()
-        .get(format!("http://127.0.0.1:{port}{path}"))
-        .send();
-    match r {
-        Ok(r) => {
-            let mut h = format!("{}\n", r.status().as_u16());
-            for (k, v) in r.headers() {
-                h.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("")));
-            }
-            h.to_lowercase()
-        }
-        Err(e) => format!("unreachable: {e}"),
-    }
-}
-
-/// Whether the controller on `port` answers itself (it leads).
-fn leads(port: u16) -> bool {
-    let head = head_of(port, "/v1/controller/version");
-    head.starts_with("200") && !head.contains("forwarded-by")
+    http_head(port, path).unwrap_or_else(|| "no answer".into())
 }
 
 fn body_of(port: u16, path: &str) -> serde_json::Value {
@@ -324,25 +306,7 @@ fn a_standby_controller_takes_over_when_the_leader_is_killed() {
     c.create_group("rg1", 1);
 
     // The second controller, with its own data directory and name.
-    let bdir = c.dir.path().join("b");
-    std::fs::create_dir_all(&bdir).unwrap();
-    std::fs::write(
-        bdir.join("linstor.toml"),
-        "[controller]\nname = \"ctl-b\"\n",
-    )
-    .unwrap();
-    std::fs::copy(c.dir.path().join(CONTROLLER_DB), bdir.join(CONTROLLER_DB)).unwrap();
-    let b_port = free_port();
-    let mut b = TestCluster::spawn_controller(&bdir, b_port);
-    let start = Instant::now();
-    while http_status(b_port, "/v1/nodes") != Some(200) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the standby does not answer:\n{}",
-            b.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut b, b_port, bdir) = c.spawn_another_controller("b", "[controller]\nname = \"ctl-b\"\n");
     assert!(
         b.log_text()
             .contains("controller 'ctl-a' at http://127.0.0.1:"),
@@ -435,7 +399,7 @@ fn a_standby_controller_takes_over_when_the_leader_is_killed() {
         "{before} of 144 mutations were done before the kill"
     );
     // The standby leads once it answers itself.
-    while !leads(b_port) {
+    while !controller_leads(b_port) {
         assert!(
             killed.elapsed() < Duration::from_secs(30),
             "the standby did not take over:\n{}",
@@ -564,7 +528,7 @@ fn a_standby_controller_takes_over_when_the_leader_is_killed() {
     // A leader stopped on purpose gives its lease up: the standby leads at once.
     b.stop();
     let stopped = Instant::now();
-    while !leads(c.port) {
+    while !controller_leads(c.port) {
         assert!(
             stopped.elapsed() < Duration::from_secs(30),
             "the standby did not take over a stopped leader:\n{}",
