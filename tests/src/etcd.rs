@@ -30,11 +30,131 @@ pub struct Member {
 pub struct EtcdCluster {
     pub members: Vec<Member>,
     initial: String,
+    /// With TLS: clients must show a certificate of this CA.
+    pub tls: Option<EtcdCerts>,
+}
+
+/// A CA, the members' certificate (for 127.0.0.1) and a client's, made with openssl.
+#[derive(Debug, Clone)]
+pub struct EtcdCerts {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl EtcdCerts {
+    /// Makes them in `dir` (PKCS#8 keys).
+    pub fn make(dir: &Path) -> EtcdCerts {
+        std::fs::create_dir_all(dir).expect("certificate directory");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=etcd test CA",
+            ],
+        );
+        for (name, san) in [("server", "IP:127.0.0.1"), ("client", "DNS:controller")] {
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    &format!("/CN={name}"),
+                ],
+            );
+            let ext = dir.join(format!("{name}.ext"));
+            std::fs::write(
+                &ext,
+                format!("subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n"),
+            )
+            .expect("extension file");
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-out",
+                    &format!("{name}.crt"),
+                    "-extfile",
+                    &format!("{name}.ext"),
+                ],
+            );
+        }
+        EtcdCerts {
+            ca: dir.join("ca.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+        }
+    }
+
+    /// The controller's `[db]` settings for them.
+    pub fn controller_toml(&self) -> String {
+        format!(
+            "[db]\nca_certificate = \"{}\"\nclient_certificate = \"{}\"\nclient_key_pkcs8_pem = \"{}\"\n",
+            self.ca.display(),
+            self.client_cert.display(),
+            self.client_key.display()
+        )
+    }
 }
 
 impl EtcdCluster {
     /// Starts `n` members in `<parent>/etcd-<i>` and waits until the cluster answers.
     pub fn start(parent: &Path, n: usize) -> EtcdCluster {
+        Self::start_with(parent, n, None)
+    }
+
+    /// Like [`EtcdCluster::start`]; with `tls`, the members serve clients over HTTPS only
+    /// and require a client certificate of its CA.
+    pub fn start_with(parent: &Path, n: usize, tls: Option<EtcdCerts>) -> EtcdCluster {
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
@@ -50,7 +170,11 @@ impl EtcdCluster {
             .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
             .collect::<Vec<_>>()
             .join(",");
-        let mut c = EtcdCluster { members, initial };
+        let mut c = EtcdCluster {
+            members,
+            initial,
+            tls,
+        };
         for i in 0..n {
             c.start_member(i);
         }
@@ -62,15 +186,25 @@ impl EtcdCluster {
     pub fn start_member(&mut self, i: usize) {
         let m = &self.members[i];
         let state = if m.data.exists() { "existing" } else { "new" };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut cmd = Command::new("etcd");
+        if let Some(t) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&t.server_cert)
+                .arg("--key-file")
+                .arg(&t.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
+        }
         let proc = Proc::spawn(
-            Command::new("etcd")
-                .args(["--name", &m.name])
+            cmd.args(["--name", &m.name])
                 .arg("--data-dir")
                 .arg(&m.data)
                 .arg("--listen-client-urls")
-                .arg(format!("http://127.0.0.1:{}", m.client_port))
+                .arg(format!("{scheme}://127.0.0.1:{}", m.client_port))
                 .arg("--advertise-client-urls")
-                .arg(format!("http://127.0.0.1:{}", m.client_port))
+                .arg(format!("{scheme}://127.0.0.1:{}", m.client_port))
                 .arg("--listen-peer-urls")
                 .arg(format!("http://127.0.0.1:{}", m.peer_port))
                 .arg("--initial-advertise-peer-urls")
@@ -107,13 +241,21 @@ impl EtcdCluster {
     /// Waits until a write through a member succeeds.
     pub fn wait_healthy(&self, limit: Duration) {
         let start = Instant::now();
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("HTTP client");
+        let mut b = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2));
+        let mut scheme = "http";
+        if let Some(t) = &self.tls {
+            let read = |p: &PathBuf| std::fs::read(p).expect("certificate file");
+            let mut pem = read(&t.client_cert);
+            pem.extend(read(&t.client_key));
+            b = b
+                .add_root_certificate(reqwest::Certificate::from_pem(&read(&t.ca)).expect("CA"))
+                .identity(reqwest::Identity::from_pem(&pem).expect("client identity"));
+            scheme = "https";
+        }
+        let http = b.build().expect("HTTP client");
         loop {
             let ok = self.members.iter().filter(|m| m.proc.is_some()).any(|m| {
-                http.post(format!("http://127.0.0.1:{}/v3/kv/put", m.client_port))
+                http.post(format!("{scheme}://127.0.0.1:{}/v3/kv/put", m.client_port))
                     .body(r#"{"key":"aGVhbHRo","value":"MQ=="}"#)
                     .send()
                     .is_ok_and(|r| r.status().is_success())

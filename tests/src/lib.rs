@@ -401,8 +401,8 @@ pub struct TestCluster {
 enum Db {
     Embedded,
     Postgres,
-    /// An etcd cluster of this many members.
-    Etcd(usize),
+    /// An etcd cluster of this many members, over TLS with client certificates or not.
+    Etcd(usize, bool),
 }
 
 impl Db {
@@ -411,7 +411,7 @@ impl Db {
         if pg::wanted() {
             Db::Postgres
         } else if etcd::wanted() {
-            Db::Etcd(1)
+            Db::Etcd(1, false)
         } else {
             Db::Embedded
         }
@@ -445,7 +445,13 @@ impl TestCluster {
     /// Like [`TestCluster::start`], with the controller's state in an etcd cluster of
     /// `members` members of the cluster's own.
     pub fn start_on_etcd(n: usize, members: usize, controller_toml: &str) -> TestCluster {
-        Self::start_db(n, false, controller_toml, Db::Etcd(members))
+        Self::start_db(n, false, controller_toml, Db::Etcd(members, false))
+    }
+
+    /// Like [`TestCluster::start_on_etcd`] with one member that serves over TLS only and
+    /// requires client certificates; the controller's `[db]` names its files.
+    pub fn start_on_etcd_tls(n: usize) -> TestCluster {
+        Self::start_db(n, false, "", Db::Etcd(1, true))
     }
 
     fn start_with(n: usize, drbd_dry_run: bool) -> TestCluster {
@@ -463,7 +469,13 @@ impl TestCluster {
             .tempdir()
             .expect("temporary directory");
         let port = free_port();
-        std::fs::write(dir.path().join("linstor.toml"), controller_toml).expect("config file");
+        let certs = matches!(db, Db::Etcd(_, true))
+            .then(|| etcd::EtcdCerts::make(&dir.path().join("etcd-certs")));
+        let toml = match &certs {
+            Some(c) => format!("{}{controller_toml}", c.controller_toml()),
+            None => controller_toml.to_string(),
+        };
+        std::fs::write(dir.path().join("linstor.toml"), toml).expect("config file");
         std::fs::write(dir.path().join("linstor_satellite.toml"), "").expect("config file");
         let pg = (db == Db::Postgres).then(|| {
             let server = pg::PgServer::start(dir.path());
@@ -472,8 +484,8 @@ impl TestCluster {
             server
         });
         let etcd = match db {
-            Db::Etcd(members) => {
-                let cluster = etcd::EtcdCluster::start(dir.path(), members);
+            Db::Etcd(members, _) => {
+                let cluster = etcd::EtcdCluster::start_with(dir.path(), members, certs);
                 std::fs::write(dir.path().join(CONTROLLER_DB), cluster.url())
                     .expect("database file");
                 Some(cluster)

@@ -541,3 +541,51 @@ fn a_standby_controller_takes_over_when_the_leader_is_killed() {
         stopped.elapsed().as_millis()
     );
 }
+
+#[test]
+fn controller_reaches_etcd_over_tls_with_a_client_certificate() {
+    strata_tests::needs_cluster!(
+        etcd::available(),
+        strata_tests::needs::tool("openssl", "openssl")
+    );
+    let mut c = TestCluster::start_on_etcd_tls(1);
+    c.register_all();
+    c.create_group("rg1", 1);
+    c.spawn("rg1", "tls-vol", 4096);
+    c.kill_controller();
+    c.start_controller();
+    assert!(c
+        .linstor_ok(&["resource-definition", "list"])
+        .contains("tls-vol"));
+    assert!(c.wait_until(Duration::from_secs(30), || c.device_of("tls-vol").is_some()));
+
+    // Without the client certificate, or without TLS, the controller does not start and
+    // says why.
+    let url = c.etcd.as_ref().unwrap().url();
+    let certs = c.etcd.as_ref().unwrap().tls.clone().unwrap();
+    for (what, toml) in [
+        (
+            "no client certificate",
+            format!("[db]\nca_certificate = \"{}\"\n", certs.ca.display()),
+        ),
+        ("plain HTTP", String::new()),
+    ] {
+        let dir = c.dir.path().join(what.replace(' ', "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("linstor.toml"), toml).unwrap();
+        let out = std::process::Command::new(bin("linstor-controller"))
+            .arg("--config")
+            .arg(dir.join("linstor.toml"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--db", &url, "--port", "0", "--listen-addr", "127.0.0.1"])
+            .output()
+            .unwrap();
+        let text = strata_tests::output_text(&out);
+        assert!(!out.status.success(), "{what}: {text}");
+        assert!(
+            text.contains("cannot open database etcd://"),
+            "{what}: {text}"
+        );
+    }
+}

@@ -536,4 +536,56 @@ mod tests {
         );
         assert!(toml::from_str::<FileConfig>("[http]\nprot = 1\n").is_err());
     }
+
+    #[test]
+    fn etcd_as_linstor_writes_it() {
+        let f: FileConfig = toml::from_str(
+            "[db]\nconnection_url = \"etcd://e1:2379,e2\"\nca_certificate = \"/etc/linstor/etcd-ca.pem\"\nclient_certificate = \"/etc/linstor/c.pem\"\nclient_key_pkcs8_pem = \"/etc/linstor/c.key\"\n[db.etcd]\nprefix = \"/cluster-2/\"\nops_per_transaction = 1024\n[controller]\nname = \"ctl-1\"\nleader_lease_secs = 2\n",
+        )
+        .unwrap();
+        let s = resolve(&f, &Overrides::default()).unwrap();
+        let Database::Etcd(cfg) = &s.database else {
+            panic!("{:?}", s.database)
+        };
+        assert_eq!(cfg.endpoints, ["e1:2379", "e2:2379"]);
+        assert_eq!(
+            (cfg.prefix.as_str(), cfg.ops_per_txn),
+            ("/cluster-2/", 1024)
+        );
+        assert_eq!(
+            cfg.client_key.as_deref(),
+            Some(Path::new("/etc/linstor/c.key"))
+        );
+        assert_eq!(
+            s.database.shown(),
+            "etcd://e1:2379,e2:2379 (prefix /cluster-2/)"
+        );
+        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(s.leadership.name, "ctl-1");
+        assert_eq!(s.leadership.lease, Duration::from_secs(2));
+        // All addresses: advertised under the host name.
+        assert_eq!(
+            s.leadership.advertise_url,
+            format!("http://{}:3370", host_name())
+        );
+        for (bad, says) in [
+            (
+                "[db]\nconnection_url = \"etcd://e1\"\nuser = \"u\"\n",
+                "client certificates",
+            ),
+            (
+                "[db]\nconnection_url = \"etcd://e1\"\nclient_certificate = \"/c\"\n",
+                "CA",
+            ),
+            (
+                "[controller]\nleader_lease_secs = 1\n",
+                "at least 2 seconds",
+            ),
+            ("[controller]\nadvertise_url = \"ctl-1:3370\"\n", "http://"),
+        ] {
+            let f: FileConfig = toml::from_str(bad).unwrap();
+            let err = resolve(&f, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 }

@@ -32,8 +32,14 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Box<dyn Persistence>> {
             settings.data_dir.display()
         )
     })?;
-    strata_store::open(&settings.database.url())
-        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", settings.database.shown()))
+    let opened = match &settings.database {
+        // Prefix, limits and TLS are not part of the URL.
+        Database::Etcd(cfg) => {
+            strata_store::EtcdStore::open(cfg.clone()).map(|s| Box::new(s) as Box<dyn Persistence>)
+        }
+        other => strata_store::open(&other.url()),
+    };
+    opened.map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", settings.database.shown()))
 }
 
 /// Opens the database, loads the state and starts the links. Must be called inside a
