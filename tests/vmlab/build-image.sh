@@ -52,6 +52,8 @@ HOST_PKGS=(
   # what goes into the image
   busybox-static lvm2 dmsetup thin-provisioning-tools drbd-utils kmod e2fsprogs
   util-linux mount
+  # the HA overlay (ha.cpio.gz): corosync, pacemaker and the resource agents
+  corosync pacemaker pacemaker-cli-utils resource-agents
   # building the image
   cpio gzip xz-utils
 )
@@ -433,6 +435,74 @@ EOF
   t1=$(date +%s.%N)
   say "initramfs: $(du -h "$OUT/initramfs.cpio.gz" | cut -f1) written in $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s"
   stamp_set initramfs "$initrd_key"
+fi
+
+# ---------------------------------------------------------------------------
+# Step: the HA overlay, ha.cpio.gz, laid over the image by the tests that need it (the
+# Pacemaker test): corosync, pacemaker's daemons and tools, the OCF resource agents
+# (heartbeat's, pacemaker's and LINBIT's drbd agent from drbd-utils), their libraries,
+# pacemaker's schemas, the hacluster user and haclient group, and their directories.
+# ---------------------------------------------------------------------------
+STEP=ha-overlay
+HA_PROGRAMS=(
+  /usr/sbin/corosync /usr/sbin/corosync-cfgtool /usr/sbin/corosync-quorumtool
+  /usr/sbin/corosync-cmapctl /usr/sbin/pacemakerd
+  /usr/lib/pacemaker/pacemaker-attrd /usr/lib/pacemaker/pacemaker-based
+  /usr/lib/pacemaker/pacemaker-controld /usr/lib/pacemaker/pacemaker-execd
+  /usr/lib/pacemaker/pacemaker-fenced /usr/lib/pacemaker/pacemaker-schedulerd
+  /usr/sbin/crm_mon /usr/sbin/crm_resource /usr/sbin/crm_attribute /usr/sbin/crm_node
+  /usr/sbin/cibadmin /usr/sbin/crm_verify /usr/sbin/attrd_updater /usr/sbin/crm_failcount
+  /usr/sbin/crm_standby /usr/sbin/crm_error /usr/sbin/stonith_admin /usr/sbin/crm_master
+  /usr/sbin/crm_simulate
+)
+ha_pkgs="$(dpkg-query -W -f '${Package}=${Version} ' corosync pacemaker pacemaker-cli-utils resource-agents drbd-utils)"
+ha_key="$ha_pkgs $self_sum"
+if stamp_ok ha-overlay "$ha_key" && [ -s "$OUT/ha.cpio.gz" ]; then
+  say "HA overlay: present (cached)"
+else
+  H="$OUT/ha-root"
+  rm -rf "$H"
+  mkdir -p "$H"
+  for p in "${HA_PROGRAMS[@]}"; do
+    [ -e "$p" ] || die "missing on the host: $p (packages corosync pacemaker pacemaker-cli-utils)"
+    mkdir -p "$H$(dirname "$p")"
+    cp -L "$p" "$H$p"
+  done
+  mkdir -p "$H/usr/share" "$H/usr/lib"
+  cp -a /usr/share/pacemaker "$H/usr/share/"
+  cp -a /usr/lib/ocf "$H/usr/lib/"
+  libs_file="$(mktemp)"
+  while IFS= read -r -d '' f; do
+    if [ -f "$f" ] && head -c4 "$f" | grep -q 'ELF'; then
+      ldd "$f" 2>/dev/null | awk '/=> \// {print $3} /^[ \t]*\/[^ ]+ \(/ {print $1}' >>"$libs_file" || true
+      if ldd "$f" 2>/dev/null | grep -q 'not found'; then die "$f: $(ldd "$f" | grep 'not found')"; fi
+    fi
+  done < <(find "$H" -type f -print0)
+  while read -r lib; do
+    # What the base image has already stays out of the overlay.
+    [ -e "$OUT/rootfs$lib" ] && continue
+    mkdir -p "$H$(dirname "$lib")"
+    [ -e "$H$lib" ] || cp -L "$lib" "$H$lib"
+  done < <(sort -u "$libs_file")
+  rm -f "$libs_file"
+  # The daemons' user and group, with the host's numbers (the files above belong to them).
+  hc_uid="$(id -u hacluster)"; hc_gid="$(getent group haclient | cut -d: -f3)"
+  mkdir -p "$H/etc"
+  cp "$OUT/rootfs/etc/passwd" "$H/etc/passwd"
+  cp "$OUT/rootfs/etc/group" "$H/etc/group"
+  echo "hacluster:x:$hc_uid:$hc_gid::/var/lib/pacemaker:/bin/false" >>"$H/etc/passwd"
+  echo "haclient:x:$hc_gid:hacluster" >>"$H/etc/group"
+  mkdir -p "$H/var/lib/pacemaker/cib" "$H/var/lib/pacemaker/pengine" \
+           "$H/var/lib/pacemaker/blackbox" "$H/var/lib/pacemaker/cores" \
+           "$H/var/log/pacemaker" "$H/var/lib/corosync" "$H/etc/corosync" "$H/var/log/cluster"
+  chown -R "$hc_uid:$hc_gid" "$H/var/lib/pacemaker" "$H/var/log/pacemaker"
+  chmod 750 "$H/var/lib/pacemaker/cib"
+  say "HA overlay: packing"
+  (cd "$H" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible) \
+    | gzip -n -6 >"$OUT/ha.cpio.gz.tmp" || die "packing the HA overlay failed"
+  mv "$OUT/ha.cpio.gz.tmp" "$OUT/ha.cpio.gz"
+  say "HA overlay: $(du -h "$OUT/ha.cpio.gz" | cut -f1)"
+  stamp_set ha-overlay "$ha_key"
 fi
 
 STEP="env"
