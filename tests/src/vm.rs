@@ -67,6 +67,10 @@ pub struct VmSpec {
     pub connect: Option<u16>,
     /// Host port forwarded to the guest's port 3366 (its satellite).
     pub forward: Option<u16>,
+    /// Host port forwarded to the guest's port 3370 (a controller's REST API).
+    pub forward_rest: Option<u16>,
+    /// Memory in MiB (default 1024).
+    pub mem: Option<u32>,
     /// A raw disk image (`/dev/vda` in the guest), created sparse with `disk_size` if missing.
     pub disk: Option<PathBuf>,
     pub disk_size: Option<String>,
@@ -106,6 +110,12 @@ impl Vm {
         }
         if let Some(p) = spec.forward {
             cmd.arg("--fwd").arg(p.to_string());
+        }
+        if let Some(p) = spec.forward_rest {
+            cmd.arg("--fwd-rest").arg(p.to_string());
+        }
+        if let Some(m) = spec.mem {
+            cmd.arg("--mem").arg(m.to_string());
         }
         if let Some(d) = &spec.disk {
             let size = spec.disk_size.as_deref().unwrap_or("1G");
@@ -241,6 +251,32 @@ impl Vm {
     }
 }
 
+impl Vm {
+    /// Powers the guest off at once (qemu ends, as when a machine loses power).
+    pub fn power_off(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The HA overlay `build-image.sh` makes: corosync, pacemaker, the resource agents.
+pub fn ha_overlay_path() -> PathBuf {
+    image_dir().join("ha.cpio.gz")
+}
+
+/// The image and its HA overlay are built.
+pub fn ha_overlay() -> strata_exec::needs::Need {
+    image()?;
+    if ha_overlay_path().is_file() {
+        Ok(())
+    } else {
+        Err(
+            "the VM image's HA overlay: run tests/vmlab/build-image.sh (scripts/test-all.sh does)"
+                .into(),
+        )
+    }
+}
+
 impl Drop for Vm {
     fn drop(&mut self) {
         // boot.sh execs qemu: the child's PID is qemu's.
@@ -294,7 +330,7 @@ echo $! >/run/linstor-satellite.pid
 
 /// `name` from the build, stripped (debug builds are tens of MB; a guest keeps its
 /// initramfs in memory).
-fn stripped(dir: &Path, name: &str) -> Vec<u8> {
+pub fn stripped(dir: &Path, name: &str) -> Vec<u8> {
     let out_path = dir.join(format!("{name}.stripped"));
     let out = Command::new("strip")
         .arg("-o")

@@ -1207,3 +1207,449 @@ fn cinder_volumes_attach_on_a_compute_guest() {
     let rds = c.linstor_ok(&["resource-definition", "list"]);
     assert!(!rds.contains("CV_"), "{rds}");
 }
+
+// ----- Pacemaker: the controller on a DRBD volume, moved by Pacemaker -----
+
+/// corosync's configuration for the two guests (a two-node cluster without fencing: the
+/// test has no fence device; long token for guests under emulation).
+const COROSYNC_CONF: &str = "totem {
+    version: 2
+    cluster_name: strata
+    transport: knet
+    token: 10000
+    crypto_cipher: none
+    crypto_hash: none
+}
+nodelist {
+    node {
+        ring0_addr: 10.99.0.1
+        name: alpha
+        nodeid: 1
+    }
+    node {
+        ring0_addr: 10.99.0.2
+        name: bravo
+        nodeid: 2
+    }
+}
+quorum {
+    provider: corosync_votequorum
+    two_node: 1
+}
+logging {
+    to_logfile: yes
+    logfile: /var/log/cluster/corosync.log
+    to_syslog: no
+    to_stderr: no
+    timestamp: on
+}
+";
+
+/// The controller as an LSB service (the guests have no systemd: where the guide writes
+/// `systemd:linstor-controller`, these write `lsb:linstor-controller`).
+const CONTROLLER_INIT: &str = "#!/bin/sh
+# linstor-controller: LSB init script for Pacemaker (start, stop, status).
+PIDFILE=/run/linstor-controller.pid
+running() { [ -f $PIDFILE ] && kill -0 \"$(cat $PIDFILE)\" 2>/dev/null; }
+case \"$1\" in
+start)
+    running && exit 0
+    RUST_LOG=info setsid /usr/local/bin/linstor-controller --data-dir /var/lib/linstor \\
+        </dev/null >>/var/log/linstor-controller.log 2>&1 &
+    echo $! >$PIDFILE
+    exit 0 ;;
+stop)
+    running || exit 0
+    pid=$(cat $PIDFILE); kill $pid
+    i=0; while kill -0 $pid 2>/dev/null; do i=$((i+1)); [ $i -lt 300 ] || kill -9 $pid; sleep 0.1; done
+    rm -f $PIDFILE; exit 0 ;;
+status)
+    running && exit 0; exit 3 ;;
+*) exit 2 ;;
+esac
+";
+
+/// The seed's Pacemaker resources, adapted: DRBD resource `linstor_db` promoted on one
+/// node, its file system on /var/lib/linstor there, the controller after it.
+fn pacemaker_resources(device: &str) -> String {
+    format!(
+        r#"<resources>
+  <clone id="ms_drbd_linstor_db">
+    <meta_attributes id="ms_drbd_linstor_db-meta">
+      <nvpair id="ms-promotable" name="promotable" value="true"/>
+      <nvpair id="ms-promoted-max" name="promoted-max" value="1"/>
+      <nvpair id="ms-promoted-node-max" name="promoted-node-max" value="1"/>
+      <nvpair id="ms-clone-max" name="clone-max" value="2"/>
+      <nvpair id="ms-clone-node-max" name="clone-node-max" value="1"/>
+      <nvpair id="ms-notify" name="notify" value="true"/>
+    </meta_attributes>
+    <primitive id="p_drbd_linstor_db" class="ocf" provider="linbit" type="drbd">
+      <instance_attributes id="p_drbd_linstor_db-params">
+        <nvpair id="p_drbd-res" name="drbd_resource" value="linstor_db"/>
+      </instance_attributes>
+      <operations>
+        <op id="p_drbd-mon-m" name="monitor" interval="29s" role="Master"/>
+        <op id="p_drbd-mon-s" name="monitor" interval="31s" role="Slave"/>
+      </operations>
+    </primitive>
+  </clone>
+  <group id="g_linstor">
+    <primitive id="p_fs_linstor_db" class="ocf" provider="heartbeat" type="Filesystem">
+      <instance_attributes id="p_fs-params">
+        <nvpair id="p_fs-dev" name="device" value="{device}"/>
+        <nvpair id="p_fs-dir" name="directory" value="/var/lib/linstor"/>
+        <nvpair id="p_fs-type" name="fstype" value="ext4"/>
+      </instance_attributes>
+    </primitive>
+    <primitive id="p_linstor-controller" class="lsb" type="linstor-controller"/>
+  </group>
+</resources>"#
+    )
+}
+
+const PACEMAKER_CONSTRAINTS: &str = r#"<constraints>
+  <rsc_order id="o_drbd_before_linstor" first="ms_drbd_linstor_db" first-action="promote" then="g_linstor" then-action="start" kind="Mandatory"/>
+  <rsc_colocation id="c_linstor_with_drbd" rsc="g_linstor" with-rsc="ms_drbd_linstor_db" with-rsc-role="Master" score="INFINITY"/>
+</constraints>"#;
+
+/// What turns a guest into a controller host: the controller, its LSB script, corosync's
+/// configuration.
+fn controller_overlay(dir: &std::path::Path) -> std::path::PathBuf {
+    let binary = strata_tests::vm::stripped(dir, "linstor-controller");
+    strata_tests::vm::overlay(
+        dir,
+        "controller",
+        &[
+            ("usr/local/bin/linstor-controller", &binary, 0o755),
+            (
+                "etc/init.d/linstor-controller",
+                CONTROLLER_INIT.as_bytes(),
+                0o755,
+            ),
+            (
+                "etc/corosync/corosync.conf",
+                COROSYNC_CONF.as_bytes(),
+                0o644,
+            ),
+            ("var/lib/linstor/.keep", b"", 0o644),
+        ],
+    )
+}
+
+/// Whether the controller behind host port `port` answers.
+fn answers(port: u16) -> bool {
+    strata_tests::http_status(port, "/v1/controller/version") == Some(200)
+}
+
+/// Waits until one of the controllers behind `ports` answers; answers its index.
+fn wait_controller(ports: &[u16], limit: Duration, what: &str, logs: impl Fn() -> String) -> usize {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(i) = ports.iter().position(|p| answers(*p)) {
+            return i;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: no controller answers:\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn pacemaker_moves_the_controller_between_two_guests() {
+    strata_tests::needs_cluster!(strata_tests::vm::image(), strata_tests::vm::ha_overlay());
+    let _one = one_at_a_time();
+    let dir = tempfile::Builder::new()
+        .prefix("strata-pacemaker-")
+        .tempdir()
+        .unwrap();
+    let extras = vec![
+        satellite_overlay(dir.path()),
+        strata_tests::vm::ha_overlay_path(),
+        controller_overlay(dir.path()),
+    ];
+    let link = free_port();
+    let rest = [free_port(), free_port()];
+    let spec = |name: &str, i: usize| VmSpec {
+        name: name.into(),
+        addr: Some(format!("10.99.0.{}/24", i + 1)),
+        listen: (i == 0).then_some(link),
+        connect: (i == 1).then_some(link),
+        forward_rest: Some(rest[i]),
+        disk: Some(dir.path().join(format!("{name}.img"))),
+        disk_size: Some("2G".into()),
+        mem: Some(1536),
+        extras: extras.clone(),
+        ..Default::default()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| Vm::boot(&spec("alpha", 0)));
+        std::thread::sleep(Duration::from_secs(2));
+        let b = Vm::boot(&spec("bravo", 1));
+        (a.join().expect("first guest"), b)
+    });
+    let guests = [Arc::new(Mutex::new(a)), Arc::new(Mutex::new(b))];
+    for g in &guests {
+        let mut vm = guest(g);
+        vm.wait_satellite();
+        vm.sh("pvcreate -q /dev/vda && vgcreate -q vg0 /dev/vda && lvcreate -q -L 1G -T vg0/thin");
+    }
+    let names = ["alpha", "bravo"];
+    let controllers = format!("127.0.0.1:{},127.0.0.1:{}", rest[0], rest[1]);
+    let linstor = |args: &[&str]| -> String {
+        let out = std::process::Command::new(strata_tests::bin("linstor"))
+            .args(["--controllers", &controllers, "--no-color"])
+            .args(args)
+            .env_remove("LS_CONTROLLERS")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "linstor {args:?}: {}",
+            output_text(&out)
+        );
+        output_text(&out)
+    };
+    let logs = || {
+        guests
+            .iter()
+            .map(|g| {
+                let mut vm = guest(g);
+                let name = vm.name.clone();
+                let (_, out) = vm.run(
+                    "tail -n 30 /var/log/linstor-controller.log; crm_mon -1 2>&1 | tail -n 30; \
+                     tail -n 40 /var/log/pacemaker/pacemaker.log 2>/dev/null",
+                );
+                format!("--- {name} ---\n{out}")
+            })
+            .collect::<String>()
+    };
+
+    // The controller starts on alpha (as the seed's set-up begins) and makes the cluster,
+    // the database's own DRBD resource included.
+    guest(&guests[0]).sh("/etc/init.d/linstor-controller start");
+    wait_controller(&rest[..1], Duration::from_secs(120), "first start", logs);
+    let client = strata_client::Client::new(
+        &[format!("127.0.0.1:{}", rest[0])],
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let body = serde_json::json!({
+            "name": name,
+            "type": "SATELLITE",
+            "net_interfaces": [{"name": "default", "address": format!("10.99.0.{}", i + 1),
+                                "satellite_port": 3366, "is_active": true}],
+            "join_token": strata_tests::vm::GUEST_JOIN_TOKEN,
+        });
+        strata_tests::ok_replies(rt.block_on(client.write(
+            strata_client::Method::POST,
+            "/v1/nodes",
+            Some(&body),
+        )));
+        linstor(&[
+            "storage-pool",
+            "create",
+            "lvmthin",
+            name,
+            "sp_thin",
+            "vg0/thin",
+        ]);
+    }
+    linstor(&["resource-definition", "create", "linstor_db"]);
+    linstor(&["volume-definition", "create", "linstor_db", "64M"]);
+    for name in names {
+        linstor(&[
+            "resource",
+            "create",
+            name,
+            "linstor_db",
+            "--storage-pool",
+            "sp_thin",
+        ]);
+    }
+    let up_to_date = |rsc: &str, nodes: &[&str]| {
+        let start = std::time::Instant::now();
+        loop {
+            let list = linstor(&["resource", "list", "-r", rsc]);
+            if nodes.iter().all(|n| {
+                list.lines()
+                    .any(|l| l.contains(&format!(" {n} ")) && l.contains("UpToDate"))
+            }) {
+                return list;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(180),
+                "{rsc} is not UpToDate on {nodes:?}:\n{list}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    };
+    up_to_date("linstor_db", &names);
+    let device = {
+        let rscs = rt
+            .block_on(client.resources(&[], &["linstor_db".into()], &[], &[]))
+            .unwrap();
+        rscs[0].volumes[0].device_path.clone().expect("a device")
+    };
+    assert!(device.starts_with("/dev/drbd"), "{device}");
+
+    // The controller's database moves onto that volume (the seed's steps).
+    guest(&guests[0]).sh(&format!(
+        "/etc/init.d/linstor-controller stop && drbdadm primary linstor_db && \
+         mkfs.ext4 -q {device} && mount {device} /mnt && cp -a /var/lib/linstor/. /mnt/ && \
+         umount /mnt && drbdadm secondary linstor_db && rm -rf /var/lib/linstor/*"
+    ));
+
+    // Pacemaker takes over: corosync and pacemaker on both, then the seed's resources.
+    for g in &guests {
+        guest(g).sh(
+            "corosync && (setsid pacemakerd </dev/null >/var/log/pacemaker/pacemakerd.out 2>&1 &)",
+        );
+    }
+    {
+        let start = std::time::Instant::now();
+        loop {
+            let (_, out) = guest(&guests[0]).run("crm_mon -1 2>&1");
+            if out.contains("Online: [ alpha bravo ]") {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "the Pacemaker cluster does not form:\n{out}\n{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+    {
+        let mut vm = guest(&guests[0]);
+        vm.exec(
+            "cat >/run/resources.xml",
+            pacemaker_resources(&device).as_bytes(),
+        );
+        vm.exec(
+            "cat >/run/constraints.xml",
+            PACEMAKER_CONSTRAINTS.as_bytes(),
+        );
+        vm.sh(
+            "crm_attribute --type crm_config --name stonith-enabled --update false && \
+             cibadmin --replace -o resources --xml-file /run/resources.xml && \
+             cibadmin --replace -o constraints --xml-file /run/constraints.xml",
+        );
+    }
+    let leader = wait_controller(&rest, Duration::from_secs(300), "Pacemaker start", logs);
+    let other = 1 - leader;
+    eprintln!("Pacemaker started the controller on {}", names[leader]);
+
+    // The satellites reconnect to it; the database volume is in use there and stays so.
+    let online = |want: usize| {
+        let start = std::time::Instant::now();
+        loop {
+            let nodes = linstor(&["node", "list"]);
+            if nodes.matches("| Online").count() == want {
+                return nodes;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(180),
+                "not {want} nodes online:\n{nodes}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    };
+    online(2);
+    // After a start, placement waits for the pools' first report.
+    let pools_reported = |nodes: &[&str]| {
+        let start = std::time::Instant::now();
+        loop {
+            let list = linstor(&["storage-pool", "list", "-s", "sp_thin"]);
+            let reported = nodes.iter().all(|n| {
+                list.lines()
+                    .any(|l| l.contains(&format!("| {n} ")) && l.contains("GiB"))
+            });
+            if reported {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the pools do not report:\n{list}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    };
+    pools_reported(&names);
+    {
+        let mut vm = guest(&guests[leader]);
+        assert!(vm
+            .sh("mount")
+            .contains(&format!("{device} on /var/lib/linstor")));
+        assert!(vm.sh("cat /proc/drbd").contains("ro:Primary/Secondary"));
+    }
+    let list = linstor(&["resource", "list", "-r", "linstor_db"]);
+    assert!(list.contains("InUse"), "{list}");
+    linstor(&[
+        "resource-group",
+        "create",
+        "rg2",
+        "--place-count",
+        "2",
+        "--storage-pool",
+        "sp_thin",
+    ]);
+    linstor(&["volume-group", "create", "rg2"]);
+    linstor(&["resource-group", "spawn-resources", "rg2", "data1", "32M"]);
+    up_to_date("data1", &names);
+
+    // The guest running the controller is powered off.
+    let started = std::time::Instant::now();
+    guest(&guests[leader]).power_off();
+    let logs_other = || {
+        let mut vm = guest(&guests[other]);
+        vm.run(
+            "tail -n 30 /var/log/linstor-controller.log; crm_mon -1 2>&1 | tail -n 30; \
+             tail -n 60 /var/log/pacemaker/pacemaker.log 2>/dev/null",
+        )
+        .1
+    };
+    wait_controller(
+        &rest[other..=other],
+        Duration::from_secs(300),
+        "fail-over",
+        logs_other,
+    );
+    eprintln!(
+        "Pacemaker moved the controller to {} in {} s",
+        names[other],
+        started.elapsed().as_secs()
+    );
+    // The satellites and the CLI continue on the survivor.
+    let nodes = online(1);
+    assert!(nodes.contains("OFFLINE"), "{nodes}");
+    let rds = linstor(&["resource-definition", "list"]);
+    assert!(rds.contains("linstor_db") && rds.contains("data1"), "{rds}");
+    linstor(&[
+        "resource-group",
+        "create",
+        "rg1",
+        "--place-count",
+        "1",
+        "--storage-pool",
+        "sp_thin",
+    ]);
+    linstor(&["volume-group", "create", "rg1"]);
+    // The survivor's pool reports its capacity to the new controller first.
+    pools_reported(&names[other..=other]);
+    linstor(&["resource-group", "spawn-resources", "rg1", "data2", "16M"]);
+    up_to_date("data2", &names[other..=other]);
+    // Nothing demoted or removed the database volume under the controller.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut vm = guest(&guests[other]);
+    assert!(vm
+        .sh("mount")
+        .contains(&format!("{device} on /var/lib/linstor")));
+    assert!(vm.sh("cat /proc/drbd").contains("ro:Primary/Unknown"));
+    assert!(answers(rest[other]));
+}

@@ -7,6 +7,7 @@
 #   --listen PORT       data link: listen on 127.0.0.1:PORT for the other VM (start this one first)
 #   --connect PORT      data link: connect to the VM listening on 127.0.0.1:PORT
 #   --fwd HOSTPORT      forward 127.0.0.1:HOSTPORT on the host to guest port 3366 (user NIC eth1)
+#   --fwd-rest HOSTPORT forward 127.0.0.1:HOSTPORT on the host to guest port 3370 (a controller)
 #   --disk PATH[:SIZE]  virtio disk /dev/vda; a missing PATH is created sparse (raw) with SIZE (default 1G)
 #   --mem MB            memory (default 1024)
 #   --extra CPIO.GZ     append this gzip'ed newc cpio to the initramfs (repeatable); its files
@@ -24,7 +25,7 @@ set -euo pipefail
 
 die() { echo "boot.sh: $*" >&2; exit 2; }
 
-NAME=vmlab ADDR='' LISTEN='' CONNECT='' FWD='' DISK='' MEM=1024 BATCH=0 QUIET=quiet APPEND='' COMPAT=0
+NAME=vmlab ADDR='' LISTEN='' CONNECT='' FWD='' FWD_REST='' DISK='' MEM=1024 BATCH=0 QUIET=quiet APPEND='' COMPAT=0
 DIR="${STRATA_VMLAB_DIR:-/var/cache/strata-vmlab}"
 EXTRAS=()
 while [ $# -gt 0 ]; do
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --listen) LISTEN="$2"; shift 2 ;;
     --connect) CONNECT="$2"; shift 2 ;;
     --fwd) FWD="$2"; shift 2 ;;
+    --fwd-rest) FWD_REST="$2"; shift 2 ;;
     --disk) DISK="$2"; shift 2 ;;
     --mem) MEM="$2"; shift 2 ;;
     --extra) EXTRAS+=("$2"); shift 2 ;;
@@ -42,7 +44,7 @@ while [ $# -gt 0 ]; do
     --compat) COMPAT=1; shift ;;
     --append) APPEND="$2"; shift 2 ;;
     --dir) DIR="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -95,6 +97,8 @@ fi
 # as 10.0.2.2); optionally the host's 127.0.0.1:FWD reaches guest port 3366 (the satellite's).
 user="user,id=mgmt"
 [ -z "$FWD" ] || user="$user,hostfwd=tcp:127.0.0.1:$FWD-:3366"
+# ... and 127.0.0.1:FWD_REST the guest's port 3370 (a controller's REST API there).
+[ -z "$FWD_REST" ] || user="$user,hostfwd=tcp:127.0.0.1:$FWD_REST-:3370"
 ARGS+=(-netdev "$user" -device "virtio-net-pci,netdev=mgmt,mac=52:54:00:02:$MACTAIL,romfile=,addr=0x4")
 # Disk (/dev/vda, slot 5). cache=unsafe: host flushes are skipped; the disk is scratch space.
 if [ -n "$DISK" ]; then

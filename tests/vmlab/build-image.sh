@@ -53,7 +53,7 @@ HOST_PKGS=(
   busybox-static lvm2 dmsetup thin-provisioning-tools drbd-utils kmod e2fsprogs
   util-linux mount
   # the HA overlay (ha.cpio.gz): corosync, pacemaker and the resource agents
-  corosync pacemaker pacemaker-cli-utils resource-agents
+  corosync pacemaker pacemaker-cli-utils resource-agents psmisc
   # building the image
   cpio gzip xz-utils
 )
@@ -349,6 +349,9 @@ devices {
     obtain_device_list_from_udev = 0
     external_device_info_source = "none"
     use_devicesfile = 0
+    # LVM below DRBD, as DRBD's guide configures it: LVM never opens DRBD devices (a scan
+    # that holds one open for a moment makes a demotion fail with "held open by someone").
+    global_filter = [ "r|^/dev/drbd|" ]
 }
 activation {
     # Without these, lvcreate waits for udev and then fails ("device not cleared").
@@ -454,8 +457,11 @@ HA_PROGRAMS=(
   /usr/sbin/cibadmin /usr/sbin/crm_verify /usr/sbin/attrd_updater /usr/sbin/crm_failcount
   /usr/sbin/crm_standby /usr/sbin/crm_error /usr/sbin/stonith_admin /usr/sbin/crm_master
   /usr/sbin/crm_simulate
+  # the Filesystem agent kills a mount's users with psmisc's fuser (busybox has none here)
+  # and checks with util-linux's fsck; LINBIT's drbd agent is a bash script
+  /usr/bin/fuser /usr/sbin/fsck /usr/bin/bash
 )
-ha_pkgs="$(dpkg-query -W -f '${Package}=${Version} ' corosync pacemaker pacemaker-cli-utils resource-agents drbd-utils)"
+ha_pkgs="$(dpkg-query -W -f '${Package}=${Version} ' corosync pacemaker pacemaker-cli-utils resource-agents drbd-utils psmisc)"
 ha_key="$ha_pkgs $self_sum"
 if stamp_ok ha-overlay "$ha_key" && [ -s "$OUT/ha.cpio.gz" ]; then
   say "HA overlay: present (cached)"
@@ -479,11 +485,16 @@ else
     fi
   done < <(find "$H" -type f -print0)
   while read -r lib; do
-    # What the base image has already stays out of the overlay.
+    # What the base image has already stays out of the overlay. The image's /lib is a link
+    # to /usr/lib: an overlay entry "lib" would replace that link with a directory.
     [ -e "$OUT/rootfs$lib" ] && continue
-    mkdir -p "$H$(dirname "$lib")"
-    [ -e "$H$lib" ] || cp -L "$lib" "$H$lib"
+    dst="$H/usr${lib#/usr}"
+    mkdir -p "$(dirname "$dst")"
+    [ -e "$dst" ] || cp -L "$lib" "$dst"
   done < <(sort -u "$libs_file")
+  for top in lib lib64 bin sbin; do
+    [ ! -e "$H/$top" ] || die "the HA overlay has a top-level $top: it would replace the image's link"
+  done
   rm -f "$libs_file"
   # The daemons' user and group, with the host's numbers (the files above belong to them).
   hc_uid="$(id -u hacluster)"; hc_gid="$(getent group haclient | cut -d: -f3)"
