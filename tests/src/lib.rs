@@ -18,6 +18,7 @@ pub mod opennebula;
 pub mod pg;
 pub mod sim;
 pub mod vm;
+pub mod workload;
 
 pub use strata_api::types;
 pub use strata_api::ApiCallRc;

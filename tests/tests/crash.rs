@@ -1,76 +1,17 @@
 //! Crash safety: nothing acknowledged is lost, nothing is half-applied, I/O never stops, and a
 //! damaged satellite record is never guessed at.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
-use strata_client::{Client, ClientError, Method};
-use strata_tests::{mkfs_and_mount, ok_replies, TestCluster};
+use strata_client::Method;
+use strata_tests::{mkfs_and_mount, ok_replies, workload, TestCluster};
 
 const MIB: u64 = 1024;
-
-#[derive(Debug, Clone, PartialEq)]
-enum Op {
-    Spawn(String),
-    CreateWithPort(String, u16),
-    SetProp(String, u32),
-    Delete(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Outcome {
-    Acked,
-    Refused,
-    Unknown,
-}
-
-/// Sends one mutation; retries while the controller is down (nothing was sent then).
-async fn send(client: &Client, op: &Op) -> Outcome {
-    let (method, path, body) = match op {
-        Op::Spawn(n) => (
-            Method::POST,
-            "/v1/resource-groups/rg1/spawn".to_string(),
-            Some(json!({"resource_definition_name": n, "volume_sizes": [4 * MIB]})),
-        ),
-        Op::CreateWithPort(n, p) => (
-            Method::POST,
-            "/v1/resource-definitions".to_string(),
-            Some(json!({"drbd_port": p, "resource_definition": {"name": n}})),
-        ),
-        Op::SetProp(n, v) => (
-            Method::PUT,
-            format!("/v1/resource-definitions/{n}"),
-            Some(json!({"override_props": {"Aux/counter": v.to_string()}})),
-        ),
-        Op::Delete(n) => (
-            Method::DELETE,
-            format!("/v1/resource-definitions/{n}"),
-            None,
-        ),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match client.write(method.clone(), &path, body.as_ref()).await {
-            Ok(r) if r.iter().all(|x| !x.is_error()) => return Outcome::Acked,
-            Ok(_) => return Outcome::Refused,
-            Err(ClientError::Api { status, .. }) if status < 500 => return Outcome::Refused,
-            // A controller that does not lead yet (on etcd) did nothing: retry.
-            Err(ClientError::Api { status: 503, .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(ClientError::Unreachable { reason, .. })
-                if reason.contains("refused") && Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(_) => return Outcome::Unknown,
-        }
-    }
-}
 
 #[test]
 fn kill9_during_concurrent_mutations_loses_nothing_acknowledged() {
@@ -84,25 +25,7 @@ fn kill9_during_concurrent_mutations_loses_nothing_acknowledged() {
     };
     let _ = runtime_c;
     // 8 clients x 63 mutations, each client on its own names.
-    let plans: Vec<Vec<Op>> = (0..8)
-        .map(|w| {
-            let mut ops = Vec::new();
-            for i in 0..21u32 {
-                let name = format!("w{w}r{i}");
-                ops.push(Op::Spawn(name.clone()));
-                ops.push(Op::SetProp(name.clone(), i));
-                if i % 3 == 2 {
-                    ops.push(Op::Delete(format!("w{w}r{}", i - 1)));
-                } else {
-                    ops.push(Op::CreateWithPort(
-                        format!("w{w}p{i}"),
-                        7000 + ((w * 37 + i as usize * 11) % 60) as u16,
-                    ));
-                }
-            }
-            ops
-        })
-        .collect();
+    let plans = workload::plans(8, 21);
     assert_eq!(plans.iter().map(Vec::len).sum::<usize>(), 504);
 
     let done = Arc::new(AtomicBool::new(false));
@@ -125,33 +48,7 @@ fn kill9_during_concurrent_mutations_loses_nothing_acknowledged() {
             kills
         })
     };
-    let results: Vec<Vec<(Op, Outcome)>> = {
-        let g = c.lock().unwrap();
-        let rt_client = client.clone();
-        let fut = async move {
-            let mut tasks = Vec::new();
-            for ops in plans {
-                let cl = rt_client.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut out = Vec::new();
-                    for op in ops {
-                        let o = send(&cl, &op).await;
-                        out.push((op, o));
-                    }
-                    out
-                }));
-            }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.push(t.await.unwrap());
-            }
-            all
-        };
-        drop(g);
-        // The harness runtime is shared; block on it without holding the cluster lock.
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(fut)
-    };
+    let results = workload::run(&client, plans, Arc::new(AtomicUsize::new(0)));
     done.store(true, Ordering::SeqCst);
     let kills = killer.join().unwrap();
     assert!(kills >= 2, "the controller was killed {kills} times");
@@ -162,83 +59,13 @@ fn kill9_during_concurrent_mutations_loses_nothing_acknowledged() {
     let client = g.client();
 
     // What every acknowledged mutation implies.
-    let mut must_exist: BTreeMap<String, Option<u32>> = BTreeMap::new();
-    let mut must_not_exist: BTreeSet<String> = BTreeSet::new();
-    let mut acked = 0;
-    for ops in &results {
-        for (op, outcome) in ops {
-            if *outcome != Outcome::Acked {
-                if let (Op::Delete(n), Outcome::Unknown) = (op, outcome) {
-                    must_exist.remove(n);
-                }
-                continue;
-            }
-            acked += 1;
-            match op {
-                Op::Spawn(n) | Op::CreateWithPort(n, _) => {
-                    must_exist.insert(n.clone(), None);
-                }
-                Op::SetProp(n, v) => {
-                    must_exist.insert(n.clone(), Some(*v));
-                }
-                Op::Delete(n) => {
-                    must_exist.remove(n);
-                    must_not_exist.insert(n.clone());
-                }
-            }
-        }
-    }
-    assert!(acked > 300, "only {acked} mutations were acknowledged");
-
-    // Deletions in flight finish; every satellite converges.
+    let want = workload::expected(&results);
     assert!(
-        g.wait_until(Duration::from_secs(60), || {
-            let rds = g.block(client.resource_dfns(&[], &[], false)).unwrap();
-            rds.iter().all(|d| d.flags.is_empty())
-        }),
-        "deletions did not finish"
+        want.acked > 300,
+        "only {} mutations were acknowledged",
+        want.acked
     );
-    let rds = g.block(client.resource_dfns(&[], &[], true)).unwrap();
-    let names: BTreeSet<String> = rds.iter().map(|d| d.name.clone()).collect();
-    for (n, prop) in &must_exist {
-        assert!(names.contains(n), "acknowledged {n} is missing");
-        if let Some(v) = prop {
-            let d = rds.iter().find(|d| &d.name == n).unwrap();
-            let have: u32 = d
-                .props
-                .get("Aux/counter")
-                .map(|s| s.parse().unwrap())
-                .unwrap_or(0);
-            assert!(have >= *v, "{n}: acknowledged counter {v}, found {have}");
-        }
-    }
-    for n in &must_not_exist {
-        assert!(!names.contains(n), "acknowledged deletion of {n} undone");
-    }
-    // Nothing half-applied: every spawned definition has its volume and its one replica.
-    let rscs = g.block(client.resources(&[], &[], &[], &[])).unwrap();
-    for d in rds.iter().filter(|d| d.name.contains('r')) {
-        let vds = d.volume_definitions.as_ref().unwrap();
-        assert_eq!(vds.len(), 1, "{} lost its volume definition", d.name);
-        assert_eq!(vds[0].size_kib, Some(4 * MIB as i64));
-        assert_eq!(
-            rscs.iter().filter(|r| r.resource.name == d.name).count(),
-            1,
-            "{} replica",
-            d.name
-        );
-    }
-    // No port used twice.
-    let mut ports = BTreeSet::new();
-    for d in &rds {
-        if let Some(p) = d
-            .layer_data
-            .iter()
-            .find_map(|l| l.data.as_ref().and_then(|x| x.port))
-        {
-            assert!(ports.insert(p), "port {p} used twice");
-        }
-    }
+    let rscs = workload::check(&g, &client, &want);
     // Satellites converge, and no backing volume is orphaned or missing.
     assert!(
         g.wait_until(Duration::from_secs(60), || {

@@ -104,7 +104,8 @@ fn etcd_store_commits_journals_fences_and_moves() {
     let lease_c = c.grant(Duration::from_secs(2)).unwrap();
     assert_eq!(c.try_lead(lease_c, &me("ctl-c")).unwrap(), None);
     assert!(c.leads());
-    let lease_b = b.grant(Duration::from_secs(2)).unwrap();
+    // B's lease outlives what follows (C's runs out below).
+    let lease_b = b.grant(Duration::from_secs(30)).unwrap();
     assert_eq!(
         b.try_lead(lease_b, &me("ctl-b")).unwrap(),
         Some(me("ctl-c"))
@@ -217,72 +218,12 @@ fn etcd_store_commits_journals_fences_and_moves() {
 
 // ----- two controllers on etcd -----
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::json;
-use strata_client::{Client, ClientError, Method};
-use strata_tests::{bin, controller_leads, http_head, TestCluster};
-
-const MIB: u64 = 1024;
-
-#[derive(Debug, Clone, PartialEq)]
-enum Op {
-    Spawn(String),
-    CreateWithPort(String, u16),
-    SetProp(String, u32),
-    Delete(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Outcome {
-    Acked,
-    Refused,
-    Unknown,
-}
-
-/// Sends one mutation to the first controller that answers; retries while none leads
-/// (no controller reached, or a standby without a leader: nothing was done then).
-async fn send(client: &Client, op: &Op) -> Outcome {
-    let (method, path, body) = match op {
-        Op::Spawn(n) => (
-            Method::POST,
-            "/v1/resource-groups/rg1/spawn".to_string(),
-            Some(json!({"resource_definition_name": n, "volume_sizes": [4 * MIB]})),
-        ),
-        Op::CreateWithPort(n, p) => (
-            Method::POST,
-            "/v1/resource-definitions".to_string(),
-            Some(json!({"drbd_port": p, "resource_definition": {"name": n}})),
-        ),
-        Op::SetProp(n, v) => (
-            Method::PUT,
-            format!("/v1/resource-definitions/{n}"),
-            Some(json!({"override_props": {"Aux/counter": v.to_string()}})),
-        ),
-        Op::Delete(n) => (
-            Method::DELETE,
-            format!("/v1/resource-definitions/{n}"),
-            None,
-        ),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match client.write(method.clone(), &path, body.as_ref()).await {
-            Ok(r) if r.iter().all(|x| !x.is_error()) => return Outcome::Acked,
-            Ok(_) => return Outcome::Refused,
-            Err(ClientError::Api { status, .. }) if status < 500 => return Outcome::Refused,
-            Err(ClientError::Api { status: 503, .. }) | Err(ClientError::Unreachable { .. })
-                if Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(_) => return Outcome::Unknown,
-        }
-    }
-}
+use strata_client::Client;
+use strata_tests::{bin, controller_leads, http_head, workload, TestCluster};
 
 /// The head of the answer to a GET of `path` on 127.0.0.1:`port` (lower case).
 fn head_of(port: u16, path: &str) -> String {
@@ -336,52 +277,13 @@ fn a_standby_controller_takes_over_when_the_leader_is_killed() {
         Duration::from_secs(60),
     )
     .unwrap();
-    let plans: Vec<Vec<Op>> = (0..4)
-        .map(|w| {
-            let mut ops = Vec::new();
-            for i in 0..12u32 {
-                let name = format!("w{w}r{i}");
-                ops.push(Op::Spawn(name.clone()));
-                ops.push(Op::SetProp(name.clone(), i));
-                if i % 3 == 2 {
-                    ops.push(Op::Delete(format!("w{w}r{}", i - 1)));
-                } else {
-                    ops.push(Op::CreateWithPort(
-                        format!("w{w}p{i}"),
-                        7000 + ((w * 37 + i as usize * 11) % 60) as u16,
-                    ));
-                }
-            }
-            ops
-        })
-        .collect();
+    let plans = workload::plans(4, 12);
     let start = Instant::now();
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let finished = Arc::new(AtomicUsize::new(0));
     let work = {
         let client = client.clone();
         let finished = finished.clone();
-        rt.spawn(async move {
-            let mut tasks = Vec::new();
-            for ops in plans {
-                let cl = client.clone();
-                let finished = finished.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut out = Vec::new();
-                    for op in ops {
-                        let o = send(&cl, &op).await;
-                        out.push((op, o));
-                        finished.fetch_add(1, Ordering::SeqCst);
-                    }
-                    out
-                }));
-            }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.push(t.await.unwrap());
-            }
-            all
-        })
+        std::thread::spawn(move || workload::run(&client, plans, finished))
     };
     // Killed with a quarter of the mutations done.
     while finished.load(Ordering::SeqCst) < 36 {
@@ -415,94 +317,28 @@ fn a_standby_controller_takes_over_when_the_leader_is_killed() {
     assert!(b
         .log_text()
         .contains("this controller leads the cluster now"));
-    let results = rt.block_on(work).unwrap();
+    let results = work.join().unwrap();
 
     // What every acknowledged mutation implies holds on the new leader.
-    let mut must_exist: BTreeMap<String, Option<u32>> = BTreeMap::new();
-    let mut must_not_exist: BTreeSet<String> = BTreeSet::new();
-    let mut acked = 0;
-    for (op, outcome) in results.iter().flatten() {
-        if *outcome != Outcome::Acked {
-            if let (Op::Delete(n), Outcome::Unknown) = (op, outcome) {
-                must_exist.remove(n);
-            }
-            continue;
-        }
-        acked += 1;
-        match op {
-            Op::Spawn(n) | Op::CreateWithPort(n, _) => {
-                must_exist.insert(n.clone(), None);
-            }
-            Op::SetProp(n, v) => {
-                must_exist.insert(n.clone(), Some(*v));
-            }
-            Op::Delete(n) => {
-                must_exist.remove(n);
-                must_not_exist.insert(n.clone());
-            }
-        }
-    }
+    let want = workload::expected(&results);
     assert!(
-        acked > 100,
-        "only {acked} of 144 mutations were acknowledged"
+        want.acked > 100,
+        "only {} of 144 mutations were acknowledged",
+        want.acked
     );
     let client = Client::new(std::slice::from_ref(&b_addr), Duration::from_secs(60)).unwrap();
-    assert!(
-        c.wait_until(Duration::from_secs(60), || {
-            let rds = rt.block_on(client.resource_dfns(&[], &[], false)).unwrap();
-            rds.iter().all(|d| d.flags.is_empty())
-        }),
-        "deletions did not finish"
-    );
-    let rds = rt.block_on(client.resource_dfns(&[], &[], true)).unwrap();
-    let names: BTreeSet<String> = rds.iter().map(|d| d.name.clone()).collect();
-    for (n, prop) in &must_exist {
-        assert!(names.contains(n), "acknowledged {n} is missing");
-        if let Some(v) = prop {
-            let d = rds.iter().find(|d| &d.name == n).unwrap();
-            let have: u32 = d
-                .props
-                .get("Aux/counter")
-                .map(|s| s.parse().unwrap())
-                .unwrap_or(0);
-            assert!(have >= *v, "{n}: acknowledged counter {v}, found {have}");
-        }
-    }
-    for n in &must_not_exist {
-        assert!(!names.contains(n), "acknowledged deletion of {n} undone");
-    }
-    let rscs = rt.block_on(client.resources(&[], &[], &[], &[])).unwrap();
-    for d in rds.iter().filter(|d| d.name.contains('r')) {
-        let vds = d.volume_definitions.as_ref().unwrap();
-        assert_eq!(vds.len(), 1, "{} lost its volume definition", d.name);
-        assert_eq!(
-            rscs.iter().filter(|r| r.resource.name == d.name).count(),
-            1,
-            "{} replica",
-            d.name
-        );
-    }
-    let mut ports = BTreeSet::new();
-    for d in &rds {
-        if let Some(p) = d
-            .layer_data
-            .iter()
-            .find_map(|l| l.data.as_ref().and_then(|x| x.port))
-        {
-            assert!(ports.insert(p), "port {p} used twice");
-        }
-    }
+    workload::check(&c, &client, &want);
     // The satellites follow the new leader: every volume has its device.
     assert!(
         c.wait_until(Duration::from_secs(60), || {
-            rt.block_on(client.resources(&[], &[], &[], &[]))
+            c.block(client.resources(&[], &[], &[], &[]))
                 .unwrap()
                 .iter()
                 .all(|r| r.volumes.iter().all(|v| v.device_path.is_some()))
         }),
         "satellites did not converge on the new leader"
     );
-    let nodes = rt.block_on(client.nodes(&[], &[])).unwrap();
+    let nodes = c.block(client.nodes(&[], &[])).unwrap();
     assert!(
         nodes
             .iter()
