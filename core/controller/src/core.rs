@@ -733,7 +733,7 @@ impl Core {
         let generation = self.cluster().generation + 1;
         if let Err(e) = self.store.commit_cleanup(generation, &plan.changes) {
             if matches!(e, strata_store::StoreError::NotLeader) {
-                crate::leader::lost(&e.to_string());
+                crate::lost_leadership(&e.to_string());
             }
             tracing::error!(
                 "saving finished deletions on {node} failed ({e}); nothing changed, the next report finishes them again"
@@ -773,7 +773,7 @@ impl Core {
         let generation = self.cluster().generation + 1;
         self.store.commit(generation, &plan.changes).map_err(|e| {
             if matches!(e, strata_store::StoreError::NotLeader) {
-                crate::leader::lost(&e.to_string());
+                crate::lost_leadership(&e.to_string());
             }
             tracing::error!("database commit failed: {e}");
             let id = self.reports.record(

@@ -26,10 +26,6 @@ use tower::ServiceExt;
 use crate::config::Leadership;
 use crate::rest;
 
-/// The exit status of a controller that lost its leadership (its service manager starts it
-/// again, as a standby).
-pub const EXIT_LOST_LEADERSHIP: i32 = 75;
-
 /// Headers of one hop that a forwarded call does not carry on.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -249,25 +245,19 @@ pub fn keep_leading(store: Arc<dyn Persistence>, lease: i64, ttl: Duration) {
                 let sent = Instant::now();
                 match etcd.keep_alive(lease) {
                     Ok(left) if left > 0 => valid_until = sent + ttl,
-                    Ok(_) => lost("its lease expired (etcd did not hear from it in time)"),
-                    Err(e) if Instant::now() >= valid_until => lost(&format!(
+                    Ok(_) => crate::lost_leadership(
+                        "its lease expired (etcd did not hear from it in time)",
+                    ),
+                    Err(e) if Instant::now() >= valid_until => crate::lost_leadership(&format!(
                         "its lease could not be renewed for {} s: {e}",
                         ttl.as_secs()
                     )),
                     Err(e) => tracing::warn!("renewing the leader's lease failed, retrying: {e}"),
                 }
                 if Instant::now() >= valid_until {
-                    lost("its lease could not be renewed in time");
+                    crate::lost_leadership("its lease could not be renewed in time");
                 }
             }
         })
         .expect("a thread for the leader's lease");
-}
-
-/// Stops a controller that no longer leads.
-pub fn lost(why: &str) -> ! {
-    tracing::error!(
-        "this controller no longer leads the cluster: {why}; stopping now so that nothing more is written or sent (its service manager starts it again as a standby)"
-    );
-    std::process::exit(EXIT_LOST_LEADERSHIP)
 }

@@ -143,3 +143,16 @@ fn cluster_id(path: &Path) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     Ok(id)
 }
+
+/// The exit status of a controller that lost its leadership (its service manager starts it
+/// again, as a standby).
+pub const EXIT_LOST_LEADERSHIP: i32 = 75;
+
+/// Stops a controller that no longer leads (with etcd: its lease expired, or a write was
+/// refused because another controller leads).
+pub fn lost_leadership(why: &str) -> ! {
+    tracing::error!(
+        "this controller no longer leads the cluster: {why}; stopping now so that nothing more is written or sent (its service manager starts it again as a standby)"
+    );
+    std::process::exit(EXIT_LOST_LEADERSHIP)
+}

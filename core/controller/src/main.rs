@@ -116,6 +116,12 @@ async fn run() -> anyhow::Result<()> {
         }
         None => {}
     }
+    serve(settings).await
+}
+
+/// Runs the controller with `settings` until it is told to stop: it serves at once, or,
+/// with etcd, forwards to the leader until it leads itself.
+async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     match strata_net::raise_fd_limit() {
         Ok(n) => tracing::debug!("open files limit {n}"),
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
