@@ -538,6 +538,44 @@ impl TestCluster {
         )
     }
 
+    /// What `linstor` lists of the cluster's state, for comparing two databases.
+    pub fn listing(&self) -> Vec<String> {
+        [
+            vec!["node", "list"],
+            vec!["storage-pool", "list"],
+            vec!["resource-group", "list"],
+            vec!["resource-definition", "list"],
+            vec!["volume-definition", "list"],
+            vec!["snapshot", "list"],
+        ]
+        .iter()
+        .map(|args| self.linstor_ok(args))
+        .collect()
+    }
+
+    /// Waits (the satellites reconnect, their pools report) until [`TestCluster::listing`]
+    /// is `want`.
+    pub fn same_listing(&self, want: &[String], what: &str) {
+        let ok = self.wait_until(Duration::from_secs(30), || self.listing() == want);
+        assert!(ok, "{what}: {:?}\nwanted {want:?}", self.listing());
+    }
+
+    /// `linstor-controller ARGS` (export-db, import-db) on database `db`, with the
+    /// controller's data directory and configuration; (success, output).
+    pub fn controller_command(&self, db: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new(bin("linstor-controller"))
+            .arg("--data-dir")
+            .arg(self.dir.path().join("controller"))
+            .arg("--config")
+            .arg(self.dir.path().join("linstor.toml"))
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .output()
+            .expect("linstor-controller runs");
+        (out.status.success(), output_text(&out))
+    }
+
     /// Another controller on this cluster's database (with etcd: a standby), its
     /// configuration `controller_toml` and a directory of its own (`<dir>/<subdir>`):
     /// (process, port, directory). Waits until it answers.

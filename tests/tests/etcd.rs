@@ -223,7 +223,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use strata_client::Client;
-use strata_tests::{bin, controller_leads, http_head, workload, TestCluster};
+use strata_tests::{bin, controller_leads, http_head, workload, TestCluster, CONTROLLER_DB};
 
 /// The head of the answer to a GET of `path` on 127.0.0.1:`port` (lower case).
 fn head_of(port: u16, path: &str) -> String {
@@ -424,4 +424,84 @@ fn controller_reaches_etcd_over_tls_with_a_client_certificate() {
             "{what}: {text}"
         );
     }
+}
+
+#[test]
+fn export_db_moves_a_cluster_from_sqlite_to_etcd_and_back() {
+    strata_tests::needs_cluster!(etcd::available());
+    let mut c = TestCluster::start(2);
+    c.register_all();
+    c.create_group("rg1", 1);
+    c.spawn("rg1", "moved1", 4096);
+    c.spawn("rg1", "moved2", 4096);
+    let reported = c.wait_until(Duration::from_secs(30), || {
+        c.linstor_ok(&["storage-pool", "list"])
+            .matches("iB |")
+            .count()
+            >= 4
+    });
+    assert!(reported, "{}", c.linstor_ok(&["storage-pool", "list"]));
+    let made = c.listing();
+
+    // Out of the embedded database, into etcd.
+    let export = c.dir.path().join("export.json");
+    let sqlite = format!(
+        "sqlite:{}",
+        c.dir.path().join("controller/linstor.sqlite").display()
+    );
+    let (ok, out) = c.controller_command(&sqlite, &["export-db", export.to_str().unwrap()]);
+    assert!(ok && out.contains("exported"), "{out}");
+    c.kill_controller();
+    let etcd = EtcdCluster::start(c.dir.path(), 1);
+    let (ok, out) = c.controller_command(&etcd.url(), &["import-db", export.to_str().unwrap()]);
+    assert!(ok && out.contains("imported"), "{out}");
+    let (ok, out) = c.controller_command(&etcd.url(), &["import-db", export.to_str().unwrap()]);
+    assert!(!ok && out.contains("holds a cluster already"), "{out}");
+
+    // A controller on another machine (a data directory of its own, no copy of the old
+    // one): the cluster's CA came along in etcd, so the satellites accept it.
+    std::fs::write(c.dir.path().join(CONTROLLER_DB), etcd.url()).unwrap();
+    let (mut other, port, dir) = c.spawn_another_controller("elsewhere", "");
+    let old_ca = std::fs::read(c.dir.path().join("controller/pki/ca.crt")).unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("controller/pki/ca.crt")).unwrap(),
+        old_ca
+    );
+    let at = |args: &[&str]| -> String {
+        let out = std::process::Command::new(bin("linstor"))
+            .args(["--controllers", &format!("127.0.0.1:{port}"), "--no-color"])
+            .args(args)
+            .env_remove("LS_CONTROLLERS")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", strata_tests::output_text(&out));
+        strata_tests::output_text(&out)
+    };
+    let online = c.wait_until(Duration::from_secs(30), || {
+        at(&["node", "list"]).matches("Online").count() == 2
+    });
+    assert!(online, "{}", at(&["node", "list"]));
+    assert_eq!(at(&["resource-definition", "list"]), made[3]);
+    // A change on etcd, then back into a new embedded database.
+    at(&["resource-definition", "delete", "moved2"]);
+    let gone = c.wait_until(Duration::from_secs(30), || {
+        !at(&["resource-definition", "list"]).contains("moved2")
+    });
+    assert!(gone);
+    let back = c.dir.path().join("back.json");
+    let (ok, out) = c.controller_command(&etcd.url(), &["export-db", back.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    other.kill9();
+    let fresh = c.dir.path().join("controller/fresh.sqlite");
+    let fresh_url = format!("sqlite:{}", fresh.display());
+    let (ok, out) = c.controller_command(&fresh_url, &["import-db", back.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    std::fs::write(c.dir.path().join(CONTROLLER_DB), &fresh_url).unwrap();
+    c.start_controller();
+    let listed = c.wait_until(Duration::from_secs(30), || {
+        let rds = c.linstor_ok(&["resource-definition", "list"]);
+        rds.contains("moved1") && !rds.contains("moved2")
+    });
+    assert!(listed, "{}", c.linstor_ok(&["resource-definition", "list"]));
+    assert_eq!(c.linstor_ok(&["node", "list"]).matches("Online").count(), 2);
 }

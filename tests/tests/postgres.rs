@@ -2,53 +2,8 @@
 //! a cluster made, kept across a controller restart and a crash, moved to the embedded
 //! database with `export-db` / `import-db` and back, and what may not be imported refused.
 
-use std::process::Command;
-
 use strata_tests::pg::{self, PgServer};
-use strata_tests::{bin, LoopFs, TestCluster, CONTROLLER_DB};
-
-/// What `linstor` lists of the cluster's state, for comparing two databases.
-fn state(c: &TestCluster) -> Vec<String> {
-    [
-        vec!["node", "list"],
-        vec!["storage-pool", "list"],
-        vec!["resource-group", "list"],
-        vec!["resource-definition", "list"],
-        vec!["volume-definition", "list"],
-        vec!["snapshot", "list"],
-    ]
-    .iter()
-    .map(|args| c.linstor_ok(args))
-    .collect()
-}
-
-/// Waits (the satellites reconnect, their pools report) until the state is `want`.
-fn same_state(c: &TestCluster, want: &[String], what: &str) {
-    let ok = c.wait_until(std::time::Duration::from_secs(30), || state(c) == want);
-    assert!(ok, "{what}: {:?}\nwanted {want:?}", state(c));
-}
-
-/// `linstor-controller ARGS` (export-db, import-db) on `db`; (success, output).
-fn controller_cmd(c: &TestCluster, db: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin("linstor-controller"))
-        .arg("--data-dir")
-        .arg(c.dir.path().join("controller"))
-        .arg("--config")
-        .arg(c.dir.path().join("linstor.toml"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use strata_tests::{LoopFs, TestCluster, CONTROLLER_DB};
 
 #[test]
 fn controller_keeps_the_cluster_in_postgresql_and_moves_it() {
@@ -70,7 +25,7 @@ fn controller_keeps_the_cluster_in_postgresql_and_moves_it() {
             >= 4
     });
     assert!(reported, "{}", c.linstor_ok(&["storage-pool", "list"]));
-    let made = state(&c);
+    let made = c.listing();
     assert!(
         made[3].contains("pgres1") && made[5].contains("snap1"),
         "{made:?}"
@@ -92,48 +47,47 @@ fn controller_keeps_the_cluster_in_postgresql_and_moves_it() {
     // A crash and a restart of the controller: everything is there.
     c.kill_controller();
     c.start_controller();
-    same_state(&c, &made, "after a crash");
+    c.same_listing(&made, "after a crash");
 
     // To the embedded database and back, through a file.
     let pg_url = std::fs::read_to_string(c.dir.path().join(CONTROLLER_DB)).unwrap();
     let export = c.dir.path().join("export.json");
-    let (ok, out) = controller_cmd(&c, &pg_url, &["export-db", export.to_str().unwrap()]);
+    let (ok, out) = c.controller_command(&pg_url, &["export-db", export.to_str().unwrap()]);
     assert!(ok && out.contains("exported"), "{out}");
     c.kill_controller();
     // The embedded database in the controller's data directory, where its CA is: the
     // satellites know the cluster by it.
     let sqlite = c.dir.path().join("controller/linstor.sqlite");
     let sqlite_url = format!("sqlite:{}", sqlite.display());
-    let (ok, out) = controller_cmd(&c, &sqlite_url, &["import-db", export.to_str().unwrap()]);
+    let (ok, out) = c.controller_command(&sqlite_url, &["import-db", export.to_str().unwrap()]);
     assert!(ok && out.contains("imported"), "{out}");
     // A database that holds a cluster already is not overwritten.
-    let (ok, out) = controller_cmd(&c, &sqlite_url, &["import-db", export.to_str().unwrap()]);
+    let (ok, out) = c.controller_command(&sqlite_url, &["import-db", export.to_str().unwrap()]);
     assert!(!ok && out.contains("holds a cluster already"), "{out}");
     std::fs::write(c.dir.path().join(CONTROLLER_DB), &sqlite_url).unwrap();
     c.start_controller();
-    same_state(&c, &made, "the cluster on the embedded database");
+    c.same_listing(&made, "the cluster on the embedded database");
     // A change there, then back into a new PostgreSQL database.
     c.linstor_ok(&["resource-definition", "delete", "pgres2"]);
-    let changed = state(&c);
+    let changed = c.listing();
     let back = c.dir.path().join("back.json");
-    let (ok, out) = controller_cmd(&c, &sqlite_url, &["export-db", back.to_str().unwrap()]);
+    let (ok, out) = c.controller_command(&sqlite_url, &["export-db", back.to_str().unwrap()]);
     assert!(ok, "{out}");
     c.kill_controller();
     let url2 = c.pg.as_ref().unwrap().create_db("linstor2");
-    let (ok, out) = controller_cmd(&c, &url2, &["import-db", back.to_str().unwrap()]);
+    let (ok, out) = c.controller_command(&url2, &["import-db", back.to_str().unwrap()]);
     assert!(ok, "{out}");
     std::fs::write(c.dir.path().join(CONTROLLER_DB), &url2).unwrap();
     c.start_controller();
-    same_state(&c, &changed, "the cluster back on PostgreSQL");
+    c.same_listing(&changed, "the cluster back on PostgreSQL");
 
     // Files that are not exports, and databases that cannot be reached.
     let bogus = c.dir.path().join("bogus.json");
     std::fs::write(&bogus, "{\"rows\": 3}").unwrap();
     let url3 = c.pg.as_ref().unwrap().create_db("linstor3");
-    let (ok, out) = controller_cmd(&c, &url3, &["import-db", bogus.to_str().unwrap()]);
+    let (ok, out) = c.controller_command(&url3, &["import-db", bogus.to_str().unwrap()]);
     assert!(!ok && out.contains("not a file export-db wrote"), "{out}");
-    let (ok, out) = controller_cmd(
-        &c,
+    let (ok, out) = c.controller_command(
         "postgresql://strata@127.0.0.1:9/none",
         &["export-db", back.to_str().unwrap()],
     );
