@@ -29,6 +29,7 @@ command -v xorriso >/dev/null || need_apt+=(xorriso)
 command -v qemu-img >/dev/null || need_apt+=(qemu-utils)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq
