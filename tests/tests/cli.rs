@@ -407,3 +407,47 @@ fn drbd_options_answer_as_linstor_does() {
         assert_eq!(last, MODIFIED | MASK_MOD | object, "{args:?}: {replies:?}");
     }
 }
+
+/// Completions for every shell and the manual pages, as packages ship them.
+#[test]
+fn completions_and_manual_pages_are_generated() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(strata_tests::bin("linstor"))
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), strata_tests::output_text(&out))
+    };
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef linstor"),
+        ("fish", "complete -c linstor"),
+    ] {
+        let (code, text) = run(&["--generate-completion", shell]);
+        assert_eq!(code, Some(0), "{shell}: {text}");
+        assert!(text.contains(marker), "{shell}: {text}");
+        for word in ["resource-definition", "storage-pool", "controllers"] {
+            assert!(text.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let (code, text) = run(&["--generate-completion", "tcsh"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("bash, zsh, fish"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = run(&["--generate-man", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    let top = std::fs::read_to_string(dir.path().join("linstor.1")).unwrap();
+    assert!(
+        top.starts_with(".ie") || top.contains(".TH linstor"),
+        "{top}"
+    );
+    assert!(top.contains("resource\\-definition"), "{top}");
+    let node = std::fs::read_to_string(dir.path().join("linstor-node.1")).unwrap();
+    assert!(
+        node.contains(".TH linstor\\-node") || node.contains(".TH linstor-node"),
+        "{node}"
+    );
+    let pages = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(pages > 10, "only {pages} pages");
+}

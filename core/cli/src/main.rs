@@ -466,10 +466,70 @@ fn interactive(rt: &tokio::runtime::Runtime, base: &Cli) -> i32 {
     }
 }
 
+/// Packaging aids, before anything else is parsed: `linstor --generate-completion SHELL`
+/// prints the completion script for SHELL (bash, zsh, fish, elvish, powershell);
+/// `linstor --generate-man DIR` writes the manual pages: `linstor.1` and one per command
+/// (`linstor-resource-definition.1`, ...).
+fn generate(args: &[String]) -> Option<i32> {
+    match args.get(1).map(String::as_str) {
+        Some("--generate-completion") => {
+            let Some(shell) = args
+                .get(2)
+                .and_then(|s| s.parse::<clap_complete::Shell>().ok())
+            else {
+                err("Error: --generate-completion takes a shell: bash, zsh, fish, elvish or powershell");
+                return Some(error::ARGPARSE_ERROR);
+            };
+            clap_complete::generate(shell, &mut command(), "linstor", &mut std::io::stdout());
+            Some(error::OK)
+        }
+        Some("--generate-man") => {
+            let Some(dir) = args.get(2).map(std::path::PathBuf::from) else {
+                err("Error: --generate-man takes the directory to write the pages to");
+                return Some(error::ARGPARSE_ERROR);
+            };
+            match write_man_pages(&dir) {
+                Ok(n) => {
+                    out(&format!("{n} manual pages written to {}", dir.display()));
+                    Some(error::OK)
+                }
+                Err(e) => {
+                    err(&format!(
+                        "Error: cannot write the manual pages to {}: {e}",
+                        dir.display()
+                    ));
+                    Some(error::UNKNOWN_ERROR)
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `linstor.1` and `linstor-<command>.1` for every command; answers how many.
+fn write_man_pages(dir: &std::path::Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let top = command();
+    let mut pages = vec![("linstor".to_string(), top.clone())];
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("linstor-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, cmd) in &pages {
+        let mut text = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut text)?;
+        std::fs::write(dir.join(format!("{name}.1")), text)?;
+    }
+    Ok(pages.len())
+}
+
 fn real_main() -> i32 {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    if let Some(code) = generate(&args) {
+        return code;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
