@@ -228,6 +228,22 @@ fn drbd_state_reaches_the_api_the_cli_and_the_event_stream() {
         c.wait_until(Duration::from_secs(10), syncing),
         "no SyncTarget in the view"
     );
+    // node2's own report (the promotion score) comes apart from node1's.
+    let promotable = || {
+        let rs = c
+            .block(client.resources(&["node2".into()], &["sync1".into()], &[], &[]))
+            .unwrap();
+        rs[0]
+            .resource
+            .layer_object
+            .as_ref()
+            .and_then(|l| l.drbd.as_ref())
+            .is_some_and(|d| d.promotion_score == Some(10101))
+    };
+    assert!(
+        c.wait_until(Duration::from_secs(10), promotable),
+        "node2's promotion score did not reach the view"
+    );
     let rs = c
         .block(client.resources(&["node2".into()], &["sync1".into()], &[], &[]))
         .unwrap();
