@@ -777,8 +777,10 @@ impl EtcdStore {
             for (g, ops) in self.journals(&all)? {
                 self.apply_journal(&ops, g)?;
             }
-            let left = self.read_everything()?;
-            if left.keys().any(|k| k.starts_with(&self.key("journal/"))) {
+            // What is left of the journals read (unfinished ones) goes; the finished ones
+            // removed themselves above, so no second read is needed to tell.
+            let journal = self.key("journal/");
+            if all.keys().any(|k| k.starts_with(&journal)) {
                 self.txn(
                     &[Op::DeletePrefix {
                         key: self.key("journal/"),
