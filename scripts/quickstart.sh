@@ -6,13 +6,18 @@
 #   scripts/quickstart.sh          start (again) and show the volume
 #   scripts/quickstart.sh stop     stop the cluster and detach its volumes
 #
-# Everything lives under $QUICKSTART_DIR (default /var/lib/strata-quickstart).
+# Everything lives under $QUICKSTART_DIR (default /var/lib/strata-quickstart). With the
+# Debian packages installed (scripts/build-debs.sh), QUICKSTART_BIN=/usr/bin runs the
+# installed programs instead of building. QUICKSTART_PORT (3370) and QUICKSTART_SAT_PORT
+# (3366; beta takes the next one) choose the ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 DIR="${QUICKSTART_DIR:-/var/lib/strata-quickstart}"
 CTRL_PORT="${QUICKSTART_PORT:-3370}"
-BIN="$ROOT/target/debug"
+BIN="${QUICKSTART_BIN:-$ROOT/target/debug}"
+SAT_PORT="${QUICKSTART_SAT_PORT:-3366}"
+SAT_PORT_B=$((SAT_PORT + 1))
 export LS_CONTROLLERS="127.0.0.1:$CTRL_PORT"
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -59,8 +64,10 @@ for tool in losetup mkfs.ext4; do
 done
 [ -e /dev/loop-control ] || modprobe loop
 
-echo "== building"
-cargo build --workspace --bins --quiet
+if [ -z "${QUICKSTART_BIN:-}" ]; then
+    echo "== building"
+    cargo build --workspace --bins --quiet
+fi
 
 stop_all
 mkdir -p "$DIR/controller" "$DIR/alpha" "$DIR/beta" "$DIR/mnt"
@@ -79,15 +86,15 @@ wait_port() {
     exit 1
 }
 
-echo "== starting controller (port $CTRL_PORT) and satellites alpha (3366) and beta (3367)"
+echo "== starting controller (port $CTRL_PORT) and satellites alpha ($SAT_PORT) and beta ($SAT_PORT_B)"
 touch "$DIR/linstor.toml" "$DIR/linstor_satellite.toml"
 start controller "$BIN/linstor-controller" --config "$DIR/linstor.toml" --listen-addr 127.0.0.1 \
     --port "$CTRL_PORT" --data-dir "$DIR/controller"
 start satellite-alpha "$BIN/linstor-satellite" --config "$DIR/linstor_satellite.toml" \
-    --listen-addr 127.0.0.1 --port 3366 --state-dir "$DIR/alpha/state"
+    --listen-addr 127.0.0.1 --port "$SAT_PORT" --state-dir "$DIR/alpha/state"
 start satellite-beta "$BIN/linstor-satellite" --config "$DIR/linstor_satellite.toml" \
-    --listen-addr 127.0.0.1 --port 3367 --state-dir "$DIR/beta/state"
-wait_port "$CTRL_PORT"; wait_port 3366; wait_port 3367
+    --listen-addr 127.0.0.1 --port "$SAT_PORT_B" --state-dir "$DIR/beta/state"
+wait_port "$CTRL_PORT"; wait_port "$SAT_PORT"; wait_port "$SAT_PORT_B"
 
 linstor() { "$BIN/linstor" "$@"; }
 run() { echo "\$ linstor $*"; linstor "$@"; }
@@ -97,9 +104,9 @@ run() { echo "\$ linstor $*"; linstor "$@"; }
 # only each other's certificates.
 token() { cat "$DIR/$1/state/tls/join-token"; }
 if ! linstor -m node list | grep -q '"alpha"'; then
-    run node create alpha 127.0.0.1 --node-type combined --satellite-port 3366 \
+    run node create alpha 127.0.0.1 --node-type combined --satellite-port "$SAT_PORT" \
         --join-token "$(token alpha)"
-    run node create beta 127.0.0.1 --satellite-port 3367 --join-token "$(token beta)"
+    run node create beta 127.0.0.1 --satellite-port "$SAT_PORT_B" --join-token "$(token beta)"
     run storage-pool create filethin alpha pool_file "$DIR/alpha/pool"
     run storage-pool create filethin beta pool_file "$DIR/beta/pool"
     run resource-group create my_ssd_group --storage-pool pool_file --place-count 1
@@ -121,15 +128,9 @@ run storage-pool list
 run resource list
 run volume list
 
-dev="$(linstor -m volume list -r my_ssd_res | python3 -c '
-import json, sys
-data = json.load(sys.stdin)
-rows = data[0] if data and isinstance(data[0], list) else data
-for r in rows:
-    for v in r.get("volumes", []):
-        if v.get("device_path"):
-            print(v["device_path"]); sys.exit(0)
-sys.exit(1)')"
+dev="$(linstor -m volume list -r my_ssd_res | grep -o '"device_path": *"[^"]*"' | head -n 1 |
+    sed 's/.*: *"\(.*\)"/\1/')"
+[ -n "$dev" ] || { echo "the volume of my_ssd_res has no device; see the logs in $DIR" >&2; exit 1; }
 echo "== using $dev"
 blkid "$dev" >/dev/null 2>&1 || mkfs.ext4 -q "$dev"
 mount "$dev" "$DIR/mnt"

@@ -30,6 +30,8 @@ command -v qemu-img >/dev/null || need_apt+=(qemu-utils)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+# The packages are installed into a fresh Debian root made by debootstrap.
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq
@@ -94,6 +96,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== build"
 cargo build --workspace --bins --quiet
+echo "== Debian packages (scripts/build-debs.sh --debug; the packages test installs them)"
+scripts/build-debs.sh --debug >target/build-debs.log 2>&1 \
+    || { tail -n 40 target/build-debs.log >&2; echo "building the packages failed" >&2; exit 1; }
 # The VM tier (device-mapper and DRBD live only in guests): qemu, a Debian kernel and an
 # initramfs from Debian packages, cached under STRATA_VMLAB_DIR.
 echo "== VM image (tests/vmlab/build-image.sh, cached)"

@@ -71,10 +71,13 @@ fn opennebula_drivers_run_an_image_and_its_vm_disks() {
     let (c, _xfs, one) = two_hosts();
 
     // An image file where the datastore allows imports from (SAFE_DIRS=/var/tmp).
-    let img = PathBuf::from(format!(
-        "/var/tmp/strata-one-test-{}.img",
-        std::process::id()
-    ));
+    // Removed when the test ends, failed or not.
+    let img_file = tempfile::Builder::new()
+        .prefix("strata-one-test-")
+        .suffix(".img")
+        .tempfile_in("/var/tmp")
+        .unwrap();
+    let img = img_file.path().to_path_buf();
     let status = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -453,7 +456,6 @@ fn opennebula_drivers_run_an_image_and_its_vm_disks() {
             .contains("OpenNebula-Image")
     });
     assert!(empty, "{}", c.linstor_ok(&["resource-definition", "list"]));
-    let _ = std::fs::remove_file(&img);
 }
 
 /// Writes `mib` MiB of random data at the start of `path`; answers their md5.

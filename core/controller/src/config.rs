@@ -426,6 +426,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_packaged_settings_file_gives_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("linstor.toml");
+        std::fs::write(&path, include_str!("../../../packaging/etc/linstor.toml")).unwrap();
+        let file = load(&path, true).unwrap();
+        let s = resolve(&file, &Overrides::default()).unwrap();
+        assert_eq!(s.listen.port(), 3370);
+        assert!(s.https.is_none());
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/linstor"));
+    }
+
+    #[test]
     fn linstor_style_file() {
         let f: FileConfig = toml::from_str(
             "[http]\n  enabled = true\n  port = 3371\n  listen_addr = \"127.0.0.1\"\n[db]\n  connection_url = \"sqlite:/srv/db.sqlite\"\n",

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 // The controller churns through many short-lived allocations (node configurations, reports,
 // listings); mimalloc returns that memory instead of letting it fragment.
@@ -22,6 +22,13 @@ use strata_store::Persistence;
     about = "Controller of the storage cluster; serves the LINSTOR REST API v1"
 )]
 struct Args {
+    /// Log lines as text, or as one JSON object per line (with the request id of the REST
+    /// call that caused them).
+    #[arg(long, value_enum, default_value_t, env = "LINSTOR_LOG_FORMAT")]
+    log_format: strata_net::service::LogFormat,
+    /// Packaging aid: writes the manual page to DIR and exits.
+    #[arg(long, hide = true, value_name = "DIR")]
+    generate_man: Option<PathBuf>,
     /// Configuration file (LINSTOR's linstor.toml format).
     #[arg(long, env = "LINSTOR_CONFIG")]
     config: Option<PathBuf>,
@@ -71,15 +78,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args = Args::parse();
+    strata_net::service::init_logging(args.log_format);
+    if let Some(dir) = &args.generate_man {
+        let page = strata_net::service::write_man_page(Args::command(), "8", dir)?;
+        println!("manual page written to {}", page.display());
+        return Ok(());
+    }
     let named = args.config.is_some();
     let path = args
         .config

@@ -4,6 +4,8 @@
 //! [`ConnInfo`] of its connection (peer address, and the certificates a TLS client showed), so
 //! that handlers can tell who is asking.
 
+pub mod service;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -90,6 +90,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_packaged_settings_file_gives_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("linstor_satellite.toml");
+        std::fs::write(
+            &path,
+            include_str!("../../../packaging/etc/linstor_satellite.toml"),
+        )
+        .unwrap();
+        let file = load(&path, true).unwrap();
+        let s = resolve(&file, None, None, None).unwrap();
+        assert_eq!(s.listen.port(), 3366);
+        assert_eq!(s.state_dir, PathBuf::from("/var/lib/linstor-satellite"));
+    }
+
+    #[test]
     fn precedence() {
         let file: FileConfig = toml::from_str(
             "[netcom]\nport = 3400\nbind_address = \"127.0.0.1\"\n[satellite]\nstate_dir = \"/srv/s\"\n",

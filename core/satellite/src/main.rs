@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use strata_exec::RealRunner;
 use strata_satellite::config;
 use strata_satellite::reconcile::RealProviders;
@@ -18,6 +18,13 @@ use strata_storage::detect::{detect, HostPaths};
     about = "Storage agent of a node: makes the controller's desired state true with the node's own tools"
 )]
 struct Args {
+    /// Log lines as text, or as one JSON object per line (with the request id of the REST
+    /// call that caused them).
+    #[arg(long, value_enum, default_value_t, env = "LINSTOR_LOG_FORMAT")]
+    log_format: strata_net::service::LogFormat,
+    /// Packaging aid: writes the manual page to DIR and exits.
+    #[arg(long, hide = true, value_name = "DIR")]
+    generate_man: Option<PathBuf>,
     /// Configuration file.
     #[arg(long, env = "LINSTOR_SATELLITE_CONFIG")]
     config: Option<PathBuf>,
@@ -134,15 +141,13 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args = Args::parse();
+    strata_net::service::init_logging(args.log_format);
+    if let Some(dir) = &args.generate_man {
+        let page = strata_net::service::write_man_page(Args::command(), "8", dir)?;
+        println!("manual page written to {}", page.display());
+        return Ok(());
+    }
     let named = args.config.is_some();
     let path = args
         .config

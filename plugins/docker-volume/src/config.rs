@@ -145,6 +145,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_packaged_settings_file_gives_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker-volume.toml");
+        std::fs::write(
+            &path,
+            include_str!("../../../packaging/etc/docker-volume.toml"),
+        )
+        .unwrap();
+        let file = load(&path, true).unwrap();
+        assert!(file.controllers.is_none() && file.defaults.is_empty());
+        let s = resolve(&file, &Overrides::default()).unwrap();
+        assert_eq!(s.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
     fn controller_security_as_the_cli_has_it() {
         let file: FileConfig = toml::from_str(
             "controllers = \"https://ctrl\"\ncafile = \"/etc/linstor/ca.pem\"\nauth_token = \"t1\"\n",

@@ -1,0 +1,18 @@
+# Shortcuts for the scripts in scripts/.
+.PHONY: all deb deb-debug quickstart test
+
+all:
+	cargo build --workspace --release --bins
+
+# The Debian packages, one per role, into target/debian/ (needs cargo-deb; installed if missing).
+deb:
+	scripts/build-debs.sh
+
+deb-debug:
+	scripts/build-debs.sh --debug
+
+quickstart:
+	scripts/quickstart.sh
+
+test:
+	scripts/test-all.sh

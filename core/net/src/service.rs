@@ -1,0 +1,66 @@
+//! What every daemon of the suite does the same way at start: its log output (text for a
+//! terminal or the journal, or one JSON object per line with `--log-format json`) and its
+//! manual page (`--generate-man DIR`, for the packages).
+
+use std::path::{Path, PathBuf};
+
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colours on a terminal only).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields.message`, the fields of the
+    /// line and the spans it was written in (`request_id` of a REST call among them).
+    Json,
+}
+
+/// Installs the log output: `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
+/// Writes the manual page of `cmd` to `DIR/<name>.<section>`; answers the file written.
+pub fn write_man_page(cmd: clap::Command, section: &str, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{}.{section}", cmd.get_name()));
+    let mut text = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .section(section.to_string())
+        .render(&mut text)?;
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_man_page_names_the_program_and_its_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = clap::Command::new("linstor-example")
+            .about("An example daemon")
+            .arg(clap::Arg::new("port").long("port").help("TCP port"));
+        let path = write_man_page(cmd, "8", dir.path()).unwrap();
+        assert_eq!(path, dir.path().join("linstor-example.8"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(".TH linstor-example 8"), "{text}");
+        assert!(text.contains("\\-\\-port"), "{text}");
+        assert!(text.contains("An example daemon"), "{text}");
+    }
+}
