@@ -83,10 +83,14 @@ command -v etcd >/dev/null \
 [ -e /dev/loop-control ] || modprobe loop
 
 venv="target/python-linstor-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import linstor' 2>/dev/null; then
-    echo "== installing python-linstor 1.29.1 into $venv"
+# python-linstor is a client under test; prometheus_client parses the /metrics answers and
+# sseclient-py reads the event streams in the tests.
+if [ ! -x "$venv/bin/python" ] \
+    || ! "$venv/bin/python" -c 'import linstor, prometheus_client, sseclient' 2>/dev/null; then
+    echo "== installing python-linstor 1.29.1, prometheus-client, sseclient-py into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check python-linstor==1.29.1
+    "$venv/bin/pip" install --quiet --disable-pip-version-check python-linstor==1.29.1 \
+        prometheus-client==0.21.1 sseclient-py==1.8.0
 fi
 export STRATA_PYTHON="$PWD/$venv/bin/python"
 

@@ -108,6 +108,25 @@ pub fn python_linstor() -> needs::Need {
     }
 }
 
+/// The Python modules named are importable by [`python`] (scripts/test-all.sh installs
+/// them into its virtual environment).
+pub fn python_modules(modules: &[&str]) -> needs::Need {
+    let python = python();
+    let importable = std::process::Command::new(&python)
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if importable {
+        Ok(())
+    } else {
+        Err(format!(
+            "needs the Python modules {modules:?} importable by {python}; set STRATA_PYTHON to a \
+             python that has them (scripts/test-all.sh installs them into \
+             target/python-linstor-venv)"
+        ))
+    }
+}
+
 fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -258,6 +277,8 @@ pub struct Satellite {
     /// namespace's own address.
     pub addr: String,
     pub port: u16,
+    /// Where it serves its Prometheus metrics (`--metrics-port`), on `addr`.
+    pub metrics_port: u16,
     pub state_dir: PathBuf,
     pub pool_dir: PathBuf,
     pub proc: Proc,
@@ -621,6 +642,7 @@ impl TestCluster {
     /// Starts one more satellite process (its node is not registered).
     pub fn add_satellite(&mut self, name: &str) -> usize {
         let port = free_port();
+        let metrics_port = free_port();
         let state_dir = self.dir.path().join(format!("{name}-state"));
         let pool_dir = self.dir.path().join(format!("{name}-pool"));
         // DRBD clusters put each satellite in a network namespace of its own, as on hosts
@@ -634,7 +656,7 @@ impl TestCluster {
         let mut proc = self.spawn_satellite(
             name,
             &addr,
-            port,
+            (port, metrics_port),
             &state_dir,
             netns.as_ref().map(|n| n.name.as_str()),
         );
@@ -647,6 +669,7 @@ impl TestCluster {
             name: name.to_string(),
             addr,
             port,
+            metrics_port,
             state_dir,
             pool_dir,
             proc,
@@ -659,7 +682,7 @@ impl TestCluster {
         &self,
         name: &str,
         addr: &str,
-        port: u16,
+        (port, metrics_port): (u16, u16),
         state_dir: &Path,
         netns: Option<&str>,
     ) -> Proc {
@@ -675,6 +698,8 @@ impl TestCluster {
         };
         cmd.arg("--port")
             .arg(port.to_string())
+            .arg("--metrics-port")
+            .arg(metrics_port.to_string())
             .arg("--listen-addr")
             .arg(addr)
             .arg("--state-dir")
@@ -734,7 +759,7 @@ impl TestCluster {
         let mut proc = self.spawn_satellite(
             &s.name,
             &s.addr,
-            s.port,
+            (s.port, s.metrics_port),
             &s.state_dir,
             s.netns.as_ref().map(|n| n.name.as_str()),
         );
@@ -1166,4 +1191,83 @@ pub fn write_and_read(dev: &str, data: &[u8]) -> Vec<u8> {
         .and_then(|mut f| f.read_exact(&mut buf))
         .expect("read back");
     buf
+}
+
+/// Samples of a Prometheus scrape, as Prometheus' own Python client parses them.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    pub samples: Vec<(String, BTreeMap<String, String>, Option<f64>)>,
+}
+
+use std::collections::BTreeMap;
+
+impl Scrape {
+    /// Scrapes `url` and parses the answer with `prometheus_client`'s parser (of the text
+    /// format, or with `openmetrics`, asking for OpenMetrics and parsing it strictly); fails
+    /// the test when the answer does not parse.
+    pub fn get(url: &str, openmetrics: bool) -> Scrape {
+        const SCRIPT: &str = r#"
+import json, math, sys, urllib.request
+url, openmetrics = sys.argv[1], sys.argv[2] == "1"
+req = urllib.request.Request(url)
+if openmetrics:
+    req.add_header("Accept", "application/openmetrics-text; version=1.0.0")
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+else:
+    from prometheus_client.parser import text_string_to_metric_families
+with urllib.request.urlopen(req, timeout=20) as resp:
+    ctype = resp.headers.get("Content-Type", "")
+    text = resp.read().decode()
+if openmetrics and not ctype.startswith("application/openmetrics-text"):
+    sys.exit("asked for OpenMetrics, got " + ctype)
+out = []
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        v = None if math.isnan(s.value) else s.value
+        out.append([s.name, s.labels, v])
+print(json.dumps(out))
+"#;
+        let out = Command::new(python())
+            .args(["-c", SCRIPT, url, if openmetrics { "1" } else { "0" }])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "the scrape of {url} does not parse:\n{}",
+            output_text(&out)
+        );
+        let samples = serde_json::from_slice(&out.stdout).expect("the parser's JSON");
+        Scrape { samples }
+    }
+
+    /// The value of the sample `name` whose labels include `labels`; the first one found.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.matching(name, labels).next().flatten()
+    }
+
+    /// The sum of the samples `name` whose labels include `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).flatten().sum()
+    }
+
+    fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = Option<f64>> + 'a {
+        self.samples
+            .iter()
+            .filter(move |(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).is_some_and(|x| x == v))
+            })
+            .map(|(_, _, v)| *v)
+    }
+
+    /// Whether a sample `name` exists at all.
+    pub fn has(&self, name: &str) -> bool {
+        self.samples.iter().any(|(n, _, _)| n == name)
+    }
 }

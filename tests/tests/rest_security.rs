@@ -404,3 +404,46 @@ fn tokens_through_the_cli_the_client_and_python_linstor() {
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("Unauthorized"), "{}", text(&o));
 }
+
+#[test]
+fn metrics_leave_plain_http_when_asked() {
+    needs!(needs::tool("openssl", "openssl"));
+    let c = Controller::start("127.0.0.1", "");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let plain = format!("http://127.0.0.1:{}/metrics", c.http);
+    let secure = format!("https://127.0.0.1:{}/metrics", c.https);
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(c.cert()).unwrap()).unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let get = |client: &reqwest::Client, url: &str| {
+        rt.block_on(async {
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (status, body) = get(&reqwest::Client::new(), &plain);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("linstor_info{"), "{body}");
+
+    let o = c.linstor(
+        &[],
+        &[
+            "controller",
+            "set-property",
+            "REST/disable-http-metrics",
+            "true",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let (status, body) = get(&reqwest::Client::new(), &plain);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("HTTPS only"), "{body}");
+    let (status, body) = get(&https, &secure);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("linstor_scrape_requests_count"), "{body}");
+    // The rest of the API still answers on plain HTTP.
+    let o = c.linstor(&[], &["resource-group", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+}

@@ -53,7 +53,24 @@ pub struct Core {
     /// Whole configurations built and sent at once: after a restart every node gets one,
     /// and building them all together would hold them all in memory together.
     full_pushes: tokio::sync::Semaphore,
+    /// What the controller measures as it runs (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::ControllerMetrics>,
+    /// The REST calls (request ids) that made the last generations, so that the pushes
+    /// they cause name them to the satellites.
+    causes: Mutex<std::collections::VecDeque<Cause>>,
 }
+
+/// A REST call that made a generation, and the nodes it concerned.
+struct Cause {
+    generation: u64,
+    request_id: String,
+    nodes: BTreeSet<NodeName>,
+}
+
+/// How many generations' request ids are kept for the pushes.
+const CAUSES_KEPT: usize = 256;
+/// How many request ids one push names at most.
+const CAUSES_PER_PUSH: usize = 8;
 
 /// How many whole configurations are built and sent at the same time.
 const FULL_PUSHES_AT_ONCE: usize = 4;
@@ -340,6 +357,8 @@ impl Core {
             reports,
             dirty: Mutex::new(HashMap::new()),
             full_pushes: tokio::sync::Semaphore::new(FULL_PUSHES_AT_ONCE),
+            metrics: Arc::default(),
+            causes: Mutex::new(std::collections::VecDeque::new()),
         });
         core.bootstrap()?;
         Ok(core)
@@ -525,6 +544,23 @@ impl Host for Core {
             return;
         }
         self.finish_deletions_visible(node, report).await;
+    }
+
+    fn causes(&self, node: &NodeName, after: u64, upto: u64) -> Vec<String> {
+        let causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<String> = causes
+            .iter()
+            .rev()
+            .filter(|c| c.generation > after && c.generation <= upto && c.nodes.contains(node))
+            .map(|c| c.request_id.clone())
+            .take(CAUSES_PER_PUSH)
+            .collect();
+        ids.reverse();
+        ids
+    }
+
+    fn round_trip(&self, node: &NodeName, took: Duration) {
+        self.metrics.round_trip(node.as_str(), took);
     }
 
     /// Takes the DRBD state a node's event watcher sent.
@@ -771,7 +807,10 @@ impl Core {
     /// configuration now.
     fn commit_locked(&self, plan: Plan) -> Result<(Vec<Reply>, BTreeSet<NodeName>), ApiError> {
         let generation = self.cluster().generation + 1;
-        self.store.commit(generation, &plan.changes).map_err(|e| {
+        let started = std::time::Instant::now();
+        let committed = self.store.commit(generation, &plan.changes);
+        self.metrics.commit_took(started.elapsed());
+        committed.map_err(|e| {
             if matches!(e, strata_store::StoreError::NotLeader) {
                 crate::lost_leadership(&e.to_string());
             }
@@ -893,12 +932,14 @@ impl Core {
     {
         let started = std::time::Instant::now();
         let core = self.clone();
+        // The blocking part logs in the request's span too.
+        let span = tracing::Span::current();
         let Committed {
             mut replies,
             generation,
             nodes,
             changes,
-        } = tokio::task::spawn_blocking(move || core.plan_and_commit(f))
+        } = tokio::task::spawn_blocking(move || span.in_scope(|| core.plan_and_commit(f)))
             .await
             .map_err(|e| {
                 let id = self.reports.record(
@@ -928,6 +969,17 @@ impl Core {
             }
         }
         let committed = started.elapsed();
+        if let Some(id) = strata_net::metrics::current_request_id() {
+            let mut causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
+            if causes.len() == CAUSES_KEPT {
+                causes.pop_front();
+            }
+            causes.push_back(Cause {
+                generation,
+                request_id: id,
+                nodes: nodes.clone(),
+            });
+        }
         let outcomes = self.dispatch(&nodes, generation).await;
         tracing::debug!(
             generation,

@@ -241,6 +241,15 @@ impl ErrorReports {
         id
     }
 
+    /// How many reports are kept, by node and module.
+    pub fn counts(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in self.index.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            *out.entry((r.node.clone(), r.module.clone())).or_default() += 1;
+        }
+        out
+    }
+
     /// The reports `sel` selects, oldest first.
     pub fn list(&self, sel: &Selection) -> Vec<ErrorReport> {
         self.index

@@ -11,6 +11,7 @@ pub mod errors;
 pub mod https;
 pub mod leader;
 pub mod link;
+pub mod metrics;
 pub mod nodecfg;
 pub mod observed;
 pub mod rest;

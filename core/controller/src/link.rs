@@ -68,6 +68,13 @@ pub trait Host: Send + Sync + 'static {
     ) -> impl Future<Output = ()> + Send;
     /// Takes the DRBD state the node's event watcher sent.
     fn record_drbd(&self, node: &NodeName, report: Arc<DrbdReport>);
+    /// The request ids of the REST calls that changed the node's configuration in the
+    /// generations after `after` up to `upto`, oldest first (a few at most).
+    fn causes(&self, _node: &NodeName, _after: u64, _upto: u64) -> Vec<String> {
+        Vec::new()
+    }
+    /// A hello or report poll of the node's satellite took `took`, there and back.
+    fn round_trip(&self, _node: &NodeName, _took: Duration) {}
     /// Acts on DRBD state that lets migrations on the node finish.
     fn finish_migrations(self: &Arc<Self>, node: &NodeName) -> impl Future<Output = ()> + Send;
 }
@@ -421,11 +428,15 @@ impl<H: Host> Link<H> {
                 return LinkState::Offline { backoff };
             }
         };
+        let started = std::time::Instant::now();
         let hello = call::<Hello>(
             channel.http.get(channel.url(addr, PATH_HELLO)),
             HELLO_TIMEOUT,
         )
         .await;
+        if hello.is_ok() {
+            self.host.round_trip(&self.node, started.elapsed());
+        }
         let h = match hello {
             Ok(h) if h.agent_api != AGENT_API_VERSION => {
                 self.went_offline(addr, Down::OtherProtocol(h.agent_api));
@@ -497,7 +508,12 @@ impl<H: Host> Link<H> {
         let push = self.host.next_push(&self.node, base);
         let generation = push.generation();
         let is_delta = matches!(push, Push::Delta(_));
-        tracing::debug!(node = %self.node, generation, acked = ?self.acked, is_delta, need_push = online.need_push, "push");
+        // The REST calls behind this push, so that the satellite's log names them.
+        let causes = self
+            .host
+            .causes(&self.node, base.unwrap_or(self.pushed), generation)
+            .join(",");
+        tracing::debug!(node = %self.node, generation, acked = ?self.acked, is_delta, need_push = online.need_push, request_id = %causes, "push");
         let answer = match &push {
             Push::Full(cfg) => online
                 .channel
@@ -509,6 +525,11 @@ impl<H: Host> Link<H> {
                 .http
                 .put(online.channel.url(addr, PATH_CONFIG_DELTA))
                 .json(d),
+        };
+        let answer = if causes.is_empty() {
+            answer
+        } else {
+            answer.header("x-request-id", causes)
         };
         match call::<Report>(answer, self.push_timeout).await {
             Ok(report) => {
@@ -576,6 +597,7 @@ impl<H: Host> Link<H> {
     /// Polls the node's report.
     async fn poll(&mut self, addr: SocketAddr, mut online: Online) -> LinkState {
         self.schedule.polling();
+        let started = std::time::Instant::now();
         let report = match call::<Report>(
             online
                 .channel
@@ -588,6 +610,7 @@ impl<H: Host> Link<H> {
             Ok(report) => report,
             Err(CallError::Network(e)) | Err(CallError::Refused(e)) => return self.lost(addr, e),
         };
+        self.host.round_trip(&self.node, started.elapsed());
         // Each poll checks the certificate's age, so long-lived connections renew too.
         self.host
             .renew_if_due(&self.node, addr, &online.channel)

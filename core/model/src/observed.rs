@@ -151,6 +151,9 @@ pub struct PeerReplication {
     /// Resync progress in percent while one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<f64>,
+    /// Data not in sync with the peer, as DRBD counts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_sync_kib: Option<u64>,
 }
 
 /// Whether the replication state named `state` brings the data of a volume up to date (see
@@ -276,6 +279,7 @@ mod tests {
                 replication: ReplicationState::SyncTarget,
                 peer_disk: Some(DiskState::UpToDate),
                 done: Some(45.123),
+                out_of_sync_kib: None,
             },
         );
         assert_eq!(v.summary(), "SyncTarget(45.12%)");

@@ -4,6 +4,7 @@
 //! [`ConnInfo`] of its connection (peer address, and the certificates a TLS client showed), so
 //! that handlers can tell who is asking.
 
+pub mod metrics;
 pub mod service;
 
 use std::future::Future;

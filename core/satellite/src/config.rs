@@ -17,6 +17,16 @@ pub struct FileConfig {
     pub netcom: NetcomSection,
     #[serde(default)]
     pub satellite: SatelliteSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: Prometheus metrics in plain HTTP on a port of their own (off unless a port
+/// is given), on the agent's address.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +64,8 @@ pub struct Settings {
     /// Mutual TLS (the default); `false` with `[netcom] type = "plain"`.
     pub tls: bool,
     pub join_token: Option<String>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Flags win over the environment (clap reads both), which win over the file.
@@ -82,6 +94,7 @@ pub fn resolve(
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         tls,
         join_token: file.netcom.join_token.clone(),
+        metrics: file.metrics.port.map(|p| SocketAddr::new(addr, p)),
     })
 }
 

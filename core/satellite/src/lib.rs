@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod drbd;
+pub mod metrics;
 pub mod reconcile;
 pub mod record;
 pub mod trust;
@@ -66,6 +67,7 @@ struct Inner {
     watch: Option<watch::DrbdWatch>,
     /// The cluster's trust, in TLS mode; `None` in plain mode (no authentication at all).
     trust: Option<Arc<trust::Trust>>,
+    metrics: Arc<metrics::SatelliteMetrics>,
 }
 
 #[derive(Clone)]
@@ -125,8 +127,23 @@ impl Satellite {
                 record_problem: Mutex::new(problem),
                 watch: None,
                 trust: None,
+                metrics: Arc::default(),
             }),
         })
+    }
+
+    /// The same satellite measuring into `metrics` (call before serving).
+    pub fn with_metrics(self, metrics: Arc<metrics::SatelliteMetrics>) -> Satellite {
+        let mut inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("with_metrics is called before the satellite is shared"));
+        inner.metrics = metrics;
+        Satellite {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<metrics::SatelliteMetrics> {
+        &self.inner.metrics
     }
 
     /// The same satellite with a DRBD event watcher (call before serving).
@@ -188,12 +205,14 @@ impl Satellite {
         let mut record = self.lock_record();
         let cfg = record.applied.clone()?;
         // The record may be older than what the controller last sent: restore, never remove.
+        let started = std::time::Instant::now();
         let report = reconcile::reconcile_with(
             self.inner.factory.as_ref(),
             &mut record,
             &cfg,
             reconcile::Removal::Never,
         );
+        self.inner.metrics.reconciled(started.elapsed());
         if let Err(e) = self.inner.file.save(&record) {
             tracing::error!("{e}");
         }
@@ -343,6 +362,7 @@ impl Satellite {
             w.configure(cfg);
         }
         let reconciled = started.elapsed();
+        self.inner.metrics.reconciled(reconciled);
         let saved = self.inner.file.save(record);
         tracing::debug!(
             generation = cfg.generation,
@@ -415,6 +435,11 @@ impl Satellite {
             .route(PATH_DRBD, get(drbd))
             .route(PATH_JOIN, get(join_offer).post(join_bind))
             .route(PATH_CERTIFICATE, put(renew_certificate))
+            // The controller's calls carry the request ids of the REST calls behind them.
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.inner.metrics.http.clone(),
+                strata_net::metrics::observe,
+            ))
             .layer(axum::middleware::from_fn_with_state(self.clone(), admit))
             .with_state(self.clone())
     }
@@ -454,12 +479,16 @@ impl Satellite {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Response> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        agent_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error: {e}"),
-        )
-    })
+    // The blocking part logs in the request's span (its request id) too.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| {
+            agent_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error: {e}"),
+            )
+        })
 }
 
 /// In TLS mode, lets through only the join, and everything else only on connections that

@@ -34,6 +34,10 @@ struct Args {
     /// Address to listen on (default all).
     #[arg(long, env = "LINSTOR_SATELLITE_LISTEN_ADDR")]
     listen_addr: Option<IpAddr>,
+    /// Serve Prometheus metrics in plain HTTP on this port (`[metrics] port`; off by
+    /// default), on the agent's address.
+    #[arg(long, env = "LINSTOR_SATELLITE_METRICS_PORT")]
+    metrics_port: Option<u16>,
     /// Where the satellite keeps its record of what it created.
     #[arg(long, env = "LINSTOR_SATELLITE_STATE_DIR")]
     state_dir: Option<PathBuf>,
@@ -154,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG));
     let file = config::load(&path, named)?;
-    let settings = config::resolve(&file, args.port, args.listen_addr, args.state_dir.clone())?;
+    let mut settings = config::resolve(&file, args.port, args.listen_addr, args.state_dir.clone())?;
     std::fs::create_dir_all(&settings.state_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create state directory {}: {e}",
@@ -162,7 +166,16 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
 
-    let runner: Arc<dyn strata_exec::CommandRunner> = Arc::new(RealRunner);
+    if let Some(port) = args.metrics_port {
+        settings.metrics = Some(std::net::SocketAddr::new(settings.listen.ip(), port));
+    }
+    let metrics = Arc::new(strata_satellite::metrics::SatelliteMetrics::default());
+    // Every tool run is timed, and its failures counted.
+    let runner: Arc<dyn strata_exec::CommandRunner> =
+        Arc::new(strata_satellite::metrics::MeasuredRunner {
+            inner: Arc::new(RealRunner),
+            metrics: metrics.clone(),
+        });
     let mut caps = {
         let r = runner.clone();
         tokio::task::spawn_blocking(move || detect(r.as_ref(), &HostPaths::default())).await?
@@ -184,7 +197,8 @@ async fn main() -> anyhow::Result<()> {
         "detected capabilities"
     );
     let factory = Arc::new(RealProviders { runner, drbd });
-    let mut sat = Satellite::new(settings.state_dir.clone(), factory, caps)?;
+    let mut sat =
+        Satellite::new(settings.state_dir.clone(), factory, caps)?.with_metrics(metrics.clone());
     if let Some(w) = watch {
         sat = sat.with_watch(w);
     }
@@ -208,6 +222,13 @@ async fn main() -> anyhow::Result<()> {
                 "converged from the local record"
             );
         }
+    }
+    if let Some(listen) = settings.metrics {
+        tokio::spawn(async move {
+            if let Err(e) = metrics.serve(listen, shutdown_signal()).await {
+                tracing::error!("{e}");
+            }
+        });
     }
     sat.serve(settings.listen, shutdown_signal()).await
 }

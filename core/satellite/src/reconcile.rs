@@ -655,8 +655,12 @@ impl<'a> Pass<'a> {
                 }
             }
         }
+        let existed = current.is_some();
         match provider.ensure(&v.backing_name, v.size_kib, current.as_ref()) {
             Ok(bv) => {
+                if !existed {
+                    tracing::info!(resource = %r.name, volume = v.number, pool = %v.pool, backing = %bv.name, "volume created");
+                }
                 self.record.volume_sizes.insert(key.clone(), v.size_kib);
                 self.record.volumes.insert(
                     key,

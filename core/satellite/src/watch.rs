@@ -170,6 +170,7 @@ pub fn observe(st: &events::ResourceState, names: &HashMap<u32, &str>) -> DrbdOb
                         .unwrap_or(events::ReplicationState::Off),
                     peer_disk: p.peer_disk.clone(),
                     done: p.done,
+                    out_of_sync_kib: p.out_of_sync_kib,
                 },
             );
         }

@@ -7,6 +7,7 @@
 pub mod auth;
 mod ctrl;
 mod events;
+pub mod metrics;
 mod nodes;
 mod rd;
 mod reports;
@@ -41,6 +42,7 @@ pub fn router(core: Arc<Core>) -> Router {
     let _ = PANIC_REPORTS.set(core.reports.clone());
     Router::new()
         .route(paths::HEALTH, get(ctrl::health))
+        .route("/metrics", get(metrics::scrape))
         .route(paths::CONTROLLER_VERSION, get(ctrl::version))
         .route(
             paths::CONTROLLER_PROPS,
@@ -169,6 +171,12 @@ pub fn router(core: Arc<Core>) -> Router {
             paths::ERROR_REPORT,
             get(reports::get_one).delete(reports::delete_one),
         )
+        // Every routed call gets its request id (and its log lines with it), and is
+        // counted and timed for /metrics.
+        .route_layer(axum::middleware::from_fn_with_state(
+            core.metrics.http.clone(),
+            strata_net::metrics::observe,
+        ))
         .fallback(unknown_call)
         .layer(axum::middleware::from_fn_with_state(
             core.clone(),

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use super::{json_body, ok, wanted, AppState, Query};
 
 /// What `r`'s node reported of it, and what DRBD says of it there (one look-up of the node).
-fn joined<'a>(
+pub(super) fn joined<'a>(
     observed: &'a crate::observed::ObservedState,
     r: &Resource,
 ) -> (Option<&'a ResourceState>, convert::DrbdSeen<'a>) {

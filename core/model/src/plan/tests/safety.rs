@@ -42,6 +42,7 @@ fn observe(w: &mut World, name: &str, on: &str, disk: DiskState, receiving: Opti
                 replication: ReplicationState::SyncTarget,
                 peer_disk: Some(DiskState::UpToDate),
                 done: Some(done),
+                out_of_sync_kib: None,
             },
         );
     }
