@@ -75,6 +75,9 @@ pub const VIEW_STOR_POOLS: &str = "/v1/view/storage-pools";
 pub const VIEW_SNAPSHOTS: &str = "/v1/view/snapshots";
 pub const SNAPSHOT_MULTI: &str = "/v1/actions/snapshot/multi";
 pub const EVENTS_PROMOTION: &str = "/v1/events/drbd/promotion";
+pub const EVENTS_NODES: &str = "/v1/events/nodes";
+pub const EVENTS_RESOURCES: &str = "/v1/events/resources";
+pub const METRICS: &str = "/metrics";
 
 pub const ERROR_REPORTS: &str = "/v1/error-reports";
 pub const ERROR_REPORT: &str = "/v1/error-reports/{id}";
@@ -175,6 +178,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", VIEW_SNAPSHOTS),
     ("POST", SNAPSHOT_MULTI),
     ("GET", EVENTS_PROMOTION),
+    ("GET", EVENTS_NODES),
+    ("GET", EVENTS_RESOURCES),
+    ("GET", METRICS),
     ("GET", ERROR_REPORTS),
     ("PATCH", ERROR_REPORTS),
     ("GET", ERROR_REPORT),

@@ -58,6 +58,8 @@ pub struct Core {
     /// The REST calls (request ids) that made the last generations, so that the pushes
     /// they cause name them to the satellites.
     causes: Mutex<std::collections::VecDeque<Cause>>,
+    /// The event streams of node and resource changes.
+    pub events: crate::events::Events,
 }
 
 /// A REST call that made a generation, and the nodes it concerned.
@@ -359,6 +361,7 @@ impl Core {
             full_pushes: tokio::sync::Semaphore::new(FULL_PUSHES_AT_ONCE),
             metrics: Arc::default(),
             causes: Mutex::new(std::collections::VecDeque::new()),
+            events: Default::default(),
         });
         core.bootstrap()?;
         Ok(core)
@@ -521,10 +524,14 @@ impl Host for Core {
 
     fn set_node_online(&self, node: &NodeName, caps: Capabilities) {
         self.observed_mut().set_online(node, caps);
+        self.events
+            .node_changed(&self.cluster(), &self.observed(), node);
     }
 
     fn set_node_status(&self, node: &NodeName, status: ConnectionStatus, why: Option<String>) {
         self.observed_mut().set_status(node, status, why);
+        self.events
+            .node_changed(&self.cluster(), &self.observed(), node);
     }
 
     /// Stores a node's report and finishes deletions it confirms.
@@ -539,6 +546,8 @@ impl Host for Core {
             let changed = observed.apply_report(node, report.clone());
             drop(observed);
             self.announce_promotions(node, changed);
+            self.events
+                .resources_changed(&self.cluster(), &self.observed(), node);
         }
         if !self.has_deletions_to_finish(node, report) {
             return;
@@ -567,6 +576,8 @@ impl Host for Core {
     fn record_drbd(&self, node: &NodeName, report: Arc<strata_model::observed::DrbdReport>) {
         let changed = self.observed_mut().apply_drbd(node, report);
         self.announce_promotions(node, changed);
+        self.events
+            .resources_changed(&self.cluster(), &self.observed(), node);
     }
 
     /// Finishes the migrations (`toggle-disk --migrate-from`) on `node` whose new disks are
@@ -848,6 +859,11 @@ impl Core {
         for (node, d) in marks.dirty {
             dirty.entry(node).or_default().merge(d);
         }
+        drop(dirty);
+        drop(cluster);
+        // Still under the writer lock: events go out in the order of the commits.
+        self.events
+            .committed(&self.cluster(), &self.observed(), &changes);
         Ok((plan.replies, marks.targets))
     }
 

@@ -8,6 +8,7 @@ pub mod core;
 pub mod dbmove;
 pub mod env;
 pub mod errors;
+pub mod events;
 pub mod https;
 pub mod leader;
 pub mod link;

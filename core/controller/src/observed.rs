@@ -100,6 +100,30 @@ pub struct ObservedState {
 }
 
 impl ObservedState {
+    /// What `r`'s node reported of it, and what DRBD says of it there (one look-up of the
+    /// node).
+    pub fn joined(
+        &self,
+        r: &strata_model::objects::Resource,
+    ) -> (Option<&ResourceState>, strata_api::convert::DrbdSeen<'_>) {
+        use strata_api::convert::DrbdSeen;
+        let Some(n) = self
+            .nodes
+            .get(&r.node)
+            .filter(|n| n.status == Some(ConnectionStatus::Online))
+        else {
+            return (None, DrbdSeen::NotWatched);
+        };
+        let seen = match n.drbd {
+            Some(_) => match n.drbd(r.name.as_str()) {
+                Some(d) => DrbdSeen::Seen(d),
+                None => DrbdSeen::Missing,
+            },
+            None => DrbdSeen::NotWatched,
+        };
+        (n.resource(r.name.as_str()), seen)
+    }
+
     /// DRBD's state of `rsc` on `node` while the node is online and its watcher follows DRBD
     /// without error; with `whole`, only once the watcher has read DRBD's complete state.
     fn drbd_seen(&self, node: &NodeName, rsc: &str, whole: bool) -> Option<&DrbdObserved> {

@@ -25,6 +25,16 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
         "/health",
         "liveness probe for service managers and load balancers",
     ),
+    (
+        "GET",
+        "/metrics",
+        "Prometheus metrics (LINSTOR serves them too; its specification leaves them out)",
+    ),
+    (
+        "GET",
+        "/v1/events/resources",
+        "server-sent events of resources' state (in use, disk and replication states, resync progress)",
+    ),
     ("GET", "/v1/nodes/{}", ONE_BY_NAME),
     ("GET", "/v1/nodes/{}/net-interfaces/{}", ONE_BY_NAME),
     ("GET", "/v1/nodes/{}/storage-pools/{}", ONE_BY_NAME),

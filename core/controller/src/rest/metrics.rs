@@ -229,7 +229,7 @@ fn resources(core: &AppState, s: &mut Scrape) {
         .collect();
     for rd in cluster.rsc_dfns.values() {
         for r in cluster.resources_of(&rd.name) {
-            let (state, seen) = super::view::joined(&observed, r);
+            let (state, seen) = observed.joined(r);
             let view = convert::resource_with_volumes(r, rd, state, seen, &|pool| {
                 cluster.stor_pool(&r.node, pool).map(|sp| sp.kind)
             });

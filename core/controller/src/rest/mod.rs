@@ -42,7 +42,7 @@ pub fn router(core: Arc<Core>) -> Router {
     let _ = PANIC_REPORTS.set(core.reports.clone());
     Router::new()
         .route(paths::HEALTH, get(ctrl::health))
-        .route("/metrics", get(metrics::scrape))
+        .route(paths::METRICS, get(metrics::scrape))
         .route(paths::CONTROLLER_VERSION, get(ctrl::version))
         .route(
             paths::CONTROLLER_PROPS,
@@ -146,6 +146,8 @@ pub fn router(core: Arc<Core>) -> Router {
         )
         .route(paths::VIEW_RESOURCES, get(view::resources))
         .route(paths::EVENTS_PROMOTION, get(events::drbd_promotion))
+        .route(paths::EVENTS_NODES, get(events::nodes))
+        .route(paths::EVENTS_RESOURCES, get(events::resources))
         .route(paths::VIEW_STOR_POOLS, get(view::storage_pools))
         .route(paths::VIEW_SNAPSHOTS, get(snapshot::view))
         .route(paths::SNAPSHOT_MULTI, post(snapshot::create_multi))

@@ -6,7 +6,6 @@ use futures_util::StreamExt;
 use strata_api::convert;
 use strata_api::types::ResourceWithVolumes;
 use strata_model::objects::{Resource, ResourceDefinition};
-use strata_model::observed::ResourceState;
 use strata_model::props::matches_filter;
 use strata_model::Cluster;
 
@@ -14,28 +13,6 @@ use super::nodes::pool_view;
 use axum::http::StatusCode;
 
 use super::{json_body, ok, wanted, AppState, Query};
-
-/// What `r`'s node reported of it, and what DRBD says of it there (one look-up of the node).
-pub(super) fn joined<'a>(
-    observed: &'a crate::observed::ObservedState,
-    r: &Resource,
-) -> (Option<&'a ResourceState>, convert::DrbdSeen<'a>) {
-    let Some(n) = observed
-        .nodes
-        .get(&r.node)
-        .filter(|n| n.status == Some(strata_model::ConnectionStatus::Online))
-    else {
-        return (None, convert::DrbdSeen::NotWatched);
-    };
-    let seen = match n.drbd {
-        Some(_) => match n.drbd(r.name.as_str()) {
-            Some(d) => convert::DrbdSeen::Seen(d),
-            None => convert::DrbdSeen::Missing,
-        },
-        None => convert::DrbdSeen::NotWatched,
-    };
-    (n.resource(r.name.as_str()), seen)
-}
 
 /// One resource joined with its node's report.
 pub fn resource_view(
@@ -45,7 +22,7 @@ pub fn resource_view(
 ) -> ResourceWithVolumes {
     let cluster = core.cluster();
     let observed = core.observed();
-    let (state, seen) = joined(&observed, r);
+    let (state, seen) = observed.joined(r);
     convert::resource_with_volumes(r, rd, state, seen, &|pool| {
         cluster.stor_pool(&r.node, pool).map(|sp| sp.kind)
     })
@@ -238,7 +215,7 @@ fn write_resource(
     rd: &ResourceDefinition,
     r: &Resource,
 ) {
-    let (state, seen) = joined(observed, r);
+    let (state, seen) = observed.joined(r);
     let pools = cluster.stor_pools.get(&r.node);
     strata_api::view::write_resource(out, r, rd, state, seen, &|pool| {
         pools.and_then(|p| p.get(pool)).map(|sp| sp.kind)
