@@ -1271,3 +1271,70 @@ print(json.dumps(out))
         self.samples.iter().any(|(n, _, _)| n == name)
     }
 }
+
+/// A program run on a pseudo-terminal (as a person at a terminal runs it), driven by a small
+/// Python script: it waits for each `expect` in the output, then types its `send`; all the
+/// output goes to `out` as it comes. Answers the script's process (it ends when the program
+/// does, or after `limit`).
+pub fn spawn_on_pty(
+    argv: &[String],
+    env: &[(&str, String)],
+    steps: &[(&str, &str)],
+    out: &Path,
+    limit: Duration,
+) -> std::process::Child {
+    const SCRIPT: &str = r#"
+import fcntl, json, os, pty, select, struct, sys, termios, time
+argv, env, steps, limit = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4])
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ.update(env)
+    os.execvp(argv[0], argv)
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+deadline = time.time() + limit
+seen = b""
+mark = 0
+step = 0
+def pump(wait):
+    global seen
+    r, _, _ = select.select([fd], [], [], wait)
+    if not r:
+        return True
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        return False
+    if not data:
+        return False
+    seen += data
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return True
+alive = True
+while alive and time.time() < deadline:
+    if step < len(steps):
+        expect, send = steps[step]
+        i = seen.find(expect.encode(), mark)
+        if i >= 0:
+            mark = i + len(expect)
+            os.write(fd, send.encode())
+            step += 1
+            continue
+    alive = pump(0.05)
+if time.time() >= deadline:
+    os.kill(pid, 9)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write("\n[exit %d, steps %d/%d]\n" % (os.waitstatus_to_exitcode(status), step, len(steps)))
+"#;
+    let env: BTreeMap<&str, &String> = env.iter().map(|(k, v)| (*k, v)).collect();
+    Command::new(python())
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(serde_json::to_string(argv).unwrap())
+        .arg(serde_json::to_string(&env).unwrap())
+        .arg(serde_json::to_string(steps).unwrap())
+        .arg(limit.as_secs_f64().to_string())
+        .stdout(std::fs::File::create(out).expect("pty output file"))
+        .spawn()
+        .expect("python runs")
+}

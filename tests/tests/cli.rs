@@ -451,3 +451,71 @@ fn completions_and_manual_pages_are_generated() {
     let pages = std::fs::read_dir(dir.path()).unwrap().count();
     assert!(pages > 10, "only {pages} pages");
 }
+
+#[test]
+fn formats_and_the_terminal_session() {
+    strata_tests::needs_cluster!(strata_tests::python_modules(&["pty"]));
+    let c = TestCluster::start(2);
+    c.register_all();
+
+    // --format json is -m; yaml is the same data as YAML; both after the command too.
+    let m = c.linstor_ok(&["-m", "node", "list"]);
+    let j = c.linstor_ok(&["node", "list", "--format", "json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&m).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&j).unwrap()
+    );
+    let y = c.linstor_ok(&["--format", "yaml", "node", "list"]);
+    assert!(
+        y.contains("name: node1") && y.contains("connection_status: ONLINE"),
+        "{y}"
+    );
+    assert!(!y.trim_start().starts_with('['), "{y}");
+    let t = c.linstor_ok(&["node", "list", "--format", "table"]);
+    assert!(t.contains("node1") && t.contains("Online"), "{t}");
+    let (code, said) = c.linstor_fails(&["node", "list", "--format", "xml"]);
+    assert_ne!(code, 0);
+    assert!(said.contains("xml") && said.contains("yaml"), "{said}");
+
+    // Interactive mode on a terminal: Tab completes, the history recalls, `exit` leaves.
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("session.txt");
+    let argv = vec![
+        bin("linstor").display().to_string(),
+        "--controllers".into(),
+        c.controller_addr(),
+    ];
+    let env = [
+        ("HOME", home.path().display().to_string()),
+        ("TERM", "xterm".to_string()),
+    ];
+    let steps = [
+        ("LINSTOR ==> ", "node li\t"),
+        ("list", "\r"),
+        ("LINSTOR ==> ", "\x1b[A"),
+        ("node list", "\r"),
+        ("LINSTOR ==> ", "exit\r"),
+    ];
+    let mut p = strata_tests::spawn_on_pty(
+        &argv,
+        &env,
+        &steps,
+        &out,
+        std::time::Duration::from_secs(30),
+    );
+    assert!(p.wait().unwrap().success());
+    let session = std::fs::read_to_string(&out).unwrap();
+    assert!(session.contains("[exit 0, steps 5/5]"), "{session}");
+    assert!(
+        session.contains("node list"),
+        "Tab did not complete: {session}"
+    );
+    assert_eq!(
+        session.matches("node2").count(),
+        2,
+        "the recalled line did not list again: {session}"
+    );
+    let history =
+        std::fs::read_to_string(home.path().join(".config/linstor/history")).unwrap_or_default();
+    assert!(history.contains("node list"), "{history}");
+}

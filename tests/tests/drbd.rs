@@ -1037,3 +1037,67 @@ fn a_clone_from_thick_pools_is_copied_on_every_node() {
     assert_eq!(code.as_u16(), 200);
     assert!(String::from_utf8_lossy(&body).contains("COMPLETE"));
 }
+
+#[test]
+fn wait_sync_shows_a_progress_bar_on_a_terminal() {
+    strata_tests::needs_cluster!(strata_tests::python_modules(&["pty"]));
+    let c = TestCluster::start_drbd_dry_run(2);
+    c.register_all();
+    c.create_group("rg2", 2);
+    c.spawn("rg2", "bar1", 32 * MIB);
+    let (id1, id2) = (node_id(&c, "bar1", "node1"), node_id(&c, "bar1", "node2"));
+    c.satellites[0].drbd_events(&[
+        "exists resource name:bar1 role:Secondary suspended:no may_promote:yes promotion_score:10100",
+        &format!("exists connection name:bar1 peer-node-id:{id2} conn-name:node2 connection:Connected role:Secondary"),
+        "exists device name:bar1 volume:0 minor:1000 disk:UpToDate client:no quorum:yes open:no",
+        &format!("exists peer-device name:bar1 peer-node-id:{id2} conn-name:node2 volume:0 replication:SyncSource peer-disk:Inconsistent done:25.00"),
+        "exists -",
+    ]);
+    c.satellites[1].drbd_events(&[
+        "exists resource name:bar1 role:Secondary suspended:no may_promote:no promotion_score:0",
+        &format!("exists connection name:bar1 peer-node-id:{id1} conn-name:node1 connection:Connected role:Secondary"),
+        "exists device name:bar1 volume:0 minor:1000 disk:Inconsistent client:no quorum:yes open:no",
+        &format!("exists peer-device name:bar1 peer-node-id:{id1} conn-name:node1 volume:0 replication:SyncTarget peer-disk:UpToDate done:25.00"),
+        "exists -",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wait-sync.txt");
+    let argv: Vec<String> = vec![
+        strata_tests::bin("linstor").display().to_string(),
+        "--controllers".into(),
+        c.controller_addr(),
+        "resource-definition".into(),
+        "wait-sync".into(),
+        "bar1".into(),
+    ];
+    let env = [
+        ("HOME", dir.path().display().to_string()),
+        ("TERM", "xterm".to_string()),
+    ];
+    let mut p = strata_tests::spawn_on_pty(&argv, &env, &[], &out, Duration::from_secs(60));
+    let shown = |what: &str| {
+        c.wait_until(Duration::from_secs(20), || {
+            std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .contains(what)
+        })
+    };
+    let text = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(shown(" 25%"), "no bar at 25%:\n{}", text());
+    assert!(text().contains("ETA"), "{}", text());
+    c.satellites[1].drbd_events(&[&format!(
+        "change peer-device name:bar1 peer-node-id:{id1} conn-name:node1 volume:0 done:75.00"
+    )]);
+    assert!(shown(" 75%"), "the bar did not move:\n{}", text());
+    c.satellites[1].drbd_events(&[
+        "change device name:bar1 volume:0 disk:UpToDate",
+        &format!("change peer-device name:bar1 peer-node-id:{id1} conn-name:node1 volume:0 replication:Established peer-disk:UpToDate"),
+    ]);
+    c.satellites[0].drbd_events(&[&format!(
+        "change peer-device name:bar1 peer-node-id:{id2} conn-name:node2 volume:0 replication:Established peer-disk:UpToDate"
+    )]);
+    assert!(p.wait().unwrap().success());
+    let t = text();
+    assert!(t.contains("is in sync on 2 node(s)"), "{t}");
+    assert!(t.contains("[exit 0"), "{t}");
+}

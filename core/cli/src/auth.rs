@@ -182,7 +182,7 @@ pub async fn run(ctx: &mut Ctx, cmd: AuthCmd) -> Result<i32, CliError> {
         AuthCmd::List { pastable, all } => {
             let raw = ctx.fetch(calls::auth_tokens()).await?;
             if ctx.settings.machine {
-                out(&format!("{}\n", output::py_json_pretty(&raw)));
+                ctx.machine(&output::py_json_pretty(&raw));
                 return Ok(error::OK);
             }
             let list = parse(&raw, "token list")?;

@@ -28,12 +28,23 @@ pub fn err(text: &str) {
     }
 }
 
+/// How lists and answers are printed (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
 /// The global options that apply to one command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub controllers: Vec<String>,
     pub timeout: Duration,
+    /// The controller's data instead of tables (`-m`, `--format json|yaml`).
     pub machine: bool,
+    /// ... as YAML (`--format yaml`).
+    pub yaml: bool,
     pub style: Style,
     pub warn_as_error: bool,
     pub security: strata_client::Security,
@@ -160,13 +171,19 @@ impl Ctx {
         }
     }
 
+    /// Prints machine-readable data: the JSON given, or it as YAML with `--format yaml`.
+    pub fn machine(&self, json: &str) {
+        if self.settings.yaml {
+            out(&output::yaml_of(json));
+        } else {
+            out(&format!("{}\n", json.trim_end()));
+        }
+    }
+
     /// Prints replies (as blocks or, with `-m`, as JSON) and returns their exit code.
     pub fn print_replies(&self, replies: &[ApiCallRc], raws: &[String]) -> i32 {
         if self.settings.machine {
-            out(&format!(
-                "{}\n",
-                output::py_json_pretty(&output::concat_json_arrays(raws))
-            ));
+            self.machine(&output::py_json_pretty(&output::concat_json_arrays(raws)));
         } else {
             out(&output::format_replies(replies, self.colors()));
         }
@@ -205,7 +222,7 @@ impl Ctx {
         render: impl FnOnce() -> Result<String, CliError>,
     ) -> Result<i32, CliError> {
         if self.settings.machine {
-            out(&format!("{}\n", output::machine_list(raw)));
+            self.machine(&output::machine_list(raw));
         } else {
             out(&render()?);
         }
@@ -222,7 +239,7 @@ impl Ctx {
         pastable: bool,
     ) -> i32 {
         if self.settings.machine {
-            out(&format!("{}\n", props_json(props)));
+            self.machine(&props_json(props));
             return error::OK;
         }
         match props {

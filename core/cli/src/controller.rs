@@ -115,7 +115,7 @@ pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
         ControllerCmd::Version => {
             let raw = ctx.fetch(calls::controller_version()).await?;
             if ctx.settings.machine {
-                out(&format!("{}\n", output::py_json_compact(&raw)));
+                ctx.machine(&output::py_json_compact(&raw));
             } else {
                 let v: ControllerVersion = parse(&raw, "controller version")?;
                 out(&format!(
@@ -177,7 +177,7 @@ pub async fn run(ctx: &mut Ctx, cmd: ControllerCmd) -> Result<i32, CliError> {
                     controller_uri: &url,
                 })
                 .unwrap_or_default();
-                out(&format!("{text}\n"));
+                ctx.machine(&text);
             } else {
                 out(&format!("{url}\n"));
             }

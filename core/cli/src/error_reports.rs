@@ -156,7 +156,7 @@ pub async fn run(ctx: &mut Ctx, cmd: ErrCmd) -> Result<i32, CliError> {
         ErrCmd::Show { report_id } => {
             let raw = ctx.fetch(calls::error_report(&report_id)).await?;
             if ctx.settings.machine {
-                out(&format!("{}\n", crate::output::machine_list(&raw)));
+                ctx.machine(&crate::output::machine_list(&raw));
                 return Ok(crate::error::OK);
             }
             let list: Vec<Report> = parse(&raw, "error report")?;

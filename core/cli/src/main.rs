@@ -15,6 +15,7 @@ mod error;
 mod error_reports;
 mod node;
 mod output;
+mod repl;
 mod resource;
 mod rsc_dfn;
 mod rsc_grp;
@@ -23,7 +24,7 @@ mod storpool;
 mod sync;
 mod table;
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,6 +69,10 @@ pub struct Cli {
     /// Machine-readable output format.
     #[arg(long = "output-version", env = "LS_OUTPUT_VERSION", value_parser = ["v0", "v1"])]
     pub output_version: Option<String>,
+    /// Output as tables and messages (the default), or the controller's data as JSON (as
+    /// -m) or YAML; accepted after the command too (`linstor resource list --format yaml`).
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<context::Format>,
     /// Print more details.
     #[arg(short = 'V', long)]
     pub verbose: bool,
@@ -260,6 +265,7 @@ fn settings(
     conf: &std::collections::BTreeMap<String, String>,
 ) -> Result<Settings, CliError> {
     let tty = std::io::stdout().is_terminal();
+    let format = cli.format.or_else(|| base.and_then(|b| b.format));
     let conf_flag = |k: &str| {
         conf.get(k)
             .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true") || v == "1")
@@ -300,7 +306,9 @@ fn settings(
     Ok(Settings {
         controllers: controller_list(env.as_deref(), controllers_arg.as_deref()),
         timeout: Duration::from_secs(timeout.max(1)),
-        machine: flag(|c| c.machine_readable),
+        machine: flag(|c| c.machine_readable)
+            || matches!(format, Some(context::Format::Json | context::Format::Yaml)),
+        yaml: format == Some(context::Format::Yaml),
         style: Style {
             utf8: !flag(|c| c.no_utf8) && !conf_flag("no-utf8") && tty && locale_is_utf8(),
             color: !flag(|c| c.no_color) && !conf_flag("no-color") && tty,
@@ -411,18 +419,13 @@ fn interactive(rt: &tokio::runtime::Runtime, base: &Cli) -> i32 {
             return e.code;
         }
     };
-    let stdin = std::io::stdin();
+    let mut lines = repl::Lines::new(command());
     let extra = env_args(std::env::vars());
     loop {
-        out("LINSTOR ==> ");
-        let mut line = String::new();
-        match stdin.lock().read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                out("\n");
-                return error::OK;
-            }
-            Ok(_) => {}
-        }
+        let Some(line) = lines.next() else {
+            out("\n");
+            return error::OK;
+        };
         let mut words = match shell_words::split(line.trim()) {
             Ok(w) => w,
             Err(e) => {

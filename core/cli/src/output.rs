@@ -225,6 +225,14 @@ pub fn concat_json_arrays(arrays: &[String]) -> String {
 
 /// The machine-readable form of a list answer: the answer wrapped in one more list, as the
 /// upstream client prints it.
+/// `json` as YAML (as it is, when it is not JSON).
+pub fn yaml_of(json: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(v) => serde_yaml_ng::to_string(&v).unwrap_or_else(|_| format!("{json}\n")),
+        Err(_) => format!("{}\n", json.trim_end()),
+    }
+}
+
 pub fn machine_list(raw: &str) -> String {
     py_json_pretty(&format!("[{}]", raw.trim()))
 }

@@ -74,12 +74,91 @@ pub fn lagging(rscs: &[ResourceWithVolumes]) -> Vec<(String, String)> {
     out
 }
 
+/// How far the resyncs of `rscs` are: (bytes in sync, bytes to be in sync) over the volumes
+/// receiving one or waiting for one.
+pub fn progress(rscs: &[ResourceWithVolumes]) -> (u64, u64) {
+    let (mut done, mut total) = (0.0, 0.0);
+    for r in rscs {
+        for v in &r.volumes {
+            let Some(state) = &v.state else { continue };
+            let bytes = v
+                .usable_size_kib
+                .or(v.allocated_size_kib)
+                .unwrap_or(0)
+                .max(0) as f64
+                * 1024.0;
+            let receiving = state.replication_states.values().find(|s| {
+                matches!(
+                    s.replication_state.as_deref(),
+                    Some("SyncTarget" | "PausedSyncT" | "WFBitMapT")
+                )
+            });
+            match (receiving, state.disk_state.as_deref()) {
+                (Some(s), _) => {
+                    total += bytes;
+                    done += bytes * s.done_percentage.unwrap_or(0.0) / 100.0;
+                }
+                (None, Some("Inconsistent" | "Outdated")) => total += bytes,
+                _ => {}
+            }
+        }
+    }
+    (done as u64, total as u64)
+}
+
+/// What the wait shows: lines of text, or a progress bar on a terminal.
+enum Display {
+    Lines(String),
+    Bar(indicatif::ProgressBar),
+}
+
+impl Display {
+    fn new() -> Display {
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Display::Bar(bar)
+        } else {
+            Display::Lines(String::new())
+        }
+    }
+
+    fn show(&mut self, rd: &str, lag: &str, (done, total): (u64, u64)) {
+        match self {
+            Display::Lines(shown) => {
+                if lag != shown {
+                    out(&format!("Waiting for '{rd}': {lag}\n"));
+                    *shown = lag.to_string();
+                }
+            }
+            Display::Bar(bar) => {
+                bar.set_length(total.max(1));
+                bar.set_position(done.min(total));
+                bar.set_message(lag.to_string());
+            }
+        }
+    }
+
+    fn done(&self) {
+        if let Display::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 pub async fn run(ctx: &mut Ctx, a: WaitSyncArgs) -> Result<i32, CliError> {
     let rd = &a.resource_definition;
     // An unknown definition is reported as the controller words it.
     ctx.fetch(calls::resource_dfn(rd)).await?;
     let started = Instant::now();
-    let mut shown = String::new();
+    let mut display = Display::new();
     loop {
         let raw = ctx
             .fetch(calls::resources(&[], std::slice::from_ref(rd), &[], &[]))
@@ -87,6 +166,7 @@ pub async fn run(ctx: &mut Ctx, a: WaitSyncArgs) -> Result<i32, CliError> {
         let rscs: Vec<ResourceWithVolumes> = parse(&raw, "resource list")?;
         let lag = lagging(&rscs);
         if lag.is_empty() {
+            display.done();
             out(&format!(
                 "Resource definition '{rd}' is in sync on {} node(s).\n",
                 rscs.len()
@@ -94,14 +174,12 @@ pub async fn run(ctx: &mut Ctx, a: WaitSyncArgs) -> Result<i32, CliError> {
             return Ok(error::OK);
         }
         let now: Vec<String> = lag.iter().map(|(n, w)| format!("{n}: {w}")).collect();
-        let now = now.join("; ");
-        if now != shown {
-            out(&format!("Waiting for '{rd}': {now}\n"));
-            shown = now;
-        }
+        let shown = now.join("; ");
+        display.show(rd, &shown, progress(&rscs));
         if a.wait_timeout
             .is_some_and(|t| started.elapsed() >= Duration::from_secs(t))
         {
+            display.done();
             return Err(CliError::new(
                 error::API_ERROR,
                 format!(
@@ -160,5 +238,23 @@ mod tests {
         );
         // Replicas being deleted do not count.
         assert!(lagging(&[rsc("n6", &["DELETE"], serde_json::Value::Null)]).is_empty());
+    }
+
+    #[test]
+    fn progress_counts_the_bytes_of_the_volumes_being_synced() {
+        let sized = |node: &str, state: serde_json::Value| {
+            let mut r = rsc(node, &[], state);
+            r.volumes[0].usable_size_kib = Some(1024);
+            r
+        };
+        let up = serde_json::json!({"disk_state": "UpToDate"});
+        let syncing = serde_json::json!({"disk_state": "Inconsistent",
+            "replication_states": {"n1": {"replication_state": "SyncTarget", "done_percentage": 25.0}}});
+        let waiting = serde_json::json!({"disk_state": "Inconsistent"});
+        assert_eq!(progress(&[sized("n1", up.clone())]), (0, 0));
+        assert_eq!(
+            progress(&[sized("n1", up), sized("n2", syncing), sized("n3", waiting)]),
+            (256 * 1024, 2 * 1024 * 1024)
+        );
     }
 }
