@@ -1,5 +1,5 @@
 # Shortcuts for the scripts in scripts/.
-.PHONY: all deb deb-debug quickstart test
+.PHONY: all deb deb-debug images quickstart test
 
 all:
 	cargo build --workspace --release --bins
@@ -10,6 +10,10 @@ deb:
 
 deb-debug:
 	scripts/build-debs.sh --debug
+
+# The OCI images (controller, satellite, client) from the packages, imported into docker.
+images: deb
+	packaging/oci/build-images.sh
 
 quickstart:
 	scripts/quickstart.sh

@@ -4,121 +4,15 @@
 //! /run/docker/plugins/linstor.sock, as installed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use strata_client::Method;
-use strata_tests::{bin, ok_replies, run_ok, Proc, TestCluster};
+use strata_tests::docker::Docker;
+use strata_tests::{bin, ok_replies, Proc, TestCluster};
 
 const SOCKET: &str = "/run/docker/plugins/linstor.sock";
 const IMAGE: &str = "strata-busybox";
-
-struct Docker {
-    proc: Proc,
-    host: String,
-}
-
-impl Docker {
-    /// Starts dockerd in `dir` and waits until it answers.
-    fn start(dir: &Path) -> Docker {
-        let dockerd = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("dockerd is missing: install docker.io (scripts/test-all.sh does)");
-        std::fs::create_dir_all(dir).expect("docker directory");
-        let sock = dir.join("docker.sock");
-        let proc = Proc::spawn(
-            Command::new(dockerd)
-                .arg("--data-root")
-                .arg(dir.join("data"))
-                .arg("--exec-root")
-                .arg(dir.join("exec"))
-                .arg("--pidfile")
-                .arg(dir.join("docker.pid"))
-                .arg("-H")
-                .arg(format!("unix://{}", sock.display()))
-                .args([
-                    "--bridge=none",
-                    "--iptables=false",
-                    "--ip6tables=false",
-                    "--ip-masq=false",
-                ]),
-            &dir.join("dockerd.log"),
-        );
-        let d = Docker {
-            proc,
-            host: format!("unix://{}", sock.display()),
-        };
-        let start = Instant::now();
-        while !d.docker(&["info"]).status.success() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "dockerd did not start:\n{}",
-                d.proc.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        d
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", &self.host)
-            .output()
-            .expect("docker runs")
-    }
-
-    /// Runs docker, which must succeed; answers stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs docker, which must fail; answers stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(!out.status.success(), "docker {args:?} should have failed");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    /// A busybox image built offline: `docker import` of a directory with busybox.
-    fn import_busybox(&self, dir: &Path) {
-        let root = dir.join("rootfs");
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static (scripts/test-all.sh installs it)");
-        for applet in ["sh", "cat", "echo", "sleep", "df", "ls"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-        run_ok(
-            Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "tar -C '{}' -c . | docker import - {IMAGE}",
-                    root.display()
-                ))
-                .env("DOCKER_HOST", &self.host),
-        );
-    }
-}
-
-impl Drop for Docker {
-    fn drop(&mut self) {
-        // Containers first, then dockerd itself (SIGTERM: it stops its containerd).
-        let ids = self.docker(&["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let _ = self.docker(&["rm", "-f", id]);
-        }
-        self.proc.stop();
-    }
-}
 
 /// Starts the plugin for `node` on `socket` and waits until it listens.
 fn start_plugin(c: &TestCluster, node: &str, socket: &Path, state: &Path, config: &Path) -> Proc {
@@ -179,7 +73,7 @@ fn docker_volumes_through_the_plugin() {
     );
     let mut plugin = start_plugin(&c, "node1", Path::new(SOCKET), &state, &config);
     let docker = Docker::start(&dir.join("docker"));
-    docker.import_busybox(&dir);
+    docker.import_busybox(&dir, IMAGE);
 
     // Create, write from one container, read from another.
     docker.ok(&[

@@ -107,3 +107,92 @@ fn units_verify_and_start_what_the_build_makes() {
         );
     }
 }
+
+/// A socket standing for systemd's `$NOTIFY_SOCKET`.
+fn notify_socket(dir: &Path) -> (PathBuf, std::os::unix::net::UnixDatagram) {
+    let path = dir.join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    (path, sock)
+}
+
+fn ready_message(sock: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("a READY=1 message within 30 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn the_daemons_tell_systemd_when_they_are_ready() {
+    strata_tests::needs_cluster!();
+    for unit in ["linstor-controller.service", "linstor-satellite.service"] {
+        let path = units().into_iter().find(|u| u.ends_with(unit)).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        assert_eq!(setting(&text, "Type"), Some("notify"), "{unit}");
+        assert_eq!(setting(&text, "NotifyAccess"), Some("main"), "{unit}");
+    }
+    // A satellite with a volume in its record, restarted as systemd would start it: READY=1
+    // comes once it has applied its record (the volume is back), not before.
+    let mut c = strata_tests::TestCluster::start(1);
+    c.register_all();
+    c.create_group("rg1", 1);
+    c.spawn("rg1", "ready1", 16 * 1024);
+    c.stop_satellite(0);
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, sock) = notify_socket(dir.path());
+    let s = &c.satellites[0];
+    let log = dir.path().join("satellite.log");
+    let mut sat = strata_tests::Proc::spawn(
+        Command::new(strata_tests::bin("linstor-satellite"))
+            .arg("--port")
+            .arg(s.port.to_string())
+            .args(["--listen-addr", "127.0.0.1", "--state-dir"])
+            .arg(&s.state_dir)
+            .arg("--config")
+            .arg(c.dir.path().join("linstor_satellite.toml"))
+            .env("NOTIFY_SOCKET", &socket),
+        &log,
+    );
+    let said = ready_message(&sock);
+    assert!(said.starts_with("READY=1\n"), "{said}");
+    assert!(
+        said.contains(&format!("MAINPID={}", sat.pid().unwrap())),
+        "{said}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("converged from the local record") && text.contains("volumes=1"),
+        "READY=1 before the record was applied:\n{text}"
+    );
+    sat.stop();
+
+    // The controller: READY=1 once it serves.
+    let port = strata_tests::free_port();
+    let cdir = dir.path().join("controller");
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(cdir.join("linstor.toml"), "").unwrap();
+    let (socket, sock) = {
+        let d = cdir.join("n");
+        std::fs::create_dir_all(&d).unwrap();
+        notify_socket(&d)
+    };
+    let mut ctrl = strata_tests::Proc::spawn(
+        Command::new(strata_tests::bin("linstor-controller"))
+            .args(["--listen-addr", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(cdir.join("data"))
+            .arg("--config")
+            .arg(cdir.join("linstor.toml"))
+            .env("NOTIFY_SOCKET", &socket),
+        &cdir.join("controller.log"),
+    );
+    let said = ready_message(&sock);
+    assert!(said.starts_with("READY=1\nSTATUS=serving"), "{said}");
+    assert_eq!(
+        strata_tests::http_status(port, "/v1/controller/version"),
+        Some(200),
+        "READY=1 before the API answered"
+    );
+    ctrl.stop();
+}

@@ -124,6 +124,13 @@ async fn run() -> anyhow::Result<()> {
     serve(settings).await
 }
 
+/// Tells systemd (Type=notify) the controller serves.
+fn ready(status: &str) {
+    if let Err(e) = strata_net::service::notify_ready(status) {
+        tracing::warn!("cannot tell the service manager the controller is ready: {e}");
+    }
+}
+
 /// Runs the controller with `settings` until it is told to stop: it serves at once, or,
 /// with etcd, forwards to the leader until it leads itself.
 async fn serve(settings: config::Settings) -> anyhow::Result<()> {
@@ -183,6 +190,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     let (core, servers) = match &switch {
         Some(switch) => {
             let servers = tokio::spawn(serve(switch.router()));
+            ready("serving; contending for leadership");
             let lead = settings.leadership.clone();
             tracing::info!(
                 name = %lead.name,
@@ -210,6 +218,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         None => {
             let core = strata_controller::start_on(Box::new(store.clone()), settings)?;
             let servers = tokio::spawn(serve(strata_controller::rest::router(core.clone())));
+            ready("serving");
             (core, servers)
         }
     };

@@ -34,6 +34,30 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
+/// Tells the service manager that started the daemon with `Type=notify` (through
+/// `$NOTIFY_SOCKET`) that it is ready, with a status line; answers whether one was told.
+/// Without `$NOTIFY_SOCKET` nothing is sent.
+pub fn notify_ready(status: &str) -> std::io::Result<bool> {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    let message = format!("READY=1\nSTATUS={status}\nMAINPID={}\n", std::process::id());
+    let path = path.to_string_lossy().into_owned();
+    match path.strip_prefix('@') {
+        // An abstract socket name.
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            sock.send_to_addr(message.as_bytes(), &addr)?;
+        }
+        None => {
+            sock.send_to(message.as_bytes(), &path)?;
+        }
+    }
+    Ok(true)
+}
+
 /// Writes the manual page of `cmd` to `DIR/<name>.<section>`; answers the file written.
 pub fn write_man_page(cmd: clap::Command, section: &str, dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
@@ -49,6 +73,22 @@ pub fn write_man_page(cmd: clap::Command, section: &str, dir: &Path) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_reaches_the_notify_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let listener = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        // The variable is read by this process only; tests that use it run here alone.
+        std::env::set_var("NOTIFY_SOCKET", &path);
+        assert!(notify_ready("converged").unwrap());
+        std::env::remove_var("NOTIFY_SOCKET");
+        let mut buf = [0u8; 256];
+        let n = listener.recv(&mut buf).unwrap();
+        let got = String::from_utf8_lossy(&buf[..n]);
+        assert!(got.starts_with("READY=1\nSTATUS=converged\n"), "{got}");
+        assert!(!notify_ready("x").unwrap(), "no socket, nothing sent");
+    }
 
     #[test]
     fn a_man_page_names_the_program_and_its_options() {

@@ -223,6 +223,12 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    // Under systemd (Type=notify): ready once the node's own record is applied, so that
+    // units ordered after this one (the guests) find their DRBD resources up.
+    match strata_net::service::notify_ready("converged from the local record") {
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot tell the service manager the satellite is ready: {e}"),
+    }
     if let Some(listen) = settings.metrics {
         tokio::spawn(async move {
             if let Err(e) = metrics.serve(listen, shutdown_signal()).await {
