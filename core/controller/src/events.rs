@@ -57,11 +57,17 @@ impl<K: Ord + Clone, V: PartialEq + Clone> Stream<K, V> {
         all: impl FnOnce() -> BTreeMap<K, V>,
     ) -> broadcast::Receiver<Arc<Event>> {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        if !kept.primed {
+        // Without subscribers the views were not kept up to date: take them anew.
+        if !kept.primed || self.tx.receiver_count() == 0 {
             kept.last = all();
             kept.primed = true;
         }
         self.tx.subscribe()
+    }
+
+    /// Whether anyone subscribes (else changes need not be looked at).
+    pub fn listened(&self) -> bool {
+        self.tx.receiver_count() > 0
     }
 
     /// Compares the objects of `keys` (those now, from `current`) and the kept ones `also`
@@ -276,6 +282,9 @@ impl Events {
     /// The node `node` changed (its connection, what its satellite said): the node and its
     /// resources.
     pub fn node_changed(&self, cluster: &Cluster, observed: &ObservedState, node: &NodeName) {
+        if !self.nodes.listened() && !self.resources.listened() {
+            return;
+        }
         self.nodes.refresh(
             [node.to_string()],
             |_| false,
@@ -299,6 +308,9 @@ impl Events {
 
     /// A commit made `changes`: the nodes and resources they concern.
     pub fn committed(&self, cluster: &Cluster, observed: &ObservedState, changes: &[Change]) {
+        if !self.nodes.listened() && !self.resources.listened() {
+            return;
+        }
         let mut nodes = Vec::new();
         let mut rscs = Vec::new();
         let mut dfns: Vec<String> = Vec::new();
