@@ -94,19 +94,7 @@ pub fn python() -> String {
 
 /// python-linstor is importable by [`python`].
 pub fn python_linstor() -> needs::Need {
-    let python = python();
-    let importable = std::process::Command::new(&python)
-        .args(["-c", "import linstor"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if importable {
-        Ok(())
-    } else {
-        Err(format!(
-            "needs python-linstor importable by {python}; set STRATA_PYTHON to a python that has it \
-             (scripts/test-all.sh installs it into target/python-linstor-venv)"
-        ))
-    }
+    python_modules(&["linstor"])
 }
 
 /// The Python modules named are importable by [`python`] (scripts/test-all.sh installs
@@ -805,6 +793,18 @@ impl TestCluster {
             output_text(&o)
         );
         (o.status.code().unwrap_or(-1), output_text(&o))
+    }
+
+    /// The DRBD node id of `rsc` on `node`.
+    pub fn drbd_node_id(&self, rsc: &str, node: &str) -> u32 {
+        let rs = self
+            .block(
+                self.client()
+                    .resources(&[node.into()], &[rsc.into()], &[], &[]),
+            )
+            .unwrap();
+        let drbd = rs[0].resource.layer_object.as_ref().unwrap().drbd.as_ref();
+        drbd.unwrap().node_id.unwrap() as u32
     }
 
     /// The device of the first volume of `rsc` on its first node, as the controller reports it.

@@ -115,14 +115,7 @@ fn three_replicas_and_a_diskless_client_agree_on_every_node() {
 
 /// The node id the controller gave resource `rsc` on `node`.
 fn node_id(c: &TestCluster, rsc: &str, node: &str) -> u32 {
-    let rs = c
-        .block(
-            c.client()
-                .resources(&[node.into()], &[rsc.into()], &[], &[]),
-        )
-        .unwrap();
-    let drbd = rs[0].resource.layer_object.as_ref().unwrap().drbd.as_ref();
-    drbd.unwrap().node_id.unwrap() as u32
+    c.drbd_node_id(rsc, node)
 }
 
 /// Reads server-sent events from `path` of the controller until `want` appears in them.

@@ -79,14 +79,7 @@ impl Drop for Reader {
 }
 
 fn node_id(c: &TestCluster, rsc: &str, node: &str) -> u32 {
-    let rs = c
-        .block(
-            c.client()
-                .resources(&[node.into()], &[rsc.into()], &[], &[]),
-        )
-        .unwrap();
-    let drbd = rs[0].resource.layer_object.as_ref().unwrap().drbd.as_ref();
-    drbd.unwrap().node_id.unwrap() as u32
+    c.drbd_node_id(rsc, node)
 }
 
 #[test]

@@ -16,14 +16,7 @@ fn controller(c: &TestCluster) -> Scrape {
 }
 
 fn node_id(c: &TestCluster, rsc: &str, node: &str) -> u32 {
-    let rs = c
-        .block(
-            c.client()
-                .resources(&[node.into()], &[rsc.into()], &[], &[]),
-        )
-        .unwrap();
-    let drbd = rs[0].resource.layer_object.as_ref().unwrap().drbd.as_ref();
-    drbd.unwrap().node_id.unwrap() as u32
+    c.drbd_node_id(rsc, node)
 }
 
 /// Waits until a scrape of the controller satisfies `cond`; answers the last scrape.

@@ -387,26 +387,26 @@ fn pools(core: &AppState, s: &mut Scrape) {
             kib.map_or(f64::NAN, |k| (k * 1024) as f64)
         }
     };
-    s.gauge_unit(
-        "storage_pool_capacity_free",
-        "Free space of each storage pool",
-        Unit::Bytes,
-        |f| {
+    type Field = fn(&strata_api::types::StoragePool) -> Option<i64>;
+    let capacities: [(&str, &str, Field); 2] = [
+        (
+            "storage_pool_capacity_free",
+            "Free space of each storage pool",
+            |v| v.free_capacity,
+        ),
+        (
+            "storage_pool_capacity_total",
+            "Capacity of each storage pool",
+            |v| v.total_capacity,
+        ),
+    ];
+    for (name, help, field) in capacities {
+        s.gauge_unit(name, help, Unit::Bytes, |f| {
             for v in &views {
-                set(f, labels(v), bytes(v, v.free_capacity));
+                set(f, labels(v), bytes(v, field(v)));
             }
-        },
-    );
-    s.gauge_unit(
-        "storage_pool_capacity_total",
-        "Capacity of each storage pool",
-        Unit::Bytes,
-        |f| {
-            for v in &views {
-                set(f, labels(v), bytes(v, v.total_capacity));
-            }
-        },
-    );
+        });
+    }
     s.gauge(
         "storage_pool_error_count",
         "Errors each storage pool reports",
