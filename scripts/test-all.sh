@@ -32,6 +32,14 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 # The packages are installed into a fresh Debian root made by debootstrap.
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+# The controller-VM appliance image: a partitioned disk with extlinux, zeroed free space,
+# and a vfat configuration disk in its test.
+command -v extlinux >/dev/null || need_apt+=(extlinux)
+[ -e /usr/lib/syslinux/mbr/mbr.bin ] || need_apt+=(syslinux-common)
+command -v sfdisk >/dev/null || need_apt+=(fdisk)
+command -v zerofree >/dev/null || need_apt+=(zerofree)
+command -v mkfs.vfat >/dev/null || need_apt+=(dosfstools)
+command -v mcopy >/dev/null || need_apt+=(mtools)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq
