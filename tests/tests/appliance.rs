@@ -33,10 +33,13 @@ fn build_image() -> PathBuf {
     root.join("target/controller-vm")
 }
 
-/// The appliance running under QEMU; killed (as a power cut) when dropped.
+/// The appliance running under QEMU; killed (as a power cut) when dropped. Its serial
+/// console is a Unix socket the test talks to (the appliance logs root in on it).
 struct Appliance {
     proc: Proc,
     console: PathBuf,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    input: Option<std::os::unix::net::UnixStream>,
 }
 
 impl Appliance {
@@ -52,7 +55,7 @@ impl Appliance {
     ) -> Appliance {
         let lab = strata_tests::vm::image_dir();
         let qemu = lab.join("qemu/usr/bin/qemu-system-x86_64");
-        let console = dir.join(format!("console-{port}.log"));
+        let console = dir.join(format!("console-{port}.sock"));
         let mut cmd = Command::new(qemu);
         cmd.env(
             "QEMU_MODULE_DIR",
@@ -63,7 +66,7 @@ impl Appliance {
         ])
         .args(["-L", "/usr/share/seabios", "-L", "/usr/share/qemu"])
         .arg("-serial")
-        .arg(format!("file:{}", console.display()))
+        .arg(format!("unix:{},server=on,wait=off", console.display()))
         .arg("-drive")
         .arg(format!("file={},if=virtio,format=qcow2", root.display()))
         .arg("-drive")
@@ -80,11 +83,80 @@ impl Appliance {
             ))
             .args(["-device", "virtio-net-pci,netdev=n0,romfile="]);
         let proc = Proc::spawn(&mut cmd, &dir.join(format!("qemu-{port}.log")));
-        Appliance { proc, console }
+        let mut vm = Appliance {
+            proc,
+            console,
+            seen: Default::default(),
+            input: None,
+        };
+        vm.attach();
+        vm
+    }
+
+    /// Connects to the serial console and keeps everything it prints.
+    fn attach(&mut self) {
+        let start = Instant::now();
+        let stream = loop {
+            match std::os::unix::net::UnixStream::connect(&self.console) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(start.elapsed() < Duration::from_secs(30), "no console: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        };
+        let mut reader = stream.try_clone().unwrap();
+        let seen = self.seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        self.input = Some(stream);
     }
 
     fn console(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.console).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()
+    }
+
+    /// Runs `command` in the console's shell; answers what it printed before the end mark.
+    fn sh(&mut self, command: &str) -> String {
+        // The autologin shell's prompt first: what is typed before it is lost.
+        let start = Instant::now();
+        while !self.console().contains(":~# ") {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "no shell on the console:\n{}",
+                self.console()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mark = format!("END{}", free_port());
+        let line = format!("{command}; echo {mark}-$?\r");
+        std::io::Write::write_all(self.input.as_mut().unwrap(), line.as_bytes()).unwrap();
+        let start = Instant::now();
+        loop {
+            let text = self.console();
+            // The echo of the command line holds the mark followed by "-$?", the answer the
+            // mark followed by the status.
+            let echoed = text
+                .rfind(&format!("{mark}-$?"))
+                .map(|b| b + mark.len() + 3);
+            if let Some(begin) = echoed {
+                if let Some(end) = text[begin..].find(&format!("{mark}-")) {
+                    return text[begin..begin + end].to_string();
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "`{command}` did not finish; console:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until the controller in the guest answers on the host's `port`.
@@ -160,6 +232,20 @@ fn the_appliance_boots_to_a_controller_that_keeps_its_database() {
         3370,
     );
     vm.wait_api(port);
+    // systemd started the controller's unit and got its readiness (Type=notify): active,
+    // not still activating.
+    let mut vm = vm;
+    let state = vm
+        .sh("systemctl is-active linstor-controller strata-appliance-setup var-lib-linstor.mount");
+    assert_eq!(
+        state
+            .split_whitespace()
+            .filter(|w| !w.starts_with('\u{1b}'))
+            .collect::<Vec<_>>(),
+        ["active", "active", "active"],
+        "{}",
+        vm.console()
+    );
     let client = reqwest::blocking::Client::new();
     let created = client
         .post(format!("http://127.0.0.1:{port}/v1/resource-groups"))
