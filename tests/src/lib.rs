@@ -28,6 +28,14 @@ pub use strata_api::ApiCallRc;
 /// embedded one (see [`TestCluster::spawn_controller`]).
 pub const CONTROLLER_DB: &str = "controller-db";
 
+/// The workspace's root directory (the source tree).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .to_path_buf()
+}
+
 /// Directory holding `linstor-controller`, `linstor-satellite` and `linstor`.
 pub fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("STRATA_BIN_DIR") {

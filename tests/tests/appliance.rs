@@ -11,15 +11,8 @@ use std::time::{Duration, Instant};
 
 use strata_tests::{free_port, output_text, run_ok, Proc};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
-}
-
 fn build_image() -> PathBuf {
-    let root = workspace();
+    let root = strata_tests::workspace();
     let out = Command::new(root.join("controller-vm/image/build.sh"))
         .arg("--debug")
         .current_dir(&root)

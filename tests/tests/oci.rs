@@ -7,7 +7,6 @@
 //! host lacks CAP_SYS_RESOURCE): the satellite runs with the capabilities and devices listed
 //! in docs/containers.md instead.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,16 +15,9 @@ use strata_tests::{free_port, output_text};
 
 const TAG: &str = "oci-test";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
-}
-
 /// Builds the images' root file systems and imports them into `docker`.
 fn import_images(docker: &Docker) {
-    let root = workspace();
+    let root = strata_tests::workspace();
     let out = Command::new(root.join("packaging/oci/build-images.sh"))
         .args(["--debug", "--no-import"])
         .current_dir(&root)

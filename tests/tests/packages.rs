@@ -13,13 +13,6 @@ use strata_tests::output_text;
 /// The Debian release of the root: the one this machine's packages come from.
 const SUITE: &str = "bookworm";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
-}
-
 /// The mirror debootstrap and apt use: `STRATA_DEBIAN_MIRROR`, else Debian's.
 fn mirror() -> String {
     std::env::var("STRATA_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into())
@@ -148,7 +141,7 @@ fn free_pair() -> u16 {
 
 /// The packages `scripts/build-debs.sh --debug` builds, by package name.
 fn build_packages() -> Vec<PathBuf> {
-    let root = workspace();
+    let root = strata_tests::workspace();
     let out = Command::new(root.join("scripts/build-debs.sh"))
         .arg("--debug")
         .current_dir(&root)
@@ -201,7 +194,7 @@ fn packages_install_into_a_fresh_debian_root_and_run_the_quick_start() {
     for p in PACKAGES {
         let name = format!("{p}_{version}-1_amd64.deb");
         std::fs::copy(
-            workspace().join("target/debian").join(&name),
+            strata_tests::workspace().join("target/debian").join(&name),
             root.file("/tmp/debs").join(&name),
         )
         .unwrap();
@@ -293,7 +286,7 @@ fn packages_install_into_a_fresh_debian_root_and_run_the_quick_start() {
 
     // The README's quick start, from the installed programs.
     std::fs::copy(
-        workspace().join("scripts/quickstart.sh"),
+        strata_tests::workspace().join("scripts/quickstart.sh"),
         root.file("/root/quickstart.sh"),
     )
     .unwrap();
