@@ -524,14 +524,18 @@ impl Host for Core {
 
     fn set_node_online(&self, node: &NodeName, caps: Capabilities) {
         self.observed_mut().set_online(node, caps);
-        self.events
-            .node_changed(&self.cluster(), &self.observed(), node);
+        if self.events.listened() {
+            self.events
+                .node_changed(&self.cluster(), &self.observed(), node);
+        }
     }
 
     fn set_node_status(&self, node: &NodeName, status: ConnectionStatus, why: Option<String>) {
         self.observed_mut().set_status(node, status, why);
-        self.events
-            .node_changed(&self.cluster(), &self.observed(), node);
+        if self.events.listened() {
+            self.events
+                .node_changed(&self.cluster(), &self.observed(), node);
+        }
     }
 
     /// Stores a node's report and finishes deletions it confirms.
@@ -546,8 +550,10 @@ impl Host for Core {
             let changed = observed.apply_report(node, report.clone());
             drop(observed);
             self.announce_promotions(node, changed);
-            self.events
-                .resources_changed(&self.cluster(), &self.observed(), node);
+            if self.events.listened() {
+                self.events
+                    .resources_changed(&self.cluster(), &self.observed(), node);
+            }
         }
         if !self.has_deletions_to_finish(node, report) {
             return;
@@ -576,8 +582,10 @@ impl Host for Core {
     fn record_drbd(&self, node: &NodeName, report: Arc<strata_model::observed::DrbdReport>) {
         let changed = self.observed_mut().apply_drbd(node, report);
         self.announce_promotions(node, changed);
-        self.events
-            .resources_changed(&self.cluster(), &self.observed(), node);
+        if self.events.listened() {
+            self.events
+                .resources_changed(&self.cluster(), &self.observed(), node);
+        }
     }
 
     /// Finishes the migrations (`toggle-disk --migrate-from`) on `node` whose new disks are
@@ -862,8 +870,10 @@ impl Core {
         drop(dirty);
         drop(cluster);
         // Still under the writer lock: events go out in the order of the commits.
-        self.events
-            .committed(&self.cluster(), &self.observed(), &changes);
+        if self.events.listened() {
+            self.events
+                .committed(&self.cluster(), &self.observed(), &changes);
+        }
         Ok((plan.replies, marks.targets))
     }
 

@@ -24,14 +24,10 @@ pub struct Event {
 /// How many events wait for a slow subscriber before it misses some.
 const BACKLOG: usize = 4096;
 
-struct Kept<K, V> {
-    last: BTreeMap<K, V>,
-    primed: bool,
-}
-
 /// A stream of changes of objects keyed by `K`, viewed as `V`.
 pub struct Stream<K, V> {
-    kept: Mutex<Kept<K, V>>,
+    /// The last view sent of every object; kept only while someone subscribes.
+    last: Mutex<BTreeMap<K, V>>,
     tx: broadcast::Sender<Arc<Event>>,
     /// The event for a change from the first view to the second (`None`: nothing to say).
     classify: fn(Option<&V>, Option<&V>) -> Option<Event>,
@@ -40,10 +36,7 @@ pub struct Stream<K, V> {
 impl<K: Ord + Clone, V: PartialEq + Clone> Stream<K, V> {
     pub fn new(classify: fn(Option<&V>, Option<&V>) -> Option<Event>) -> Stream<K, V> {
         Stream {
-            kept: Mutex::new(Kept {
-                last: BTreeMap::new(),
-                primed: false,
-            }),
+            last: Mutex::new(BTreeMap::new()),
             tx: broadcast::channel(BACKLOG).0,
             classify,
         }
@@ -56,18 +49,25 @@ impl<K: Ord + Clone, V: PartialEq + Clone> Stream<K, V> {
         &self,
         all: impl FnOnce() -> BTreeMap<K, V>,
     ) -> broadcast::Receiver<Arc<Event>> {
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         // Without subscribers the views were not kept up to date: take them anew.
-        if !kept.primed || self.tx.receiver_count() == 0 {
-            kept.last = all();
-            kept.primed = true;
+        if self.tx.receiver_count() == 0 {
+            *last = all();
         }
         self.tx.subscribe()
     }
 
-    /// Whether anyone subscribes (else changes need not be looked at).
+    /// Whether anyone subscribes (else changes need not be looked at); the views kept for
+    /// subscribers who left are dropped.
     pub fn listened(&self) -> bool {
-        self.tx.receiver_count() > 0
+        if self.tx.receiver_count() > 0 {
+            return true;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if !last.is_empty() {
+            *last = BTreeMap::new();
+        }
+        false
     }
 
     /// Compares the objects of `keys` (those now, from `current`) and the kept ones `also`
@@ -78,19 +78,18 @@ impl<K: Ord + Clone, V: PartialEq + Clone> Stream<K, V> {
         also: impl Fn(&K) -> bool,
         current: impl Fn(&K) -> Option<V>,
     ) {
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        if self.tx.receiver_count() == 0 || !kept.primed {
-            kept.last.clear();
-            kept.primed = false;
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if self.tx.receiver_count() == 0 {
+            last.clear();
             return;
         }
         let mut keys: Vec<K> = keys.into_iter().collect();
-        keys.extend(kept.last.keys().filter(|k| also(k)).cloned());
+        keys.extend(last.keys().filter(|k| also(k)).cloned());
         keys.sort();
         keys.dedup();
         for k in keys {
             let now = current(&k);
-            let before = kept.last.get(&k);
+            let before = last.get(&k);
             if before == now.as_ref() {
                 continue;
             }
@@ -98,8 +97,8 @@ impl<K: Ord + Clone, V: PartialEq + Clone> Stream<K, V> {
                 let _ = self.tx.send(Arc::new(event));
             }
             match now {
-                Some(v) => kept.last.insert(k, v),
-                None => kept.last.remove(&k),
+                Some(v) => last.insert(k, v),
+                None => last.remove(&k),
             };
         }
     }
@@ -254,6 +253,15 @@ fn all_resources(
 }
 
 impl Events {
+    /// Whether any stream has a subscriber: without one, callers need not look at changes
+    /// (nor take the locks to).
+    pub fn listened(&self) -> bool {
+        // Both asked: each drops what it kept for subscribers who left.
+        let nodes = self.nodes.listened();
+        let resources = self.resources.listened();
+        nodes || resources
+    }
+
     pub fn subscribe_nodes(
         &self,
         cluster: &Cluster,
@@ -282,9 +290,6 @@ impl Events {
     /// The node `node` changed (its connection, what its satellite said): the node and its
     /// resources.
     pub fn node_changed(&self, cluster: &Cluster, observed: &ObservedState, node: &NodeName) {
-        if !self.nodes.listened() && !self.resources.listened() {
-            return;
-        }
         self.nodes.refresh(
             [node.to_string()],
             |_| false,
@@ -308,9 +313,6 @@ impl Events {
 
     /// A commit made `changes`: the nodes and resources they concern.
     pub fn committed(&self, cluster: &Cluster, observed: &ObservedState, changes: &[Change]) {
-        if !self.nodes.listened() && !self.resources.listened() {
-            return;
-        }
         let mut nodes = Vec::new();
         let mut rscs = Vec::new();
         let mut dfns: Vec<String> = Vec::new();
@@ -372,7 +374,7 @@ mod tests {
         current.insert("a".into(), node("a", "ONLINE", &[]));
         // Nobody listens: nothing is kept.
         s.refresh(["a".to_string()], |_| true, |k| current.get(k).cloned());
-        assert!(s.kept.lock().unwrap().last.is_empty());
+        assert!(s.last.lock().unwrap().is_empty());
         let mut rx = s.subscribe(|| current.clone());
         let mut step = |current: &BTreeMap<String, Node>| {
             s.refresh(
