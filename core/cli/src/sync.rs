@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use strata_api::types::{ResourceWithVolumes, Volume};
 use strata_client::calls;
+use strata_model::drbd_state::ReplicationState;
 use strata_model::observed::is_resync_state;
 
 use crate::context::{out, parse, Ctx};
@@ -88,10 +89,9 @@ pub fn progress(rscs: &[ResourceWithVolumes]) -> (u64, u64) {
                 .max(0) as f64
                 * 1024.0;
             let receiving = state.replication_states.values().find(|s| {
-                matches!(
-                    s.replication_state.as_deref(),
-                    Some("SyncTarget" | "PausedSyncT" | "WFBitMapT")
-                )
+                s.replication_state
+                    .as_deref()
+                    .is_some_and(|r| ReplicationState::parse(r).is_receiving())
             });
             match (receiving, state.disk_state.as_deref()) {
                 (Some(s), _) => {

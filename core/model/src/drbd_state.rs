@@ -143,6 +143,17 @@ impl ReplicationState {
         )
     }
 
+    /// This side receives a resync (running or paused), or is about to: its data is being
+    /// brought up to date from the peer.
+    pub fn is_receiving(&self) -> bool {
+        matches!(
+            self,
+            ReplicationState::SyncTarget
+                | ReplicationState::PausedSyncT
+                | ReplicationState::WFBitMapT
+        )
+    }
+
     /// A resync is under way, starting, or paused.
     pub fn is_resync(&self) -> bool {
         matches!(
