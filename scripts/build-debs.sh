@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian packages of the suite, one per role, into target/debian/:
 #   strata-controller  strata-satellite  strata-client
-#   strata-docker-volume  strata-proxmox  strata-opennebula  strata-cinder
+#   strata-docker-volume  strata-proxmox  strata-opennebula  strata-cinder  strata-vmorder
 # with their systemd units, default settings under /etc/linstor (conffiles), manual pages and
 # shell completions (generated from the programs' own command trees).
 #
@@ -21,12 +21,17 @@ if [ "${1:-}" = "--debug" ]; then
     fast=(--fast)
 fi
 packages=(strata-controller strata-satellite strata-cli strata-docker-volume strata-proxmox
-    strata-opennebula strata-cinder)
+    strata-opennebula strata-cinder strata-vmorder)
 
 CARGO_DEB_VERSION=3.8.0
 if ! cargo deb --version >/dev/null 2>&1; then
     echo "== installing cargo-deb $CARGO_DEB_VERSION"
     cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --quiet
+fi
+
+# strata-vmorder links libvirt's C library.
+if ! pkg-config --exists libvirt 2>/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvirt-dev pkg-config
 fi
 
 echo "== building the programs ($profile)"
@@ -39,6 +44,7 @@ mkdir -p "$gen/man" "$gen/completions"
 "$bin/linstor" --generate-man "$gen/man" >/dev/null
 "$bin/linstor-controller" --generate-man "$gen/man" >/dev/null
 "$bin/linstor-satellite" --generate-man "$gen/man" >/dev/null
+"$bin/strata-vmorder" --generate-man "$gen/man" >/dev/null
 gzip -9n "$gen"/man/*
 "$bin/linstor" --generate-completion bash >"$gen/completions/linstor.bash"
 "$bin/linstor" --generate-completion zsh >"$gen/completions/_linstor"

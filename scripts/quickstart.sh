@@ -65,6 +65,10 @@ done
 [ -e /dev/loop-control ] || modprobe loop
 
 if [ -z "${QUICKSTART_BIN:-}" ]; then
+    # The controller-VM ordering daemon links libvirt's C library.
+    if ! pkg-config --exists libvirt 2>/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvirt-dev pkg-config
+    fi
     echo "== building"
     cargo build --workspace --bins --quiet
 fi

@@ -40,6 +40,9 @@ command -v sfdisk >/dev/null || need_apt+=(fdisk)
 command -v zerofree >/dev/null || need_apt+=(zerofree)
 command -v mkfs.vfat >/dev/null || need_apt+=(dosfstools)
 command -v mcopy >/dev/null || need_apt+=(mtools)
+# strata-vmorder links libvirt's C library (the virt crate finds it with pkg-config).
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+pkg-config --exists libvirt 2>/dev/null || need_apt+=(libvirt-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     apt-get update -qq

@@ -6,23 +6,45 @@
 # first-boot step that takes the network and controller settings from the kernel command
 # line or from a small configuration disk (see controller-vm/README.md).
 #
-#   controller-vm/image/build.sh [--debug] [OUTDIR]     (default OUTDIR: target/controller-vm)
+#   controller-vm/image/build.sh [--debug] [--host] [OUTDIR]   (default OUTDIR: target/controller-vm)
 #
 # Makes OUTDIR/strata-controller-vm.raw (2 GiB, sparse) and .qcow2 (compressed); rebuilt only
 # when the packages or this directory change. Needs root (loop devices, mounts, chroot).
+#
+# --host makes strata-host-vm instead: a hypervisor host's system built the same way, with
+# the satellite, DRBD's tools and module, the ordering daemon (strata-vmorder), and the
+# controller and client (a stand-in "controller VM" runs the controller on the host itself).
+# The tests boot two of them to restart a whole cluster with real systemd units and D-Bus.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 HERE="$ROOT/controller-vm/image"
 
 debug=()
-if [ "${1:-}" = "--debug" ]; then debug=(--debug); shift; fi
+variant=appliance
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --debug) debug=(--debug); shift ;;
+        --host) variant=host; shift ;;
+        *) break ;;
+    esac
+done
 OUT="${1:-$ROOT/target/controller-vm}"
 SUITE="${STRATA_DEBIAN_SUITE:-bookworm}"
 MIRROR="${STRATA_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SIZE_MIB=2048
-NAME=strata-controller-vm
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
+if [ "$variant" = host ]; then
+    NAME=strata-host-vm
+    DEBS=(controller client satellite vmorder)
+    MODULES=("$HERE/kernel-modules" "$HERE/host-kernel-modules")
+    UNITS=(linstor-satellite.service)
+else
+    NAME=strata-controller-vm
+    DEBS=(controller client)
+    MODULES=("$HERE/kernel-modules")
+    UNITS=(linstor-controller.service var-lib-linstor.mount)
+fi
 
 [ "$(id -u)" -eq 0 ] || { echo "run as root (loop devices, mounts, chroot)" >&2; exit 1; }
 need=()
@@ -38,11 +60,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 mkdir -p "$OUT"
 
-if [ ! -e target/debian/strata-controller_"$VERSION"-1_amd64.deb ] || [ ${#debug[@]} -eq 0 ]; then
+debs=()
+for d in "${DEBS[@]}"; do debs+=("target/debian/strata-${d}_$VERSION-1_amd64.deb"); done
+if [ ! -e "${debs[-1]}" ] || [ ${#debug[@]} -eq 0 ]; then
     scripts/build-debs.sh "${debug[@]}" >"$OUT/build-debs.log" 2>&1 \
         || { tail -n 30 "$OUT/build-debs.log" >&2; exit 1; }
 fi
-stamp="$(cat target/debian/strata-{controller,client}_"$VERSION"-1_amd64.deb "$HERE"/* | sha256sum | cut -d' ' -f1)"
+stamp="$(cat "${debs[@]}" "$HERE"/* | sha256sum | cut -d' ' -f1)"
 if [ -s "$OUT/$NAME.qcow2" ] && [ "$(cat "$OUT/$NAME.stamp" 2>/dev/null)" = "$stamp" ]; then
     echo "== $NAME: up to date"
     exit 0
@@ -83,7 +107,7 @@ mount -t sysfs sysfs "$mnt/sys"
 mount --bind /dev "$mnt/dev"
 cp /etc/resolv.conf "$mnt/etc/resolv.conf"
 mkdir -p "$mnt/tmp/debs"
-cp target/debian/strata-{controller,client}_"$VERSION"-1_amd64.deb "$mnt/tmp/debs/"
+cp "${debs[@]}" "$mnt/tmp/debs/"
 
 echo "== kernel, initramfs tools and our packages"
 # The initramfs holds only what boots a VM from a virtio disk.
@@ -102,7 +126,7 @@ keep="$work/keep"
 while read -r m; do
     [ -n "$m" ] && [ "${m#\#}" = "$m" ] || continue
     chroot "$mnt" modprobe -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
-done <"$HERE/kernel-modules" | sort -u >"$keep"
+done < <(cat "${MODULES[@]}") | sort -u >"$keep"
 find "$mnt/lib/modules/$kver/kernel" -name '*.ko*' | while read -r f; do
     grep -qxF "${f#"$mnt"}" "$keep" || rm -f "$f"
 done
@@ -114,14 +138,20 @@ chroot "$mnt" update-initramfs -u -k "$kver" >>"$OUT/apt.log" 2>&1
 echo "== the appliance's settings"
 install -m 0755 "$HERE/strata-appliance-setup" "$mnt/usr/sbin/strata-appliance-setup"
 install -m 0644 "$HERE/strata-appliance-setup.service" "$mnt/etc/systemd/system/"
-install -m 0644 "$HERE/var-lib-linstor.mount" "$mnt/etc/systemd/system/"
-mkdir -p "$mnt/etc/systemd/system/linstor-controller.service.d"
-install -m 0644 "$HERE/controller-dropin.conf" \
-    "$mnt/etc/systemd/system/linstor-controller.service.d/appliance.conf"
-echo "strata-controller-vm" >"$mnt/etc/hostname"
+if [ "$variant" = appliance ]; then
+    install -m 0644 "$HERE/var-lib-linstor.mount" "$mnt/etc/systemd/system/"
+    mkdir -p "$mnt/etc/systemd/system/linstor-controller.service.d"
+    install -m 0644 "$HERE/controller-dropin.conf" \
+        "$mnt/etc/systemd/system/linstor-controller.service.d/appliance.conf"
+else
+    # drbdadm asks about usage counting on a terminal unless told not to.
+    sed -i 's/usage-count [a-z]*;/usage-count no;/' "$mnt/etc/drbd.d/global_common.conf"
+fi
+echo "$NAME" >"$mnt/etc/hostname"
+echo "$variant" >"$mnt/etc/strata-image-variant"
 printf 'LABEL=strata-root / ext4 defaults,noatime 0 1\n' >"$mnt/etc/fstab"
 chroot "$mnt" systemctl enable systemd-networkd.service strata-appliance-setup.service \
-    linstor-controller.service var-lib-linstor.mount >/dev/null 2>&1
+    "${UNITS[@]}" >/dev/null 2>&1
 # No password: the console logs root in (the appliance has no other account; the host
 # that runs it owns it). SSH is not installed.
 chroot "$mnt" passwd -d root >/dev/null

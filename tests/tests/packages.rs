@@ -162,7 +162,7 @@ fn build_packages() -> Vec<PathBuf> {
     debs
 }
 
-const PACKAGES: [&str; 7] = [
+const PACKAGES: [&str; 8] = [
     "strata-cinder",
     "strata-client",
     "strata-controller",
@@ -170,6 +170,7 @@ const PACKAGES: [&str; 7] = [
     "strata-opennebula",
     "strata-proxmox",
     "strata-satellite",
+    "strata-vmorder",
 ];
 
 #[test]
@@ -224,6 +225,7 @@ fn packages_install_into_a_fresh_debian_root_and_run_the_quick_start() {
         ("strata-satellite", "/etc/linstor/linstor_satellite.toml"),
         ("strata-client", "/etc/linstor/linstor-client.conf"),
         ("strata-docker-volume", "/etc/linstor/docker-volume.toml"),
+        ("strata-vmorder", "/etc/linstor/vmorder.toml"),
     ] {
         let listed = root.sh_ok(&format!("dpkg-query -W -f '${{Conffiles}}' {package}"));
         assert!(
@@ -254,12 +256,26 @@ fn packages_install_into_a_fresh_debian_root_and_run_the_quick_start() {
         "/var/lib/one/remotes/tm/strata/ln",
         "/usr/lib/python3/dist-packages/strata_cinder/driver.py",
         "/usr/share/doc/strata/ha.md",
+        "/usr/bin/strata-vmorder",
+        "/usr/lib/systemd/system/strata-vmorder.service",
+        "/usr/lib/systemd/system/strata-controller-ready.target",
+        "/usr/lib/systemd/system/strata-controller-health.service",
+        "/usr/share/man/man8/strata-vmorder.8.gz",
+        "/usr/share/doc/strata/controller-vm.md",
     ] {
         assert!(root.file(file).exists(), "{file} is not installed");
     }
     // The programs run in the root, with its libraries.
     assert!(root.sh_ok("linstor --version").contains(version));
     assert!(root.sh_ok("linstor-controller --version").contains(version));
+    // The ordering daemon links libvirt: apt brought the library; its default settings parse.
+    assert!(root.sh_ok("strata-vmorder --version").contains(version));
+    let status = root.sh("strata-vmorder status");
+    let said = output_text(&status);
+    assert!(
+        !status.status.success() && said.contains("is strata-vmorder running"),
+        "status without a daemon: {said}"
+    );
     // The completion is the command tree's; the helper of the Cinder driver imports.
     assert!(root
         .sh_ok("cat /usr/share/bash-completion/completions/linstor")
@@ -270,7 +286,10 @@ fn packages_install_into_a_fresh_debian_root_and_run_the_quick_start() {
     let verified = root.sh_ok(
         "systemd-analyze verify /usr/lib/systemd/system/linstor-controller.service \
          /usr/lib/systemd/system/linstor-satellite.service \
-         /usr/lib/systemd/system/linstor-docker-volume.service",
+         /usr/lib/systemd/system/linstor-docker-volume.service \
+         /usr/lib/systemd/system/strata-vmorder.service \
+         /usr/lib/systemd/system/strata-controller-ready.target \
+         /usr/lib/systemd/system/strata-controller-health.service",
     );
     assert!(
         verified.trim().is_empty(),

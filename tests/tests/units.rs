@@ -30,6 +30,18 @@ fn units() -> Vec<PathBuf> {
     out
 }
 
+/// The services and targets of `packaging/systemd/`.
+fn units_and_targets() -> Vec<PathBuf> {
+    let dir = strata_tests::workspace().join("packaging/systemd");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("packaging/systemd")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
 /// The value of `key=` in a unit's text.
 fn setting<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
@@ -73,6 +85,16 @@ fn units_verify_and_start_what_the_build_makes() {
             out.status.success() && said.trim().is_empty(),
             "{unit:?} does not verify:\n{said}"
         );
+        if setting(&text, "Type") == Some("oneshot") {
+            // A one-time step: started by what requires it, never restarted.
+            let name = unit.file_name().unwrap().to_string_lossy().into_owned();
+            let required = units_and_targets()
+                .iter()
+                .filter_map(|u| std::fs::read_to_string(u).ok())
+                .any(|t| setting(&t, "Requires").is_some_and(|r| r.contains(name.as_str())));
+            assert!(required, "{unit:?}: no unit requires it");
+            continue;
+        }
         assert!(
             matches!(setting(&text, "Restart"), Some("always" | "on-failure")),
             "{unit:?}: no restart on failure"
@@ -82,6 +104,37 @@ fn units_verify_and_start_what_the_build_makes() {
             "{unit:?}: not enabled by anything"
         );
     }
+    // The ordering daemon comes after the satellite (the controller VM's volumes are up from
+    // its record) and before the hypervisors' own start of guests.
+    let vmorder = std::fs::read_to_string(
+        units
+            .iter()
+            .find(|u| u.ends_with("strata-vmorder.service"))
+            .expect("strata-vmorder.service"),
+    )
+    .unwrap();
+    assert!(setting(&vmorder, "After")
+        .unwrap()
+        .contains("linstor-satellite.service"));
+    for guests in ["pve-guests.service", "libvirt-guests.service"] {
+        assert!(setting(&vmorder, "Before").unwrap().contains(guests));
+    }
+    // The target the guests wait for is reached only after the controller answered.
+    let target = std::fs::read_to_string(
+        units_and_targets()
+            .iter()
+            .find(|u| u.ends_with("strata-controller-ready.target"))
+            .expect("strata-controller-ready.target"),
+    )
+    .unwrap();
+    assert_eq!(
+        setting(&target, "Requires"),
+        Some("strata-controller-health.service")
+    );
+    assert_eq!(
+        setting(&target, "After"),
+        Some("strata-controller-health.service")
+    );
     // The controller comes back after losing its leadership (it exits to stop writing).
     let controller = std::fs::read_to_string(
         units

@@ -1,0 +1,541 @@
+//! `strata-vmorder run`: the controller VM's election on this host, in a thread of its own that
+//! follows DRBD's events, and the queueing of every guest's start with systemd.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::StreamExt;
+
+use crate::config::Config;
+use crate::decide::{self, Action, ControllerView, GuestPlan};
+use crate::drbd::{Drbd, Watch};
+use crate::hypervisor::Hypervisor;
+use crate::state::{self, Shared};
+use crate::systemd::{self, GuestUnit, Queued, Systemd};
+
+/// What the election tells the rest once DRBD's first picture arrived: each guest's plan.
+type Plans = Vec<(String, GuestPlan)>;
+
+/// The controller VM's election: runs until the process ends; sends the guests' plans once.
+pub struct Election {
+    pub cfg: Config,
+    pub drbd: Drbd,
+    pub hv: Arc<dyn Hypervisor>,
+    pub status: Shared,
+    /// A peer of the controller VM's resources was seen connected since the start.
+    pub seen_connected: std::sync::atomic::AtomicBool,
+}
+
+impl Election {
+    /// Runs forever (a thread of its own); `plans` receives the guests' plans once DRBD's
+    /// state is known.
+    pub fn run(self, plans: tokio::sync::oneshot::Sender<Plans>) {
+        let mut watch = self.drbd.watch();
+        let mut plans = Some(plans);
+        let started = Instant::now();
+        let mut last_start_try: Option<Instant> = None;
+        let mut last_err = String::new();
+        loop {
+            if let Err(e) = watch.next(self.cfg.check_interval) {
+                if e != last_err {
+                    tracing::warn!("{e}");
+                    last_err = e.clone();
+                }
+                self.status.controller("waiting", &e);
+                continue;
+            }
+            if !watch.ready() {
+                continue;
+            }
+            if let Some(tx) = plans.take() {
+                let p = self
+                    .cfg
+                    .guests
+                    .iter()
+                    .map(|g| {
+                        (
+                            g.name.clone(),
+                            decide::guest_plan(&watch.resources(&g.resources)),
+                        )
+                    })
+                    .collect();
+                let _ = tx.send(p);
+            }
+            self.step(&mut watch, started, &mut last_start_try);
+        }
+    }
+
+    /// One look at DRBD and the hypervisor, and what follows from it.
+    fn step(&self, watch: &mut Watch, started: Instant, last_start_try: &mut Option<Instant>) {
+        let vm = &self.cfg.controller_vm;
+        let running = match self.hv.is_running(&vm.name) {
+            Ok(r) => r,
+            Err(e) => {
+                self.status
+                    .controller("waiting", &format!("cannot ask the hypervisor: {e}"));
+                return;
+            }
+        };
+        let resources = watch.resources(&vm.resources);
+        if decide::any_connected(&resources) {
+            self.seen_connected
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let view = ControllerView {
+            resources: &resources,
+            running_here: running,
+            drbd: vm.drbd,
+            waited: started.elapsed(),
+            promote_alone_after: vm.promote_alone_after.map(Duration::from_secs),
+            seen_connected: self
+                .seen_connected
+                .load(std::sync::atomic::Ordering::Relaxed),
+        };
+        match decide::controller_action(&view) {
+            Action::Running => self
+                .status
+                .controller("active", "the controller VM runs on this host"),
+            Action::Start => {
+                // A start that failed is tried again, but not faster than check_interval.
+                if last_start_try.is_some_and(|t| t.elapsed() < self.cfg.check_interval) {
+                    return;
+                }
+                *last_start_try = Some(Instant::now());
+                self.status.controller(
+                    "starting",
+                    "this host holds the controller VM's volumes: starting the VM",
+                );
+                match self.hv.start(&vm.name) {
+                    Ok(()) => self
+                        .status
+                        .controller("active", "the controller VM was started on this host"),
+                    Err(e) => self
+                        .status
+                        .controller("starting", &format!("the start failed, trying again: {e}")),
+                }
+            }
+            Action::Promote { force } => self.promote(&resources, force),
+            Action::Standby { holder } => self.status.controller(
+                "standby",
+                &format!("{holder} holds the controller VM: standing by to take over"),
+            ),
+            Action::Wait { why } => self.status.controller("waiting", &why),
+        }
+    }
+
+    /// Promotes the resources in order; gives back what it took when one is refused (another
+    /// host was faster), so that no host holds a part.
+    fn promote(
+        &self,
+        resources: &[(String, Option<strata_drbd::events::ResourceState>)],
+        force: bool,
+    ) {
+        let mut taken: Vec<String> = Vec::new();
+        for (name, s) in resources {
+            let primary = s
+                .as_ref()
+                .is_some_and(|s| s.role == Some(strata_drbd::events::Role::Primary));
+            if primary {
+                continue;
+            }
+            self.status.controller(
+                "promoting",
+                &format!(
+                    "promoting {name}{}",
+                    if force {
+                        " alone (promote_alone_after passed)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            if let Err(e) = self.drbd.promote(name, force) {
+                for t in taken.iter().rev() {
+                    if let Err(e) = self.drbd.demote(t) {
+                        tracing::warn!("could not give {t} back: {e}");
+                    }
+                }
+                self.status.controller(
+                    "standby",
+                    &format!("DRBD refused to promote {name} here (another host holds it or no quorum): {e}"),
+                );
+                return;
+            }
+            taken.push(name.clone());
+        }
+    }
+}
+
+/// The daemon: the election, the guests' units, readiness for systemd.
+pub async fn run(cfg: Config, hv: Arc<dyn Hypervisor>, drbd: Drbd) -> anyhow::Result<()> {
+    let status = Shared::new(
+        &cfg.state_dir,
+        state::Status {
+            node: cfg.node.clone(),
+            pid: std::process::id(),
+            controller_vm: state::ControllerStatus {
+                name: cfg.controller_vm.name.clone(),
+                role: "waiting".into(),
+                detail: "starting up: reading DRBD's state".into(),
+                since: state::now(),
+            },
+            guests: cfg
+                .guests
+                .iter()
+                .map(|g| state::GuestStatus {
+                    name: g.name.clone(),
+                    unit: systemd::guest_unit(&g.name),
+                    plan: String::new(),
+                    result: "planning".into(),
+                })
+                .collect(),
+            history: vec![],
+        },
+    );
+    warn_about_autostart(&cfg, hv.as_ref());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let election = Election {
+        cfg: cfg.clone(),
+        drbd,
+        hv,
+        status: status.clone(),
+        seen_connected: Default::default(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("election".into())
+        .spawn(move || election.run(tx))
+        .context("cannot start the election thread")?;
+    let plans = rx
+        .await
+        .map_err(|_| anyhow::anyhow!("the election ended before DRBD's state was read"))?;
+
+    let units = guest_units(&cfg, &plans)?;
+    let mut results = None;
+    if !units.is_empty() {
+        let sd = Systemd::connect().await.map_err(anyhow::Error::msg)?;
+        let stream = sd.job_results().await.map_err(anyhow::Error::msg)?;
+        let mut jobs = systemd::Jobs::new();
+        for u in &units {
+            status.update(|st| {
+                if let Some(g) = st.guests.iter_mut().find(|g| g.name == u.guest) {
+                    g.plan = if u.after_controller {
+                        "after-controller"
+                    } else {
+                        "at-once"
+                    }
+                    .into();
+                }
+            });
+            match sd.start_guest(u).await {
+                Ok(Queued::Job(job)) => {
+                    tracing::info!(guest = %u.guest, unit = %u.unit, after_controller = u.after_controller, "queued the guest's start");
+                    status.guest(&u.guest, "queued");
+                    jobs.insert(job, u.guest.clone());
+                }
+                Ok(Queued::AlreadyActive(_)) => status.guest(&u.guest, "already-active"),
+                Err(e) => {
+                    tracing::error!(guest = %u.guest, "{e}");
+                    status.guest(&u.guest, &format!("failed: {e}"));
+                }
+            }
+        }
+        results = Some((stream, jobs));
+    }
+    let _ = strata_net::service::notify_ready("the controller VM's election runs; guests queued");
+    if let Some((mut stream, mut jobs)) = results {
+        while !jobs.is_empty() {
+            let Some((job, unit, result)) = stream.next().await else {
+                break;
+            };
+            if let Some(guest) = jobs.remove(&job) {
+                let text = if result == "done" {
+                    "started".to_string()
+                } else {
+                    format!("failed: job {result} (journalctl -u {unit})")
+                };
+                status.guest(&guest, &text);
+            }
+        }
+    }
+    // The election goes on as long as the daemon runs.
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .ok();
+    anyhow::bail!("the election thread ended")
+}
+
+/// The guests' units, from their plans.
+pub fn guest_units(cfg: &Config, plans: &Plans) -> anyhow::Result<Vec<GuestUnit>> {
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let exe = exe.display().to_string();
+    Ok(plans
+        .iter()
+        .map(|(name, plan)| GuestUnit {
+            guest: name.clone(),
+            unit: systemd::guest_unit(name),
+            argv: vec![
+                exe.clone(),
+                "--config".into(),
+                cfg.path.display().to_string(),
+                "start-guest".into(),
+                name.clone(),
+            ],
+            after_controller: *plan == GuestPlan::AfterController,
+        })
+        .collect())
+}
+
+fn warn_about_autostart(cfg: &Config, hv: &dyn Hypervisor) {
+    let names = std::iter::once(&cfg.controller_vm.name).chain(cfg.guests.iter().map(|g| &g.name));
+    for name in names {
+        if let Ok(Some(true)) = hv.autostart(name) {
+            tracing::warn!(
+                vm = %name,
+                "the hypervisor starts {name} by itself at boot, outside of this ordering: turn that off (virsh autostart --disable {name}, or qm set {name} --onboot 0)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use strata_drbd::adm::AdmConfig;
+    use strata_exec::{Output, ScriptedLines, ScriptedRunner};
+
+    /// A hypervisor that records starts.
+    #[derive(Default)]
+    struct FakeHv {
+        running: Mutex<bool>,
+        starts: Mutex<u32>,
+        fail: Mutex<bool>,
+    }
+
+    impl Hypervisor for FakeHv {
+        fn is_running(&self, _: &str) -> Result<bool, String> {
+            Ok(*self.running.lock().unwrap())
+        }
+        fn start(&self, _: &str) -> Result<(), String> {
+            *self.starts.lock().unwrap() += 1;
+            if *self.fail.lock().unwrap() {
+                return Err("no memory".into());
+            }
+            *self.running.lock().unwrap() = true;
+            Ok(())
+        }
+        fn autostart(&self, _: &str) -> Result<Option<bool>, String> {
+            Ok(None)
+        }
+    }
+
+    const SETTINGS: &str = r#"
+controllers = "127.0.0.1:3370"
+node = "alpha"
+check_interval = 1
+[hypervisor]
+kind = "libvirt"
+[controller_vm]
+name = "ctl"
+resources = ["ctl_a", "ctl_b"]
+"#;
+
+    fn election(dir: &std::path::Path, runner: Arc<ScriptedRunner>, hv: Arc<FakeHv>) -> Election {
+        let mut cfg = Config::parse(std::path::Path::new("t.toml"), SETTINGS).unwrap();
+        cfg.state_dir = dir.to_path_buf();
+        let status = Shared::new(dir, state::Status::default());
+        status.update(|s| s.controller_vm.name = "ctl".into());
+        Election {
+            cfg,
+            drbd: Drbd::with(runner.clone(), runner, AdmConfig::system()),
+            hv,
+            status,
+            seen_connected: Default::default(),
+        }
+    }
+
+    fn resource(name: &str, role: &str, peer_role: &str) -> [String; 4] {
+        [
+            format!("exists resource name:{name} role:{role} suspended:no"),
+            format!("exists device name:{name} volume:0 minor:1000 disk:UpToDate client:no"),
+            format!("exists connection name:{name} peer-node-id:1 conn-name:beta connection:Connected role:{peer_role}"),
+            format!("exists peer-device name:{name} peer-node-id:1 conn-name:beta volume:0 replication:Established peer-disk:UpToDate"),
+        ]
+    }
+
+    fn events(lines: Vec<String>) -> ScriptedLines {
+        ScriptedLines::new(lines).idle()
+    }
+
+    #[test]
+    fn the_first_host_promotes_in_order_and_starts_the_vm() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        let mut lines: Vec<String> = resource("ctl_a", "Secondary", "Secondary").into();
+        lines.extend(resource("ctl_b", "Secondary", "Secondary"));
+        lines.push("exists -".into());
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let script = ScriptedLines::new(lines)
+            .gate(open.clone())
+            .line("change resource name:ctl_a role:Primary")
+            .line("change resource name:ctl_b role:Primary")
+            .idle();
+        runner
+            .expect_stream(&["drbdsetup", "events2", "--full", "all"], script)
+            .expect(&["drbdadm", "primary", "ctl_a"], Output::ok(""))
+            .expect(&["drbdadm", "primary", "ctl_b"], Output::ok(""));
+        let hv = Arc::new(FakeHv::default());
+        let e = election(dir.path(), runner.clone(), hv.clone());
+        let mut w = e.drbd.watch();
+        assert!(w.next(Duration::from_millis(100)).unwrap());
+        let mut last = None;
+        e.step(&mut w, Instant::now(), &mut last);
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+        assert_eq!(
+            *hv.starts.lock().unwrap(),
+            0,
+            "no start before DRBD shows Primary"
+        );
+        // DRBD reports the promotions: the next look starts the VM, the one after sees it run.
+        open.store(true, std::sync::atomic::Ordering::SeqCst);
+        while !w.next(Duration::from_millis(100)).unwrap() {}
+        e.step(&mut w, Instant::now(), &mut last);
+        assert_eq!(*hv.starts.lock().unwrap(), 1);
+        e.step(&mut w, Instant::now(), &mut last);
+        assert_eq!(*hv.starts.lock().unwrap(), 1);
+        assert_eq!(
+            state::read(dir.path()).unwrap().controller_vm.role,
+            "active"
+        );
+    }
+
+    #[test]
+    fn a_host_that_loses_the_race_gives_back_what_it_took() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        let mut lines: Vec<String> = resource("ctl_a", "Secondary", "Secondary").into();
+        lines.extend(resource("ctl_b", "Secondary", "Secondary"));
+        lines.push("exists -".into());
+        runner
+            .expect_stream(&["drbdsetup", "events2", "--full", "all"], events(lines))
+            .expect(&["drbdadm", "primary", "ctl_a"], Output::ok(""))
+            .expect(
+                &["drbdadm", "primary", "ctl_b"],
+                Output::failed(
+                    11,
+                    "ctl_b: State change failed: (-1) Multiple primaries not allowed by config\n",
+                ),
+            )
+            .expect(&["drbdadm", "secondary", "ctl_a"], Output::ok(""));
+        let hv = Arc::new(FakeHv::default());
+        let e = election(dir.path(), runner.clone(), hv.clone());
+        let mut w = e.drbd.watch();
+        w.next(Duration::from_millis(100)).unwrap();
+        e.step(&mut w, Instant::now(), &mut None);
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+        let st = state::read(dir.path()).unwrap();
+        assert_eq!(st.controller_vm.role, "standby");
+        assert!(
+            st.controller_vm.detail.contains("Multiple primaries"),
+            "{}",
+            st.controller_vm.detail
+        );
+        assert_eq!(*hv.starts.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_standby_waits_then_takes_over_when_the_holder_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        let mut lines: Vec<String> = resource("ctl_a", "Secondary", "Primary").into();
+        lines.extend(resource("ctl_b", "Secondary", "Primary"));
+        lines.push("exists -".into());
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let script = ScriptedLines::new(lines)
+            .gate(open.clone())
+            .line("change connection name:ctl_a peer-node-id:1 conn-name:beta connection:Connecting role:Unknown")
+            .line("change connection name:ctl_b peer-node-id:1 conn-name:beta connection:Connecting role:Unknown")
+            .idle();
+        runner
+            .expect_stream(&["drbdsetup", "events2", "--full", "all"], script)
+            .expect(&["drbdadm", "primary", "ctl_a"], Output::ok(""))
+            .expect(&["drbdadm", "primary", "ctl_b"], Output::ok(""));
+        let hv = Arc::new(FakeHv::default());
+        let e = election(dir.path(), runner.clone(), hv.clone());
+        let mut w = e.drbd.watch();
+        w.next(Duration::from_millis(100)).unwrap();
+        e.step(&mut w, Instant::now(), &mut None);
+        let st = state::read(dir.path()).unwrap();
+        assert_eq!(st.controller_vm.role, "standby");
+        assert!(
+            st.controller_vm.detail.contains("beta"),
+            "{}",
+            st.controller_vm.detail
+        );
+        assert_eq!(
+            runner.remaining().len(),
+            2,
+            "nothing promoted while beta holds it"
+        );
+        // beta dies: its connections drop.
+        open.store(true, std::sync::atomic::Ordering::SeqCst);
+        while !w.next(Duration::from_millis(100)).unwrap() {}
+        e.step(&mut w, Instant::now(), &mut None);
+        assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
+    }
+
+    #[test]
+    fn a_vm_whose_start_fails_is_tried_again_but_not_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        let mut lines: Vec<String> = resource("ctl_a", "Primary", "Secondary").into();
+        lines.extend(resource("ctl_b", "Primary", "Secondary"));
+        lines.push("exists -".into());
+        runner.expect_stream(&["drbdsetup", "events2", "--full", "all"], events(lines));
+        let hv = Arc::new(FakeHv::default());
+        *hv.fail.lock().unwrap() = true;
+        let e = election(dir.path(), runner.clone(), hv.clone());
+        let mut w = e.drbd.watch();
+        w.next(Duration::from_millis(100)).unwrap();
+        let mut last = None;
+        e.step(&mut w, Instant::now(), &mut last);
+        e.step(&mut w, Instant::now(), &mut last);
+        assert_eq!(*hv.starts.lock().unwrap(), 1);
+        let st = state::read(dir.path()).unwrap();
+        assert!(
+            st.controller_vm.detail.contains("no memory"),
+            "{}",
+            st.controller_vm.detail
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+        *hv.fail.lock().unwrap() = false;
+        e.step(&mut w, Instant::now(), &mut last);
+        assert_eq!(*hv.starts.lock().unwrap(), 2);
+        e.step(&mut w, Instant::now(), &mut last);
+        let st = state::read(dir.path()).unwrap();
+        assert_eq!(st.controller_vm.role, "active");
+        assert_eq!(*hv.starts.lock().unwrap(), 2);
+    }
+
+    #[test]
+    fn guest_units_carry_the_order() {
+        let text = format!("{SETTINGS}\n[[guest]]\nname = \"web1\"\nresources = [\"w\"]\n[[guest]]\nname = \"db\"\nresources = [\"d\"]\n");
+        let cfg = Config::parse(std::path::Path::new("/etc/linstor/vmorder.toml"), &text).unwrap();
+        let units = guest_units(
+            &cfg,
+            &vec![
+                ("web1".into(), GuestPlan::AtOnce),
+                ("db".into(), GuestPlan::AfterController),
+            ],
+        )
+        .unwrap();
+        assert_eq!(units[0].unit, "strata-guest-web1.service");
+        assert!(!units[0].after_controller);
+        assert!(units[1].after_controller);
+        assert_eq!(
+            &units[1].argv[1..],
+            ["--config", "/etc/linstor/vmorder.toml", "start-guest", "db"]
+        );
+    }
+}
