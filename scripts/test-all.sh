@@ -49,6 +49,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# The controller VM under libvirt: Debian's libvirtd and QEMU (the test starts libvirtd when
+# none runs). Debian's qemu-system-x86 replaces a newer qemu-utils where one was installed:
+# qemu-img then comes back from Debian too.
+need_libvirt=()
+command -v libvirtd >/dev/null || need_libvirt+=(libvirt-daemon-system libvirt-daemon-driver-qemu)
+command -v virsh >/dev/null || need_libvirt+=(libvirt-clients)
+[ -x /usr/bin/qemu-system-x86_64 ] || need_libvirt+=(qemu-system-x86)
+if [ ${#need_libvirt[@]} -gt 0 ]; then
+    echo "== installing ${need_libvirt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_libvirt[@]}"
+    command -v qemu-img >/dev/null \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils
+fi
+
 # The Docker volume plugin is tested against a real dockerd; its containers run busybox.
 need_docker=()
 command -v dockerd >/dev/null || need_docker+=(docker.io)

@@ -37,11 +37,14 @@ VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
 if [ "$variant" = host ]; then
     NAME=strata-host-vm
     DEBS=(controller client satellite vmorder)
+    # The ordering daemon speaks to systemd over the system bus.
+    EXTRA=(dbus)
     MODULES=("$HERE/kernel-modules" "$HERE/host-kernel-modules")
     UNITS=(linstor-satellite.service)
 else
     NAME=strata-controller-vm
     DEBS=(controller client)
+    EXTRA=()
     MODULES=("$HERE/kernel-modules")
     UNITS=(linstor-controller.service var-lib-linstor.mount)
 fi
@@ -116,7 +119,7 @@ cp "$HERE/initramfs-modules" "$mnt/etc/initramfs-tools/modules"
 printf 'MODULES=list\nCOMPRESS=zstd\n' >"$mnt/etc/initramfs-tools/conf.d/appliance.conf"
 chroot "$mnt" /bin/sh -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
     apt-get install -y -qq --no-install-recommends linux-image-amd64 initramfs-tools zstd \
-        systemd-timesyncd /tmp/debs/*.deb" >"$OUT/apt.log" 2>&1 \
+        systemd-timesyncd ${EXTRA[*]} /tmp/debs/*.deb" >"$OUT/apt.log" 2>&1 \
     || { tail -n 30 "$OUT/apt.log" >&2; exit 1; }
 
 echo "== pruning the kernel's modules to a VM's"
@@ -148,6 +151,7 @@ else
     sed -i 's/usage-count [a-z]*;/usage-count no;/' "$mnt/etc/drbd.d/global_common.conf"
 fi
 echo "$NAME" >"$mnt/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$mnt/etc/hosts"
 echo "$variant" >"$mnt/etc/strata-image-variant"
 printf 'LABEL=strata-root / ext4 defaults,noatime 0 1\n' >"$mnt/etc/fstab"
 chroot "$mnt" systemctl enable systemd-networkd.service strata-appliance-setup.service \

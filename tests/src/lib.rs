@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use strata_client::Client;
 
+pub mod appliance;
 pub mod docker;
 pub mod etcd;
 pub mod opennebula;

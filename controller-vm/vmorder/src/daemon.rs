@@ -37,15 +37,23 @@ impl Election {
         let mut last_start_try: Option<Instant> = None;
         let mut last_err = String::new();
         loop {
-            if let Err(e) = watch.next(self.cfg.check_interval) {
-                if e != last_err {
-                    tracing::warn!("{e}");
-                    last_err = e.clone();
+            let drbd_ok = match watch.next(self.cfg.check_interval) {
+                Ok(_) => true,
+                Err(e) => {
+                    if e != last_err {
+                        tracing::warn!("{e}");
+                        last_err = e.clone();
+                    }
+                    if self.cfg.controller_vm.drbd {
+                        self.status.controller("waiting", &e);
+                        continue;
+                    }
+                    // A controller VM without DRBD needs nothing of DRBD's state; its guests
+                    // then count as not here (the controller makes their volumes available).
+                    false
                 }
-                self.status.controller("waiting", &e);
-                continue;
-            }
-            if !watch.ready() {
+            };
+            if drbd_ok && !watch.ready() {
                 continue;
             }
             if let Some(tx) = plans.take() {
@@ -516,6 +524,38 @@ resources = ["ctl_a", "ctl_b"]
         let st = state::read(dir.path()).unwrap();
         assert_eq!(st.controller_vm.role, "active");
         assert_eq!(*hv.starts.lock().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_controller_vm_without_drbd_starts_on_a_host_without_drbd() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Arc::new(ScriptedRunner::new());
+        for _ in 0..3 {
+            runner.expect_stream(
+                &["drbdsetup", "events2", "--full", "all"],
+                ScriptedLines::new(Vec::<String>::new())
+                    .ends(20, "Failed to modprobe drbd (No such file or directory)"),
+            );
+        }
+        let hv = Arc::new(FakeHv::default());
+        let mut e = election(dir.path(), runner.clone(), hv.clone());
+        e.cfg.controller_vm.drbd = false;
+        e.cfg.guests = vec![crate::config::Guest {
+            name: "web1".into(),
+            resources: vec!["w".into()],
+        }];
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || e.run(tx));
+        let plans = rx.blocking_recv().expect("plans despite no DRBD");
+        assert_eq!(
+            plans,
+            vec![("web1".to_string(), GuestPlan::AfterController)]
+        );
+        let start = Instant::now();
+        while *hv.starts.lock().unwrap() == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]

@@ -117,7 +117,12 @@ pub fn controller_action(v: &ControllerView<'_>) -> Action {
         }
     }
     if !alone && !v.seen_connected {
-        let has_peers = states.iter().any(|(_, s)| !s.connections.is_empty());
+        // A StandAlone connection does not try to reach its peer: nobody to wait for.
+        let has_peers = states.iter().any(|(_, s)| {
+            s.connections
+                .values()
+                .any(|c| c.connection != Some(ConnectionState::StandAlone))
+        });
         let connected = states.iter().any(|(_, s)| {
             s.connections
                 .values()
@@ -331,9 +336,14 @@ mod tests {
         v.promote_alone_after = Some(Duration::from_secs(5));
         v.waited = Duration::from_secs(5);
         assert_eq!(controller_action(&v), Action::Promote { force: false });
-        // A resource without peers has nobody to wait for.
+        // A resource without peers has nobody to wait for, nor one whose only connection
+        // does not try (DRBD 8.4 shows a lone resource StandAlone).
         let lonely = one(Some(secondary("UpToDate", None)));
         let mut v = view(&lonely);
+        v.seen_connected = false;
+        assert_eq!(controller_action(&v), Action::Promote { force: false });
+        let standalone = one(Some(secondary("UpToDate", Some(("StandAlone", "Unknown")))));
+        let mut v = view(&standalone);
         v.seen_connected = false;
         assert_eq!(controller_action(&v), Action::Promote { force: false });
     }

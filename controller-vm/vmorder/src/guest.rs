@@ -40,6 +40,13 @@ pub async fn start(
         .filter(|(_, s)| s.is_none())
         .map(|(r, _)| r)
         .collect();
+    // Volumes without DRBD are usable once their device exists (make_available waits for it);
+    // the others once DRBD says so.
+    let mut in_drbd: Vec<String> = first
+        .iter()
+        .filter(|(_, s)| s.is_some())
+        .map(|(r, _)| r.clone())
+        .collect();
     if !missing.is_empty() {
         let client = cfg.controllers.client(CALL_TIMEOUT)?;
         let volumes = Volumes::new(client, "vmorder");
@@ -50,9 +57,12 @@ pub async fn start(
                 .await
                 .map_err(|e| format!("cannot make {r} available on {}: {e}", cfg.node))?;
             tracing::info!(guest = name, resource = %r, device, "available");
+            if device.starts_with("/dev/drbd") {
+                in_drbd.push(r.clone());
+            }
         }
     }
-    let watch_resources = guest.resources.clone();
+    let watch_resources = in_drbd.clone();
     let drbd84 = drbd.is_84();
     // DRBD's state is followed in a blocking thread: a `drbdsetup events2` child.
     let waited = tokio::task::spawn_blocking(move || -> Result<(), String> {
@@ -78,7 +88,7 @@ pub async fn start(
     .map_err(|e| e.to_string())?;
     waited?;
     if drbd84 {
-        for r in &guest.resources {
+        for r in &in_drbd {
             drbd.promote(r, false)
                 .map_err(|e| format!("cannot promote {r} for {name}: {e}"))?;
         }
@@ -99,6 +109,11 @@ fn wait_ready(
             return Err("DRBD's state could not be read within 60 s (drbdsetup events2)".into());
         }
         if let Err(e) = watch.next(Duration::from_secs(1)) {
+            // No DRBD on this host (no module): none of the volumes is in DRBD.
+            if e.contains("modprobe") || e.contains("No such file") {
+                tracing::info!("no DRBD here: {e}");
+                return Ok(resources.iter().map(|r| (r.clone(), None)).collect());
+            }
             tracing::warn!("{e}");
         }
     }

@@ -25,6 +25,8 @@ trait Manager {
 
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
 
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
     fn start_transient_unit(
         &self,
         name: &str,
@@ -175,12 +177,26 @@ impl Systemd {
             props.push(("Requires", Value::from(vec![READY_TARGET])));
             props.push(("After", Value::from(vec![READY_TARGET])));
         }
-        let job = self
+        match self
             .manager
             .start_transient_unit(&g.unit, "fail", &props, &[])
             .await
-            .map_err(|e| format!("systemd refused the unit {}: {e}", g.unit))?;
-        Ok(Queued::Job(job.to_string()))
+        {
+            Ok(job) => Ok(Queued::Job(job.to_string())),
+            // Made by an earlier run of the daemon and still waiting (its start job queued,
+            // e.g. for the controller): another start request joins that job.
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.systemd1.UnitExists" =>
+            {
+                let job = self
+                    .manager
+                    .start_unit(&g.unit, "replace")
+                    .await
+                    .map_err(|e| format!("systemd: {}: {e}", g.unit))?;
+                Ok(Queued::Job(job.to_string()))
+            }
+            Err(e) => Err(format!("systemd refused the unit {}: {e}", g.unit)),
+        }
     }
 }
 
