@@ -9,6 +9,21 @@ use std::time::{Duration, Instant};
 
 use crate::{free_port, output_text, run_ok, Proc};
 
+/// What building and booting an image needs besides root and loop devices: debootstrap and
+/// extlinux for the build, QEMU of the VM tier, and vfat tools for the configuration disks.
+pub fn needs() -> crate::needs::Need {
+    crate::vm::image()?;
+    for (tool, package) in [
+        ("debootstrap", "debootstrap"),
+        ("extlinux", "extlinux"),
+        ("mkfs.vfat", "dosfstools"),
+        ("mcopy", "mtools"),
+    ] {
+        crate::needs::tool(tool, package)?;
+    }
+    Ok(())
+}
+
 /// Builds the image (`--host` for the hypervisor host's) of the debug packages; answers the
 /// directory holding it.
 pub fn build(host: bool) -> PathBuf {

@@ -41,13 +41,7 @@ fn boot(
 
 #[test]
 fn the_appliance_boots_to_a_controller_that_keeps_its_database() {
-    strata_tests::needs_cluster!(
-        strata_tests::vm::image(),
-        strata_tests::needs::tool("debootstrap", "debootstrap"),
-        strata_tests::needs::tool("extlinux", "extlinux"),
-        strata_tests::needs::tool("mkfs.vfat", "dosfstools"),
-        strata_tests::needs::tool("mcopy", "mtools"),
-    );
+    strata_tests::needs_cluster!(appliance::needs());
     let out = appliance::build(false);
     let image = out.join("strata-controller-vm.qcow2");
     let raw = std::fs::metadata(out.join("strata-controller-vm.raw")).unwrap();

@@ -61,6 +61,23 @@ impl Drop for Libvirtd {
     }
 }
 
+/// Waits until libvirt runs domain `name`, which the daemon (its log in the failure) starts.
+fn wait_running(name: &str, limit: Duration, daemon: &Proc) {
+    let start = Instant::now();
+    loop {
+        let st = virsh(&["domstate", name]);
+        if String::from_utf8_lossy(&st.stdout).trim() == "running" {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "strata-vmorder did not start {name} within {limit:?}:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// The domain, destroyed and undefined when the test ends however it ends.
 struct Domain(String);
 
@@ -77,8 +94,7 @@ fn strata_vmorder_starts_the_controller_vm_through_libvirt() {
         strata_tests::needs::tool("libvirtd", "libvirt-daemon-system"),
         strata_tests::needs::tool("virsh", "libvirt-clients"),
         strata_tests::needs::tool("qemu-system-x86_64", "qemu-system-x86"),
-        strata_tests::needs::tool("debootstrap", "debootstrap"),
-        strata_tests::needs::tool("extlinux", "extlinux"),
+        appliance::needs(),
     );
     let image = appliance::build(false).join("strata-controller-vm.qcow2");
     let dir = tempfile::Builder::new()
@@ -152,18 +168,7 @@ fn strata_vmorder_starts_the_controller_vm_through_libvirt() {
 
     // The daemon starts the domain through libvirt.
     let start = Instant::now();
-    loop {
-        let st = virsh(&["domstate", &name]);
-        if String::from_utf8_lossy(&st.stdout).trim() == "running" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "strata-vmorder did not start {name}:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_running(&name, Duration::from_secs(60), &daemon);
     eprintln!(
         "libvirt runs the domain {:?} after the daemon's start",
         start.elapsed()
@@ -200,18 +205,6 @@ fn strata_vmorder_starts_the_controller_vm_through_libvirt() {
     // A domain that stops is started again while the daemon holds its volumes.
     let destroyed = virsh(&["destroy", &name]);
     assert!(destroyed.status.success(), "{}", output_text(&destroyed));
-    let start = Instant::now();
-    loop {
-        let st = virsh(&["domstate", &name]);
-        if String::from_utf8_lossy(&st.stdout).trim() == "running" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the domain was not started again:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_running(&name, Duration::from_secs(30), &daemon);
     daemon.kill9();
 }

@@ -141,13 +141,7 @@ fn diagnostics(g: &mut Guest) -> String {
 
 #[test]
 fn a_whole_cluster_restart_brings_the_controller_up_once_and_the_guests_after_it() {
-    strata_tests::needs_cluster!(
-        strata_tests::vm::image(),
-        strata_tests::needs::tool("debootstrap", "debootstrap"),
-        strata_tests::needs::tool("extlinux", "extlinux"),
-        strata_tests::needs::tool("mkfs.vfat", "dosfstools"),
-        strata_tests::needs::tool("mcopy", "mtools"),
-    );
+    strata_tests::needs_cluster!(appliance::needs());
     START.get_or_init(Instant::now);
     let image = appliance::build(true).join("strata-host-vm.qcow2");
     let dir = tempfile::Builder::new()

@@ -219,37 +219,18 @@ pub async fn run(cfg: Config, hv: Arc<dyn Hypervisor>, drbd: Drbd) -> anyhow::Re
         .map_err(|_| anyhow::anyhow!("the election ended before DRBD's state was read"))?;
 
     let units = guest_units(&cfg, &plans)?;
-    let mut results = None;
-    if !units.is_empty() {
-        let sd = Systemd::connect().await.map_err(anyhow::Error::msg)?;
-        let stream = sd.job_results().await.map_err(anyhow::Error::msg)?;
-        let mut jobs = systemd::Jobs::new();
-        for u in &units {
-            status.update(|st| {
-                if let Some(g) = st.guests.iter_mut().find(|g| g.name == u.guest) {
-                    g.plan = if u.after_controller {
-                        "after-controller"
-                    } else {
-                        "at-once"
-                    }
-                    .into();
-                }
-            });
-            match sd.start_guest(u).await {
-                Ok(Queued::Job(job)) => {
-                    tracing::info!(guest = %u.guest, unit = %u.unit, after_controller = u.after_controller, "queued the guest's start");
-                    status.guest(&u.guest, "queued");
-                    jobs.insert(job, u.guest.clone());
-                }
-                Ok(Queued::AlreadyActive(_)) => status.guest(&u.guest, "already-active"),
-                Err(e) => {
-                    tracing::error!(guest = %u.guest, "{e}");
-                    status.guest(&u.guest, &format!("failed: {e}"));
-                }
+    // A failure here (no D-Bus, systemd refusing) is the guests' alone: the controller VM's
+    // election goes on whatever becomes of them.
+    let results = match queue_guests(&units, &status).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("the guests' starts could not be queued: {e}");
+            for u in &units {
+                status.guest(&u.guest, &format!("failed: {e}"));
             }
+            None
         }
-        results = Some((stream, jobs));
-    }
+    };
     let _ = strata_net::service::notify_ready("the controller VM's election runs; guests queued");
     if let Some((mut stream, mut jobs)) = results {
         while !jobs.is_empty() {
@@ -271,6 +252,44 @@ pub async fn run(cfg: Config, hv: Arc<dyn Hypervisor>, drbd: Drbd) -> anyhow::Re
         .await
         .ok();
     anyhow::bail!("the election thread ended")
+}
+
+/// Queues every guest's unit with systemd; answers the job stream and which job is whose.
+async fn queue_guests(
+    units: &[GuestUnit],
+    status: &Shared,
+) -> Result<Option<(systemd::JobResults, systemd::Jobs)>, String> {
+    if units.is_empty() {
+        return Ok(None);
+    }
+    let sd = Systemd::connect().await?;
+    let stream = sd.job_results().await?;
+    let mut jobs = systemd::Jobs::new();
+    for u in units {
+        status.update(|st| {
+            if let Some(g) = st.guests.iter_mut().find(|g| g.name == u.guest) {
+                g.plan = if u.after_controller {
+                    "after-controller"
+                } else {
+                    "at-once"
+                }
+                .into();
+            }
+        });
+        match sd.start_guest(u).await {
+            Ok(Queued::Job(job)) => {
+                tracing::info!(guest = %u.guest, unit = %u.unit, after_controller = u.after_controller, "queued the guest's start");
+                status.guest(&u.guest, "queued");
+                jobs.insert(job, u.guest.clone());
+            }
+            Ok(Queued::AlreadyActive(_)) => status.guest(&u.guest, "already-active"),
+            Err(e) => {
+                tracing::error!(guest = %u.guest, "{e}");
+                status.guest(&u.guest, &format!("failed: {e}"));
+            }
+        }
+    }
+    Ok(Some((stream, jobs)))
 }
 
 /// The guests' units, from their plans.
@@ -376,27 +395,74 @@ resources = ["ctl_a", "ctl_b"]
         ScriptedLines::new(lines).idle()
     }
 
-    #[test]
-    fn the_first_host_promotes_in_order_and_starts_the_vm() {
-        let dir = tempfile::tempdir().unwrap();
-        let runner = Arc::new(ScriptedRunner::new());
-        let mut lines: Vec<String> = resource("ctl_a", "Secondary", "Secondary").into();
-        lines.extend(resource("ctl_b", "Secondary", "Secondary"));
+    /// DRBD's first picture of `ctl_a` and `ctl_b`, both in the same roles.
+    fn both(role: &str, peer_role: &str) -> Vec<String> {
+        let mut lines: Vec<String> = resource("ctl_a", role, peer_role).into();
+        lines.extend(resource("ctl_b", role, peer_role));
         lines.push("exists -".into());
+        lines
+    }
+
+    /// `first`, then `later` held back until the answered flag is set.
+    fn gated(
+        first: Vec<String>,
+        later: &[&str],
+    ) -> (ScriptedLines, Arc<std::sync::atomic::AtomicBool>) {
         let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let script = ScriptedLines::new(lines)
-            .gate(open.clone())
-            .line("change resource name:ctl_a role:Primary")
-            .line("change resource name:ctl_b role:Primary")
-            .idle();
+        let mut script = ScriptedLines::new(first).gate(open.clone());
+        for l in later {
+            script = script.line(*l);
+        }
+        (script.idle(), open)
+    }
+
+    /// An election on `first` with `later` held back, both resources' promotions scripted to
+    /// succeed, DRBD's first picture read.
+    struct Setup {
+        runner: Arc<ScriptedRunner>,
+        hv: Arc<FakeHv>,
+        e: Election,
+        w: Watch,
+        open: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    fn promoting(dir: &std::path::Path, first: Vec<String>, later: &[&str]) -> Setup {
+        let runner = Arc::new(ScriptedRunner::new());
+        let (script, open) = gated(first, later);
         runner
             .expect_stream(&["drbdsetup", "events2", "--full", "all"], script)
             .expect(&["drbdadm", "primary", "ctl_a"], Output::ok(""))
             .expect(&["drbdadm", "primary", "ctl_b"], Output::ok(""));
         let hv = Arc::new(FakeHv::default());
-        let e = election(dir.path(), runner.clone(), hv.clone());
+        let e = election(dir, runner.clone(), hv.clone());
         let mut w = e.drbd.watch();
         assert!(w.next(Duration::from_millis(100)).unwrap());
+        Setup {
+            runner,
+            hv,
+            e,
+            w,
+            open,
+        }
+    }
+
+    #[test]
+    fn the_first_host_promotes_in_order_and_starts_the_vm() {
+        let dir = tempfile::tempdir().unwrap();
+        let Setup {
+            runner,
+            hv,
+            e,
+            mut w,
+            open,
+        } = promoting(
+            dir.path(),
+            both("Secondary", "Secondary"),
+            &[
+                "change resource name:ctl_a role:Primary",
+                "change resource name:ctl_b role:Primary",
+            ],
+        );
         let mut last = None;
         e.step(&mut w, Instant::now(), &mut last);
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
@@ -422,9 +488,7 @@ resources = ["ctl_a", "ctl_b"]
     fn a_host_that_loses_the_race_gives_back_what_it_took() {
         let dir = tempfile::tempdir().unwrap();
         let runner = Arc::new(ScriptedRunner::new());
-        let mut lines: Vec<String> = resource("ctl_a", "Secondary", "Secondary").into();
-        lines.extend(resource("ctl_b", "Secondary", "Secondary"));
-        lines.push("exists -".into());
+        let lines = both("Secondary", "Secondary");
         runner
             .expect_stream(&["drbdsetup", "events2", "--full", "all"], events(lines))
             .expect(&["drbdadm", "primary", "ctl_a"], Output::ok(""))
@@ -455,24 +519,20 @@ resources = ["ctl_a", "ctl_b"]
     #[test]
     fn a_standby_waits_then_takes_over_when_the_holder_goes() {
         let dir = tempfile::tempdir().unwrap();
-        let runner = Arc::new(ScriptedRunner::new());
-        let mut lines: Vec<String> = resource("ctl_a", "Secondary", "Primary").into();
-        lines.extend(resource("ctl_b", "Secondary", "Primary"));
-        lines.push("exists -".into());
-        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let script = ScriptedLines::new(lines)
-            .gate(open.clone())
-            .line("change connection name:ctl_a peer-node-id:1 conn-name:beta connection:Connecting role:Unknown")
-            .line("change connection name:ctl_b peer-node-id:1 conn-name:beta connection:Connecting role:Unknown")
-            .idle();
-        runner
-            .expect_stream(&["drbdsetup", "events2", "--full", "all"], script)
-            .expect(&["drbdadm", "primary", "ctl_a"], Output::ok(""))
-            .expect(&["drbdadm", "primary", "ctl_b"], Output::ok(""));
-        let hv = Arc::new(FakeHv::default());
-        let e = election(dir.path(), runner.clone(), hv.clone());
-        let mut w = e.drbd.watch();
-        w.next(Duration::from_millis(100)).unwrap();
+        let Setup {
+            runner,
+            hv: _,
+            e,
+            mut w,
+            open,
+        } = promoting(
+            dir.path(),
+            both("Secondary", "Primary"),
+            &[
+                "change connection name:ctl_a peer-node-id:1 conn-name:beta connection:Connecting role:Unknown",
+                "change connection name:ctl_b peer-node-id:1 conn-name:beta connection:Connecting role:Unknown",
+            ],
+        );
         e.step(&mut w, Instant::now(), &mut None);
         let st = state::read(dir.path()).unwrap();
         assert_eq!(st.controller_vm.role, "standby");
@@ -497,9 +557,7 @@ resources = ["ctl_a", "ctl_b"]
     fn a_vm_whose_start_fails_is_tried_again_but_not_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let runner = Arc::new(ScriptedRunner::new());
-        let mut lines: Vec<String> = resource("ctl_a", "Primary", "Secondary").into();
-        lines.extend(resource("ctl_b", "Primary", "Secondary"));
-        lines.push("exists -".into());
+        let lines = both("Primary", "Secondary");
         runner.expect_stream(&["drbdsetup", "events2", "--full", "all"], events(lines));
         let hv = Arc::new(FakeHv::default());
         *hv.fail.lock().unwrap() = true;

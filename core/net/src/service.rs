@@ -58,6 +58,23 @@ pub fn notify_ready(status: &str) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// What every daemon does first: installs the log output, and with `--generate-man DIR`
+/// writes its manual page (section 8) there. Answers whether the page was written (the
+/// daemon then exits).
+pub fn begin(
+    format: LogFormat,
+    generate_man: Option<&Path>,
+    cmd: impl FnOnce() -> clap::Command,
+) -> std::io::Result<bool> {
+    init_logging(format);
+    let Some(dir) = generate_man else {
+        return Ok(false);
+    };
+    let page = write_man_page(cmd(), "8", dir)?;
+    println!("manual page written to {}", page.display());
+    Ok(true)
+}
+
 /// Writes the manual page of `cmd` to `DIR/<name>.<section>`; answers the file written.
 pub fn write_man_page(cmd: clap::Command, section: &str, dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;

@@ -146,10 +146,7 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    strata_net::service::init_logging(args.log_format);
-    if let Some(dir) = &args.generate_man {
-        let page = strata_net::service::write_man_page(Args::command(), "8", dir)?;
-        println!("manual page written to {}", page.display());
+    if strata_net::service::begin(args.log_format, args.generate_man.as_deref(), Args::command)? {
         return Ok(());
     }
     let named = args.config.is_some();
