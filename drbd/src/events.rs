@@ -547,6 +547,11 @@ impl ResourceState {
         (!known.is_empty()).then(|| known.iter().all(|q| *q))
     }
 
+    /// Whether any peer is connected now.
+    pub fn has_connected_peer(&self) -> bool {
+        self.connections.values().any(PeerConnection::is_connected)
+    }
+
     /// The least progress of any running resync of `volume` (the one that takes longest).
     pub fn resync_done(&self, volume: u32) -> Option<f64> {
         self.connections
@@ -560,6 +565,11 @@ impl ResourceState {
 impl PeerConnection {
     pub fn peer_device(&self, volume: u32) -> Option<&PeerDeviceState> {
         self.peer_devices.get(&volume)
+    }
+
+    /// The connection is established (`Connected`).
+    pub fn is_connected(&self) -> bool {
+        self.connection == Some(ConnectionState::Connected)
     }
 }
 

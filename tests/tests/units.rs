@@ -5,12 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Every unit file of the tree.
-fn units() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf();
+/// Every unit file of the tree (services and targets).
+fn unit_files() -> Vec<PathBuf> {
+    let root = strata_tests::workspace();
     let mut dirs = vec![root.join("packaging/systemd")];
     for plugin in std::fs::read_dir(root.join("plugins"))
         .expect("plugins")
@@ -24,22 +21,21 @@ fn units() -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "service"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "service" || e == "target")
+        })
         .collect();
     out.sort();
     out
 }
 
-/// The services and targets of `packaging/systemd/`.
-fn units_and_targets() -> Vec<PathBuf> {
-    let dir = strata_tests::workspace().join("packaging/systemd");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("packaging/systemd")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    out.sort();
-    out
+/// Every service unit of the tree.
+fn units() -> Vec<PathBuf> {
+    unit_files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "service"))
+        .collect()
 }
 
 /// The value of `key=` in a unit's text.
@@ -88,7 +84,7 @@ fn units_verify_and_start_what_the_build_makes() {
         if setting(&text, "Type") == Some("oneshot") {
             // A one-time step: started by what requires it, never restarted.
             let name = unit.file_name().unwrap().to_string_lossy().into_owned();
-            let required = units_and_targets()
+            let required = unit_files()
                 .iter()
                 .filter_map(|u| std::fs::read_to_string(u).ok())
                 .any(|t| setting(&t, "Requires").is_some_and(|r| r.contains(name.as_str())));
@@ -121,7 +117,7 @@ fn units_verify_and_start_what_the_build_makes() {
     }
     // The target the guests wait for is reached only after the controller answered.
     let target = std::fs::read_to_string(
-        units_and_targets()
+        unit_files()
             .iter()
             .find(|u| u.ends_with("strata-controller-ready.target"))
             .expect("strata-controller-ready.target"),

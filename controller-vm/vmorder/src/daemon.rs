@@ -23,8 +23,27 @@ pub struct Election {
     pub drbd: Drbd,
     pub hv: Arc<dyn Hypervisor>,
     pub status: Shared,
-    /// A peer of the controller VM's resources was seen connected since the start.
-    pub seen_connected: std::sync::atomic::AtomicBool,
+}
+
+/// What the election remembers between its looks.
+struct Progress {
+    /// When it began.
+    started: Instant,
+    /// The last try to start the VM (a failed one is tried again, not faster than
+    /// `check_interval`).
+    last_start_try: Option<Instant>,
+    /// A peer of the controller VM's resources was seen connected since it began.
+    seen_connected: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            started: Instant::now(),
+            last_start_try: None,
+            seen_connected: false,
+        }
+    }
 }
 
 impl Election {
@@ -33,25 +52,35 @@ impl Election {
     pub fn run(self, plans: tokio::sync::oneshot::Sender<Plans>) {
         let mut watch = self.drbd.watch();
         let mut plans = Some(plans);
-        let started = Instant::now();
-        let mut last_start_try: Option<Instant> = None;
+        let mut progress = Progress::new();
         let mut last_err = String::new();
+        // A controller VM without DRBD on a host without DRBD: nothing to follow, only the
+        // hypervisor to look at every check_interval.
+        let follow = self.cfg.controller_vm.drbd || self.drbd.is_loaded();
         loop {
-            let drbd_ok = match watch.next(self.cfg.check_interval) {
-                Ok(_) => true,
-                Err(e) => {
-                    if e != last_err {
-                        tracing::warn!("{e}");
-                        last_err = e.clone();
+            let drbd_ok = if follow {
+                match watch.next(self.cfg.check_interval) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        if e != last_err {
+                            tracing::warn!("{e}");
+                            last_err = e.clone();
+                        }
+                        if self.cfg.controller_vm.drbd {
+                            self.status.controller("waiting", &e);
+                            continue;
+                        }
+                        // A controller VM without DRBD needs nothing of DRBD's state; its
+                        // guests then count as not here (the controller makes their volumes
+                        // available).
+                        false
                     }
-                    if self.cfg.controller_vm.drbd {
-                        self.status.controller("waiting", &e);
-                        continue;
-                    }
-                    // A controller VM without DRBD needs nothing of DRBD's state; its guests
-                    // then count as not here (the controller makes their volumes available).
-                    false
                 }
+            } else {
+                if plans.is_none() {
+                    std::thread::sleep(self.cfg.check_interval);
+                }
+                false
             };
             if drbd_ok && !watch.ready() {
                 continue;
@@ -70,12 +99,12 @@ impl Election {
                     .collect();
                 let _ = tx.send(p);
             }
-            self.step(&mut watch, started, &mut last_start_try);
+            self.step(&watch, &mut progress);
         }
     }
 
     /// One look at DRBD and the hypervisor, and what follows from it.
-    fn step(&self, watch: &mut Watch, started: Instant, last_start_try: &mut Option<Instant>) {
+    fn step(&self, watch: &Watch, progress: &mut Progress) {
         let vm = &self.cfg.controller_vm;
         let running = match self.hv.is_running(&vm.name) {
             Ok(r) => r,
@@ -86,19 +115,14 @@ impl Election {
             }
         };
         let resources = watch.resources(&vm.resources);
-        if decide::any_connected(&resources) {
-            self.seen_connected
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+        progress.seen_connected |= decide::any_connected(&resources);
         let view = ControllerView {
             resources: &resources,
             running_here: running,
             drbd: vm.drbd,
-            waited: started.elapsed(),
+            waited: progress.started.elapsed(),
             promote_alone_after: vm.promote_alone_after.map(Duration::from_secs),
-            seen_connected: self
-                .seen_connected
-                .load(std::sync::atomic::Ordering::Relaxed),
+            seen_connected: progress.seen_connected,
         };
         match decide::controller_action(&view) {
             Action::Running => self
@@ -106,10 +130,13 @@ impl Election {
                 .controller("active", "the controller VM runs on this host"),
             Action::Start => {
                 // A start that failed is tried again, but not faster than check_interval.
-                if last_start_try.is_some_and(|t| t.elapsed() < self.cfg.check_interval) {
+                if progress
+                    .last_start_try
+                    .is_some_and(|t| t.elapsed() < self.cfg.check_interval)
+                {
                     return;
                 }
-                *last_start_try = Some(Instant::now());
+                progress.last_start_try = Some(Instant::now());
                 self.status.controller(
                     "starting",
                     "this host holds the controller VM's volumes: starting the VM",
@@ -208,7 +235,6 @@ pub async fn run(cfg: Config, hv: Arc<dyn Hypervisor>, drbd: Drbd) -> anyhow::Re
         drbd,
         hv,
         status: status.clone(),
-        seen_connected: Default::default(),
     };
     let thread = std::thread::Builder::new()
         .name("election".into())
@@ -218,6 +244,13 @@ pub async fn run(cfg: Config, hv: Arc<dyn Hypervisor>, drbd: Drbd) -> anyhow::Re
         .await
         .map_err(|_| anyhow::anyhow!("the election ended before DRBD's state was read"))?;
 
+    for (guest, plan) in &plans {
+        status.update(|st| {
+            if let Some(g) = st.guests.iter_mut().find(|g| &g.name == guest) {
+                g.plan = plan.as_str().into();
+            }
+        });
+    }
     let units = guest_units(&cfg, &plans)?;
     // A failure here (no D-Bus, systemd refusing) is the guests' alone: the controller VM's
     // election goes on whatever becomes of them.
@@ -266,23 +299,13 @@ async fn queue_guests(
     let stream = sd.job_results().await?;
     let mut jobs = systemd::Jobs::new();
     for u in units {
-        status.update(|st| {
-            if let Some(g) = st.guests.iter_mut().find(|g| g.name == u.guest) {
-                g.plan = if u.after_controller {
-                    "after-controller"
-                } else {
-                    "at-once"
-                }
-                .into();
-            }
-        });
         match sd.start_guest(u).await {
             Ok(Queued::Job(job)) => {
                 tracing::info!(guest = %u.guest, unit = %u.unit, after_controller = u.after_controller, "queued the guest's start");
                 status.guest(&u.guest, "queued");
                 jobs.insert(job, u.guest.clone());
             }
-            Ok(Queued::AlreadyActive(_)) => status.guest(&u.guest, "already-active"),
+            Ok(Queued::AlreadyActive) => status.guest(&u.guest, "already-active"),
             Err(e) => {
                 tracing::error!(guest = %u.guest, "{e}");
                 status.guest(&u.guest, &format!("failed: {e}"));
@@ -378,7 +401,6 @@ resources = ["ctl_a", "ctl_b"]
             drbd: Drbd::with(runner.clone(), runner, AdmConfig::system()),
             hv,
             status,
-            seen_connected: Default::default(),
         }
     }
 
@@ -463,8 +485,8 @@ resources = ["ctl_a", "ctl_b"]
                 "change resource name:ctl_b role:Primary",
             ],
         );
-        let mut last = None;
-        e.step(&mut w, Instant::now(), &mut last);
+        let mut progress = Progress::new();
+        e.step(&w, &mut progress);
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
         assert_eq!(
             *hv.starts.lock().unwrap(),
@@ -474,9 +496,9 @@ resources = ["ctl_a", "ctl_b"]
         // DRBD reports the promotions: the next look starts the VM, the one after sees it run.
         open.store(true, std::sync::atomic::Ordering::SeqCst);
         while !w.next(Duration::from_millis(100)).unwrap() {}
-        e.step(&mut w, Instant::now(), &mut last);
+        e.step(&w, &mut progress);
         assert_eq!(*hv.starts.lock().unwrap(), 1);
-        e.step(&mut w, Instant::now(), &mut last);
+        e.step(&w, &mut progress);
         assert_eq!(*hv.starts.lock().unwrap(), 1);
         assert_eq!(
             state::read(dir.path()).unwrap().controller_vm.role,
@@ -504,7 +526,7 @@ resources = ["ctl_a", "ctl_b"]
         let e = election(dir.path(), runner.clone(), hv.clone());
         let mut w = e.drbd.watch();
         w.next(Duration::from_millis(100)).unwrap();
-        e.step(&mut w, Instant::now(), &mut None);
+        e.step(&w, &mut Progress::new());
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
         let st = state::read(dir.path()).unwrap();
         assert_eq!(st.controller_vm.role, "standby");
@@ -533,7 +555,9 @@ resources = ["ctl_a", "ctl_b"]
                 "change connection name:ctl_b peer-node-id:1 conn-name:beta connection:Connecting role:Unknown",
             ],
         );
-        e.step(&mut w, Instant::now(), &mut None);
+        // The progress is kept across looks: the standby saw beta connected.
+        let mut progress = Progress::new();
+        e.step(&w, &mut progress);
         let st = state::read(dir.path()).unwrap();
         assert_eq!(st.controller_vm.role, "standby");
         assert!(
@@ -549,7 +573,7 @@ resources = ["ctl_a", "ctl_b"]
         // beta dies: its connections drop.
         open.store(true, std::sync::atomic::Ordering::SeqCst);
         while !w.next(Duration::from_millis(100)).unwrap() {}
-        e.step(&mut w, Instant::now(), &mut None);
+        e.step(&w, &mut progress);
         assert!(runner.remaining().is_empty(), "{:?}", runner.remaining());
     }
 
@@ -564,9 +588,9 @@ resources = ["ctl_a", "ctl_b"]
         let e = election(dir.path(), runner.clone(), hv.clone());
         let mut w = e.drbd.watch();
         w.next(Duration::from_millis(100)).unwrap();
-        let mut last = None;
-        e.step(&mut w, Instant::now(), &mut last);
-        e.step(&mut w, Instant::now(), &mut last);
+        let mut progress = Progress::new();
+        e.step(&w, &mut progress);
+        e.step(&w, &mut progress);
         assert_eq!(*hv.starts.lock().unwrap(), 1);
         let st = state::read(dir.path()).unwrap();
         assert!(
@@ -576,9 +600,9 @@ resources = ["ctl_a", "ctl_b"]
         );
         std::thread::sleep(Duration::from_millis(1100));
         *hv.fail.lock().unwrap() = false;
-        e.step(&mut w, Instant::now(), &mut last);
+        e.step(&w, &mut progress);
         assert_eq!(*hv.starts.lock().unwrap(), 2);
-        e.step(&mut w, Instant::now(), &mut last);
+        e.step(&w, &mut progress);
         let st = state::read(dir.path()).unwrap();
         assert_eq!(st.controller_vm.role, "active");
         assert_eq!(*hv.starts.lock().unwrap(), 2);
@@ -614,6 +638,26 @@ resources = ["ctl_a", "ctl_b"]
             assert!(start.elapsed() < Duration::from_secs(10), "never started");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn without_drbd_anywhere_nothing_follows_drbd_and_the_vm_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        // No drbdsetup is scripted: running one would be answered as unexpected.
+        let runner = Arc::new(ScriptedRunner::new());
+        let hv = Arc::new(FakeHv::default());
+        let mut e = election(dir.path(), runner.clone(), hv.clone());
+        e.drbd = e.drbd.without_module();
+        e.cfg.controller_vm.drbd = false;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || e.run(tx));
+        assert!(rx.blocking_recv().expect("plans").is_empty());
+        let start = Instant::now();
+        while *hv.starts.lock().unwrap() == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(runner.calls().is_empty(), "{:?}", runner.calls());
     }
 
     #[test]

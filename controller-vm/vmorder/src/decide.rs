@@ -13,12 +13,10 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
 use strata_drbd::events::{ConnectionState, DiskState, ResourceState, Role};
 
 /// What the controller VM's host should do next.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// The VM runs here: nothing to do.
     Running,
@@ -50,6 +48,13 @@ pub struct ControllerView<'a> {
     /// one: promoting then could start the VM on two hosts that never spoke (DRBD without
     /// quorum lets each promote alone).
     pub seen_connected: bool,
+}
+
+impl ControllerView<'_> {
+    /// `promote_alone_after` is set and has passed.
+    fn alone_time_passed(&self) -> bool {
+        self.promote_alone_after.is_some_and(|a| self.waited >= a)
+    }
 }
 
 pub fn controller_action(v: &ControllerView<'_>) -> Action {
@@ -123,13 +128,7 @@ pub fn controller_action(v: &ControllerView<'_>) -> Action {
                 .values()
                 .any(|c| c.connection != Some(ConnectionState::StandAlone))
         });
-        let connected = states.iter().any(|(_, s)| {
-            s.connections
-                .values()
-                .any(|c| c.connection == Some(ConnectionState::Connected))
-        });
-        let alone_allowed = v.promote_alone_after.is_some_and(|a| v.waited >= a);
-        if has_peers && !connected && !alone_allowed {
+        if has_peers && !any_connected(v.resources) && !v.alone_time_passed() {
             return Action::Wait {
                 why: "no peer has connected since this host started: waiting for the other hosts (a host that never spoke to them must not start the VM; promote_alone_after allows it after a time)".into(),
             };
@@ -140,24 +139,16 @@ pub fn controller_action(v: &ControllerView<'_>) -> Action {
 
 /// Whether any of the resources has a connected peer now.
 pub fn any_connected(resources: &[(String, Option<ResourceState>)]) -> bool {
-    resources.iter().filter_map(|(_, s)| s.as_ref()).any(|s| {
-        s.connections
-            .values()
-            .any(|c| c.connection == Some(ConnectionState::Connected))
-    })
+    resources
+        .iter()
+        .filter_map(|(_, s)| s.as_ref())
+        .any(ResourceState::has_connected_peer)
 }
 
 /// A host may promote with Consistent disks only once it waited `promote_alone_after` and no
 /// peer is connected.
 fn may_promote_alone(v: &ControllerView<'_>, s: &ResourceState) -> bool {
-    let Some(after) = v.promote_alone_after else {
-        return false;
-    };
-    v.waited >= after
-        && !s
-            .connections
-            .values()
-            .any(|c| c.connection == Some(ConnectionState::Connected))
+    v.alone_time_passed() && !s.has_connected_peer()
 }
 
 /// The name of a connected peer that is Primary.
@@ -173,13 +164,22 @@ fn primary_peer(s: &ResourceState) -> Option<String> {
 }
 
 /// When a guest starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestPlan {
     /// Every one of its resources is up here: no controller needed.
     AtOnce,
     /// Some resource is not here: its start waits for the controller.
     AfterController,
+}
+
+impl GuestPlan {
+    /// The plan's name in the status.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GuestPlan::AtOnce => "at-once",
+            GuestPlan::AfterController => "after-controller",
+        }
+    }
 }
 
 pub fn guest_plan(resources: &[(String, Option<ResourceState>)]) -> GuestPlan {
@@ -204,7 +204,7 @@ pub fn usable(name: &str, s: Option<&ResourceState>) -> Result<(), String> {
             Some(DiskState::UpToDate) => {}
             Some(DiskState::Diskless) => {
                 let served = s.connections.values().any(|c| {
-                    c.connection == Some(ConnectionState::Connected)
+                    c.is_connected()
                         && c.peer_devices
                             .get(&d.volume)
                             .and_then(|p| p.peer_disk.as_ref())

@@ -15,6 +15,8 @@ pub struct Drbd {
     runner: Arc<dyn CommandRunner>,
     streams: Arc<dyn StreamRunner>,
     adm: AdmConfig,
+    /// A DRBD module was loaded when this was made.
+    loaded: bool,
 }
 
 impl Drbd {
@@ -33,6 +35,7 @@ impl Drbd {
             runner,
             streams: Arc::new(strata_exec::RealRunner),
             adm,
+            loaded: cap.kernel.is_some(),
         }
     }
 
@@ -46,7 +49,21 @@ impl Drbd {
             runner,
             streams,
             adm,
+            loaded: true,
         }
+    }
+
+    /// The same, as on a host where no DRBD module is loaded (tests).
+    #[cfg(test)]
+    pub fn without_module(mut self) -> Drbd {
+        self.loaded = false;
+        self
+    }
+
+    /// Whether a DRBD module is loaded on this host (`/proc/drbd`): without one no volume is
+    /// in DRBD here.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
     }
 
     /// Whether the module is DRBD 8.4 (no auto-promote: guests' volumes are promoted here).

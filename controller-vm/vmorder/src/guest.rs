@@ -34,23 +34,19 @@ pub async fn start(
     }
     let deadline = Instant::now() + cfg.guest_wait;
     let mut watch = drbd.watch();
-    let first = wait_ready(&mut watch, &guest.resources)?;
-    let missing: Vec<&String> = first
-        .iter()
-        .filter(|(_, s)| s.is_none())
-        .map(|(r, _)| r)
-        .collect();
+    let first = if drbd.is_loaded() {
+        wait_ready(&mut watch, &guest.resources)?
+    } else {
+        guest.resources.iter().map(|r| (r.clone(), None)).collect()
+    };
     // Volumes without DRBD are usable once their device exists (make_available waits for it);
     // the others once DRBD says so.
-    let mut in_drbd: Vec<String> = first
-        .iter()
-        .filter(|(_, s)| s.is_some())
-        .map(|(r, _)| r.clone())
-        .collect();
+    let (here, missing): (Vec<_>, Vec<_>) = first.into_iter().partition(|(_, s)| s.is_some());
+    let mut in_drbd: Vec<String> = here.into_iter().map(|(r, _)| r).collect();
     if !missing.is_empty() {
         let client = cfg.controllers.client(CALL_TIMEOUT)?;
         let volumes = Volumes::new(client, "vmorder");
-        for r in missing {
+        for (r, _) in &missing {
             tracing::info!(guest = name, resource = %r, "making the volume available here");
             let device = volumes
                 .make_available(r, &cfg.node, false)
@@ -109,11 +105,6 @@ fn wait_ready(
             return Err("DRBD's state could not be read within 60 s (drbdsetup events2)".into());
         }
         if let Err(e) = watch.next(Duration::from_secs(1)) {
-            // No DRBD on this host (no module): none of the volumes is in DRBD.
-            if e.contains("modprobe") || e.contains("No such file") {
-                tracing::info!("no DRBD here: {e}");
-                return Ok(resources.iter().map(|r| (r.clone(), None)).collect());
-            }
             tracing::warn!("{e}");
         }
     }
@@ -126,7 +117,7 @@ pub async fn wait_health(cfg: &Config) -> Result<(), String> {
     let started = Instant::now();
     let mut told = Instant::now();
     loop {
-        match client
+        let why = match client
             .raw(reqwest::Method::GET, strata_api::paths::HEALTH, None)
             .await
         {
@@ -137,24 +128,18 @@ pub async fn wait_health(cfg: &Config) -> Result<(), String> {
                 );
                 return Ok(());
             }
-            Ok((status, body)) => {
-                if told.elapsed() >= Duration::from_secs(30) {
-                    tracing::info!(
-                        "the controller answers {status}: {}",
-                        String::from_utf8_lossy(&body)
-                    );
-                    told = Instant::now();
-                }
-            }
-            Err(e) => {
-                if told.elapsed() >= Duration::from_secs(30) {
-                    tracing::info!(
-                        waited_secs = started.elapsed().as_secs(),
-                        "still waiting for the controller: {e}"
-                    );
-                    told = Instant::now();
-                }
-            }
+            Ok((status, body)) => format!(
+                "the controller answers {status}: {}",
+                String::from_utf8_lossy(&body)
+            ),
+            Err(e) => e.to_string(),
+        };
+        if told.elapsed() >= Duration::from_secs(30) {
+            tracing::info!(
+                waited_secs = started.elapsed().as_secs(),
+                "still waiting for the controller: {why}"
+            );
+            told = Instant::now();
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

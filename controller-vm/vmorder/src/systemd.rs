@@ -87,7 +87,7 @@ pub enum Queued {
     /// A job was queued: its object path.
     Job(String),
     /// The unit is already active (or activating) from an earlier run of the daemon.
-    AlreadyActive(String),
+    AlreadyActive,
 }
 
 /// A connection to systemd on the system bus, subscribed to its job signals.
@@ -132,11 +132,7 @@ impl Systemd {
     pub async fn active_state(&self, unit: &str) -> Result<Option<String>, String> {
         let path = match self.manager.get_unit(unit).await {
             Ok(p) => p,
-            Err(zbus::Error::MethodError(name, _, _))
-                if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
-            {
-                return Ok(None)
-            }
+            Err(e) if is_error(&e, "org.freedesktop.systemd1.NoSuchUnit") => return Ok(None),
             Err(e) => return Err(format!("systemd: {unit}: {e}")),
         };
         let unit_proxy = UnitProxy::builder(&self.conn)
@@ -156,7 +152,7 @@ impl Systemd {
     pub async fn start_guest(&self, g: &GuestUnit) -> Result<Queued, String> {
         match self.active_state(&g.unit).await?.as_deref() {
             Some("active") | Some("activating") | Some("reloading") => {
-                return Ok(Queued::AlreadyActive(g.unit.clone()))
+                return Ok(Queued::AlreadyActive)
             }
             Some(_) => {
                 // A failed unit of an earlier run: cleared so that its name can be used.
@@ -185,9 +181,7 @@ impl Systemd {
             Ok(job) => Ok(Queued::Job(job.to_string())),
             // Made by an earlier run of the daemon and still waiting (its start job queued,
             // e.g. for the controller): another start request joins that job.
-            Err(zbus::Error::MethodError(name, _, _))
-                if name.as_str() == "org.freedesktop.systemd1.UnitExists" =>
-            {
+            Err(e) if is_error(&e, "org.freedesktop.systemd1.UnitExists") => {
                 let job = self
                     .manager
                     .start_unit(&g.unit, "replace")
@@ -198,6 +192,11 @@ impl Systemd {
             Err(e) => Err(format!("systemd refused the unit {}: {e}", g.unit)),
         }
     }
+}
+
+/// Whether `e` is systemd's D-Bus error `name`.
+fn is_error(e: &zbus::Error, name: &str) -> bool {
+    matches!(e, zbus::Error::MethodError(n, _, _) if n.as_str() == name)
 }
 
 /// Which guest each queued job belongs to.
